@@ -1,0 +1,815 @@
+//! Slash commands: turning one line typed by a person into a typed value.
+//!
+//! Both programs read lines from a keyboard: the client reads chat lines, the server console
+//! reads lines to broadcast. A line that starts with `/` is a command instead of text. This
+//! module owns the list of commands (one static table that both the parser and `/help` read,
+//! so they can never disagree), the rules for splitting a line into a command word and its
+//! arguments, and the error messages shown when a line cannot be understood. It does not own
+//! carrying commands out: it does no I/O and knows nothing about sockets, clients, ban lists
+//! or the wire protocol — the binaries decide what `Command::Kick` actually does.
+
+use std::fmt;
+
+/// Which program is reading the line: some commands exist only on one side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// A chat client: its lines go to the server as chat messages.
+    Client,
+    /// The server console: its lines are broadcast as from `server`.
+    Server,
+}
+
+/// What one typed line means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Nothing to do (empty or whitespace-only line).
+    Empty,
+    /// A chat line to send/broadcast, exactly as typed minus the trailing newline
+    /// (`\n` or `\r\n`). A line starting with `//` is text starting with a single `/`
+    /// (the usual IRC escape), e.g. "//shrug" -> Text("/shrug").
+    Text(String),
+    /// A slash-command.
+    Command(Command),
+}
+
+/// A command the person asked for, with its arguments already checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `/help` — both sides.
+    Help,
+    /// `/exit` (alias `/quit`) — both sides. Client: leave the chat. Server: close the server.
+    Exit,
+    /// `/list` (alias `/who`) — both sides. Who is online.
+    List,
+    /// `/ban ADDR|NAME` — server only. `target` is the single argument as typed (an IP
+    /// address, a CIDR range, or a client's name); the server decides which it is.
+    Ban {
+        /// The argument exactly as typed.
+        target: String,
+    },
+    /// `/unban ADDR` — server only. The single argument as typed (address or CIDR range).
+    Unban {
+        /// The argument exactly as typed.
+        target: String,
+    },
+    /// `/kick NAME` — server only.
+    Kick {
+        /// The client's name exactly as typed (names may be case-sensitive).
+        name: String,
+    },
+}
+
+/// Why a line could not be understood. Display = one line for the user, always naming the
+/// command and, where useful, its usage (e.g. "usage: /kick NAME") and pointing at /help
+/// for unknown commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// `/frobnicate` — no such command (holds the word as typed, with the slash).
+    Unknown {
+        /// The command word as typed, slash included, case kept.
+        command: String,
+    },
+    /// The command exists, but only on the other side (e.g. `/kick` typed in a client).
+    WrongSide {
+        /// The command's main name, e.g. `/kick` (also when an alias was typed).
+        command: &'static str,
+        /// The side the line was typed on — the side where the command is *not* available.
+        side: Side,
+    },
+    /// A required argument is missing: `/kick` alone.
+    MissingArgument {
+        /// The command's main name, e.g. `/kick`.
+        command: &'static str,
+        /// How to type it, e.g. `/kick NAME`.
+        usage: &'static str,
+    },
+    /// Too many arguments: `/exit now`, `/kick a b`.
+    UnexpectedArgument {
+        /// The command's main name, e.g. `/exit`.
+        command: &'static str,
+        /// How to type it, e.g. `/exit`.
+        usage: &'static str,
+    },
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::Unknown { command } => {
+                write!(
+                    f,
+                    "unknown command {command}; type /help to list the commands"
+                )
+            }
+            CommandError::WrongSide { command, side } => write!(
+                f,
+                "{command} can only be used {}, not {}",
+                where_typed(other_side(*side)),
+                where_typed(*side)
+            ),
+            CommandError::MissingArgument { command, usage } => {
+                write!(f, "{command} needs an argument; usage: {usage}")
+            }
+            CommandError::UnexpectedArgument { command, usage } => {
+                write!(f, "too many arguments for {command}; usage: {usage}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+/// One line per command available on `side`: usage and a short description, aligned, for
+/// `/help`. Generated from the same table the parser uses, so the two never disagree.
+pub fn help_lines(side: Side) -> Vec<String> {
+    help_lines_from(COMMANDS, side)
+}
+
+/// Parse one typed line.
+pub fn parse(line: &str, side: Side) -> Result<Input, CommandError> {
+    parse_with(COMMANDS, line, side)
+}
+
+/// What a command expects after its name. Each shape carries the function that builds the
+/// `Command` from the arguments it extracted, so a table entry cannot pair a shape with a
+/// builder that expects different arguments, and no "impossible" case needs a panic.
+///
+/// Planned commands need two more shapes, added the same way: `/msg NAME text` is
+/// `WordThenText(fn(String, String) -> Command)` (one word with [`split_first_word`], then the
+/// rest of the line as free text) and `/away [reason]` is
+/// `OptionalText(fn(Option<String>) -> Command)` (the rest of the line, or `None` if blank).
+enum Shape {
+    /// Nothing may follow the name; the command is always this value.
+    NoArgument(Command),
+    /// Exactly one whitespace-free word must follow the name.
+    OneWord(fn(String) -> Command),
+}
+
+/// One row of the command table: everything the parser and `/help` know about a command.
+struct CommandSpec {
+    /// The main spelling, lowercase, slash included: what errors and `/help` show.
+    name: &'static str,
+    /// Other accepted spellings, lowercase, slash included.
+    aliases: &'static [&'static str],
+    /// How to type it, with argument placeholders in capitals, e.g. `/kick NAME`.
+    usage: &'static str,
+    /// The sides the command exists on, each with the `/help` summary for that side. One list
+    /// for both facts because `/exit` means something different on each side.
+    summaries: &'static [(Side, &'static str)],
+    /// What may follow the name.
+    shape: Shape,
+}
+
+/// Every command, in the order `/help` lists them.
+static COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "/help",
+        aliases: &[],
+        usage: "/help",
+        summaries: &[
+            (Side::Client, "list the commands you can use"),
+            (Side::Server, "list the commands you can use"),
+        ],
+        shape: Shape::NoArgument(Command::Help),
+    },
+    CommandSpec {
+        name: "/list",
+        aliases: &["/who"],
+        usage: "/list",
+        summaries: &[
+            (Side::Client, "show who is online"),
+            (Side::Server, "show who is online"),
+        ],
+        shape: Shape::NoArgument(Command::List),
+    },
+    CommandSpec {
+        name: "/exit",
+        aliases: &["/quit"],
+        usage: "/exit",
+        summaries: &[
+            (Side::Client, "leave the chat"),
+            (Side::Server, "close the server"),
+        ],
+        shape: Shape::NoArgument(Command::Exit),
+    },
+    CommandSpec {
+        name: "/kick",
+        aliases: &[],
+        usage: "/kick NAME",
+        summaries: &[(Side::Server, "disconnect a client (it may join again)")],
+        shape: Shape::OneWord(|name| Command::Kick { name }),
+    },
+    CommandSpec {
+        name: "/ban",
+        aliases: &[],
+        usage: "/ban ADDR|NAME",
+        summaries: &[(
+            Side::Server,
+            "refuse an address or CIDR range, or a client's address by name",
+        )],
+        shape: Shape::OneWord(|target| Command::Ban { target }),
+    },
+    CommandSpec {
+        name: "/unban",
+        aliases: &[],
+        usage: "/unban ADDR",
+        summaries: &[(Side::Server, "lift the ban on an address or CIDR range")],
+        shape: Shape::OneWord(|target| Command::Unban { target }),
+    },
+];
+
+/// Spaces between the usage column and the description column in `/help`.
+const HELP_COLUMN_GAP: usize = 4;
+
+impl CommandSpec {
+    /// Whether `word` (as typed, slash included) names this command. Only ASCII letters are
+    /// folded: every name is ASCII, and full Unicode folding would let look-alikes such as
+    /// the Kelvin sign `K` stand for `k`.
+    fn answers_to(&self, word: &str) -> bool {
+        self.name.eq_ignore_ascii_case(word)
+            || self
+                .aliases
+                .iter()
+                .any(|alias| alias.eq_ignore_ascii_case(word))
+    }
+
+    /// The `/help` summary for `side`, or `None` if the command does not exist there.
+    fn summary_on(&self, side: Side) -> Option<&'static str> {
+        self.summaries
+            .iter()
+            .find(|(available_on, _)| *available_on == side)
+            .map(|(_, summary)| *summary)
+    }
+
+    /// Check `arguments` (everything after the command word) against the shape and build
+    /// the command.
+    fn build(&self, arguments: &str) -> Result<Command, CommandError> {
+        let too_many = CommandError::UnexpectedArgument {
+            command: self.name,
+            usage: self.usage,
+        };
+        match &self.shape {
+            Shape::NoArgument(command) => {
+                if arguments.trim().is_empty() {
+                    Ok(command.clone())
+                } else {
+                    Err(too_many)
+                }
+            }
+            Shape::OneWord(build) => {
+                let (word, rest) = split_first_word(arguments);
+                if word.is_empty() {
+                    Err(CommandError::MissingArgument {
+                        command: self.name,
+                        usage: self.usage,
+                    })
+                } else if !rest.trim().is_empty() {
+                    Err(too_many)
+                } else {
+                    Ok(build(word.to_string()))
+                }
+            }
+        }
+    }
+}
+
+/// The parser proper, reading the given table so tests can supply commands the real table
+/// does not have yet.
+fn parse_with(table: &[CommandSpec], line: &str, side: Side) -> Result<Input, CommandError> {
+    let line = strip_line_ending(line);
+    let (leading_space, from_first_visible) = split_leading_whitespace(line);
+
+    if from_first_visible.trim_end().is_empty() {
+        return Ok(Input::Empty);
+    }
+    if !from_first_visible.starts_with('/') {
+        return Ok(Input::Text(line.to_string()));
+    }
+    // `//text` is the escape for text that starts with a slash: drop one slash, keep the
+    // rest of the line (leading spaces included) as it was typed.
+    if let Some(after_escape) = from_first_visible.strip_prefix("//") {
+        return Ok(Input::Text(format!("{leading_space}/{after_escape}")));
+    }
+
+    let (word, arguments) = split_first_word(from_first_visible);
+    let Some(spec) = table.iter().find(|spec| spec.answers_to(word)) else {
+        return Err(CommandError::Unknown {
+            command: word.to_string(),
+        });
+    };
+    if spec.summary_on(side).is_none() {
+        return Err(CommandError::WrongSide {
+            command: spec.name,
+            side,
+        });
+    }
+    spec.build(arguments).map(Input::Command)
+}
+
+/// `/help` for the given table: usages padded to one width so the descriptions line up.
+fn help_lines_from(table: &[CommandSpec], side: Side) -> Vec<String> {
+    let available: Vec<(&CommandSpec, &str)> = table
+        .iter()
+        .filter_map(|spec| spec.summary_on(side).map(|summary| (spec, summary)))
+        .collect();
+    let usage_width = available
+        .iter()
+        .map(|(spec, _)| spec.usage.chars().count())
+        .max()
+        .unwrap_or(0)
+        + HELP_COLUMN_GAP;
+
+    available
+        .iter()
+        .map(|(spec, summary)| {
+            let also = if spec.aliases.is_empty() {
+                String::new()
+            } else {
+                format!(" (also {})", spec.aliases.join(", "))
+            };
+            format!("{:<usage_width$}{summary}{also}", spec.usage)
+        })
+        .collect()
+}
+
+/// Remove one line terminator, `\n` or `\r\n`, as `read_line` leaves it. Only one: the
+/// caller handed us one line, and anything before its terminator is content.
+fn strip_line_ending(line: &str) -> &str {
+    match line.strip_suffix('\n') {
+        Some(without_newline) => without_newline
+            .strip_suffix('\r')
+            .unwrap_or(without_newline),
+        None => line,
+    }
+}
+
+/// Split `text` into its leading whitespace and everything from the first other character.
+fn split_leading_whitespace(text: &str) -> (&str, &str) {
+    // `find` returns the byte index of a character, so splitting there is always valid.
+    let first_visible = text
+        .find(|c: char| !c.is_whitespace())
+        .unwrap_or(text.len());
+    text.split_at(first_visible)
+}
+
+/// Skip leading whitespace and split off the first word. Returns the word (empty if there
+/// is none) and the rest of the text unchanged, starting at the whitespace that ended the
+/// word — so a shape that takes "the rest of the line" sees the text as typed.
+fn split_first_word(text: &str) -> (&str, &str) {
+    let text = text.trim_start();
+    let word_end = text.find(char::is_whitespace).unwrap_or(text.len());
+    text.split_at(word_end)
+}
+
+/// The side a command is available on when it is not available on `side`.
+fn other_side(side: Side) -> Side {
+    match side {
+        Side::Client => Side::Server,
+        Side::Server => Side::Client,
+    }
+}
+
+/// Where a person types on `side`, worded to follow "used" in an error message.
+fn where_typed(side: Side) -> &'static str {
+    match side {
+        Side::Client => "in the client",
+        Side::Server => "on the server console",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(line: &str, side: Side) -> Command {
+        match parse(line, side) {
+            Ok(Input::Command(command)) => command,
+            other => panic!("{line:?} on {side:?}: expected a command, got {other:?}"),
+        }
+    }
+
+    fn error(line: &str, side: Side) -> CommandError {
+        match parse(line, side) {
+            Err(error) => error,
+            other => panic!("{line:?} on {side:?}: expected an error, got {other:?}"),
+        }
+    }
+
+    fn text(value: &str) -> Result<Input, CommandError> {
+        Ok(Input::Text(value.to_string()))
+    }
+
+    #[test]
+    fn shared_commands_work_on_both_sides() {
+        for side in [Side::Client, Side::Server] {
+            assert_eq!(command("/help", side), Command::Help);
+            assert_eq!(command("/exit", side), Command::Exit);
+            assert_eq!(command("/list", side), Command::List);
+        }
+    }
+
+    #[test]
+    fn aliases_mean_the_same_command() {
+        for side in [Side::Client, Side::Server] {
+            assert_eq!(command("/quit", side), Command::Exit);
+            assert_eq!(command("/who", side), Command::List);
+        }
+    }
+
+    #[test]
+    fn server_commands_take_their_argument_as_typed() {
+        assert_eq!(
+            command("/kick Alice", Side::Server),
+            Command::Kick {
+                name: "Alice".to_string()
+            }
+        );
+        assert_eq!(
+            command("/ban 10.0.0.0/8", Side::Server),
+            Command::Ban {
+                target: "10.0.0.0/8".to_string()
+            }
+        );
+        assert_eq!(
+            command("/ban Mallory", Side::Server),
+            Command::Ban {
+                target: "Mallory".to_string()
+            }
+        );
+        assert_eq!(
+            command("/unban 2001:db8::1", Side::Server),
+            Command::Unban {
+                target: "2001:db8::1".to_string()
+            }
+        );
+    }
+
+    #[test]
+    fn command_words_ignore_case_but_arguments_keep_it() {
+        assert_eq!(command("/EXIT", Side::Client), Command::Exit);
+        assert_eq!(command("/QuIt", Side::Server), Command::Exit);
+        assert_eq!(command("/Who", Side::Client), Command::List);
+        assert_eq!(
+            command("/KICK BoB", Side::Server),
+            Command::Kick {
+                name: "BoB".to_string()
+            }
+        );
+    }
+
+    #[test]
+    fn whitespace_around_a_command_is_ignored() {
+        assert_eq!(command("   /exit   ", Side::Client), Command::Exit);
+        assert_eq!(command("\t/list\r\n", Side::Server), Command::List);
+        assert_eq!(
+            command("/kick \t  Alice  \n", Side::Server),
+            Command::Kick {
+                name: "Alice".to_string()
+            }
+        );
+        // Arguments are split on Unicode whitespace, not only ASCII spaces: here a
+        // no-break space and an ideographic space.
+        assert_eq!(
+            command("/ban\u{a0}10.0.0.5\u{3000}", Side::Server),
+            Command::Ban {
+                target: "10.0.0.5".to_string()
+            }
+        );
+    }
+
+    #[test]
+    fn empty_and_whitespace_only_lines_are_empty() {
+        for line in ["", "\n", "\r\n", "   ", " \t \r\n", "\u{3000}\n"] {
+            assert_eq!(parse(line, Side::Client), Ok(Input::Empty), "{line:?}");
+            assert_eq!(parse(line, Side::Server), Ok(Input::Empty), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn text_keeps_its_spaces_and_loses_only_the_newline() {
+        assert_eq!(parse("hello\n", Side::Client), text("hello"));
+        assert_eq!(parse("hello\r\n", Side::Client), text("hello"));
+        assert_eq!(parse("hello", Side::Server), text("hello"));
+        assert_eq!(
+            parse("  indented  and  spaced  \r\n", Side::Client),
+            text("  indented  and  spaced  ")
+        );
+        // Only one terminator goes: the caller gave us a single line.
+        assert_eq!(parse("two\n\n", Side::Client), text("two\n"));
+        // A slash later in the line does not make a command.
+        assert_eq!(parse("and/or\n", Side::Client), text("and/or"));
+    }
+
+    #[test]
+    fn double_slash_escapes_text_that_starts_with_a_slash() {
+        assert_eq!(parse("//shrug", Side::Client), text("/shrug"));
+        assert_eq!(parse("//shrug\r\n", Side::Server), text("/shrug"));
+        assert_eq!(parse("//", Side::Client), text("/"));
+        assert_eq!(parse("///", Side::Client), text("//"));
+        assert_eq!(parse("// spaced out ", Side::Client), text("/ spaced out "));
+        assert_eq!(parse("  //kick me", Side::Client), text("  /kick me"));
+    }
+
+    #[test]
+    fn unknown_commands_keep_the_word_as_typed() {
+        assert_eq!(
+            error("/frobnicate now", Side::Client),
+            CommandError::Unknown {
+                command: "/frobnicate".to_string()
+            }
+        );
+        assert_eq!(
+            error("/FROB", Side::Server),
+            CommandError::Unknown {
+                command: "/FROB".to_string()
+            }
+        );
+        assert_eq!(
+            error("/frobnicate", Side::Client).to_string(),
+            "unknown command /frobnicate; type /help to list the commands"
+        );
+    }
+
+    #[test]
+    fn a_lone_slash_is_unknown() {
+        for line in ["/", "/ ", "/\n", "  / kick", "/\r\n"] {
+            assert_eq!(
+                parse(line, Side::Client),
+                Err(CommandError::Unknown {
+                    command: "/".to_string()
+                }),
+                "{line:?}"
+            );
+        }
+        assert_eq!(
+            error("/", Side::Server).to_string(),
+            "unknown command /; type /help to list the commands"
+        );
+    }
+
+    #[test]
+    fn server_commands_are_refused_in_the_client() {
+        for (line, name) in [
+            ("/kick Alice", "/kick"),
+            ("/ban 10.0.0.5", "/ban"),
+            ("/unban 10.0.0.5", "/unban"),
+            // Side is checked before arguments: a client learns it cannot kick at all,
+            // not how to type a kick.
+            ("/kick", "/kick"),
+        ] {
+            assert_eq!(
+                error(line, Side::Client),
+                CommandError::WrongSide {
+                    command: name,
+                    side: Side::Client
+                },
+                "{line:?}"
+            );
+        }
+        assert_eq!(
+            error("/KICK Alice", Side::Client).to_string(),
+            "/kick can only be used on the server console, not in the client"
+        );
+    }
+
+    #[test]
+    fn wrong_side_message_reads_right_for_the_server_too() {
+        let error = CommandError::WrongSide {
+            command: "/nick",
+            side: Side::Server,
+        };
+        assert_eq!(
+            error.to_string(),
+            "/nick can only be used in the client, not on the server console"
+        );
+    }
+
+    #[test]
+    fn missing_argument_names_the_usage() {
+        assert_eq!(
+            error("/kick", Side::Server),
+            CommandError::MissingArgument {
+                command: "/kick",
+                usage: "/kick NAME"
+            }
+        );
+        assert_eq!(
+            error("/ban   \r\n", Side::Server),
+            CommandError::MissingArgument {
+                command: "/ban",
+                usage: "/ban ADDR|NAME"
+            }
+        );
+        assert_eq!(
+            error("/unban", Side::Server),
+            CommandError::MissingArgument {
+                command: "/unban",
+                usage: "/unban ADDR"
+            }
+        );
+        assert_eq!(
+            error("/kick", Side::Server).to_string(),
+            "/kick needs an argument; usage: /kick NAME"
+        );
+    }
+
+    #[test]
+    fn unexpected_argument_names_the_usage() {
+        assert_eq!(
+            error("/exit now", Side::Client),
+            CommandError::UnexpectedArgument {
+                command: "/exit",
+                usage: "/exit"
+            }
+        );
+        // An alias is reported under the command's main name.
+        assert_eq!(
+            error("/quit now", Side::Server),
+            CommandError::UnexpectedArgument {
+                command: "/exit",
+                usage: "/exit"
+            }
+        );
+        assert_eq!(
+            error("/help me", Side::Client),
+            CommandError::UnexpectedArgument {
+                command: "/help",
+                usage: "/help"
+            }
+        );
+        assert_eq!(
+            error("/who is there", Side::Client),
+            CommandError::UnexpectedArgument {
+                command: "/list",
+                usage: "/list"
+            }
+        );
+        assert_eq!(
+            error("/kick a b", Side::Server),
+            CommandError::UnexpectedArgument {
+                command: "/kick",
+                usage: "/kick NAME"
+            }
+        );
+        assert_eq!(
+            error("/exit now", Side::Client).to_string(),
+            "too many arguments for /exit; usage: /exit"
+        );
+        assert_eq!(
+            error("/kick a b", Side::Server).to_string(),
+            "too many arguments for /kick; usage: /kick NAME"
+        );
+    }
+
+    #[test]
+    fn server_help_lists_every_command_aligned() {
+        assert_eq!(
+            help_lines(Side::Server),
+            vec![
+                "/help             list the commands you can use",
+                "/list             show who is online (also /who)",
+                "/exit             close the server (also /quit)",
+                "/kick NAME        disconnect a client (it may join again)",
+                "/ban ADDR|NAME    refuse an address or CIDR range, or a client's address by name",
+                "/unban ADDR       lift the ban on an address or CIDR range",
+            ]
+        );
+    }
+
+    #[test]
+    fn client_help_lists_only_client_commands() {
+        assert_eq!(
+            help_lines(Side::Client),
+            vec![
+                "/help    list the commands you can use",
+                "/list    show who is online (also /who)",
+                "/exit    leave the chat (also /quit)",
+            ]
+        );
+        let client_help = help_lines(Side::Client).join("\n");
+        assert!(!client_help.contains("/ban"));
+        assert!(!client_help.contains("/kick"));
+    }
+
+    #[test]
+    fn help_and_parser_agree_on_every_command() {
+        for side in [Side::Client, Side::Server] {
+            let help = help_lines(side);
+            for spec in COMMANDS {
+                let listed = help
+                    .iter()
+                    .any(|line| line.starts_with(&format!("{} ", spec.usage)));
+                let refused_as_wrong_side =
+                    matches!(parse(spec.name, side), Err(CommandError::WrongSide { .. }));
+                assert_eq!(listed, !refused_as_wrong_side, "{} on {side:?}", spec.name);
+            }
+        }
+    }
+
+    #[test]
+    fn command_table_is_well_formed() {
+        let mut spellings: Vec<&str> = Vec::new();
+        for spec in COMMANDS {
+            for spelling in std::iter::once(&spec.name).chain(spec.aliases) {
+                assert!(spelling.starts_with('/'), "{spelling}");
+                assert!(
+                    !spelling.starts_with("//"),
+                    "{spelling} clashes with the escape"
+                );
+                assert_eq!(*spelling, spelling.to_ascii_lowercase());
+                assert!(!spellings.contains(spelling), "{spelling} is listed twice");
+                spellings.push(spelling);
+            }
+            assert!(spec.usage.starts_with(spec.name), "{}", spec.usage);
+            assert!(!spec.summaries.is_empty(), "{} exists nowhere", spec.name);
+        }
+    }
+
+    /// A table with a client-only command, which the real table does not have yet, to check
+    /// that side checks work in both directions. `Command` has no client-only variant, so
+    /// the stand-in builds `List`.
+    static TABLE_WITH_CLIENT_ONLY: &[CommandSpec] = &[
+        CommandSpec {
+            name: "/whoami",
+            aliases: &[],
+            usage: "/whoami",
+            summaries: &[(Side::Client, "show your own name")],
+            shape: Shape::NoArgument(Command::List),
+        },
+        CommandSpec {
+            name: "/kick",
+            aliases: &[],
+            usage: "/kick NAME",
+            summaries: &[(Side::Server, "disconnect a client")],
+            shape: Shape::OneWord(|name| Command::Kick { name }),
+        },
+    ];
+
+    #[test]
+    fn wrong_side_is_detected_both_ways() {
+        let table = TABLE_WITH_CLIENT_ONLY;
+        assert_eq!(
+            parse_with(table, "/whoami", Side::Client),
+            Ok(Input::Command(Command::List))
+        );
+        assert_eq!(
+            parse_with(table, "/whoami", Side::Server),
+            Err(CommandError::WrongSide {
+                command: "/whoami",
+                side: Side::Server
+            })
+        );
+        assert_eq!(
+            parse_with(table, "/kick x", Side::Client),
+            Err(CommandError::WrongSide {
+                command: "/kick",
+                side: Side::Client
+            })
+        );
+        assert_eq!(
+            help_lines_from(table, Side::Server),
+            vec!["/kick NAME    disconnect a client"]
+        );
+        assert_eq!(
+            help_lines_from(table, Side::Client),
+            vec!["/whoami    show your own name"]
+        );
+    }
+
+    #[test]
+    fn odd_input_never_panics_and_still_gets_an_answer() {
+        let long_text = "x".repeat(100_000);
+        assert_eq!(parse(&long_text, Side::Client), text(&long_text));
+
+        let long_argument = format!("/kick {}", "é".repeat(50_000));
+        assert_eq!(
+            command(&long_argument, Side::Server),
+            Command::Kick {
+                name: "é".repeat(50_000)
+            }
+        );
+
+        assert_eq!(
+            error("/\u{0}", Side::Client),
+            CommandError::Unknown {
+                command: "/\u{0}".to_string()
+            }
+        );
+        assert_eq!(
+            error("/ü", Side::Client),
+            CommandError::Unknown {
+                command: "/ü".to_string()
+            }
+        );
+        // The Kelvin sign lowercases to `k` under Unicode rules; it must not pass for one.
+        assert_eq!(
+            error("/\u{212a}ick bob", Side::Server),
+            CommandError::Unknown {
+                command: "/\u{212a}ick".to_string()
+            }
+        );
+        assert_eq!(parse("\r", Side::Client), Ok(Input::Empty));
+        assert_eq!(parse("é\r\n", Side::Client), text("é"));
+        assert_eq!(parse("\u{feff}/exit", Side::Client), text("\u{feff}/exit"));
+    }
+}

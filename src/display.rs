@@ -1,0 +1,154 @@
+//! Terminal rendering: turning what arrived from the network into lines a person reads.
+//!
+//! This module owns the look of every line both programs print (`[HH:MM:SS] alice: hello`,
+//! `[HH:MM:SS] -- bob joined`), clock and duration formatting, and — most importantly —
+//! neutralizing text from the network so that a peer can never send a terminal escape
+//! sequence, a control character or a direction override to someone's screen. It does not
+//! own deciding *what* to print (the cores emit events) or writing to stdout (the binaries).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use chrono::{DateTime, Local};
+
+use crate::names::is_invisible_or_bidi;
+
+/// The bell byte: terminals beep or flash when it is printed.
+pub const BELL: char = '\u{07}';
+
+/// Makes text from the network safe to print, keeping ordinary Unicode (accents, CJK, emoji).
+///
+/// - C0 controls and DEL are shown in caret notation (`ESC` becomes `^[`), so an escape
+///   sequence is printed visibly and does nothing: `\x1b[2J` shows as `^[[2J`.
+/// - A tab becomes a space (a raw tab would let text jump columns).
+/// - C1 controls (U+0080–U+009F; some terminals treat U+009B as an escape) and invisible or
+///   direction-changing characters become U+FFFD `�`, so a right-to-left override cannot
+///   reorder what follows it.
+///
+/// Clean text (the usual case) is returned without copying.
+pub fn sanitize(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_neutralizing) {
+        return Cow::Borrowed(text);
+    }
+    let mut clean = String::with_capacity(text.len() + 8);
+    for ch in text.chars() {
+        match ch {
+            '\t' => clean.push(' '),
+            '\u{00}'..='\u{1F}' => {
+                clean.push('^');
+                clean.push(char::from(ch as u8 + 0x40));
+            }
+            '\u{7F}' => clean.push_str("^?"),
+            ch if needs_neutralizing(ch) => clean.push('\u{FFFD}'),
+            ch => clean.push(ch),
+        }
+    }
+    Cow::Owned(clean)
+}
+
+fn needs_neutralizing(ch: char) -> bool {
+    ch.is_control() || is_invisible_or_bidi(ch)
+}
+
+/// `HH:MM:SS` in the local time zone for a time in milliseconds since the Unix epoch.
+/// The time comes from the server, so every client shows the same instant, each in its own
+/// zone. An out-of-range value shows as `??:??:??` rather than failing.
+pub fn clock(time_ms: i64) -> String {
+    match DateTime::from_timestamp_millis(time_ms) {
+        Some(utc) => utc.with_timezone(&Local).format("%H:%M:%S").to_string(),
+        None => "??:??:??".to_owned(),
+    }
+}
+
+/// A chat line: `[12:00:00] alice: hello`. Name and text are sanitized here, whatever the
+/// caller did, because this is the last step before a terminal.
+pub fn message_line(time_ms: i64, from: &str, text: &str) -> String {
+    format!("[{}] {}: {}", clock(time_ms), sanitize(from), sanitize(text))
+}
+
+/// A notice line: `[12:00:00] -- bob joined`.
+pub fn notice_line(time_ms: i64, text: &str) -> String {
+    format!("[{}] -- {}", clock(time_ms), sanitize(text))
+}
+
+/// A short human duration for `/list`: `42s`, `3m 05s`, `2h 07m`, `3d 04h`.
+pub fn duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (days, hours, minutes, seconds) = (
+        secs / 86_400,
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60,
+    );
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = if days > 0 {
+        write!(out, "{days}d {hours:02}h")
+    } else if hours > 0 {
+        write!(out, "{hours}h {minutes:02}m")
+    } else if minutes > 0 {
+        write!(out, "{minutes}m {seconds:02}s")
+    } else {
+        write!(out, "{seconds}s")
+    };
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_text_is_borrowed_unchanged() {
+        let text = "héllo wörld 日本語 🎉 (ok)";
+        assert!(matches!(sanitize(text), Cow::Borrowed(t) if t == text));
+    }
+
+    #[test]
+    fn escape_sequences_are_shown_not_executed() {
+        assert_eq!(sanitize("\u{1b}[2J\u{1b}]0;pwned\u{07}"), "^[[2J^[]0;pwned^G");
+        assert_eq!(sanitize("a\u{0}b\u{7f}c"), "a^@b^?c");
+        assert_eq!(sanitize("line1\nline2\r"), "line1^Jline2^M");
+        assert_eq!(sanitize("a\tb"), "a b");
+    }
+
+    #[test]
+    fn c1_and_direction_overrides_are_replaced() {
+        assert_eq!(sanitize("a\u{9b}31mb"), "a\u{FFFD}31mb");
+        assert_eq!(sanitize("abc\u{202E}fed"), "abc\u{FFFD}fed");
+        assert_eq!(sanitize("x\u{2066}y\u{200B}z"), "x\u{FFFD}y\u{FFFD}z");
+    }
+
+    #[test]
+    fn sanitized_text_has_no_control_characters_left() {
+        let hostile: String = (0u32..0x250).filter_map(char::from_u32).collect();
+        let clean = sanitize(&hostile);
+        assert!(!clean.chars().any(|c| c.is_control()));
+    }
+
+    #[test]
+    fn lines_have_the_documented_shape() {
+        let line = message_line(0, "alice", "hi\u{1b}");
+        assert!(line.starts_with('['), "{line}");
+        assert_eq!(&line[9..], "] alice: hi^[");
+        assert_eq!(&notice_line(0, "bob joined")[9..], "] -- bob joined");
+        assert_eq!(clock(i64::MAX), "??:??:??");
+    }
+
+    #[test]
+    fn clock_shows_hours_minutes_seconds() {
+        let shown = clock(1_764_000_000_000);
+        assert_eq!(shown.len(), 8);
+        assert_eq!(shown.as_bytes()[2], b':');
+        assert_eq!(&shown[6..], "00"); // whole-minute instant in every time zone
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(Duration::from_secs(42)), "42s");
+        assert_eq!(duration(Duration::from_secs(185)), "3m 05s");
+        assert_eq!(duration(Duration::from_secs(2 * 3600 + 7 * 60)), "2h 07m");
+        assert_eq!(duration(Duration::from_secs(3 * 86_400 + 4 * 3600)), "3d 04h");
+    }
+}

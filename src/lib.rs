@@ -1,0 +1,37 @@
+//! icq: a terminal instant messenger over UDP, in the spirit of ICQ (1996).
+//!
+//! Two programs talk over UDP: `icq-server` keeps the list of connected clients and
+//! broadcasts every chat message to all of them; `icq-client` prints what arrives while you
+//! type. Plain-text "guests" (`nc -u host 4000`) can join too when the server allows it.
+//!
+//! The protocol logic is written "sans-IO": the server and the client are plain state
+//! machines that take datagrams, typed lines and the current time, and return datagrams to
+//! send, events to show and the next deadline. They never touch a socket or read the clock,
+//! so every rule — timeouts, flood limits, bans, joins — is tested without a network and
+//! with a fake clock. The binaries in `src/bin/` only move bytes between sockets, the
+//! terminal and these state machines.
+//!
+//! # Layout
+//!
+//! - [`wire`]: the byte layout of every frame; encoding and strict decoding. Start here to
+//!   learn the protocol (also described in `PROTOCOL.md`).
+//! - [`server`]: the server's state machine — sessions, broadcast, timeouts, flood limits,
+//!   bans in force, guests.
+//! - [`client`]: the client's state machine — joining, heartbeats, leaving, server silence.
+//! - [`command`]: parsing the slash-commands people type, shared by both programs.
+//! - [`banlist`]: the ban file — addresses and CIDR ranges, matching, safe rewriting.
+//! - [`ratelimit`]: the token bucket behind the flood limit.
+//! - [`names`]: which names are allowed and when two names are the same.
+//! - [`display`]: how lines look on a terminal, and neutralizing hostile text.
+//!
+//! The binaries: `src/bin/icq-server.rs` (one UDP socket, a console thread) and
+//! `src/bin/icq-client.rs` (a receiver thread, the typing loop).
+
+pub mod banlist;
+pub mod client;
+pub mod command;
+pub mod display;
+pub mod names;
+pub mod ratelimit;
+pub mod server;
+pub mod wire;

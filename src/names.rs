@@ -1,0 +1,166 @@
+//! The naming rules: which names a client may join under, and when two names are "the same".
+//!
+//! This module owns name validation and the case-insensitive key under which the server
+//! keeps names unique. It does not own what happens on a violation (the server core refuses
+//! the join; the client binary refuses to start) nor how names are displayed.
+
+use std::fmt;
+
+/// The most characters a name may have.
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// The name the server itself speaks under (console messages); no client may take it.
+pub const SERVER_NAME: &str = "server";
+
+/// Names starting with this are given by the server to guests (`guest-127.0.0.1:5000`), so a
+/// named client cannot pass itself off as a guest at some address.
+pub const GUEST_PREFIX: &str = "guest-";
+
+/// Why a name was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameError {
+    /// The name is empty.
+    Empty,
+    /// The name has more than [`MAX_NAME_CHARS`] characters.
+    TooLong { chars: usize },
+    /// The name contains a space, control, invisible or text-direction character.
+    ForbiddenChar { ch: char },
+    /// The name is reserved (`server`, or starts with `guest-`).
+    Reserved,
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Empty => write!(f, "a name needs at least one character"),
+            NameError::TooLong { chars } => {
+                write!(f, "a name has at most {MAX_NAME_CHARS} characters, not {chars}")
+            }
+            NameError::ForbiddenChar { ch } if ch.is_whitespace() => {
+                write!(f, "a name cannot contain spaces")
+            }
+            NameError::ForbiddenChar { ch } => write!(
+                f,
+                "a name cannot contain the invisible or control character U+{:04X}",
+                u32::from(*ch)
+            ),
+            NameError::Reserved => write!(
+                f,
+                "'{SERVER_NAME}' and names starting with '{GUEST_PREFIX}' are reserved"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
+/// Checks a name a client asks to join under: 1 to 32 printable characters, no whitespace,
+/// none of the invisible or direction-changing characters that would let two different names
+/// look identical on screen, and not reserved.
+pub fn validate(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    let chars = name.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(NameError::TooLong { chars });
+    }
+    if let Some(ch) = name.chars().find(|&ch| is_forbidden_in_name(ch)) {
+        return Err(NameError::ForbiddenChar { ch });
+    }
+    let key = fold(name);
+    if key == SERVER_NAME || key.starts_with(GUEST_PREFIX) {
+        return Err(NameError::Reserved);
+    }
+    Ok(())
+}
+
+/// The key under which names are compared: `Alice`, `ALICE` and `alice` are one name.
+pub fn fold(name: &str) -> String {
+    name.to_lowercase()
+}
+
+fn is_forbidden_in_name(ch: char) -> bool {
+    ch.is_whitespace() || ch.is_control() || is_invisible_or_bidi(ch)
+}
+
+/// Characters that draw nothing or reorder the text around them. In a name they would let
+/// `alice` and `al\u{200B}ice` coexist while looking the same; in text they are neutralized
+/// by the display module.
+pub fn is_invisible_or_bidi(ch: char) -> bool {
+    matches!(ch,
+        '\u{00AD}'                // soft hyphen
+        | '\u{034F}'              // combining grapheme joiner
+        | '\u{061C}'              // Arabic letter mark
+        | '\u{115F}' | '\u{1160}' // Hangul fillers
+        | '\u{17B4}' | '\u{17B5}'
+        | '\u{180E}'              // Mongolian vowel separator
+        | '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM, RLM
+        | '\u{202A}'..='\u{202E}' // bidi embeddings and overrides
+        | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}' // bidi isolates
+        | '\u{206A}'..='\u{206F}'
+        | '\u{3164}'              // Hangul filler
+        | '\u{FE00}'..='\u{FE0F}' // variation selectors
+        | '\u{FEFF}'              // byte-order mark
+        | '\u{FFA0}'
+        | '\u{FFF9}'..='\u{FFFB}'
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_names_are_accepted() {
+        for name in ["alice", "Bob_42", "zoë", "日本語", "a", &"x".repeat(32), "guest"] {
+            assert_eq!(validate(name), Ok(()), "{name}");
+        }
+    }
+
+    #[test]
+    fn bad_names_are_refused_with_the_reason() {
+        assert_eq!(validate(""), Err(NameError::Empty));
+        assert_eq!(
+            validate(&"é".repeat(33)),
+            Err(NameError::TooLong { chars: 33 })
+        );
+        assert_eq!(
+            validate("al ice"),
+            Err(NameError::ForbiddenChar { ch: ' ' })
+        );
+        assert_eq!(
+            validate("al\u{1b}ice"),
+            Err(NameError::ForbiddenChar { ch: '\u{1b}' })
+        );
+        assert_eq!(
+            validate("al\u{200B}ice"),
+            Err(NameError::ForbiddenChar { ch: '\u{200B}' })
+        );
+        assert_eq!(
+            validate("\u{202E}ecila"),
+            Err(NameError::ForbiddenChar { ch: '\u{202E}' })
+        );
+        assert_eq!(validate("Server"), Err(NameError::Reserved));
+        assert_eq!(validate("guest-1.2.3.4:5"), Err(NameError::Reserved));
+    }
+
+    #[test]
+    fn error_messages_say_what_to_fix() {
+        assert_eq!(
+            NameError::ForbiddenChar { ch: ' ' }.to_string(),
+            "a name cannot contain spaces"
+        );
+        assert_eq!(
+            NameError::ForbiddenChar { ch: '\u{200B}' }.to_string(),
+            "a name cannot contain the invisible or control character U+200B"
+        );
+    }
+
+    #[test]
+    fn folding_ignores_case() {
+        assert_eq!(fold("ALICE"), fold("alice"));
+        assert_eq!(fold("ZOË"), "zoë");
+    }
+}
