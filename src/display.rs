@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Local};
 
+use crate::client::{ClientEvent, CloseReason};
 use crate::names::is_invisible_or_bidi;
+use crate::server::ServerEvent;
+use crate::wire::{DisconnectReason, RefuseReason};
 
 /// The bell byte: terminals beep or flash when it is printed.
 pub const BELL: char = '\u{07}';
@@ -93,6 +96,172 @@ pub fn duration(d: Duration) -> String {
         write!(out, "{seconds}s")
     };
     out
+}
+
+/// The server's log line for one event: `[12:00:00] alice: hello`,
+/// `[12:00:00] -- alice joined from 127.0.0.1:50000`.
+pub fn server_event_line(event: &ServerEvent) -> String {
+    match event {
+        ServerEvent::Chat {
+            time_ms,
+            from,
+            text,
+        } => message_line(*time_ms, from, text),
+        ServerEvent::Joined {
+            time_ms,
+            name,
+            addr,
+            guest,
+        } => {
+            let kind = if *guest { " (guest)" } else { "" };
+            notice_line(*time_ms, &format!("{name} joined from {addr}{kind}"))
+        }
+        ServerEvent::Left {
+            time_ms,
+            name,
+            addr,
+        } => notice_line(*time_ms, &format!("{name} left ({addr})")),
+        ServerEvent::TimedOut {
+            time_ms,
+            name,
+            addr,
+        } => notice_line(*time_ms, &format!("{name} timed out ({addr})")),
+        ServerEvent::Kicked {
+            time_ms,
+            name,
+            addr,
+        } => notice_line(*time_ms, &format!("{name} was kicked ({addr})")),
+        ServerEvent::Banned {
+            time_ms,
+            name,
+            addr,
+        } => notice_line(
+            *time_ms,
+            &format!("{name} was disconnected: {addr} is banned"),
+        ),
+        ServerEvent::Refused {
+            time_ms,
+            name,
+            addr,
+            reason,
+        } => notice_line(
+            *time_ms,
+            &format!("refused join of '{name}' from {addr}: {}", refuse_text(*reason)),
+        ),
+        ServerEvent::FloodDropped {
+            time_ms,
+            name,
+            addr,
+            dropped,
+        } => notice_line(
+            *time_ms,
+            &format!("flood: dropped {dropped} message(s) from {name} ({addr})"),
+        ),
+        ServerEvent::Malformed { time_ms, addr, why } => notice_line(
+            *time_ms,
+            &format!("ignored a malformed datagram from {addr}: {why} (not logged again for this address for a minute)"),
+        ),
+        ServerEvent::Closing { time_ms, clients } => notice_line(
+            *time_ms,
+            &format!("server closing; told {clients} client(s)"),
+        ),
+    }
+}
+
+/// Why a join was refused, in words.
+pub fn refuse_text(reason: RefuseReason) -> &'static str {
+    match reason {
+        RefuseReason::NameTaken => "the name is already taken",
+        RefuseReason::NameInvalid => "the name is not allowed",
+        RefuseReason::Banned => "the address is banned",
+        RefuseReason::ServerFull => "the server is full",
+        RefuseReason::VersionUnsupported => "the server speaks another protocol version",
+    }
+}
+
+/// Why a session was ended by the server, in words.
+pub fn disconnect_text(reason: DisconnectReason) -> &'static str {
+    match reason {
+        DisconnectReason::Kicked => "you were kicked",
+        DisconnectReason::Banned => "your address was banned",
+        DisconnectReason::ServerClosing => "the server closed",
+        DisconnectReason::TimedOut => "the server timed you out",
+    }
+}
+
+/// The line a client prints for an event, or `None` for events that end the program (the
+/// binary reports those itself). `now_ms` stamps events the client makes up itself (the
+/// server stamps the rest); `bell` adds [`BELL`] to other people's messages.
+pub fn client_event_line(event: &ClientEvent, now_ms: i64, bell: bool) -> Option<String> {
+    Some(match event {
+        ClientEvent::Joined { name, server } => notice_line(
+            now_ms,
+            &format!("connected to {server} as {name}; type /help for commands"),
+        ),
+        ClientEvent::Message {
+            time_ms,
+            from,
+            text,
+            own,
+        } => {
+            let mut line = message_line(*time_ms, from, text);
+            if bell && !own {
+                line.push(BELL);
+            }
+            line
+        }
+        ClientEvent::Notice { time_ms, text } => notice_line(*time_ms, text),
+        ClientEvent::Roster {
+            time_ms,
+            total,
+            offset,
+            names,
+        } => {
+            let names = names.join(", ");
+            if *offset == 0 {
+                notice_line(*time_ms, &format!("{total} online: {names}"))
+            } else {
+                notice_line(*time_ms, &format!("(online, continued) {names}"))
+            }
+        }
+        ClientEvent::ServerSilent { silent_for } => notice_line(
+            now_ms,
+            &format!(
+                "no answer from the server for {}; still trying",
+                duration(*silent_for)
+            ),
+        ),
+        ClientEvent::ServerBack => notice_line(now_ms, "the server answers again"),
+        ClientEvent::Rejoining => notice_line(
+            now_ms,
+            "the server no longer knows us (did it restart?); joining again",
+        ),
+        ClientEvent::NotSent { text, why } => {
+            notice_line(now_ms, &format!("not sent ({why}): {text}"))
+        }
+        ClientEvent::Closed(_) => return None,
+    })
+}
+
+/// What a client says when its session ends, naming the server.
+pub fn close_text(reason: &CloseReason, server: &str) -> String {
+    match reason {
+        CloseReason::Left => "left the chat".to_owned(),
+        CloseReason::JoinTimedOut => format!(
+            "no answer from {server}: is the server running, and is the address right?"
+        ),
+        CloseReason::Refused(RefuseReason::NameTaken) => format!(
+            "{server} refused to let us join: the name is already taken; choose another with --name"
+        ),
+        CloseReason::Refused(reason) => {
+            format!("{server} refused to let us join: {}", refuse_text(*reason))
+        }
+        CloseReason::Disconnected { reason, text } => format!(
+            "disconnected from {server}: {} ({})",
+            disconnect_text(*reason),
+            sanitize(text)
+        ),
+    }
 }
 
 #[cfg(test)]

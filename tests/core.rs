@@ -1,0 +1,1655 @@
+//! The server and client cores driven together over an in-memory network (`util::Sim`), with
+//! a fake clock: joins, chat, leaves, timeouts, flood limits, kicks, bans, guests, hostile
+//! datagrams, restarts and fallbacks, end to end but without a socket.
+//!
+//! This file owns the end-to-end rules — what each party must see when they talk to each
+//! other. It does not own the byte layout (`wire`'s unit tests) nor the harness (`util`).
+
+mod util;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use icq::banlist::{BanList, IpNet};
+use icq::client::{self, ClientEvent, CloseReason};
+use icq::display;
+use icq::ratelimit::FloodLimit;
+use icq::server::{self, Server, ServerConfig, ServerError, ServerEvent};
+use icq::wire::{self, DisconnectReason, Frame, RefuseReason};
+
+use util::{Datagram, Link, SERVER_ADDR, Sim, WALL_START_MS, addr, messages, notices};
+
+/// An address that never joined: an attacker, a scanner, or a guest typing into netcat.
+const STRANGER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 20001);
+
+fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+fn default_sim() -> Sim {
+    Sim::new(ServerConfig::default())
+}
+
+/// The names the server lists, in its order.
+fn listed_names(sim: &Sim) -> Vec<String> {
+    sim.server
+        .clients(sim.now)
+        .into_iter()
+        .map(|c| c.name)
+        .collect()
+}
+
+fn notice(time_ms: i64, text: &str) -> ClientEvent {
+    ClientEvent::Notice {
+        time_ms,
+        text: text.to_owned(),
+    }
+}
+
+fn message(time_ms: i64, from: &str, text: &str, own: bool) -> ClientEvent {
+    ClientEvent::Message {
+        time_ms,
+        from: from.to_owned(),
+        text: text.to_owned(),
+        own,
+    }
+}
+
+fn closed_by_server(reason: DisconnectReason, text: &str) -> ClientEvent {
+    ClientEvent::Closed(CloseReason::Disconnected {
+        reason,
+        text: text.to_owned(),
+    })
+}
+
+/// The frames among `datagrams` (a guest's text lines are left out).
+fn frames(datagrams: &[Datagram]) -> Vec<Frame> {
+    datagrams.iter().filter_map(Datagram::frame).collect()
+}
+
+/// How many datagrams among `datagrams` went to `to`.
+fn count_to(datagrams: &[Datagram], to: SocketAddr) -> usize {
+    datagrams.iter().filter(|d| d.to == to).count()
+}
+
+// 1 ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_client_joins_and_everyone_including_the_joiner_is_told() {
+    let mut sim = default_sim();
+    let alice = sim.add_client("alice");
+    sim.drive();
+
+    assert_eq!(
+        sim.take_events(alice),
+        vec![
+            ClientEvent::Joined {
+                name: "alice".to_owned(),
+                server: SERVER_ADDR,
+            },
+            notice(WALL_START_MS, "alice joined"),
+        ]
+    );
+    assert_eq!(
+        sim.take_server_events(),
+        vec![ServerEvent::Joined {
+            time_ms: WALL_START_MS,
+            name: "alice".to_owned(),
+            addr: alice,
+            guest: false,
+        }]
+    );
+    // The join is padded, so the welcome and notice sent back are never larger.
+    let join = &sim.wire[0];
+    assert_eq!((join.from, join.to), (alice, SERVER_ADDR));
+    assert_eq!(join.bytes.len(), wire::JOIN_MIN_LEN);
+
+    sim.advance(ms(1500));
+    let bob = sim.join("bob");
+    let at = WALL_START_MS + 1500;
+    assert_eq!(
+        sim.take_events(bob),
+        vec![
+            ClientEvent::Joined {
+                name: "bob".to_owned(),
+                server: SERVER_ADDR,
+            },
+            notice(at, "bob joined"),
+        ]
+    );
+    assert_eq!(sim.take_events(alice), vec![notice(at, "bob joined")]);
+    let listed = sim.server.clients(sim.now);
+    assert_eq!(listed.len(), 2);
+    assert_eq!((listed[0].name.as_str(), listed[0].addr), ("alice", alice));
+    assert_eq!(listed[0].connected_for, ms(1500));
+    assert_eq!((listed[1].name.as_str(), listed[1].addr), ("bob", bob));
+    assert_eq!(listed[1].connected_for, Duration::ZERO);
+    assert!(!listed[0].guest && !listed[1].guest);
+    assert_eq!(sim.client(bob).name(), "bob");
+    assert_eq!(sim.client(bob).server(), SERVER_ADDR);
+}
+
+// 2 ---------------------------------------------------------------------------------------
+
+#[test]
+fn three_clients_each_see_all_messages_stamped_with_the_server_time() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    let carol = sim.join("carol");
+    sim.clear_events();
+
+    sim.advance(ms(250));
+    sim.send_text(alice, "hello from alice");
+    sim.advance(ms(250));
+    sim.send_text(bob, "hi alice");
+    sim.advance(ms(250));
+    sim.send_text(carol, "hey both");
+
+    let said = [
+        (WALL_START_MS + 250, "alice", "hello from alice"),
+        (WALL_START_MS + 500, "bob", "hi alice"),
+        (WALL_START_MS + 750, "carol", "hey both"),
+    ];
+    for (at, me) in [(alice, "alice"), (bob, "bob"), (carol, "carol")] {
+        let expected: Vec<ClientEvent> = said
+            .iter()
+            .map(|&(time_ms, from, text)| message(time_ms, from, text, from == me))
+            .collect();
+        assert_eq!(sim.take_events(at), expected, "as seen by {me}");
+    }
+    let logged: Vec<ServerEvent> = said
+        .iter()
+        .map(|&(time_ms, from, text)| ServerEvent::Chat {
+            time_ms,
+            from: from.to_owned(),
+            text: text.to_owned(),
+        })
+        .collect();
+    assert_eq!(sim.take_server_events(), logged);
+}
+
+#[test]
+fn the_operator_speaks_as_server_and_blank_lines_are_not_sent() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    sim.clear_events();
+
+    let now = sim.now;
+    sim.server.say(now, "   ");
+    sim.server.say(now, "maintenance at noon");
+    sim.drive();
+
+    assert_eq!(
+        sim.take_events(alice),
+        vec![message(
+            WALL_START_MS,
+            "server",
+            "maintenance at noon",
+            false
+        )]
+    );
+}
+
+// 3 ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_name_taken_in_another_case_is_refused() {
+    let mut sim = default_sim();
+    let first = sim.join("Alice");
+    sim.clear_events();
+
+    let second = sim.add_client("alice");
+    sim.drive();
+
+    assert_eq!(
+        sim.take_events(second),
+        vec![ClientEvent::Closed(CloseReason::Refused(
+            RefuseReason::NameTaken
+        ))]
+    );
+    assert!(sim.client(second).is_closed());
+    assert_eq!(
+        sim.take_server_events(),
+        vec![ServerEvent::Refused {
+            time_ms: WALL_START_MS,
+            name: "alice".to_owned(),
+            addr: second,
+            reason: RefuseReason::NameTaken,
+        }]
+    );
+    assert_eq!(
+        sim.take_events(first),
+        vec![],
+        "a refused join is not announced"
+    );
+    assert_eq!(listed_names(&sim), ["Alice"]);
+}
+
+// 4 ---------------------------------------------------------------------------------------
+
+#[test]
+fn the_server_refuses_invalid_names_sent_in_raw_join_frames() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    sim.clear_events();
+
+    let invalid = [
+        "server".to_owned(),
+        "SERVER".to_owned(),
+        "a b".to_owned(),
+        "a".repeat(33),
+        "guest-x".to_owned(),
+        "Guest-X".to_owned(),
+        String::new(),
+        "tab\there".to_owned(),
+        "rtl\u{202E}evil".to_owned(),
+        "bell\u{7}".to_owned(),
+    ];
+    for name in &invalid {
+        let mark = sim.mark();
+        let replies = sim.inject_frame(STRANGER, &Frame::Join { name: name.clone() });
+        assert_eq!(
+            replies,
+            [Frame::Refused {
+                reason: RefuseReason::NameInvalid
+            }],
+            "name {name:?}"
+        );
+        assert_eq!(
+            sim.sent_since(mark).len(),
+            2,
+            "only the join and its refusal, for {name:?}"
+        );
+        let events = sim.take_server_events();
+        assert!(
+            matches!(
+                events.as_slice(),
+                [ServerEvent::Refused {
+                    addr,
+                    reason: RefuseReason::NameInvalid,
+                    ..
+                }] if *addr == STRANGER
+            ),
+            "name {name:?}: {events:?}"
+        );
+    }
+    assert_eq!(sim.take_events(alice), vec![]);
+    assert_eq!(listed_names(&sim), ["alice"]);
+
+    // The longest valid name is accepted: the limit is 32 characters, not fewer.
+    let longest = "b".repeat(32);
+    let replies = sim.inject_frame(
+        STRANGER,
+        &Frame::Join {
+            name: longest.clone(),
+        },
+    );
+    assert!(
+        matches!(&replies[0], Frame::Welcome { name, .. } if *name == longest),
+        "{replies:?}"
+    );
+}
+
+// 5 ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_client_that_leaves_is_announced_forgotten_and_acknowledged_again() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    let carol = sim.join("carol");
+    sim.clear_events();
+    sim.advance(ms(100));
+
+    let mark = sim.mark();
+    sim.leave(bob);
+
+    assert_eq!(
+        sim.take_events(bob),
+        vec![ClientEvent::Closed(CloseReason::Left)]
+    );
+    assert!(sim.client(bob).is_closed());
+    let at = WALL_START_MS + 100;
+    assert_eq!(sim.take_events(alice), vec![notice(at, "bob left")]);
+    assert_eq!(sim.take_events(carol), vec![notice(at, "bob left")]);
+    assert_eq!(
+        sim.take_server_events(),
+        vec![ServerEvent::Left {
+            time_ms: at,
+            name: "bob".to_owned(),
+            addr: bob,
+        }]
+    );
+    assert_eq!(listed_names(&sim), ["alice", "carol"]);
+    let leaves = sim
+        .sent_since(mark)
+        .iter()
+        .filter(|d| d.from == bob && d.frame() == Some(Frame::Leave))
+        .count();
+    assert_eq!(leaves, 1, "acknowledged at once, so not repeated");
+
+    // A copy of the leave arriving late is acknowledged, and changes nothing.
+    let mark = sim.mark();
+    assert_eq!(sim.inject_frame(bob, &Frame::Leave), [Frame::LeaveAck]);
+    assert_eq!(sim.sent_since(mark).len(), 2);
+    assert_eq!(sim.take_server_events(), vec![]);
+    assert_eq!(sim.take_events(alice), vec![]);
+}
+
+#[test]
+fn a_client_whose_leave_ack_is_lost_retries_and_still_closes() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    sim.clear_events();
+    sim.muted.insert(SERVER_ADDR);
+
+    let mark = sim.mark();
+    sim.leave(alice);
+    sim.advance_in_steps(client::LEAVE_TIMEOUT - ms(1), ms(50));
+    assert!(!sim.client(alice).is_closed(), "still waiting for the ack");
+    sim.advance(ms(1));
+
+    assert_eq!(
+        sim.take_events(alice),
+        vec![ClientEvent::Closed(CloseReason::Left)]
+    );
+    let leaves = sim
+        .sent_since(mark)
+        .iter()
+        .filter(|d| d.from == alice)
+        .count();
+    // Sent at 0, 200, 400, 600 and 800 ms.
+    assert_eq!(leaves, 5);
+    assert_eq!(listed_names(&sim), Vec::<String>::new());
+}
+
+// 6 ---------------------------------------------------------------------------------------
+
+fn fast_timeout_config() -> ServerConfig {
+    ServerConfig {
+        timeout: ms(300),
+        ..ServerConfig::default()
+    }
+}
+
+#[test]
+fn a_silent_client_is_evicted_after_the_timeout_and_not_before() {
+    let config = fast_timeout_config();
+    assert_eq!(config.heartbeat_interval(), ms(100));
+    let mut sim = Sim::new(config);
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+    // Bob still runs and hears the server, but nothing he sends arrives.
+    sim.muted.insert(bob);
+
+    sim.advance_in_steps(ms(290), ms(10));
+    assert_eq!(
+        listed_names(&sim),
+        ["alice", "bob"],
+        "not evicted before the timeout"
+    );
+    assert_eq!(notices(sim.events(alice)), Vec::<String>::new());
+
+    sim.advance_in_steps(ms(110), ms(10));
+    assert_eq!(listed_names(&sim), ["alice"]);
+    assert_eq!(notices(sim.events(alice)), ["bob timed out"]);
+    let events = sim.take_server_events();
+    let [
+        ServerEvent::TimedOut {
+            time_ms,
+            name,
+            addr,
+        },
+    ] = events.as_slice()
+    else {
+        panic!("expected one TimedOut event, got {events:?}");
+    };
+    assert_eq!((name.as_str(), *addr), ("bob", bob));
+    // Evicted between the timeout and the timeout plus one sweep interval (75 ms here).
+    let after = time_ms - WALL_START_MS;
+    assert!(
+        (300..=375).contains(&after),
+        "evicted {after} ms after its last datagram"
+    );
+    assert_eq!(
+        sim.events(bob).last(),
+        Some(&closed_by_server(
+            DisconnectReason::TimedOut,
+            "you were silent for too long"
+        ))
+    );
+}
+
+#[test]
+fn a_suspended_client_is_evicted_and_rejoins_when_it_wakes_up() {
+    let mut sim = Sim::new(fast_timeout_config());
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+    sim.frozen.insert(bob);
+
+    sim.advance_in_steps(ms(500), ms(10));
+    assert_eq!(listed_names(&sim), ["alice"]);
+    assert_eq!(notices(sim.events(alice)), ["bob timed out"]);
+    assert_eq!(sim.events(bob), [], "a suspended process sees nothing");
+
+    // Its next heartbeat meets a server that forgot it: it joins again by itself.
+    sim.frozen.remove(&bob);
+    sim.advance(ms(10));
+    let bob_events = sim.take_events(bob);
+    assert!(
+        bob_events.contains(&ClientEvent::Rejoining),
+        "{bob_events:?}"
+    );
+    assert!(
+        bob_events.contains(&ClientEvent::Joined {
+            name: "bob".to_owned(),
+            server: SERVER_ADDR
+        }),
+        "{bob_events:?}"
+    );
+    assert_eq!(listed_names(&sim), ["alice", "bob"]);
+}
+
+#[test]
+fn a_driven_idle_client_is_never_evicted_thanks_to_heartbeats() {
+    let mut sim = Sim::new(fast_timeout_config());
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+    let mark = sim.mark();
+
+    // Ten timeouts, in steps, then ten more stopping exactly at every deadline.
+    sim.advance_in_steps(ms(3000), ms(10));
+    sim.run_for(ms(3000));
+
+    assert_eq!(listed_names(&sim), ["alice", "bob"]);
+    assert_eq!(sim.take_server_events(), vec![]);
+    assert_eq!(
+        sim.take_events(alice),
+        vec![],
+        "no silence reported, no eviction"
+    );
+    assert_eq!(sim.take_events(bob), vec![]);
+    let heartbeats = sim
+        .sent_since(mark)
+        .iter()
+        .filter(|d| d.from == alice && d.frame() == Some(Frame::Heartbeat))
+        .count();
+    // One per heartbeat interval (100 ms) over 6 s.
+    assert!((59..=60).contains(&heartbeats), "{heartbeats} heartbeats");
+    let acks = sim
+        .sent_since(mark)
+        .iter()
+        .filter(|d| d.to == alice && d.frame() == Some(Frame::HeartbeatAck))
+        .count();
+    assert_eq!(acks, heartbeats);
+}
+
+#[test]
+fn a_client_notices_a_silent_server_and_its_return() {
+    let mut sim = Sim::new(fast_timeout_config());
+    let alice = sim.join("alice");
+    sim.clear_events();
+    sim.muted.insert(SERVER_ADDR);
+
+    sim.advance_in_steps(ms(290), ms(10));
+    assert_eq!(sim.events(alice), []);
+    sim.advance_in_steps(ms(20), ms(10));
+    assert_eq!(
+        sim.take_events(alice),
+        vec![ClientEvent::ServerSilent {
+            silent_for: ms(300)
+        }]
+    );
+
+    sim.muted.remove(&SERVER_ADDR);
+    sim.advance_in_steps(ms(100), ms(10));
+    assert_eq!(sim.take_events(alice), vec![ClientEvent::ServerBack]);
+}
+
+// 7 ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_flood_is_cut_to_the_burst_and_the_sender_told_once() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+
+    let now = sim.now;
+    for i in 0..30 {
+        sim.client_mut(alice).send_text(now, &format!("line {i}"));
+    }
+    sim.drive();
+
+    let first_ten: Vec<(String, String, bool)> = (0..10)
+        .map(|i| ("alice".to_owned(), format!("line {i}"), false))
+        .collect();
+    assert_eq!(messages(&sim.take_events(bob)), first_ten);
+    assert_eq!(messages(sim.events(alice)).len(), 10);
+    let chats = sim
+        .server_events
+        .iter()
+        .filter(|e| matches!(e, ServerEvent::Chat { .. }));
+    assert_eq!(chats.count(), 10);
+
+    sim.advance(server::FLOOD_NOTICE_DELAY - ms(1));
+    assert_eq!(
+        notices(sim.events(alice)),
+        Vec::<String>::new(),
+        "not before the delay"
+    );
+
+    sim.advance(ms(1));
+    let told = notices(sim.events(alice));
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].starts_with("20 messages not sent"), "{told:?}");
+    assert_eq!(notices(&sim.take_events(bob)), Vec::<String>::new());
+    let dropped: Vec<ServerEvent> = sim
+        .take_server_events()
+        .into_iter()
+        .filter(|e| matches!(e, ServerEvent::FloodDropped { .. }))
+        .collect();
+    assert_eq!(
+        dropped,
+        vec![ServerEvent::FloodDropped {
+            time_ms: WALL_START_MS + 1000,
+            name: "alice".to_owned(),
+            addr: alice,
+            dropped: 20,
+        }]
+    );
+    sim.take_events(alice);
+
+    // Two seconds refill the bucket (5/s): alice may talk again, and nobody is told more.
+    sim.advance(Duration::from_secs(2));
+    for text in ["back", "again", "ok"] {
+        sim.send_text(alice, text);
+    }
+    sim.advance(server::FLOOD_NOTICE_DELAY * 2);
+    let texts: Vec<String> = messages(&sim.take_events(bob))
+        .into_iter()
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(texts, ["back", "again", "ok"]);
+    assert_eq!(notices(&sim.take_events(alice)), Vec::<String>::new());
+}
+
+#[test]
+fn without_a_flood_limit_every_line_goes_out() {
+    let mut sim = Sim::new(ServerConfig {
+        flood_limit: None,
+        ..ServerConfig::default()
+    });
+    assert_eq!(
+        FloodLimit::from_options(0.0, 10),
+        None,
+        "how --flood-rate 0 turns it off"
+    );
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+
+    let now = sim.now;
+    for i in 0..30 {
+        sim.client_mut(alice).send_text(now, &format!("line {i}"));
+    }
+    sim.drive();
+    sim.advance(server::FLOOD_NOTICE_DELAY * 2);
+
+    assert_eq!(messages(&sim.take_events(bob)).len(), 30);
+    assert_eq!(notices(&sim.take_events(alice)), Vec::<String>::new());
+    let flood_events = sim
+        .take_server_events()
+        .into_iter()
+        .filter(|e| matches!(e, ServerEvent::FloodDropped { .. }))
+        .count();
+    assert_eq!(flood_events, 0);
+}
+
+// 8 ---------------------------------------------------------------------------------------
+
+#[test]
+fn the_operator_kicks_a_client_by_name_in_any_case() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    let carol = sim.join("carol");
+    sim.clear_events();
+
+    let now = sim.now;
+    assert_eq!(sim.server.kick(now, "BOB"), Ok(()));
+    sim.drive();
+
+    assert_eq!(
+        sim.take_events(bob),
+        vec![closed_by_server(
+            DisconnectReason::Kicked,
+            "you were kicked by the operator"
+        )]
+    );
+    assert_eq!(
+        sim.take_events(alice),
+        vec![notice(WALL_START_MS, "bob was kicked")]
+    );
+    assert_eq!(
+        sim.take_events(carol),
+        vec![notice(WALL_START_MS, "bob was kicked")]
+    );
+    assert_eq!(
+        sim.take_server_events(),
+        vec![ServerEvent::Kicked {
+            time_ms: WALL_START_MS,
+            name: "bob".to_owned(),
+            addr: bob,
+        }]
+    );
+    assert_eq!(listed_names(&sim), ["alice", "carol"]);
+
+    assert_eq!(
+        sim.server.kick(now, "bob"),
+        Err(ServerError::NoSuchClient {
+            name: "bob".to_owned()
+        })
+    );
+    assert_eq!(
+        sim.server.kick(now, "nobody"),
+        Err(ServerError::NoSuchClient {
+            name: "nobody".to_owned()
+        })
+    );
+
+    // A kick is not a ban: bob may come back.
+    sim.join("bob");
+    assert_eq!(listed_names(&sim), ["alice", "bob", "carol"]);
+}
+
+// 9 ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_ban_disconnects_everyone_at_the_address_and_refuses_newcomers() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    let carol = sim.join_at(addr([192, 0, 2, 7], 10003), "carol");
+    sim.clear_events();
+
+    let localhost: IpNet = "127.0.0.1".parse().expect("an address");
+    assert_eq!(sim.server.ban_target("alice"), Ok(localhost));
+    assert_eq!(sim.server.ban_target("ALICE"), Ok(localhost));
+    assert_eq!(
+        sim.server.ban_target("carol"),
+        Ok("192.0.2.7".parse().expect("an address"))
+    );
+    let range = sim.server.ban_target("10.0.0.0/8").expect("a range");
+    assert_eq!(range, "10.0.0.0/8".parse().expect("a range"));
+    assert_eq!(range.to_string(), "10.0.0.0/8");
+    assert_eq!(
+        sim.server.ban_target("nobody"),
+        Err(ServerError::NoSuchClient {
+            name: "nobody".to_owned()
+        })
+    );
+
+    let (bans, warnings) = BanList::parse("127.0.0.1\n");
+    assert!(warnings.is_empty());
+    let now = sim.now;
+    sim.server.set_ban_list(now, bans);
+    sim.drive();
+
+    // Whichever of the two goes first is announced to the other before its own farewell.
+    let banned = closed_by_server(DisconnectReason::Banned, "your address was banned");
+    let alice_events = sim.take_events(alice);
+    let bob_events = sim.take_events(bob);
+    assert_eq!(alice_events.last(), Some(&banned));
+    assert_eq!(bob_events.last(), Some(&banned));
+    let mut heard = [notices(&alice_events), notices(&bob_events)].concat();
+    heard.sort();
+    assert!(
+        heard == ["alice was banned"] || heard == ["bob was banned"],
+        "{alice_events:?} {bob_events:?}"
+    );
+    let mut told = notices(&sim.take_events(carol));
+    told.sort();
+    assert_eq!(told, ["alice was banned", "bob was banned"]);
+    let mut logged: Vec<(String, SocketAddr)> = sim
+        .take_server_events()
+        .into_iter()
+        .map(|event| match event {
+            ServerEvent::Banned { name, addr, .. } => (name, addr),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    logged.sort();
+    assert_eq!(
+        logged,
+        [("alice".to_owned(), alice), ("bob".to_owned(), bob)]
+    );
+    assert_eq!(listed_names(&sim), ["carol"]);
+
+    // A newcomer from the banned address is told why.
+    let dave = sim.add_client("dave");
+    sim.drive();
+    assert_eq!(
+        sim.take_events(dave),
+        vec![ClientEvent::Closed(CloseReason::Refused(
+            RefuseReason::Banned
+        ))]
+    );
+    assert!(matches!(
+        sim.take_server_events().as_slice(),
+        [ServerEvent::Refused { reason: RefuseReason::Banned, addr, .. }] if *addr == dave
+    ));
+    // Anything else from a banned address gets no answer at all.
+    assert_eq!(sim.inject_frame(alice, &Frame::Heartbeat), []);
+    assert_eq!(
+        sim.inject_frame(
+            alice,
+            &Frame::Chat {
+                text: "hi".to_owned()
+            }
+        ),
+        []
+    );
+    assert_eq!(sim.take_events(carol), vec![]);
+}
+
+// 10 --------------------------------------------------------------------------------------
+
+#[test]
+fn frames_from_an_unknown_address_get_one_not_joined_and_reach_nobody() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+
+    for frame in [
+        Frame::Chat {
+            text: "let me in".to_owned(),
+        },
+        Frame::Heartbeat,
+        Frame::ListRequest,
+    ] {
+        let mark = sim.mark();
+        assert_eq!(
+            sim.inject_frame(STRANGER, &frame),
+            [Frame::NotJoined],
+            "{frame:?}"
+        );
+        assert_eq!(
+            sim.sent_since(mark).len(),
+            2,
+            "one datagram in, one out, for {frame:?}"
+        );
+    }
+    assert_eq!(sim.take_events(alice), vec![]);
+    assert_eq!(sim.take_events(bob), vec![]);
+    assert_eq!(sim.take_server_events(), vec![]);
+    assert_eq!(listed_names(&sim), ["alice", "bob"]);
+}
+
+#[test]
+fn garbage_and_truncated_frames_get_no_reply_and_reach_nobody() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    sim.clear_events();
+
+    let chat = Frame::Chat {
+        text: "hello".to_owned(),
+    }
+    .to_bytes();
+    let join = Frame::Join {
+        name: "mallory".to_owned(),
+    }
+    .to_bytes();
+    let garbage: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"\x00\x01\x02 not a frame".to_vec(),
+        b"hello\n".to_vec(),                   // plain text, but guests are off
+        vec![0xFF],                            // half a magic
+        vec![0xFF, b'I'],                      // magic only
+        vec![0xFF, b'I', wire::VERSION],       // no kind
+        vec![0xFF, b'I', wire::VERSION, 0x7F], // unknown kind
+        chat[..chat.len() - 2].to_vec(),       // truncated text
+        [chat.as_slice(), b"x"].concat(),      // trailing byte
+        join[..100].to_vec(),                  // unpadded join
+        vec![0xFF; wire::MAX_DATAGRAM + 1],    // too large
+    ];
+    for bytes in &garbage {
+        let mark = sim.mark();
+        assert_eq!(
+            sim.inject(STRANGER, bytes),
+            Vec::<Vec<u8>>::new(),
+            "{bytes:?}"
+        );
+        assert_eq!(sim.sent_since(mark).len(), 1, "nothing sent for {bytes:?}");
+    }
+    // Garbage from a joined client's address is dropped too, without ending its session.
+    for bytes in &garbage {
+        assert_eq!(sim.inject(alice, bytes), Vec::<Vec<u8>>::new(), "{bytes:?}");
+    }
+    assert_eq!(sim.take_events(alice), vec![]);
+    assert_eq!(listed_names(&sim), ["alice"]);
+}
+
+#[test]
+fn a_malformed_datagram_is_logged_once_per_address_per_minute() {
+    let mut sim = default_sim();
+    sim.join("alice");
+    sim.clear_events();
+    let garbage = b"\xFFI\x01\x7F";
+
+    sim.inject(STRANGER, garbage);
+    let logged = sim.take_server_events();
+    assert!(
+        matches!(logged.as_slice(), [ServerEvent::Malformed { addr, .. }] if *addr == STRANGER),
+        "{logged:?}"
+    );
+    sim.inject(STRANGER, b"more garbage");
+    sim.advance_in_steps(Duration::from_secs(30), Duration::from_secs(1));
+    sim.inject(STRANGER, garbage);
+    assert_eq!(
+        sim.take_server_events(),
+        vec![],
+        "at most once a minute per address"
+    );
+
+    // Another address has its own allowance.
+    let other = addr([127, 0, 0, 1], 20002);
+    sim.inject(other, garbage);
+    assert_eq!(sim.take_server_events().len(), 1);
+
+    sim.advance_in_steps(
+        server::MALFORMED_LOG_PERIOD - Duration::from_secs(30),
+        Duration::from_secs(1),
+    );
+    sim.inject(STRANGER, garbage);
+    assert_eq!(
+        sim.take_server_events().len(),
+        1,
+        "a minute later it is logged again"
+    );
+}
+
+// 11 --------------------------------------------------------------------------------------
+
+#[test]
+fn nobody_can_speak_as_someone_else() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+
+    // Chat from an address that is not alice's reaches nobody, whatever it claims.
+    let fake = Frame::Chat {
+        text: "alice: send me your password".to_owned(),
+    };
+    assert_eq!(sim.inject_frame(STRANGER, &fake), [Frame::NotJoined]);
+    // A server-only message frame naming alice is not relayed either.
+    let forged = Frame::Message {
+        time_ms: 0,
+        from: "alice".to_owned(),
+        text: "I am alice".to_owned(),
+    };
+    // (Whether it is answered is the business of the loop tests below; it must not be relayed.)
+    sim.inject_frame(STRANGER, &forged);
+    // Joining under alice's name is refused.
+    assert_eq!(
+        sim.inject_frame(
+            STRANGER,
+            &Frame::Join {
+                name: "ALICE".to_owned()
+            }
+        ),
+        [Frame::Refused {
+            reason: RefuseReason::NameTaken
+        }]
+    );
+    assert_eq!(messages(&sim.take_events(bob)), vec![]);
+
+    // Once joined as mallory, every message carries the registered name, and a forged
+    // message frame from a joined address is not relayed.
+    let replies = sim.inject_frame(
+        STRANGER,
+        &Frame::Join {
+            name: "mallory".to_owned(),
+        },
+    );
+    assert!(matches!(replies[0], Frame::Welcome { .. }), "{replies:?}");
+    sim.inject_frame(STRANGER, &forged);
+    sim.inject_frame(STRANGER, &fake);
+    assert_eq!(
+        messages(&sim.take_events(bob)),
+        [(
+            "mallory".to_owned(),
+            "alice: send me your password".to_owned(),
+            false
+        )]
+    );
+    assert_eq!(
+        messages(&sim.take_events(alice)),
+        [(
+            "mallory".to_owned(),
+            "alice: send me your password".to_owned(),
+            false
+        )]
+    );
+}
+
+// 12 --------------------------------------------------------------------------------------
+
+/// Sends `bytes` from a fresh address that never joined and checks that the server sends
+/// back no more bytes than it received; returns how many it sent back.
+fn reply_bytes(sim: &mut Sim, from: SocketAddr, bytes: &[u8]) -> usize {
+    let sent: usize = sim.inject(from, bytes).iter().map(Vec::len).sum();
+    assert!(
+        sent <= bytes.len(),
+        "{} bytes in from {from}, {sent} bytes out: amplification",
+        bytes.len()
+    );
+    sent
+}
+
+#[test]
+fn the_server_never_sends_an_unjoined_address_more_than_it_received() {
+    let mut sim = Sim::new(ServerConfig {
+        max_clients: 3,
+        ..ServerConfig::default()
+    });
+    sim.join("alice");
+    let mut port = 30000;
+    let mut stranger = || {
+        port += 1;
+        addr([127, 0, 0, 1], port)
+    };
+    let join = |name: &str| {
+        Frame::Join {
+            name: name.to_owned(),
+        }
+        .to_bytes()
+    };
+
+    // Accepted joins: welcome and join notice, even with the longest name in bytes.
+    assert!(reply_bytes(&mut sim, stranger(), &join("eve")) > 0);
+    let widest = "𝓪".repeat(32);
+    assert_eq!(widest.len(), wire::MAX_NAME_BYTES);
+    assert!(reply_bytes(&mut sim, stranger(), &join(&widest)) > 0);
+    // Refused joins: taken, invalid, and (now that three are online) server full.
+    assert_eq!(reply_bytes(&mut sim, stranger(), &join("ALICE")), 5);
+    assert_eq!(reply_bytes(&mut sim, stranger(), &join("server")), 5);
+    let full = sim.inject_frame(
+        stranger(),
+        &Frame::Join {
+            name: "zed".to_owned(),
+        },
+    );
+    assert_eq!(
+        full,
+        [Frame::Refused {
+            reason: RefuseReason::ServerFull
+        }]
+    );
+    assert_eq!(reply_bytes(&mut sim, stranger(), &join("zed")), 5);
+    // Frames that need a session.
+    let chat = Frame::Chat {
+        text: String::new(),
+    }
+    .to_bytes();
+    assert_eq!(reply_bytes(&mut sim, stranger(), &chat), 4);
+    for frame in [Frame::Heartbeat, Frame::ListRequest, Frame::Leave] {
+        assert_eq!(
+            reply_bytes(&mut sim, stranger(), &frame.to_bytes()),
+            4,
+            "{frame:?}"
+        );
+    }
+    // Another protocol version: refused only when the refusal is not larger.
+    assert_eq!(reply_bytes(&mut sim, stranger(), &[0xFF, b'I', 2, 1]), 0);
+    let mut future_join = join("alice2");
+    future_join[2] = 2;
+    assert_eq!(reply_bytes(&mut sim, stranger(), &future_join), 5);
+    let replies = sim.inject(stranger(), &future_join);
+    assert_eq!(
+        Frame::decode(&replies[0]),
+        Ok(Frame::Refused {
+            reason: RefuseReason::VersionUnsupported
+        })
+    );
+
+    // A banned address.
+    let mut sim = Sim::with_bans(ServerConfig::default(), BanList::parse("127.0.0.0/8").0);
+    assert_eq!(reply_bytes(&mut sim, stranger(), &join("eve")), 5);
+    assert_eq!(reply_bytes(&mut sim, stranger(), &chat), 0);
+}
+
+// 13 --------------------------------------------------------------------------------------
+
+fn guest_sim() -> Sim {
+    Sim::new(ServerConfig {
+        guests: true,
+        ..ServerConfig::default()
+    })
+}
+
+#[test]
+fn a_plain_text_guest_joins_by_talking_and_reads_plain_text() {
+    let mut sim = guest_sim();
+    let alice = sim.join("alice");
+    sim.clear_events();
+    sim.advance(ms(2000));
+    let at = WALL_START_MS + 2000;
+    let guest = "guest-127.0.0.1:20001";
+
+    let replies = sim.inject(STRANGER, b"hello\n");
+
+    let lines: Vec<String> = replies
+        .iter()
+        .map(|bytes| String::from_utf8(bytes.clone()).expect("guests get text"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            format!("[{}] -- {guest} joined\n", display::clock(at)),
+            format!("[{}] {guest}: hello\n", display::clock(at)),
+        ]
+    );
+    assert_eq!(
+        sim.take_events(alice),
+        vec![
+            notice(at, &format!("{guest} joined")),
+            message(at, guest, "hello", false)
+        ]
+    );
+    assert_eq!(
+        sim.take_server_events(),
+        vec![
+            ServerEvent::Joined {
+                time_ms: at,
+                name: guest.to_owned(),
+                addr: STRANGER,
+                guest: true,
+            },
+            ServerEvent::Chat {
+                time_ms: at,
+                from: guest.to_owned(),
+                text: "hello".to_owned(),
+            },
+        ]
+    );
+    let listed = sim.server.clients(sim.now);
+    assert_eq!(listed.len(), 2);
+    assert_eq!((listed[1].name.as_str(), listed[1].guest), (guest, true));
+
+    // The guest reads what named clients say, as text.
+    let mark = sim.mark();
+    sim.send_text(alice, "hi guest");
+    let to_guest = sim.server_sent_to(STRANGER, mark);
+    assert_eq!(
+        to_guest,
+        [format!("[{}] alice: hi guest\n", display::clock(at)).into_bytes()]
+    );
+
+    // Several lines in one datagram, with CRLF endings and a blank line, are several messages.
+    sim.inject(STRANGER, b"one\r\n\r\ntwo\r\n");
+    let texts: Vec<String> = messages(&sim.take_events(alice))
+        .into_iter()
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(texts, ["hi guest", "one", "two"]);
+}
+
+#[test]
+fn with_guests_off_plain_text_gets_nothing() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    sim.clear_events();
+
+    let mark = sim.mark();
+    assert_eq!(sim.inject(STRANGER, b"hello\n"), Vec::<Vec<u8>>::new());
+    assert_eq!(sim.sent_since(mark).len(), 1);
+    assert_eq!(sim.take_events(alice), vec![]);
+    assert_eq!(listed_names(&sim), ["alice"]);
+    let logged = sim.take_server_events();
+    assert!(
+        matches!(logged.as_slice(), [ServerEvent::Malformed { addr, why, .. }]
+            if *addr == STRANGER && why.contains("guests are off")),
+        "{logged:?}"
+    );
+}
+
+// 14 --------------------------------------------------------------------------------------
+
+#[test]
+fn the_server_neutralizes_terminal_escapes_in_chat() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+
+    sim.send_text(alice, "\x1b[2Jgotcha\x07");
+    sim.send_text(alice, "abc\u{202E}fed");
+
+    let expected = ["^[[2Jgotcha^G", "abc\u{FFFD}fed"];
+    let seen: Vec<String> = messages(&sim.take_events(bob))
+        .into_iter()
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(seen, expected);
+    let echoed: Vec<String> = messages(&sim.take_events(alice))
+        .into_iter()
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(echoed, expected);
+    let logged: Vec<String> = sim
+        .take_server_events()
+        .into_iter()
+        .filter_map(|event| match event {
+            ServerEvent::Chat { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logged, expected);
+}
+
+// 15 --------------------------------------------------------------------------------------
+
+#[test]
+fn the_roster_lists_everyone_sorted_case_insensitively() {
+    let mut sim = default_sim();
+    let bob = sim.join("bob");
+    let alice = sim.join("Alice");
+    let carol = sim.join("Carol");
+    sim.clear_events();
+    sim.advance(ms(42));
+
+    sim.request_list(bob);
+
+    assert_eq!(
+        sim.take_events(bob),
+        vec![ClientEvent::Roster {
+            time_ms: WALL_START_MS + 42,
+            total: 3,
+            offset: 0,
+            names: vec!["Alice".to_owned(), "bob".to_owned(), "Carol".to_owned()],
+        }]
+    );
+    assert_eq!(sim.take_events(alice), vec![]);
+    assert_eq!(sim.take_events(carol), vec![]);
+}
+
+#[test]
+fn a_long_roster_spans_several_datagrams_that_together_are_complete() {
+    const CLIENTS: usize = 200;
+    let mut sim = default_sim();
+    let mut expected = Vec::new();
+    let mut first = None;
+    for i in 0..CLIENTS {
+        let letter = char::from(b'a' + u8::try_from(i * 7 % 26).expect("a letter"));
+        let letter = if i % 2 == 0 {
+            letter.to_ascii_uppercase()
+        } else {
+            letter
+        };
+        let name = format!("{letter}{i:03}{}", "x".repeat(26));
+        assert_eq!(name.len(), 30);
+        let at = sim.add_client(&name);
+        first.get_or_insert(at);
+        expected.push(name);
+    }
+    sim.drive();
+    expected.sort_by_key(|name| name.to_lowercase());
+    assert_eq!(sim.server.clients(sim.now).len(), CLIENTS);
+    let asker = first.expect("at least one client");
+    sim.take_events(asker);
+
+    let mark = sim.mark();
+    sim.request_list(asker);
+
+    let sent = sim.server_sent_to(asker, mark);
+    assert!(sent.iter().all(|bytes| bytes.len() <= wire::MAX_DATAGRAM));
+    let parts: Vec<(u16, u16, Vec<String>)> = sim
+        .take_events(asker)
+        .into_iter()
+        .map(|event| match event {
+            ClientEvent::Roster {
+                total,
+                offset,
+                names,
+                ..
+            } => (total, offset, names),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    // 16 fixed bytes and 31 per name: 38 names per datagram, so 6 datagrams.
+    assert_eq!(parts.len(), 6);
+    assert_eq!(sent.len(), 6);
+    let mut all = Vec::new();
+    for (total, offset, names) in parts {
+        assert_eq!(usize::from(total), CLIENTS);
+        assert_eq!(usize::from(offset), all.len(), "offsets follow on");
+        all.extend(names);
+    }
+    assert_eq!(all, expected);
+}
+
+// 16 --------------------------------------------------------------------------------------
+
+#[test]
+fn shutdown_tells_every_client_the_server_is_closing() {
+    let mut sim = default_sim();
+    let clients = [sim.join("alice"), sim.join("bob"), sim.join("carol")];
+    sim.clear_events();
+
+    let now = sim.now;
+    sim.server.shutdown(now);
+    sim.drive();
+
+    for at in clients {
+        assert_eq!(
+            sim.take_events(at),
+            vec![closed_by_server(
+                DisconnectReason::ServerClosing,
+                "the server is closing"
+            )]
+        );
+        assert!(sim.client(at).is_closed());
+        assert_eq!(sim.client(at).poll_timeout(), None);
+    }
+    assert_eq!(
+        sim.take_server_events(),
+        vec![ServerEvent::Closing {
+            time_ms: WALL_START_MS,
+            clients: 3,
+        }]
+    );
+    assert_eq!(listed_names(&sim), Vec::<String>::new());
+}
+
+// 17 --------------------------------------------------------------------------------------
+
+#[test]
+fn clients_rejoin_a_restarted_server_under_the_same_name() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+
+    sim.advance(ms(500));
+    sim.restart_server(ServerConfig::default());
+    let restarted_at = WALL_START_MS + 500;
+
+    // Bob talks first: his line meets a server that does not know him.
+    sim.send_text(bob, "anyone there?");
+    assert_eq!(
+        sim.take_events(bob),
+        vec![
+            ClientEvent::Rejoining,
+            ClientEvent::Joined {
+                name: "bob".to_owned(),
+                server: SERVER_ADDR,
+            },
+            notice(restarted_at, "bob joined"),
+        ]
+    );
+    assert_eq!(listed_names(&sim), ["bob"]);
+
+    // Alice is idle: her next heartbeat finds out.
+    sim.advance_in_steps(ServerConfig::default().heartbeat_interval(), ms(500));
+    let alice_events = sim.take_events(alice);
+    assert_eq!(
+        &alice_events[..2],
+        [
+            ClientEvent::Rejoining,
+            ClientEvent::Joined {
+                name: "alice".to_owned(),
+                server: SERVER_ADDR,
+            }
+        ]
+    );
+    assert_eq!(listed_names(&sim), ["alice", "bob"]);
+    assert_eq!(notices(&sim.take_events(bob)), ["alice joined"]);
+
+    sim.send_text(alice, "I'm back");
+    assert_eq!(
+        messages(&sim.take_events(bob)),
+        [("alice".to_owned(), "I'm back".to_owned(), false)]
+    );
+}
+
+// 18 --------------------------------------------------------------------------------------
+
+#[test]
+fn a_join_nobody_answers_times_out_and_unsent_lines_are_reported() {
+    let mut sim = default_sim();
+    let nowhere = addr([127, 0, 0, 1], 4999);
+    let lonely = sim.add_client_at(addr([127, 0, 0, 1], 10001), "lonely", vec![nowhere]);
+    let now = sim.now;
+    sim.client_mut(lonely).send_text(now, "is this thing on?");
+    sim.drive();
+
+    sim.advance_in_steps(client::JOIN_TIMEOUT - ms(1), ms(100));
+    assert!(!sim.client(lonely).is_closed(), "not before JOIN_TIMEOUT");
+    assert_eq!(sim.events(lonely), []);
+
+    sim.advance(ms(1));
+    assert_eq!(
+        sim.take_events(lonely),
+        vec![
+            ClientEvent::NotSent {
+                text: "is this thing on?".to_owned(),
+                why: "the session ended before the server answered",
+            },
+            ClientEvent::Closed(CloseReason::JoinTimedOut),
+        ]
+    );
+    let joins = frames(&sim.wire)
+        .into_iter()
+        .filter(|frame| matches!(frame, Frame::Join { .. }))
+        .count();
+    // At 0, 0.5, 1, ... 4.5 s: every JOIN_RETRY until JOIN_TIMEOUT.
+    assert_eq!(joins, 10);
+    assert_eq!(count_to(&sim.wire, nowhere), 10);
+}
+
+// 19 --------------------------------------------------------------------------------------
+
+#[test]
+fn a_client_falls_back_to_the_next_server_address() {
+    let mut sim = default_sim();
+    let nowhere = addr([127, 0, 0, 1], 4999);
+    let alice = sim.add_client_at(
+        addr([127, 0, 0, 1], 10001),
+        "alice",
+        vec![nowhere, SERVER_ADDR],
+    );
+    sim.drive();
+
+    sim.advance_in_steps(client::ADDRESS_FALLBACK - ms(1), ms(100));
+    assert_eq!(
+        sim.events(alice),
+        [],
+        "the first address still has its chance"
+    );
+    assert_eq!(count_to(&sim.wire, SERVER_ADDR), 0);
+
+    sim.advance(ms(1));
+    assert_eq!(
+        sim.take_events(alice),
+        vec![
+            ClientEvent::Joined {
+                name: "alice".to_owned(),
+                server: SERVER_ADDR,
+            },
+            notice(WALL_START_MS + 1000, "alice joined"),
+        ]
+    );
+    assert_eq!(sim.client(alice).server(), SERVER_ADDR);
+    assert_eq!(count_to(&sim.wire, nowhere), 2, "joins at 0 and 0.5 s");
+
+    // From then on it talks to the address that answered only.
+    let mark = sim.mark();
+    sim.send_text(alice, "found you");
+    assert_eq!(count_to(sim.sent_since(mark), nowhere), 0);
+    assert_eq!(messages(&sim.take_events(alice)).len(), 1);
+}
+
+// 20 --------------------------------------------------------------------------------------
+
+#[test]
+fn a_long_line_arrives_as_several_messages_in_order() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+
+    // Two-byte characters (1000 bytes is a boundary) and three-byte ones (it is not).
+    for line in ["é".repeat(1500), "€".repeat(1000)] {
+        assert!(line.len() >= 3000);
+        sim.send_text(alice, &line);
+        let pieces: Vec<String> = messages(&sim.take_events(bob))
+            .into_iter()
+            .map(|(from, text, _)| {
+                assert_eq!(from, "alice");
+                text
+            })
+            .collect();
+        assert!(pieces.len() >= 3, "{} pieces", pieces.len());
+        assert!(
+            pieces
+                .iter()
+                .all(|piece| piece.len() <= wire::MAX_TEXT_BYTES)
+        );
+        assert_eq!(pieces.concat(), line);
+    }
+}
+
+// Extra: the network misbehaves ----------------------------------------------------------
+
+/// Drops the first datagram `from` sends to `to`, delivers everything else at once.
+struct DropFirst {
+    from: SocketAddr,
+    to: SocketAddr,
+    dropped: bool,
+}
+
+impl Link for DropFirst {
+    fn route(&mut self, _now: std::time::Instant, datagram: &Datagram) -> Vec<Duration> {
+        if !self.dropped && datagram.from == self.from && datagram.to == self.to {
+            self.dropped = true;
+            return Vec::new();
+        }
+        vec![Duration::ZERO]
+    }
+}
+
+#[test]
+fn a_lost_welcome_is_sent_again_without_a_second_join_notice() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    sim.clear_events();
+    let bob_addr = addr([127, 0, 0, 1], 10002);
+    sim.set_link(DropFirst {
+        from: SERVER_ADDR,
+        to: bob_addr,
+        dropped: false,
+    });
+
+    let bob = sim.add_client_at(bob_addr, "bob", vec![SERVER_ADDR]);
+    sim.drive();
+    assert_eq!(sim.events(bob), [], "the welcome was lost");
+    assert_eq!(
+        listed_names(&sim),
+        ["alice", "bob"],
+        "but the server registered bob"
+    );
+
+    sim.advance(client::JOIN_RETRY);
+    assert_eq!(
+        sim.take_events(bob),
+        vec![ClientEvent::Joined {
+            name: "bob".to_owned(),
+            server: SERVER_ADDR,
+        }]
+    );
+    assert_eq!(
+        notices(&sim.take_events(alice)),
+        ["bob joined"],
+        "announced once"
+    );
+    let joined_events = sim
+        .take_server_events()
+        .into_iter()
+        .filter(|e| matches!(e, ServerEvent::Joined { .. }))
+        .count();
+    assert_eq!(joined_events, 1);
+}
+
+#[test]
+fn lines_typed_while_joining_are_sent_once_joined() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    sim.clear_events();
+    let bob = sim.add_client("bob");
+    let now = sim.now;
+    sim.client_mut(bob).send_text(now, "first");
+    sim.client_mut(bob).send_text(now, "second");
+    sim.drive();
+
+    let texts: Vec<String> = messages(&sim.take_events(alice))
+        .into_iter()
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(texts, ["first", "second"]);
+    let distinct: HashSet<String> = notices(&sim.take_events(bob)).into_iter().collect();
+    assert_eq!(distinct, HashSet::from(["bob joined".to_owned()]));
+}
+
+#[test]
+fn a_client_at_an_ipv4_mapped_address_is_named_and_banned_by_its_ipv4_address() {
+    // A server bound to [::] sees IPv4 peers as ::ffff:a.b.c.d.
+    let mapped: SocketAddr = "[::ffff:192.0.2.9]:5000".parse().expect("an address");
+    let mut sim = guest_sim();
+    let alice = sim.join("alice");
+    let zoe = sim.join_at(mapped, "zoe");
+    sim.clear_events();
+
+    assert_eq!(
+        sim.server.ban_target("zoe"),
+        Ok("192.0.2.9".parse().expect("an address"))
+    );
+    let guest_at: SocketAddr = "[::ffff:192.0.2.10]:5001".parse().expect("an address");
+    sim.inject(guest_at, b"hi\n");
+    assert_eq!(
+        messages(&sim.take_events(alice)),
+        [("guest-192.0.2.10:5001".to_owned(), "hi".to_owned(), false)]
+    );
+
+    let now = sim.now;
+    sim.server
+        .set_ban_list(now, BanList::parse("192.0.2.0/24").0);
+    sim.drive();
+    assert_eq!(
+        sim.events(zoe).last(),
+        Some(&closed_by_server(
+            DisconnectReason::Banned,
+            "your address was banned"
+        ))
+    );
+    assert_eq!(listed_names(&sim), ["alice"]);
+}
+
+// Found bugs (ignored until fixed) -------------------------------------------------------
+
+#[test]
+#[ignore = "BUG: the server answers a server-only frame (NotJoined, LeaveAck...) from an \
+            unknown address with NotJoined, so a heartbeat forged from the server's own \
+            address makes it answer itself forever"]
+fn a_frame_forged_from_the_servers_own_address_does_not_start_a_loop() {
+    let mut sim = default_sim();
+    sim.join("alice");
+    let mark = sim.mark();
+    // Today `drive` panics here: the server keeps sending NotJoined to itself.
+    sim.inject_frame(SERVER_ADDR, &Frame::Heartbeat);
+    assert!(
+        sim.sent_since(mark).len() <= 2,
+        "{} datagrams",
+        sim.sent_since(mark).len()
+    );
+}
+
+#[test]
+#[ignore = "BUG: two icq servers answer each other's NotJoined with NotJoined forever, once \
+            one forged heartbeat starts the exchange"]
+fn two_servers_do_not_answer_each_other_forever() {
+    let now = std::time::Instant::now();
+    let a_addr = SERVER_ADDR;
+    let b_addr = addr([127, 0, 0, 1], 4001);
+    let mut a = Server::new(
+        ServerConfig::default(),
+        BanList::default(),
+        now,
+        WALL_START_MS,
+    );
+    let mut b = Server::new(
+        ServerConfig::default(),
+        BanList::default(),
+        now,
+        WALL_START_MS,
+    );
+
+    // An attacker sends A one heartbeat with B's address as its source.
+    a.handle_datagram(now, b_addr, &Frame::Heartbeat.to_bytes());
+    let mut exchanged = 0;
+    for _ in 0..1000 {
+        let mut moved = false;
+        while let Some(transmit) = a.poll_transmit() {
+            assert_eq!(transmit.destination, b_addr);
+            b.handle_datagram(now, a_addr, &transmit.payload);
+            exchanged += 1;
+            moved = true;
+        }
+        while let Some(transmit) = b.poll_transmit() {
+            assert_eq!(transmit.destination, a_addr);
+            a.handle_datagram(now, b_addr, &transmit.payload);
+            exchanged += 1;
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    // A's NotJoined reaches B, and B must not answer it.
+    assert_eq!(exchanged, 1);
+}
+
+#[test]
+#[ignore = "BUG (guest mode): a text line forged from the server's own address registers the \
+            server as its own guest; every line it sends itself comes back as chat, ~5 \
+            messages/s to every client, forever"]
+fn a_guest_line_forged_from_the_servers_own_address_does_not_loop() {
+    let mut sim = guest_sim();
+    let alice = sim.join("alice");
+    sim.clear_events();
+    sim.inject(SERVER_ADDR, b"x\n");
+    sim.run_for(Duration::from_secs(10));
+    let seen = messages(&sim.take_events(alice)).len();
+    assert!(seen <= 1, "alice saw {seen} messages in 10 s");
+}
+
+#[test]
+#[ignore = "BUG (minor): a chat line answered with NotJoined (server restarted) is lost \
+            silently: neither re-sent after the rejoin nor reported NotSent"]
+fn a_line_sent_to_a_restarted_server_is_not_lost_silently() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.restart_server(ServerConfig::default());
+    sim.send_text(alice, "I'm back");
+    sim.advance_in_steps(Duration::from_secs(11), ms(500)); // bob rejoins on his heartbeat
+
+    let delivered = messages(&sim.take_events(bob))
+        .iter()
+        .any(|m| m.1 == "I'm back");
+    let reported = sim
+        .events(alice)
+        .iter()
+        .any(|e| matches!(e, ClientEvent::NotSent { text, .. } if text == "I'm back"));
+    assert!(delivered || reported, "{:?}", sim.events(alice));
+}
+
+#[test]
+#[ignore = "BUG (guest mode, design): a guest's first datagram (\"a\\n\", 2 bytes) registers \
+            it and the server answers with two text lines (79 bytes) to an address that \
+            proved nothing, then sends it every broadcast until it times out"]
+fn a_guests_first_datagram_is_not_amplified() {
+    let mut sim = Sim::new(ServerConfig {
+        guests: true,
+        ..ServerConfig::default()
+    });
+    reply_bytes(&mut sim, STRANGER, b"a\n");
+}
