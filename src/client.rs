@@ -218,8 +218,10 @@ impl Client {
                 self.on_frame_while_joined(now, frame);
             }
             State::Leaving { .. } => {
-                if matches!(frame, Frame::LeaveAck | Frame::NotJoined | Frame::Disconnected { .. })
-                {
+                if matches!(
+                    frame,
+                    Frame::LeaveAck | Frame::NotJoined | Frame::Disconnected { .. }
+                ) {
                     self.close(CloseReason::Left);
                 }
             }

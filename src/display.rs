@@ -67,7 +67,12 @@ pub fn clock(time_ms: i64) -> String {
 /// A chat line: `[12:00:00] alice: hello`. Name and text are sanitized here, whatever the
 /// caller did, because this is the last step before a terminal.
 pub fn message_line(time_ms: i64, from: &str, text: &str) -> String {
-    format!("[{}] {}: {}", clock(time_ms), sanitize(from), sanitize(text))
+    format!(
+        "[{}] {}: {}",
+        clock(time_ms),
+        sanitize(from),
+        sanitize(text)
+    )
 }
 
 /// A notice line: `[12:00:00] -- bob joined`.
@@ -78,12 +83,8 @@ pub fn notice_line(time_ms: i64, text: &str) -> String {
 /// A short human duration for `/list`: `42s`, `3m 05s`, `2h 07m`, `3d 04h`.
 pub fn duration(d: Duration) -> String {
     let secs = d.as_secs();
-    let (days, hours, minutes, seconds) = (
-        secs / 86_400,
-        secs / 3600 % 24,
-        secs / 60 % 60,
-        secs % 60,
-    );
+    let (days, hours, minutes, seconds) =
+        (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     let mut out = String::new();
     // Writing to a String cannot fail.
     let _ = if days > 0 {
@@ -146,7 +147,10 @@ pub fn server_event_line(event: &ServerEvent) -> String {
             reason,
         } => notice_line(
             *time_ms,
-            &format!("refused join of '{name}' from {addr}: {}", refuse_text(*reason)),
+            &format!(
+                "refused join of '{name}' from {addr}: {}",
+                refuse_text(*reason)
+            ),
         ),
         ServerEvent::FloodDropped {
             time_ms,
@@ -159,7 +163,9 @@ pub fn server_event_line(event: &ServerEvent) -> String {
         ),
         ServerEvent::Malformed { time_ms, addr, why } => notice_line(
             *time_ms,
-            &format!("ignored a malformed datagram from {addr}: {why} (not logged again for this address for a minute)"),
+            &format!(
+                "ignored a malformed datagram from {addr}: {why} (not logged again for this address for a minute)"
+            ),
         ),
         ServerEvent::Closing { time_ms, clients } => notice_line(
             *time_ms,
@@ -247,9 +253,9 @@ pub fn client_event_line(event: &ClientEvent, now_ms: i64, bell: bool) -> Option
 pub fn close_text(reason: &CloseReason, server: &str) -> String {
     match reason {
         CloseReason::Left => "left the chat".to_owned(),
-        CloseReason::JoinTimedOut => format!(
-            "no answer from {server}: is the server running, and is the address right?"
-        ),
+        CloseReason::JoinTimedOut => {
+            format!("no answer from {server}: is the server running, and is the address right?")
+        }
         CloseReason::Refused(RefuseReason::NameTaken) => format!(
             "{server} refused to let us join: the name is already taken; choose another with --name"
         ),
@@ -276,7 +282,10 @@ mod tests {
 
     #[test]
     fn escape_sequences_are_shown_not_executed() {
-        assert_eq!(sanitize("\u{1b}[2J\u{1b}]0;pwned\u{07}"), "^[[2J^[]0;pwned^G");
+        assert_eq!(
+            sanitize("\u{1b}[2J\u{1b}]0;pwned\u{07}"),
+            "^[[2J^[]0;pwned^G"
+        );
         assert_eq!(sanitize("a\u{0}b\u{7f}c"), "a^@b^?c");
         assert_eq!(sanitize("line1\nline2\r"), "line1^Jline2^M");
         assert_eq!(sanitize("a\tb"), "a b");
@@ -318,6 +327,9 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(42)), "42s");
         assert_eq!(duration(Duration::from_secs(185)), "3m 05s");
         assert_eq!(duration(Duration::from_secs(2 * 3600 + 7 * 60)), "2h 07m");
-        assert_eq!(duration(Duration::from_secs(3 * 86_400 + 4 * 3600)), "3d 04h");
+        assert_eq!(
+            duration(Duration::from_secs(3 * 86_400 + 4 * 3600)),
+            "3d 04h"
+        );
     }
 }

@@ -34,7 +34,10 @@ impl fmt::Display for NameError {
         match self {
             NameError::Empty => write!(f, "a name needs at least one character"),
             NameError::TooLong { chars } => {
-                write!(f, "a name has at most {MAX_NAME_CHARS} characters, not {chars}")
+                write!(
+                    f,
+                    "a name has at most {MAX_NAME_CHARS} characters, not {chars}"
+                )
             }
             NameError::ForbiddenChar { ch } if ch.is_whitespace() => {
                 write!(f, "a name cannot contain spaces")
@@ -114,7 +117,15 @@ mod tests {
 
     #[test]
     fn ordinary_names_are_accepted() {
-        for name in ["alice", "Bob_42", "zoë", "日本語", "a", &"x".repeat(32), "guest"] {
+        for name in [
+            "alice",
+            "Bob_42",
+            "zoë",
+            "日本語",
+            "a",
+            &"x".repeat(32),
+            "guest",
+        ] {
             assert_eq!(validate(name), Ok(()), "{name}");
         }
     }

@@ -49,7 +49,9 @@ impl TokenBucket {
     /// Takes one token if there is one: `true` means the message may go out.
     pub fn try_take(&mut self, now: Instant) -> bool {
         // A clock that appears to run backwards (it should not, with Instant) refills nothing.
-        let elapsed = now.saturating_duration_since(self.refilled_at).as_secs_f64();
+        let elapsed = now
+            .saturating_duration_since(self.refilled_at)
+            .as_secs_f64();
         self.tokens =
             (self.tokens + elapsed * self.limit.rate_per_sec).min(f64::from(self.limit.burst));
         self.refilled_at = now;

@@ -176,7 +176,11 @@ impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ServerError::NoSuchClient { name } => {
-                write!(f, "no client named '{}' is online (see /list)", display::sanitize(name))
+                write!(
+                    f,
+                    "no client named '{}' is online (see /list)",
+                    display::sanitize(name)
+                )
             }
         }
     }
@@ -232,6 +236,9 @@ pub struct Server {
     next_sweep: Instant,
     /// When a malformed datagram from each address was last logged.
     malformed_logged_at: HashMap<SocketAddr, Instant>,
+    /// The address the server's socket is bound to, once the binary has said so; datagrams
+    /// that claim to come from it are forgeries and are dropped.
+    local_addr: Option<SocketAddr>,
 }
 
 impl Server {
@@ -249,7 +256,25 @@ impl Server {
             events: VecDeque::new(),
             flood_notices_due: Vec::new(),
             malformed_logged_at: HashMap::new(),
+            local_addr: None,
         }
+    }
+
+    /// Tells the core which address its socket is bound to. Datagrams claiming to come from
+    /// that address (or, for a wildcard bind, from the same port on a loopback address) are
+    /// forgeries: answering them would make the server talk to itself forever.
+    pub fn set_local_address(&mut self, local_addr: SocketAddr) {
+        self.local_addr = Some(local_addr);
+    }
+
+    fn is_own_address(&self, from: SocketAddr) -> bool {
+        let Some(local) = self.local_addr else {
+            return false;
+        };
+        let from_ip = from.ip().to_canonical();
+        from.port() == local.port()
+            && (from_ip == local.ip().to_canonical()
+                || (local.ip().is_unspecified() && from_ip.is_loopback()))
     }
 
     /// The settings in force.
@@ -259,6 +284,9 @@ impl Server {
 
     /// Processes one datagram that arrived from `from`. Never panics, whatever the bytes.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        if self.is_own_address(from) {
+            return self.note_malformed(now, from, "forged with the server's own address");
+        }
         if self.bans.is_banned(from.ip()) {
             // A banned address gets no service; its join gets a refusal so a person using
             // a real client learns why (the refusal is smaller than the padded join).
@@ -294,6 +322,12 @@ impl Server {
     }
 
     fn handle_frame(&mut self, now: Instant, from: SocketAddr, frame: Frame) {
+        if !frame.travels_to_server() {
+            // Never answered, not even with NotJoined: answering a server-bound frame is how
+            // two servers, or one server fed a forgery of its own address, would loop.
+            let why = format!("a server-only frame ({})", frame_name(&frame));
+            return self.note_malformed(now, from, &why);
+        }
         if let Frame::Join { name } = frame {
             return self.handle_join(now, from, name);
         }
@@ -315,12 +349,9 @@ impl Server {
             Frame::Heartbeat => self.send(from, &Frame::HeartbeatAck),
             Frame::Leave => self.remove_session(now, from, Removal::Left),
             Frame::ListRequest => self.send_roster(now, from),
-            Frame::Join { .. } => unreachable!("handled above"),
-            other => self.note_malformed(
-                now,
-                from,
-                &format!("a client sent a server-only frame ({})", frame_name(&other)),
-            ),
+            // Join is handled above and server-only kinds are dropped before a session is
+            // looked up.
+            _ => {}
         }
     }
 
@@ -415,6 +446,12 @@ impl Server {
             return self.note_malformed(now, from, "guest text is not valid UTF-8");
         };
         if !self.sessions.contains_key(&from) {
+            if from.port() < 1024 || self.local_addr.is_some_and(|l| l.port() == from.port()) {
+                // Plain text from a well-known service port (echo, chargen, DNS...) or from
+                // another chat server's port is a forgery meant to start an endless
+                // exchange: every line we send there would come back as a new line.
+                return self.note_malformed(now, from, "guest text from a service port");
+            }
             if self.sessions.len() >= self.config.max_clients {
                 return self.note_malformed(now, from, "guest refused: server full");
             }
@@ -475,12 +512,15 @@ impl Server {
         frames.push((offset, chunk));
         for (offset, names) in frames {
             let offset = u16::try_from(offset).unwrap_or(u16::MAX);
-            self.send(to, &Frame::Roster {
-                time_ms,
-                total,
-                offset,
-                names,
-            });
+            self.send(
+                to,
+                &Frame::Roster {
+                    time_ms,
+                    total,
+                    offset,
+                    names,
+                },
+            );
         }
     }
 
@@ -564,9 +604,11 @@ impl Server {
 
     /// Disconnects the client called `name` (case-insensitively); it may join again.
     pub fn kick(&mut self, now: Instant, name: &str) -> Result<(), ServerError> {
-        let addr = self.address_of(name).ok_or_else(|| ServerError::NoSuchClient {
-            name: name.to_owned(),
-        })?;
+        let addr = self
+            .address_of(name)
+            .ok_or_else(|| ServerError::NoSuchClient {
+                name: name.to_owned(),
+            })?;
         self.remove_session(now, addr, Removal::Kicked);
         Ok(())
     }
@@ -621,7 +663,8 @@ impl Server {
         self.sessions.clear();
         self.by_name.clear();
         self.flood_notices_due.clear();
-        self.events.push_back(ServerEvent::Closing { time_ms, clients });
+        self.events
+            .push_back(ServerEvent::Closing { time_ms, clients });
     }
 
     /// Who is connected, sorted by name, for the operator's `/list`.
@@ -702,11 +745,14 @@ impl Server {
         text: &str,
     ) {
         match kind {
-            ClientKind::Named => self.send(addr, &Frame::Disconnected {
-                time_ms,
-                reason,
-                text: text.to_owned(),
-            }),
+            ClientKind::Named => self.send(
+                addr,
+                &Frame::Disconnected {
+                    time_ms,
+                    reason,
+                    text: text.to_owned(),
+                },
+            ),
             ClientKind::Guest => self.push(addr, guest_line(display::notice_line(time_ms, text))),
         }
     }
@@ -767,10 +813,13 @@ impl Server {
 
     fn send_notice_to(&mut self, addr: SocketAddr, time_ms: i64, text: &str) {
         match self.sessions.get(&addr).map(|s| s.kind) {
-            Some(ClientKind::Named) => self.send(addr, &Frame::Notice {
-                time_ms,
-                text: text.to_owned(),
-            }),
+            Some(ClientKind::Named) => self.send(
+                addr,
+                &Frame::Notice {
+                    time_ms,
+                    text: text.to_owned(),
+                },
+            ),
             Some(ClientKind::Guest) => {
                 self.push(addr, guest_line(display::notice_line(time_ms, text)))
             }

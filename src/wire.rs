@@ -141,7 +141,11 @@ pub enum DecodeError {
     /// A string field is not valid UTF-8.
     InvalidUtf8,
     /// A string field is longer than its limit.
-    FieldTooLong { field: &'static str, len: usize, max: usize },
+    FieldTooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
     /// An enumerated field holds a value this version does not define.
     BadValue { field: &'static str, value: u8 },
 }
@@ -154,7 +158,10 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::NotAFrame => write!(f, "not an icq frame (bad magic bytes)"),
             DecodeError::UnsupportedVersion { version } => {
-                write!(f, "protocol version {version} is not supported (this is {VERSION})")
+                write!(
+                    f,
+                    "protocol version {version} is not supported (this is {VERSION})"
+                )
             }
             DecodeError::UnknownKind { kind } => write!(f, "unknown frame kind 0x{kind:02x}"),
             DecodeError::Truncated => write!(f, "truncated frame"),
@@ -162,7 +169,10 @@ impl fmt::Display for DecodeError {
                 write!(f, "{count} unexpected bytes after the frame")
             }
             DecodeError::UnpaddedJoin { len } => {
-                write!(f, "join of {len} bytes is not zero-padded to {JOIN_MIN_LEN}")
+                write!(
+                    f,
+                    "join of {len} bytes is not zero-padded to {JOIN_MIN_LEN}"
+                )
             }
             DecodeError::InvalidUtf8 => write!(f, "text is not valid UTF-8"),
             DecodeError::FieldTooLong { field, len, max } => {
@@ -243,6 +253,20 @@ impl DisconnectReason {
 }
 
 impl Frame {
+    /// Whether this kind travels from client to server. A server must never answer a frame
+    /// that travels the other way: that frame is either a mistake or a forgery aimed at
+    /// making two servers (or a server and itself) answer each other forever.
+    pub fn travels_to_server(&self) -> bool {
+        matches!(
+            self,
+            Frame::Join { .. }
+                | Frame::Chat { .. }
+                | Frame::Heartbeat
+                | Frame::Leave
+                | Frame::ListRequest
+        )
+    }
+
     /// Appends the encoded frame to `out`.
     ///
     /// The caller keeps names within [`MAX_NAME_BYTES`] and texts within [`MAX_TEXT_BYTES`]
@@ -506,7 +530,12 @@ impl<'a> Reader<'a> {
         Ok(i64::from_be_bytes(self.array()?))
     }
 
-    fn string(&mut self, len: usize, field: &'static str, max: usize) -> Result<String, DecodeError> {
+    fn string(
+        &mut self,
+        len: usize,
+        field: &'static str,
+        max: usize,
+    ) -> Result<String, DecodeError> {
         if len > max {
             return Err(DecodeError::FieldTooLong { field, len, max });
         }

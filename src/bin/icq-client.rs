@@ -93,7 +93,10 @@ fn run(args: Args) -> Result<()> {
         None => usage_error("no name given: use --name NAME (or set ICQ_NAME or USER)"),
     };
     if let Err(error) = names::validate(&name) {
-        usage_error(&format!("invalid name '{}': {error}", display::sanitize(&name)));
+        usage_error(&format!(
+            "invalid name '{}': {error}",
+            display::sanitize(&name)
+        ));
     }
     let servers = resolve_server(&args.server)?;
     let socket_is_v6 = servers.iter().any(SocketAddr::is_ipv6);
@@ -168,7 +171,10 @@ fn split_host_port(server: &str) -> Result<(&str, u16)> {
             .with_context(|| format!("'{server}': missing ']' after the IPv6 address"))?;
         return match after {
             "" => Ok((host, DEFAULT_PORT)),
-            _ => Ok((host, parse_port(server, after.strip_prefix(':').unwrap_or(after))?)),
+            _ => Ok((
+                host,
+                parse_port(server, after.strip_prefix(':').unwrap_or(after))?,
+            )),
         };
     }
     match server.rsplit_once(':') {
@@ -289,7 +295,10 @@ fn finish(shared: &Shared, reason: &CloseReason, server: SocketAddr) -> ! {
     };
     // On stdout with the conversation, and on stderr too when it is an error, where
     // someone who redirected the conversation still sees it.
-    println!("{}", display::notice_line(chrono::Utc::now().timestamp_millis(), &text));
+    println!(
+        "{}",
+        display::notice_line(chrono::Utc::now().timestamp_millis(), &text)
+    );
     if reason.is_failure() {
         eprintln!("icq-client: {text}");
     }

@@ -114,13 +114,12 @@ fn run(args: Args) -> Result<()> {
             )
         )
     );
+    let mut server = Server::new(config, bans, now, wall_ms());
+    server.set_local_address(local);
     let shared = Arc::new(Shared {
         socket,
         bans_path: args.bans,
-        state: Mutex::new(State {
-            server: Server::new(config, bans, now, wall_ms()),
-            bans_watch,
-        }),
+        state: Mutex::new(State { server, bans_watch }),
     });
 
     let for_signals = Arc::clone(&shared);
@@ -159,7 +158,9 @@ fn resolve_bind(bind: &str) -> Result<SocketAddr> {
         return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
     }
     bind.to_socket_addrs()
-        .with_context(|| format!("resolving --bind '{bind}' (expected IP:PORT, HOST:PORT or PORT)"))?
+        .with_context(|| {
+            format!("resolving --bind '{bind}' (expected IP:PORT, HOST:PORT or PORT)")
+        })?
         .next()
         .with_context(|| format!("--bind '{bind}' resolved to no address"))
 }
@@ -175,7 +176,9 @@ fn serve(shared: &Shared) -> Result<()> {
             .poll_timeout()
             .map_or(next_ban_check, |t| t.min(next_ban_check));
         // A zero timeout means "block forever" to the OS, so never ask for less than 1 ms.
-        let wait = deadline.saturating_duration_since(now).max(Duration::from_millis(1));
+        let wait = deadline
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1));
         shared
             .socket
             .set_read_timeout(Some(wait))
@@ -188,7 +191,11 @@ fn serve(shared: &Shared) -> Result<()> {
                     .handle_datagram(Instant::now(), from, &buffer[..len]);
                 flush(shared, &mut state.server);
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             // Some systems report an earlier datagram's ICMP error on the next receive;
             // it concerns one peer, not the server, so serving goes on.
             Err(_) => {}
@@ -294,7 +301,11 @@ fn print_clients(server: &Server, now: Instant) {
         return;
     }
     println!("{} client(s) online:", clients.len());
-    let name_width = clients.iter().map(|c| c.name.chars().count()).max().unwrap_or(0);
+    let name_width = clients
+        .iter()
+        .map(|c| c.name.chars().count())
+        .max()
+        .unwrap_or(0);
     let addr_width = clients
         .iter()
         .map(|c| c.addr.to_string().len())
@@ -379,7 +390,10 @@ fn shut_down(shared: &Shared) {
 
 fn print_ban_warnings(path: &Path, warnings: &[BanWarning]) {
     for warning in warnings {
-        eprintln!("icq-server: warning: ban list {}: {warning}", path.display());
+        eprintln!(
+            "icq-server: warning: ban list {}: {warning}",
+            path.display()
+        );
     }
 }
 

@@ -131,7 +131,11 @@ impl Sim {
     pub fn with_bans(config: ServerConfig, bans: BanList) -> Sim {
         let start = Instant::now();
         Sim {
-            server: Server::new(config, bans, start, WALL_START_MS),
+            server: {
+                let mut server = Server::new(config, bans, start, WALL_START_MS);
+                server.set_local_address(SERVER_ADDR);
+                server
+            },
             server_addr: SERVER_ADDR,
             clients: BTreeMap::new(),
             start,
@@ -168,6 +172,7 @@ impl Sim {
     /// it knows no client. Datagrams in flight to the old one reach the new one.
     pub fn restart_server(&mut self, config: ServerConfig) {
         self.server = Server::new(config, BanList::default(), self.now, self.wall_ms());
+        self.server.set_local_address(SERVER_ADDR);
     }
 
     /// Adds a client called `name` at the next free port of 127.0.0.1, talking to the
