@@ -1,9 +1,11 @@
 //! The client's protocol logic as a plain state machine, with no sockets, threads or clock.
 //!
 //! [`Client`] owns the client's side of a session: joining (retrying, trying each address
-//! the server's name resolved to, giving up after a deadline), heartbeats, leaving politely,
-//! noticing a silent server, rejoining a server that restarted, and turning frames that
-//! arrive into [`ClientEvent`]s. Inputs are method calls (a datagram arrived, the user typed
+//! the server's name resolved to, giving up after a deadline), sending what the user types
+//! reliably (numbered, repeated until acknowledged, reported if it cannot be delivered),
+//! showing what arrives exactly once and in order, heartbeats, leaving politely, noticing a
+//! silent server, rejoining a server that restarted, and turning frames that arrive into
+//! [`ClientEvent`]s. Inputs are method calls (a datagram arrived, the user typed
 //! something, time passed); outputs are queued: datagrams to send, events to show, and when
 //! to call back. The `icq-client` binary moves bytes between this type, its socket and the
 //! terminal; tests drive it with a fake clock.
@@ -16,7 +18,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::names;
-use crate::wire::{self, DisconnectReason, Frame, RefuseReason};
+use crate::reliable::{Due, Ready, ReceiveWindow, SendWindow};
+use crate::wire::{self, DecodeError, DisconnectReason, Envelope, Frame, RefuseReason};
 
 /// How long to wait for the server to answer a join before giving up.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,10 +30,12 @@ pub const JOIN_RETRY: Duration = Duration::from_millis(500);
 /// How long to keep asking one of the server's addresses before trying the next one.
 pub const ADDRESS_FALLBACK: Duration = Duration::from_secs(1);
 
-/// How often an unanswered leave is repeated, and for how long in all.
-pub const LEAVE_RETRY: Duration = Duration::from_millis(200);
-/// See [`LEAVE_RETRY`].
-pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long leaving waits for the server to confirm (the leave, and every message sent
+/// before it, is repeated meanwhile) before the program exits anyway.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How many of the server's frames may arrive ahead of one that is missing.
+pub const INBOX_LIMIT: u32 = 1024;
 
 /// The most lines typed while (re)joining that are kept to send once joined. Beyond it the
 /// user is told the line was not sent, rather than memory growing without bound.
@@ -63,8 +68,10 @@ pub enum ClientEvent {
     ServerBack,
     /// The server no longer knows us (it restarted, or timed us out): joining again.
     Rejoining,
-    /// A typed line could not be sent.
+    /// A typed line could not be sent, or was sent but never acknowledged.
     NotSent { text: String, why: &'static str },
+    /// The server dropped `count` messages meant for us because we fell too far behind.
+    Missed { count: u32 },
     /// The session is over; the program should exit.
     Closed(CloseReason),
 }
@@ -92,6 +99,36 @@ impl CloseReason {
     }
 }
 
+/// A sequenced request to the server, kept until acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Request {
+    Chat(String),
+    List,
+    Leave,
+}
+
+/// A sequenced frame from the server, held until its turn.
+#[derive(Debug)]
+enum Inbound {
+    Event(ClientEvent),
+    Disconnected {
+        reason: DisconnectReason,
+        text: String,
+    },
+}
+
+/// A joined session's state.
+#[derive(Debug)]
+struct Session {
+    token: u64,
+    heartbeat_interval: Duration,
+    last_sent: Instant,
+    last_heard: Instant,
+    silent_reported: bool,
+    outbox: SendWindow<Request>,
+    inbox: ReceiveWindow<Inbound>,
+}
+
 #[derive(Debug)]
 enum State {
     Joining {
@@ -100,16 +137,13 @@ enum State {
         /// Which of `Client::servers` is being asked now.
         candidate: usize,
         candidate_since: Instant,
+        /// The random number the answer must repeat.
+        nonce: u64,
     },
-    Joined {
-        heartbeat_interval: Duration,
-        last_sent: Instant,
-        last_heard: Instant,
-        silent_reported: bool,
-    },
+    Joined(Session),
     Leaving {
+        session: Session,
         deadline: Instant,
-        next_send: Instant,
     },
     Closed,
 }
@@ -123,10 +157,13 @@ pub struct Client {
     servers: Vec<SocketAddr>,
     server: usize,
     state: State,
-    /// Lines typed before the join completed, sent once it does.
-    pending_lines: Vec<String>,
+    /// Requests waiting for a session: lines typed while joining, and requests not yet
+    /// acknowledged when the server forgot us (sent again after the rejoin).
+    pending: VecDeque<Request>,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<ClientEvent>,
+    /// Requests sent again for lack of an acknowledgement, over the client's life.
+    retransmissions: u64,
 }
 
 impl Client {
@@ -142,9 +179,10 @@ impl Client {
             servers,
             server: 0,
             state: State::Closed,
-            pending_lines: Vec::new(),
+            pending: VecDeque::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            retransmissions: 0,
         };
         client.start_joining(now);
         client
@@ -156,6 +194,7 @@ impl Client {
             next_send: now,
             candidate: self.server,
             candidate_since: now,
+            nonce: new_nonce(),
         };
         self.handle_timeout(now);
     }
@@ -170,142 +209,253 @@ impl Client {
         matches!(self.state, State::Closed)
     }
 
+    /// Whether the server has accepted us (and we have not started leaving).
+    pub fn is_joined(&self) -> bool {
+        matches!(self.state, State::Joined(_))
+    }
+
     /// The server address in use (the one that answered, once joined).
     pub fn server(&self) -> SocketAddr {
         self.servers[self.server]
     }
 
-    /// Processes a datagram that arrived from `from`. Datagrams from anyone but the server
-    /// are ignored, as are malformed ones: neither can disturb the session.
+    /// How many requests were sent again for lack of an acknowledgement.
+    pub fn retransmissions(&self) -> u64 {
+        self.retransmissions
+    }
+
+    /// How many sent requests wait for an acknowledgement.
+    pub fn unacknowledged(&self) -> usize {
+        match &self.state {
+            State::Joined(session) | State::Leaving { session, .. } => session.outbox.len(),
+            _ => 0,
+        }
+    }
+
+    /// Processes a datagram that arrived from `from`. Datagrams from anyone but the server,
+    /// malformed ones and ones without our session's token are ignored: none of them can
+    /// disturb the session.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         let Some(from_index) = self.servers.iter().position(|s| same_endpoint(*s, from)) else {
             return;
         };
-        let Ok(frame) = Frame::decode(datagram) else {
-            return;
+        let frame = match Frame::decode(datagram) {
+            Ok(frame) => frame,
+            Err(DecodeError::UnsupportedVersion { .. }) => {
+                if let State::Joining { nonce, .. } = self.state
+                    && let Some((refusal_nonce, reason)) = wire::any_version_refusal(datagram)
+                    && refusal_nonce == nonce
+                {
+                    self.server = from_index;
+                    self.close(CloseReason::Refused(reason));
+                }
+                return;
+            }
+            Err(_) => return,
         };
         match &mut self.state {
-            State::Joining { candidate, .. } => {
-                if from_index != *candidate {
-                    return;
-                }
-                self.server = from_index;
+            State::Joining { nonce, .. } => {
+                // Any of the server's addresses may answer (a late answer from the one we
+                // asked first is as good as any); the nonce proves it answers us.
                 match frame {
-                    Frame::Welcome { name, heartbeat_ms } => {
-                        self.on_welcome(now, name, heartbeat_ms);
+                    Frame::Welcome {
+                        nonce: answered,
+                        token,
+                        heartbeat_ms,
+                        name,
+                    } if answered == *nonce => {
+                        self.server = from_index;
+                        self.on_welcome(now, token, heartbeat_ms, name);
                     }
-                    Frame::Refused { reason } => self.close(CloseReason::Refused(reason)),
-                    // The server's farewell can race our join; anything else waits for the
-                    // welcome (the server only sends us other frames once we are joined).
-                    Frame::Disconnected { reason, text, .. } => {
-                        self.close(CloseReason::Disconnected { reason, text })
+                    Frame::Refused {
+                        nonce: answered,
+                        reason,
+                    } if answered == *nonce => {
+                        self.server = from_index;
+                        self.close(CloseReason::Refused(reason));
                     }
                     _ => {}
                 }
             }
-            State::Joined {
-                last_heard,
-                silent_reported,
-                ..
-            } => {
-                if from_index != self.server {
+            State::Joined(session) | State::Leaving { session, .. } => {
+                if from_index != self.server || frame.token() != Some(session.token) {
                     return;
                 }
-                *last_heard = now;
-                if std::mem::take(silent_reported) {
+                session.last_heard = now;
+                if std::mem::take(&mut session.silent_reported) {
                     self.events.push_back(ClientEvent::ServerBack);
                 }
-                self.on_frame_while_joined(now, frame);
-            }
-            State::Leaving { .. } => {
-                if matches!(
-                    frame,
-                    Frame::LeaveAck | Frame::NotJoined | Frame::Disconnected { .. }
-                ) {
-                    self.close(CloseReason::Left);
+                if let Some(acks) = frame.acks() {
+                    session.outbox.on_acks(now, acks);
                 }
+                self.on_session_frame(now, frame);
+                self.send_ack_if_due(now);
             }
             State::Closed => {}
         }
     }
 
-    fn on_welcome(&mut self, now: Instant, name: String, heartbeat_ms: u32) {
+    fn on_welcome(&mut self, now: Instant, token: u64, heartbeat_ms: u32, name: String) {
         // A zero interval from a broken server would make us send in a busy loop.
         let heartbeat_interval = Duration::from_millis(u64::from(heartbeat_ms.max(50)));
         self.name = name.clone();
-        self.state = State::Joined {
+        self.state = State::Joined(Session {
+            token,
             heartbeat_interval,
             last_sent: now,
             last_heard: now,
             silent_reported: false,
-        };
+            outbox: SendWindow::new(),
+            inbox: ReceiveWindow::new(INBOX_LIMIT),
+        });
         self.events.push_back(ClientEvent::Joined {
             name,
             server: self.server(),
         });
-        for line in std::mem::take(&mut self.pending_lines) {
-            self.send_text(now, &line);
+        let mut leave = false;
+        for request in std::mem::take(&mut self.pending) {
+            match request {
+                Request::Leave => leave = true,
+                request => self.send_request(now, request),
+            }
+        }
+        if leave {
+            self.leave(now);
         }
     }
 
-    fn on_frame_while_joined(&mut self, now: Instant, frame: Frame) {
-        match frame {
+    fn on_session_frame(&mut self, now: Instant, frame: Frame) {
+        let (State::Joined(session) | State::Leaving { session, .. }) = &mut self.state else {
+            return;
+        };
+        let own_name = names::fold(&self.name);
+        let inbound = match frame {
             Frame::Message {
+                envelope,
                 time_ms,
                 from,
                 text,
             } => {
-                let own = names::fold(&from) == names::fold(&self.name);
-                self.events.push_back(ClientEvent::Message {
-                    time_ms,
-                    from,
-                    text,
-                    own,
-                });
+                let own = names::fold(&from) == own_name;
+                Some((
+                    envelope.seq,
+                    Inbound::Event(ClientEvent::Message {
+                        time_ms,
+                        from,
+                        text,
+                        own,
+                    }),
+                ))
             }
-            Frame::Notice { time_ms, text } => {
-                self.events.push_back(ClientEvent::Notice { time_ms, text })
-            }
+            Frame::Notice {
+                envelope,
+                time_ms,
+                text,
+            } => Some((
+                envelope.seq,
+                Inbound::Event(ClientEvent::Notice { time_ms, text }),
+            )),
             Frame::Roster {
+                envelope,
                 time_ms,
                 total,
                 offset,
                 names,
-            } => self.events.push_back(ClientEvent::Roster {
-                time_ms,
-                total,
-                offset,
-                names,
-            }),
-            Frame::Disconnected { reason, text, .. } => {
-                self.close(CloseReason::Disconnected { reason, text })
+            } => Some((
+                envelope.seq,
+                Inbound::Event(ClientEvent::Roster {
+                    time_ms,
+                    total,
+                    offset,
+                    names,
+                }),
+            )),
+            Frame::Disconnected {
+                envelope,
+                reason,
+                text,
+                ..
+            } => Some((envelope.seq, Inbound::Disconnected { reason, text })),
+            Frame::Missed { envelope, last } => {
+                session.inbox.skip_through(now, envelope.seq, last);
+                None
             }
-            Frame::NotJoined => {
-                self.events.push_back(ClientEvent::Rejoining);
-                self.start_joining(now);
+            Frame::LeaveAck { .. } => {
+                if matches!(self.state, State::Leaving { .. }) {
+                    self.close(CloseReason::Left);
+                }
+                return;
             }
-            // Duplicates of the welcome, heartbeat acks (already counted as "heard"), and
-            // frames that make no sense here.
-            _ => {}
+            Frame::NotJoined { .. } => {
+                if matches!(self.state, State::Leaving { .. }) {
+                    // Forgotten by the server: as good as gone.
+                    return self.close(CloseReason::Left);
+                }
+                return self.rejoin(now);
+            }
+            // Acknowledgements were taken above; duplicates of the welcome mean nothing.
+            _ => None,
+        };
+        if let Some((seq, inbound)) = inbound {
+            session.inbox.insert(now, seq, inbound);
         }
+        loop {
+            let (State::Joined(session) | State::Leaving { session, .. }) = &mut self.state else {
+                return;
+            };
+            let Some(ready) = session.inbox.pop_ready() else {
+                return;
+            };
+            match ready {
+                Ready::Item(Inbound::Event(event)) => self.events.push_back(event),
+                Ready::Item(Inbound::Disconnected { reason, text }) => {
+                    // Say we got it, so the server stops repeating it.
+                    session.inbox.ack_sent();
+                    let ack = Frame::ClientAck {
+                        token: session.token,
+                        acks: session.inbox.acks(),
+                    };
+                    self.transmits
+                        .push_back((self.servers[self.server], ack.to_bytes()));
+                    if matches!(self.state, State::Leaving { .. }) {
+                        return self.close(CloseReason::Left);
+                    }
+                    if reason == DisconnectReason::TimedOut {
+                        // We were silent too long (a suspended laptop, a network outage)
+                        // but are back: join again, as after a server restart.
+                        return self.rejoin(now);
+                    }
+                    return self.close(CloseReason::Disconnected { reason, text });
+                }
+                Ready::Skipped(count) => self.events.push_back(ClientEvent::Missed { count }),
+            }
+        }
+    }
+
+    /// The server no longer knows us (it restarted, or timed us out): join again under the
+    /// same name, and send again what it had not acknowledged.
+    fn rejoin(&mut self, now: Instant) {
+        if let State::Joined(session) = &mut self.state {
+            let unacked = session.outbox.drain_unacked();
+            for request in unacked.into_iter().rev() {
+                self.pending.push_front(request);
+            }
+        }
+        self.events.push_back(ClientEvent::Rejoining);
+        self.start_joining(now);
     }
 
     /// Sends a line the user typed to everyone; a line too long for one datagram becomes
     /// several messages. Typed while joining, it waits until the join completes.
     pub fn send_text(&mut self, now: Instant, text: &str) {
         match self.state {
-            State::Joined { .. } => {
-                let frames: Vec<Frame> = wire::split_text(text)
-                    .map(|piece| Frame::Chat {
-                        text: piece.to_owned(),
-                    })
-                    .collect();
-                for frame in frames {
-                    self.send(now, &frame);
+            State::Joined(_) => {
+                for piece in wire::split_text(text) {
+                    self.send_request(now, Request::Chat(piece.to_owned()));
                 }
             }
-            State::Joining { .. } if self.pending_lines.len() < MAX_PENDING_LINES => {
-                self.pending_lines.push(text.to_owned());
+            State::Joining { .. } if self.pending.len() < MAX_PENDING_LINES => {
+                self.pending.push_back(Request::Chat(text.to_owned()));
             }
             State::Joining { .. } => self.events.push_back(ClientEvent::NotSent {
                 text: text.to_owned(),
@@ -320,33 +470,37 @@ impl Client {
 
     /// Asks the server who is online (the answer arrives as [`ClientEvent::Roster`]).
     pub fn request_list(&mut self, now: Instant) {
-        if matches!(self.state, State::Joined { .. }) {
-            self.send(now, &Frame::ListRequest);
+        match self.state {
+            State::Joined(_) => self.send_request(now, Request::List),
+            State::Joining { .. } if !self.pending.contains(&Request::List) => {
+                self.pending.push_back(Request::List)
+            }
+            _ => {}
         }
     }
 
-    /// Leaves the chat: tells the server (repeating until it confirms, briefly) and then
-    /// closes with [`CloseReason::Left`].
+    /// Leaves the chat: tells the server after everything typed before (repeating until it
+    /// confirms, for at most [`LEAVE_TIMEOUT`]) and then closes with [`CloseReason::Left`].
     pub fn leave(&mut self, now: Instant) {
-        match self.state {
-            State::Joined { .. } => {
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::Joined(session) => {
                 self.state = State::Leaving {
+                    session,
                     deadline: now + LEAVE_TIMEOUT,
-                    next_send: now,
                 };
-                self.handle_timeout(now);
+                self.send_request(now, Request::Leave);
             }
             State::Joining { .. } => {
-                // The server may have registered us and lost only its answer: say goodbye
-                // once, so it does not keep the name until we time out.
-                self.send(now, &Frame::Leave);
+                // Without a session there is nobody to tell; lines typed meanwhile were
+                // never sent, and `close` says so.
                 self.close(CloseReason::Left);
             }
-            State::Leaving { .. } | State::Closed => {}
+            other => self.state = other,
         }
     }
 
-    /// Advances timers: join retries and deadline, heartbeats, leave retries.
+    /// Advances timers: join retries and deadline, retransmissions, acknowledgements,
+    /// heartbeats, the leave deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
         match &mut self.state {
             State::Joining {
@@ -354,6 +508,7 @@ impl Client {
                 next_send,
                 candidate,
                 candidate_since,
+                nonce,
             } => {
                 if now.saturating_duration_since(*started) >= JOIN_TIMEOUT {
                     return self.close(CloseReason::JoinTimedOut);
@@ -369,41 +524,98 @@ impl Client {
                     *next_send = now + JOIN_RETRY;
                     let to = self.servers[*candidate];
                     let join = Frame::Join {
+                        nonce: *nonce,
                         name: self.name.clone(),
                     };
                     self.transmits.push_back((to, join.to_bytes()));
                 }
             }
-            State::Joined {
-                heartbeat_interval,
-                last_sent,
-                last_heard,
-                silent_reported,
-            } => {
-                let silent_for = now.saturating_duration_since(*last_heard);
-                // Three missed heartbeat answers: about the server's own timeout for us.
-                if !*silent_reported && silent_for >= *heartbeat_interval * 3 {
-                    *silent_reported = true;
-                    self.events
-                        .push_back(ClientEvent::ServerSilent { silent_for });
-                }
-                if now >= *last_sent + *heartbeat_interval {
-                    self.send(now, &Frame::Heartbeat);
-                }
-            }
-            State::Leaving {
-                deadline,
-                next_send,
-            } => {
-                if now >= *deadline {
-                    return self.close(CloseReason::Left);
-                }
-                if now >= *next_send {
-                    *next_send = now + LEAVE_RETRY;
-                    self.send(now, &Frame::Leave);
-                }
-            }
+            State::Joined(_) | State::Leaving { .. } => self.session_timers(now),
             State::Closed => {}
+        }
+    }
+
+    fn session_timers(&mut self, now: Instant) {
+        let server = self.server();
+        let (State::Joined(session) | State::Leaving { session, .. }) = &mut self.state else {
+            return;
+        };
+        while let Some(due) = session.outbox.poll_due(now) {
+            match due {
+                Due::Send { seq, item } => {
+                    self.retransmissions += 1;
+                    let frame = request_frame(session, seq, &item);
+                    session.inbox.ack_sent();
+                    session.last_sent = now;
+                    self.transmits.push_back((server, frame.to_bytes()));
+                }
+                Due::GaveUp { item, .. } => return self.lost_server(now, item),
+            }
+        }
+        if let State::Leaving { deadline, .. } = self.state
+            && now >= deadline
+        {
+            return self.close(CloseReason::Left);
+        }
+        self.send_ack_if_due(now);
+        let (State::Joined(session) | State::Leaving { session, .. }) = &mut self.state else {
+            return;
+        };
+        let silent_for = now.saturating_duration_since(session.last_heard);
+        // Three missed heartbeat answers: about the server's own timeout for us.
+        if !session.silent_reported && silent_for >= session.heartbeat_interval * 3 {
+            session.silent_reported = true;
+            self.events
+                .push_back(ClientEvent::ServerSilent { silent_for });
+        }
+        if now >= session.last_sent + session.heartbeat_interval {
+            let heartbeat = Frame::Heartbeat {
+                token: session.token,
+                acks: session.inbox.acks(),
+            };
+            session.inbox.ack_sent();
+            session.last_sent = now;
+            self.transmits.push_back((server, heartbeat.to_bytes()));
+        }
+    }
+
+    /// A request went unacknowledged through every retry: the server is gone or cut off.
+    /// Everything unacknowledged is reported as not delivered, and we try to join again.
+    fn lost_server(&mut self, now: Instant, given_up: Request) {
+        let mut undelivered = vec![given_up];
+        let leaving = matches!(self.state, State::Leaving { .. });
+        if let State::Joined(session) | State::Leaving { session, .. } = &mut self.state {
+            undelivered.extend(session.outbox.drain_unacked());
+        }
+        undelivered.sort_by_key(|r| !matches!(r, Request::Chat(_)));
+        for request in undelivered {
+            if let Request::Chat(text) = request {
+                self.events.push_back(ClientEvent::NotSent {
+                    text,
+                    why: "the server stopped answering",
+                });
+            }
+        }
+        if leaving {
+            self.close(CloseReason::Left);
+        } else {
+            self.events.push_back(ClientEvent::Rejoining);
+            self.start_joining(now);
+        }
+    }
+
+    fn send_ack_if_due(&mut self, now: Instant) {
+        let server = self.server();
+        let (State::Joined(session) | State::Leaving { session, .. }) = &mut self.state else {
+            return;
+        };
+        if session.inbox.ack_deadline().is_some_and(|due| due <= now) {
+            let ack = Frame::ClientAck {
+                token: session.token,
+                acks: session.inbox.acks(),
+            };
+            session.inbox.ack_sent();
+            self.transmits.push_back((server, ack.to_bytes()));
         }
     }
 
@@ -422,23 +634,22 @@ impl Client {
                 }
                 Some(next)
             }
-            State::Joined {
-                heartbeat_interval,
-                last_sent,
-                last_heard,
-                silent_reported,
-            } => {
-                let heartbeat = *last_sent + *heartbeat_interval;
-                Some(if *silent_reported {
-                    heartbeat
-                } else {
-                    heartbeat.min(*last_heard + *heartbeat_interval * 3)
-                })
+            State::Joined(session) | State::Leaving { session, .. } => {
+                let mut next = session.last_sent + session.heartbeat_interval;
+                if !session.silent_reported {
+                    next = next.min(session.last_heard + session.heartbeat_interval * 3);
+                }
+                if let Some(due) = session.outbox.next_deadline() {
+                    next = next.min(due);
+                }
+                if let Some(due) = session.inbox.ack_deadline() {
+                    next = next.min(due);
+                }
+                if let State::Leaving { deadline, .. } = &self.state {
+                    next = next.min(*deadline);
+                }
+                Some(next)
             }
-            State::Leaving {
-                deadline,
-                next_send,
-            } => Some((*deadline).min(*next_send)),
             State::Closed => None,
         }
     }
@@ -453,23 +664,62 @@ impl Client {
         self.events.pop_front()
     }
 
-    fn send(&mut self, now: Instant, frame: &Frame) {
-        if let State::Joined { last_sent, .. } = &mut self.state {
-            *last_sent = now;
-        }
-        self.transmits.push_back((self.server(), frame.to_bytes()));
+    fn send_request(&mut self, now: Instant, request: Request) {
+        let server = self.server();
+        let (State::Joined(session) | State::Leaving { session, .. }) = &mut self.state else {
+            return;
+        };
+        let seq = session.outbox.push(now, request.clone());
+        let frame = request_frame(session, seq, &request);
+        session.inbox.ack_sent();
+        session.last_sent = now;
+        self.transmits.push_back((server, frame.to_bytes()));
     }
 
     fn close(&mut self, reason: CloseReason) {
+        let mut undelivered: Vec<Request> = self.pending.drain(..).collect();
+        let why = match &mut self.state {
+            State::Joined(session) | State::Leaving { session, .. } => {
+                undelivered.extend(session.outbox.drain_unacked());
+                "the session ended before the server confirmed it"
+            }
+            _ => "the session ended before the server answered",
+        };
         self.state = State::Closed;
-        for text in std::mem::take(&mut self.pending_lines) {
-            self.events.push_back(ClientEvent::NotSent {
-                text,
-                why: "the session ended before the server answered",
-            });
+        for request in undelivered {
+            if let Request::Chat(text) = request {
+                self.events.push_back(ClientEvent::NotSent { text, why });
+            }
         }
         self.events.push_back(ClientEvent::Closed(reason));
     }
+}
+
+/// The frame carrying `request` under sequence number `seq`, with our current
+/// acknowledgements.
+fn request_frame(session: &Session, seq: u32, request: &Request) -> Frame {
+    let envelope = Envelope {
+        token: session.token,
+        seq,
+        acks: session.inbox.acks(),
+    };
+    match request {
+        Request::Chat(text) => Frame::Chat {
+            envelope,
+            text: text.clone(),
+        },
+        Request::List => Frame::ListRequest { envelope },
+        Request::Leave => Frame::Leave { envelope },
+    }
+}
+
+/// A random number for a join, so only the real server's answer is believed.
+fn new_nonce() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    })
 }
 
 /// Whether two socket addresses are the same endpoint, treating an IPv4 address and its

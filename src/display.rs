@@ -182,6 +182,7 @@ pub fn refuse_text(reason: RefuseReason) -> &'static str {
         RefuseReason::Banned => "the address is banned",
         RefuseReason::ServerFull => "the server is full",
         RefuseReason::VersionUnsupported => "the server speaks another protocol version",
+        RefuseReason::AddressInUse => "another session is running from the same address and port",
     }
 }
 
@@ -240,10 +241,17 @@ pub fn client_event_line(event: &ClientEvent, now_ms: i64, bell: bool) -> Option
         ClientEvent::ServerBack => notice_line(now_ms, "the server answers again"),
         ClientEvent::Rejoining => notice_line(
             now_ms,
-            "the server no longer knows us (did it restart?); joining again",
+            "the server no longer knows this session (it restarted, or timed us out); joining again",
         ),
         ClientEvent::NotSent { text, why } => {
-            notice_line(now_ms, &format!("not sent ({why}): {text}"))
+            notice_line(now_ms, &format!("not delivered ({why}): {text}"))
+        }
+        ClientEvent::Missed { count } => {
+            let plural = if *count == 1 { "" } else { "s" };
+            notice_line(
+                now_ms,
+                &format!("{count} message{plural} missed: this client fell too far behind"),
+            )
         }
         ClientEvent::Closed(_) => return None,
     })

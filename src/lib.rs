@@ -20,6 +20,8 @@
 //! - [`client`]: the client's state machine — joining, heartbeats, leaving, server silence.
 //! - [`command`]: parsing the slash-commands people type, shared by both programs.
 //! - [`banlist`]: the ban file — addresses and CIDR ranges, matching, safe rewriting.
+//! - [`reliable`]: sequence numbers, acknowledgements and retransmission — what makes
+//!   every message arrive exactly once and in order over a lossy network.
 //! - [`ratelimit`]: the token bucket behind the flood limit.
 //! - [`names`]: which names are allowed and when two names are the same.
 //! - [`display`]: how lines look on a terminal, and neutralizing hostile text.
@@ -33,5 +35,6 @@ pub mod command;
 pub mod display;
 pub mod names;
 pub mod ratelimit;
+pub mod reliable;
 pub mod server;
 pub mod wire;

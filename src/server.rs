@@ -13,7 +13,8 @@
 //! It does not own the byte layout of frames (`wire`), reading or writing the ban file
 //! (`banlist`), or how log lines look (`display`).
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +24,8 @@ use crate::banlist::{BanList, IpNet};
 use crate::display;
 use crate::names::{self, SERVER_NAME};
 use crate::ratelimit::{FloodLimit, TokenBucket};
-use crate::wire::{self, DecodeError, DisconnectReason, Frame, RefuseReason};
+use crate::reliable::{Due, Ready, ReceiveWindow, SendWindow};
+use crate::wire::{self, DecodeError, DisconnectReason, Envelope, Frame, RefuseReason};
 
 /// How long after the first dropped message the flooder is told how many were dropped. The
 /// delay gathers a whole burst into one notice instead of one notice per dropped message.
@@ -37,6 +39,20 @@ pub const MALFORMED_LOG_PERIOD: Duration = Duration::from_secs(60);
 /// lines; past that, further malformed datagrams are not logged until entries expire. This
 /// keeps memory bounded when garbage comes from forged, ever-changing source addresses.
 const MALFORMED_LOG_MEMORY: usize = 4096;
+
+/// The most frames sent to one client and not yet acknowledged. A client that falls this far
+/// behind (a stalled program, a path losing nearly everything) has its oldest half replaced
+/// by one [`Frame::Missed`] telling it how many it will never get: memory stays bounded and
+/// the gap is never silent.
+pub const OUTBOX_LIMIT: usize = 512;
+
+/// How many of a client's frames may arrive ahead of one that is missing; later ones are
+/// dropped unacknowledged and come again. Bounds the memory a client can make us hold.
+pub const INBOX_LIMIT: u32 = 64;
+
+/// How many ended sessions may still be repeating their farewell ([`Frame::Disconnected`])
+/// at once; past it, a farewell is sent once and not repeated.
+const FAREWELL_LIMIT: usize = 4096;
 
 /// Settings chosen on the command line.
 #[derive(Debug, Clone)]
@@ -82,8 +98,42 @@ impl ServerConfig {
 pub struct Transmit {
     /// Where it goes.
     pub destination: SocketAddr,
-    /// The bytes. A broadcast encodes its frame once and shares it among all recipients.
+    /// The bytes, or for a sequenced frame the bytes with a blank envelope. A broadcast
+    /// encodes its frame once and shares it among all recipients.
     pub payload: Arc<[u8]>,
+    /// The recipient's own envelope (token, sequence number, acknowledgements), to write
+    /// over the blank one; `None` when `payload` is complete as it is.
+    pub envelope: Option<Envelope>,
+}
+
+impl Transmit {
+    /// Writes the datagram into `out` (cleared first): the payload with the envelope in
+    /// place. The binary reuses one buffer, so sending allocates nothing.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&self.payload);
+        if let Some(envelope) = &self.envelope {
+            envelope.patch(out);
+        }
+    }
+
+    /// The datagram as a new buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_to(&mut out);
+        out
+    }
+}
+
+/// Counters for tests and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Datagrams queued for sending, of every kind.
+    pub datagrams_sent: u64,
+    /// Sequenced frames sent again because no acknowledgement came in time.
+    pub retransmissions: u64,
+    /// Frames a client will never get because it fell [`OUTBOX_LIMIT`] behind.
+    pub frames_missed: u64,
 }
 
 /// Something the operator should see in the log. Each becomes one timestamped line.
@@ -102,7 +152,8 @@ pub enum ServerEvent {
         name: String,
         addr: SocketAddr,
     },
-    /// A client was silent for longer than the timeout and was evicted.
+    /// A client was silent for longer than the timeout, or stopped acknowledging what it
+    /// was sent, and was evicted.
     TimedOut {
         time_ms: i64,
         name: String,
@@ -196,6 +247,118 @@ enum ClientKind {
     Guest,
 }
 
+/// A sequenced request from a client, in the order the client sent it.
+#[derive(Debug)]
+enum Request {
+    Chat(String),
+    List,
+    Leave,
+}
+
+/// The reliable streams of one named session.
+#[derive(Debug)]
+struct Streams {
+    /// The session's secret: frames without it are not from this client.
+    token: u64,
+    /// The join's nonce, to tell a repeated join from a new program at the same address.
+    nonce: u64,
+    /// Frames sent to the client and not yet acknowledged.
+    outbox: SendWindow<Arc<[u8]>>,
+    /// The client's requests, put back in order.
+    inbox: ReceiveWindow<Request>,
+    /// The retransmission deadline this session has in `Server::timers`, if any.
+    timer: Option<Instant>,
+}
+
+impl Streams {
+    fn new(token: u64, nonce: u64) -> Streams {
+        Streams {
+            token,
+            nonce,
+            outbox: SendWindow::new(),
+            inbox: ReceiveWindow::new(INBOX_LIMIT),
+            timer: None,
+        }
+    }
+
+    /// Sends a sequenced frame (already encoded with a blank envelope).
+    fn send(&mut self, now: Instant, to: SocketAddr, payload: Arc<[u8]>, out: &mut Outgoing<'_>) {
+        if self.outbox.len() >= OUTBOX_LIMIT {
+            let mut missed = 0;
+            self.outbox
+                .replace_oldest(now, OUTBOX_LIMIT / 2, |first, last| {
+                    missed = u64::from(last - first + 1);
+                    Frame::Missed {
+                        envelope: Envelope::default(),
+                        last,
+                    }
+                    .to_bytes()
+                    .into()
+                });
+            out.stats.frames_missed += missed;
+        }
+        let seq = self.outbox.push(now, payload.clone());
+        self.transmit(to, seq, payload, out);
+        self.arm(now, to, out.timers);
+    }
+
+    fn transmit(&mut self, to: SocketAddr, seq: u32, payload: Arc<[u8]>, out: &mut Outgoing<'_>) {
+        let envelope = Envelope {
+            token: self.token,
+            seq,
+            acks: self.inbox.acks(),
+        };
+        self.inbox.ack_sent();
+        out.stats.datagrams_sent += 1;
+        out.transmits.push_back(Transmit {
+            destination: to,
+            payload,
+            envelope: Some(envelope),
+        });
+    }
+
+    /// Makes sure `timers` holds this session's next retransmission deadline.
+    fn arm(&mut self, now: Instant, addr: SocketAddr, timers: &mut Timers) {
+        let Some(deadline) = self.outbox.next_deadline() else {
+            return;
+        };
+        let deadline = deadline.max(now);
+        if self.timer.is_none_or(|armed| deadline < armed) {
+            self.timer = Some(deadline);
+            timers.push(Reverse((deadline, addr)));
+        }
+    }
+
+    /// Sends whatever is due; returns false if a frame was given up on (the client stopped
+    /// acknowledging for [`reliable::MAX_TRANSMISSIONS`](crate::reliable::MAX_TRANSMISSIONS)
+    /// tries).
+    fn retransmit_due(&mut self, now: Instant, to: SocketAddr, out: &mut Outgoing<'_>) -> bool {
+        while let Some(due) = self.outbox.poll_due(now) {
+            match due {
+                Due::Send { seq, item } => {
+                    out.stats.retransmissions += 1;
+                    self.transmit(to, seq, item, out);
+                }
+                Due::GaveUp { .. } => return false,
+            }
+        }
+        self.timer = None;
+        self.arm(now, to, out.timers);
+        true
+    }
+}
+
+/// Retransmission deadlines, earliest first. Entries are never removed early: a popped
+/// entry that no longer matches its session's `timer` is stale and skipped.
+type Timers = BinaryHeap<Reverse<(Instant, SocketAddr)>>;
+
+/// Where sending puts things; borrowed from `Server` beside a borrowed session.
+struct Outgoing<'a> {
+    transmits: &'a mut VecDeque<Transmit>,
+    timers: &'a mut Timers,
+    stats: &'a mut ServerStats,
+}
+
 /// Everything the server remembers about one connected client.
 #[derive(Debug)]
 struct Session {
@@ -208,6 +371,16 @@ struct Session {
     flood_bucket: Option<TokenBucket>,
     /// Messages dropped since the last flood notice to this client.
     flood_dropped: u32,
+    /// The reliable streams; `None` for guests.
+    streams: Option<Streams>,
+}
+
+/// A named session that ended by the server's decision: its streams live on until the
+/// client acknowledges the [`Frame::Disconnected`] (or stops answering), so a lost farewell
+/// is repeated and the client never rejoins by mistake.
+#[derive(Debug)]
+struct Farewell {
+    streams: Streams,
 }
 
 /// Why a session ended; decides what the client and everyone else are told.
@@ -217,6 +390,8 @@ enum Removal {
     TimedOut,
     Kicked,
     Banned,
+    /// A new program joined from the same address and port.
+    Replaced,
 }
 
 /// The server's state machine. See the module documentation.
@@ -228,9 +403,12 @@ pub struct Server {
     clock_origin: (Instant, i64),
     sessions: HashMap<SocketAddr, Session>,
     by_name: HashMap<String, SocketAddr>,
+    farewells: HashMap<SocketAddr, Farewell>,
     bans: BanList,
     transmits: VecDeque<Transmit>,
     events: VecDeque<ServerEvent>,
+    timers: Timers,
+    stats: ServerStats,
     /// Flooders to tell how many messages were dropped, and when.
     flood_notices_due: Vec<(Instant, SocketAddr)>,
     next_sweep: Instant,
@@ -251,9 +429,12 @@ impl Server {
             clock_origin: (now, wall_ms),
             sessions: HashMap::new(),
             by_name: HashMap::new(),
+            farewells: HashMap::new(),
             bans,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            stats: ServerStats::default(),
             flood_notices_due: Vec::new(),
             malformed_logged_at: HashMap::new(),
             local_addr: None,
@@ -282,6 +463,17 @@ impl Server {
         &self.config
     }
 
+    /// Counters since the server started.
+    pub fn stats(&self) -> ServerStats {
+        self.stats
+    }
+
+    /// Whether ended sessions are still repeating their farewell; a closing server waits
+    /// (briefly) for this to turn false so its last words arrive.
+    pub fn farewells_pending(&self) -> bool {
+        !self.farewells.is_empty()
+    }
+
     /// Processes one datagram that arrived from `from`. Never panics, whatever the bytes.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         if self.is_own_address(from) {
@@ -290,8 +482,8 @@ impl Server {
         if self.bans.is_banned(from.ip()) {
             // A banned address gets no service; its join gets a refusal so a person using
             // a real client learns why (the refusal is smaller than the padded join).
-            if let Ok(Frame::Join { name }) = Frame::decode(datagram) {
-                self.refuse(now, from, name, RefuseReason::Banned);
+            if let Ok(Frame::Join { nonce, name }) = Frame::decode(datagram) {
+                self.refuse(now, from, nonce, name, RefuseReason::Banned);
             }
             return;
         }
@@ -306,14 +498,16 @@ impl Server {
         match Frame::decode(datagram) {
             Ok(frame) => self.handle_frame(now, from, frame),
             Err(DecodeError::UnsupportedVersion { version }) => {
-                // Tell a newer or older client why nothing works, in the one frame every
-                // version understands; it is no larger than what arrived.
-                let refusal = Frame::Refused {
-                    reason: RefuseReason::VersionUnsupported,
-                }
-                .to_bytes();
-                if refusal.len() <= datagram.len() {
-                    self.push(from, refusal.into());
+                // Tell a newer or older client why nothing works, in the refusal every
+                // version can read; only joins are answered (never a server's frame, or two
+                // servers of different versions could answer each other forever), and the
+                // refusal is far smaller than the padded join.
+                if let Some(nonce) = wire::any_version_join_nonce(datagram) {
+                    let refusal = Frame::Refused {
+                        nonce,
+                        reason: RefuseReason::VersionUnsupported,
+                    };
+                    self.send_unsequenced(from, &refusal);
                 }
                 self.note_malformed(now, from, &format!("protocol version {version}"));
             }
@@ -328,70 +522,178 @@ impl Server {
             let why = format!("a server-only frame ({})", frame_name(&frame));
             return self.note_malformed(now, from, &why);
         }
-        if let Frame::Join { name } = frame {
-            return self.handle_join(now, from, name);
+        if let Frame::Join { nonce, name } = frame {
+            return self.handle_join(now, from, nonce, name);
         }
-        if matches!(frame, Frame::Leave) {
-            // Acknowledged even when the client is unknown: a repeated Leave whose first
-            // copy already removed the client must still stop the client's retries.
-            self.send(from, &Frame::LeaveAck);
+        let token = frame.token().unwrap_or_default();
+        let is_session = self
+            .sessions
+            .get(&from)
+            .and_then(|s| s.streams.as_ref())
+            .is_some_and(|streams| streams.token == token);
+        if is_session {
+            return self.handle_session_frame(now, from, frame);
         }
-        let Some(session) = self.sessions.get_mut(&from) else {
-            if !matches!(frame, Frame::Leave) {
-                // Tiny, so it is safe to send to an address that proved nothing.
-                self.send(from, &Frame::NotJoined);
+        if let Some(farewell) = self.farewells.get_mut(&from)
+            && farewell.streams.token == token
+        {
+            // The session is over; only its acknowledgements still matter, to stop
+            // repeating the farewell.
+            if let Some(acks) = frame.acks() {
+                farewell.streams.outbox.on_acks(now, acks);
             }
+            if farewell.streams.outbox.is_empty() {
+                self.farewells.remove(&from);
+            } else {
+                // The client is there but has not got the farewell (it was suspended, or
+                // the farewell was lost): repeat it now rather than at the next timer.
+                farewell.streams.outbox.expedite(now);
+                let mut out = Outgoing {
+                    transmits: &mut self.transmits,
+                    timers: &mut self.timers,
+                    stats: &mut self.stats,
+                };
+                if !farewell.streams.retransmit_due(now, from, &mut out) {
+                    self.farewells.remove(&from);
+                }
+            }
+            return;
+        }
+        // Unknown session: a client of a server that restarted, one we evicted, or a
+        // forgery. The answer is tiny and repeats only what was sent, so it is safe to send
+        // to an address that proved nothing; a Leave's answer lets the client stop.
+        if matches!(frame, Frame::Leave { .. }) {
+            self.send_unsequenced(from, &Frame::LeaveAck { token });
+        } else {
+            self.send_unsequenced(from, &Frame::NotJoined { token });
+        }
+    }
+
+    fn handle_session_frame(&mut self, now: Instant, from: SocketAddr, frame: Frame) {
+        let Some(session) = self.sessions.get_mut(&from) else {
+            return;
+        };
+        let Some(streams) = session.streams.as_mut() else {
             return;
         };
         session.last_heard = now;
-        match frame {
-            Frame::Chat { text } => self.handle_chat(now, from, &text),
-            Frame::Heartbeat => self.send(from, &Frame::HeartbeatAck),
-            Frame::Leave => self.remove_session(now, from, Removal::Left),
-            Frame::ListRequest => self.send_roster(now, from),
-            // Join is handled above and server-only kinds are dropped before a session is
-            // looked up.
-            _ => {}
+        if let Some(acks) = frame.acks() {
+            streams.outbox.on_acks(now, acks);
+        }
+        // A heartbeat is always answered: that answer is how the client knows we are alive.
+        let heartbeat = matches!(frame, Frame::Heartbeat { .. });
+        let request = match frame {
+            Frame::Chat { envelope, text } => Some((envelope.seq, Request::Chat(text))),
+            Frame::ListRequest { envelope } => Some((envelope.seq, Request::List)),
+            Frame::Leave { envelope } => Some((envelope.seq, Request::Leave)),
+            _ => None,
+        };
+        if let Some((seq, request)) = request {
+            streams.inbox.insert(now, seq, request);
+        }
+        // Requests are carried out in the order the client sent them, each once.
+        while let Some(ready) = self
+            .sessions
+            .get_mut(&from)
+            .and_then(|s| s.streams.as_mut())
+            .and_then(|streams| streams.inbox.pop_ready())
+        {
+            match ready {
+                Ready::Item(Request::Chat(text)) => self.handle_chat(now, from, &text),
+                Ready::Item(Request::List) => self.send_roster(now, from),
+                Ready::Item(Request::Leave) => {
+                    let token = self.remove_session(now, from, Removal::Left);
+                    if let Some(token) = token {
+                        self.send_unsequenced(from, &Frame::LeaveAck { token });
+                    }
+                    return;
+                }
+                Ready::Skipped(_) => {}
+            }
+        }
+        // Whatever we sent meanwhile carried the acknowledgements; if nothing did, say so.
+        if let Some(streams) = self
+            .sessions
+            .get_mut(&from)
+            .and_then(|s| s.streams.as_mut())
+            && (heartbeat || streams.inbox.ack_deadline().is_some())
+        {
+            let ack = Frame::ServerAck {
+                token: streams.token,
+                acks: streams.inbox.acks(),
+            };
+            streams.inbox.ack_sent();
+            self.send_unsequenced(from, &ack);
+        }
+        if let Some(streams) = self
+            .sessions
+            .get_mut(&from)
+            .and_then(|s| s.streams.as_mut())
+        {
+            // Acknowledgements may have emptied the outbox or changed its deadline.
+            streams.arm(now, from, &mut self.timers);
         }
     }
 
-    fn handle_join(&mut self, now: Instant, from: SocketAddr, name: String) {
+    fn handle_join(&mut self, now: Instant, from: SocketAddr, nonce: u64, name: String) {
+        self.farewells.remove(&from);
         if let Some(session) = self.sessions.get(&from) {
-            if session.kind == ClientKind::Named && session.name == name {
-                // The welcome was lost and the client asked again: answer, change nothing.
-                let welcome = self.welcome(&session.name);
-                self.send(from, &welcome);
-                return;
+            match &session.streams {
+                Some(streams) if streams.nonce == nonce => {
+                    // The welcome was lost and the client asked again: answer, change
+                    // nothing.
+                    let welcome = self.welcome(nonce, streams.token, &session.name);
+                    self.send_unsequenced(from, &welcome);
+                    return;
+                }
+                Some(_) if names::fold(&session.name) != names::fold(&name) => {
+                    // Someone else's session is live at this address and port: do not let
+                    // a join (perhaps forged) end it.
+                    return self.refuse(now, from, nonce, name, RefuseReason::AddressInUse);
+                }
+                // The same person's program restarted on the same port, or a guest starts
+                // a real client: the old session is over.
+                _ => {
+                    self.remove_session(now, from, Removal::Replaced);
+                }
             }
-            // A new program at an address we know (a restarted client on the same port, or
-            // a guest starting a real client): the old session is over.
-            self.remove_session(now, from, Removal::Left);
         }
         if names::validate(&name).is_err() {
-            return self.refuse(now, from, name, RefuseReason::NameInvalid);
+            return self.refuse(now, from, nonce, name, RefuseReason::NameInvalid);
         }
         let name_key = names::fold(&name);
         if self.by_name.contains_key(&name_key) {
-            return self.refuse(now, from, name, RefuseReason::NameTaken);
+            return self.refuse(now, from, nonce, name, RefuseReason::NameTaken);
         }
         if self.sessions.len() >= self.config.max_clients {
-            return self.refuse(now, from, name, RefuseReason::ServerFull);
+            return self.refuse(now, from, nonce, name, RefuseReason::ServerFull);
         }
-        let welcome = self.welcome(&name);
-        self.send(from, &welcome);
-        self.add_session(now, from, name, name_key, ClientKind::Named);
+        let token = new_token();
+        let welcome = self.welcome(nonce, token, &name);
+        self.send_unsequenced(from, &welcome);
+        let streams = Streams::new(token, nonce);
+        self.add_session(now, from, name, name_key, Some(streams));
     }
 
-    fn welcome(&self, name: &str) -> Frame {
+    fn welcome(&self, nonce: u64, token: u64, name: &str) -> Frame {
         let heartbeat_ms = self.config.heartbeat_interval().as_millis();
         Frame::Welcome {
-            name: name.to_owned(),
+            nonce,
+            token,
             heartbeat_ms: u32::try_from(heartbeat_ms).unwrap_or(u32::MAX),
+            name: name.to_owned(),
         }
     }
 
-    fn refuse(&mut self, now: Instant, from: SocketAddr, name: String, reason: RefuseReason) {
-        self.send(from, &Frame::Refused { reason });
+    fn refuse(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        nonce: u64,
+        name: String,
+        reason: RefuseReason,
+    ) {
+        self.send_unsequenced(from, &Frame::Refused { nonce, reason });
         self.events.push_back(ServerEvent::Refused {
             time_ms: self.wall_ms(now),
             name: display::sanitize(&name).into_owned(),
@@ -406,8 +708,13 @@ impl Server {
         addr: SocketAddr,
         name: String,
         name_key: String,
-        kind: ClientKind,
+        streams: Option<Streams>,
     ) {
+        let kind = if streams.is_some() {
+            ClientKind::Named
+        } else {
+            ClientKind::Guest
+        };
         self.by_name.insert(name_key.clone(), addr);
         self.sessions.insert(
             addr,
@@ -419,6 +726,7 @@ impl Server {
                 last_heard: now,
                 flood_bucket: self.config.flood_limit.map(|l| TokenBucket::new(l, now)),
                 flood_dropped: 0,
+                streams,
             },
         );
         let time_ms = self.wall_ms(now);
@@ -460,7 +768,7 @@ impl Server {
             let shown = SocketAddr::new(from.ip().to_canonical(), from.port());
             let name = format!("{}{shown}", names::GUEST_PREFIX);
             let name_key = names::fold(&name);
-            self.add_session(now, from, name, name_key, ClientKind::Guest);
+            self.add_session(now, from, name, name_key, None);
         }
         if let Some(session) = self.sessions.get_mut(&from) {
             session.last_heard = now;
@@ -494,8 +802,9 @@ impl Server {
         names.sort_by_cached_key(|name| names::fold(name));
         let total = u16::try_from(names.len()).unwrap_or(u16::MAX);
         let time_ms = self.wall_ms(now);
-        // Header, time, total and offset; then as many names as fit in one datagram.
-        const ROSTER_FIXED_LEN: usize = wire::HEADER_LEN + 8 + 2 + 2;
+        // Header, envelope, time, total and offset; then as many names as fit in one
+        // datagram.
+        const ROSTER_FIXED_LEN: usize = wire::HEADER_LEN + wire::ENVELOPE_LEN + 8 + 2 + 2;
         let mut frames = Vec::new();
         let mut chunk: Vec<String> = Vec::new();
         let mut chunk_len = ROSTER_FIXED_LEN;
@@ -512,21 +821,21 @@ impl Server {
         frames.push((offset, chunk));
         for (offset, names) in frames {
             let offset = u16::try_from(offset).unwrap_or(u16::MAX);
-            self.send(
-                to,
-                &Frame::Roster {
-                    time_ms,
-                    total,
-                    offset,
-                    names,
-                },
-            );
+            let roster = Frame::Roster {
+                envelope: Envelope::default(),
+                time_ms,
+                total,
+                offset,
+                names,
+            };
+            self.send_sequenced(now, to, roster.to_bytes().into());
         }
     }
 
     /// Advances timers: evicts silent clients, sends due flood notices. Call when
     /// [`Server::poll_timeout`]'s instant has passed (calling early is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.retransmit_due(now);
         let (due, later): (Vec<_>, Vec<_>) = self
             .flood_notices_due
             .drain(..)
@@ -558,7 +867,49 @@ impl Server {
         let sweep = (!self.sessions.is_empty() || !self.malformed_logged_at.is_empty())
             .then_some(self.next_sweep);
         let notices = self.flood_notices_due.iter().map(|(when, _)| *when);
-        sweep.into_iter().chain(notices).min()
+        let retransmit = self.timers.peek().map(|Reverse((when, _))| *when);
+        sweep.into_iter().chain(notices).chain(retransmit).min()
+    }
+
+    /// Sends again every sequenced frame whose acknowledgement is overdue, to sessions and
+    /// farewells alike. Evicts a client that stopped acknowledging altogether.
+    fn retransmit_due(&mut self, now: Instant) {
+        let mut unreachable = Vec::new();
+        while let Some(&Reverse((deadline, addr))) = self.timers.peek() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            let mut out = Outgoing {
+                transmits: &mut self.transmits,
+                timers: &mut self.timers,
+                stats: &mut self.stats,
+            };
+            if let Some(streams) = self
+                .sessions
+                .get_mut(&addr)
+                .and_then(|s| s.streams.as_mut())
+            {
+                if streams.timer != Some(deadline) {
+                    continue; // stale: re-armed for another instant since
+                }
+                if !streams.retransmit_due(now, addr, &mut out) {
+                    unreachable.push(addr);
+                }
+            } else if let Some(farewell) = self.farewells.get_mut(&addr) {
+                if farewell.streams.timer != Some(deadline) {
+                    continue;
+                }
+                if !farewell.streams.retransmit_due(now, addr, &mut out)
+                    || farewell.streams.outbox.is_empty()
+                {
+                    self.farewells.remove(&addr);
+                }
+            }
+        }
+        for addr in unreachable {
+            self.remove_session(now, addr, Removal::TimedOut);
+        }
     }
 
     fn send_flood_notice(&mut self, now: Instant, addr: SocketAddr) {
@@ -576,7 +927,7 @@ impl Server {
         let plural = if dropped == 1 { "" } else { "s" };
         let text = format!("{dropped} message{plural} not sent: you are sending too fast{limit}");
         let time_ms = self.wall_ms(now);
-        self.send_notice_to(addr, time_ms, &text);
+        self.send_notice_to(now, addr, time_ms, &text);
         self.events.push_back(ServerEvent::FloodDropped {
             time_ms,
             name,
@@ -655,12 +1006,19 @@ impl Server {
         let time_ms = self.wall_ms(now);
         let text = "the server is closing";
         let clients = self.sessions.len();
-        let addrs: Vec<(SocketAddr, ClientKind)> =
-            self.sessions.iter().map(|(a, s)| (*a, s.kind)).collect();
-        for (addr, kind) in addrs {
-            self.send_disconnect(addr, kind, time_ms, DisconnectReason::ServerClosing, text);
+        let addrs: Vec<SocketAddr> = self.sessions.keys().copied().collect();
+        for addr in addrs {
+            if let Some(session) = self.sessions.remove(&addr) {
+                self.say_farewell(
+                    now,
+                    addr,
+                    session,
+                    time_ms,
+                    DisconnectReason::ServerClosing,
+                    text,
+                );
+            }
         }
-        self.sessions.clear();
         self.by_name.clear();
         self.flood_notices_due.clear();
         self.events
@@ -685,16 +1043,15 @@ impl Server {
     }
 
     /// Ends a session, telling the client why (unless it left by itself) and everyone else
-    /// what happened.
-    fn remove_session(&mut self, now: Instant, addr: SocketAddr, why: Removal) {
-        let Some(session) = self.sessions.remove(&addr) else {
-            return;
-        };
+    /// what happened. Returns the session's token, if it had one.
+    fn remove_session(&mut self, now: Instant, addr: SocketAddr, why: Removal) -> Option<u64> {
+        let session = self.sessions.remove(&addr)?;
         self.by_name.remove(&session.name_key);
+        let token = session.streams.as_ref().map(|s| s.token);
         let time_ms = self.wall_ms(now);
-        let name = session.name;
-        let (notice, reason) = match why {
-            Removal::Left => (format!("{name} left"), None),
+        let name = session.name.clone();
+        let (notice, farewell) = match why {
+            Removal::Left | Removal::Replaced => (format!("{name} left"), None),
             Removal::TimedOut => (
                 format!("{name} timed out"),
                 Some((DisconnectReason::TimedOut, "you were silent for too long")),
@@ -708,12 +1065,12 @@ impl Server {
                 Some((DisconnectReason::Banned, "your address was banned")),
             ),
         };
-        if let Some((reason, text)) = reason {
-            self.send_disconnect(addr, session.kind, time_ms, reason, text);
+        if let Some((reason, text)) = farewell {
+            self.say_farewell(now, addr, session, time_ms, reason, text);
         }
         self.broadcast_notice(now, &notice);
         self.events.push_back(match why {
-            Removal::Left => ServerEvent::Left {
+            Removal::Left | Removal::Replaced => ServerEvent::Left {
                 time_ms,
                 name,
                 addr,
@@ -734,26 +1091,39 @@ impl Server {
                 addr,
             },
         });
+        token
     }
 
-    fn send_disconnect(
+    /// Tells a removed client why its session ended. A named client's streams live on as a
+    /// farewell until it acknowledges, so everything sent before (and the farewell itself)
+    /// arrives despite loss.
+    fn say_farewell(
         &mut self,
+        now: Instant,
         addr: SocketAddr,
-        kind: ClientKind,
+        session: Session,
         time_ms: i64,
         reason: DisconnectReason,
         text: &str,
     ) {
-        match kind {
-            ClientKind::Named => self.send(
-                addr,
-                &Frame::Disconnected {
-                    time_ms,
-                    reason,
-                    text: text.to_owned(),
-                },
-            ),
-            ClientKind::Guest => self.push(addr, guest_line(display::notice_line(time_ms, text))),
+        let Some(mut streams) = session.streams else {
+            return self.push(addr, guest_line(display::notice_line(time_ms, text)));
+        };
+        let frame = Frame::Disconnected {
+            envelope: Envelope::default(),
+            time_ms,
+            reason,
+            text: text.to_owned(),
+        };
+        let mut out = Outgoing {
+            transmits: &mut self.transmits,
+            timers: &mut self.timers,
+            stats: &mut self.stats,
+        };
+        streams.timer = None;
+        streams.send(now, addr, frame.to_bytes().into(), &mut out);
+        if self.farewells.len() < FAREWELL_LIMIT {
+            self.farewells.insert(addr, Farewell { streams });
         }
     }
 
@@ -765,12 +1135,13 @@ impl Server {
         let clean = display::sanitize(text);
         for piece in wire::split_text(&clean) {
             let frame = Frame::Message {
+                envelope: Envelope::default(),
                 time_ms,
                 from: from.to_owned(),
                 text: piece.to_owned(),
             };
             let guest_text = || display::message_line(time_ms, from, piece);
-            self.broadcast(&frame, guest_text);
+            self.broadcast(now, &frame, guest_text);
             self.events.push_back(ServerEvent::Chat {
                 time_ms,
                 from: from.to_owned(),
@@ -782,44 +1153,56 @@ impl Server {
     fn broadcast_notice(&mut self, now: Instant, text: &str) {
         let time_ms = self.wall_ms(now);
         let frame = Frame::Notice {
+            envelope: Envelope::default(),
             time_ms,
             text: text.to_owned(),
         };
-        self.broadcast(&frame, || display::notice_line(time_ms, text));
+        self.broadcast(now, &frame, || display::notice_line(time_ms, text));
     }
 
     /// Queues one copy of `frame` for every named client and one copy of the plain-text
-    /// line for every guest, each encoded only once.
-    fn broadcast(&mut self, frame: &Frame, guest_text: impl FnOnce() -> String) {
+    /// line for every guest, each encoded only once: named clients share one payload, and
+    /// only their envelopes differ.
+    fn broadcast(&mut self, now: Instant, frame: &Frame, guest_text: impl FnOnce() -> String) {
         let encoded: Arc<[u8]> = frame.to_bytes().into();
         let mut guest_text = Some(guest_text);
         let mut guest_encoded: Option<Arc<[u8]>> = None;
-        for (addr, session) in &self.sessions {
-            let payload = match session.kind {
-                ClientKind::Named => encoded.clone(),
-                ClientKind::Guest => guest_encoded
-                    .get_or_insert_with(|| {
-                        let make = guest_text.take().expect("taken only once");
-                        guest_line(make())
-                    })
-                    .clone(),
-            };
-            self.transmits.push_back(Transmit {
-                destination: *addr,
-                payload,
-            });
+        let mut out = Outgoing {
+            transmits: &mut self.transmits,
+            timers: &mut self.timers,
+            stats: &mut self.stats,
+        };
+        for (addr, session) in &mut self.sessions {
+            match session.streams.as_mut() {
+                Some(streams) => streams.send(now, *addr, encoded.clone(), &mut out),
+                None => {
+                    let payload = guest_encoded
+                        .get_or_insert_with(|| {
+                            let make = guest_text.take().expect("taken only once");
+                            guest_line(make())
+                        })
+                        .clone();
+                    out.stats.datagrams_sent += 1;
+                    out.transmits.push_back(Transmit {
+                        destination: *addr,
+                        payload,
+                        envelope: None,
+                    });
+                }
+            }
         }
     }
 
-    fn send_notice_to(&mut self, addr: SocketAddr, time_ms: i64, text: &str) {
+    fn send_notice_to(&mut self, now: Instant, addr: SocketAddr, time_ms: i64, text: &str) {
         match self.sessions.get(&addr).map(|s| s.kind) {
-            Some(ClientKind::Named) => self.send(
-                addr,
-                &Frame::Notice {
+            Some(ClientKind::Named) => {
+                let notice = Frame::Notice {
+                    envelope: Envelope::default(),
                     time_ms,
                     text: text.to_owned(),
-                },
-            ),
+                };
+                self.send_sequenced(now, addr, notice.to_bytes().into());
+            }
             Some(ClientKind::Guest) => {
                 self.push(addr, guest_line(display::notice_line(time_ms, text)))
             }
@@ -827,14 +1210,30 @@ impl Server {
         }
     }
 
-    fn send(&mut self, to: SocketAddr, frame: &Frame) {
+    /// Sends a sequenced frame (encoded with a blank envelope) to one named client.
+    fn send_sequenced(&mut self, now: Instant, to: SocketAddr, payload: Arc<[u8]>) {
+        let Some(streams) = self.sessions.get_mut(&to).and_then(|s| s.streams.as_mut()) else {
+            return;
+        };
+        let mut out = Outgoing {
+            transmits: &mut self.transmits,
+            timers: &mut self.timers,
+            stats: &mut self.stats,
+        };
+        streams.send(now, to, payload, &mut out);
+    }
+
+    /// Sends a frame that stands alone (no sequence number, never repeated by us).
+    fn send_unsequenced(&mut self, to: SocketAddr, frame: &Frame) {
         self.push(to, frame.to_bytes().into());
     }
 
     fn push(&mut self, destination: SocketAddr, payload: Arc<[u8]>) {
+        self.stats.datagrams_sent += 1;
         self.transmits.push_back(Transmit {
             destination,
             payload,
+            envelope: None,
         });
     }
 
@@ -867,21 +1266,38 @@ fn guest_line(mut line: String) -> Arc<[u8]> {
     line.into_bytes().into()
 }
 
+/// A fresh session token from the operating system's random source. Tokens only need to be
+/// unguessable by someone who cannot see the traffic; should the OS source fail (it does
+/// not on any supported system), the clock's nanoseconds mixed with a counter still keep
+/// sessions apart.
+fn new_token() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        nanos ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+    })
+}
+
 fn frame_name(frame: &Frame) -> &'static str {
     match frame {
         Frame::Join { .. } => "join",
         Frame::Chat { .. } => "chat",
-        Frame::Heartbeat => "heartbeat",
-        Frame::Leave => "leave",
-        Frame::ListRequest => "list request",
+        Frame::ListRequest { .. } => "list request",
+        Frame::Leave { .. } => "leave",
+        Frame::Heartbeat { .. } => "heartbeat",
+        Frame::ClientAck { .. } => "ack",
         Frame::Welcome { .. } => "welcome",
         Frame::Refused { .. } => "refused",
         Frame::Message { .. } => "message",
         Frame::Notice { .. } => "notice",
         Frame::Roster { .. } => "roster",
-        Frame::HeartbeatAck => "heartbeat ack",
-        Frame::LeaveAck => "leave ack",
         Frame::Disconnected { .. } => "disconnected",
-        Frame::NotJoined => "not joined",
+        Frame::Missed { .. } => "missed",
+        Frame::ServerAck { .. } => "server ack",
+        Frame::LeaveAck { .. } => "leave ack",
+        Frame::NotJoined { .. } => "not joined",
     }
 }

@@ -13,6 +13,8 @@
 
 use std::fmt;
 
+use crate::reliable::Acks;
+
 /// First two bytes of every frame.
 pub const MAGIC: [u8; 2] = [0xFF, b'I'];
 
@@ -23,7 +25,7 @@ pub const MAGIC: [u8; 2] = [0xFF, b'I'];
 pub const JOIN_MIN_LEN: usize = 512;
 
 /// The protocol version this build speaks. A server refuses a join of any other version.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// Bytes before the body of every frame: magic (2), version (1), kind (1).
 pub const HEADER_LEN: usize = 4;
@@ -54,6 +56,8 @@ pub enum RefuseReason {
     ServerFull,
     /// The client speaks a protocol version the server does not.
     VersionUnsupported,
+    /// Another session is in progress from the same address and port.
+    AddressInUse,
 }
 
 /// Why the server ended a client's session.
@@ -69,56 +73,128 @@ pub enum DisconnectReason {
     TimedOut,
 }
 
+/// The session fields every frame of the reliable streams carries, right after the header:
+/// the session token, the frame's own sequence number in its direction, and the sender's
+/// acknowledgements of the other direction. They sit at a fixed place ([`ENVELOPE_RANGE`]) so
+/// a broadcast can be encoded once and patched for each recipient.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Envelope {
+    /// The session's secret, chosen by the server at join (see [`Frame::Welcome`]).
+    pub token: u64,
+    /// This frame's number in its direction's stream, from 1.
+    pub seq: u32,
+    /// What the sender has received of the other direction's stream.
+    pub acks: Acks,
+}
+
+/// Encoded size of an [`Envelope`]: token (8), seq (4), acks.through (4), acks.also (8).
+pub const ENVELOPE_LEN: usize = 24;
+
+/// Where the [`Envelope`] sits in every sequenced frame.
+pub const ENVELOPE_RANGE: std::ops::Range<usize> = HEADER_LEN..HEADER_LEN + ENVELOPE_LEN;
+
+impl Envelope {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.token.to_be_bytes());
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        put_acks(out, self.acks);
+    }
+
+    /// Overwrites the envelope of an encoded sequenced frame, as [`Frame::encode`] would
+    /// have written it. `datagram` must be a sequenced frame (at least
+    /// [`ENVELOPE_RANGE`]`.end` bytes long).
+    pub fn patch(&self, datagram: &mut [u8]) {
+        let field = &mut datagram[ENVELOPE_RANGE];
+        field[..8].copy_from_slice(&self.token.to_be_bytes());
+        field[8..12].copy_from_slice(&self.seq.to_be_bytes());
+        field[12..16].copy_from_slice(&self.acks.through.to_be_bytes());
+        field[16..24].copy_from_slice(&self.acks.also.to_be_bytes());
+    }
+}
+
 /// One protocol message. Kinds below `0x80` travel from client to server, the others from
 /// server to client.
+///
+/// Two streams run in each session, one per direction. Frames carrying an [`Envelope`] are
+/// numbered in their stream and delivered exactly once, in order (see `reliable`); the
+/// others (joining, heartbeats, bare acknowledgements) stand alone and may be lost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
-    /// Client asks to join under `name`. Sent again until answered, so it must be idempotent.
-    Join { name: String },
-    /// Client sends one chat message to everyone.
-    Chat { text: String },
-    /// Client is alive; sent when it has sent nothing else for a heartbeat interval.
-    Heartbeat,
-    /// Client leaves the chat.
-    Leave,
-    /// Client asks who is online.
-    ListRequest,
+    /// Client asks to join under `name`. Sent again until answered, so it must be
+    /// idempotent. `nonce` is a random number the answer must repeat, so an off-path
+    /// attacker cannot forge the answer. Every version keeps the nonce right after the
+    /// header, so a server can refuse a version it does not speak to the right client.
+    Join { nonce: u64, name: String },
+    /// Client sends one chat message to everyone (sequenced).
+    Chat { envelope: Envelope, text: String },
+    /// Client asks who is online (sequenced).
+    ListRequest { envelope: Envelope },
+    /// Client leaves the chat (sequenced, so it comes after every message sent before it).
+    Leave { envelope: Envelope },
+    /// Client is alive; sent when it has sent nothing else for a heartbeat interval. The
+    /// server answers with [`Frame::ServerAck`].
+    Heartbeat { token: u64, acks: Acks },
+    /// Client acknowledges what it received, with nothing else to say.
+    ClientAck { token: u64, acks: Acks },
 
-    /// Server accepted the join. `name` is the name as registered; `heartbeat_ms` tells the
-    /// client how often to prove it is alive.
-    Welcome { name: String, heartbeat_ms: u32 },
+    /// Server accepted the join. `name` is the name as registered; `token` must be in every
+    /// later frame of the session, both ways; `heartbeat_ms` tells the client how often to
+    /// prove it is alive.
+    Welcome {
+        nonce: u64,
+        token: u64,
+        heartbeat_ms: u32,
+        name: String,
+    },
     /// Server refused the join.
-    Refused { reason: RefuseReason },
+    Refused { nonce: u64, reason: RefuseReason },
     /// A chat message from `from` (a client's registered name, or `server`), stamped by the
-    /// server with its receive time in milliseconds since the Unix epoch.
+    /// server with its receive time in milliseconds since the Unix epoch (sequenced).
     Message {
+        envelope: Envelope,
         time_ms: i64,
         from: String,
         text: String,
     },
-    /// Something happened that is not a chat message: a join, a leave, a warning.
-    Notice { time_ms: i64, text: String },
+    /// Something happened that is not a chat message: a join, a leave, a warning
+    /// (sequenced).
+    Notice {
+        envelope: Envelope,
+        time_ms: i64,
+        text: String,
+    },
     /// Part of the answer to [`Frame::ListRequest`]: `total` clients are online; this frame
     /// carries the names from position `offset` on (a long list spans several frames).
     Roster {
+        envelope: Envelope,
         time_ms: i64,
         total: u16,
         offset: u16,
         names: Vec<String>,
     },
-    /// Server's answer to a heartbeat, so a client can tell a live server from a dead one.
-    HeartbeatAck,
-    /// Server confirms a [`Frame::Leave`], so the client can stop repeating it.
-    LeaveAck,
-    /// Server ended the session; the client must not send more (but may join again).
+    /// Server ended the session; the client must not send more (but may join again). It is
+    /// sequenced, so it comes after everything sent before it, and repeated until
+    /// acknowledged.
     Disconnected {
+        envelope: Envelope,
         time_ms: i64,
         reason: DisconnectReason,
         text: String,
     },
-    /// Server does not know the sender (never joined, or forgotten after a restart or a
-    /// timeout). Deliberately tiny: it may go to an address that never proved it is real.
-    NotJoined,
+    /// The client fell so far behind that the server dropped the frames numbered from this
+    /// frame's own sequence number to `last`: the client will never get them and says how
+    /// many it missed (sequenced).
+    Missed { envelope: Envelope, last: u32 },
+    /// Server acknowledges what it received: the answer to a heartbeat, or to a sequenced
+    /// frame that produced nothing else to send.
+    ServerAck { token: u64, acks: Acks },
+    /// Server confirms a [`Frame::Leave`] (and so every frame before it): the client can
+    /// stop repeating it.
+    LeaveAck { token: u64 },
+    /// Server does not know the session `token` (never joined, or forgotten after a restart
+    /// or a timeout). Deliberately tiny: it may go to an address that never proved it is
+    /// real; it repeats the token so only the real client believes it.
+    NotJoined { token: u64 },
 }
 
 /// Why a datagram is not a valid frame.
@@ -197,15 +273,38 @@ mod kind {
     pub const HEARTBEAT: u8 = 0x03;
     pub const LEAVE: u8 = 0x04;
     pub const LIST_REQUEST: u8 = 0x05;
+    pub const CLIENT_ACK: u8 = 0x06;
     pub const WELCOME: u8 = 0x81;
     pub const REFUSED: u8 = 0x82;
     pub const MESSAGE: u8 = 0x83;
     pub const NOTICE: u8 = 0x84;
     pub const ROSTER: u8 = 0x85;
-    pub const HEARTBEAT_ACK: u8 = 0x86;
+    pub const SERVER_ACK: u8 = 0x86;
     pub const LEAVE_ACK: u8 = 0x87;
     pub const DISCONNECTED: u8 = 0x88;
     pub const NOT_JOINED: u8 = 0x89;
+    pub const MISSED: u8 = 0x8A;
+}
+
+/// The nonce of a join of any protocol version: every version keeps it right after the
+/// header, so a server can address a version refusal to the right client.
+pub fn any_version_join_nonce(datagram: &[u8]) -> Option<u64> {
+    if !is_frame(datagram) || datagram.len() < HEADER_LEN + 8 || datagram[3] != kind::JOIN {
+        return None;
+    }
+    let nonce = datagram[HEADER_LEN..HEADER_LEN + 8].try_into().ok()?;
+    Some(u64::from_be_bytes(nonce))
+}
+
+/// Decodes a refusal of any protocol version. A [`Frame::Refused`] keeps the same layout in
+/// every version (header, nonce, reason), so a client can learn that a server speaks
+/// another version instead of waiting for an answer it cannot read.
+pub fn any_version_refusal(datagram: &[u8]) -> Option<(u64, RefuseReason)> {
+    if !is_frame(datagram) || datagram.len() != HEADER_LEN + 9 || datagram[3] != kind::REFUSED {
+        return None;
+    }
+    let nonce = u64::from_be_bytes(datagram[HEADER_LEN..HEADER_LEN + 8].try_into().ok()?);
+    Some((nonce, RefuseReason::from_code(datagram[HEADER_LEN + 8])?))
 }
 
 impl RefuseReason {
@@ -216,6 +315,7 @@ impl RefuseReason {
             RefuseReason::Banned => 3,
             RefuseReason::ServerFull => 4,
             RefuseReason::VersionUnsupported => 5,
+            RefuseReason::AddressInUse => 6,
         }
     }
 
@@ -226,6 +326,7 @@ impl RefuseReason {
             3 => RefuseReason::Banned,
             4 => RefuseReason::ServerFull,
             5 => RefuseReason::VersionUnsupported,
+            6 => RefuseReason::AddressInUse,
             _ => return None,
         })
     }
@@ -261,10 +362,49 @@ impl Frame {
             self,
             Frame::Join { .. }
                 | Frame::Chat { .. }
-                | Frame::Heartbeat
-                | Frame::Leave
-                | Frame::ListRequest
+                | Frame::ListRequest { .. }
+                | Frame::Leave { .. }
+                | Frame::Heartbeat { .. }
+                | Frame::ClientAck { .. }
         )
+    }
+
+    /// The envelope of a sequenced frame; `None` for frames that stand alone.
+    pub fn envelope(&self) -> Option<&Envelope> {
+        match self {
+            Frame::Chat { envelope, .. }
+            | Frame::ListRequest { envelope }
+            | Frame::Leave { envelope }
+            | Frame::Message { envelope, .. }
+            | Frame::Notice { envelope, .. }
+            | Frame::Roster { envelope, .. }
+            | Frame::Disconnected { envelope, .. }
+            | Frame::Missed { envelope, .. } => Some(envelope),
+            _ => None,
+        }
+    }
+
+    /// The session token the frame carries, if any (joins and refusals carry none).
+    pub fn token(&self) -> Option<u64> {
+        match self {
+            Frame::Heartbeat { token, .. }
+            | Frame::ClientAck { token, .. }
+            | Frame::Welcome { token, .. }
+            | Frame::ServerAck { token, .. }
+            | Frame::LeaveAck { token }
+            | Frame::NotJoined { token } => Some(*token),
+            other => other.envelope().map(|e| e.token),
+        }
+    }
+
+    /// The acknowledgements the frame carries, if any.
+    pub fn acks(&self) -> Option<Acks> {
+        match self {
+            Frame::Heartbeat { acks, .. }
+            | Frame::ClientAck { acks, .. }
+            | Frame::ServerAck { acks, .. } => Some(*acks),
+            other => other.envelope().map(|e| e.acks),
+        }
     }
 
     /// Appends the encoded frame to `out`.
@@ -277,52 +417,86 @@ impl Frame {
         out.extend_from_slice(&MAGIC);
         out.push(VERSION);
         match self {
-            Frame::Join { name } => {
+            Frame::Join { nonce, name } => {
                 out.push(kind::JOIN);
+                out.extend_from_slice(&nonce.to_be_bytes());
                 put_name(out, name);
                 let padded_end = frame_start + JOIN_MIN_LEN;
                 if out.len() < padded_end {
                     out.resize(padded_end, 0);
                 }
             }
-            Frame::Chat { text } => {
+            Frame::Chat { envelope, text } => {
                 out.push(kind::CHAT);
+                envelope.encode(out);
                 put_text(out, text);
             }
-            Frame::Heartbeat => out.push(kind::HEARTBEAT),
-            Frame::Leave => out.push(kind::LEAVE),
-            Frame::ListRequest => out.push(kind::LIST_REQUEST),
-            Frame::Welcome { name, heartbeat_ms } => {
-                out.push(kind::WELCOME);
-                put_name(out, name);
-                out.extend_from_slice(&heartbeat_ms.to_be_bytes());
+            Frame::ListRequest { envelope } => {
+                out.push(kind::LIST_REQUEST);
+                envelope.encode(out);
             }
-            Frame::Refused { reason } => {
+            Frame::Leave { envelope } => {
+                out.push(kind::LEAVE);
+                envelope.encode(out);
+            }
+            Frame::Heartbeat { token, acks } => {
+                out.push(kind::HEARTBEAT);
+                out.extend_from_slice(&token.to_be_bytes());
+                put_acks(out, *acks);
+            }
+            Frame::ClientAck { token, acks } => {
+                out.push(kind::CLIENT_ACK);
+                out.extend_from_slice(&token.to_be_bytes());
+                put_acks(out, *acks);
+            }
+            Frame::Welcome {
+                nonce,
+                token,
+                heartbeat_ms,
+                name,
+            } => {
+                out.push(kind::WELCOME);
+                out.extend_from_slice(&nonce.to_be_bytes());
+                out.extend_from_slice(&token.to_be_bytes());
+                out.extend_from_slice(&heartbeat_ms.to_be_bytes());
+                put_name(out, name);
+            }
+            Frame::Refused { nonce, reason } => {
                 out.push(kind::REFUSED);
+                out.extend_from_slice(&nonce.to_be_bytes());
                 out.push(reason.code());
             }
             Frame::Message {
+                envelope,
                 time_ms,
                 from,
                 text,
             } => {
                 out.push(kind::MESSAGE);
+                envelope.encode(out);
                 out.extend_from_slice(&time_ms.to_be_bytes());
                 put_name(out, from);
                 put_text(out, text);
             }
-            Frame::Notice { time_ms, text } => {
+            Frame::Notice {
+                envelope,
+                time_ms,
+                text,
+            } => {
                 out.push(kind::NOTICE);
+                envelope.encode(out);
                 out.extend_from_slice(&time_ms.to_be_bytes());
                 put_text(out, text);
             }
             Frame::Roster {
+                envelope,
                 time_ms,
                 total,
                 offset,
                 names,
             } => {
                 out.push(kind::ROSTER);
+                envelope.encode(out);
                 out.extend_from_slice(&time_ms.to_be_bytes());
                 out.extend_from_slice(&total.to_be_bytes());
                 out.extend_from_slice(&offset.to_be_bytes());
@@ -330,19 +504,36 @@ impl Frame {
                     put_name(out, name);
                 }
             }
-            Frame::HeartbeatAck => out.push(kind::HEARTBEAT_ACK),
-            Frame::LeaveAck => out.push(kind::LEAVE_ACK),
             Frame::Disconnected {
+                envelope,
                 time_ms,
                 reason,
                 text,
             } => {
                 out.push(kind::DISCONNECTED);
+                envelope.encode(out);
                 out.extend_from_slice(&time_ms.to_be_bytes());
                 out.push(reason.code());
                 put_text(out, text);
             }
-            Frame::NotJoined => out.push(kind::NOT_JOINED),
+            Frame::Missed { envelope, last } => {
+                out.push(kind::MISSED);
+                envelope.encode(out);
+                out.extend_from_slice(&last.to_be_bytes());
+            }
+            Frame::ServerAck { token, acks } => {
+                out.push(kind::SERVER_ACK);
+                out.extend_from_slice(&token.to_be_bytes());
+                put_acks(out, *acks);
+            }
+            Frame::LeaveAck { token } => {
+                out.push(kind::LEAVE_ACK);
+                out.extend_from_slice(&token.to_be_bytes());
+            }
+            Frame::NotJoined { token } => {
+                out.push(kind::NOT_JOINED);
+                out.extend_from_slice(&token.to_be_bytes());
+            }
         }
     }
 
@@ -374,6 +565,7 @@ impl Frame {
         }
         let frame = match r.u8()? {
             kind::JOIN => {
+                let nonce = r.u64()?;
                 let name = r.name()?;
                 if datagram.len() < JOIN_MIN_LEN || r.rest.iter().any(|&b| b != 0) {
                     return Err(DecodeError::UnpaddedJoin {
@@ -381,19 +573,37 @@ impl Frame {
                     });
                 }
                 r.rest = &[];
-                Frame::Join { name }
+                Frame::Join { nonce, name }
             }
-            kind::CHAT => Frame::Chat { text: r.text()? },
-            kind::HEARTBEAT => Frame::Heartbeat,
-            kind::LEAVE => Frame::Leave,
-            kind::LIST_REQUEST => Frame::ListRequest,
+            kind::CHAT => Frame::Chat {
+                envelope: r.envelope()?,
+                text: r.text()?,
+            },
+            kind::LIST_REQUEST => Frame::ListRequest {
+                envelope: r.envelope()?,
+            },
+            kind::LEAVE => Frame::Leave {
+                envelope: r.envelope()?,
+            },
+            kind::HEARTBEAT => Frame::Heartbeat {
+                token: r.u64()?,
+                acks: r.acks()?,
+            },
+            kind::CLIENT_ACK => Frame::ClientAck {
+                token: r.u64()?,
+                acks: r.acks()?,
+            },
             kind::WELCOME => Frame::Welcome {
-                name: r.name()?,
+                nonce: r.u64()?,
+                token: r.u64()?,
                 heartbeat_ms: r.u32()?,
+                name: r.name()?,
             },
             kind::REFUSED => {
+                let nonce = r.u64()?;
                 let code = r.u8()?;
                 Frame::Refused {
+                    nonce,
                     reason: RefuseReason::from_code(code).ok_or(DecodeError::BadValue {
                         field: "refuse reason",
                         value: code,
@@ -401,15 +611,18 @@ impl Frame {
                 }
             }
             kind::MESSAGE => Frame::Message {
+                envelope: r.envelope()?,
                 time_ms: r.i64()?,
                 from: r.name()?,
                 text: r.text()?,
             },
             kind::NOTICE => Frame::Notice {
+                envelope: r.envelope()?,
                 time_ms: r.i64()?,
                 text: r.text()?,
             },
             kind::ROSTER => {
+                let envelope = r.envelope()?;
                 let time_ms = r.i64()?;
                 let total = r.u16()?;
                 let offset = r.u16()?;
@@ -418,15 +631,15 @@ impl Frame {
                     names.push(r.name()?);
                 }
                 Frame::Roster {
+                    envelope,
                     time_ms,
                     total,
                     offset,
                     names,
                 }
             }
-            kind::HEARTBEAT_ACK => Frame::HeartbeatAck,
-            kind::LEAVE_ACK => Frame::LeaveAck,
             kind::DISCONNECTED => {
+                let envelope = r.envelope()?;
                 let time_ms = r.i64()?;
                 let code = r.u8()?;
                 let reason = DisconnectReason::from_code(code).ok_or(DecodeError::BadValue {
@@ -434,12 +647,22 @@ impl Frame {
                     value: code,
                 })?;
                 Frame::Disconnected {
+                    envelope,
                     time_ms,
                     reason,
                     text: r.text()?,
                 }
             }
-            kind::NOT_JOINED => Frame::NotJoined,
+            kind::MISSED => Frame::Missed {
+                envelope: r.envelope()?,
+                last: r.u32()?,
+            },
+            kind::SERVER_ACK => Frame::ServerAck {
+                token: r.u64()?,
+                acks: r.acks()?,
+            },
+            kind::LEAVE_ACK => Frame::LeaveAck { token: r.u64()? },
+            kind::NOT_JOINED => Frame::NotJoined { token: r.u64()? },
             other => return Err(DecodeError::UnknownKind { kind: other }),
         };
         if !r.rest.is_empty() {
@@ -483,6 +706,11 @@ fn put_name(out: &mut Vec<u8>, name: &str) {
     // MAX_NAME_BYTES < 256, so the length fits the one-byte prefix.
     out.push(name.len() as u8);
     out.extend_from_slice(name.as_bytes());
+}
+
+fn put_acks(out: &mut Vec<u8>, acks: Acks) {
+    out.extend_from_slice(&acks.through.to_be_bytes());
+    out.extend_from_slice(&acks.also.to_be_bytes());
 }
 
 fn put_text(out: &mut Vec<u8>, text: &str) {
@@ -530,6 +758,25 @@ impl<'a> Reader<'a> {
         Ok(i64::from_be_bytes(self.array()?))
     }
 
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    fn acks(&mut self) -> Result<Acks, DecodeError> {
+        Ok(Acks {
+            through: self.u32()?,
+            also: self.u64()?,
+        })
+    }
+
+    fn envelope(&mut self) -> Result<Envelope, DecodeError> {
+        Ok(Envelope {
+            token: self.u64()?,
+            seq: self.u32()?,
+            acks: self.acks()?,
+        })
+    }
+
     fn string(
         &mut self,
         len: usize,
@@ -559,56 +806,86 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
+    fn envelope() -> Envelope {
+        Envelope {
+            token: 0x0123_4567_89AB_CDEF,
+            seq: 7,
+            acks: Acks {
+                through: 3,
+                also: 0b101,
+            },
+        }
+    }
+
     fn every_kind() -> Vec<Frame> {
+        let envelope = envelope();
+        let acks = envelope.acks;
         vec![
             Frame::Join {
+                nonce: 42,
                 name: "alice".into(),
             },
             Frame::Chat {
+                envelope,
                 text: "héllo wörld 日本 🎉".into(),
             },
-            Frame::Heartbeat,
-            Frame::Leave,
-            Frame::ListRequest,
+            Frame::ListRequest { envelope },
+            Frame::Leave { envelope },
+            Frame::Heartbeat { token: 9, acks },
+            Frame::ClientAck { token: 9, acks },
             Frame::Welcome {
-                name: "Alice".into(),
+                nonce: 42,
+                token: u64::MAX,
                 heartbeat_ms: 10_000,
+                name: "Alice".into(),
             },
             Frame::Refused {
+                nonce: 42,
                 reason: RefuseReason::NameTaken,
             },
             Frame::Refused {
+                nonce: 0,
                 reason: RefuseReason::VersionUnsupported,
             },
+            Frame::Refused {
+                nonce: 1,
+                reason: RefuseReason::AddressInUse,
+            },
             Frame::Message {
+                envelope,
                 time_ms: 1_764_000_000_123,
                 from: "bob".into(),
                 text: "hi".into(),
             },
             Frame::Notice {
+                envelope,
                 time_ms: -5,
                 text: "bob joined".into(),
             },
             Frame::Roster {
+                envelope,
                 time_ms: 7,
                 total: 3,
                 offset: 0,
                 names: vec!["a".into(), "bb".into(), "ccc".into()],
             },
             Frame::Roster {
+                envelope,
                 time_ms: 7,
                 total: 0,
                 offset: 0,
                 names: vec![],
             },
-            Frame::HeartbeatAck,
-            Frame::LeaveAck,
             Frame::Disconnected {
+                envelope,
                 time_ms: 9,
                 reason: DisconnectReason::Kicked,
                 text: "bye".into(),
             },
-            Frame::NotJoined,
+            Frame::Missed { envelope, last: 99 },
+            Frame::ServerAck { token: 9, acks },
+            Frame::LeaveAck { token: 9 },
+            Frame::NotJoined { token: 9 },
         ]
     }
 
@@ -622,9 +899,79 @@ mod tests {
     }
 
     #[test]
+    fn direction_token_and_acks_are_reported() {
+        for frame in every_kind() {
+            let kind = frame.to_bytes()[3];
+            assert_eq!(frame.travels_to_server(), kind < 0x80, "{frame:?}");
+            if frame.envelope().is_some() {
+                assert_eq!(frame.token(), Some(envelope().token));
+                assert_eq!(frame.acks(), Some(envelope().acks));
+            }
+        }
+    }
+
+    #[test]
     fn header_layout_is_as_documented() {
-        let bytes = Frame::Chat { text: "hi".into() }.to_bytes();
-        assert_eq!(bytes, [0xFF, b'I', 1, 0x02, 0, 2, b'h', b'i']);
+        let frame = Frame::Chat {
+            envelope: Envelope {
+                token: 0x0102_0304_0506_0708,
+                seq: 0x0A0B_0C0D,
+                acks: Acks {
+                    through: 0x1112_1314,
+                    also: 0x2122_2324_2526_2728,
+                },
+            },
+            text: "hi".into(),
+        };
+        let bytes = frame.to_bytes();
+        #[rustfmt::skip]
+        let expected = [
+            0xFF, b'I', VERSION, 0x02,
+            1, 2, 3, 4, 5, 6, 7, 8,
+            0x0A, 0x0B, 0x0C, 0x0D,
+            0x11, 0x12, 0x13, 0x14,
+            0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28,
+            0, 2, b'h', b'i',
+        ];
+        assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn patching_an_envelope_equals_encoding_with_it() {
+        let with = |envelope| Frame::Message {
+            envelope,
+            time_ms: 5,
+            from: "bob".into(),
+            text: "hi".into(),
+        };
+        let mut bytes = with(Envelope::default()).to_bytes();
+        envelope().patch(&mut bytes);
+        assert_eq!(bytes, with(envelope()).to_bytes());
+    }
+
+    #[test]
+    fn version_refusal_is_readable_by_any_version() {
+        let join = Frame::Join {
+            nonce: 77,
+            name: "al".into(),
+        }
+        .to_bytes();
+        let mut foreign = join.clone();
+        foreign[2] = VERSION + 1;
+        assert_eq!(any_version_join_nonce(&foreign), Some(77));
+        let refusal = Frame::Refused {
+            nonce: 77,
+            reason: RefuseReason::VersionUnsupported,
+        }
+        .to_bytes();
+        let mut foreign = refusal.clone();
+        foreign[2] = VERSION + 1;
+        assert_eq!(
+            any_version_refusal(&foreign),
+            Some((77, RefuseReason::VersionUnsupported))
+        );
+        assert_eq!(any_version_join_nonce(&refusal), None);
+        assert_eq!(any_version_refusal(&join), None);
     }
 
     #[test]
@@ -644,10 +991,19 @@ mod tests {
 
     #[test]
     fn join_is_padded_and_unpadded_joins_are_rejected() {
-        let bytes = Frame::Join { name: "al".into() }.to_bytes();
+        let bytes = Frame::Join {
+            nonce: 0x0102_0304_0506_0708,
+            name: "al".into(),
+        }
+        .to_bytes();
         assert_eq!(bytes.len(), JOIN_MIN_LEN);
-        assert_eq!(&bytes[..7], &[0xFF, b'I', 1, 0x01, 2, b'a', b'l']);
-        assert!(bytes[7..].iter().all(|&b| b == 0));
+        assert_eq!(
+            &bytes[..15],
+            &[
+                0xFF, b'I', VERSION, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 2, b'a', b'l'
+            ]
+        );
+        assert!(bytes[15..].iter().all(|&b| b == 0));
         let mut dirty = bytes.clone();
         dirty[100] = 1;
         assert_eq!(
@@ -655,14 +1011,14 @@ mod tests {
             Err(DecodeError::UnpaddedJoin { len: JOIN_MIN_LEN })
         );
         assert_eq!(
-            Frame::decode(&bytes[..7]),
-            Err(DecodeError::UnpaddedJoin { len: 7 })
+            Frame::decode(&bytes[..15]),
+            Err(DecodeError::UnpaddedJoin { len: 15 })
         );
     }
 
     #[test]
     fn trailing_bytes_are_rejected() {
-        let mut bytes = Frame::Heartbeat.to_bytes();
+        let mut bytes = Frame::LeaveAck { token: 1 }.to_bytes();
         bytes.push(0);
         assert_eq!(
             Frame::decode(&bytes),
@@ -680,15 +1036,29 @@ mod tests {
     #[test]
     fn other_versions_and_kinds_are_rejected() {
         assert_eq!(
-            Frame::decode(&[0xFF, b'I', 2, 0x01]),
-            Err(DecodeError::UnsupportedVersion { version: 2 })
+            Frame::decode(&[0xFF, b'I', 1, 0x01]),
+            Err(DecodeError::UnsupportedVersion { version: 1 })
         );
         assert_eq!(
-            Frame::decode(&[0xFF, b'I', 1, 0x7E]),
+            Frame::decode(&[0xFF, b'I', VERSION, 0x7E]),
             Err(DecodeError::UnknownKind { kind: 0x7E })
         );
         assert_eq!(
-            Frame::decode(&[0xFF, b'I', 1, kind::REFUSED, 99]),
+            Frame::decode(&[
+                0xFF,
+                b'I',
+                VERSION,
+                kind::REFUSED,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                99
+            ]),
             Err(DecodeError::BadValue {
                 field: "refuse reason",
                 value: 99
@@ -699,10 +1069,26 @@ mod tests {
     #[test]
     fn invalid_utf8_and_oversized_fields_are_rejected() {
         assert_eq!(
-            Frame::decode(&[0xFF, b'I', 1, kind::JOIN, 2, 0xC3, 0x28]),
+            Frame::decode(&[
+                0xFF,
+                b'I',
+                VERSION,
+                kind::JOIN,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                2,
+                0xC3,
+                0x28
+            ]),
             Err(DecodeError::InvalidUtf8)
         );
-        let mut long_name = vec![0xFF, b'I', 1, kind::JOIN, 200];
+        let mut long_name = vec![0xFF, b'I', VERSION, kind::JOIN, 0, 0, 0, 0, 0, 0, 0, 0, 200];
         long_name.extend(std::iter::repeat_n(b'a', 200));
         assert_eq!(
             Frame::decode(&long_name),
@@ -724,6 +1110,7 @@ mod tests {
     #[test]
     fn largest_message_fits_in_a_datagram() {
         let frame = Frame::Message {
+            envelope: envelope(),
             time_ms: i64::MAX,
             from: "é".repeat(MAX_NAME_BYTES / 2),
             text: "x".repeat(MAX_TEXT_BYTES),
@@ -751,10 +1138,11 @@ mod tests {
     #[test]
     fn oversized_fields_are_cut_on_encode_not_rejected_by_peer() {
         let frame = Frame::Chat {
+            envelope: envelope(),
             text: "ü".repeat(MAX_TEXT_BYTES),
         };
         let decoded = Frame::decode(&frame.to_bytes()).expect("decodes");
-        let Frame::Chat { text } = decoded else {
+        let Frame::Chat { text, .. } = decoded else {
             panic!("wrong kind")
         };
         assert_eq!(text.len(), MAX_TEXT_BYTES);

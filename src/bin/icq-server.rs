@@ -20,9 +20,14 @@ use icq::command::{self, Command, Input, Side};
 use icq::display;
 use icq::ratelimit::FloodLimit;
 use icq::server::{Server, ServerConfig};
+use icq::wire::MAX_DATAGRAM;
 
 /// How often the ban file is checked for hand edits.
 const BAN_FILE_CHECK: Duration = Duration::from_secs(1);
+
+/// After `/exit`, how long the server keeps repeating its farewell to clients that have not
+/// acknowledged it yet before the process ends.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Large enough for any UDP datagram, so an oversized one is seen whole and rejected by the
 /// decoder instead of silently truncated into something that might parse.
@@ -76,6 +81,9 @@ struct State {
     /// Notices hand edits of the ban file; also told about our own rewrites so they are not
     /// reloaded as if they were edits.
     bans_watch: FileWatch,
+    /// Set by `/exit` or a signal: the process ends once every client has acknowledged the
+    /// farewell, or at this instant.
+    closing_deadline: Option<Instant>,
 }
 
 fn main() -> ExitCode {
@@ -119,7 +127,11 @@ fn run(args: Args) -> Result<()> {
     let shared = Arc::new(Shared {
         socket,
         bans_path: args.bans,
-        state: Mutex::new(State { server, bans_watch }),
+        state: Mutex::new(State {
+            server,
+            bans_watch,
+            closing_deadline: None,
+        }),
     });
 
     let for_signals = Arc::clone(&shared);
@@ -171,10 +183,14 @@ fn serve(shared: &Shared) -> Result<()> {
     let mut next_ban_check = Instant::now() + BAN_FILE_CHECK;
     loop {
         let now = Instant::now();
-        let deadline = lock(shared)
-            .server
-            .poll_timeout()
-            .map_or(next_ban_check, |t| t.min(next_ban_check));
+        let deadline = {
+            let state = lock(shared);
+            let deadline = state
+                .server
+                .poll_timeout()
+                .map_or(next_ban_check, |t| t.min(next_ban_check));
+            state.closing_deadline.map_or(deadline, |c| c.min(deadline))
+        };
         // A zero timeout means "block forever" to the OS, so never ask for less than 1 ms.
         let wait = deadline
             .saturating_duration_since(now)
@@ -184,6 +200,10 @@ fn serve(shared: &Shared) -> Result<()> {
             .set_read_timeout(Some(wait))
             .context("setting the socket's read timeout")?;
         match shared.socket.recv_from(&mut buffer) {
+            // The empty datagram `shut_down` sends itself only wakes this loop.
+            Ok((0, from))
+                if lock(shared).closing_deadline.is_some() && from.port() == local_port(shared) => {
+            }
             Ok((len, from)) => {
                 let mut state = lock(shared);
                 state
@@ -212,6 +232,11 @@ fn serve(shared: &Shared) -> Result<()> {
             }
         }
         flush(shared, &mut state.server);
+        if let Some(closing_deadline) = state.closing_deadline
+            && (!state.server.farewells_pending() || now >= closing_deadline)
+        {
+            std::process::exit(0);
+        }
     }
 }
 
@@ -232,12 +257,13 @@ fn reload_bans(shared: &Shared, state: &mut State, now: Instant) {
 
 /// Sends every queued datagram and prints every queued event.
 fn flush(shared: &Shared, server: &mut Server) {
+    let mut datagram = Vec::with_capacity(MAX_DATAGRAM);
     while let Some(transmit) = server.poll_transmit() {
+        transmit.write_to(&mut datagram);
         // A failed send concerns one recipient (unreachable, buffer full); UDP makes no
-        // promise anyway, so the broadcast goes on to the others.
-        let _ = shared
-            .socket
-            .send_to(&transmit.payload, transmit.destination);
+        // promise anyway, so the broadcast goes on to the others (and a sequenced frame is
+        // sent again later).
+        let _ = shared.socket.send_to(&datagram, transmit.destination);
     }
     while let Some(event) = server.poll_event() {
         println!("{}", display::server_event_line(&event));
@@ -380,12 +406,34 @@ fn unban(shared: &Shared, target: &str, now: Instant) {
     }
 }
 
-/// Tells every client the server is closing, then exits with success.
+/// Tells every client the server is closing; the receive loop ends the process with success
+/// once they have all acknowledged (or [`SHUTDOWN_GRACE`] has passed).
 fn shut_down(shared: &Shared) {
     let mut state = lock(shared);
-    state.server.shutdown(Instant::now());
+    if state.closing_deadline.is_some() {
+        return;
+    }
+    let now = Instant::now();
+    state.server.shutdown(now);
+    state.closing_deadline = Some(now + SHUTDOWN_GRACE);
     flush(shared, &mut state.server);
-    std::process::exit(0);
+    // Wake the receive loop at once, so it notices even if no client answers.
+    if let Ok(local) = shared.socket.local_addr() {
+        let _ = shared.socket.send_to(&[], loopback_of(local));
+    }
+}
+
+fn local_port(shared: &Shared) -> u16 {
+    shared.socket.local_addr().map_or(0, |a| a.port())
+}
+
+/// An address of this machine at which the socket bound to `local` can be reached.
+fn loopback_of(local: SocketAddr) -> SocketAddr {
+    match local.ip() {
+        ip if !ip.is_unspecified() => local,
+        std::net::IpAddr::V4(_) => SocketAddr::from(([127, 0, 0, 1], local.port())),
+        std::net::IpAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, local.port())),
+    }
 }
 
 fn print_ban_warnings(path: &Path, warnings: &[BanWarning]) {

@@ -288,6 +288,20 @@ impl Sim {
         std::mem::take(&mut self.server_events)
     }
 
+    /// The session token the server gave `client` in its latest welcome, as seen on the
+    /// wire; forged frames need it to pass for the client's.
+    pub fn token(&self, client: SocketAddr) -> u64 {
+        self.wire
+            .iter()
+            .rev()
+            .filter(|d| d.to == client)
+            .find_map(|d| match d.frame() {
+                Some(Frame::Welcome { token, .. }) => Some(token),
+                _ => None,
+            })
+            .expect("the client was welcomed")
+    }
+
     /// A position in the wire log, to look at what was sent after it.
     pub fn mark(&self) -> usize {
         self.wire.len()
@@ -433,7 +447,7 @@ impl Sim {
             outgoing.push(Datagram {
                 from: self.server_addr,
                 to: transmit.destination,
-                bytes: transmit.payload.to_vec(),
+                bytes: transmit.to_vec(),
                 sent_at: self.now,
             });
         }

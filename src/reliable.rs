@@ -1,0 +1,737 @@
+//! Reliable, ordered delivery over datagrams that may be lost, duplicated or reordered.
+//!
+//! This module owns the bookkeeping both ends of a session share: numbering what one side
+//! sends ([`SendWindow`]: sequence numbers, round-trip-time estimation, retransmission with
+//! exponential backoff, giving up after [`MAX_TRANSMISSIONS`]), and putting what the other
+//! side receives back in order exactly once ([`ReceiveWindow`]: duplicate detection, holding
+//! early arrivals, cumulative acknowledgements with a selective bitmap, deciding when an
+//! acknowledgement is due). It is generic over what is carried and never builds frames or
+//! touches a socket: the server and client cores decide what goes in a window and how it is
+//! encoded. Like the cores, it reads no clock: every method takes `now`.
+//!
+//! The rules follow TCP's and QUIC's: a retransmission timeout of smoothed RTT plus four
+//! times its variation (RFC 6298), no RTT sample from a retransmitted frame (Karn's rule),
+//! and a frame counted lost early once three later frames are acknowledged (QUIC's packet
+//! threshold, RFC 9002 §6.1.1).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Retransmission timeout before any round trip has been measured.
+pub const INITIAL_RTO: Duration = Duration::from_millis(200);
+
+/// The retransmission timeout never drops below this, however fast the path: it must cover
+/// the peer's [`ACK_DELAY`] and a busy machine's scheduling hiccups.
+pub const MIN_RTO: Duration = Duration::from_millis(50);
+
+/// Exponential backoff stops growing here, so a frame is still retried every couple of
+/// seconds during a long outage.
+pub const MAX_RTO: Duration = Duration::from_secs(2);
+
+/// A frame is sent at most this many times; then the sender gives up on it (and, since the
+/// stream cannot go on with a hole, on the session). With backoff capped at [`MAX_RTO`] the
+/// last try happens about 19 s after the first: at 20 % loss, the chance that all of them
+/// are lost is 0.2^12 ≈ 4·10⁻⁹.
+pub const MAX_TRANSMISSIONS: u32 = 12;
+
+/// A frame not yet acknowledged when this many frames sent after it have been is considered
+/// lost and sent again at once, without waiting for its timer.
+pub const REORDER_THRESHOLD: u32 = 3;
+
+/// How long a receiver may hold back an acknowledgement hoping to combine it with others.
+pub const ACK_DELAY: Duration = Duration::from_millis(10);
+
+/// A receiver acknowledges at once after this many frames, whatever [`ACK_DELAY`] says, so
+/// a busy sender's window keeps moving.
+pub const ACK_EVERY: u32 = 16;
+
+/// How many frames past the cumulative acknowledgement the selective bitmap describes.
+pub const ACK_BITS: u32 = 64;
+
+/// What a receiver has got: every sequence number up to `through`, plus those marked in
+/// `also` (bit `i` set means `through + 2 + i` arrived; `through + 1` is by definition
+/// missing). Sequence numbers start at 1, so `through == 0` means nothing yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Acks {
+    /// Every frame up to and including this sequence number arrived.
+    pub through: u32,
+    /// Frames after the first gap that arrived too, as a bitmap (see the type's doc).
+    pub also: u64,
+}
+
+impl Acks {
+    /// Whether these acknowledgements cover `seq`.
+    pub fn contains(&self, seq: u32) -> bool {
+        if seq <= self.through {
+            return true;
+        }
+        let offset = seq - self.through;
+        (2..2 + ACK_BITS).contains(&offset) && self.also & (1 << (offset - 2)) != 0
+    }
+
+    /// The highest sequence number these acknowledgements cover.
+    pub fn largest(&self) -> u32 {
+        if self.also == 0 {
+            self.through
+        } else {
+            self.through + 1 + (ACK_BITS - self.also.leading_zeros())
+        }
+    }
+}
+
+/// Smoothed round-trip time and the retransmission timeout derived from it (RFC 6298).
+#[derive(Debug, Clone, Copy)]
+pub struct RttEstimator {
+    smoothed: Option<Duration>,
+    variation: Duration,
+}
+
+impl Default for RttEstimator {
+    fn default() -> Self {
+        RttEstimator {
+            smoothed: None,
+            variation: Duration::ZERO,
+        }
+    }
+}
+
+impl RttEstimator {
+    /// Feeds one measured round trip.
+    pub fn sample(&mut self, rtt: Duration) {
+        match self.smoothed {
+            None => {
+                self.smoothed = Some(rtt);
+                self.variation = rtt / 2;
+            }
+            Some(smoothed) => {
+                let deviation = smoothed.abs_diff(rtt);
+                self.variation = (self.variation * 3 + deviation) / 4;
+                self.smoothed = Some((smoothed * 7 + rtt) / 8);
+            }
+        }
+    }
+
+    /// The smoothed round-trip time, once one has been measured.
+    pub fn smoothed(&self) -> Option<Duration> {
+        self.smoothed
+    }
+
+    /// How long to wait for an acknowledgement before sending a frame again (first try).
+    pub fn rto(&self) -> Duration {
+        match self.smoothed {
+            None => INITIAL_RTO,
+            Some(smoothed) => (smoothed + self.variation * 4).clamp(MIN_RTO, MAX_RTO),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct InFlight<T> {
+    seq: u32,
+    item: T,
+    /// When it was last sent; `None` if it never was (a replacement waiting to go).
+    sent_at: Option<Instant>,
+    /// When to send it again (or give up) if no acknowledgement comes first.
+    due: Instant,
+    transmissions: u32,
+    acked: bool,
+}
+
+/// What [`SendWindow::poll_due`] asks the caller to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Due<T> {
+    /// Send this item (again) under sequence number `seq`.
+    Send { seq: u32, item: T },
+    /// This item was sent [`MAX_TRANSMISSIONS`] times without an acknowledgement; it has
+    /// been removed from the window. The stream now has a hole the receiver cannot fill.
+    GaveUp { seq: u32, item: T },
+}
+
+/// The sending half of a session: items sent and not yet acknowledged, in sequence order.
+///
+/// The caller sends an item right after [`SendWindow::push`], feeds every acknowledgement to
+/// [`SendWindow::on_acks`], and sends whatever [`SendWindow::poll_due`] returns once
+/// [`SendWindow::next_deadline`] has passed.
+#[derive(Debug)]
+pub struct SendWindow<T> {
+    next_seq: u32,
+    in_flight: VecDeque<InFlight<T>>,
+    rtt: RttEstimator,
+    largest_acked: u32,
+    /// How many frames were sent again: a figure for tests and benchmarks.
+    retransmissions: u64,
+}
+
+impl<T> Default for SendWindow<T> {
+    fn default() -> Self {
+        SendWindow {
+            next_seq: 1,
+            in_flight: VecDeque::new(),
+            rtt: RttEstimator::default(),
+            largest_acked: 0,
+            retransmissions: 0,
+        }
+    }
+}
+
+impl<T: Clone> SendWindow<T> {
+    /// An empty window whose first item gets sequence number 1.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Numbers `item` and records it as sent at `now`; returns its sequence number. The
+    /// caller sends it at once.
+    pub fn push(&mut self, now: Instant, item: T) -> u32 {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1).max(1);
+        let due = now + self.rtt.rto();
+        self.in_flight.push_back(InFlight {
+            seq,
+            item,
+            sent_at: Some(now),
+            due,
+            transmissions: 1,
+            acked: false,
+        });
+        seq
+    }
+
+    /// How many items are waiting for an acknowledgement (or behind one that is).
+    pub fn len(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether everything sent has been acknowledged.
+    pub fn is_empty(&self) -> bool {
+        self.in_flight.is_empty()
+    }
+
+    /// The sequence number the next pushed item will get.
+    pub fn next_seq(&self) -> u32 {
+        self.next_seq
+    }
+
+    /// The round-trip estimator, for display and tests.
+    pub fn rtt(&self) -> &RttEstimator {
+        &self.rtt
+    }
+
+    /// How many times an item was sent again, over the window's life.
+    pub fn retransmissions(&self) -> u64 {
+        self.retransmissions
+    }
+
+    /// Items not yet acknowledged, oldest first.
+    pub fn unacked(&self) -> impl Iterator<Item = &T> {
+        self.in_flight.iter().filter(|f| !f.acked).map(|f| &f.item)
+    }
+
+    /// Removes and returns every item not yet acknowledged, oldest first (the session is
+    /// over, or starts again under new sequence numbers).
+    pub fn drain_unacked(&mut self) -> Vec<T> {
+        self.in_flight
+            .drain(..)
+            .filter(|f| !f.acked)
+            .map(|f| f.item)
+            .collect()
+    }
+
+    /// Takes the peer's acknowledgements into account; returns how many items they newly
+    /// acknowledged. Acknowledgements of numbers never sent are ignored.
+    pub fn on_acks(&mut self, now: Instant, acks: Acks) -> usize {
+        let mut newly_acked = 0;
+        let mut rtt_sample = None;
+        for flight in self.in_flight.iter_mut() {
+            if flight.acked || !acks.contains(flight.seq) {
+                continue;
+            }
+            flight.acked = true;
+            newly_acked += 1;
+            if flight.transmissions == 1
+                && let Some(sent_at) = flight.sent_at
+            {
+                // Karn's rule: an acknowledged retransmission is ambiguous (which copy was
+                // acknowledged?), so only frames sent once give a sample.
+                rtt_sample = Some(now.saturating_duration_since(sent_at));
+            }
+            self.largest_acked = self.largest_acked.max(flight.seq);
+        }
+        if let Some(rtt) = rtt_sample {
+            self.rtt.sample(rtt);
+        }
+        while self.in_flight.front().is_some_and(|f| f.acked) {
+            self.in_flight.pop_front();
+        }
+        if self.in_flight.is_empty() && self.in_flight.capacity() > 64 {
+            // An idle session keeps no memory from its last burst.
+            self.in_flight.shrink_to(8);
+        }
+        let threshold = self.largest_acked.saturating_sub(REORDER_THRESHOLD);
+        for flight in self.in_flight.iter_mut() {
+            if flight.seq > threshold {
+                break;
+            }
+            if !flight.acked && flight.transmissions == 1 {
+                // Lost: send it again now rather than when its timer fires.
+                flight.due = flight.due.min(now);
+            }
+        }
+        newly_acked
+    }
+
+    /// When [`SendWindow::poll_due`] next has something to return, if ever.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.in_flight
+            .iter()
+            .filter(|f| !f.acked)
+            .map(|f| f.due)
+            .min()
+    }
+
+    /// The next item to send again (or to give up on) at `now`, if any. Call until `None`.
+    pub fn poll_due(&mut self, now: Instant) -> Option<Due<T>> {
+        let index = self
+            .in_flight
+            .iter()
+            .position(|f| !f.acked && f.due <= now)?;
+        let rto = self.rtt.rto();
+        let flight = &mut self.in_flight[index];
+        if flight.transmissions >= MAX_TRANSMISSIONS {
+            let flight = self.in_flight.remove(index).expect("index is in range");
+            return Some(Due::GaveUp {
+                seq: flight.seq,
+                item: flight.item,
+            });
+        }
+        if flight.sent_at.is_some() {
+            self.retransmissions += 1;
+        }
+        flight.transmissions += 1;
+        flight.sent_at = Some(now);
+        // Exponential backoff: each try waits twice as long as the one before, up to
+        // MAX_RTO.
+        let backoff = 1u32 << (flight.transmissions - 1).min(16);
+        flight.due = now + rto.saturating_mul(backoff).min(MAX_RTO);
+        Some(Due::Send {
+            seq: flight.seq,
+            item: flight.item.clone(),
+        })
+    }
+
+    /// Makes every unacknowledged item due at `now`: the peer has just shown it is there
+    /// but has not got them, so waiting for the timers would only add delay.
+    pub fn expedite(&mut self, now: Instant) {
+        for flight in self.in_flight.iter_mut().filter(|f| !f.acked) {
+            flight.due = flight.due.min(now);
+        }
+    }
+
+    /// Replaces the `count` oldest items by one item built by `replacement(first, last)`
+    /// from the first and last sequence numbers replaced; it takes the first one's number
+    /// and is due at once. This is how a sender bounds its memory when the receiver falls
+    /// too far behind: the replacement tells the receiver what it will never get.
+    pub fn replace_oldest(
+        &mut self,
+        now: Instant,
+        count: usize,
+        replacement: impl FnOnce(u32, u32) -> T,
+    ) {
+        let count = count.min(self.in_flight.len());
+        if count == 0 {
+            return;
+        }
+        let first = self.in_flight[0].seq;
+        let last = self.in_flight[count - 1].seq;
+        self.in_flight.drain(..count);
+        self.in_flight.push_front(InFlight {
+            seq: first,
+            item: replacement(first, last),
+            sent_at: None,
+            due: now,
+            transmissions: 0,
+            acked: false,
+        });
+    }
+}
+
+/// What [`ReceiveWindow::insert`] made of an arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Not seen before; it will come out of [`ReceiveWindow::pop_ready`] in its turn.
+    New,
+    /// Already received (our acknowledgement was lost or slow); dropped.
+    Duplicate,
+    /// Too far ahead of the first missing frame to be held; dropped unacknowledged, so the
+    /// sender will send it again later.
+    TooFar,
+}
+
+/// What comes out of a [`ReceiveWindow`], in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ready<T> {
+    /// The next item in sequence.
+    Item(T),
+    /// The sender gave up on this many items (see [`ReceiveWindow::skip_through`]).
+    Skipped(u32),
+}
+
+/// The receiving half of a session: delivers items in sequence order, each exactly once,
+/// and says what to acknowledge and when.
+#[derive(Debug)]
+pub struct ReceiveWindow<T> {
+    /// Every sequence number up to this one has been delivered (or skipped).
+    through: u32,
+    /// Items that arrived before an earlier one, by sequence number.
+    held: BTreeMap<u32, T>,
+    /// The most sequence numbers past `through` that may be held.
+    capacity: u32,
+    /// A range the sender said it gave up on, applied when `through` reaches it.
+    skip: Option<(u32, u32)>,
+    /// The highest sequence number received so far, to tell in-order arrivals from gaps.
+    largest_received: u32,
+    arrivals_since_ack: u32,
+    ack_due: Option<Instant>,
+}
+
+impl<T> ReceiveWindow<T> {
+    /// An empty window that holds at most `capacity` early arrivals.
+    pub fn new(capacity: u32) -> Self {
+        ReceiveWindow {
+            through: 0,
+            held: BTreeMap::new(),
+            capacity: capacity.max(1),
+            skip: None,
+            largest_received: 0,
+            arrivals_since_ack: 0,
+            ack_due: None,
+        }
+    }
+
+    /// Records an arrival at `now`, holding the item until its turn.
+    pub fn insert(&mut self, now: Instant, seq: u32, item: T) -> Arrival {
+        let arrival = if seq == 0 || seq <= self.through || self.held.contains_key(&seq) {
+            Arrival::Duplicate
+        } else if seq - self.through > self.capacity {
+            Arrival::TooFar
+        } else {
+            self.held.insert(seq, item);
+            Arrival::New
+        };
+        match arrival {
+            // A duplicate means our acknowledgement went missing, and an arrival after a
+            // gap tells the sender what is missing: either way, answer at once.
+            Arrival::Duplicate => self.ack_due = Some(now),
+            Arrival::New if seq != self.largest_received.max(self.through) + 1 => {
+                self.largest_received = self.largest_received.max(seq);
+                self.ack_due = Some(now);
+            }
+            Arrival::New => {
+                self.largest_received = seq;
+                self.arrivals_since_ack += 1;
+                let due = if self.arrivals_since_ack >= ACK_EVERY {
+                    now
+                } else {
+                    now + ACK_DELAY
+                };
+                self.ack_due = Some(self.ack_due.map_or(due, |d| d.min(due)));
+            }
+            Arrival::TooFar => {}
+        }
+        arrival
+    }
+
+    /// Notes that the sender gave up on every sequence number from `first` to `last`: when
+    /// delivery reaches `first`, [`ReceiveWindow::pop_ready`] reports how many were skipped.
+    pub fn skip_through(&mut self, now: Instant, first: u32, last: u32) {
+        if last <= self.through || first > last {
+            return;
+        }
+        // Bounded like held items, so a bogus range cannot make us wait forever.
+        if last - self.through > self.capacity.saturating_mul(64) {
+            return;
+        }
+        self.skip = Some(match self.skip {
+            Some((f, l)) => (f.min(first), l.max(last)),
+            None => (first, last),
+        });
+        self.ack_due = Some(now);
+    }
+
+    /// The next item in order, if it has arrived.
+    pub fn pop_ready(&mut self) -> Option<Ready<T>> {
+        if let Some((first, last)) = self.skip
+            && first <= self.through + 1
+        {
+            self.skip = None;
+            if last > self.through {
+                let skipped = last - self.through;
+                self.through = last;
+                self.held.retain(|&seq, _| seq > last);
+                return Some(Ready::Skipped(skipped));
+            }
+        }
+        let next = self.through + 1;
+        let item = self.held.remove(&next)?;
+        self.through = next;
+        Some(Ready::Item(item))
+    }
+
+    /// The acknowledgements to send now.
+    pub fn acks(&self) -> Acks {
+        let mut also = 0u64;
+        let first = self.through.saturating_add(2);
+        for &seq in self
+            .held
+            .range(first..first.saturating_add(ACK_BITS))
+            .map(|(seq, _)| seq)
+        {
+            also |= 1 << (seq - self.through - 2);
+        }
+        Acks {
+            through: self.through,
+            also,
+        }
+    }
+
+    /// When an acknowledgement should be sent, if one is owed.
+    pub fn ack_deadline(&self) -> Option<Instant> {
+        self.ack_due
+    }
+
+    /// Records that the current acknowledgements went out (alone or on another frame).
+    pub fn ack_sent(&mut self) {
+        self.ack_due = None;
+        self.arrivals_since_ack = 0;
+    }
+
+    /// How many items wait for an earlier one.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Every sequence number up to this one has been delivered.
+    pub fn through(&self) -> u32 {
+        self.through
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn acks_bitmap_contains_and_largest() {
+        let acks = Acks {
+            through: 10,
+            also: 0b101,
+        };
+        assert!(acks.contains(1) && acks.contains(10));
+        assert!(!acks.contains(11));
+        assert!(acks.contains(12) && !acks.contains(13) && acks.contains(14));
+        assert!(!acks.contains(10 + 2 + ACK_BITS));
+        assert_eq!(acks.largest(), 14);
+        assert_eq!(Acks::default().largest(), 0);
+    }
+
+    #[test]
+    fn rto_starts_at_initial_and_follows_samples() {
+        let mut rtt = RttEstimator::default();
+        assert_eq!(rtt.rto(), INITIAL_RTO);
+        rtt.sample(ms(100));
+        assert_eq!(rtt.rto(), ms(300)); // 100 + 4 × 50
+        for _ in 0..50 {
+            rtt.sample(ms(1));
+        }
+        assert_eq!(rtt.rto(), MIN_RTO);
+        for _ in 0..50 {
+            rtt.sample(ms(5000));
+        }
+        assert_eq!(rtt.rto(), MAX_RTO);
+    }
+
+    #[test]
+    fn unacked_item_is_resent_with_backoff_then_given_up() {
+        let start = Instant::now();
+        let mut window = SendWindow::new();
+        assert_eq!(window.push(start, "a"), 1);
+        assert_eq!(window.next_deadline(), Some(start + INITIAL_RTO));
+        assert_eq!(window.poll_due(start + ms(199)), None);
+
+        let mut now = start;
+        let mut gaps = Vec::new();
+        loop {
+            let due = window.next_deadline().expect("pending");
+            gaps.push(due - now);
+            now = due;
+            match window.poll_due(now).expect("due") {
+                Due::Send { seq, item } => assert_eq!((seq, item), (1, "a")),
+                Due::GaveUp { seq, item } => {
+                    assert_eq!((seq, item), (1, "a"));
+                    break;
+                }
+            }
+        }
+        assert_eq!(gaps.len() as u32, MAX_TRANSMISSIONS);
+        assert_eq!(&gaps[..5], &[ms(200), ms(400), ms(800), ms(1600), ms(2000)]);
+        assert!(window.is_empty());
+        assert_eq!(window.retransmissions(), u64::from(MAX_TRANSMISSIONS - 1));
+    }
+
+    #[test]
+    fn acked_items_leave_and_give_rtt_samples() {
+        let start = Instant::now();
+        let mut window = SendWindow::new();
+        for item in ["a", "b", "c"] {
+            window.push(start, item);
+        }
+        let acked = window.on_acks(
+            start + ms(30),
+            Acks {
+                through: 1,
+                also: 0b1,
+            },
+        );
+        assert_eq!(acked, 2);
+        assert_eq!(window.unacked().copied().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(window.rtt().smoothed(), Some(ms(30)));
+        // Acknowledging again, or numbers never sent, changes nothing.
+        assert_eq!(
+            window.on_acks(
+                start + ms(40),
+                Acks {
+                    through: 1,
+                    also: u64::MAX
+                }
+            ),
+            0
+        );
+        assert_eq!(
+            window.on_acks(
+                start + ms(40),
+                Acks {
+                    through: 3,
+                    also: 0
+                }
+            ),
+            1
+        );
+        assert!(window.is_empty());
+        assert_eq!(window.next_deadline(), None);
+    }
+
+    #[test]
+    fn an_item_passed_by_three_acknowledged_ones_is_resent_at_once() {
+        let start = Instant::now();
+        let mut window = SendWindow::new();
+        for item in 1..=5 {
+            window.push(start, item);
+        }
+        let now = start + ms(20);
+        // 2, 3 and 4 arrived, 1 did not: three later frames passed it.
+        window.on_acks(
+            now,
+            Acks {
+                through: 0,
+                also: 0b111,
+            },
+        );
+        assert_eq!(window.poll_due(now), Some(Due::Send { seq: 1, item: 1 }));
+        assert_eq!(window.poll_due(now), None);
+    }
+
+    #[test]
+    fn receive_window_delivers_in_order_once() {
+        let now = Instant::now();
+        let mut window = ReceiveWindow::new(8);
+        assert_eq!(window.insert(now, 2, "b"), Arrival::New);
+        assert_eq!(window.pop_ready(), None);
+        assert_eq!(
+            window.acks(),
+            Acks {
+                through: 0,
+                also: 0b1
+            }
+        );
+        assert_eq!(window.insert(now, 1, "a"), Arrival::New);
+        assert_eq!(window.insert(now, 1, "a"), Arrival::Duplicate);
+        assert_eq!(window.pop_ready(), Some(Ready::Item("a")));
+        assert_eq!(window.pop_ready(), Some(Ready::Item("b")));
+        assert_eq!(window.pop_ready(), None);
+        assert_eq!(window.insert(now, 2, "b"), Arrival::Duplicate);
+        assert_eq!(window.insert(now, 11, "k"), Arrival::TooFar);
+        assert_eq!(window.insert(now, 0, "zero"), Arrival::Duplicate);
+        assert_eq!(
+            window.acks(),
+            Acks {
+                through: 2,
+                also: 0
+            }
+        );
+    }
+
+    #[test]
+    fn acks_are_delayed_and_coalesced_in_order_but_immediate_after_a_gap() {
+        let start = Instant::now();
+        let mut window = ReceiveWindow::new(64);
+        window.insert(start, 1, ());
+        assert_eq!(window.ack_deadline(), Some(start + ACK_DELAY));
+        window.insert(start + ms(5), 2, ());
+        assert_eq!(window.ack_deadline(), Some(start + ACK_DELAY));
+        window.ack_sent();
+        assert_eq!(window.ack_deadline(), None);
+        for seq in 3..3 + ACK_EVERY {
+            window.insert(start, seq, ());
+        }
+        assert_eq!(window.ack_deadline(), Some(start));
+        window.ack_sent();
+        window.insert(start, 30, ());
+        assert_eq!(window.ack_deadline(), Some(start));
+    }
+
+    #[test]
+    fn skipped_range_is_reported_once_in_its_turn() {
+        let now = Instant::now();
+        let mut window = ReceiveWindow::new(16);
+        window.insert(now, 1, 'a');
+        window.insert(now, 5, 'e'); // held, then covered by the skip
+        window.insert(now, 7, 'g');
+        window.skip_through(now, 3, 6);
+        assert_eq!(window.pop_ready(), Some(Ready::Item('a')));
+        assert_eq!(window.pop_ready(), None); // 2 is still missing
+        window.insert(now, 2, 'b');
+        assert_eq!(window.pop_ready(), Some(Ready::Item('b')));
+        assert_eq!(window.pop_ready(), Some(Ready::Skipped(4)));
+        assert_eq!(window.pop_ready(), Some(Ready::Item('g')));
+        assert_eq!(window.through(), 7);
+        window.skip_through(now, 3, 6); // a repeat changes nothing
+        assert_eq!(window.pop_ready(), None);
+    }
+
+    #[test]
+    fn replace_oldest_bounds_the_window() {
+        let start = Instant::now();
+        let mut window = SendWindow::new();
+        for item in 0..10 {
+            window.push(start, item);
+        }
+        window.replace_oldest(start, 6, |first, last| 100 + (last - first + 1) as i32);
+        assert_eq!(window.len(), 5);
+        assert_eq!(
+            window.poll_due(start),
+            Some(Due::Send { seq: 1, item: 106 })
+        );
+        window.on_acks(
+            start + ms(1),
+            Acks {
+                through: 6,
+                also: 0,
+            },
+        );
+        assert_eq!(window.len(), 4);
+    }
+}
