@@ -2,7 +2,7 @@
 //!
 //! This module owns the bookkeeping both ends of a session share: numbering what one side
 //! sends ([`SendWindow`]: sequence numbers, round-trip-time estimation, retransmission with
-//! exponential backoff, giving up after [`MAX_TRANSMISSIONS`]), and putting what the other
+//! exponential backoff, giving up after [`GIVE_UP_AFTER`]), and putting what the other
 //! side receives back in order exactly once ([`ReceiveWindow`]: duplicate detection, holding
 //! early arrivals, cumulative acknowledgements with a selective bitmap, deciding when an
 //! acknowledgement is due). It is generic over what is carried and never builds frames or
@@ -10,9 +10,14 @@
 //! encoded. Like the cores, it reads no clock: every method takes `now`.
 //!
 //! The rules follow TCP's and QUIC's: a retransmission timeout of smoothed RTT plus four
-//! times its variation (RFC 6298), no RTT sample from a retransmitted frame (Karn's rule),
-//! and a frame counted lost early once three later frames are acknowledged (QUIC's packet
-//! threshold, RFC 9002 §6.1.1).
+//! times its variation (RFC 6298), doubling after each timeout; no RTT sample from a
+//! retransmitted frame (Karn's rule); and a frame counted lost, whatever its backoff, once a
+//! frame sent after it has been acknowledged and a retransmission timeout has passed since
+//! it was sent (QUIC's time threshold, RFC 9002 §6.1.2, with TCP's margin). While
+//! acknowledgements flow, a lost frame is therefore repeated about once per timeout; backoff
+//! only slows the sender down when nothing comes back at all. Frames beyond what the
+//! receiver's acknowledgement bitmap can describe are not repeated while it is known to be
+//! alive: their fate is learned once the gap before them fills.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -28,15 +33,16 @@ pub const MIN_RTO: Duration = Duration::from_millis(50);
 /// seconds during a long outage.
 pub const MAX_RTO: Duration = Duration::from_secs(2);
 
-/// A frame is sent at most this many times; then the sender gives up on it (and, since the
-/// stream cannot go on with a hole, on the session). With backoff capped at [`MAX_RTO`] the
-/// last try happens about 19 s after the first: at 20 % loss, the chance that all of them
-/// are lost is 0.2^12 ≈ 4·10⁻⁹.
-pub const MAX_TRANSMISSIONS: u32 = 12;
+/// A frame still unacknowledged this long after it was first sent is given up on (and,
+/// since the stream cannot go on with a hole, so is the session). With backoff capped at
+/// [`MAX_RTO`] that is 13 tries when nothing comes back at all; at 20 % loss each way the
+/// chance that all of them fail is 0.36^13 ≈ 2·10⁻⁶.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(20);
 
-/// A frame not yet acknowledged when this many frames sent after it have been is considered
-/// lost and sent again at once, without waiting for its timer.
-pub const REORDER_THRESHOLD: u32 = 3;
+/// However fast acknowledgements come back, a frame is sent at most this many times: the
+/// bound on what one frame can cost (at 20 % loss each way, 0.36^32 ≈ 6·10⁻¹⁵ of frames
+/// would reach it).
+pub const MAX_TRANSMISSIONS: u32 = 32;
 
 /// How long a receiver may hold back an acknowledgement hoping to combine it with others.
 pub const ACK_DELAY: Duration = Duration::from_millis(10);
@@ -131,6 +137,8 @@ struct InFlight<T> {
     item: T,
     /// When it was last sent; `None` if it never was (a replacement waiting to go).
     sent_at: Option<Instant>,
+    /// When it was queued: the clock for [`GIVE_UP_AFTER`].
+    queued_at: Instant,
     /// When to send it again (or give up) if no acknowledgement comes first.
     due: Instant,
     transmissions: u32,
@@ -142,8 +150,8 @@ struct InFlight<T> {
 pub enum Due<T> {
     /// Send this item (again) under sequence number `seq`.
     Send { seq: u32, item: T },
-    /// This item was sent [`MAX_TRANSMISSIONS`] times without an acknowledgement; it has
-    /// been removed from the window. The stream now has a hole the receiver cannot fill.
+    /// This item went unacknowledged for [`GIVE_UP_AFTER`] (or through
+    /// [`MAX_TRANSMISSIONS`] tries); it has been removed from the window. The stream now has a hole the receiver cannot fill.
     GaveUp { seq: u32, item: T },
 }
 
@@ -157,7 +165,10 @@ pub struct SendWindow<T> {
     next_seq: u32,
     in_flight: VecDeque<InFlight<T>>,
     rtt: RttEstimator,
-    largest_acked: u32,
+    /// Acknowledgements describe frames up to this number; what lies beyond is unknown.
+    ack_horizon: u32,
+    /// When the peer last acknowledged anything: it is alive.
+    last_ack_at: Option<Instant>,
     /// How many frames were sent again: a figure for tests and benchmarks.
     retransmissions: u64,
 }
@@ -168,7 +179,9 @@ impl<T> Default for SendWindow<T> {
             next_seq: 1,
             in_flight: VecDeque::new(),
             rtt: RttEstimator::default(),
-            largest_acked: 0,
+            // Before any acknowledgement, the first bitmap's reach.
+            ack_horizon: 1 + ACK_BITS,
+            last_ack_at: None,
             retransmissions: 0,
         }
     }
@@ -190,6 +203,7 @@ impl<T: Clone> SendWindow<T> {
             seq,
             item,
             sent_at: Some(now),
+            queued_at: now,
             due,
             transmissions: 1,
             acked: false,
@@ -242,24 +256,33 @@ impl<T: Clone> SendWindow<T> {
     pub fn on_acks(&mut self, now: Instant, acks: Acks) -> usize {
         let mut newly_acked = 0;
         let mut rtt_sample = None;
+        // The latest send time among the frames acknowledged now: anything sent before it
+        // and still unacknowledged was probably lost.
+        let mut newest_acked_send = None;
         for flight in self.in_flight.iter_mut() {
             if flight.acked || !acks.contains(flight.seq) {
                 continue;
             }
             flight.acked = true;
             newly_acked += 1;
-            if flight.transmissions == 1
-                && let Some(sent_at) = flight.sent_at
-            {
+            if let Some(sent_at) = flight.sent_at {
+                newest_acked_send = newest_acked_send.max(Some(sent_at));
                 // Karn's rule: an acknowledged retransmission is ambiguous (which copy was
-                // acknowledged?), so only frames sent once give a sample.
-                rtt_sample = Some(now.saturating_duration_since(sent_at));
+                // acknowledged?), so only frames sent once give a sample. Nor does a frame
+                // the receiver could not describe until now: its acknowledgement waited for
+                // a gap to fill, not for the network.
+                if flight.transmissions == 1 && flight.seq <= self.ack_horizon {
+                    rtt_sample = Some(now.saturating_duration_since(sent_at));
+                }
             }
-            self.largest_acked = self.largest_acked.max(flight.seq);
         }
         if let Some(rtt) = rtt_sample {
             self.rtt.sample(rtt);
         }
+        self.last_ack_at = Some(now);
+        self.ack_horizon = self
+            .ack_horizon
+            .max(acks.through.saturating_add(1 + ACK_BITS));
         while self.in_flight.front().is_some_and(|f| f.acked) {
             self.in_flight.pop_front();
         }
@@ -267,14 +290,19 @@ impl<T: Clone> SendWindow<T> {
             // An idle session keeps no memory from its last burst.
             self.in_flight.shrink_to(8);
         }
-        let threshold = self.largest_acked.saturating_sub(REORDER_THRESHOLD);
-        for flight in self.in_flight.iter_mut() {
-            if flight.seq > threshold {
-                break;
-            }
-            if !flight.acked && flight.transmissions == 1 {
-                // Lost: send it again now rather than when its timer fires.
-                flight.due = flight.due.min(now);
+        // A frame is known to be missing when the receiver reports frames after it, or when
+        // a frame sent after it has been acknowledged. Such a frame goes again a timeout
+        // after its last send, without backoff: the path works, this copy was unlucky.
+        let reported_through = acks.largest();
+        let rto = self.rtt.rto();
+        for flight in self.in_flight.iter_mut().filter(|f| !f.acked) {
+            let Some(sent_at) = flight.sent_at else {
+                continue;
+            };
+            let missing = flight.seq < reported_through
+                || newest_acked_send.is_some_and(|newest| sent_at < newest);
+            if missing {
+                flight.due = flight.due.min((sent_at + rto).max(now));
             }
         }
         newly_acked
@@ -285,8 +313,21 @@ impl<T: Clone> SendWindow<T> {
         self.in_flight
             .iter()
             .filter(|f| !f.acked)
-            .map(|f| f.due)
+            .map(|f| self.effective_due(f))
             .min()
+    }
+
+    /// When a frame is really due: a frame the receiver's acknowledgements cannot describe
+    /// yet waits while the receiver shows it is alive (until [`MAX_RTO`] after its last
+    /// acknowledgement), instead of being repeated blindly behind a gap that is being
+    /// filled.
+    fn effective_due(&self, flight: &InFlight<T>) -> Instant {
+        match self.last_ack_at {
+            Some(last_ack_at) if flight.seq > self.ack_horizon && flight.sent_at.is_some() => {
+                flight.due.max(last_ack_at + MAX_RTO)
+            }
+            _ => flight.due,
+        }
     }
 
     /// The next item to send again (or to give up on) at `now`, if any. Call until `None`.
@@ -294,10 +335,12 @@ impl<T: Clone> SendWindow<T> {
         let index = self
             .in_flight
             .iter()
-            .position(|f| !f.acked && f.due <= now)?;
+            .position(|f| !f.acked && self.effective_due(f) <= now)?;
         let rto = self.rtt.rto();
         let flight = &mut self.in_flight[index];
-        if flight.transmissions >= MAX_TRANSMISSIONS {
+        if flight.transmissions >= MAX_TRANSMISSIONS
+            || now.saturating_duration_since(flight.queued_at) >= GIVE_UP_AFTER
+        {
             let flight = self.in_flight.remove(index).expect("index is in range");
             return Some(Due::GaveUp {
                 seq: flight.seq,
@@ -348,6 +391,7 @@ impl<T: Clone> SendWindow<T> {
             seq: first,
             item: replacement(first, last),
             sent_at: None,
+            queued_at: now,
             due: now,
             transmissions: 0,
             acked: false,
@@ -419,15 +463,16 @@ impl<T> ReceiveWindow<T> {
             Arrival::New
         };
         match arrival {
-            // A duplicate means our acknowledgement went missing, and an arrival after a
-            // gap tells the sender what is missing: either way, answer at once.
+            // A duplicate means our acknowledgement went missing: answer at once.
             Arrival::Duplicate => self.ack_due = Some(now),
-            Arrival::New if seq != self.largest_received.max(self.through) + 1 => {
-                self.largest_received = self.largest_received.max(seq);
+            // A new gap: tell the sender what is missing at once. (An arrival that fills a
+            // gap is acknowledged with the others, after ACK_DELAY.)
+            Arrival::New if seq > self.largest_received.max(self.through) + 1 => {
+                self.largest_received = seq;
                 self.ack_due = Some(now);
             }
             Arrival::New => {
-                self.largest_received = seq;
+                self.largest_received = self.largest_received.max(seq);
                 self.arrivals_since_ack += 1;
                 let due = if self.arrivals_since_ack >= ACK_EVERY {
                     now
@@ -576,10 +621,12 @@ mod tests {
                 }
             }
         }
-        assert_eq!(gaps.len() as u32, MAX_TRANSMISSIONS);
+        // Sent at 0, 0.2, 0.6, 1.4, 3 s, then every 2 s up to 19 s; given up at 21 s.
         assert_eq!(&gaps[..5], &[ms(200), ms(400), ms(800), ms(1600), ms(2000)]);
+        assert_eq!(now - start, Duration::from_secs(21));
+        assert_eq!(gaps.len(), 13);
         assert!(window.is_empty());
-        assert_eq!(window.retransmissions(), u64::from(MAX_TRANSMISSIONS - 1));
+        assert_eq!(window.retransmissions(), 12);
     }
 
     #[test]
@@ -625,23 +672,65 @@ mod tests {
     }
 
     #[test]
-    fn an_item_passed_by_three_acknowledged_ones_is_resent_at_once() {
+    fn an_item_reported_missing_is_resent_without_backoff() {
         let start = Instant::now();
         let mut window = SendWindow::new();
-        for item in 1..=5 {
-            window.push(start, item);
-        }
-        let now = start + ms(20);
-        // 2, 3 and 4 arrived, 1 did not: three later frames passed it.
+        window.push(start, 'a');
+        // Nothing comes back: 'a' goes again at its timer, and then waits twice as long.
+        assert_eq!(
+            window.poll_due(start + ms(200)),
+            Some(Due::Send { seq: 1, item: 'a' })
+        );
+        assert_eq!(window.next_deadline(), Some(start + ms(600)));
+        // 'b' goes out and the receiver reports having it but not 'a': the path works and
+        // the copy of 'a' was lost too. 'a' goes again a timeout after its last send (the
+        // estimate from b: 10 ms, so the 50 ms floor), not after the doubled wait.
+        window.push(start + ms(210), 'b');
         window.on_acks(
-            now,
+            start + ms(220),
             Acks {
                 through: 0,
-                also: 0b111,
+                also: 0b1,
             },
         );
-        assert_eq!(window.poll_due(now), Some(Due::Send { seq: 1, item: 1 }));
-        assert_eq!(window.poll_due(now), None);
+        assert_eq!(window.rtt().smoothed(), Some(ms(10)));
+        assert_eq!(window.rtt().rto(), MIN_RTO);
+        assert_eq!(window.next_deadline(), Some(start + ms(250)));
+        assert_eq!(window.poll_due(start + ms(249)), None);
+        assert_eq!(
+            window.poll_due(start + ms(250)),
+            Some(Due::Send { seq: 1, item: 'a' })
+        );
+    }
+
+    #[test]
+    fn frames_the_receiver_cannot_describe_wait_while_it_answers() {
+        let start = Instant::now();
+        let mut window = SendWindow::new();
+        for item in 0..200 {
+            window.push(start, item);
+        }
+        // The receiver lacks frame 1 and reports 2..=65; 66.. lie beyond its bitmap.
+        window.on_acks(
+            start + ms(20),
+            Acks {
+                through: 0,
+                also: u64::MAX,
+            },
+        );
+        let mut resent = Vec::new();
+        while let Some(Due::Send { seq, .. }) = window.poll_due(start + ms(300)) {
+            resent.push(seq);
+        }
+        assert_eq!(resent, [1], "only the known gap, not the unknown tail");
+        // If the receiver falls silent, the tail (66..=200) goes again too, and the gap once
+        // more.
+        let later = start + ms(20) + MAX_RTO;
+        let mut resent = 0;
+        while let Some(Due::Send { .. }) = window.poll_due(later) {
+            resent += 1;
+        }
+        assert_eq!(resent, 135 + 1);
     }
 
     #[test]

@@ -44,7 +44,7 @@ const MALFORMED_LOG_MEMORY: usize = 4096;
 /// behind (a stalled program, a path losing nearly everything) has its oldest half replaced
 /// by one [`Frame::Missed`] telling it how many it will never get: memory stays bounded and
 /// the gap is never silent.
-pub const OUTBOX_LIMIT: usize = 512;
+pub const OUTBOX_LIMIT: usize = 2048;
 
 /// How many of a client's frames may arrive ahead of one that is missing; later ones are
 /// dropped unacknowledged and come again. Bounds the memory a client can make us hold.
@@ -466,6 +466,16 @@ impl Server {
     /// Counters since the server started.
     pub fn stats(&self) -> ServerStats {
         self.stats
+    }
+
+    /// Whether any frame sent to a client still waits for its acknowledgement.
+    pub fn has_unacknowledged(&self) -> bool {
+        self.farewells_pending()
+            || self
+                .sessions
+                .values()
+                .filter_map(|s| s.streams.as_ref())
+                .any(|streams| !streams.outbox.is_empty())
     }
 
     /// Whether ended sessions are still repeating their farewell; a closing server waits

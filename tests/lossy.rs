@@ -1,0 +1,462 @@
+//! Delivery guarantees over a bad network, without sockets: the sans-IO server and clients
+//! wired through a simulated network (`util::Sim`) that loses, duplicates and delays
+//! (so reorders) datagrams at random, from a seeded generator, on a fake clock.
+//!
+//! This file owns the promise of exactly-once, in-order delivery and its corner cases (a
+//! lost leave, lost heartbeats, a server restart mid-conversation). It does not own the
+//! byte layout (`wire`) nor the chat rules on a perfect network (`core.rs`).
+//!
+//! A failing seed is printed; `ICQ_SEED=N cargo test --test lossy` runs that seed alone,
+//! and `ICQ_DEBUG=1` adds what every party reported and a count of datagrams by kind.
+
+mod util;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use icq::client::{ClientEvent, CloseReason};
+use icq::server::{ServerConfig, ServerEvent};
+use icq::wire::Frame;
+
+use util::{Datagram, Link, SERVER_ADDR, Sim, messages, notices};
+
+/// A small, fast, seedable generator (SplitMix64). Good enough to pick losses and delays;
+/// a test must not depend on a crate's idea of randomness changing between versions.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// True with probability `p`.
+    fn chance(&mut self, p: f64) -> bool {
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+
+    /// A whole number in `0..=max`.
+    fn up_to(&mut self, max: u64) -> u64 {
+        self.next_u64() % (max + 1)
+    }
+}
+
+/// A network that drops each datagram with probability `loss`, duplicates it with
+/// probability `duplication`, and delays each copy by 0 to `max_delay` — so datagrams
+/// overtake each other.
+struct LossyLink {
+    rng: Rng,
+    loss: f64,
+    duplication: f64,
+    max_delay: Duration,
+}
+
+impl LossyLink {
+    fn new(seed: u64, loss: f64, duplication: f64, max_delay: Duration) -> LossyLink {
+        LossyLink {
+            rng: Rng(seed),
+            loss,
+            duplication,
+            max_delay,
+        }
+    }
+
+    fn delay(&mut self) -> Duration {
+        let max_us = self.max_delay.as_micros() as u64;
+        Duration::from_micros(self.rng.up_to(max_us))
+    }
+}
+
+impl Link for LossyLink {
+    fn route(&mut self, _now: Instant, _datagram: &Datagram) -> Vec<Duration> {
+        if self.rng.chance(self.loss) {
+            return Vec::new();
+        }
+        let mut copies = vec![self.delay()];
+        if self.rng.chance(self.duplication) {
+            copies.push(self.delay());
+        }
+        copies
+    }
+}
+
+/// Drops the datagrams `drop` picks, delivers the rest at once.
+struct Filter<F: FnMut(&Datagram) -> bool>(F);
+
+impl<F: FnMut(&Datagram) -> bool> Link for Filter<F> {
+    fn route(&mut self, _now: Instant, datagram: &Datagram) -> Vec<Duration> {
+        if (self.0)(datagram) {
+            Vec::new()
+        } else {
+            vec![Duration::ZERO]
+        }
+    }
+}
+
+fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+/// A server with flood limiting off: the senders below type faster than any person.
+fn unlimited() -> ServerConfig {
+    ServerConfig {
+        flood_limit: None,
+        ..ServerConfig::default()
+    }
+}
+
+/// Adds clients `names` and runs until every one has joined (joins are retried through
+/// the loss too).
+fn join_all(sim: &mut Sim, names: &[&str]) -> Vec<SocketAddr> {
+    let clients: Vec<SocketAddr> = names.iter().map(|name| sim.add_client(name)).collect();
+    for _ in 0..200 {
+        if clients.iter().all(|&c| sim.client(c).is_joined())
+            && sim.server.clients(sim.now).len() == clients.len()
+        {
+            return clients;
+        }
+        sim.run_for(ms(50));
+    }
+    panic!("not everyone joined: {:?}", sim.server.clients(sim.now));
+}
+
+/// Runs until nothing is left unacknowledged anywhere, or `limit` passes.
+fn run_until_quiet(sim: &mut Sim, clients: &[SocketAddr], limit: Duration) {
+    let end = sim.now + limit;
+    while sim.now < end {
+        sim.run_for(ms(100));
+        let clients_done = clients.iter().all(|&c| sim.client(c).unacknowledged() == 0);
+        if clients_done && !sim.server.has_unacknowledged() {
+            return;
+        }
+    }
+}
+
+/// What one run of the conversation produced.
+struct Outcome {
+    /// Every datagram put on the network while the messages flowed and settled.
+    datagrams: usize,
+    /// Messages shown, summed over the clients.
+    deliveries: usize,
+    retransmissions: u64,
+}
+
+const SENDERS: [&str; 3] = ["alice", "bob", "carol"];
+const MESSAGES_EACH: usize = 300;
+
+/// Three senders each type `MESSAGES_EACH` numbered lines, interleaved, one every 5 ms,
+/// over `link`; then checks what every client displayed. Returns the figures, or what went
+/// wrong.
+fn conversation(link: impl Link + 'static) -> Result<Outcome, String> {
+    let mut sim = Sim::new(unlimited());
+    sim.set_link(link);
+    let clients = join_all(&mut sim, &SENDERS);
+    sim.run_for(ms(500)); // join notices settle
+    sim.clear_events();
+    sim.take_server_events();
+    let mark = sim.mark();
+
+    for i in 0..MESSAGES_EACH {
+        for (&client, name) in clients.iter().zip(SENDERS) {
+            let now = sim.now;
+            sim.client_mut(client)
+                .send_text(now, &format!("{name} {i}"));
+        }
+        sim.run_for(ms(5));
+    }
+    run_until_quiet(&mut sim, &clients, Duration::from_secs(60));
+
+    // The server's order: the order in which it broadcast the lines.
+    let server_order: Vec<(String, String)> = sim
+        .take_server_events()
+        .into_iter()
+        .inspect(|event| {
+            if std::env::var("ICQ_DEBUG").is_ok() && !matches!(event, ServerEvent::Chat { .. }) {
+                eprintln!("server: {event:?}");
+            }
+        })
+        .filter_map(|event| match event {
+            ServerEvent::Chat { from, text, .. } => Some((from, text)),
+            _ => None,
+        })
+        .collect();
+    if std::env::var("ICQ_DEBUG").is_ok() {
+        for &client in &clients {
+            for event in sim.events(client) {
+                if !matches!(event, ClientEvent::Message { .. }) {
+                    eprintln!("{client}: {event:?}");
+                }
+            }
+            eprintln!(
+                "{client}: unacknowledged {}",
+                sim.client(client).unacknowledged()
+            );
+        }
+    }
+    if server_order.len() != SENDERS.len() * MESSAGES_EACH {
+        return Err(format!(
+            "the server broadcast {} lines, not {}",
+            server_order.len(),
+            SENDERS.len() * MESSAGES_EACH
+        ));
+    }
+    for name in SENDERS {
+        let sent_order: Vec<&str> = server_order
+            .iter()
+            .filter(|(from, _)| from == name)
+            .map(|(_, text)| text.as_str())
+            .collect();
+        let expected: Vec<String> = (0..MESSAGES_EACH).map(|i| format!("{name} {i}")).collect();
+        if sent_order != expected {
+            return Err(format!(
+                "{name}'s lines were broadcast out of order or twice"
+            ));
+        }
+    }
+
+    let mut deliveries = 0;
+    for (&client, name) in clients.iter().zip(SENDERS) {
+        let events = sim.take_events(client);
+        let shown: Vec<(String, String)> = messages(&events)
+            .into_iter()
+            .map(|(from, text, _)| (from, text))
+            .collect();
+        if shown != server_order {
+            let first_difference = shown
+                .iter()
+                .zip(&server_order)
+                .position(|(a, b)| a != b)
+                .unwrap_or(shown.len().min(server_order.len()));
+            return Err(format!(
+                "{name} showed {} lines, not the server's {} in its order (first difference \
+                 at position {first_difference}: {:?} instead of {:?}); other events: {:?}",
+                shown.len(),
+                server_order.len(),
+                shown.get(first_difference),
+                server_order.get(first_difference),
+                events
+                    .iter()
+                    .filter(|e| !matches!(e, ClientEvent::Message { .. }))
+                    .take(5)
+                    .collect::<Vec<_>>()
+            ));
+        }
+        let trouble: Vec<&ClientEvent> = events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    ClientEvent::NotSent { .. }
+                        | ClientEvent::Missed { .. }
+                        | ClientEvent::Rejoining
+                        | ClientEvent::Closed(_)
+                )
+            })
+            .collect();
+        if !trouble.is_empty() {
+            return Err(format!("{name} reported {trouble:?}"));
+        }
+        deliveries += shown.len();
+    }
+    if std::env::var("ICQ_DEBUG").is_ok() {
+        let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+        for d in sim.sent_since(mark) {
+            let kind = d.frame().map_or("?".to_owned(), |f| {
+                format!("{f:?}")
+                    .split([' ', '{'])
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            });
+            *kinds.entry(kind).or_default() += 1;
+        }
+        eprintln!(
+            "kinds {kinds:?}; server retransmissions {}, client {:?}",
+            sim.server.stats().retransmissions,
+            clients
+                .iter()
+                .map(|&c| sim.client(c).retransmissions())
+                .collect::<Vec<_>>()
+        );
+    }
+    let retransmissions = sim.server.stats().retransmissions
+        + clients
+            .iter()
+            .map(|&c| sim.client(c).retransmissions())
+            .sum::<u64>();
+    Ok(Outcome {
+        datagrams: sim.sent_since(mark).len(),
+        deliveries,
+        retransmissions,
+    })
+}
+
+/// How many seeds the lossy conversation runs with.
+const SEEDS: u64 = 100;
+
+#[test]
+fn every_message_arrives_exactly_once_in_order_through_loss_duplication_and_reordering() {
+    let mut failures = Vec::new();
+    let mut totals = (0usize, 0usize, 0u64);
+    let seeds = match std::env::var("ICQ_SEED") {
+        Ok(seed) => {
+            let seed = seed.parse().expect("ICQ_SEED is a number");
+            seed..seed + 1
+        }
+        Err(_) => 0..SEEDS,
+    };
+    for seed in seeds {
+        let link = LossyLink::new(seed, 0.20, 0.10, ms(50));
+        match conversation(link) {
+            Ok(outcome) => {
+                totals.0 += outcome.datagrams;
+                totals.1 += outcome.deliveries;
+                totals.2 += outcome.retransmissions;
+            }
+            Err(why) => failures.push(format!("seed {seed}: {why}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} seeds failed (20 % loss, 10 % duplication, 0-50 ms delay):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    println!(
+        "20 % loss, 10 % duplication, 0-50 ms delay, {SEEDS} seeds: {:.2} datagrams per \
+         message delivered, {:.3} retransmissions per delivery",
+        totals.0 as f64 / totals.1 as f64,
+        totals.2 as f64 / totals.1 as f64
+    );
+}
+
+#[test]
+fn on_a_perfect_network_the_overhead_is_small() {
+    let outcome = conversation(LossyLink::new(1, 0.0, 0.0, Duration::ZERO)).expect("delivered");
+    let per_delivery = outcome.datagrams as f64 / outcome.deliveries as f64;
+    println!(
+        "0 % loss: {per_delivery:.2} datagrams per message delivered, {} retransmissions",
+        outcome.retransmissions
+    );
+    assert_eq!(outcome.retransmissions, 0);
+    // One datagram per delivery, plus the senders' chats and the receivers' acks.
+    assert!(
+        per_delivery < 1.6,
+        "{per_delivery:.2} datagrams per delivery"
+    );
+}
+
+#[test]
+fn a_lost_leave_is_repeated_and_the_client_is_announced_as_left() {
+    let mut sim = Sim::new(ServerConfig::default());
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+    // The network loses bob's first leave.
+    let mut leaves_dropped = 0;
+    sim.set_link(Filter(move |d: &Datagram| {
+        let drop =
+            d.from == bob && matches!(d.frame(), Some(Frame::Leave { .. })) && leaves_dropped == 0;
+        if drop {
+            leaves_dropped += 1;
+        }
+        drop
+    }));
+    sim.leave(bob);
+    assert!(!sim.client(bob).is_closed(), "waiting for the confirmation");
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(
+        sim.take_events(bob),
+        vec![ClientEvent::Closed(CloseReason::Left)]
+    );
+    assert_eq!(notices(sim.events(alice)), ["bob left"]);
+}
+
+#[test]
+fn lost_heartbeats_do_not_evict_a_live_client() {
+    let config = ServerConfig {
+        timeout: ms(900),
+        ..ServerConfig::default()
+    };
+    let mut sim = Sim::new(config);
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+    // Two heartbeats in a row are lost, then the third gets through: bob stays.
+    let mut heartbeats = 0;
+    sim.set_link(Filter(move |d: &Datagram| {
+        if d.from == bob && matches!(d.frame(), Some(Frame::Heartbeat { .. })) {
+            heartbeats += 1;
+            return heartbeats <= 2;
+        }
+        false
+    }));
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(notices(sim.events(alice)), Vec::<String>::new());
+    assert_eq!(sim.server.clients(sim.now).len(), 2);
+    assert!(
+        !sim.events(bob)
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Closed(_) | ClientEvent::Rejoining)),
+        "{:?}",
+        sim.events(bob)
+    );
+}
+
+#[test]
+fn a_server_restart_mid_conversation_loses_no_typed_line() {
+    let mut sim = Sim::new(unlimited());
+    sim.set_link(LossyLink::new(42, 0.10, 0.05, ms(30)));
+    let clients = join_all(&mut sim, &SENDERS);
+    sim.clear_events();
+
+    let mut typed: BTreeMap<SocketAddr, Vec<String>> = BTreeMap::new();
+    for i in 0..40 {
+        if i == 20 {
+            sim.restart_server(unlimited());
+        }
+        for (&client, name) in clients.iter().zip(SENDERS) {
+            let text = format!("{name} {i}");
+            let now = sim.now;
+            sim.client_mut(client).send_text(now, &text);
+            typed.entry(client).or_default().push(text);
+        }
+        sim.run_for(ms(50));
+    }
+    // Idle clients notice the restart on their next heartbeat; give them time, then all
+    // must be back and nothing left unconfirmed.
+    run_until_quiet(&mut sim, &clients, Duration::from_secs(30));
+    assert_eq!(sim.server.clients(sim.now).len(), 3);
+
+    for (&client, name) in clients.iter().zip(SENDERS) {
+        let events = sim.take_events(client);
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::NotSent { .. } | ClientEvent::Closed(_))),
+            "{name}: {events:?}"
+        );
+        // Every line typed came back as the server's echo: each one reached a server. A
+        // line the old server took but whose acknowledgement the restart swallowed is
+        // sent again, so it may show twice; none is missing, and the order holds.
+        let echoes: Vec<String> = messages(&events)
+            .into_iter()
+            .filter(|(from, _, own)| from == name && *own)
+            .map(|(_, text, _)| text)
+            .collect();
+        let distinct: HashSet<&String> = echoes.iter().collect();
+        assert_eq!(distinct.len(), typed[&client].len(), "{name}: {echoes:?}");
+        let mut firsts = Vec::new();
+        for text in &echoes {
+            if !firsts.contains(text) {
+                firsts.push(text.clone());
+            }
+        }
+        assert_eq!(firsts, typed[&client], "{name}'s lines out of order");
+        assert_eq!(SERVER_ADDR, sim.client(client).server());
+    }
+}
