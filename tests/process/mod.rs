@@ -397,7 +397,22 @@ impl Process {
         let status = self.wait_exit(within);
         match status.code() {
             Some(code) => code,
-            None => self.fail(&format!("expected an exit code, but it ended with {status}")),
+            None => self.fail(&format!(
+                "expected an exit code, but it ended with {status}"
+            )),
+        }
+    }
+
+    /// Waits up to `within` until the child has closed stdout and stderr (it exited, as a
+    /// rule), so [`Process::seen`] holds everything it printed. Panics otherwise.
+    pub fn wait_output_closed(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.output_closed {
+            if !self.receive_until(deadline) && !self.output_closed {
+                self.fail(&format!(
+                    "expected it to close its output within {within:?}"
+                ));
+            }
         }
     }
 
@@ -506,10 +521,8 @@ impl TempDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         loop {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = std::env::temp_dir().join(format!(
-                "icq-e2e-{label}-{}-{n}",
-                std::process::id()
-            ));
+            let path =
+                std::env::temp_dir().join(format!("icq-e2e-{label}-{}-{n}", std::process::id()));
             match fs::create_dir(&path) {
                 Ok(()) => return TempDir { path },
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -664,6 +677,8 @@ pub fn split_stamp(line: &str) -> Option<(&str, &str)> {
     let well_formed = bytes.len() == 8
         && bytes[2] == b':'
         && bytes[5] == b':'
-        && [0, 1, 3, 4, 6, 7].iter().all(|&i| bytes[i].is_ascii_digit());
+        && [0, 1, 3, 4, 6, 7]
+            .iter()
+            .all(|&i| bytes[i].is_ascii_digit());
     well_formed.then_some((clock, rest))
 }
