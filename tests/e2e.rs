@@ -15,8 +15,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use process::{
-    BELL, Process, ServerOptions, Stdin, Stream, TestServer, WAIT, join_client, split_stamp,
-    start_client,
+    BELL, LineMatcher, Process, ServerOptions, Stdin, Stream, TestServer, WAIT, join_client,
+    matching, split_stamp, start_client,
 };
 
 /// How long to watch for something that must *not* happen (a datagram to a refused guest).
@@ -65,21 +65,30 @@ fn parse_message(line: &str) -> Option<Message> {
 }
 
 /// Matches the chat line `[HH:MM:SS] from: text` (bell or not).
-fn message_from(from: &str, text: &str) -> impl Fn(&str) -> bool + use<> {
+fn message_from(from: &str, text: &str) -> impl LineMatcher + use<> {
     let (from, text) = (from.to_owned(), text.to_owned());
-    move |line: &str| parse_message(line).is_some_and(|m| m.from == from && m.text == text)
+    matching(
+        format!("a chat line `[HH:MM:SS] {from}: {text}`"),
+        move |line: &str| parse_message(line).is_some_and(|m| m.from == from && m.text == text),
+    )
 }
 
 /// Matches the notice line `[HH:MM:SS] -- text` exactly.
-fn notice(text: &str) -> impl Fn(&str) -> bool + use<> {
+fn notice(text: &str) -> impl LineMatcher + use<> {
     let text = format!("-- {text}");
-    move |line: &str| split_stamp(line).is_some_and(|(_, rest)| rest == text)
+    matching(
+        format!("the notice `[HH:MM:SS] {text}`"),
+        move |line: &str| split_stamp(line).is_some_and(|(_, rest)| rest == text),
+    )
 }
 
 /// Matches a notice line `[HH:MM:SS] -- ...` that starts with `prefix`.
-fn notice_starting(prefix: &str) -> impl Fn(&str) -> bool + use<> {
+fn notice_starting(prefix: &str) -> impl LineMatcher + use<> {
     let prefix = format!("-- {prefix}");
-    move |line: &str| split_stamp(line).is_some_and(|(_, rest)| rest.starts_with(&prefix))
+    matching(
+        format!("a notice `[HH:MM:SS] {prefix}...`"),
+        move |line: &str| split_stamp(line).is_some_and(|(_, rest)| rest.starts_with(&prefix)),
+    )
 }
 
 /// The address in the server's log line `[..] -- NAME joined from ADDR`, waiting for it.
@@ -109,7 +118,10 @@ fn server_list(server: &mut TestServer) -> Vec<ListRow> {
     process.send_line("/list");
     let header = process.expect_stream_line(
         Stream::Stdout,
-        |line: &str| line == "no clients online" || line.ends_with(" client(s) online:"),
+        matching(
+            "the /list header (`N client(s) online:` or `no clients online`)",
+            |line: &str| line == "no clients online" || line.ends_with(" client(s) online:"),
+        ),
         WAIT,
     );
     if header == "no clients online" {
@@ -184,12 +196,12 @@ impl Guest {
 
     /// Waits up to `within` for a line matching `wanted` after the cursor; panics with every
     /// line received otherwise.
-    fn expect_line(&mut self, wanted: impl Fn(&str) -> bool, within: Duration) -> String {
+    fn expect_line(&mut self, wanted: impl LineMatcher, within: Duration) -> String {
         let deadline = Instant::now() + within;
         let mut index = self.cursor;
         loop {
             while index < self.lines.len() {
-                if wanted(&self.lines[index]) {
+                if wanted.is_match(&self.lines[index]) {
                     self.cursor = index + 1;
                     return self.lines[index].clone();
                 }
@@ -466,7 +478,7 @@ fn bell_rings_for_others_messages_only_and_never_with_no_bell() {
     let bob_other = bob
         .seen()
         .iter()
-        .find(|l| message_from("alice", "ding")(&l.text))
+        .find(|l| message_from("alice", "ding").is_match(&l.text))
         .expect("seen above")
         .text
         .clone();
@@ -608,7 +620,9 @@ fn invalid_names_are_refused_before_anything_is_sent() {
         );
         client.expect_stream_line(
             Stream::Stderr,
-            |line: &str| line.contains("invalid name") && line.contains(why),
+            matching(format!("`invalid name ...{why}...`"), |line: &str| {
+                line.contains("invalid name") && line.contains(why)
+            }),
             WAIT,
         );
     }
@@ -725,7 +739,7 @@ fn the_server_logs_one_timestamped_line_per_join_message_and_leave() {
         .filter(|l| l.stream == Stream::Stdout)
         .map(|l| l.text.clone())
         .collect();
-    let count = |wanted: &dyn Fn(&str) -> bool| log.iter().filter(|l| wanted(l)).count();
+    let count = |wanted: &dyn LineMatcher| log.iter().filter(|l| wanted.is_match(l)).count();
     assert_eq!(
         count(&notice(&format!("alice joined from {alice_addr}"))),
         1,
@@ -740,7 +754,7 @@ fn the_server_logs_one_timestamped_line_per_join_message_and_leave() {
     // The exact shape of the chat line: `[HH:MM:SS] alice: hello`.
     let chat = log
         .iter()
-        .find(|l| message_from("alice", "hello")(l))
+        .find(|l| message_from("alice", "hello").is_match(l))
         .expect("counted above");
     let (_, rest) = split_stamp(chat).expect("a time stamp");
     assert_eq!(rest, "alice: hello");

@@ -92,17 +92,17 @@ impl fmt::Display for Line {
     }
 }
 
-/// What [`Process::expect_line`] looks for: a substring (`&str`, `String`) or a predicate
-/// (any `Fn(&str) -> bool`).
+/// What [`Process::expect_line`] looks for: a substring (`&str`, `String`), a predicate
+/// (any `Fn(&str) -> bool`), or a described predicate ([`matching`]).
 pub trait LineMatcher {
     /// Whether `line` is the one wanted.
-    fn matches(&self, line: &str) -> bool;
+    fn is_match(&self, line: &str) -> bool;
     /// What is wanted, for the panic message.
     fn describe(&self) -> String;
 }
 
 impl LineMatcher for &str {
-    fn matches(&self, line: &str) -> bool {
+    fn is_match(&self, line: &str) -> bool {
         line.contains(*self)
     }
     fn describe(&self) -> String {
@@ -111,7 +111,7 @@ impl LineMatcher for &str {
 }
 
 impl LineMatcher for String {
-    fn matches(&self, line: &str) -> bool {
+    fn is_match(&self, line: &str) -> bool {
         line.contains(self.as_str())
     }
     fn describe(&self) -> String {
@@ -120,11 +120,35 @@ impl LineMatcher for String {
 }
 
 impl<F: Fn(&str) -> bool> LineMatcher for F {
-    fn matches(&self, line: &str) -> bool {
+    fn is_match(&self, line: &str) -> bool {
         self(line)
     }
     fn describe(&self) -> String {
         "a line matching the test's predicate".to_owned()
+    }
+}
+
+/// A predicate with a description for failure messages; see [`matching`].
+pub struct Matching<F> {
+    description: String,
+    predicate: F,
+}
+
+/// A [`LineMatcher`] for lines where `predicate` holds, described as `description` when a
+/// wait fails ("a chat line from alice saying hi").
+pub fn matching<F: Fn(&str) -> bool>(description: impl Into<String>, predicate: F) -> Matching<F> {
+    Matching {
+        description: description.into(),
+        predicate,
+    }
+}
+
+impl<F: Fn(&str) -> bool> LineMatcher for Matching<F> {
+    fn is_match(&self, line: &str) -> bool {
+        (self.predicate)(line)
+    }
+    fn describe(&self) -> String {
+        self.description.clone()
     }
 }
 
@@ -230,7 +254,7 @@ impl Process {
         loop {
             while index < self.seen.len() {
                 let line = &self.seen[index];
-                if stream.is_none_or(|s| s == line.stream) && wanted.matches(&line.text) {
+                if stream.is_none_or(|s| s == line.stream) && wanted.is_match(&line.text) {
                     self.cursor = index + 1;
                     return line.text.clone();
                 }
@@ -272,7 +296,7 @@ impl Process {
                 .iter()
                 .map(|matcher| {
                     let at = (self.cursor..self.seen.len())
-                        .find(|&i| !used[i] && matcher.matches(&self.seen[i].text))?;
+                        .find(|&i| !used[i] && matcher.is_match(&self.seen[i].text))?;
                     used[at] = true;
                     Some(at)
                 })
@@ -308,7 +332,7 @@ impl Process {
         loop {
             if let Some(line) = self.seen[self.cursor..]
                 .iter()
-                .find(|line| unwanted.matches(&line.text))
+                .find(|line| unwanted.is_match(&line.text))
             {
                 let line = line.to_string();
                 self.fail(&format!(
