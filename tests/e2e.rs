@@ -312,6 +312,17 @@ fn three_clients_each_see_all_three_messages_with_time_and_name() {
         clocks[0], clocks[2],
         "alice and carol disagree on the times"
     );
+    // Output to a pipe is plain lines: no color or cursor escape sequences.
+    for client in &mut clients {
+        let label = client.label().to_owned();
+        let escapes: Vec<String> = client
+            .seen()
+            .iter()
+            .filter(|l| l.text.contains('\u{1b}'))
+            .map(|l| l.to_string())
+            .collect();
+        assert!(escapes.is_empty(), "{label} printed escapes: {escapes:?}");
+    }
 }
 
 // 2
@@ -852,4 +863,43 @@ fn sigint_on_a_client_leaves_like_exit() {
     send_signal(&bob, "INT");
     assert_eq!(bob.wait_exit_code(WAIT), 0, "Ctrl-C is a normal end");
     alice.expect_line(notice("bob left"), WAIT);
+}
+
+#[test]
+fn client_list_command_shows_who_is_online() {
+    let server = TestServer::start();
+    let mut alice = join_client(&server.address(), "alice", &[]);
+    let _bob = join_client(&server.address(), "bob", &[]);
+    alice.send_line("/list");
+    alice.expect_line(notice("2 online: alice, bob"), WAIT);
+}
+
+#[test]
+fn a_silent_guest_is_evicted_while_an_idle_client_is_kept_alive_by_heartbeats() {
+    // Evictions need a short timeout; 2 s leaves heartbeats (every 2/3 s) a wide margin on a
+    // loaded machine.
+    let mut server =
+        TestServer::start_with(ServerOptions::default().args(&["--guests", "--timeout", "2"]));
+    let mut alice = join_client(&server.address(), "alice", &[]);
+    let mut guest = Guest::bind("127.0.0.1", server.addr);
+    let guest_name = guest.name();
+    guest.send("hello, then silence\n");
+    guest.expect_line(message_from(&guest_name, "hello, then silence"), WAIT);
+
+    // Alice joined before the guest and typed nothing since, so when the guest times out
+    // she has been idle longer than the timeout too: only her heartbeats keep her.
+    guest.expect_line(
+        matching("the guest's timeout notice", |line: &str| {
+            line.contains("you were silent for too long")
+        }),
+        WAIT,
+    );
+    alice.expect_line(notice(&format!("{guest_name} timed out")), WAIT);
+    server
+        .process
+        .expect_line(notice_starting(&format!("{guest_name} timed out (")), WAIT);
+    assert_eq!(names(&server_list(&mut server)), ["alice"]);
+    assert!(alice.try_exit_status().is_none(), "alice was dropped");
+    alice.send_line("still here");
+    alice.expect_line(message_from("alice", "still here"), WAIT);
 }
