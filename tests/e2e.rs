@@ -903,3 +903,18 @@ fn a_silent_guest_is_evicted_while_an_idle_client_is_kept_alive_by_heartbeats() 
     alice.send_line("still here");
     alice.expect_line(message_from("alice", "still here"), WAIT);
 }
+
+#[test]
+fn server_and_clients_work_over_ipv6_loopback() {
+    let mut server = TestServer::start_with(ServerOptions::default().bind("[::1]:0"));
+    assert_eq!(server.addr.ip(), std::net::Ipv6Addr::LOCALHOST);
+    assert!(server.address().starts_with("[::1]:"));
+    let mut alice = join_client(&server.address(), "alice", &[]);
+    let mut bob = join_client(&server.address(), "bob", &[]);
+    server
+        .process
+        .expect_line(notice_starting("bob joined from [::1]:"), WAIT);
+    alice.send_line("over six");
+    bob.expect_line(message_from("alice", "over six"), WAIT);
+    alice.expect_line(message_from("alice", "over six"), WAIT);
+}

@@ -570,6 +570,8 @@ impl Drop for TempDir {
 /// How to start a [`TestServer`].
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
+    /// The `--bind` address: a loopback address, port 0 (the default `127.0.0.1:0`).
+    pub bind: String,
     /// Arguments after `--bind` and `--bans` (`--guests`, `--timeout 1`...).
     pub args: Vec<String>,
     /// Contents to write to the ban file before start; `None` leaves it missing.
@@ -581,6 +583,7 @@ pub struct ServerOptions {
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
+            bind: "127.0.0.1:0".to_owned(),
             args: Vec::new(),
             bans: None,
             stdin: Stdin::Piped,
@@ -589,6 +592,12 @@ impl Default for ServerOptions {
 }
 
 impl ServerOptions {
+    /// Listens on `bind` instead of `127.0.0.1:0` (say `[::1]:0`); keep it on loopback.
+    pub fn bind(mut self, bind: &str) -> Self {
+        self.bind = bind.to_owned();
+        self
+    }
+
     /// Adds command-line arguments.
     pub fn args(mut self, args: &[&str]) -> Self {
         self.args.extend(args.iter().map(|a| (*a).to_owned()));
@@ -614,7 +623,7 @@ impl ServerOptions {
 pub struct TestServer {
     /// The server process; its console is [`Process::send_line`].
     pub process: Process,
-    /// Where it listens (`127.0.0.1:PORT`).
+    /// Where it listens (`127.0.0.1:PORT`, or as [`ServerOptions::bind`] said).
     pub addr: SocketAddr,
     /// The ban file it was given.
     pub bans_path: PathBuf,
@@ -628,7 +637,8 @@ impl TestServer {
     }
 
     /// Starts `icq-server --bind 127.0.0.1:0 --bans <dir>/bans.txt [options.args]` and waits
-    /// for its first line, `[HH:MM:SS] -- listening on 127.0.0.1:PORT (...)`, to learn the port.
+    /// for its first line, `[HH:MM:SS] -- listening on 127.0.0.1:PORT (...)`, to learn the port
+    /// (another `--bind` with [`ServerOptions::bind`]).
     pub fn start_with(options: ServerOptions) -> TestServer {
         let dir = TempDir::new("server");
         let bans_path = dir.path().join("bans.txt");
@@ -639,7 +649,7 @@ impl TestServer {
         command
             .current_dir(dir.path())
             .arg("--bind")
-            .arg("127.0.0.1:0")
+            .arg(&options.bind)
             .arg("--bans")
             .arg(&bans_path)
             .args(&options.args);
@@ -660,7 +670,7 @@ impl TestServer {
         self.dir.path()
     }
 
-    /// `127.0.0.1:PORT`, as given to `--server`.
+    /// `127.0.0.1:PORT` (`[::1]:PORT` for IPv6), as given to `--server`.
     pub fn address(&self) -> String {
         self.addr.to_string()
     }
