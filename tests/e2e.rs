@@ -642,22 +642,34 @@ fn invalid_names_are_refused_before_anything_is_sent() {
 // 12
 #[test]
 fn without_a_server_the_client_gives_up_with_exit_code_3() {
-    let nowhere = unused_port();
+    let nowhere = unused_port().to_string();
     let started = Instant::now();
-    let mut client = start_client(&nowhere.to_string(), "alice", &[]);
-    let code = client.wait_exit_code(icq::client::JOIN_TIMEOUT + WAIT);
-    let took = started.elapsed();
-    assert_eq!(code, EXIT_NO_ANSWER, "{}", client.transcript());
-    client.expect_stream_line(Stream::Stderr, "is the server running", WAIT);
-    // It kept trying for the whole join timeout (not giving up on the first ICMP error)
-    // and no longer (with slack for a slow start on a loaded machine).
-    assert!(
-        took >= icq::client::JOIN_TIMEOUT,
-        "gave up after {took:?}, before the join timeout"
-    );
-    assert!(
-        took < icq::client::JOIN_TIMEOUT + Duration::from_secs(5),
-        "took {took:?} to give up"
+    let mut waiting = start_client(&nowhere, "alice", &[]);
+    // A second client whose input ends, with a line typed, while the join is unanswered: it
+    // must not report success (exit 0) for a line it never delivered.
+    let mut piped = start_client(&nowhere, "bot", &[]);
+    piped.send_line("into the void");
+    piped.close_stdin();
+
+    for client in [&mut waiting, &mut piped] {
+        let code = client.wait_exit_code(icq::client::JOIN_TIMEOUT + WAIT);
+        let took = started.elapsed();
+        assert_eq!(code, EXIT_NO_ANSWER, "{}", client.transcript());
+        // It kept trying for the whole join timeout (not giving up on the first ICMP error)
+        // and no longer (with slack for a slow start on a loaded machine).
+        assert!(
+            took >= icq::client::JOIN_TIMEOUT,
+            "gave up after {took:?}, before the join timeout"
+        );
+        assert!(
+            took < icq::client::JOIN_TIMEOUT + Duration::from_secs(5),
+            "took {took:?} to give up"
+        );
+        expect_client_ended(client, EXIT_NO_ANSWER, "is the server running");
+    }
+    piped.expect_line(
+        notice("not sent (the session ended before the server answered): into the void"),
+        WAIT,
     );
 }
 
@@ -917,4 +929,28 @@ fn server_and_clients_work_over_ipv6_loopback() {
     alice.send_line("over six");
     bob.expect_line(message_from("alice", "over six"), WAIT);
     alice.expect_line(message_from("alice", "over six"), WAIT);
+}
+
+#[test]
+fn lines_piped_in_before_the_join_completes_are_sent_before_leaving() {
+    // `printf 'one\ntwo\n' | icq-client`: input ends before the server has answered the
+    // join, and the lines must still go out.
+    let server = TestServer::start();
+    let mut alice = join_client(&server.address(), "alice", &[]);
+    let mut bot = start_client(&server.address(), "bot", &[]);
+    bot.send_line("piped one");
+    bot.send_line("piped two");
+    bot.close_stdin();
+    assert_eq!(bot.wait_exit_code(WAIT), 0, "{}", bot.transcript());
+    alice.expect_line(message_from("bot", "piped one"), WAIT);
+    alice.expect_line(message_from("bot", "piped two"), WAIT);
+    alice.expect_line(notice("bot left"), WAIT);
+    bot.wait_output_closed(WAIT);
+    let unsent: Vec<String> = bot
+        .seen()
+        .iter()
+        .filter(|l| l.text.contains("not sent"))
+        .map(|l| l.to_string())
+        .collect();
+    assert!(unsent.is_empty(), "{unsent:?}");
 }
