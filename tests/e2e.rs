@@ -641,7 +641,7 @@ fn invalid_names_are_refused_before_anything_is_sent() {
 
 // 12
 #[test]
-fn without_a_server_the_client_gives_up_with_exit_code_3() {
+fn a_client_with_no_server_gives_up_with_exit_code_3() {
     let nowhere = unused_port().to_string();
     let started = Instant::now();
     let mut waiting = start_client(&nowhere, "alice", &[]);
@@ -953,4 +953,91 @@ fn lines_piped_in_before_the_join_completes_are_sent_before_leaving() {
         .map(|l| l.to_string())
         .collect();
     assert!(unsent.is_empty(), "{unsent:?}");
+}
+
+#[test]
+fn unban_lifts_a_ban_and_keeps_the_other_lines() {
+    let original = "# keep me\n203.0.113.7\n";
+    let mut server = TestServer::start_with(ServerOptions::default().bans(original));
+    server.process.send_line("/ban 127.0.0.1");
+    server
+        .process
+        .expect_line(notice_starting("banned 127.0.0.1 (added to "), WAIT);
+    let mut refused = start_client(&server.address(), "alice", &[]);
+    expect_client_ended(&mut refused, EXIT_REFUSED, "the address is banned");
+
+    server.process.send_line("/unban 127.0.0.1");
+    server
+        .process
+        .expect_line(notice_starting("unbanned 127.0.0.1 (removed from "), WAIT);
+    let contents = fs::read_to_string(&server.bans_path).expect("read the ban file");
+    assert_eq!(contents, original, "only the /ban line is removed");
+    let mut alice = join_client(&server.address(), "alice", &[]);
+    alice.send_line("back again");
+    alice.expect_line(message_from("alice", "back again"), WAIT);
+}
+
+#[test]
+fn a_flood_beyond_the_burst_is_dropped_and_the_sender_told_in_one_notice() {
+    const SENT: usize = 40;
+    let mut server = TestServer::start();
+    let mut alice = join_client(&server.address(), "alice", &[]);
+    let mut bob = join_client(&server.address(), "bob", &[]);
+    for n in 0..SENT {
+        alice.send_line(&format!("flood {n}"));
+    }
+    let flood_notice = || {
+        matching("a flood notice `N messages not sent: ...`", |line: &str| {
+            line.contains(" not sent: you are sending too fast")
+        })
+    };
+    let first = alice.expect_line(flood_notice(), WAIT);
+    let dropped = flood_count(&first);
+    server.process.expect_line(
+        notice_starting(&format!("flood: dropped {dropped} message(s) from alice (")),
+        WAIT,
+    );
+    // By the time the notice came (a second after the first drop) tokens have come back.
+    alice.send_line("marker");
+    bob.expect_line(message_from("alice", "marker"), WAIT);
+    let delivered = bob
+        .seen()
+        .iter()
+        .filter(|l| parse_message(&l.text).is_some_and(|m| m.text.starts_with("flood ")))
+        .count();
+    assert!(delivered >= 10, "a burst of 10 passes; {delivered} did");
+    // Every message was delivered or counted as dropped. On a loaded machine the flood may
+    // straddle two notices; the later one comes a second after its first drop.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let notices: Vec<usize> = alice
+            .seen()
+            .iter()
+            .filter(|l| flood_notice().is_match(&l.text))
+            .map(|l| flood_count(&l.text))
+            .collect();
+        let dropped: usize = notices.iter().sum();
+        if delivered + dropped == SENT {
+            // Told per burst, not per dropped message.
+            assert!(notices.len() == 1 || notices.len() < dropped, "{notices:?}");
+            break;
+        }
+        assert!(
+            delivered + dropped < SENT,
+            "{delivered} delivered, {notices:?} dropped"
+        );
+        alice.expect_line(
+            flood_notice(),
+            deadline.saturating_duration_since(Instant::now()),
+        );
+    }
+}
+
+/// N in a flood notice `[HH:MM:SS] -- N message(s) not sent: ...`.
+fn flood_count(line: &str) -> usize {
+    split_stamp(line)
+        .and_then(|(_, rest)| rest.strip_prefix("-- "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line:?}"))
 }
