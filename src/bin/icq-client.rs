@@ -8,13 +8,14 @@
 use std::io::{self, BufRead, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs, UdpSocket};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 
-use icq::client::{Client, ClientEvent, CloseReason};
+use icq::client::{Client, ClientEvent, CloseReason, JOIN_TIMEOUT};
 use icq::command::{self, Command, Input, Side};
 use icq::display;
 use icq::names;
@@ -73,6 +74,15 @@ struct Shared {
     bell: bool,
     /// The server as the user wrote it, for messages.
     server_text: String,
+    /// Lines were typed while the server had not accepted us yet: the core keeps them and
+    /// sends them when the join completes. Changed only with `client` locked; cleared (and
+    /// `join_settled` notified) when the join completes.
+    lines_waiting_for_join: AtomicBool,
+    /// Whether the server has accepted us (false again while rejoining). Changed only with
+    /// `client` locked.
+    joined: AtomicBool,
+    /// Notified, with `client` locked, when the join completes.
+    join_settled: Condvar,
 }
 
 fn main() -> ExitCode {
@@ -113,6 +123,9 @@ fn run(args: Args) -> Result<()> {
         socket_is_v6,
         bell: !args.no_bell,
         server_text: args.server,
+        lines_waiting_for_join: AtomicBool::new(false),
+        joined: AtomicBool::new(false),
+        join_settled: Condvar::new(),
     });
     pump(&shared, &mut lock(&shared));
 
@@ -131,9 +144,11 @@ fn run(args: Args) -> Result<()> {
         .context("starting the receiver thread")?;
 
     read_typing(&shared);
-    // End of input: leave, and let the receiver finish the goodbye and exit the process.
+    // End of input or /exit: leave, and let the receiver finish the goodbye and exit the
+    // process. Lines typed before the server answered go out when the join completes, so
+    // leaving waits for that: `echo hello | icq-client` sends "hello".
     {
-        let mut client = lock(&shared);
+        let mut client = wait_for_lines_waiting_for_join(&shared);
         client.leave(Instant::now());
         pump(&shared, &mut client);
     }
@@ -205,6 +220,9 @@ fn read_typing(shared: &Shared) {
             Ok(Input::Empty) => {}
             Ok(Input::Text(text)) => {
                 let mut client = lock(shared);
+                if !shared.joined.load(Ordering::SeqCst) {
+                    shared.lines_waiting_for_join.store(true, Ordering::SeqCst);
+                }
                 client.send_text(now, &text);
                 pump(shared, &mut client);
             }
@@ -274,6 +292,16 @@ fn pump(shared: &Shared, client: &mut Client) {
                 finish(shared, &reason, client.server());
             }
             event => {
+                match event {
+                    ClientEvent::Joined { .. } => {
+                        shared.joined.store(true, Ordering::SeqCst);
+                        // The core has just sent the lines typed while joining.
+                        shared.lines_waiting_for_join.store(false, Ordering::SeqCst);
+                        shared.join_settled.notify_all();
+                    }
+                    ClientEvent::Rejoining => shared.joined.store(false, Ordering::SeqCst),
+                    _ => {}
+                }
                 if let Some(line) = display::client_event_line(&event, now_ms, shared.bell) {
                     // stdout gone (the reader closed the pipe): nothing useful left to do.
                     let _ = writeln!(stdout, "{line}");
@@ -282,6 +310,26 @@ fn pump(shared: &Shared, client: &mut Client) {
         }
     }
     let _ = stdout.flush();
+}
+
+/// Locks the client once no typed line is waiting for the join to complete. A join that
+/// fails or times out ends the process from the receiver thread; the deadline here is only a
+/// safety net.
+fn wait_for_lines_waiting_for_join(shared: &Shared) -> MutexGuard<'_, Client> {
+    let deadline = Instant::now() + JOIN_TIMEOUT + Duration::from_secs(1);
+    let mut client = lock(shared);
+    while shared.lines_waiting_for_join.load(Ordering::SeqCst) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        client = shared
+            .join_settled
+            .wait_timeout(client, left)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0;
+    }
+    client
 }
 
 fn finish(shared: &Shared, reason: &CloseReason, server: SocketAddr) -> ! {
