@@ -654,7 +654,7 @@ fn a_client_with_no_server_gives_up_with_exit_code_3() {
         expect_client_ended(client, EXIT_NO_ANSWER, "is the server running");
     }
     piped.expect_line(
-        notice("not sent (the session ended before the server answered): into the void"),
+        notice("not delivered (the session ended before the server answered): into the void"),
         WAIT,
     );
 }
