@@ -60,7 +60,7 @@ mod exit {
   icq-client --name dan --bell mention             ring only when someone says \"dan\"
   ICQ_NAME=erin ICQ_SERVER=chat.example.org icq-client
                                                    the same options from the environment
-  icq-client --name fay --color never --no-bell   no colors, no bell
+  icq-client --name fay --color never --no-bell    no colors, no bell
 
 Type a line and press Enter to send it to everyone. Commands: /list (who is online),
 /help, /exit (or Ctrl-D, Ctrl-C). Start a message with // to send one beginning with /.
