@@ -454,7 +454,10 @@ impl Client {
                     self.send_request(now, Request::Chat(piece.to_owned()));
                 }
             }
-            State::Joining { .. } if self.pending.len() < MAX_PENDING_LINES => {
+            State::Joining { .. }
+                if self.pending.len() < MAX_PENDING_LINES
+                    && !self.pending.contains(&Request::Leave) =>
+            {
                 self.pending.push_back(Request::Chat(text.to_owned()));
             }
             State::Joining { .. } => self.events.push_back(ClientEvent::NotSent {
@@ -490,10 +493,19 @@ impl Client {
                 };
                 self.send_request(now, Request::Leave);
             }
-            State::Joining { .. } => {
-                // Without a session there is nobody to tell; lines typed meanwhile were
-                // never sent, and `close` says so.
-                self.close(CloseReason::Left);
+            joining @ State::Joining { .. } => {
+                if self.pending.iter().any(|r| matches!(r, Request::Chat(_))) {
+                    // Lines typed before the server answered (`echo hi | icq-client`) go
+                    // out once it does, then we leave; if it never answers, the join's
+                    // timeout reports them as not delivered.
+                    self.state = joining;
+                    if !self.pending.contains(&Request::Leave) {
+                        self.pending.push_back(Request::Leave);
+                    }
+                } else {
+                    // Without a session there is nobody to tell.
+                    self.close(CloseReason::Left);
+                }
             }
             other => self.state = other,
         }

@@ -25,16 +25,27 @@
 //! - [`ratelimit`]: the token bucket behind the flood limit.
 //! - [`names`]: which names are allowed and when two names are the same.
 //! - [`display`]: how lines look on a terminal, and neutralizing hostile text.
+//! - [`style`]: colors and emphasis on a color terminal (`--color`, `NO_COLOR`), the stable
+//!   color of each name.
+//! - [`alert`]: which messages mention you, and when the bell rings (`--bell`).
+//! - [`completion`]: the names seen online and what Tab completes.
+//! - [`terminal`]: the line editor that keeps the typed line intact while lines arrive
+//!   (the one module here that does terminal I/O, shared by the binaries).
 //!
 //! The binaries: `src/bin/icq-server.rs` (one UDP socket, a console thread) and
-//! `src/bin/icq-client.rs` (a receiver thread, the typing loop).
+//! `src/bin/icq-client.rs` (a receiver thread, the typing loop: the line editor on a
+//! terminal, plain lines otherwise).
 
+pub mod alert;
 pub mod banlist;
 pub mod client;
 pub mod command;
+pub mod completion;
 pub mod display;
 pub mod names;
 pub mod ratelimit;
 pub mod reliable;
 pub mod server;
+pub mod style;
+pub mod terminal;
 pub mod wire;

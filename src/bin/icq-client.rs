@@ -4,25 +4,36 @@
 //! read timeout so the core's timers — join retries, heartbeats — fire on time) and prints
 //! what arrives. Both share the state machine behind a mutex. Every rule lives in
 //! `icq::client`; this file only moves bytes and prints.
+//!
+//! On a terminal (stdin and stdout both), typing goes through the line editor of
+//! `icq::terminal` and every printed line goes through its printer, so arrivals appear above
+//! the line being typed; colors and the bell follow `icq::style`. Otherwise the client
+//! reads and prints plain lines, as scripts and tests expect.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs, UdpSocket};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 
-use icq::client::{Client, ClientEvent, CloseReason, JOIN_TIMEOUT};
+use icq::alert::BellMode;
+use icq::client::{Client, ClientEvent, CloseReason};
 use icq::command::{self, Command, Input, Side};
+use icq::completion::NameBook;
 use icq::display;
 use icq::names;
+use icq::style::{self, ClientLook, ColorChoice};
+use icq::terminal::{LineEditor, Printer, Typed};
 use icq::wire::MAX_DATAGRAM;
 
 /// The server port when `--server` names none.
 const DEFAULT_PORT: u16 = 4000;
+
+/// What the line editor shows before the line being typed.
+const PROMPT: &str = "> ";
 
 /// The receiver wakes at least this often, so timers started by typing (a leave's retries)
 /// run on time even though typing happens on the other thread.
@@ -46,9 +57,16 @@ mod exit {
   icq-client --name alice                          the server on this machine, port 4000
   icq-client --name bob --server chat.example.org  port 4000 on that host
   icq-client --name carol --server [::1]:4001      an IPv6 address and port
+  icq-client --name dan --bell mention             ring only when someone says \"dan\"
+  ICQ_NAME=erin ICQ_SERVER=chat.example.org icq-client
+                                                   the same options from the environment
+  icq-client --name fay --color never --no-bell    no colors, no bell
 
 Type a line and press Enter to send it to everyone. Commands: /list (who is online),
 /help, /exit (or Ctrl-D, Ctrl-C). Start a message with // to send one beginning with /.
+On a terminal, lines arriving while you type appear above your line; Up/Down recall what
+you typed, Tab completes the names of people online (and commands after /). Names have
+colors, your own messages are bold, messages that mention your name are highlighted.
 
 Exit status: 0 after /exit; 2 bad arguments; 3 the server did not answer;
 4 the server refused the join (name taken or invalid, address banned, server full);
@@ -61,9 +79,15 @@ struct Args {
     /// The server: HOST, HOST:PORT, IP, IP:PORT or [IPv6]:PORT (port 4000 if omitted).
     #[arg(long, default_value = "localhost:4000", env = "ICQ_SERVER")]
     server: String,
-    /// Do not ring the terminal bell when someone else's message arrives.
+    /// When an arriving message rings the terminal bell.
+    #[arg(long, value_enum, default_value_t = BellMode::All, env = "ICQ_BELL")]
+    bell: BellMode,
+    /// Never ring the bell: the same as --bell off.
     #[arg(long, env = "ICQ_NO_BELL")]
     no_bell: bool,
+    /// When to use colors: names in colors, your messages in bold, mentions highlighted.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, env = "ICQ_COLOR")]
+    color: ColorChoice,
 }
 
 struct Shared {
@@ -71,18 +95,45 @@ struct Shared {
     client: Mutex<Client>,
     /// Whether destinations must be given as IPv6 (the socket is dual-stack).
     socket_is_v6: bool,
-    bell: bool,
+    /// Colors and bell.
+    look: ClientLook,
     /// The server as the user wrote it, for messages.
     server_text: String,
-    /// Lines were typed while the server had not accepted us yet: the core keeps them and
-    /// sends them when the join completes. Changed only with `client` locked; cleared (and
-    /// `join_settled` notified) when the join completes.
-    lines_waiting_for_join: AtomicBool,
-    /// Whether the server has accepted us (false again while rejoining). Changed only with
-    /// `client` locked.
-    joined: AtomicBool,
-    /// Notified, with `client` locked, when the join completes.
-    join_settled: Condvar,
+    /// Where lines go.
+    out: Output,
+    /// Who has been seen online, for Tab (only kept up to date on a terminal).
+    names: Arc<Mutex<NameBook>>,
+}
+
+/// Where printed lines go: straight to stdout, or above the line being edited.
+enum Output {
+    Plain,
+    Editor(Printer),
+}
+
+impl Output {
+    /// Prints lines, in order, each on a line of its own.
+    fn lines(&self, lines: &[String]) {
+        match self {
+            Output::Plain => {
+                let mut stdout = io::stdout().lock();
+                for line in lines {
+                    // stdout gone (the reader closed the pipe): nothing useful left to do.
+                    let _ = writeln!(stdout, "{line}");
+                }
+                let _ = stdout.flush();
+            }
+            Output::Editor(printer) => {
+                for line in lines {
+                    printer.print(line.as_str());
+                }
+            }
+        }
+    }
+
+    fn line(&self, line: impl Into<String>) {
+        self.lines(&[line.into()]);
+    }
 }
 
 fn main() -> ExitCode {
@@ -117,15 +168,42 @@ fn run(args: Args) -> Result<()> {
     };
     let socket = UdpSocket::bind(local).context("opening a UDP socket")?;
 
+    let look = ClientLook {
+        color: style::use_color_here(args.color, io::stdout().is_terminal()),
+        bell: if args.no_bell {
+            BellMode::Off
+        } else {
+            args.bell
+        },
+    };
+    let names = Arc::new(Mutex::new(NameBook::new()));
+    let for_tab = Arc::clone(&names);
+    let editor = LineEditor::open(Arc::new(move |line: &str, pos: usize| {
+        lock_names(&for_tab).complete(line, pos)
+    }));
+    let (editor, out) = match editor {
+        Some((editor, printer)) => (Some(editor), Output::Editor(printer)),
+        None => (None, Output::Plain),
+    };
+    let joining = format!(
+        "joining {} as {}...",
+        display::sanitize(&args.server),
+        display::sanitize(&name)
+    );
+    match &out {
+        Output::Editor(_) => out.line(look.notice(wall_ms(), &joining)),
+        // Not on stdout: scripts and tests read the conversation there, line by line.
+        Output::Plain => eprintln!("icq-client: {joining}"),
+    }
+
     let shared = Arc::new(Shared {
         socket,
         client: Mutex::new(Client::new(&name, servers, Instant::now())),
         socket_is_v6,
-        bell: !args.no_bell,
+        look,
         server_text: args.server,
-        lines_waiting_for_join: AtomicBool::new(false),
-        joined: AtomicBool::new(false),
-        join_settled: Condvar::new(),
+        out,
+        names,
     });
     pump(&shared, &mut lock(&shared));
 
@@ -143,12 +221,13 @@ fn run(args: Args) -> Result<()> {
         .spawn(move || receive(&for_receiver))
         .context("starting the receiver thread")?;
 
-    read_typing(&shared);
-    // End of input or /exit: leave, and let the receiver finish the goodbye and exit the
-    // process. Lines typed before the server answered go out when the join completes, so
-    // leaving waits for that: `echo hello | icq-client` sends "hello".
+    match editor {
+        Some(editor) => edit_typing(&shared, editor),
+        None => read_typing(&shared),
+    }
+    // End of input: leave, and let the receiver finish the goodbye and exit the process.
     {
-        let mut client = wait_for_lines_waiting_for_join(&shared);
+        let mut client = lock(&shared);
         client.leave(Instant::now());
         pump(&shared, &mut client);
     }
@@ -203,7 +282,7 @@ fn parse_port(server: &str, port: &str) -> Result<u16> {
         .with_context(|| format!("'{server}': '{port}' is not a port number (1-65535)"))
 }
 
-/// Reads typed lines until end of input or `/exit`.
+/// Reads typed lines until end of input or `/exit` (plain mode).
 fn read_typing(shared: &Shared) {
     let stdin = io::stdin();
     let mut reader = stdin.lock();
@@ -214,34 +293,61 @@ fn read_typing(shared: &Shared) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        let line = String::from_utf8_lossy(&raw);
-        let now = Instant::now();
-        match command::parse(&line, Side::Client) {
-            Ok(Input::Empty) => {}
-            Ok(Input::Text(text)) => {
-                let mut client = lock(shared);
-                if !shared.joined.load(Ordering::SeqCst) {
-                    shared.lines_waiting_for_join.store(true, Ordering::SeqCst);
-                }
-                client.send_text(now, &text);
-                pump(shared, &mut client);
-            }
-            Ok(Input::Command(Command::Exit)) => return,
-            Ok(Input::Command(Command::List)) => {
-                let mut client = lock(shared);
-                client.request_list(now);
-                pump(shared, &mut client);
-            }
-            Ok(Input::Command(Command::Help)) => {
-                for line in command::help_lines(Side::Client) {
-                    println!("{line}");
-                }
-            }
-            // The parser only gives server commands to the server; nothing to do here.
-            Ok(Input::Command(_)) => {}
-            Err(error) => println!("{error}"),
+        if typed(shared, &String::from_utf8_lossy(&raw)) == Next::Exit {
+            return;
         }
     }
+}
+
+/// Reads typed lines with the line editor until `/exit`, Ctrl-C or Ctrl-D.
+fn edit_typing(shared: &Shared, mut editor: LineEditor) {
+    loop {
+        match editor.read(PROMPT) {
+            // A paste of several lines arrives at once: each is a line of its own, as if
+            // typed one after the other.
+            Typed::Line(text) => {
+                for line in text.split('\n') {
+                    if typed(shared, line) == Next::Exit {
+                        return;
+                    }
+                }
+            }
+            Typed::Interrupted | Typed::Eof => return,
+        }
+    }
+}
+
+/// Whether to keep reading after a typed line.
+#[derive(PartialEq, Eq)]
+enum Next {
+    More,
+    Exit,
+}
+
+/// Carries out one typed line.
+fn typed(shared: &Shared, line: &str) -> Next {
+    let now = Instant::now();
+    match command::parse(line, Side::Client) {
+        Ok(Input::Empty) => {}
+        Ok(Input::Text(text)) => {
+            let mut client = lock(shared);
+            client.send_text(now, &text);
+            pump(shared, &mut client);
+        }
+        Ok(Input::Command(Command::Exit)) => return Next::Exit,
+        Ok(Input::Command(Command::List)) => {
+            let mut client = lock(shared);
+            client.request_list(now);
+            pump(shared, &mut client);
+        }
+        Ok(Input::Command(Command::Help)) => {
+            shared.out.lines(&command::help_lines(Side::Client));
+        }
+        // The parser only gives server commands to the server; nothing to do here.
+        Ok(Input::Command(_)) => {}
+        Err(error) => shared.out.line(error.to_string()),
+    }
+    Next::More
 }
 
 /// The receiver thread: waits for datagrams and deadlines until the session ends (then the
@@ -283,53 +389,21 @@ fn pump(shared: &Shared, client: &mut Client) {
         // Lost like any UDP datagram if this fails; the client's timers retry what matters.
         let _ = shared.socket.send_to(&payload, destination);
     }
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let mut stdout = io::stdout().lock();
+    let now_ms = wall_ms();
+    let mut lines = Vec::new();
     while let Some(event) = client.poll_event() {
-        match event {
-            ClientEvent::Closed(reason) => {
-                drop(stdout);
-                finish(shared, &reason, client.server());
-            }
-            event => {
-                match event {
-                    ClientEvent::Joined { .. } => {
-                        shared.joined.store(true, Ordering::SeqCst);
-                        // The core has just sent the lines typed while joining.
-                        shared.lines_waiting_for_join.store(false, Ordering::SeqCst);
-                        shared.join_settled.notify_all();
-                    }
-                    ClientEvent::Rejoining => shared.joined.store(false, Ordering::SeqCst),
-                    _ => {}
-                }
-                if let Some(line) = display::client_event_line(&event, now_ms, shared.bell) {
-                    // stdout gone (the reader closed the pipe): nothing useful left to do.
-                    let _ = writeln!(stdout, "{line}");
-                }
-            }
+        if let ClientEvent::Closed(reason) = event {
+            shared.out.lines(&lines);
+            finish(shared, &reason, client.server());
+        }
+        if matches!(shared.out, Output::Editor(_)) {
+            lock_names(&shared.names).observe(&event);
+        }
+        if let Some(line) = shared.look.client_line(&event, now_ms, client.name()) {
+            lines.push(line);
         }
     }
-    let _ = stdout.flush();
-}
-
-/// Locks the client once no typed line is waiting for the join to complete. A join that
-/// fails or times out ends the process from the receiver thread; the deadline here is only a
-/// safety net.
-fn wait_for_lines_waiting_for_join(shared: &Shared) -> MutexGuard<'_, Client> {
-    let deadline = Instant::now() + JOIN_TIMEOUT + Duration::from_secs(1);
-    let mut client = lock(shared);
-    while shared.lines_waiting_for_join.load(Ordering::SeqCst) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        client = shared
-            .join_settled
-            .wait_timeout(client, left)
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .0;
-    }
-    client
+    shared.out.lines(&lines);
 }
 
 fn finish(shared: &Shared, reason: &CloseReason, server: SocketAddr) -> ! {
@@ -342,15 +416,24 @@ fn finish(shared: &Shared, reason: &CloseReason, server: SocketAddr) -> ! {
         CloseReason::Disconnected { .. } => exit::DISCONNECTED,
     };
     // On stdout with the conversation, and on stderr too when it is an error, where
-    // someone who redirected the conversation still sees it.
-    println!(
-        "{}",
-        display::notice_line(chrono::Utc::now().timestamp_millis(), &text)
-    );
-    if reason.is_failure() {
-        eprintln!("icq-client: {text}");
+    // someone who redirected the conversation (or only the errors) still sees it.
+    let line = shared.look.farewell(wall_ms(), &text, reason.is_failure());
+    match &shared.out {
+        Output::Plain => {
+            println!("{line}");
+            let _ = io::stdout().flush();
+            if reason.is_failure() {
+                eprintln!("icq-client: {text}");
+            }
+        }
+        Output::Editor(printer) => {
+            printer.finish(&line);
+            // On a terminal the line above already says it; a copy only helps elsewhere.
+            if reason.is_failure() && !io::stderr().is_terminal() {
+                eprintln!("icq-client: {text}");
+            }
+        }
     }
-    let _ = io::stdout().flush();
     std::process::exit(i32::from(status));
 }
 
@@ -365,6 +448,16 @@ fn as_ipv6(addr: SocketAddr) -> SocketAddr {
         SocketAddr::V4(v4) => SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0).into(),
         v6 => v6,
     }
+}
+
+fn wall_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn lock_names(names: &Mutex<NameBook>) -> MutexGuard<'_, NameBook> {
+    names
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, Client> {

@@ -4,12 +4,16 @@
 //! (with a read timeout set to the core's next deadline, so timers fire without a busy
 //! loop) and reloads the ban file when it changes; the console thread reads the operator's
 //! lines. Every rule lives in `icq::server`; this file only moves bytes and prints.
+//!
+//! Everything printed that may carry text from outside (names, messages, the ban file,
+//! errors that quote what was typed) goes through `display::sanitize`; on a terminal, chat
+//! lines color the sender's name and other events are dimmed (`icq::style`).
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, IsTerminal};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -20,6 +24,7 @@ use icq::command::{self, Command, Input, Side};
 use icq::display;
 use icq::ratelimit::FloodLimit;
 use icq::server::{Server, ServerConfig};
+use icq::style::{self, ColorChoice};
 use icq::wire::MAX_DATAGRAM;
 
 /// How often the ban file is checked for hand edits.
@@ -33,6 +38,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// decoder instead of silently truncated into something that might parse.
 const RECEIVE_BUFFER: usize = 65_536;
 
+/// Whether the console uses color. Decided once from the options before any thread starts,
+/// then read wherever a line is printed (a global rather than one more argument threaded
+/// through every function that logs).
+static COLOR: OnceLock<bool> = OnceLock::new();
+
 #[derive(Parser, Debug)]
 #[command(
     version,
@@ -41,6 +51,9 @@ const RECEIVE_BUFFER: usize = 65_536;
   icq-server                                   listen on 0.0.0.0:4000
   icq-server --bind [::]:4000 --guests         IPv6 too, and let `nc -u HOST 4000` join
   icq-server --bind 127.0.0.1:0 --timeout 5    a free local port (printed at start)
+  icq-server --flood-rate 0 --max-clients 50   no flood limit, at most 50 clients
+  ICQ_BIND=4001 ICQ_BANS=/etc/icq/bans.txt icq-server < /dev/null > icq.log
+                                               options from the environment, as a daemon
 
 Console commands (type them while it runs): /list, /ban ADDR|NAME, /unban ADDR,
 /kick NAME, /exit, /help. Any other line is broadcast as from `server`."
@@ -67,6 +80,9 @@ struct Args {
     /// The most clients served at once.
     #[arg(long, default_value_t = 1024, env = "ICQ_MAX_CLIENTS")]
     max_clients: usize,
+    /// When to use colors on the console: names in colors, other events dimmed.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, env = "ICQ_COLOR")]
+    color: ColorChoice,
 }
 
 /// What both threads share.
@@ -98,6 +114,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
+    let _ = COLOR.set(style::use_color_here(
+        args.color,
+        io::stdout().is_terminal(),
+    ));
     let config = config_from(&args)?;
     let bind = resolve_bind(&args.bind)?;
     let bans_watch = FileWatch::new(&args.bans);
@@ -110,18 +130,12 @@ fn run(args: Args) -> Result<()> {
 
     let now = Instant::now();
     let guests = if config.guests { "on" } else { "off" };
-    println!(
-        "{}",
-        display::notice_line(
-            wall_ms(),
-            &format!(
-                "listening on {local} (ban list {}: {} entries; guests {guests}; timeout {:?})",
-                args.bans.display(),
-                bans.len(),
-                config.timeout
-            )
-        )
-    );
+    log_notice(&format!(
+        "listening on {local} (ban list {}: {} entries; guests {guests}; timeout {:?})",
+        args.bans.display(),
+        bans.len(),
+        config.timeout
+    ));
     let mut server = Server::new(config, bans, now, wall_ms());
     server.set_local_address(local);
     let shared = Arc::new(Shared {
@@ -266,7 +280,7 @@ fn flush(shared: &Shared, server: &mut Server) {
         let _ = shared.socket.send_to(&datagram, transmit.destination);
     }
     while let Some(event) = server.poll_event() {
-        println!("{}", display::server_event_line(&event));
+        println!("{}", style::server_line(&event, color()));
     }
 }
 
@@ -292,7 +306,7 @@ fn console(shared: &Shared) {
                 flush(shared, &mut state.server);
             }
             Ok(Input::Command(command)) => run_command(shared, command),
-            Err(error) => println!("{error}"),
+            Err(error) => println!("{}", display::sanitize(&error.to_string())),
         }
     }
     log_notice("console input closed; still serving (stop with SIGINT or SIGTERM)");
@@ -311,7 +325,7 @@ fn run_command(shared: &Shared, command: Command) {
         Command::Kick { name } => {
             let mut state = lock(shared);
             if let Err(error) = state.server.kick(now, &name) {
-                println!("{error}");
+                println!("{}", display::sanitize(&error.to_string()));
             }
             flush(shared, &mut state.server);
         }
@@ -353,7 +367,12 @@ fn ban(shared: &Shared, target: &str, now: Instant) {
     let mut state = lock(shared);
     let net = match state.server.ban_target(target) {
         Ok(net) => net,
-        Err(error) => return println!("cannot ban '{target}': {error}"),
+        Err(error) => {
+            return println!(
+                "{}",
+                display::sanitize(&format!("cannot ban '{target}': {error}"))
+            );
+        }
     };
     let stamp = chrono::Local::now().format("%Y-%m-%d %H:%M");
     let comment = if net.to_string() == target {
@@ -381,7 +400,9 @@ fn ban(shared: &Shared, target: &str, now: Instant) {
 fn unban(shared: &Shared, target: &str, now: Instant) {
     let net = match target.parse() {
         Ok(net) => net,
-        Err(error) => return println!("cannot unban: {error}"),
+        Err(error) => {
+            return println!("{}", display::sanitize(&format!("cannot unban: {error}")));
+        }
     };
     let mut state = lock(shared);
     match banlist::remove(&shared.bans_path, net) {
@@ -438,15 +459,21 @@ fn loopback_of(local: SocketAddr) -> SocketAddr {
 
 fn print_ban_warnings(path: &Path, warnings: &[BanWarning]) {
     for warning in warnings {
+        // The warning quotes the offending line of a file anyone with access may have edited.
         eprintln!(
-            "icq-server: warning: ban list {}: {warning}",
-            path.display()
+            "icq-server: warning: ban list {}: {}",
+            path.display(),
+            display::sanitize(&warning.to_string())
         );
     }
 }
 
 fn log_notice(text: &str) {
-    println!("{}", display::notice_line(wall_ms(), text));
+    println!("{}", style::server_notice(wall_ms(), text, color()));
+}
+
+fn color() -> bool {
+    COLOR.get().copied().unwrap_or(false)
 }
 
 fn wall_ms() -> i64 {

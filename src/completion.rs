@@ -1,0 +1,243 @@
+//! Tab completion for the client: who is around, learned from what arrives, and what Tab
+//! offers for the word being typed.
+//!
+//! The client has no authoritative list of who is online without asking the server, so
+//! [`NameBook`] keeps a best-effort one from the events it is shown anyway: `/list` answers
+//! (authoritative when they arrive), `bob joined` / `bob left` notices, and the senders of
+//! messages. [`NameBook::complete`] then completes a name (or, at the start of a line, a
+//! slash-command) for the word before the cursor. This module owns only that bookkeeping
+//! and choice; the line editor that calls it lives in [`crate::terminal`], and the wording
+//! of the server's notices it reads is the server's (`server.rs`).
+
+use std::collections::BTreeMap;
+
+use crate::client::ClientEvent;
+use crate::command::{self, Side};
+use crate::names::{self, NameError};
+
+/// What the server's notices say after a name when someone arrives or goes. Best effort:
+/// if the wording changes, completion only learns less (rosters and messages still teach).
+const ARRIVALS: &[&str] = &["joined"];
+const DEPARTURES: &[&str] = &["left", "timed out", "was kicked", "was banned"];
+
+/// The names the client has seen online. See the module documentation.
+#[derive(Debug, Default, Clone)]
+pub struct NameBook {
+    /// Our own name, folded: never offered (completing yourself is never what you want).
+    me: String,
+    /// Folded name → the name as last seen.
+    names: BTreeMap<String, String>,
+}
+
+impl NameBook {
+    /// An empty book.
+    pub fn new() -> NameBook {
+        NameBook::default()
+    }
+
+    /// Learns from one event the client is about to show.
+    pub fn observe(&mut self, event: &ClientEvent) {
+        match event {
+            ClientEvent::Joined { name, .. } => self.me = names::fold(name),
+            ClientEvent::Message { from, .. } => self.insert(from),
+            ClientEvent::Roster { offset, names, .. } => {
+                // A roster is the server's own list: it replaces what was guessed.
+                if *offset == 0 {
+                    self.names.clear();
+                }
+                for name in names {
+                    self.insert(name);
+                }
+            }
+            ClientEvent::Notice { text, .. } => {
+                let Some((name, rest)) = text.split_once(' ') else {
+                    return;
+                };
+                if ARRIVALS.contains(&rest) {
+                    self.insert(name);
+                } else if DEPARTURES.contains(&rest) {
+                    self.names.remove(&names::fold(name));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Adds a name, unless it could not be a client's name (it will be typed into the line
+    /// and drawn by the editor, so nothing that could not be a name gets in) or is the
+    /// server's own.
+    fn insert(&mut self, name: &str) {
+        let plausible = matches!(names::validate(name), Ok(()) | Err(NameError::Reserved));
+        let key = names::fold(name);
+        if plausible && key != names::SERVER_NAME {
+            self.names.insert(key, name.to_owned());
+        }
+    }
+
+    /// The names known now, sorted case-insensitively, without our own.
+    pub fn names(&self) -> Vec<&str> {
+        self.names
+            .iter()
+            .filter(|(key, _)| **key != self.me)
+            .map(|(_, name)| name.as_str())
+            .collect()
+    }
+
+    /// Completions for the word that ends at byte `pos` of `line`: the byte where that word
+    /// starts, and what it could be replaced with.
+    ///
+    /// - At the start of the line, a word beginning with `/` completes to a client command.
+    /// - Otherwise the word completes to the names starting with it (in any letter case),
+    ///   followed by `: ` at the start of the line (addressing someone) and a space
+    ///   elsewhere. A leading `@` is kept.
+    pub fn complete(&self, line: &str, pos: usize) -> (usize, Vec<String>) {
+        let Some(before) = line.get(..pos) else {
+            return (pos, Vec::new());
+        };
+        let start = before
+            .char_indices()
+            .rev()
+            .find(|(_, ch)| ch.is_whitespace())
+            .map_or(0, |(i, ch)| i + ch.len_utf8());
+        let word = &before[start..];
+        if start == 0 && word.starts_with('/') {
+            let typed = word.to_lowercase();
+            let commands = command::help_lines(Side::Client)
+                .iter()
+                .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+                .filter(|name| name.starts_with(&typed))
+                .map(|name| format!("{name} "))
+                .collect();
+            return (start, commands);
+        }
+        let (at, prefix) = match word.strip_prefix('@') {
+            Some(rest) => ("@", rest),
+            None => ("", word),
+        };
+        let prefix = names::fold(prefix);
+        let suffix = if start == 0 && at.is_empty() {
+            ": "
+        } else {
+            " "
+        };
+        let candidates = self
+            .names()
+            .into_iter()
+            .filter(|name| names::fold(name).starts_with(&prefix))
+            .map(|name| format!("{at}{name}{suffix}"))
+            .collect();
+        (start, candidates)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(text: &str) -> ClientEvent {
+        ClientEvent::Notice {
+            time_ms: 0,
+            text: text.to_owned(),
+        }
+    }
+
+    fn book() -> NameBook {
+        let mut book = NameBook::new();
+        book.observe(&ClientEvent::Joined {
+            name: "alice".into(),
+            server: ([127, 0, 0, 1], 4000).into(),
+        });
+        book.observe(&ClientEvent::Roster {
+            time_ms: 0,
+            total: 3,
+            offset: 0,
+            names: vec!["alice".into(), "Bob".into(), "bea".into()],
+        });
+        book
+    }
+
+    #[test]
+    fn names_come_from_rosters_notices_and_messages() {
+        let mut book = book();
+        assert_eq!(book.names(), ["bea", "Bob"]);
+        book.observe(&notice("carol joined"));
+        book.observe(&ClientEvent::Message {
+            time_ms: 0,
+            from: "dave".into(),
+            text: "hi".into(),
+            own: false,
+        });
+        assert_eq!(book.names(), ["bea", "Bob", "carol", "dave"]);
+        book.observe(&notice("bob left"));
+        book.observe(&notice("carol timed out"));
+        book.observe(&notice("dave was kicked"));
+        assert_eq!(book.names(), ["bea"]);
+        // A later roster is the truth.
+        book.observe(&ClientEvent::Roster {
+            time_ms: 0,
+            total: 3,
+            offset: 0,
+            names: vec!["alice".into(), "erin".into()],
+        });
+        book.observe(&ClientEvent::Roster {
+            time_ms: 0,
+            total: 3,
+            offset: 2,
+            names: vec!["frank".into()],
+        });
+        assert_eq!(book.names(), ["erin", "frank"]);
+    }
+
+    #[test]
+    fn odd_notices_and_impossible_names_are_ignored() {
+        let mut book = book();
+        book.observe(&notice("3 messages not sent: you are sending too fast"));
+        book.observe(&notice("the server joined"));
+        book.observe(&notice("x\u{1b}[2J joined"));
+        book.observe(&ClientEvent::Message {
+            time_ms: 0,
+            from: "server".into(),
+            text: "hello".into(),
+            own: false,
+        });
+        assert_eq!(book.names(), ["bea", "Bob"]);
+        book.observe(&notice("guest-127.0.0.1:5000 joined"));
+        assert_eq!(book.names(), ["bea", "Bob", "guest-127.0.0.1:5000"]);
+    }
+
+    #[test]
+    fn a_word_completes_to_matching_names_in_any_case() {
+        let book = book();
+        assert_eq!(
+            book.complete("b", 1),
+            (0, vec!["bea: ".into(), "Bob: ".into()])
+        );
+        assert_eq!(book.complete("BO", 2), (0, vec!["Bob: ".into()]));
+        assert_eq!(book.complete("hi bo", 5), (3, vec!["Bob ".into()]));
+        assert_eq!(book.complete("hi @be", 6), (3, vec!["@bea ".into()]));
+        assert_eq!(book.complete("@b", 2).1, ["@bea ", "@Bob "]);
+        // Only the word before the cursor counts.
+        assert_eq!(book.complete("bo and more", 2), (0, vec!["Bob: ".into()]));
+        // Our own name is never offered; nothing known, nothing offered.
+        assert_eq!(book.complete("al", 2), (0, vec![]));
+        assert_eq!(book.complete("zz", 2), (0, vec![]));
+    }
+
+    #[test]
+    fn a_slash_at_the_start_completes_commands() {
+        let book = book();
+        assert_eq!(book.complete("/l", 2), (0, vec!["/list ".into()]));
+        assert_eq!(book.complete("/E", 2), (0, vec!["/exit ".into()]));
+        let all = book.complete("/", 1).1;
+        assert!(all.contains(&"/help ".to_string()), "{all:?}");
+        assert!(!all.iter().any(|c| c.starts_with("/kick")), "{all:?}");
+        // Later in the line a slash word is just a word.
+        assert_eq!(book.complete("see /l", 6), (4, vec![]));
+    }
+
+    #[test]
+    fn a_cursor_inside_a_character_offers_nothing() {
+        let book = book();
+        assert_eq!(book.complete("é", 1), (1, vec![]));
+    }
+}

@@ -1,0 +1,326 @@
+//! The client on a real terminal: the real `icq-client` binary runs in a pseudo-terminal
+//! (driven with `rexpect`) against a real `icq-server` on loopback, next to a second client
+//! whose stdin and stdout are pipes.
+//!
+//! These tests own what only a terminal shows: a line arriving while a line is half typed
+//! is printed above it and leaves it intact, colors appear on the terminal and never in
+//! the pipe, Tab completes names, mentions ring the bell under `--bell mention`, Ctrl-D
+//! leaves. The look of each line is unit tested in `style`; the protocol in `core.rs`.
+//!
+//! Every wait has a deadline (rexpect's per-expectation timeout, `recv_timeout` for pipes);
+//! every child is killed when its handle is dropped, so a failing test leaves nothing
+//! running. Only 127.0.0.1 is used.
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use rexpect::process::WaitStatus;
+use rexpect::session::{PtySession, spawn_command};
+
+use icq::style::name_color;
+
+/// How long any one expected output may take to show up. Generous: a loaded CI machine may
+/// be slow, and a passing test never waits this long.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+const ESC: char = '\u{1b}';
+const BELL: char = '\u{07}';
+
+/// A command with a clean environment: no `NO_COLOR`, `ICQ_*` or `USER` from the machine
+/// running the tests, and a terminal type the line editor supports.
+fn command(program: &str) -> Command {
+    let mut command = Command::new(program);
+    command.env_clear().env("TERM", "xterm-256color");
+    command
+}
+
+/// Lines a child prints, collected by a thread so reads can have a deadline.
+fn line_reader(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { return };
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    received
+}
+
+/// Waits for a line that satisfies `wanted`, keeping every line seen in `seen`.
+fn wait_for_line(
+    lines: &Receiver<String>,
+    seen: &mut Vec<String>,
+    what: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                seen.push(line.clone());
+                if wanted(&line) {
+                    return line;
+                }
+            }
+            Err(_) => panic!("no line {what} within {DEADLINE:?}; lines seen: {seen:#?}"),
+        }
+    }
+}
+
+/// A running `icq-server` on 127.0.0.1 with a ban file of its own; killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+    /// Kept so the reader thread keeps draining the server's stdout: a closed pipe would
+    /// make the server's next log line fail.
+    _lines: Receiver<String>,
+}
+
+impl Server {
+    fn start(test: &str) -> Server {
+        let dir = std::env::temp_dir().join(format!("icq-terminal-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("creating a temporary directory");
+        let mut child = command(env!("CARGO_BIN_EXE_icq-server"))
+            .args(["--bind", "127.0.0.1:0", "--bans"])
+            .arg(dir.join("bans.txt"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting icq-server");
+        let lines = line_reader(child.stdout.take().expect("server stdout"));
+        // `[HH:MM:SS] -- listening on 127.0.0.1:PORT (...)`
+        let first = wait_for_line(&lines, &mut Vec::new(), "from the server", |_| true);
+        let port = first
+            .split_once("listening on 127.0.0.1:")
+            .and_then(|(_, rest)| rest.split_once(' '))
+            .and_then(|(port, _)| port.parse().ok());
+        let server = Server {
+            child,
+            port: port.unwrap_or(0),
+            dir,
+            _lines: lines,
+        };
+        assert_ne!(
+            server.port, 0,
+            "no port in the server's first line: {first:?}"
+        );
+        server
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A client whose stdin and stdout are pipes, as a script would run it; killed on drop.
+struct PipedClient {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+    /// Every line it printed so far.
+    seen: Vec<String>,
+}
+
+impl PipedClient {
+    fn start(server: &Server, name: &str) -> PipedClient {
+        let mut child = command(env!("CARGO_BIN_EXE_icq-client"))
+            .args([
+                "--name",
+                name,
+                "--server",
+                &server.address(),
+                "--bell",
+                "off",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting icq-client");
+        let stdin = child.stdin.take().expect("client stdin");
+        let lines = line_reader(child.stdout.take().expect("client stdout"));
+        let mut client = PipedClient {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+        };
+        client.wait_for("saying it joined", |line| line.contains("connected to"));
+        client
+    }
+
+    fn say(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("writing to the piped client");
+        self.stdin
+            .flush()
+            .expect("flushing the piped client's input");
+    }
+
+    fn wait_for(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        wait_for_line(&self.lines, &mut self.seen, what, wanted)
+    }
+}
+
+impl Drop for PipedClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `icq-client` in a pseudo-terminal (stdin and stdout both the terminal); rexpect kills it
+/// when the session is dropped. `extra` are more options; `env` more variables.
+fn terminal_client(
+    server: &Server,
+    name: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> PtySession {
+    let mut command = command(env!("CARGO_BIN_EXE_icq-client"));
+    command
+        .args(["--name", name, "--server", &server.address()])
+        .args(extra)
+        .envs(env.iter().copied());
+    let millis = u64::try_from(DEADLINE.as_millis()).expect("a deadline in range");
+    let mut session = spawn_command(command, Some(millis)).expect("starting icq-client in a pty");
+    expect(&mut session, "connected to");
+    session
+}
+
+/// Waits for `needle` in the terminal's output and returns everything printed before it
+/// (since the previous expectation).
+fn expect(session: &mut PtySession, needle: &str) -> String {
+    match session.exp_string(needle) {
+        Ok(before) => before,
+        Err(error) => panic!("the terminal never showed {needle:?}: {error}"),
+    }
+}
+
+/// The SGR sequence that starts a name in its color.
+fn colored(name: &str) -> String {
+    format!("{ESC}[{}m{name}{ESC}[0m", name_color(name))
+}
+
+#[test]
+fn a_line_arriving_while_typing_leaves_the_typed_line_intact() {
+    let server = Server::start("typing");
+    let mut alice = terminal_client(&server, "alice", &[], &[]);
+    let mut bob = PipedClient::start(&server, "bob");
+    expect(&mut alice, "bob joined");
+
+    // Half a line, no Enter; the editor echoes it.
+    alice.send("hello wor").expect("typing");
+    alice.flush().expect("typing");
+    expect(&mut alice, "hello wor");
+
+    bob.say("ping from bob");
+    let before = expect(&mut alice, "ping from bob");
+    assert!(
+        before.contains(&colored("bob")),
+        "bob's name is not in his color on the terminal: {before:?}"
+    );
+    // Printed above the half-typed line, which is drawn again after it, cursor at its end.
+    expect(&mut alice, "> hello wor");
+
+    // Finishing the line sends exactly what was typed, across the interruption.
+    alice.send("ld\r").expect("typing");
+    alice.flush().expect("typing");
+    let delivered = bob.wait_for("with alice's line", |line| line.contains("alice:"));
+    assert_eq!(
+        delivered.split_once("] ").map(|(_, rest)| rest),
+        Some("alice: hello world"),
+        "{delivered:?}"
+    );
+    // The terminal shows alice's own message back, bold.
+    let own = expect(&mut alice, "hello world");
+    let own = own + &expect(&mut alice, "\n");
+    assert!(
+        own.contains(&format!("{ESC}[1;")),
+        "own message not bold: {own:?}"
+    );
+
+    // No color, ever, in the pipe.
+    for line in &bob.seen {
+        assert!(!line.contains(ESC), "color code in piped output: {line:?}");
+    }
+
+    // Ctrl-D on an empty line leaves cleanly, like /exit.
+    alice.send_control('d').expect("Ctrl-D");
+    expect(&mut alice, "left the chat");
+    bob.wait_for("saying alice left", |line| line.ends_with("alice left"));
+    let status = alice.process().wait().expect("waiting for the client");
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "the client ended with {status:?}"
+    );
+}
+
+#[test]
+fn tab_completes_names_and_only_mentions_ring_with_bell_mention() {
+    let server = Server::start("mention");
+    let mut alice = terminal_client(&server, "alice", &["--bell", "mention"], &[]);
+    let mut bob = PipedClient::start(&server, "bob");
+    expect(&mut alice, "bob joined");
+
+    bob.say("nothing for you");
+    let plain = expect(&mut alice, "nothing for you");
+    bob.say("hey ALICE, look");
+    let rest = expect(&mut alice, "look");
+    let mention = rest + &expect(&mut alice, "\n");
+    assert!(
+        !plain.contains(BELL) && !mention.starts_with(BELL),
+        "a message without a mention rang: {plain:?} {mention:?}"
+    );
+    assert!(
+        mention.contains(BELL),
+        "the mention did not ring: {mention:?}"
+    );
+    assert!(
+        mention.contains(&format!("{ESC}[7mALICE{ESC}[27m")),
+        "the mention is not highlighted: {mention:?}"
+    );
+
+    // `bo` + Tab at the start of the line becomes `bob: `.
+    alice.send("bo\t").expect("typing");
+    alice.flush().expect("typing");
+    expect(&mut alice, "bob: ");
+    alice.send("hi\r").expect("typing");
+    alice.flush().expect("typing");
+    let delivered = bob.wait_for("with alice's line", |line| line.contains("alice:"));
+    assert_eq!(
+        delivered.split_once("] ").map(|(_, rest)| rest),
+        Some("alice: bob: hi"),
+        "{delivered:?}"
+    );
+}
+
+#[test]
+fn no_color_turns_colors_off_on_a_terminal_too() {
+    let server = Server::start("nocolor");
+    let mut alice = terminal_client(&server, "alice", &["--bell", "off"], &[("NO_COLOR", "1")]);
+    let mut bob = PipedClient::start(&server, "bob");
+    expect(&mut alice, "bob joined");
+    bob.say("plain please");
+    let before = expect(&mut alice, "plain please");
+    assert!(
+        before.contains("bob: ") && !before.contains(&format!("{}m", name_color("bob"))),
+        "colored despite NO_COLOR: {before:?}"
+    );
+}
