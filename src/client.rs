@@ -224,12 +224,14 @@ impl Client {
         self.retransmissions
     }
 
-    /// How many sent requests wait for an acknowledgement.
+    /// How many requests (typed lines, `/list`, leaving) are not confirmed by the server
+    /// yet: sent and not acknowledged, or waiting for the join to complete.
     pub fn unacknowledged(&self) -> usize {
-        match &self.state {
+        let sent = match &self.state {
             State::Joined(session) | State::Leaving { session, .. } => session.outbox.len(),
             _ => 0,
-        }
+        };
+        sent + self.pending.len()
     }
 
     /// Processes a datagram that arrived from `from`. Datagrams from anyone but the server,

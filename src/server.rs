@@ -15,6 +15,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+use foldhash::fast::FixedState;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -65,6 +67,9 @@ pub struct ServerConfig {
     pub guests: bool,
     /// The most clients (named and guests together) served at once.
     pub max_clients: usize,
+    /// Seeds the hash tables. Random by default, so nobody can predict which addresses
+    /// collide; tests fix it so a simulation replays exactly.
+    pub hash_seed: u64,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +79,7 @@ impl Default for ServerConfig {
             timeout: Duration::from_secs(30),
             guests: false,
             max_clients: 1024,
+            hash_seed: getrandom::u64().unwrap_or(0x1C0_5EED),
         }
     }
 }
@@ -401,9 +407,9 @@ pub struct Server {
     /// An instant and the wall-clock time (ms since the Unix epoch) it corresponds to, so the
     /// server stamps messages with wall-clock time while its logic runs on `Instant`s.
     clock_origin: (Instant, i64),
-    sessions: HashMap<SocketAddr, Session>,
-    by_name: HashMap<String, SocketAddr>,
-    farewells: HashMap<SocketAddr, Farewell>,
+    sessions: HashMap<SocketAddr, Session, FixedState>,
+    by_name: HashMap<String, SocketAddr, FixedState>,
+    farewells: HashMap<SocketAddr, Farewell, FixedState>,
     bans: BanList,
     transmits: VecDeque<Transmit>,
     events: VecDeque<ServerEvent>,
@@ -413,7 +419,7 @@ pub struct Server {
     flood_notices_due: Vec<(Instant, SocketAddr)>,
     next_sweep: Instant,
     /// When a malformed datagram from each address was last logged.
-    malformed_logged_at: HashMap<SocketAddr, Instant>,
+    malformed_logged_at: HashMap<SocketAddr, Instant, FixedState>,
     /// The address the server's socket is bound to, once the binary has said so; datagrams
     /// that claim to come from it are forgeries and are dropped.
     local_addr: Option<SocketAddr>,
@@ -423,20 +429,21 @@ impl Server {
     /// A server with no clients. `wall_ms` is the wall-clock time at `now`, in milliseconds
     /// since the Unix epoch.
     pub fn new(config: ServerConfig, bans: BanList, now: Instant, wall_ms: i64) -> Server {
+        let hasher = FixedState::with_seed(config.hash_seed);
         Server {
             next_sweep: now + config.sweep_interval(),
             config,
             clock_origin: (now, wall_ms),
-            sessions: HashMap::new(),
-            by_name: HashMap::new(),
-            farewells: HashMap::new(),
+            sessions: HashMap::with_hasher(hasher.clone()),
+            by_name: HashMap::with_hasher(hasher.clone()),
+            farewells: HashMap::with_hasher(hasher.clone()),
             bans,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
             stats: ServerStats::default(),
             flood_notices_due: Vec::new(),
-            malformed_logged_at: HashMap::new(),
+            malformed_logged_at: HashMap::with_hasher(hasher.clone()),
             local_addr: None,
         }
     }

@@ -412,51 +412,82 @@ fn a_server_restart_mid_conversation_loses_no_typed_line() {
     let mut sim = Sim::new(unlimited());
     sim.set_link(LossyLink::new(42, 0.10, 0.05, ms(30)));
     let clients = join_all(&mut sim, &SENDERS);
+
+    let mut typed = |sim: &mut Sim, rounds: std::ops::Range<usize>| {
+        let mut typed: BTreeMap<SocketAddr, Vec<String>> = BTreeMap::new();
+        for i in rounds {
+            for (&client, name) in clients.iter().zip(SENDERS) {
+                let text = format!("{name} {i}");
+                let now = sim.now;
+                sim.client_mut(client).send_text(now, &text);
+                typed.entry(client).or_default().push(text);
+            }
+            sim.run_for(ms(50));
+        }
+        typed
+    };
+    typed(&mut sim, 0..20);
+    run_until_quiet(&mut sim, &clients, Duration::from_secs(30));
     sim.clear_events();
 
-    let mut typed: BTreeMap<SocketAddr, Vec<String>> = BTreeMap::new();
-    for i in 0..40 {
-        if i == 20 {
-            sim.restart_server(unlimited());
-        }
-        for (&client, name) in clients.iter().zip(SENDERS) {
-            let text = format!("{name} {i}");
-            let now = sim.now;
-            sim.client_mut(client).send_text(now, &text);
-            typed.entry(client).or_default().push(text);
-        }
-        sim.run_for(ms(50));
-    }
-    // Idle clients notice the restart on their next heartbeat; give them time, then all
-    // must be back and nothing left unconfirmed.
+    // The server restarts (it forgets everyone, and whatever it had not delivered yet is
+    // gone with it) while everyone keeps typing. Each client learns of the restart from the
+    // answer to its next line, joins again and sends that line and the next ones.
+    sim.restart_server(unlimited());
+    let typed_after = typed(&mut sim, 20..40);
     run_until_quiet(&mut sim, &clients, Duration::from_secs(30));
-    assert_eq!(sim.server.clients(sim.now).len(), 3);
+    let others = |events: &[ClientEvent]| -> Vec<ClientEvent> {
+        events
+            .iter()
+            .filter(|e| !matches!(e, ClientEvent::Message { .. }))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        sim.server.clients(sim.now).len(),
+        3,
+        "{:?}",
+        clients
+            .iter()
+            .map(|&c| others(sim.events(c)))
+            .collect::<Vec<_>>()
+    );
 
     for (&client, name) in clients.iter().zip(SENDERS) {
         let events = sim.take_events(client);
+        assert!(
+            events.contains(&ClientEvent::Rejoining),
+            "{name} says it joins again: {events:?}"
+        );
         assert!(
             !events
                 .iter()
                 .any(|e| matches!(e, ClientEvent::NotSent { .. } | ClientEvent::Closed(_))),
             "{name}: {events:?}"
         );
-        // Every line typed came back as the server's echo: each one reached a server. A
-        // line the old server took but whose acknowledgement the restart swallowed is
-        // sent again, so it may show twice; none is missing, and the order holds.
+        // Every line typed after the restart reached the new server once, in order: its
+        // echo came back exactly once.
         let echoes: Vec<String> = messages(&events)
             .into_iter()
             .filter(|(from, _, own)| from == name && *own)
             .map(|(_, text, _)| text)
             .collect();
-        let distinct: HashSet<&String> = echoes.iter().collect();
-        assert_eq!(distinct.len(), typed[&client].len(), "{name}: {echoes:?}");
-        let mut firsts = Vec::new();
-        for text in &echoes {
-            if !firsts.contains(text) {
-                firsts.push(text.clone());
-            }
+        assert_eq!(echoes, typed_after[&client], "{name}");
+        // And whatever else a client shows, it shows once and in each sender's order.
+        let shown = messages(&events);
+        let distinct: HashSet<&(String, String, bool)> = shown.iter().collect();
+        assert_eq!(distinct.len(), shown.len(), "{name} showed a line twice");
+        for sender in SENDERS {
+            let numbers: Vec<usize> = shown
+                .iter()
+                .filter(|(from, _, _)| from == sender)
+                .map(|(_, text, _)| text.rsplit(' ').next().unwrap().parse().unwrap())
+                .collect();
+            assert!(
+                numbers.windows(2).all(|w| w[0] < w[1]),
+                "{name} shows {sender}'s lines out of order: {numbers:?}"
+            );
         }
-        assert_eq!(firsts, typed[&client], "{name}'s lines out of order");
         assert_eq!(SERVER_ADDR, sim.client(client).server());
     }
 }

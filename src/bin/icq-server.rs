@@ -164,8 +164,10 @@ fn config_from(args: &Args) -> Result<ServerConfig> {
     if !(args.flood_rate.is_finite() && args.flood_rate >= 0.0) {
         bail!("--flood-rate must be a number of messages per second, 0 or more");
     }
-    if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 86_400.0) {
-        bail!("--timeout must be a number of seconds between 0 and 86400");
+    // Clients send a heartbeat every third of the timeout, and never more often than every
+    // 50 ms; below 0.3 s a live client could not keep up.
+    if !(args.timeout.is_finite() && args.timeout >= 0.3 && args.timeout <= 86_400.0) {
+        bail!("--timeout must be a number of seconds between 0.3 and 86400");
     }
     if args.max_clients == 0 {
         bail!("--max-clients must be at least 1");
@@ -175,6 +177,7 @@ fn config_from(args: &Args) -> Result<ServerConfig> {
         timeout: Duration::from_secs_f64(args.timeout),
         guests: args.guests,
         max_clients: args.max_clients,
+        ..ServerConfig::default()
     })
 }
 

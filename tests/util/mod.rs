@@ -128,7 +128,10 @@ impl Sim {
     }
 
     /// A simulation around a fresh server with `config` and `bans` in force.
-    pub fn with_bans(config: ServerConfig, bans: BanList) -> Sim {
+    pub fn with_bans(mut config: ServerConfig, bans: BanList) -> Sim {
+        // A fixed hash seed: the server's table order, and so the order of its datagrams,
+        // is the same on every run, and a seeded lossy network replays exactly.
+        config.hash_seed = 0;
         let start = Instant::now();
         Sim {
             server: {
@@ -170,7 +173,8 @@ impl Sim {
 
     /// Replaces the server by a fresh one at the same address, as if the process restarted:
     /// it knows no client. Datagrams in flight to the old one reach the new one.
-    pub fn restart_server(&mut self, config: ServerConfig) {
+    pub fn restart_server(&mut self, mut config: ServerConfig) {
+        config.hash_seed = 0;
         self.server = Server::new(config, BanList::default(), self.now, self.wall_ms());
         self.server.set_local_address(SERVER_ADDR);
     }
