@@ -413,7 +413,7 @@ fn a_server_restart_mid_conversation_loses_no_typed_line() {
     sim.set_link(LossyLink::new(42, 0.10, 0.05, ms(30)));
     let clients = join_all(&mut sim, &SENDERS);
 
-    let mut typed = |sim: &mut Sim, rounds: std::ops::Range<usize>| {
+    let typed = |sim: &mut Sim, rounds: std::ops::Range<usize>| {
         let mut typed: BTreeMap<SocketAddr, Vec<String>> = BTreeMap::new();
         for i in rounds {
             for (&client, name) in clients.iter().zip(SENDERS) {
