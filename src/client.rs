@@ -139,6 +139,8 @@ enum State {
         candidate_since: Instant,
         /// The random number the answer must repeat.
         nonce: u64,
+        /// The server's cookie for this address and nonce, once it has sent one (0 before).
+        cookie: u64,
     },
     Joined(Session),
     Leaving {
@@ -195,6 +197,7 @@ impl Client {
             candidate: self.server,
             candidate_since: now,
             nonce: new_nonce(),
+            cookie: 0,
         };
         self.handle_timeout(now);
     }
@@ -256,10 +259,26 @@ impl Client {
             Err(_) => return,
         };
         match &mut self.state {
-            State::Joining { nonce, .. } => {
+            State::Joining {
+                nonce,
+                cookie,
+                next_send,
+                candidate,
+                ..
+            } => {
                 // Any of the server's addresses may answer (a late answer from the one we
                 // asked first is as good as any); the nonce proves it answers us.
                 match frame {
+                    Frame::Challenge {
+                        nonce: answered,
+                        cookie: challenge,
+                    } if answered == *nonce => {
+                        // Join again at once, from the address that was challenged.
+                        *cookie = challenge;
+                        *candidate = from_index;
+                        *next_send = now;
+                        self.handle_timeout(now);
+                    }
                     Frame::Welcome {
                         nonce: answered,
                         token,
@@ -523,6 +542,7 @@ impl Client {
                 candidate,
                 candidate_since,
                 nonce,
+                cookie,
             } => {
                 if now.saturating_duration_since(*started) >= JOIN_TIMEOUT {
                     return self.close(CloseReason::JoinTimedOut);
@@ -533,12 +553,15 @@ impl Client {
                     *candidate = (*candidate + 1) % self.servers.len();
                     *candidate_since = now;
                     *next_send = now;
+                    // A cookie is only good for the address that gave it.
+                    *cookie = 0;
                 }
                 if now >= *next_send {
                     *next_send = now + JOIN_RETRY;
                     let to = self.servers[*candidate];
                     let join = Frame::Join {
                         nonce: *nonce,
+                        cookie: *cookie,
                         name: self.name.clone(),
                     };
                     self.transmits.push_back((to, join.to_bytes()));

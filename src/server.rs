@@ -52,6 +52,11 @@ pub const OUTBOX_LIMIT: usize = 2048;
 /// dropped unacknowledged and come again. Bounds the memory a client can make us hold.
 pub const INBOX_LIMIT: u32 = 64;
 
+/// A join cookie is good for the period it was made in and the next one: long enough for
+/// a client's join retries, short enough that an old cookie seen on the wire is soon
+/// useless.
+pub const COOKIE_PERIOD: Duration = Duration::from_secs(30);
+
 /// How many ended sessions may still be repeating their farewell ([`Frame::Disconnected`])
 /// at once; past it, a farewell is sent once and not repeated.
 const FAREWELL_LIMIT: usize = 4096;
@@ -423,6 +428,9 @@ pub struct Server {
     /// The address the server's socket is bound to, once the binary has said so; datagrams
     /// that claim to come from it are forgeries and are dropped.
     local_addr: Option<SocketAddr>,
+    /// The secret key of join cookies: SipHash with random keys, a keyed hash built for
+    /// exactly this (a short tag nobody without the key can compute).
+    cookie_key: std::hash::RandomState,
 }
 
 impl Server {
@@ -445,7 +453,29 @@ impl Server {
             flood_notices_due: Vec::new(),
             malformed_logged_at: HashMap::with_hasher(hasher.clone()),
             local_addr: None,
+            cookie_key: std::hash::RandomState::new(),
         }
+    }
+
+    /// The cookie a join from `from` with `nonce` must carry during `period` (a number of
+    /// [`COOKIE_PERIOD`]s since the server started). Never 0, which means "no cookie".
+    fn cookie(&self, from: SocketAddr, nonce: u64, period: u64) -> u64 {
+        use std::hash::BuildHasher;
+        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+        self.cookie_key.hash_one((from, nonce, period)).max(1)
+    }
+
+    fn cookie_period(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.clock_origin.0);
+        elapsed.as_secs() / COOKIE_PERIOD.as_secs()
+    }
+
+    /// Whether a join carries the cookie of this period or the one before.
+    fn cookie_is_valid(&self, now: Instant, from: SocketAddr, nonce: u64, cookie: u64) -> bool {
+        let period = self.cookie_period(now);
+        cookie != 0
+            && (cookie == self.cookie(from, nonce, period)
+                || (period > 0 && cookie == self.cookie(from, nonce, period - 1)))
     }
 
     /// Tells the core which address its socket is bound to. Datagrams claiming to come from
@@ -499,7 +529,7 @@ impl Server {
         if self.bans.is_banned(from.ip()) {
             // A banned address gets no service; its join gets a refusal so a person using
             // a real client learns why (the refusal is smaller than the padded join).
-            if let Ok(Frame::Join { nonce, name }) = Frame::decode(datagram) {
+            if let Ok(Frame::Join { nonce, name, .. }) = Frame::decode(datagram) {
                 self.refuse(now, from, nonce, name, RefuseReason::Banned);
             }
             return;
@@ -539,7 +569,18 @@ impl Server {
             let why = format!("a server-only frame ({})", frame_name(&frame));
             return self.note_malformed(now, from, &why);
         }
-        if let Frame::Join { nonce, name } = frame {
+        if let Frame::Join {
+            nonce,
+            cookie,
+            name,
+        } = frame
+        {
+            if !self.cookie_is_valid(now, from, nonce, cookie) {
+                // Prove the address first: answer with a cookie only its owner receives,
+                // keeping no state (a storm of forged joins costs us no memory).
+                let cookie = self.cookie(from, nonce, self.cookie_period(now));
+                return self.send_unsequenced(from, &Frame::Challenge { nonce, cookie });
+            }
             return self.handle_join(now, from, nonce, name);
         }
         let token = frame.token().unwrap_or_default();
@@ -1308,6 +1349,7 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::ClientAck { .. } => "ack",
         Frame::Welcome { .. } => "welcome",
         Frame::Refused { .. } => "refused",
+        Frame::Challenge { .. } => "challenge",
         Frame::Message { .. } => "message",
         Frame::Notice { .. } => "notice",
         Frame::Roster { .. } => "roster",

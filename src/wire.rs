@@ -124,7 +124,13 @@ pub enum Frame {
     /// idempotent. `nonce` is a random number the answer must repeat, so an off-path
     /// attacker cannot forge the answer. Every version keeps the nonce right after the
     /// header, so a server can refuse a version it does not speak to the right client.
-    Join { nonce: u64, name: String },
+    /// `cookie` is 0 at first; the server answers with a [`Frame::Challenge`], and the
+    /// join repeated with that cookie proves the client receives at its address.
+    Join {
+        nonce: u64,
+        cookie: u64,
+        name: String,
+    },
     /// Client sends one chat message to everyone (sequenced).
     Chat { envelope: Envelope, text: String },
     /// Client asks who is online (sequenced).
@@ -148,6 +154,11 @@ pub enum Frame {
     },
     /// Server refused the join.
     Refused { nonce: u64, reason: RefuseReason },
+    /// Server asks the joining client to repeat its join with `cookie`, a value only
+    /// someone receiving at the join's source address can know. Until then the server
+    /// keeps no state and sends nothing else, so a join forged with someone else's address
+    /// cannot make the server send them anything but this small frame.
+    Challenge { nonce: u64, cookie: u64 },
     /// A chat message from `from` (a client's registered name, or `server`), stamped by the
     /// server with its receive time in milliseconds since the Unix epoch (sequenced).
     Message {
@@ -284,6 +295,7 @@ mod kind {
     pub const DISCONNECTED: u8 = 0x88;
     pub const NOT_JOINED: u8 = 0x89;
     pub const MISSED: u8 = 0x8A;
+    pub const CHALLENGE: u8 = 0x8B;
 }
 
 /// The nonce of a join of any protocol version: every version keeps it right after the
@@ -417,9 +429,14 @@ impl Frame {
         out.extend_from_slice(&MAGIC);
         out.push(VERSION);
         match self {
-            Frame::Join { nonce, name } => {
+            Frame::Join {
+                nonce,
+                cookie,
+                name,
+            } => {
                 out.push(kind::JOIN);
                 out.extend_from_slice(&nonce.to_be_bytes());
+                out.extend_from_slice(&cookie.to_be_bytes());
                 put_name(out, name);
                 let padded_end = frame_start + JOIN_MIN_LEN;
                 if out.len() < padded_end {
@@ -465,6 +482,11 @@ impl Frame {
                 out.push(kind::REFUSED);
                 out.extend_from_slice(&nonce.to_be_bytes());
                 out.push(reason.code());
+            }
+            Frame::Challenge { nonce, cookie } => {
+                out.push(kind::CHALLENGE);
+                out.extend_from_slice(&nonce.to_be_bytes());
+                out.extend_from_slice(&cookie.to_be_bytes());
             }
             Frame::Message {
                 envelope,
@@ -566,6 +588,7 @@ impl Frame {
         let frame = match r.u8()? {
             kind::JOIN => {
                 let nonce = r.u64()?;
+                let cookie = r.u64()?;
                 let name = r.name()?;
                 if datagram.len() < JOIN_MIN_LEN || r.rest.iter().any(|&b| b != 0) {
                     return Err(DecodeError::UnpaddedJoin {
@@ -573,7 +596,11 @@ impl Frame {
                     });
                 }
                 r.rest = &[];
-                Frame::Join { nonce, name }
+                Frame::Join {
+                    nonce,
+                    cookie,
+                    name,
+                }
             }
             kind::CHAT => Frame::Chat {
                 envelope: r.envelope()?,
@@ -653,6 +680,10 @@ impl Frame {
                     text: r.text()?,
                 }
             }
+            kind::CHALLENGE => Frame::Challenge {
+                nonce: r.u64()?,
+                cookie: r.u64()?,
+            },
             kind::MISSED => Frame::Missed {
                 envelope: r.envelope()?,
                 last: r.u32()?,
@@ -823,7 +854,17 @@ mod tests {
         vec![
             Frame::Join {
                 nonce: 42,
+                cookie: 0,
                 name: "alice".into(),
+            },
+            Frame::Join {
+                nonce: 42,
+                cookie: u64::MAX,
+                name: "alice".into(),
+            },
+            Frame::Challenge {
+                nonce: 42,
+                cookie: 0xDEAD_BEEF,
             },
             Frame::Chat {
                 envelope,
@@ -953,6 +994,7 @@ mod tests {
     fn version_refusal_is_readable_by_any_version() {
         let join = Frame::Join {
             nonce: 77,
+            cookie: 0,
             name: "al".into(),
         }
         .to_bytes();
@@ -993,17 +1035,20 @@ mod tests {
     fn join_is_padded_and_unpadded_joins_are_rejected() {
         let bytes = Frame::Join {
             nonce: 0x0102_0304_0506_0708,
+            cookie: 0x1112_1314_1516_1718,
             name: "al".into(),
         }
         .to_bytes();
         assert_eq!(bytes.len(), JOIN_MIN_LEN);
-        assert_eq!(
-            &bytes[..15],
-            &[
-                0xFF, b'I', VERSION, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 2, b'a', b'l'
-            ]
-        );
-        assert!(bytes[15..].iter().all(|&b| b == 0));
+        #[rustfmt::skip]
+        let expected = [
+            0xFF, b'I', VERSION, 0x01,
+            1, 2, 3, 4, 5, 6, 7, 8,
+            0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18,
+            2, b'a', b'l',
+        ];
+        assert_eq!(&bytes[..23], &expected);
+        assert!(bytes[23..].iter().all(|&b| b == 0));
         let mut dirty = bytes.clone();
         dirty[100] = 1;
         assert_eq!(
@@ -1011,8 +1056,8 @@ mod tests {
             Err(DecodeError::UnpaddedJoin { len: JOIN_MIN_LEN })
         );
         assert_eq!(
-            Frame::decode(&bytes[..15]),
-            Err(DecodeError::UnpaddedJoin { len: 15 })
+            Frame::decode(&bytes[..23]),
+            Err(DecodeError::UnpaddedJoin { len: 23 })
         );
     }
 
@@ -1068,27 +1113,12 @@ mod tests {
 
     #[test]
     fn invalid_utf8_and_oversized_fields_are_rejected() {
+        let join_header = [&[0xFF, b'I', VERSION, kind::JOIN][..], &[0; 16]].concat();
         assert_eq!(
-            Frame::decode(&[
-                0xFF,
-                b'I',
-                VERSION,
-                kind::JOIN,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                2,
-                0xC3,
-                0x28
-            ]),
+            Frame::decode(&[&join_header[..], &[2, 0xC3, 0x28]].concat()),
             Err(DecodeError::InvalidUtf8)
         );
-        let mut long_name = vec![0xFF, b'I', VERSION, kind::JOIN, 0, 0, 0, 0, 0, 0, 0, 0, 200];
+        let mut long_name = [&join_header[..], &[200]].concat();
         long_name.extend(std::iter::repeat_n(b'a', 200));
         assert_eq!(
             Frame::decode(&long_name),

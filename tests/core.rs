@@ -32,12 +32,28 @@ fn ms(millis: u64) -> Duration {
 /// The nonce of every join these tests forge: the server only repeats it.
 const NONCE: u64 = 7;
 
-/// A join as a client sends it.
+/// A join as a client first sends it, without a cookie.
 fn join_frame(name: &str) -> Frame {
+    join_with_cookie(name, 0)
+}
+
+fn join_with_cookie(name: &str, cookie: u64) -> Frame {
     Frame::Join {
         nonce: NONCE,
+        cookie,
         name: name.to_owned(),
     }
+}
+
+/// Joins from `from` as a real client would: a join, the server's challenge, the join again
+/// with the cookie. Returns the server's answers to the second join.
+fn forge_join(sim: &mut Sim, from: SocketAddr, name: &str) -> Vec<Frame> {
+    let replies = sim.inject_frame(from, &join_frame(name));
+    let [Frame::Challenge { nonce, cookie }] = replies[..] else {
+        panic!("a join without a cookie is challenged, got {replies:?}");
+    };
+    assert_eq!(nonce, NONCE);
+    sim.inject_frame(from, &join_with_cookie(name, cookie))
 }
 
 /// The server's refusal of a join forged with [`join_frame`].
@@ -293,7 +309,7 @@ fn the_server_refuses_invalid_names_sent_in_raw_join_frames() {
     ];
     for name in &invalid {
         let mark = sim.mark();
-        let replies = sim.inject_frame(STRANGER, &join_frame(name));
+        let replies = forge_join(&mut sim, STRANGER, name);
         assert_eq!(
             replies,
             [refused(RefuseReason::NameInvalid)],
@@ -301,8 +317,9 @@ fn the_server_refuses_invalid_names_sent_in_raw_join_frames() {
         );
         assert_eq!(
             sim.sent_since(mark).len(),
-            2,
-            "only the join and its refusal, for {name:?}"
+            4,
+            "only the join, the challenge, the join with its cookie and the refusal, for \
+             {name:?}"
         );
         let events = sim.take_server_events();
         assert!(
@@ -322,7 +339,7 @@ fn the_server_refuses_invalid_names_sent_in_raw_join_frames() {
 
     // The longest valid name is accepted: the limit is 32 characters, not fewer.
     let longest = "b".repeat(32);
-    let replies = sim.inject_frame(STRANGER, &join_frame(&longest));
+    let replies = forge_join(&mut sim, STRANGER, &longest);
     assert!(
         matches!(&replies[0], Frame::Welcome { name, .. } if *name == longest),
         "{replies:?}"
@@ -936,14 +953,14 @@ fn nobody_can_speak_as_someone_else() {
     sim.inject_frame(STRANGER, &forged);
     // Joining under alice's name is refused.
     assert_eq!(
-        sim.inject_frame(STRANGER, &join_frame("ALICE")),
+        forge_join(&mut sim, STRANGER, "ALICE"),
         [refused(RefuseReason::NameTaken)]
     );
     assert_eq!(messages(&sim.take_events(bob)), vec![]);
 
     // Once joined as mallory, every message carries the registered name, and a forged
     // message frame from a joined address is not relayed.
-    let replies = sim.inject_frame(STRANGER, &join_frame("mallory"));
+    let replies = forge_join(&mut sim, STRANGER, "mallory");
     let Frame::Welcome { token, .. } = replies[0] else {
         panic!("{replies:?}");
     };
@@ -990,7 +1007,8 @@ fn the_server_never_sends_an_unjoined_address_more_than_it_received() {
         max_clients: 3,
         ..ServerConfig::default()
     });
-    sim.join("alice");
+    let alice = sim.join("alice");
+    sim.clear_events();
     let mut port = 30000;
     let mut stranger = || {
         port += 1;
@@ -998,18 +1016,20 @@ fn the_server_never_sends_an_unjoined_address_more_than_it_received() {
     };
     let join = |name: &str| join_frame(name).to_bytes();
 
-    // Accepted joins: welcome and join notice, even with the longest name in bytes.
-    assert!(reply_bytes(&mut sim, stranger(), &join("eve")) > 0);
+    // A join without a cookie, even the widest: one 20-byte challenge, no state, no notice.
     let widest = "𝓪".repeat(32);
     assert_eq!(widest.len(), wire::MAX_NAME_BYTES);
-    assert!(reply_bytes(&mut sim, stranger(), &join(&widest)) > 0);
-    // Refused joins: taken, invalid, and (now that three are online) server full.
-    // A refusal is the header, the nonce and a reason code: 13 bytes.
-    assert_eq!(reply_bytes(&mut sim, stranger(), &join("ALICE")), 13);
-    assert_eq!(reply_bytes(&mut sim, stranger(), &join("server")), 13);
-    let full = sim.inject_frame(stranger(), &join_frame("zed"));
-    assert_eq!(full, [refused(RefuseReason::ServerFull)]);
-    assert_eq!(reply_bytes(&mut sim, stranger(), &join("zed")), 13);
+    for name in ["eve", widest.as_str(), "ALICE", "server"] {
+        assert_eq!(reply_bytes(&mut sim, stranger(), &join(name)), 20, "{name}");
+    }
+    // A wrong cookie is challenged again, however often it is tried.
+    for cookie in [1, 2, u64::MAX] {
+        let forged = join_with_cookie("eve", cookie).to_bytes();
+        assert_eq!(reply_bytes(&mut sim, stranger(), &forged), 20);
+    }
+    assert_eq!(listed_names(&sim), ["alice"]);
+    assert_eq!(sim.take_events(alice).len(), 0, "nobody was announced");
+
     // Frames that need a session get a 12-byte NotJoined (or LeaveAck) echoing the token.
     let chat = chat_frame(9, 1, "").to_bytes();
     assert_eq!(reply_bytes(&mut sim, stranger(), &chat), 12);
@@ -1047,10 +1067,54 @@ fn the_server_never_sends_an_unjoined_address_more_than_it_received() {
         Ok(refused(RefuseReason::VersionUnsupported))
     );
 
-    // A banned address.
+    // Once the address is proven, refusals are 13 bytes: taken, invalid, server full.
+    assert_eq!(
+        forge_join(&mut sim, stranger(), "ALICE"),
+        [refused(RefuseReason::NameTaken)]
+    );
+    assert_eq!(
+        forge_join(&mut sim, stranger(), "server"),
+        [refused(RefuseReason::NameInvalid)]
+    );
+    assert!(matches!(
+        forge_join(&mut sim, stranger(), "bob")[0],
+        Frame::Welcome { .. }
+    ));
+    assert!(matches!(
+        forge_join(&mut sim, stranger(), &widest)[0],
+        Frame::Welcome { .. }
+    ));
+    assert_eq!(
+        forge_join(&mut sim, stranger(), "zed"),
+        [refused(RefuseReason::ServerFull)]
+    );
+
+    // A banned address: its join is refused outright (13 bytes), anything else ignored.
     let mut sim = Sim::with_bans(ServerConfig::default(), BanList::parse("127.0.0.0/8").0);
     assert_eq!(reply_bytes(&mut sim, stranger(), &join("eve")), 13);
     assert_eq!(reply_bytes(&mut sim, stranger(), &chat), 0);
+}
+
+#[test]
+fn a_join_forged_with_a_victims_address_sends_the_victim_nothing_more() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    let victim = addr([192, 0, 2, 80], 5353);
+    // The attacker cannot see the challenge, so it can only send joins without a cookie
+    // (or with guessed ones).
+    for guess in [0, 1, 0xDEAD_BEEF] {
+        sim.inject_frame(victim, &join_with_cookie("victim", guess));
+    }
+    let mark = sim.mark();
+    for i in 0..20 {
+        sim.send_text(alice, &format!("news {i}"));
+    }
+    sim.run_for(Duration::from_secs(5));
+    assert!(
+        sim.sent_since(mark).iter().all(|d| d.to != victim),
+        "the victim got broadcasts"
+    );
+    assert_eq!(listed_names(&sim), ["alice"]);
 }
 
 // 13 --------------------------------------------------------------------------------------
@@ -1458,7 +1522,8 @@ fn a_long_line_arrives_as_several_messages_in_order() {
 
 // Extra: the network misbehaves ----------------------------------------------------------
 
-/// Drops the first datagram `from` sends to `to`, delivers everything else at once.
+/// Drops the first datagram `from` sends to `to` after the join challenge, delivers
+/// everything else at once.
 struct DropFirst {
     from: SocketAddr,
     to: SocketAddr,
@@ -1467,7 +1532,11 @@ struct DropFirst {
 
 impl Link for DropFirst {
     fn route(&mut self, _now: std::time::Instant, datagram: &Datagram) -> Vec<Duration> {
-        if !self.dropped && datagram.from == self.from && datagram.to == self.to {
+        if !self.dropped
+            && datagram.from == self.from
+            && datagram.to == self.to
+            && !matches!(datagram.frame(), Some(Frame::Challenge { .. }))
+        {
             self.dropped = true;
             return Vec::new();
         }
