@@ -183,6 +183,7 @@ pub fn refuse_text(reason: RefuseReason) -> &'static str {
         RefuseReason::ServerFull => "the server is full",
         RefuseReason::VersionUnsupported => "the server speaks another protocol version",
         RefuseReason::AddressInUse => "another session is running from the same address and port",
+        RefuseReason::TooManyFromAddress => "too many clients are connected from this address",
     }
 }
 

@@ -78,9 +78,14 @@ pub fn validate(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
-/// The key under which names are compared: `Alice`, `ALICE` and `alice` are one name.
+/// The key under which names are compared: `Alice`, `ALICE` and `alice` are one name, and
+/// so are `Straße` and `STRASSE`, or `Σίσυφος` and `ΣΊΣΥΦΟΣ`.
+///
+/// Unicode's full case folding maps each character to a caseless form. Upper-casing first
+/// (which expands `ß` to `SS`, `ﬁ` to `FI`, final `ς` to `Σ`) and then lower-casing gives the
+/// same keys for names, with only the standard library.
 pub fn fold(name: &str) -> String {
-    name.to_lowercase()
+    name.to_uppercase().to_lowercase()
 }
 
 fn is_forbidden_in_name(ch: char) -> bool {

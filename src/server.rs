@@ -52,6 +52,10 @@ pub const OUTBOX_LIMIT: usize = 2048;
 /// dropped unacknowledged and come again. Bounds the memory a client can make us hold.
 pub const INBOX_LIMIT: u32 = 64;
 
+/// Flood warnings count towards a kick only within this window: a client that bursts now
+/// and then is warned, one that floods on and on is removed.
+pub const FLOOD_KICK_WINDOW: Duration = Duration::from_secs(60);
+
 /// A join cookie is good for the period it was made in and the next one: long enough for
 /// a client's join retries, short enough that an old cookie seen on the wire is soon
 /// useless.
@@ -72,6 +76,12 @@ pub struct ServerConfig {
     pub guests: bool,
     /// The most clients (named and guests together) served at once.
     pub max_clients: usize,
+    /// The most clients served at once from one IP address (any ports); `None` lifts the
+    /// cap (for benchmarks, or a classroom behind one NAT).
+    pub max_per_ip: Option<usize>,
+    /// A client that is warned this many times within [`FLOOD_KICK_WINDOW`] for sending too
+    /// fast is kicked; `None` only drops and warns.
+    pub flood_kick: Option<u32>,
     /// Seeds the hash tables. Random by default, so nobody can predict which addresses
     /// collide; tests fix it so a simulation replays exactly.
     pub hash_seed: u64,
@@ -84,6 +94,8 @@ impl Default for ServerConfig {
             timeout: Duration::from_secs(30),
             guests: false,
             max_clients: 1024,
+            max_per_ip: Some(16),
+            flood_kick: Some(3),
             hash_seed: getrandom::u64().unwrap_or(0x1C0_5EED),
         }
     }
@@ -382,6 +394,8 @@ struct Session {
     flood_bucket: Option<TokenBucket>,
     /// Messages dropped since the last flood notice to this client.
     flood_dropped: u32,
+    /// When this client was warned for flooding, within the last [`FLOOD_KICK_WINDOW`].
+    flood_warnings: Vec<Instant>,
     /// The reliable streams; `None` for guests.
     streams: Option<Streams>,
 }
@@ -400,6 +414,8 @@ enum Removal {
     Left,
     TimedOut,
     Kicked,
+    /// Kicked automatically for flooding on after warnings.
+    FloodKicked,
     Banned,
     /// A new program joined from the same address and port.
     Replaced,
@@ -726,6 +742,9 @@ impl Server {
         if self.sessions.len() >= self.config.max_clients {
             return self.refuse(now, from, nonce, name, RefuseReason::ServerFull);
         }
+        if self.at_per_ip_cap(from) {
+            return self.refuse(now, from, nonce, name, RefuseReason::TooManyFromAddress);
+        }
         let token = new_token();
         let welcome = self.welcome(nonce, token, &name);
         self.send_unsequenced(from, &welcome);
@@ -784,6 +803,7 @@ impl Server {
                 last_heard: now,
                 flood_bucket: self.config.flood_limit.map(|l| TokenBucket::new(l, now)),
                 flood_dropped: 0,
+                flood_warnings: Vec::new(),
                 streams,
             },
         );
@@ -821,6 +841,9 @@ impl Server {
             if self.sessions.len() >= self.config.max_clients {
                 return self.note_malformed(now, from, "guest refused: server full");
             }
+            if self.at_per_ip_cap(from) {
+                return self.note_malformed(now, from, "guest refused: too many from this IP");
+            }
             // IPv4 peers of a server bound to [::] appear as ::ffff:a.b.c.d; name them by the
             // address people know.
             let shown = SocketAddr::new(from.ip().to_canonical(), from.port());
@@ -835,6 +858,22 @@ impl Server {
         for line in text.lines().filter(|line| !line.trim().is_empty()) {
             self.handle_chat(now, from, line);
         }
+    }
+
+    /// Whether `from`'s IP address already has as many sessions as one address may.
+    fn at_per_ip_cap(&self, from: SocketAddr) -> bool {
+        let Some(cap) = self.config.max_per_ip else {
+            return false;
+        };
+        let ip = from.ip().to_canonical();
+        // A scan, but only when someone joins, and bounded by max_clients.
+        let count = self
+            .sessions
+            .keys()
+            .filter(|addr| addr.ip().to_canonical() == ip)
+            .take(cap)
+            .count();
+        count >= cap
     }
 
     fn admit_under_flood_limit(&mut self, now: Instant, from: SocketAddr) -> bool {
@@ -978,6 +1017,11 @@ impl Server {
         if dropped == 0 {
             return;
         }
+        session
+            .flood_warnings
+            .retain(|at| now.saturating_duration_since(*at) < FLOOD_KICK_WINDOW);
+        session.flood_warnings.push(now);
+        let warnings = session.flood_warnings.len();
         let name = session.name.clone();
         let limit = self.config.flood_limit.map_or(String::new(), |l| {
             format!(" (limit: {}/s, bursts of {})", l.rate_per_sec, l.burst)
@@ -992,6 +1036,13 @@ impl Server {
             addr,
             dropped,
         });
+        if self
+            .config
+            .flood_kick
+            .is_some_and(|kick_after| warnings >= kick_after as usize)
+        {
+            self.remove_session(now, addr, Removal::FloodKicked);
+        }
     }
 
     /// The next datagram to send, if any.
@@ -1118,6 +1169,13 @@ impl Server {
                 format!("{name} was kicked"),
                 Some((DisconnectReason::Kicked, "you were kicked by the operator")),
             ),
+            Removal::FloodKicked => (
+                format!("{name} was kicked for flooding"),
+                Some((
+                    DisconnectReason::Kicked,
+                    "you were kicked for sending too fast after warnings",
+                )),
+            ),
             Removal::Banned => (
                 format!("{name} was banned"),
                 Some((DisconnectReason::Banned, "your address was banned")),
@@ -1138,7 +1196,7 @@ impl Server {
                 name,
                 addr,
             },
-            Removal::Kicked => ServerEvent::Kicked {
+            Removal::Kicked | Removal::FloodKicked => ServerEvent::Kicked {
                 time_ms,
                 name,
                 addr,

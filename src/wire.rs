@@ -58,6 +58,9 @@ pub enum RefuseReason {
     VersionUnsupported,
     /// Another session is in progress from the same address and port.
     AddressInUse,
+    /// The client's IP address already has as many sessions as the server allows one
+    /// address.
+    TooManyFromAddress,
 }
 
 /// Why the server ended a client's session.
@@ -328,6 +331,7 @@ impl RefuseReason {
             RefuseReason::ServerFull => 4,
             RefuseReason::VersionUnsupported => 5,
             RefuseReason::AddressInUse => 6,
+            RefuseReason::TooManyFromAddress => 7,
         }
     }
 
@@ -339,6 +343,7 @@ impl RefuseReason {
             4 => RefuseReason::ServerFull,
             5 => RefuseReason::VersionUnsupported,
             6 => RefuseReason::AddressInUse,
+            7 => RefuseReason::TooManyFromAddress,
             _ => return None,
         })
     }

@@ -66,6 +66,8 @@ fn every_option_has_an_environment_variable_shown_in_help() {
                 "ICQ_TIMEOUT",
                 "ICQ_GUESTS",
                 "ICQ_MAX_CLIENTS",
+                "ICQ_MAX_PER_IP",
+                "ICQ_FLOOD_KICK",
                 "ICQ_COLOR",
             ][..],
         ),

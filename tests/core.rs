@@ -17,9 +17,12 @@ use icq::display;
 use icq::ratelimit::FloodLimit;
 use icq::reliable::Acks;
 use icq::server::{self, Server, ServerConfig, ServerError, ServerEvent};
-use icq::wire::{self, DisconnectReason, Envelope, Frame, RefuseReason};
+use icq::wire::{self, DisconnectReason, Frame, RefuseReason};
 
-use util::{Datagram, Link, SERVER_ADDR, Sim, WALL_START_MS, addr, messages, notices};
+use util::{
+    Datagram, Link, SERVER_ADDR, Sim, WALL_START_MS, addr, chat_frame, envelope, forge_join,
+    heartbeat_frame, join_frame, join_with_cookie, messages, notices, refused,
+};
 
 /// An address that never joined: an attacker, a scanner, or a guest typing into netcat.
 const STRANGER: SocketAddr =
@@ -27,64 +30,6 @@ const STRANGER: SocketAddr =
 
 fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
-}
-
-/// The nonce of every join these tests forge: the server only repeats it.
-const NONCE: u64 = 7;
-
-/// A join as a client first sends it, without a cookie.
-fn join_frame(name: &str) -> Frame {
-    join_with_cookie(name, 0)
-}
-
-fn join_with_cookie(name: &str, cookie: u64) -> Frame {
-    Frame::Join {
-        nonce: NONCE,
-        cookie,
-        name: name.to_owned(),
-    }
-}
-
-/// Joins from `from` as a real client would: a join, the server's challenge, the join again
-/// with the cookie. Returns the server's answers to the second join.
-fn forge_join(sim: &mut Sim, from: SocketAddr, name: &str) -> Vec<Frame> {
-    let replies = sim.inject_frame(from, &join_frame(name));
-    let [Frame::Challenge { nonce, cookie }] = replies[..] else {
-        panic!("a join without a cookie is challenged, got {replies:?}");
-    };
-    assert_eq!(nonce, NONCE);
-    sim.inject_frame(from, &join_with_cookie(name, cookie))
-}
-
-/// The server's refusal of a join forged with [`join_frame`].
-fn refused(reason: RefuseReason) -> Frame {
-    Frame::Refused {
-        nonce: NONCE,
-        reason,
-    }
-}
-
-/// The envelope of a sequenced frame in session `token`, acknowledging nothing.
-fn envelope(token: u64, seq: u32) -> Envelope {
-    Envelope {
-        token,
-        seq,
-        acks: Acks::default(),
-    }
-}
-
-fn chat_frame(token: u64, seq: u32, text: &str) -> Frame {
-    Frame::Chat {
-        envelope: envelope(token, seq),
-        text: text.to_owned(),
-    }
-}
-
-fn heartbeat_frame(token: u64) -> Frame {
-    Frame::Heartbeat {
-        token,
-        acks: Acks::default(),
-    }
 }
 
 fn default_sim() -> Sim {
@@ -1275,7 +1220,11 @@ fn the_roster_lists_everyone_sorted_case_insensitively() {
 #[test]
 fn a_long_roster_spans_several_datagrams_that_together_are_complete() {
     const CLIENTS: usize = 200;
-    let mut sim = default_sim();
+    // All the simulated clients share 127.0.0.1.
+    let mut sim = Sim::new(ServerConfig {
+        max_per_ip: None,
+        ..ServerConfig::default()
+    });
     let mut expected = Vec::new();
     let mut first = None;
     for i in 0..CLIENTS {

@@ -52,6 +52,7 @@ static COLOR: OnceLock<bool> = OnceLock::new();
   icq-server --bind [::]:4000 --guests         IPv6 too, and let `nc -u HOST 4000` join
   icq-server --bind 127.0.0.1:0 --timeout 5    a free local port (printed at start)
   icq-server --flood-rate 0 --max-clients 50   no flood limit, at most 50 clients
+  icq-server --max-per-ip 0 --flood-kick 0     a class behind one NAT; never kick
   ICQ_BIND=4001 ICQ_BANS=/etc/icq/bans.txt icq-server < /dev/null > icq.log
                                                options from the environment, as a daemon
 
@@ -80,6 +81,14 @@ struct Args {
     /// The most clients served at once.
     #[arg(long, default_value_t = 1024, env = "ICQ_MAX_CLIENTS")]
     max_clients: usize,
+    /// The most clients served at once from one IP address (0 = no limit, e.g. for a
+    /// classroom behind one NAT).
+    #[arg(long, default_value_t = 16, env = "ICQ_MAX_PER_IP")]
+    max_per_ip: usize,
+    /// Kick a client warned this many times within a minute for sending too fast (0 = never
+    /// kick, only drop and warn).
+    #[arg(long, default_value_t = 3, env = "ICQ_FLOOD_KICK")]
+    flood_kick: u32,
     /// When to use colors on the console: names in colors, other events dimmed.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, env = "ICQ_COLOR")]
     color: ColorChoice,
@@ -177,6 +186,8 @@ fn config_from(args: &Args) -> Result<ServerConfig> {
         timeout: Duration::from_secs_f64(args.timeout),
         guests: args.guests,
         max_clients: args.max_clients,
+        max_per_ip: (args.max_per_ip > 0).then_some(args.max_per_ip),
+        flood_kick: (args.flood_kick > 0).then_some(args.flood_kick),
         ..ServerConfig::default()
     })
 }

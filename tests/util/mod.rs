@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use icq::banlist::BanList;
 use icq::client::{Client, ClientEvent};
+use icq::reliable::Acks;
 use icq::server::{Server, ServerConfig, ServerEvent};
-use icq::wire::Frame;
+use icq::wire::{Envelope, Frame, RefuseReason};
 
 /// Where the simulated server listens.
 pub const SERVER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 4000);
@@ -541,4 +542,64 @@ pub fn notices(events: &[ClientEvent]) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+// Forging frames, as an attacker (or a test) would ---------------------------------------
+
+/// The nonce of every join these tests forge: the server only repeats it.
+pub const NONCE: u64 = 7;
+
+/// A join as a client first sends it, without a cookie.
+pub fn join_frame(name: &str) -> Frame {
+    join_with_cookie(name, 0)
+}
+
+pub fn join_with_cookie(name: &str, cookie: u64) -> Frame {
+    Frame::Join {
+        nonce: NONCE,
+        cookie,
+        name: name.to_owned(),
+    }
+}
+
+/// Joins from `from` as a real client would: a join, the server's challenge, the join again
+/// with the cookie. Returns the server's answers to the second join.
+pub fn forge_join(sim: &mut Sim, from: SocketAddr, name: &str) -> Vec<Frame> {
+    let replies = sim.inject_frame(from, &join_frame(name));
+    let [Frame::Challenge { nonce, cookie }] = replies[..] else {
+        panic!("a join without a cookie is challenged, got {replies:?}");
+    };
+    assert_eq!(nonce, NONCE);
+    sim.inject_frame(from, &join_with_cookie(name, cookie))
+}
+
+/// The server's refusal of a join forged with [`join_frame`].
+pub fn refused(reason: RefuseReason) -> Frame {
+    Frame::Refused {
+        nonce: NONCE,
+        reason,
+    }
+}
+
+/// The envelope of a sequenced frame in session `token`, acknowledging nothing.
+pub fn envelope(token: u64, seq: u32) -> Envelope {
+    Envelope {
+        token,
+        seq,
+        acks: Acks::default(),
+    }
+}
+
+pub fn chat_frame(token: u64, seq: u32, text: &str) -> Frame {
+    Frame::Chat {
+        envelope: envelope(token, seq),
+        text: text.to_owned(),
+    }
+}
+
+pub fn heartbeat_frame(token: u64) -> Frame {
+    Frame::Heartbeat {
+        token,
+        acks: Acks::default(),
+    }
 }
