@@ -184,6 +184,9 @@ pub fn refuse_text(reason: RefuseReason) -> &'static str {
         RefuseReason::VersionUnsupported => "the server speaks another protocol version",
         RefuseReason::AddressInUse => "another session is running from the same address and port",
         RefuseReason::TooManyFromAddress => "too many clients are connected from this address",
+        RefuseReason::KickedRecently => {
+            "this address was kicked for flooding; try again in a minute"
+        }
     }
 }
 

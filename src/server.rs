@@ -444,6 +444,9 @@ pub struct Server {
     /// The address the server's socket is bound to, once the binary has said so; datagrams
     /// that claim to come from it are forgeries and are dropped.
     local_addr: Option<SocketAddr>,
+    /// Addresses kicked for flooding, and when: they may not come back (a guest by sending
+    /// another line, a client by joining) until [`FLOOD_KICK_WINDOW`] has passed.
+    flood_kicked: HashMap<SocketAddr, Instant, FixedState>,
     /// The secret key of join cookies: SipHash with random keys, a keyed hash built for
     /// exactly this (a short tag nobody without the key can compute).
     cookie_key: std::hash::RandomState,
@@ -468,6 +471,7 @@ impl Server {
             stats: ServerStats::default(),
             flood_notices_due: Vec::new(),
             malformed_logged_at: HashMap::with_hasher(hasher.clone()),
+            flood_kicked: HashMap::with_hasher(hasher.clone()),
             local_addr: None,
             cookie_key: std::hash::RandomState::new(),
         }
@@ -732,6 +736,9 @@ impl Server {
                 }
             }
         }
+        if self.cooling_down(now, from) {
+            return self.refuse(now, from, nonce, name, RefuseReason::KickedRecently);
+        }
         if names::validate(&name).is_err() {
             return self.refuse(now, from, nonce, name, RefuseReason::NameInvalid);
         }
@@ -838,6 +845,9 @@ impl Server {
                 // exchange: every line we send there would come back as a new line.
                 return self.note_malformed(now, from, "guest text from a service port");
             }
+            if self.cooling_down(now, from) {
+                return self.note_malformed(now, from, "guest kicked for flooding a moment ago");
+            }
             if self.sessions.len() >= self.config.max_clients {
                 return self.note_malformed(now, from, "guest refused: server full");
             }
@@ -858,6 +868,13 @@ impl Server {
         for line in text.lines().filter(|line| !line.trim().is_empty()) {
             self.handle_chat(now, from, line);
         }
+    }
+
+    /// Whether `from` was kicked for flooding less than [`FLOOD_KICK_WINDOW`] ago.
+    fn cooling_down(&self, now: Instant, from: SocketAddr) -> bool {
+        self.flood_kicked
+            .get(&from)
+            .is_some_and(|at| now.saturating_duration_since(*at) < FLOOD_KICK_WINDOW)
     }
 
     /// Whether `from`'s IP address already has as many sessions as one address may.
@@ -956,13 +973,17 @@ impl Server {
             }
             self.malformed_logged_at
                 .retain(|_, at| now.saturating_duration_since(*at) < MALFORMED_LOG_PERIOD);
+            self.flood_kicked
+                .retain(|_, at| now.saturating_duration_since(*at) < FLOOD_KICK_WINDOW);
         }
     }
 
     /// When [`Server::handle_timeout`] should next be called, if anything is pending.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let sweep = (!self.sessions.is_empty() || !self.malformed_logged_at.is_empty())
-            .then_some(self.next_sweep);
+        let sweep = (!self.sessions.is_empty()
+            || !self.malformed_logged_at.is_empty()
+            || !self.flood_kicked.is_empty())
+        .then_some(self.next_sweep);
         let notices = self.flood_notices_due.iter().map(|(when, _)| *when);
         let retransmit = self.timers.peek().map(|Reverse((when, _))| *when);
         sweep.into_iter().chain(notices).chain(retransmit).min()
@@ -1042,6 +1063,11 @@ impl Server {
             .is_some_and(|kick_after| warnings >= kick_after as usize)
         {
             self.remove_session(now, addr, Removal::FloodKicked);
+            // Bounded like the malformed-datagram log: past the bound, a kicked flooder
+            // may come back at once (and is kicked again by the same rule).
+            if self.flood_kicked.len() < MALFORMED_LOG_MEMORY {
+                self.flood_kicked.insert(addr, now);
+            }
         }
     }
 

@@ -61,6 +61,8 @@ pub enum RefuseReason {
     /// The client's IP address already has as many sessions as the server allows one
     /// address.
     TooManyFromAddress,
+    /// The client was kicked for flooding a moment ago and may not rejoin yet.
+    KickedRecently,
 }
 
 /// Why the server ended a client's session.
@@ -332,6 +334,7 @@ impl RefuseReason {
             RefuseReason::VersionUnsupported => 5,
             RefuseReason::AddressInUse => 6,
             RefuseReason::TooManyFromAddress => 7,
+            RefuseReason::KickedRecently => 8,
         }
     }
 
@@ -344,6 +347,7 @@ impl RefuseReason {
             5 => RefuseReason::VersionUnsupported,
             6 => RefuseReason::AddressInUse,
             7 => RefuseReason::TooManyFromAddress,
+            8 => RefuseReason::KickedRecently,
             _ => return None,
         })
     }
