@@ -515,17 +515,13 @@ impl Client {
                 self.send_request(now, Request::Leave);
             }
             joining @ State::Joining { .. } => {
-                if self.pending.iter().any(|r| matches!(r, Request::Chat(_))) {
-                    // Lines typed before the server answered (`echo hi | icq-client`) go
-                    // out once it does, then we leave; if it never answers, the join's
-                    // timeout reports them as not delivered.
-                    self.state = joining;
-                    if !self.pending.contains(&Request::Leave) {
-                        self.pending.push_back(Request::Leave);
-                    }
-                } else {
-                    // Without a session there is nobody to tell.
-                    self.close(CloseReason::Left);
+                // The join's outcome is still worth waiting for: lines typed before the
+                // server answered (`echo hi | icq-client`) go out once it does, then we
+                // leave politely; a refusal or no answer still ends the program with its
+                // own status, not as a normal leave.
+                self.state = joining;
+                if !self.pending.contains(&Request::Leave) {
+                    self.pending.push_back(Request::Leave);
                 }
             }
             other => self.state = other,

@@ -274,11 +274,13 @@ pub fn close_text(reason: &CloseReason, server: &str) -> String {
         CloseReason::Refused(reason) => {
             format!("{server} refused to let us join: {}", refuse_text(*reason))
         }
-        CloseReason::Disconnected { reason, text } => format!(
-            "disconnected from {server}: {} ({})",
-            disconnect_text(*reason),
-            sanitize(text)
-        ),
+        // The server's own words when it gave some, else ours for its reason.
+        CloseReason::Disconnected { reason, text } if text.trim().is_empty() => {
+            format!("disconnected from {server}: {}", disconnect_text(*reason))
+        }
+        CloseReason::Disconnected { text, .. } => {
+            format!("disconnected from {server}: {}", sanitize(text))
+        }
     }
 }
 

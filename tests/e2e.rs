@@ -444,6 +444,16 @@ fn a_banned_address_is_refused_with_exit_code_4_and_a_clear_message() {
         !alice.seen().iter().any(|l| l.text.contains("connected to")),
         "a banned client never joins"
     );
+
+    // Even with nothing to read (input already at its end), the refusal is what counts:
+    // a script learns it was refused, not that it "left".
+    let mut bob = start_client(&server.address(), "bob", &[]);
+    bob.close_stdin();
+    expect_client_ended(
+        &mut bob,
+        EXIT_REFUSED,
+        "refused to let us join: the address is banned",
+    );
 }
 
 #[test]
@@ -458,7 +468,7 @@ fn server_exit_ends_every_client_and_the_server_exits_0() {
         .expect_line(notice("server closing; told 2 client(s)"), WAIT);
     assert_eq!(server.process.wait_exit_code(WAIT), 0);
     for client in [&mut alice, &mut bob] {
-        expect_client_ended(client, EXIT_DISCONNECTED, "the server closed");
+        expect_client_ended(client, EXIT_DISCONNECTED, "the server is closing");
     }
 }
 
@@ -683,7 +693,7 @@ fn a_hand_edit_of_the_ban_file_takes_effect_while_the_server_runs() {
     expect_client_ended(&mut bob, EXIT_DISCONNECTED, "your address was banned");
     server
         .process
-        .expect_line("changed on disk: 1 entries now in force", WAIT);
+        .expect_line("changed on disk: 1 entry now in force", WAIT);
     server
         .process
         .expect_line(notice_starting("alice was disconnected: 127.0.0.1:"), WAIT);
@@ -846,7 +856,7 @@ fn sigterm_on_the_server_closes_it_like_exit() {
     server
         .process
         .expect_line(notice("server closing; told 1 client(s)"), WAIT);
-    expect_client_ended(&mut alice, EXIT_DISCONNECTED, "the server closed");
+    expect_client_ended(&mut alice, EXIT_DISCONNECTED, "the server is closing");
 }
 
 #[test]

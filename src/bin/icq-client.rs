@@ -29,6 +29,23 @@ use icq::style::{self, ClientLook, ColorChoice};
 use icq::terminal::{LineEditor, Printer, Typed};
 use icq::wire::MAX_DATAGRAM;
 
+/// `println!` that shrugs off a closed stdout (`icq-client | head`): the log reader went away,
+/// which is no reason to stop serving, let alone to panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that shrugs off a closed stderr, like [`say!`].
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// The server port when `--server` names none.
 const DEFAULT_PORT: u16 = 4000;
 
@@ -142,7 +159,7 @@ fn main() -> ExitCode {
         // `run` only returns on errors: a session ends through `finish`.
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("icq-client: {error:#}");
+            say_err!("icq-client: {error:#}");
             ExitCode::FAILURE
         }
     }
@@ -193,7 +210,7 @@ fn run(args: Args) -> Result<()> {
     match &out {
         Output::Editor(_) => out.line(look.notice(wall_ms(), &joining)),
         // Not on stdout: scripts and tests read the conversation there, line by line.
-        Output::Plain => eprintln!("icq-client: {joining}"),
+        Output::Plain => say_err!("icq-client: {joining}"),
     }
 
     let shared = Arc::new(Shared {
@@ -407,7 +424,12 @@ fn pump(shared: &Shared, client: &mut Client) {
 }
 
 fn finish(shared: &Shared, reason: &CloseReason, server: SocketAddr) -> ! {
-    let shown = format!("{} ({server})", shared.server_text);
+    // "localhost:4000 (127.0.0.1:4000)", but not "127.0.0.1:4000 (127.0.0.1:4000)".
+    let shown = if shared.server_text.parse::<SocketAddr>() == Ok(server) {
+        server.to_string()
+    } else {
+        format!("{} ({server})", shared.server_text)
+    };
     let text = display::close_text(reason, &shown);
     let status = match reason {
         CloseReason::Left => 0,
@@ -420,17 +442,17 @@ fn finish(shared: &Shared, reason: &CloseReason, server: SocketAddr) -> ! {
     let line = shared.look.farewell(wall_ms(), &text, reason.is_failure());
     match &shared.out {
         Output::Plain => {
-            println!("{line}");
+            say!("{line}");
             let _ = io::stdout().flush();
             if reason.is_failure() {
-                eprintln!("icq-client: {text}");
+                say_err!("icq-client: {text}");
             }
         }
         Output::Editor(printer) => {
             printer.finish(&line);
             // On a terminal the line above already says it; a copy only helps elsewhere.
             if reason.is_failure() && !io::stderr().is_terminal() {
-                eprintln!("icq-client: {text}");
+                say_err!("icq-client: {text}");
             }
         }
     }
@@ -438,7 +460,7 @@ fn finish(shared: &Shared, reason: &CloseReason, server: SocketAddr) -> ! {
 }
 
 fn usage_error(message: &str) -> ! {
-    eprintln!("icq-client: {message}");
+    say_err!("icq-client: {message}");
     std::process::exit(2);
 }
 

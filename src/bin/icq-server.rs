@@ -27,6 +27,23 @@ use icq::server::{Server, ServerConfig};
 use icq::style::{self, ColorChoice};
 use icq::wire::MAX_DATAGRAM;
 
+/// `println!` that shrugs off a closed stdout (`icq-server | head`): the log reader went away,
+/// which is no reason to stop serving, let alone to panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that shrugs off a closed stderr, like [`say!`].
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// How often the ban file is checked for hand edits.
 const BAN_FILE_CHECK: Duration = Duration::from_secs(1);
 
@@ -116,7 +133,7 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("icq-server: {error:#}");
+            say_err!("icq-server: {error:#}");
             ExitCode::FAILURE
         }
     }
@@ -140,9 +157,9 @@ fn run(args: Args) -> Result<()> {
     let now = Instant::now();
     let guests = if config.guests { "on" } else { "off" };
     log_notice(&format!(
-        "listening on {local} (ban list {}: {} entries; guests {guests}; timeout {:?})",
+        "listening on {local} (ban list {}: {}; guests {guests}; timeout {:?})",
         args.bans.display(),
-        bans.len(),
+        entries(bans.len()),
         config.timeout
     ));
     let mut server = Server::new(config, bans, now, wall_ms());
@@ -275,8 +292,9 @@ fn reload_bans(shared: &Shared, state: &mut State, now: Instant) {
             let count = bans.len();
             state.server.set_ban_list(now, bans);
             log_notice(&format!(
-                "ban list {} changed on disk: {count} entries now in force",
-                shared.bans_path.display()
+                "ban list {} changed on disk: {} now in force",
+                shared.bans_path.display(),
+                entries(count)
             ));
         }
         Err(error) => log_notice(&format!("{error}; keeping the previous ban list")),
@@ -294,7 +312,7 @@ fn flush(shared: &Shared, server: &mut Server) {
         let _ = shared.socket.send_to(&datagram, transmit.destination);
     }
     while let Some(event) = server.poll_event() {
-        println!("{}", style::server_line(&event, color()));
+        say!("{}", style::server_line(&event, color()));
     }
 }
 
@@ -320,7 +338,7 @@ fn console(shared: &Shared) {
                 flush(shared, &mut state.server);
             }
             Ok(Input::Command(command)) => run_command(shared, command),
-            Err(error) => println!("{}", display::sanitize(&error.to_string())),
+            Err(error) => say!("{}", display::sanitize(&error.to_string())),
         }
     }
     log_notice("console input closed; still serving (stop with SIGINT or SIGTERM)");
@@ -331,7 +349,7 @@ fn run_command(shared: &Shared, command: Command) {
     match command {
         Command::Help => {
             for line in command::help_lines(Side::Server) {
-                println!("{line}");
+                say!("{line}");
             }
         }
         Command::Exit => shut_down(shared),
@@ -339,7 +357,7 @@ fn run_command(shared: &Shared, command: Command) {
         Command::Kick { name } => {
             let mut state = lock(shared);
             if let Err(error) = state.server.kick(now, &name) {
-                println!("{}", display::sanitize(&error.to_string()));
+                say!("{}", display::sanitize(&error.to_string()));
             }
             flush(shared, &mut state.server);
         }
@@ -351,10 +369,10 @@ fn run_command(shared: &Shared, command: Command) {
 fn print_clients(server: &Server, now: Instant) {
     let clients = server.clients(now);
     if clients.is_empty() {
-        println!("no clients online");
+        say!("no clients online");
         return;
     }
-    println!("{} client(s) online:", clients.len());
+    say!("{} client(s) online:", clients.len());
     let name_width = clients
         .iter()
         .map(|c| c.name.chars().count())
@@ -366,7 +384,7 @@ fn print_clients(server: &Server, now: Instant) {
         .max()
         .unwrap_or(0);
     for client in clients {
-        println!(
+        say!(
             "  {:<name_width$}  {:<addr_width$}  connected {:>7}  idle {:>7}{}",
             display::sanitize(&client.name),
             client.addr.to_string(),
@@ -382,7 +400,7 @@ fn ban(shared: &Shared, target: &str, now: Instant) {
     let net = match state.server.ban_target(target) {
         Ok(net) => net,
         Err(error) => {
-            return println!(
+            return say!(
                 "{}",
                 display::sanitize(&format!("cannot ban '{target}': {error}"))
             );
@@ -406,7 +424,7 @@ fn ban(shared: &Shared, target: &str, now: Instant) {
                 log_notice(&format!("{net} was already in {path}"));
             }
         }
-        Err(error) => println!("ban not saved: {error}"),
+        Err(error) => say!("ban not saved: {error}"),
     }
     flush(shared, &mut state.server);
 }
@@ -415,7 +433,7 @@ fn unban(shared: &Shared, target: &str, now: Instant) {
     let net = match target.parse() {
         Ok(net) => net,
         Err(error) => {
-            return println!("{}", display::sanitize(&format!("cannot unban: {error}")));
+            return say!("{}", display::sanitize(&format!("cannot unban: {error}")));
         }
     };
     let mut state = lock(shared);
@@ -426,18 +444,19 @@ fn unban(shared: &Shared, target: &str, now: Instant) {
             state.server.set_ban_list(now, outcome.list);
             let path = shared.bans_path.display();
             if outcome.removed == 0 {
-                println!("{net} is not listed in {path}");
+                say!("{net} is not listed in {path}");
             } else {
                 log_notice(&format!("unbanned {net} (removed from {path})"));
             }
             for entry in outcome.still_covered_by {
-                println!(
+                say!(
                     "{net} is still banned by '{}' on line {} of {path}; edit the file to lift it",
-                    entry.net, entry.line
+                    entry.net,
+                    entry.line
                 );
             }
         }
-        Err(error) => println!("unban not saved: {error}"),
+        Err(error) => say!("unban not saved: {error}"),
     }
 }
 
@@ -471,19 +490,36 @@ fn loopback_of(local: SocketAddr) -> SocketAddr {
     }
 }
 
-fn print_ban_warnings(path: &Path, warnings: &[BanWarning]) {
-    for warning in warnings {
-        // The warning quotes the offending line of a file anyone with access may have edited.
-        eprintln!(
-            "icq-server: warning: ban list {}: {}",
-            path.display(),
-            display::sanitize(&warning.to_string())
-        );
+/// "1 entry", "3 entries".
+fn entries(count: usize) -> String {
+    if count == 1 {
+        "1 entry".to_owned()
+    } else {
+        format!("{count} entries")
     }
 }
 
+/// Warns about bad lines of the ban file, each once: the file is reread after every edit
+/// and every `/ban`, and a line that was already reported need not be reported again.
+fn print_ban_warnings(path: &Path, warnings: &[BanWarning]) {
+    static REPORTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let current: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    let mut reported = REPORTED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for warning in current.iter().filter(|w| !reported.contains(w)) {
+        // The warning quotes the offending line of a file anyone with access may have edited.
+        say_err!(
+            "icq-server: warning: ban list {}: {}",
+            path.display(),
+            display::sanitize(warning)
+        );
+    }
+    *reported = current;
+}
+
 fn log_notice(text: &str) {
-    println!("{}", style::server_notice(wall_ms(), text, color()));
+    say!("{}", style::server_notice(wall_ms(), text, color()));
 }
 
 fn color() -> bool {
