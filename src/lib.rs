@@ -18,6 +18,9 @@
 //! - [`server`]: the server's state machine — sessions, broadcast, timeouts, flood limits,
 //!   bans in force, guests.
 //! - [`client`]: the client's state machine — joining, heartbeats, leaving, server silence.
+//! - [`peer`]: serverless mode — one peer's state machine in a room of identical peers:
+//!   joining through any member, membership by gossip, a reliable stream pair per member,
+//!   names unique in the room, eviction of silent members.
 //! - [`command`]: parsing the slash-commands people type, shared by both programs.
 //! - [`banlist`]: the ban file — addresses and CIDR ranges, matching, safe rewriting.
 //! - [`reliable`]: sequence numbers, acknowledgements and retransmission — what makes
@@ -43,6 +46,7 @@ pub mod command;
 pub mod completion;
 pub mod display;
 pub mod names;
+pub mod peer;
 pub mod ratelimit;
 pub mod reliable;
 pub mod server;

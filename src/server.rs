@@ -583,6 +583,11 @@ impl Server {
     }
 
     fn handle_frame(&mut self, now: Instant, from: SocketAddr, frame: Frame) {
+        if frame.is_peer() {
+            // Peer mode needs no server: a peer frame here is a peer given the server's
+            // address by mistake, or a forgery. Never answered, like a server-only frame.
+            return self.note_malformed(now, from, "a peer-mode frame (servers take no part)");
+        }
         if !frame.travels_to_server() {
             // Never answered, not even with NotJoined: answering a server-bound frame is how
             // two servers, or one server fed a forgery of its own address, would loop.
@@ -1442,5 +1447,19 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::ServerAck { .. } => "server ack",
         Frame::LeaveAck { .. } => "leave ack",
         Frame::NotJoined { .. } => "not joined",
+        Frame::PeerJoin { .. }
+        | Frame::PeerChallenge { .. }
+        | Frame::PeerWelcome { .. }
+        | Frame::PeerRefused { .. }
+        | Frame::PeerHello { .. }
+        | Frame::PeerAck { .. }
+        | Frame::PeerNotMember { .. }
+        | Frame::PeerChat { .. }
+        | Frame::PeerPrivate { .. }
+        | Frame::PeerMembers { .. }
+        | Frame::PeerAnnounce { .. }
+        | Frame::PeerGone { .. }
+        | Frame::PeerLeave { .. }
+        | Frame::PeerFlooded { .. } => "peer-mode frame",
     }
 }

@@ -10,6 +10,12 @@
 //! with it can never be a plain-text line from a guest (see the server's guest mode), and a
 //! text line can never be mistaken for a frame. Integers are big-endian ("network order").
 //! Strings are UTF-8 with a length prefix: one byte for names, two bytes for texts.
+//!
+//! Kinds `0xC0..=0xDF` belong to peer mode (`peer`): frames peers exchange directly, with
+//! no server. They share the header, the field encodings and the [`Envelope`] of the
+//! server's frames, travel in neither of the client–server directions
+//! ([`Frame::travels_to_server`] is false, [`Frame::is_peer`] true), and a server ignores
+//! them.
 
 use std::fmt;
 
@@ -26,6 +32,10 @@ pub const JOIN_MIN_LEN: usize = 512;
 
 /// The protocol version this build speaks. A server refuses a join of any other version.
 pub const VERSION: u8 = 2;
+
+/// The frame kinds reserved for peer mode ([`Frame::is_peer`]); other kinds belong to the
+/// client–server protocol.
+pub const PEER_KINDS: std::ops::RangeInclusive<u8> = 0xC0..=0xDF;
 
 /// Bytes before the body of every frame: magic (2), version (1), kind (1).
 pub const HEADER_LEN: usize = 4;
@@ -77,6 +87,39 @@ pub enum DisconnectReason {
     /// The server heard nothing from the client for longer than its timeout.
     TimedOut,
 }
+
+/// Why a member is no longer in a peer room (see [`Frame::PeerGone`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoneReason {
+    /// The member said it was leaving.
+    Left,
+    /// Nothing was heard from the member for longer than the timeout.
+    TimedOut,
+    /// The member joined under a name another member took at the same moment, and gave
+    /// way (the earlier join keeps the name).
+    NameTaken,
+}
+
+/// One member of a peer room, as a peer describes it to another: in the member list a
+/// newcomer receives ([`Frame::PeerMembers`]) and in the news of a join
+/// ([`Frame::PeerAnnounce`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// The member's incarnation: a random number its program chose when it started. Two
+    /// runs of one person's program are two members.
+    pub id: u64,
+    /// When the member joined, in ms since the Unix epoch, stamped by the peer that let it
+    /// in. Of two members who took one name at the same moment, the earlier keeps it.
+    pub joined_ms: i64,
+    /// Where the member receives datagrams, as the describing peer knows it.
+    pub addr: std::net::SocketAddr,
+    /// The member's name.
+    pub name: String,
+}
+
+/// The most bytes a [`MemberRecord`] takes on the wire: id (8), time (8), address family
+/// (1), IPv6 address (16), port (2), the longest name with its length byte (129).
+pub const MAX_MEMBER_RECORD_LEN: usize = 8 + 8 + 1 + 16 + 2 + 1 + MAX_NAME_BYTES;
 
 /// The session fields every frame of the reliable streams carries, right after the header:
 /// the session token, the frame's own sequence number in its direction, and the sender's
@@ -211,6 +254,91 @@ pub enum Frame {
     /// or a timeout). Deliberately tiny: it may go to an address that never proved it is
     /// real; it repeats the token so only the real client believes it.
     NotJoined { token: u64 },
+
+    // Peer mode (`peer`): peers talk to each other directly, each pair over its own two
+    // reliable streams. Kinds 0xC0..=0xDF.
+    /// A peer asks a member of a room to let it in under `name`: the peer-mode
+    /// [`Frame::Join`], padded the same way and answered with [`Frame::PeerChallenge`]
+    /// until it carries the member's `cookie`. `id` is the joining program's incarnation;
+    /// `token` is the secret the member must put in every frame it sends the newcomer.
+    PeerJoin {
+        nonce: u64,
+        cookie: u64,
+        id: u64,
+        token: u64,
+        name: String,
+    },
+    /// A member asks a joining peer to repeat its join with `cookie`, which only someone
+    /// receiving at the join's source address can know.
+    PeerChallenge { nonce: u64, cookie: u64 },
+    /// A member let the joining peer in. `token` is the secret the newcomer must put in
+    /// every frame it sends this member; `your_joined_ms` is the newcomer's join time and
+    /// `your_addr` the address it was seen at (how the room will know it); `id`,
+    /// `joined_ms` and `name` describe the member that answers. The rest of the room
+    /// follows as [`Frame::PeerMembers`].
+    PeerWelcome {
+        nonce: u64,
+        token: u64,
+        your_joined_ms: i64,
+        your_addr: std::net::SocketAddr,
+        id: u64,
+        joined_ms: i64,
+        name: String,
+    },
+    /// A member refused the join (name taken or invalid, address banned, room full).
+    PeerRefused { nonce: u64, reason: RefuseReason },
+    /// Two members who learned of each other through the room open their pair's streams.
+    /// `token` is the secret the receiver must put in the frames it sends back; `echo` is
+    /// the receiver's own secret if the sender knows it yet (0 otherwise): echoing it
+    /// proves the sender receives at its address.
+    PeerHello {
+        from_id: u64,
+        to_id: u64,
+        token: u64,
+        echo: u64,
+    },
+    /// Acknowledgements with nothing else to say; also the heartbeat that keeps a pair
+    /// alive when nothing else flows.
+    PeerAck { token: u64, acks: Acks },
+    /// The sender no longer counts the receiver as a member, for `reason`. Tiny, and it
+    /// repeats the receiver's own secret, so only the real member believes it.
+    PeerNotMember { token: u64, reason: GoneReason },
+    /// A chat message from the sender to everyone, stamped with the sender's clock
+    /// (sequenced).
+    PeerChat {
+        envelope: Envelope,
+        time_ms: i64,
+        text: String,
+    },
+    /// A private message from the sender to the receiver only (sequenced).
+    PeerPrivate {
+        envelope: Envelope,
+        time_ms: i64,
+        text: String,
+    },
+    /// Part of the member list a newcomer receives from the member that let it in, that
+    /// member and the newcomer excepted; `last` marks the final part (sequenced).
+    PeerMembers {
+        envelope: Envelope,
+        last: bool,
+        members: Vec<MemberRecord>,
+    },
+    /// Someone joined the room (sequenced). Passed on once by every member that learns it.
+    PeerAnnounce {
+        envelope: Envelope,
+        member: MemberRecord,
+    },
+    /// The member with incarnation `id` is gone (sequenced). Passed on like an announcement.
+    PeerGone {
+        envelope: Envelope,
+        id: u64,
+        reason: GoneReason,
+    },
+    /// The sender leaves the room (sequenced, so it comes after everything sent before it).
+    PeerLeave { envelope: Envelope },
+    /// The sender dropped `dropped` of the receiver's messages: they came too fast
+    /// (sequenced).
+    PeerFlooded { envelope: Envelope, dropped: u32 },
 }
 
 /// Why a datagram is not a valid frame.
@@ -301,12 +429,38 @@ mod kind {
     pub const NOT_JOINED: u8 = 0x89;
     pub const MISSED: u8 = 0x8A;
     pub const CHALLENGE: u8 = 0x8B;
+    // Peer mode: 0xC0..=0xDF.
+    pub const PEER_JOIN: u8 = 0xC0;
+    pub const PEER_CHALLENGE: u8 = 0xC1;
+    pub const PEER_WELCOME: u8 = 0xC2;
+    pub const PEER_REFUSED: u8 = 0xC3;
+    pub const PEER_HELLO: u8 = 0xC4;
+    pub const PEER_ACK: u8 = 0xC5;
+    pub const PEER_NOT_MEMBER: u8 = 0xC6;
+    pub const PEER_CHAT: u8 = 0xD0;
+    pub const PEER_PRIVATE: u8 = 0xD1;
+    pub const PEER_MEMBERS: u8 = 0xD2;
+    pub const PEER_ANNOUNCE: u8 = 0xD3;
+    pub const PEER_GONE: u8 = 0xD4;
+    pub const PEER_LEAVE: u8 = 0xD5;
+    pub const PEER_FLOODED: u8 = 0xD6;
 }
 
 /// The nonce of a join of any protocol version: every version keeps it right after the
 /// header, so a server can address a version refusal to the right client.
 pub fn any_version_join_nonce(datagram: &[u8]) -> Option<u64> {
     if !is_frame(datagram) || datagram.len() < HEADER_LEN + 8 || datagram[3] != kind::JOIN {
+        return None;
+    }
+    let nonce = datagram[HEADER_LEN..HEADER_LEN + 8].try_into().ok()?;
+    Some(u64::from_be_bytes(nonce))
+}
+
+/// The nonce of a [`Frame::PeerJoin`] of any protocol version, which keeps it right after
+/// the header like [`Frame::Join`]: a peer answers a join of another version with the
+/// [`Frame::Refused`] every version reads.
+pub fn any_version_peer_join_nonce(datagram: &[u8]) -> Option<u64> {
+    if !is_frame(datagram) || datagram.len() < HEADER_LEN + 8 || datagram[3] != kind::PEER_JOIN {
         return None;
     }
     let nonce = datagram[HEADER_LEN..HEADER_LEN + 8].try_into().ok()?;
@@ -374,10 +528,47 @@ impl DisconnectReason {
     }
 }
 
+impl GoneReason {
+    fn code(self) -> u8 {
+        match self {
+            GoneReason::Left => 1,
+            GoneReason::TimedOut => 2,
+            GoneReason::NameTaken => 3,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            1 => GoneReason::Left,
+            2 => GoneReason::TimedOut,
+            3 => GoneReason::NameTaken,
+            _ => return None,
+        })
+    }
+}
+
+impl MemberRecord {
+    /// Appends the record: id, join time, address (family 4 or 6, the address, the port),
+    /// name.
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.id.to_be_bytes());
+        out.extend_from_slice(&self.joined_ms.to_be_bytes());
+        put_addr(out, self.addr);
+        put_name(out, &self.name);
+    }
+
+    /// How many bytes [`MemberRecord::encode`] writes.
+    pub fn encoded_len(&self) -> usize {
+        let ip = if self.addr.is_ipv4() { 4 } else { 16 };
+        8 + 8 + 1 + ip + 2 + 1 + truncate_to_char_boundary(&self.name, MAX_NAME_BYTES).len()
+    }
+}
+
 impl Frame {
     /// Whether this kind travels from client to server. A server must never answer a frame
     /// that travels the other way: that frame is either a mistake or a forgery aimed at
-    /// making two servers (or a server and itself) answer each other forever.
+    /// making two servers (or a server and itself) answer each other forever. Peer-mode
+    /// frames travel between peers, never to a server: false for them too.
     pub fn travels_to_server(&self) -> bool {
         matches!(
             self,
@@ -387,6 +578,27 @@ impl Frame {
                 | Frame::Leave { .. }
                 | Frame::Heartbeat { .. }
                 | Frame::ClientAck { .. }
+        )
+    }
+
+    /// Whether this is a peer-mode frame (kinds `0xC0..=0xDF`), which only peers exchange.
+    pub fn is_peer(&self) -> bool {
+        matches!(
+            self,
+            Frame::PeerJoin { .. }
+                | Frame::PeerChallenge { .. }
+                | Frame::PeerWelcome { .. }
+                | Frame::PeerRefused { .. }
+                | Frame::PeerHello { .. }
+                | Frame::PeerAck { .. }
+                | Frame::PeerNotMember { .. }
+                | Frame::PeerChat { .. }
+                | Frame::PeerPrivate { .. }
+                | Frame::PeerMembers { .. }
+                | Frame::PeerAnnounce { .. }
+                | Frame::PeerGone { .. }
+                | Frame::PeerLeave { .. }
+                | Frame::PeerFlooded { .. }
         )
     }
 
@@ -400,7 +612,14 @@ impl Frame {
             | Frame::Notice { envelope, .. }
             | Frame::Roster { envelope, .. }
             | Frame::Disconnected { envelope, .. }
-            | Frame::Missed { envelope, .. } => Some(envelope),
+            | Frame::Missed { envelope, .. }
+            | Frame::PeerChat { envelope, .. }
+            | Frame::PeerPrivate { envelope, .. }
+            | Frame::PeerMembers { envelope, .. }
+            | Frame::PeerAnnounce { envelope, .. }
+            | Frame::PeerGone { envelope, .. }
+            | Frame::PeerLeave { envelope }
+            | Frame::PeerFlooded { envelope, .. } => Some(envelope),
             _ => None,
         }
     }
@@ -413,7 +632,9 @@ impl Frame {
             | Frame::Welcome { token, .. }
             | Frame::ServerAck { token, .. }
             | Frame::LeaveAck { token }
-            | Frame::NotJoined { token } => Some(*token),
+            | Frame::NotJoined { token }
+            | Frame::PeerAck { token, .. }
+            | Frame::PeerNotMember { token, .. } => Some(*token),
             other => other.envelope().map(|e| e.token),
         }
     }
@@ -423,7 +644,8 @@ impl Frame {
         match self {
             Frame::Heartbeat { acks, .. }
             | Frame::ClientAck { acks, .. }
-            | Frame::ServerAck { acks, .. } => Some(*acks),
+            | Frame::ServerAck { acks, .. }
+            | Frame::PeerAck { acks, .. } => Some(*acks),
             other => other.envelope().map(|e| e.acks),
         }
     }
@@ -565,6 +787,130 @@ impl Frame {
                 out.push(kind::NOT_JOINED);
                 out.extend_from_slice(&token.to_be_bytes());
             }
+            Frame::PeerJoin {
+                nonce,
+                cookie,
+                id,
+                token,
+                name,
+            } => {
+                out.push(kind::PEER_JOIN);
+                out.extend_from_slice(&nonce.to_be_bytes());
+                out.extend_from_slice(&cookie.to_be_bytes());
+                out.extend_from_slice(&id.to_be_bytes());
+                out.extend_from_slice(&token.to_be_bytes());
+                put_name(out, name);
+                let padded_end = frame_start + JOIN_MIN_LEN;
+                if out.len() < padded_end {
+                    out.resize(padded_end, 0);
+                }
+            }
+            Frame::PeerChallenge { nonce, cookie } => {
+                out.push(kind::PEER_CHALLENGE);
+                out.extend_from_slice(&nonce.to_be_bytes());
+                out.extend_from_slice(&cookie.to_be_bytes());
+            }
+            Frame::PeerWelcome {
+                nonce,
+                token,
+                your_joined_ms,
+                your_addr,
+                id,
+                joined_ms,
+                name,
+            } => {
+                out.push(kind::PEER_WELCOME);
+                out.extend_from_slice(&nonce.to_be_bytes());
+                out.extend_from_slice(&token.to_be_bytes());
+                out.extend_from_slice(&your_joined_ms.to_be_bytes());
+                put_addr(out, *your_addr);
+                out.extend_from_slice(&id.to_be_bytes());
+                out.extend_from_slice(&joined_ms.to_be_bytes());
+                put_name(out, name);
+            }
+            Frame::PeerRefused { nonce, reason } => {
+                out.push(kind::PEER_REFUSED);
+                out.extend_from_slice(&nonce.to_be_bytes());
+                out.push(reason.code());
+            }
+            Frame::PeerHello {
+                from_id,
+                to_id,
+                token,
+                echo,
+            } => {
+                out.push(kind::PEER_HELLO);
+                out.extend_from_slice(&from_id.to_be_bytes());
+                out.extend_from_slice(&to_id.to_be_bytes());
+                out.extend_from_slice(&token.to_be_bytes());
+                out.extend_from_slice(&echo.to_be_bytes());
+            }
+            Frame::PeerAck { token, acks } => {
+                out.push(kind::PEER_ACK);
+                out.extend_from_slice(&token.to_be_bytes());
+                put_acks(out, *acks);
+            }
+            Frame::PeerNotMember { token, reason } => {
+                out.push(kind::PEER_NOT_MEMBER);
+                out.extend_from_slice(&token.to_be_bytes());
+                out.push(reason.code());
+            }
+            Frame::PeerChat {
+                envelope,
+                time_ms,
+                text,
+            } => {
+                out.push(kind::PEER_CHAT);
+                envelope.encode(out);
+                out.extend_from_slice(&time_ms.to_be_bytes());
+                put_text(out, text);
+            }
+            Frame::PeerPrivate {
+                envelope,
+                time_ms,
+                text,
+            } => {
+                out.push(kind::PEER_PRIVATE);
+                envelope.encode(out);
+                out.extend_from_slice(&time_ms.to_be_bytes());
+                put_text(out, text);
+            }
+            Frame::PeerMembers {
+                envelope,
+                last,
+                members,
+            } => {
+                out.push(kind::PEER_MEMBERS);
+                envelope.encode(out);
+                out.push(u8::from(*last));
+                for member in members {
+                    member.encode(out);
+                }
+            }
+            Frame::PeerAnnounce { envelope, member } => {
+                out.push(kind::PEER_ANNOUNCE);
+                envelope.encode(out);
+                member.encode(out);
+            }
+            Frame::PeerGone {
+                envelope,
+                id,
+                reason,
+            } => {
+                out.push(kind::PEER_GONE);
+                envelope.encode(out);
+                out.extend_from_slice(&id.to_be_bytes());
+                out.push(reason.code());
+            }
+            Frame::PeerLeave { envelope } => {
+                out.push(kind::PEER_LEAVE);
+                envelope.encode(out);
+            }
+            Frame::PeerFlooded { envelope, dropped } => {
+                out.push(kind::PEER_FLOODED);
+                envelope.encode(out);
+                out.extend_from_slice(&dropped.to_be_bytes());
+            }
         }
     }
 
@@ -703,6 +1049,112 @@ impl Frame {
             },
             kind::LEAVE_ACK => Frame::LeaveAck { token: r.u64()? },
             kind::NOT_JOINED => Frame::NotJoined { token: r.u64()? },
+            kind::PEER_JOIN => {
+                let nonce = r.u64()?;
+                let cookie = r.u64()?;
+                let id = r.u64()?;
+                let token = r.u64()?;
+                let name = r.name()?;
+                if datagram.len() < JOIN_MIN_LEN || r.rest.iter().any(|&b| b != 0) {
+                    return Err(DecodeError::UnpaddedJoin {
+                        len: datagram.len(),
+                    });
+                }
+                r.rest = &[];
+                Frame::PeerJoin {
+                    nonce,
+                    cookie,
+                    id,
+                    token,
+                    name,
+                }
+            }
+            kind::PEER_CHALLENGE => Frame::PeerChallenge {
+                nonce: r.u64()?,
+                cookie: r.u64()?,
+            },
+            kind::PEER_WELCOME => Frame::PeerWelcome {
+                nonce: r.u64()?,
+                token: r.u64()?,
+                your_joined_ms: r.i64()?,
+                your_addr: r.addr()?,
+                id: r.u64()?,
+                joined_ms: r.i64()?,
+                name: r.name()?,
+            },
+            kind::PEER_REFUSED => {
+                let nonce = r.u64()?;
+                let code = r.u8()?;
+                Frame::PeerRefused {
+                    nonce,
+                    reason: RefuseReason::from_code(code).ok_or(DecodeError::BadValue {
+                        field: "refuse reason",
+                        value: code,
+                    })?,
+                }
+            }
+            kind::PEER_HELLO => Frame::PeerHello {
+                from_id: r.u64()?,
+                to_id: r.u64()?,
+                token: r.u64()?,
+                echo: r.u64()?,
+            },
+            kind::PEER_ACK => Frame::PeerAck {
+                token: r.u64()?,
+                acks: r.acks()?,
+            },
+            kind::PEER_NOT_MEMBER => Frame::PeerNotMember {
+                token: r.u64()?,
+                reason: r.gone_reason()?,
+            },
+            kind::PEER_CHAT => Frame::PeerChat {
+                envelope: r.envelope()?,
+                time_ms: r.i64()?,
+                text: r.text()?,
+            },
+            kind::PEER_PRIVATE => Frame::PeerPrivate {
+                envelope: r.envelope()?,
+                time_ms: r.i64()?,
+                text: r.text()?,
+            },
+            kind::PEER_MEMBERS => {
+                let envelope = r.envelope()?;
+                let last = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    value => {
+                        return Err(DecodeError::BadValue {
+                            field: "last-part flag",
+                            value,
+                        });
+                    }
+                };
+                let mut members = Vec::new();
+                while !r.rest.is_empty() {
+                    members.push(r.member()?);
+                }
+                Frame::PeerMembers {
+                    envelope,
+                    last,
+                    members,
+                }
+            }
+            kind::PEER_ANNOUNCE => Frame::PeerAnnounce {
+                envelope: r.envelope()?,
+                member: r.member()?,
+            },
+            kind::PEER_GONE => Frame::PeerGone {
+                envelope: r.envelope()?,
+                id: r.u64()?,
+                reason: r.gone_reason()?,
+            },
+            kind::PEER_LEAVE => Frame::PeerLeave {
+                envelope: r.envelope()?,
+            },
+            kind::PEER_FLOODED => Frame::PeerFlooded {
+                envelope: r.envelope()?,
+                dropped: r.u32()?,
+            },
             other => return Err(DecodeError::UnknownKind { kind: other }),
         };
         if !r.rest.is_empty() {
@@ -746,6 +1198,21 @@ fn put_name(out: &mut Vec<u8>, name: &str) {
     // MAX_NAME_BYTES < 256, so the length fits the one-byte prefix.
     out.push(name.len() as u8);
     out.extend_from_slice(name.as_bytes());
+}
+
+/// An address: family (4 or 6), the 4 or 16 bytes of the IP address, the port.
+fn put_addr(out: &mut Vec<u8>, addr: std::net::SocketAddr) {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) => {
+            out.push(4);
+            out.extend_from_slice(&ip.octets());
+        }
+        std::net::IpAddr::V6(ip) => {
+            out.push(6);
+            out.extend_from_slice(&ip.octets());
+        }
+    }
+    out.extend_from_slice(&addr.port().to_be_bytes());
 }
 
 fn put_acks(out: &mut Vec<u8>, acks: Acks) {
@@ -839,6 +1306,37 @@ impl<'a> Reader<'a> {
     fn text(&mut self) -> Result<String, DecodeError> {
         let len = usize::from(self.u16()?);
         self.string(len, "text", MAX_TEXT_BYTES)
+    }
+
+    fn gone_reason(&mut self) -> Result<GoneReason, DecodeError> {
+        let code = self.u8()?;
+        GoneReason::from_code(code).ok_or(DecodeError::BadValue {
+            field: "gone reason",
+            value: code,
+        })
+    }
+
+    fn addr(&mut self) -> Result<std::net::SocketAddr, DecodeError> {
+        let ip = match self.u8()? {
+            4 => std::net::IpAddr::from(self.array::<4>()?),
+            6 => std::net::IpAddr::from(self.array::<16>()?),
+            value => {
+                return Err(DecodeError::BadValue {
+                    field: "address family",
+                    value,
+                });
+            }
+        };
+        Ok(std::net::SocketAddr::new(ip, self.u16()?))
+    }
+
+    fn member(&mut self) -> Result<MemberRecord, DecodeError> {
+        Ok(MemberRecord {
+            id: self.u64()?,
+            joined_ms: self.i64()?,
+            addr: self.addr()?,
+            name: self.name()?,
+        })
     }
 }
 
@@ -936,7 +1434,85 @@ mod tests {
             Frame::ServerAck { token: 9, acks },
             Frame::LeaveAck { token: 9 },
             Frame::NotJoined { token: 9 },
+            Frame::PeerJoin {
+                nonce: 42,
+                cookie: 0,
+                id: 11,
+                token: 12,
+                name: "dave".into(),
+            },
+            Frame::PeerChallenge {
+                nonce: 42,
+                cookie: 0xBEEF,
+            },
+            Frame::PeerWelcome {
+                nonce: 42,
+                token: 13,
+                your_joined_ms: 1_764_000_000_000,
+                your_addr: "[::1]:4000".parse().expect("an address"),
+                id: 14,
+                joined_ms: -1,
+                name: "alice".into(),
+            },
+            Frame::PeerRefused {
+                nonce: 42,
+                reason: RefuseReason::NameTaken,
+            },
+            Frame::PeerHello {
+                from_id: 1,
+                to_id: 2,
+                token: 3,
+                echo: 0,
+            },
+            Frame::PeerAck { token: 9, acks },
+            Frame::PeerNotMember {
+                token: 9,
+                reason: GoneReason::TimedOut,
+            },
+            Frame::PeerChat {
+                envelope,
+                time_ms: 5,
+                text: "salut 🎉".into(),
+            },
+            Frame::PeerPrivate {
+                envelope,
+                time_ms: 6,
+                text: "psst".into(),
+            },
+            Frame::PeerMembers {
+                envelope,
+                last: true,
+                members: vec![member("bob", "127.0.0.1:5000"), member("zoë", "[::1]:6000")],
+            },
+            Frame::PeerMembers {
+                envelope,
+                last: false,
+                members: vec![],
+            },
+            Frame::PeerAnnounce {
+                envelope,
+                member: member("carol", "10.0.0.1:4000"),
+            },
+            Frame::PeerGone {
+                envelope,
+                id: 77,
+                reason: GoneReason::NameTaken,
+            },
+            Frame::PeerLeave { envelope },
+            Frame::PeerFlooded {
+                envelope,
+                dropped: 3,
+            },
         ]
+    }
+
+    fn member(name: &str, addr: &str) -> MemberRecord {
+        MemberRecord {
+            id: 0xFEED_0000 + name.len() as u64,
+            joined_ms: 1_764_000_000_000,
+            addr: addr.parse().expect("an address"),
+            name: name.into(),
+        }
     }
 
     #[test]
@@ -953,6 +1529,7 @@ mod tests {
         for frame in every_kind() {
             let kind = frame.to_bytes()[3];
             assert_eq!(frame.travels_to_server(), kind < 0x80, "{frame:?}");
+            assert_eq!(frame.is_peer(), PEER_KINDS.contains(&kind), "{frame:?}");
             if frame.envelope().is_some() {
                 assert_eq!(frame.token(), Some(envelope().token));
                 assert_eq!(frame.acks(), Some(envelope().acks));
@@ -1031,8 +1608,9 @@ mod tests {
             let bytes = frame.to_bytes();
             for len in 0..bytes.len() {
                 let result = Frame::decode(&bytes[..len]);
-                // A roster cut exactly between names is still a valid (shorter) roster.
-                if let Ok(Frame::Roster { .. }) = result {
+                // A roster cut exactly between names is still a valid (shorter) roster, and
+                // so is a member list cut between members.
+                if let Ok(Frame::Roster { .. } | Frame::PeerMembers { .. }) = result {
                     continue;
                 }
                 assert!(result.is_err(), "{frame:?} cut to {len} bytes decoded");
@@ -1068,6 +1646,93 @@ mod tests {
             Frame::decode(&bytes[..23]),
             Err(DecodeError::UnpaddedJoin { len: 23 })
         );
+    }
+
+    #[test]
+    fn peer_join_is_padded_and_its_nonce_readable_in_any_version() {
+        let join = Frame::PeerJoin {
+            nonce: 0x0102_0304_0506_0708,
+            cookie: 0,
+            id: 1,
+            token: 2,
+            name: "dave".into(),
+        };
+        let mut bytes = join.to_bytes();
+        assert_eq!(bytes.len(), JOIN_MIN_LEN);
+        assert_eq!(&bytes[..4], &[0xFF, b'I', VERSION, 0xC0]);
+        bytes[2] = VERSION + 1;
+        assert_eq!(
+            any_version_peer_join_nonce(&bytes),
+            Some(0x0102_0304_0506_0708)
+        );
+        assert_eq!(any_version_join_nonce(&bytes), None);
+        let mut dirty = join.to_bytes();
+        dirty[JOIN_MIN_LEN - 1] = 1;
+        assert_eq!(
+            Frame::decode(&dirty),
+            Err(DecodeError::UnpaddedJoin { len: JOIN_MIN_LEN })
+        );
+    }
+
+    #[test]
+    fn largest_member_list_part_fits_in_a_datagram() {
+        let longest = MemberRecord {
+            id: u64::MAX,
+            joined_ms: i64::MIN,
+            addr: "[ffff::1]:65535".parse().expect("an address"),
+            name: "é".repeat(MAX_NAME_BYTES / 2),
+        };
+        let mut record = Vec::new();
+        longest.encode(&mut record);
+        assert_eq!(record.len(), MAX_MEMBER_RECORD_LEN);
+        assert_eq!(longest.encoded_len(), MAX_MEMBER_RECORD_LEN);
+        let fixed = HEADER_LEN + ENVELOPE_LEN + 1;
+        let per_part = (MAX_DATAGRAM - fixed) / MAX_MEMBER_RECORD_LEN;
+        let frame = Frame::PeerMembers {
+            envelope: envelope(),
+            last: true,
+            members: vec![longest; per_part],
+        };
+        let bytes = frame.to_bytes();
+        assert!(bytes.len() <= MAX_DATAGRAM, "{} bytes", bytes.len());
+        assert_eq!(Frame::decode(&bytes), Ok(frame));
+    }
+
+    #[test]
+    fn peer_reason_codes_and_flags_outside_the_tables_are_rejected() {
+        let gone = Frame::PeerNotMember {
+            token: 1,
+            reason: GoneReason::Left,
+        };
+        let mut bytes = gone.to_bytes();
+        *bytes.last_mut().expect("not empty") = 9;
+        assert_eq!(
+            Frame::decode(&bytes),
+            Err(DecodeError::BadValue {
+                field: "gone reason",
+                value: 9
+            })
+        );
+        let mut members = Frame::PeerMembers {
+            envelope: envelope(),
+            last: true,
+            members: vec![member("bob", "127.0.0.1:1")],
+        }
+        .to_bytes();
+        members[HEADER_LEN + ENVELOPE_LEN] = 2;
+        assert!(matches!(
+            Frame::decode(&members),
+            Err(DecodeError::BadValue { value: 2, .. })
+        ));
+        members[HEADER_LEN + ENVELOPE_LEN] = 1;
+        members[HEADER_LEN + ENVELOPE_LEN + 1 + 16] = 5; // address family
+        assert!(matches!(
+            Frame::decode(&members),
+            Err(DecodeError::BadValue {
+                field: "address family",
+                value: 5
+            })
+        ));
     }
 
     #[test]
