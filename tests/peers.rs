@@ -265,3 +265,665 @@ fn a_room_under_loss_shows_every_message_once_in_order_and_survives_a_death() {
     );
     println!("{datagrams} datagrams over all seeds");
 }
+
+// A perfect network, one rule at a time ------------------------------------------------
+
+/// The default settings with the flood limit off and a short timeout.
+fn quick() -> PeerConfig {
+    fast_config()
+}
+
+/// A room of `names`, each joining through the first, everyone in and connected.
+fn room(sim: &mut PeerSim, names: &[&str]) -> Vec<SocketAddr> {
+    let first = sim.start_room(names[0]);
+    let mut peers = vec![first];
+    for name in &names[1..] {
+        peers.push(sim.join(name, first, secs(5)));
+    }
+    sim.run_until(secs(5), |sim| converged(sim, &peers));
+    sim.clear_events();
+    peers
+}
+
+fn closed_reason(events: &[PeerEvent]) -> Option<&PeerCloseReason> {
+    events.iter().find_map(|e| match e {
+        PeerEvent::Closed(reason) => Some(reason),
+        _ => None,
+    })
+}
+
+fn gone(events: &[PeerEvent]) -> Vec<(String, GoneReason)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            PeerEvent::MemberGone { name, reason, .. } => Some((name.clone(), *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn joined(events: &[PeerEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            PeerEvent::MemberJoined { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_room_has_one_member_and_joiners_learn_everyone() {
+    let mut sim = PeerSim::new(quick());
+    let ann = sim.start_room("ann");
+    assert_eq!(
+        sim.peer(ann).members(sim.now).len(),
+        1,
+        "a new room holds its founder"
+    );
+    let bob = sim.join("bob", ann, secs(5));
+    let cid = sim.join("cid", bob, secs(5));
+    sim.run_until(secs(5), |sim| converged(sim, &[ann, bob, cid]));
+    let [
+        PeerEvent::Joined {
+            through, members, ..
+        },
+    ] = &sim.events(cid)[..1]
+    else {
+        panic!("cid: {:?}", sim.events(cid));
+    };
+    assert_eq!(through, &Some(("bob".to_owned(), bob)));
+    assert_eq!(members, &["ann", "bob", "cid"]);
+    assert_eq!(joined(sim.events(ann)), ["bob", "cid"]);
+    assert_eq!(joined(sim.events(bob)), ["cid"]);
+}
+
+#[test]
+fn a_join_under_a_name_in_use_is_refused_in_any_letter_case() {
+    let mut sim = PeerSim::new(quick());
+    let [ann, bob] = room(&mut sim, &["ann", "bob"])[..] else {
+        unreachable!()
+    };
+    let other = sim.add_joiner("BOB", &[ann]);
+    sim.run_until(secs(5), |sim| sim.peer(other).is_closed());
+    assert_eq!(
+        closed_reason(sim.events(other)),
+        Some(&PeerCloseReason::Refused(RefuseReason::NameTaken))
+    );
+    let mine = sim.add_joiner("Ann", &[bob]);
+    sim.run_until(secs(5), |sim| sim.peer(mine).is_closed());
+    assert_eq!(
+        closed_reason(sim.events(mine)),
+        Some(&PeerCloseReason::Refused(RefuseReason::NameTaken))
+    );
+    assert!(joined(sim.events(ann)).is_empty() && joined(sim.events(bob)).is_empty());
+}
+
+/// Delivers every datagram after the same delay: joins through two members cross.
+struct Delay(Duration);
+
+impl peer_util::Link for Delay {
+    fn route(&mut self, _datagram: &peer_util::Datagram) -> Vec<Duration> {
+        vec![self.0]
+    }
+}
+
+#[test]
+fn concurrent_joins_under_one_name_leave_the_same_single_winner_everywhere() {
+    let mut sim = PeerSim::new(quick());
+    let peers = room(&mut sim, &["ann", "bob", "cid"]);
+    let (ann, bob) = (peers[0], peers[1]);
+    sim.set_link(Delay(ms(10)));
+    // Two people pick "dee" at the same moment, one through ann, one through bob: each
+    // is let in before the news of the other arrives.
+    let first = sim.add_joiner("dee", &[ann]);
+    let second = sim.add_joiner("Dee", &[bob]);
+    sim.run_until(secs(5), |sim| {
+        sim.peer(first).is_closed() || sim.peer(second).is_closed()
+    });
+    sim.run_for(secs(2));
+    // ann's clock runs behind bob's (see peer_util::CLOCK_SKEW): her newcomer joined first.
+    assert_eq!(
+        closed_reason(sim.events(second)),
+        Some(&PeerCloseReason::NameConflict),
+        "{:?}",
+        sim.summary()
+    );
+    assert!(!sim.peer(first).is_closed());
+    let mut everyone = peers.clone();
+    everyone.push(first);
+    sim.run_until(secs(5), |sim| converged(sim, &everyone));
+}
+
+#[test]
+fn a_leaving_member_is_announced_after_its_last_messages() {
+    let mut sim = PeerSim::new(quick());
+    let peers = room(&mut sim, &["ann", "bob", "cid"]);
+    let bob = peers[1];
+    for text in ["one", "two", "three"] {
+        sim.type_text(bob, text);
+    }
+    sim.leave(bob);
+    sim.run_until(secs(5), |sim| sim.peer(bob).is_closed());
+    assert_eq!(closed_reason(sim.events(bob)), Some(&PeerCloseReason::Left));
+    for at in [peers[0], peers[2]] {
+        let events = sim.events(at);
+        let texts: Vec<String> = messages(events).into_iter().map(|(_, t, _)| t).collect();
+        assert_eq!(texts, ["one", "two", "three"]);
+        let last_message = events
+            .iter()
+            .rposition(|e| matches!(e, PeerEvent::Message { .. }))
+            .unwrap();
+        let left = events
+            .iter()
+            .position(|e| matches!(e, PeerEvent::MemberGone { .. }))
+            .unwrap();
+        assert!(last_message < left, "{events:?}");
+        assert_eq!(gone(events), [("bob".to_owned(), GoneReason::Left)]);
+    }
+    sim.run_until(secs(5), |sim| converged(sim, &[peers[0], peers[2]]));
+}
+
+#[test]
+fn the_room_survives_its_founder_leaving_and_takes_newcomers_after() {
+    let mut sim = PeerSim::new(quick());
+    let peers = room(&mut sim, &["ann", "bob", "cid"]);
+    let (ann, bob, cid) = (peers[0], peers[1], peers[2]);
+    sim.leave(ann);
+    sim.run_until(secs(5), |sim| sim.peer(ann).is_closed());
+    sim.type_text(bob, "still here?");
+    let dee = sim.join("dee", cid, secs(5));
+    sim.run_until(secs(5), |sim| converged(sim, &[bob, cid, dee]));
+    sim.type_text(dee, "hi all");
+    sim.run_until_quiet(secs(5)).unwrap();
+    assert_eq!(
+        messages(sim.events(cid)),
+        [
+            ("bob".to_owned(), "still here?".to_owned(), false),
+            ("dee".to_owned(), "hi all".to_owned(), false)
+        ]
+    );
+    assert_eq!(
+        messages(sim.events(bob)).last(),
+        Some(&("dee".to_owned(), "hi all".to_owned(), false))
+    );
+}
+
+#[test]
+fn a_killed_peer_times_out_once_everywhere() {
+    let mut sim = PeerSim::new(quick());
+    let peers = room(&mut sim, &["ann", "bob", "cid", "dee"]);
+    sim.kill(peers[0]);
+    let rest = &peers[1..];
+    sim.run_until(secs(10), |sim| converged(sim, rest));
+    sim.run_for(secs(10));
+    for &at in rest {
+        assert_eq!(
+            gone(sim.events(at)),
+            [("ann".to_owned(), GoneReason::TimedOut)]
+        );
+    }
+}
+
+#[test]
+fn private_messages_reach_their_recipient_only() {
+    let mut sim = PeerSim::new(quick());
+    let peers = room(&mut sim, &["ann", "bob", "cid"]);
+    let (ann, bob, cid) = (peers[0], peers[1], peers[2]);
+    let now = sim.now;
+    sim.peer_mut(ann)
+        .send_private(now, "BOB", "just for you")
+        .unwrap();
+    assert_eq!(
+        sim.peer_mut(ann).send_private(now, "zed", "hello?"),
+        Err(icq::peer::PeerError::NoSuchMember {
+            name: "zed".to_owned()
+        })
+    );
+    assert_eq!(
+        sim.peer_mut(ann).send_private(now, "Ann", "me"),
+        Err(icq::peer::PeerError::ToSelf)
+    );
+    sim.run_until_quiet(secs(5)).unwrap();
+    let private = |events: &[PeerEvent]| -> Vec<(String, String, String, bool)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                PeerEvent::Private {
+                    from,
+                    to,
+                    text,
+                    own,
+                    ..
+                } => Some((from.clone(), to.clone(), text.clone(), *own)),
+                _ => None,
+            })
+            .collect()
+    };
+    let expected = |own| {
+        vec![(
+            "ann".to_owned(),
+            "bob".to_owned(),
+            "just for you".to_owned(),
+            own,
+        )]
+    };
+    assert_eq!(private(sim.events(ann)), expected(true));
+    assert_eq!(private(sim.events(bob)), expected(false));
+    assert!(sim.events(cid).is_empty(), "{:?}", sim.events(cid));
+}
+
+#[test]
+fn lines_typed_while_joining_are_sent_once_in_the_room() {
+    let mut sim = PeerSim::new(quick());
+    let ann = sim.start_room("ann");
+    let bob = sim.add_joiner("bob", &[ann]);
+    sim.type_text(bob, "early bird");
+    sim.leave(bob);
+    sim.run_until(secs(5), |sim| sim.peer(bob).is_closed());
+    assert_eq!(
+        messages(sim.events(ann)),
+        [("bob".to_owned(), "early bird".to_owned(), false)]
+    );
+    assert_eq!(closed_reason(sim.events(bob)), Some(&PeerCloseReason::Left));
+    assert_eq!(
+        gone(sim.events(ann)),
+        [("bob".to_owned(), GoneReason::Left)]
+    );
+}
+
+#[test]
+fn a_join_nobody_answers_gives_up_after_the_join_timeout() {
+    let mut sim = PeerSim::new(quick());
+    let nowhere = sim.next_addr();
+    let bob = sim.add_joiner("bob", &[nowhere]);
+    sim.run_for(icq::peer::JOIN_TIMEOUT - ms(1));
+    assert!(!sim.peer(bob).is_closed());
+    sim.run_for(ms(1));
+    assert_eq!(
+        closed_reason(sim.events(bob)),
+        Some(&PeerCloseReason::JoinTimedOut)
+    );
+}
+
+#[test]
+fn each_receiver_applies_the_flood_limit_and_tells_the_sender() {
+    let mut sim = PeerSim::new(PeerConfig {
+        flood_limit: FloodLimit::from_options(5.0, 10),
+        ..quick()
+    });
+    let peers = room(&mut sim, &["ann", "bob", "cid"]);
+    let (ann, bob, cid) = (peers[0], peers[1], peers[2]);
+    for i in 0..30 {
+        sim.type_text(bob, &format!("spam {i}"));
+    }
+    sim.run_for(secs(2));
+    for at in [ann, cid] {
+        let events = sim.events(at);
+        assert_eq!(messages(events).len(), 10, "the burst, then nothing");
+        assert!(events.iter().any(|e| matches!(
+            e,
+            PeerEvent::FloodDropped { from, dropped: 20, .. } if from == "bob"
+        )));
+    }
+    let warnings: Vec<(String, u32)> = sim
+        .events(bob)
+        .iter()
+        .filter_map(|e| match e {
+            PeerEvent::FloodWarned { by, dropped, .. } => Some((by.clone(), *dropped)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warnings, [("ann".to_owned(), 20), ("cid".to_owned(), 20)]);
+    // The bucket refills: a line a little later is shown.
+    sim.run_for(secs(2));
+    sim.type_text(bob, "calm now");
+    sim.run_until_quiet(secs(5)).unwrap();
+    assert_eq!(
+        messages(sim.events(ann)).last().map(|m| m.1.as_str()),
+        Some("calm now")
+    );
+}
+
+fn ban(text: &str) -> BanList {
+    BanList::parse(text).0
+}
+
+#[test]
+fn each_peer_applies_its_own_ban_list() {
+    let mut sim = PeerSim::new(quick());
+    let ann = sim.start_room_with("ann", ban("10.0.0.5\n"));
+    let bob = sim.join("bob", ann, secs(5));
+    // mallory at a banned address asks ann: refused, and told why.
+    let mallory_addr = SocketAddr::new([10, 0, 0, 5].into(), sim.next_addr().port());
+    let mallory = sim.add_joiner_at(mallory_addr, "mallory", &[ann], BanList::default());
+    sim.run_until(secs(5), |sim| sim.peer(mallory).is_closed());
+    assert_eq!(
+        closed_reason(sim.events(mallory)),
+        Some(&PeerCloseReason::Refused(RefuseReason::Banned))
+    );
+    // Through bob, who bans nobody, the same person gets in; ann lists it as banned and
+    // neither shows its lines nor sends it hers.
+    sim.peers.remove(&mallory_addr);
+    sim.clear_events();
+    let mallory = sim.add_joiner_at(mallory_addr, "mallory", &[bob], BanList::default());
+    sim.run_until(secs(5), |sim| sim.peer(mallory).is_in_room());
+    sim.run_until(secs(5), |sim| {
+        sim.peer(ann)
+            .members(sim.now)
+            .iter()
+            .any(|m| m.name == "mallory")
+    });
+    sim.record = true;
+    sim.type_text(mallory, "from mallory");
+    sim.type_text(ann, "from ann");
+    sim.run_until_quiet(secs(5)).unwrap();
+    let shown = |at| -> Vec<String> {
+        messages(sim.events(at))
+            .into_iter()
+            .filter(|m| !m.2)
+            .map(|m| m.1)
+            .collect()
+    };
+    assert_eq!(shown(bob), ["from mallory", "from ann"]);
+    assert!(shown(ann).is_empty());
+    assert!(shown(mallory).is_empty());
+    assert!(
+        !sim.wire
+            .iter()
+            .any(|d| d.from == ann && d.to == mallory_addr),
+        "ann sent something to a banned address"
+    );
+    let listed = sim.peer(ann).members(sim.now);
+    let entry = listed.iter().find(|m| m.name == "mallory").unwrap();
+    assert!(entry.banned && !entry.reachable);
+}
+
+// Never trust the network ------------------------------------------------------------------
+
+/// The token `at` puts in its frames to `to`, as seen on the wire (recording must be on).
+fn token_on_wire(sim: &PeerSim, from: SocketAddr, to: SocketAddr) -> u64 {
+    sim.wire
+        .iter()
+        .rev()
+        .filter(|d| d.from == from && d.to == to)
+        .find_map(|d| d.frame().and_then(|f| f.token()))
+        .expect("a frame with a token on the wire")
+}
+
+fn chat(token: u64, seq: u32, text: &str) -> Vec<u8> {
+    Frame::PeerChat {
+        envelope: icq::wire::Envelope {
+            token,
+            seq,
+            acks: Default::default(),
+        },
+        time_ms: 0,
+        text: text.to_owned(),
+    }
+    .to_bytes()
+}
+
+#[test]
+fn nobody_can_speak_as_a_member_without_its_address_and_token() {
+    let mut sim = PeerSim::new(quick());
+    sim.record = true;
+    let peers = room(&mut sim, &["ann", "bob"]);
+    let (ann, bob) = (peers[0], peers[1]);
+    sim.type_text(bob, "real");
+    sim.run_until_quiet(secs(5)).unwrap();
+    let token = token_on_wire(&sim, bob, ann);
+    let mallory = SocketAddr::new([10, 9, 9, 9].into(), 666);
+    // The right token from another address; bob's address with a wrong token; a frame of
+    // the client–server protocol from bob's address.
+    assert!(
+        sim.inject(mallory, ann, &chat(token, 50, "fake 1"))
+            .is_empty()
+    );
+    assert!(
+        sim.inject(bob, ann, &chat(token ^ 1, 2, "fake 2"))
+            .is_empty()
+    );
+    let server_frame = Frame::Message {
+        envelope: icq::wire::Envelope {
+            token,
+            seq: 2,
+            acks: Default::default(),
+        },
+        time_ms: 0,
+        from: "bob".into(),
+        text: "fake 3".into(),
+    };
+    assert!(sim.inject(bob, ann, &server_frame.to_bytes()).is_empty());
+    sim.run_for(secs(1));
+    let texts: Vec<String> = messages(sim.events(ann)).into_iter().map(|m| m.1).collect();
+    assert_eq!(texts, ["real"]);
+}
+
+#[test]
+fn a_forged_join_gets_one_small_challenge_and_unknown_hellos_get_nothing() {
+    let mut sim = PeerSim::new(quick());
+    let ann = sim.start_room("ann");
+    let victim = SocketAddr::new([192, 0, 2, 1].into(), 53);
+    let join = Frame::PeerJoin {
+        nonce: 7,
+        cookie: 0,
+        id: 1,
+        token: 2,
+        name: "zed".into(),
+    }
+    .to_bytes();
+    let replies = sim.inject(victim, ann, &join);
+    assert_eq!(replies.len(), 1);
+    assert!(
+        replies[0].len() < join.len() / 10,
+        "{} bytes",
+        replies[0].len()
+    );
+    assert!(matches!(
+        Frame::decode(&replies[0]),
+        Ok(Frame::PeerChallenge { nonce: 7, .. })
+    ));
+    // A wrong cookie is challenged again; nothing is let in.
+    let guessed = Frame::PeerJoin {
+        nonce: 7,
+        cookie: 12345,
+        id: 1,
+        token: 2,
+        name: "zed".into(),
+    };
+    let replies = sim.inject(victim, ann, &guessed.to_bytes());
+    assert!(matches!(
+        Frame::decode(&replies[0]),
+        Ok(Frame::PeerChallenge { .. })
+    ));
+    assert_eq!(sim.peer(ann).members(sim.now).len(), 1);
+    let hello = Frame::PeerHello {
+        from_id: 1,
+        to_id: sim.peer(ann).id(),
+        token: 3,
+        echo: 0,
+    };
+    assert!(sim.inject(victim, ann, &hello.to_bytes()).is_empty());
+}
+
+#[test]
+fn news_of_a_member_at_a_victims_address_sends_it_only_a_few_small_hellos() {
+    let mut sim = PeerSim::new(quick());
+    sim.record = true;
+    let peers = room(&mut sim, &["ann", "bob"]);
+    let (ann, bob) = (peers[0], peers[1]);
+    sim.type_text(bob, "hi");
+    sim.run_until_quiet(secs(5)).unwrap();
+    // A misbehaving member (here: a forgery with bob's address, token and next sequence
+    // number) tells ann that "zed" lives at the victim's address.
+    let token = token_on_wire(&sim, bob, ann);
+    let next_seq = sim
+        .wire
+        .iter()
+        .filter(|d| d.from == bob && d.to == ann)
+        .filter_map(|d| d.frame()?.envelope().map(|e| e.seq))
+        .max()
+        .unwrap()
+        + 1;
+    let victim = SocketAddr::new([192, 0, 2, 1].into(), 4000);
+    let announce = Frame::PeerAnnounce {
+        envelope: icq::wire::Envelope {
+            token,
+            seq: next_seq,
+            acks: Default::default(),
+        },
+        member: icq::wire::MemberRecord {
+            id: 99,
+            joined_ms: 0,
+            addr: victim,
+            name: "zed".into(),
+        },
+    };
+    let mark = sim.wire.len();
+    sim.inject(bob, ann, &announce.to_bytes());
+    sim.run_for(quick().timeout * 3);
+    let to_victim: Vec<&peer_util::Datagram> =
+        sim.wire[mark..].iter().filter(|d| d.to == victim).collect();
+    assert!(
+        to_victim
+            .iter()
+            .all(|d| matches!(d.frame(), Some(Frame::PeerHello { .. })) && d.bytes.len() <= 40),
+        "{to_victim:?}"
+    );
+    // Hellos back off up to an eighth of the timeout; the member is evicted at the timeout.
+    assert!(
+        (3..=12).contains(&to_victim.len()),
+        "{} hellos",
+        to_victim.len()
+    );
+    assert!(
+        gone(sim.events(ann)).contains(&("zed".to_owned(), GoneReason::TimedOut)),
+        "{:?}",
+        sim.events(ann)
+    );
+}
+
+#[test]
+fn garbage_and_mangled_frames_never_panic_a_peer_in_any_state() {
+    let mut sim = PeerSim::new(quick());
+    sim.record = true;
+    let peers = room(&mut sim, &["ann", "bob"]);
+    let joining = sim.add_joiner("cid", &[peers[0]]);
+    sim.type_text(peers[1], "some traffic to mangle");
+    sim.run_until_quiet(secs(5)).unwrap();
+    let samples: Vec<Vec<u8>> = sim.wire.iter().map(|d| d.bytes.clone()).collect();
+    let mut rng = Rng(7);
+    let from = peers[1];
+    for round in 0..3000 {
+        let mut bytes = samples[round % samples.len()].clone();
+        match rng.up_to(3) {
+            0 => {
+                let at = rng.up_to(bytes.len() as u64 - 1) as usize;
+                bytes[at] ^= 1 << rng.up_to(7);
+            }
+            1 => bytes.truncate(rng.up_to(bytes.len() as u64) as usize),
+            2 => bytes.extend((0..rng.up_to(40)).map(|_| rng.next_u64() as u8)),
+            _ => bytes = (0..rng.up_to(1300)).map(|_| rng.next_u64() as u8).collect(),
+        }
+        for to in [peers[0], peers[1], joining] {
+            let now = sim.now;
+            sim.peer_mut(to).handle_datagram(now, from, &bytes);
+        }
+    }
+    sim.drive();
+    sim.run_for(secs(1));
+    assert!(sim.peer(peers[0]).is_in_room() && sim.peer(peers[1]).is_in_room());
+}
+
+#[test]
+fn a_server_ignores_peer_frames_and_never_answers_them() {
+    use icq::server::{Server, ServerConfig};
+    let start = std::time::Instant::now();
+    let mut server = Server::new(ServerConfig::default(), BanList::default(), start, 0);
+    let from = SocketAddr::new([127, 0, 0, 1].into(), 5555);
+    let frames = [
+        Frame::PeerJoin {
+            nonce: 1,
+            cookie: 0,
+            id: 2,
+            token: 3,
+            name: "ann".into(),
+        },
+        Frame::PeerHello {
+            from_id: 1,
+            to_id: 2,
+            token: 3,
+            echo: 4,
+        },
+        Frame::PeerAck {
+            token: 1,
+            acks: Default::default(),
+        },
+        Frame::PeerLeave {
+            envelope: Default::default(),
+        },
+    ];
+    for frame in frames {
+        assert!(!frame.travels_to_server() && frame.is_peer());
+        server.handle_datagram(start, from, &frame.to_bytes());
+        assert_eq!(server.poll_transmit(), None, "{frame:?} was answered");
+    }
+}
+
+/// Drops every datagram between the two sides while `cut` is true.
+struct Partition {
+    side: Vec<SocketAddr>,
+    cut: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl peer_util::Link for Partition {
+    fn route(&mut self, datagram: &peer_util::Datagram) -> Vec<Duration> {
+        let across = self.side.contains(&datagram.from) != self.side.contains(&datagram.to);
+        if across && self.cut.get() {
+            Vec::new()
+        } else {
+            vec![Duration::ZERO]
+        }
+    }
+}
+
+#[test]
+fn a_partition_longer_than_the_timeout_leaves_two_rooms_that_do_not_merge() {
+    let mut sim = PeerSim::new(quick());
+    let peers = room(&mut sim, &["ann", "bob", "cid", "dee"]);
+    let (left, right) = (&peers[..2], &peers[2..]);
+    let cut = std::rc::Rc::new(std::cell::Cell::new(true));
+    sim.set_link(Partition {
+        side: left.to_vec(),
+        cut: cut.clone(),
+    });
+    // A short cut is bridged by the probes: nobody is evicted.
+    sim.run_for(quick().timeout / 3);
+    cut.set(false);
+    sim.run_for(secs(5));
+    assert!(converged(&sim, &peers), "{:?}", sim.summary());
+    // A cut longer than the timeout: each side evicts the other, and stays apart after.
+    cut.set(true);
+    sim.run_for(quick().timeout * 2);
+    cut.set(false);
+    sim.run_for(secs(10));
+    assert!(
+        converged(&sim, left) && converged(&sim, right),
+        "{:?}",
+        sim.summary()
+    );
+    for &at in left {
+        assert_eq!(
+            gone(sim.events(at)),
+            [
+                ("cid".to_owned(), GoneReason::TimedOut),
+                ("dee".to_owned(), GoneReason::TimedOut)
+            ]
+        );
+    }
+    // Both halves go on; a newcomer joins the half it asks.
+    sim.type_text(peers[3], "we are two now");
+    let eve = sim.join("eve", peers[2], secs(5));
+    sim.run_until(secs(5), |sim| converged(sim, &[peers[2], peers[3], eve]));
+}
