@@ -57,6 +57,13 @@ pub enum Command {
         /// The client's name exactly as typed (names may be case-sensitive).
         name: String,
     },
+    /// `/msg NAME text` — client only. A private message to one person.
+    Msg {
+        /// The recipient's name exactly as typed.
+        name: String,
+        /// The message: the rest of the line, as typed after the name.
+        text: String,
+    },
 }
 
 /// Why a line could not be understood. Display = one line for the user, always naming the
@@ -134,15 +141,16 @@ pub fn parse(line: &str, side: Side) -> Result<Input, CommandError> {
 /// `Command` from the arguments it extracted, so a table entry cannot pair a shape with a
 /// builder that expects different arguments, and no "impossible" case needs a panic.
 ///
-/// Planned commands need two more shapes, added the same way: `/msg NAME text` is
-/// `WordThenText(fn(String, String) -> Command)` (one word with [`split_first_word`], then the
-/// rest of the line as free text) and `/away [reason]` is
+/// A planned command needs one more shape, added the same way: `/away [reason]` is
 /// `OptionalText(fn(Option<String>) -> Command)` (the rest of the line, or `None` if blank).
 enum Shape {
     /// Nothing may follow the name; the command is always this value.
     NoArgument(Command),
     /// Exactly one whitespace-free word must follow the name.
     OneWord(fn(String) -> Command),
+    /// One word (found with [`split_first_word`]), then the rest of the line as free text;
+    /// both are required.
+    WordThenText(fn(String, String) -> Command),
 }
 
 /// One row of the command table: everything the parser and `/help` know about a command.
@@ -191,6 +199,16 @@ static COMMANDS: &[CommandSpec] = &[
             (Side::Server, "close the server"),
         ],
         shape: Shape::NoArgument(Command::Exit),
+    },
+    CommandSpec {
+        name: "/msg",
+        aliases: &[],
+        usage: "/msg NAME TEXT",
+        summaries: &[(
+            Side::Client,
+            "send TEXT to NAME only (peer mode, --listen)",
+        )],
+        shape: Shape::WordThenText(|name, text| Command::Msg { name, text }),
     },
     CommandSpec {
         name: "/kick",
@@ -267,6 +285,21 @@ impl CommandSpec {
                     Err(too_many)
                 } else {
                     Ok(build(word.to_string()))
+                }
+            }
+            Shape::WordThenText(build) => {
+                let (word, rest) = split_first_word(arguments);
+                // One separator goes; the text keeps any further spaces as typed.
+                let text = rest
+                    .strip_prefix(|c: char| c.is_whitespace())
+                    .unwrap_or(rest);
+                if word.is_empty() || text.trim().is_empty() {
+                    Err(CommandError::MissingArgument {
+                        command: self.name,
+                        usage: self.usage,
+                    })
+                } else {
+                    Ok(build(word.to_string(), text.to_string()))
                 }
             }
         }
@@ -662,6 +695,41 @@ mod tests {
     }
 
     #[test]
+    fn msg_takes_a_name_then_the_rest_of_the_line() {
+        assert_eq!(
+            command("/msg Bob hi  there ", Side::Client),
+            Command::Msg {
+                name: "Bob".to_string(),
+                text: "hi  there ".to_string()
+            }
+        );
+        assert_eq!(
+            command("/MSG\tbob\t /not a command\r\n", Side::Client),
+            Command::Msg {
+                name: "bob".to_string(),
+                text: " /not a command".to_string()
+            }
+        );
+        for line in ["/msg", "/msg bob", "/msg bob   ", "/msg    "] {
+            assert_eq!(
+                error(line, Side::Client),
+                CommandError::MissingArgument {
+                    command: "/msg",
+                    usage: "/msg NAME TEXT"
+                },
+                "{line:?}"
+            );
+        }
+        assert_eq!(
+            error("/msg bob hi", Side::Server),
+            CommandError::WrongSide {
+                command: "/msg",
+                side: Side::Server
+            }
+        );
+    }
+
+    #[test]
     fn server_help_lists_every_command_aligned() {
         assert_eq!(
             help_lines(Side::Server),
@@ -681,9 +749,10 @@ mod tests {
         assert_eq!(
             help_lines(Side::Client),
             vec![
-                "/help    list the commands you can use",
-                "/list    show who is online (also /who)",
-                "/exit    leave the chat (also /quit)",
+                "/help             list the commands you can use",
+                "/list             show who is online (also /who)",
+                "/exit             leave the chat (also /quit)",
+                "/msg NAME TEXT    send TEXT to NAME only (peer mode, --listen)",
             ]
         );
         let client_help = help_lines(Side::Client).join("\n");
@@ -725,9 +794,8 @@ mod tests {
         }
     }
 
-    /// A table with a client-only command, which the real table does not have yet, to check
-    /// that side checks work in both directions. `Command` has no client-only variant, so
-    /// the stand-in builds `List`.
+    /// A table with a made-up client-only command, to check that side checks work in both
+    /// directions whatever the real table holds. The stand-in builds `List`.
     static TABLE_WITH_CLIENT_ONLY: &[CommandSpec] = &[
         CommandSpec {
             name: "/whoami",

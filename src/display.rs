@@ -14,8 +14,9 @@ use chrono::{DateTime, Local};
 
 use crate::client::{ClientEvent, CloseReason};
 use crate::names::is_invisible_or_bidi;
+use crate::peer::{MemberInfo, PeerCloseReason, PeerEvent};
 use crate::server::ServerEvent;
-use crate::wire::{DisconnectReason, RefuseReason};
+use crate::wire::{DisconnectReason, GoneReason, RefuseReason};
 
 /// The bell byte: terminals beep or flash when it is printed.
 pub const BELL: char = '\u{07}';
@@ -284,9 +285,231 @@ pub fn close_text(reason: &CloseReason, server: &str) -> String {
     }
 }
 
+/// A private message: `[12:00:00] alice (private): psst` for the recipient, and
+/// `[12:00:00] alice -> bob (private): psst` for the sender. Names hold no spaces, so no
+/// name can pass a public message off as private.
+pub fn private_line(time_ms: i64, from: &str, to: &str, text: &str, own: bool) -> String {
+    let who = if own {
+        format!("{} -> {}", sanitize(from), sanitize(to))
+    } else {
+        sanitize(from).into_owned()
+    };
+    format!("[{}] {who} (private): {}", clock(time_ms), sanitize(text))
+}
+
+/// What a peer says when a member is gone: `bob left`, `bob timed out`...
+pub fn gone_text(name: &str, reason: GoneReason) -> String {
+    match reason {
+        GoneReason::Left => format!("{name} left"),
+        GoneReason::TimedOut => format!("{name} timed out"),
+        GoneReason::NameTaken => format!(
+            "{name} gave way: another peer joined under that name at the same moment"
+        ),
+    }
+}
+
+/// The lines a peer prints for an event (several for `/list`, none for the end: the binary
+/// reports that itself). `now_ms` stamps events the peer makes up itself; messages carry
+/// their sender's time. `bell` adds [`BELL`] to other people's messages.
+pub fn peer_event_lines(event: &PeerEvent, now_ms: i64, bell: bool) -> Vec<String> {
+    let ring = |mut line: String, own: bool| {
+        if bell && !own {
+            line.push(BELL);
+        }
+        line
+    };
+    let line = match event {
+        PeerEvent::Joined {
+            name,
+            through: None,
+            ..
+        } => notice_line(
+            now_ms,
+            &format!(
+                "started a new room as {name}; others join it with --peer and this \
+                 address; type /help for commands"
+            ),
+        ),
+        PeerEvent::Joined {
+            name,
+            through: Some((contact, addr)),
+            members,
+        } => notice_line(
+            now_ms,
+            &format!(
+                "joined the room through {contact} ({addr}) as {name}; {} in the room: {}; \
+                 type /help for commands",
+                members.len(),
+                members.join(", ")
+            ),
+        ),
+        PeerEvent::Message {
+            time_ms,
+            from,
+            text,
+            own,
+        } => ring(message_line(*time_ms, from, text), *own),
+        PeerEvent::Private {
+            time_ms,
+            from,
+            to,
+            text,
+            own,
+        } => ring(private_line(*time_ms, from, to, text, *own), *own),
+        PeerEvent::MemberJoined { time_ms, name } => {
+            notice_line(*time_ms, &format!("{name} joined"))
+        }
+        PeerEvent::MemberGone {
+            time_ms,
+            name,
+            reason,
+        } => notice_line(*time_ms, &gone_text(name, *reason)),
+        PeerEvent::DroppedBy { time_ms, name } => notice_line(
+            *time_ms,
+            &format!(
+                "{name} no longer counts us in the room (it stopped hearing from us); \
+                 we no longer talk to {name} either"
+            ),
+        ),
+        PeerEvent::FloodDropped {
+            time_ms,
+            from,
+            dropped,
+        } => notice_line(
+            *time_ms,
+            &format!("{} from {from} not shown: sent too fast", messages(*dropped)),
+        ),
+        PeerEvent::FloodWarned {
+            time_ms,
+            by,
+            dropped,
+        } => notice_line(
+            *time_ms,
+            &format!(
+                "{} not shown by {by}: you are sending too fast",
+                messages(*dropped)
+            ),
+        ),
+        PeerEvent::Members { time_ms, members } => {
+            let mut lines = vec![notice_line(
+                *time_ms,
+                &format!("{} in the room:", members.len()),
+            )];
+            lines.extend(
+                members
+                    .iter()
+                    .map(|member| notice_line(*time_ms, &format!("  {}", member_text(member)))),
+            );
+            return lines;
+        }
+        PeerEvent::NotSent { text, why } => {
+            notice_line(now_ms, &format!("not delivered ({why}): {text}"))
+        }
+        PeerEvent::Undelivered { to, count, why } => notice_line(
+            now_ms,
+            &format!("{} to {to} not confirmed ({why})", messages(*count as u32)),
+        ),
+        PeerEvent::Closed(_) => return Vec::new(),
+    };
+    vec![line]
+}
+
+/// `1 message`, `3 messages`.
+fn messages(count: u32) -> String {
+    let plural = if count == 1 { "" } else { "s" };
+    format!("{count} message{plural}")
+}
+
+/// One member in `/list`: `bob at 127.0.0.1:5001, heard 2s ago`.
+fn member_text(member: &MemberInfo) -> String {
+    if member.you {
+        return format!("{} (you)", member.name);
+    }
+    let mut text = member.name.clone();
+    if let Some(addr) = member.addr {
+        text.push_str(&format!(" at {addr}"));
+    }
+    if member.banned {
+        text.push_str(", banned here: not talked to, not listened to");
+    } else if !member.reachable {
+        text.push_str(", not reachable yet");
+    } else if let Some(idle) = member.idle_for {
+        text.push_str(&format!(", heard {} ago", duration(idle)));
+    }
+    text
+}
+
+/// What a peer says when it stops, naming the `--peer` it asked (`contact`).
+pub fn peer_close_text(reason: &PeerCloseReason, contact: &str, name: &str) -> String {
+    let refused = |why: &str| format!("{contact} refused to let us in: {why}");
+    match reason {
+        PeerCloseReason::Left => "left the room".to_owned(),
+        PeerCloseReason::JoinTimedOut => format!(
+            "no answer from {contact}: is a peer running there (in a room, not leaving), and \
+             is the address right?"
+        ),
+        PeerCloseReason::Refused(RefuseReason::NameTaken) => refused(
+            "the name is already taken in the room; choose another with --name",
+        ),
+        PeerCloseReason::Refused(RefuseReason::Banned) => refused("it bans our address"),
+        PeerCloseReason::Refused(RefuseReason::ServerFull) => refused("the room is full"),
+        PeerCloseReason::Refused(RefuseReason::VersionUnsupported) => {
+            refused("it speaks another protocol version")
+        }
+        PeerCloseReason::Refused(RefuseReason::AddressInUse) => {
+            refused("another member uses our address and port")
+        }
+        PeerCloseReason::Refused(reason) => refused(refuse_text(*reason)),
+        PeerCloseReason::NameConflict => format!(
+            "another peer joined the room as {} at the same moment, and keeps the name; \
+             choose another with --name",
+            sanitize(name)
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_lines_have_the_documented_shape() {
+        let private = private_line(0, "alice", "bob", "psst\u{1b}", false);
+        assert_eq!(&private[9..], "] alice (private): psst^[");
+        assert_eq!(
+            &private_line(0, "alice", "bob", "psst", true)[9..],
+            "] alice -> bob (private): psst"
+        );
+        let gone = PeerEvent::MemberGone {
+            time_ms: 0,
+            name: "bob".into(),
+            reason: GoneReason::TimedOut,
+        };
+        assert_eq!(&peer_event_lines(&gone, 0, true)[0][9..], "] -- bob timed out");
+        let message = PeerEvent::Message {
+            time_ms: 0,
+            from: "bob".into(),
+            text: "hi".into(),
+            own: false,
+        };
+        assert!(peer_event_lines(&message, 0, true)[0].ends_with(BELL));
+        assert!(!peer_event_lines(&message, 0, false)[0].ends_with(BELL));
+        let list = PeerEvent::Members {
+            time_ms: 0,
+            members: vec![MemberInfo {
+                name: "bob".into(),
+                id: 1,
+                addr: Some("127.0.0.1:5001".parse().unwrap()),
+                you: false,
+                idle_for: Some(Duration::from_secs(2)),
+                reachable: true,
+                banned: false,
+            }],
+        };
+        let lines = peer_event_lines(&list, 0, true);
+        assert_eq!(&lines[0][9..], "] -- 1 in the room:");
+        assert_eq!(&lines[1][9..], "] --   bob at 127.0.0.1:5001, heard 2s ago");
+    }
 
     #[test]
     fn clean_text_is_borrowed_unchanged() {

@@ -19,6 +19,7 @@ use crate::alert::{self, BellMode};
 use crate::client::ClientEvent;
 use crate::display::{self, BELL};
 use crate::names;
+use crate::peer::PeerEvent;
 use crate::server::ServerEvent;
 
 /// Whether to use color (`--color`).
@@ -167,6 +168,63 @@ impl ClientLook {
             // Server notices, and any kind of event added later: quiet, like a notice.
             _ => paint(sgr::DIM, &line),
         })
+    }
+
+    /// The lines to print for a peer-mode event (several for `/list`, none for the end).
+    /// Messages look, ring and highlight exactly like the client's; a private message
+    /// rings as a mention does (it is meant for you) and is drawn in the mention color.
+    pub fn peer_lines(&self, event: &PeerEvent, now_ms: i64, me: &str) -> Vec<String> {
+        match event {
+            PeerEvent::Message {
+                time_ms,
+                from,
+                text,
+                own,
+            } => {
+                let as_client = ClientEvent::Message {
+                    time_ms: *time_ms,
+                    from: from.clone(),
+                    text: text.clone(),
+                    own: *own,
+                };
+                self.client_line(&as_client, now_ms, me)
+                    .into_iter()
+                    .collect()
+            }
+            PeerEvent::Private {
+                time_ms,
+                from,
+                to,
+                text,
+                own,
+            } => {
+                let line = display::private_line(*time_ms, from, to, text, *own);
+                let mut line = if self.color {
+                    paint(sgr::MENTION, &line)
+                } else {
+                    line
+                };
+                if self.bell.rings(*own, true) {
+                    line.push(BELL);
+                }
+                vec![line]
+            }
+            _ => {
+                let lines = display::peer_event_lines(event, now_ms, false);
+                if !self.color {
+                    return lines;
+                }
+                let params = match event {
+                    PeerEvent::Joined { .. } => sgr::GREEN,
+                    PeerEvent::DroppedBy { .. }
+                    | PeerEvent::NotSent { .. }
+                    | PeerEvent::Undelivered { .. }
+                    | PeerEvent::FloodWarned { .. } => sgr::RED_BOLD,
+                    _ => sgr::DIM,
+                };
+                lines.iter().map(|line| paint(params, line)).collect()
+            }
+        }
     }
 
     /// A notice the client makes up itself (joining, leaving), dimmed when colored.
@@ -539,6 +597,53 @@ mod tests {
             true,
         );
         assert!(!visible(&server).chars().any(char::is_control));
+    }
+
+    #[test]
+    fn peer_lines_are_the_plain_ones_without_color_and_safe_with_it() {
+        let plain = ClientLook {
+            color: false,
+            bell: BellMode::All,
+        };
+        let colored = ClientLook {
+            color: true,
+            bell: BellMode::Mention,
+        };
+        let hostile = "\u{1b}[31mred";
+        let events = [
+            PeerEvent::Message {
+                time_ms: 0,
+                from: "bob".into(),
+                text: hostile.into(),
+                own: false,
+            },
+            PeerEvent::Private {
+                time_ms: 0,
+                from: "bob".into(),
+                to: "alice".into(),
+                text: hostile.into(),
+                own: false,
+            },
+            PeerEvent::MemberJoined {
+                time_ms: 0,
+                name: "bob".into(),
+            },
+        ];
+        for event in &events {
+            assert_eq!(
+                plain.peer_lines(event, 0, "alice"),
+                display::peer_event_lines(event, 0, true),
+                "{event:?}"
+            );
+            for line in colored.peer_lines(event, 0, "alice") {
+                let shown = visible(line.trim_end_matches(BELL));
+                assert!(!shown.chars().any(char::is_control), "{line:?}");
+            }
+        }
+        // A private message rings under --bell mention; a public one without the name
+        // does not.
+        assert!(colored.peer_lines(&events[1], 0, "alice")[0].ends_with(BELL));
+        assert!(!colored.peer_lines(&events[0], 0, "alice")[0].ends_with(BELL));
     }
 
     #[test]

@@ -9,9 +9,15 @@
 //! `icq::terminal` and every printed line goes through its printer, so arrivals appear above
 //! the line being typed; colors and the bell follow `icq::style`. Otherwise the client
 //! reads and prints plain lines, as scripts and tests expect.
+//!
+//! With `--listen` it runs in peer mode instead: no server, the state machine is
+//! `icq::peer`, the socket is bound to the given address (its first line says which port it
+//! got), and the ban file given with `--bans` is reloaded when it changes. The threads, the
+//! typing and the printing are the same in both modes.
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs, UdpSocket};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -20,14 +26,16 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 
 use icq::alert::BellMode;
+use icq::banlist::{self, BanList, FileWatch};
 use icq::client::{Client, ClientEvent, CloseReason};
 use icq::command::{self, Command, Input, Side};
 use icq::completion::NameBook;
 use icq::display;
 use icq::names;
+use icq::peer::{Peer, PeerCloseReason, PeerConfig, PeerEvent};
 use icq::style::{self, ClientLook, ColorChoice};
 use icq::terminal::{LineEditor, Printer, Typed};
-use icq::wire::MAX_DATAGRAM;
+use icq::wire::{GoneReason, MAX_DATAGRAM};
 
 /// `println!` that shrugs off a closed stdout (`icq-client | head`): the log reader went away,
 /// which is no reason to stop serving, let alone to panic.
@@ -56,6 +64,9 @@ const PROMPT: &str = "> ";
 /// run on time even though typing happens on the other thread.
 const MAX_WAIT: Duration = Duration::from_millis(100);
 
+/// How often peer mode looks whether the ban file changed on disk.
+const BAN_FILE_CHECK: Duration = Duration::from_secs(1);
+
 /// Exit statuses, so scripts can tell failures apart.
 mod exit {
     /// The server did not answer the join.
@@ -64,6 +75,25 @@ mod exit {
     pub const REFUSED: u8 = 4;
     /// The server ended the session (kicked, banned, closing, timed out).
     pub const DISCONNECTED: u8 = 5;
+}
+
+/// The exit status for the end of a session.
+fn close_status(reason: &CloseReason) -> u8 {
+    match reason {
+        CloseReason::Left => 0,
+        CloseReason::JoinTimedOut => exit::NO_ANSWER,
+        CloseReason::Refused(_) => exit::REFUSED,
+        CloseReason::Disconnected { .. } => exit::DISCONNECTED,
+    }
+}
+
+/// The exit status for the end of a peer: the same numbers as with a server.
+fn peer_close_status(reason: &PeerCloseReason) -> u8 {
+    match reason {
+        PeerCloseReason::Left => 0,
+        PeerCloseReason::JoinTimedOut => exit::NO_ANSWER,
+        PeerCloseReason::Refused(_) | PeerCloseReason::NameConflict => exit::REFUSED,
+    }
 }
 
 #[derive(Parser, Debug)]
@@ -79,15 +109,24 @@ mod exit {
                                                    the same options from the environment
   icq-client --name fay --color never --no-bell    no colors, no bell
 
+Peer mode (no server: every peer is the same program, messages go straight to each one):
+  icq-client --name alice --listen 0.0.0.0:5000    start a new room
+  icq-client --name bob --listen 0.0.0.0:0 --peer 192.168.1.10:5000
+                                                   join the room alice's peer is in
+  icq-client --name carol --listen 0.0.0.0:0 --peer 192.168.1.11:43210 --bans bans.txt
+                                                   join through any member, with a ban file
+
 Type a line and press Enter to send it to everyone. Commands: /list (who is online),
-/help, /exit (or Ctrl-D, Ctrl-C). Start a message with // to send one beginning with /.
+/help, /exit (or Ctrl-D, Ctrl-C), and in peer mode /msg NAME TEXT (to one person only).
+Start a message with // to send one beginning with /.
 On a terminal, lines arriving while you type appear above your line; Up/Down recall what
 you typed, Tab completes the names of people online (and commands after /). Names have
 colors, your own messages are bold, messages that mention your name are highlighted.
 
-Exit status: 0 after /exit; 2 bad arguments; 3 the server did not answer;
-4 the server refused the join (name taken or invalid, address banned, server full);
-5 the server ended the session (kicked, banned, closing, timed out)."
+Exit status: 0 after /exit; 2 bad arguments; 3 the server (peer mode: the --peer) did not
+answer; 4 the join was refused (name taken or invalid, address banned, server or room
+full) or, in peer mode, another peer took the name at the same moment; 5 the server ended
+the session (kicked, banned, closing, timed out)."
 )]
 struct Args {
     /// Your name in the chat: 1-32 characters, no spaces [default: $USER].
@@ -105,21 +144,99 @@ struct Args {
     /// When to use colors: names in colors, your messages in bold, mentions highlighted.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, env = "ICQ_COLOR")]
     color: ColorChoice,
+    /// Peer mode, with no server: receive on this address (IP:PORT, port 0 for any free
+    /// one; the first line printed says which). --server is not used then.
+    #[arg(long, env = "ICQ_LISTEN")]
+    listen: Option<String>,
+    /// Peer mode: join the room of the peer at HOST:PORT (repeat, or separate with commas,
+    /// to give others to try in turn). Without it, start a new room.
+    #[arg(long = "peer", env = "ICQ_PEER", value_delimiter = ',', requires = "listen")]
+    peers: Vec<String>,
+    /// Peer mode: a ban file (as the server's): peers at these addresses are neither heard
+    /// nor talked to, and may not join through us. Reloaded when it changes.
+    #[arg(long, env = "ICQ_BANS", requires = "listen")]
+    bans: Option<PathBuf>,
+}
+
+/// The state machine behind the program: a client of a server, or a peer.
+enum Core {
+    Client(Client),
+    Peer(Box<Peer>),
+}
+
+impl Core {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        match self {
+            Core::Client(client) => client.handle_datagram(now, from, datagram),
+            Core::Peer(peer) => peer.handle_datagram(now, from, datagram),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Core::Client(client) => client.handle_timeout(now),
+            Core::Peer(peer) => peer.handle_timeout(now),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Core::Client(client) => client.poll_timeout(),
+            Core::Peer(peer) => peer.poll_timeout(),
+        }
+    }
+
+    fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        match self {
+            Core::Client(client) => client.poll_transmit(),
+            Core::Peer(peer) => peer.poll_transmit(),
+        }
+    }
+
+    fn send_text(&mut self, now: Instant, text: &str) {
+        match self {
+            Core::Client(client) => client.send_text(now, text),
+            Core::Peer(peer) => peer.send_text(now, text),
+        }
+    }
+
+    fn request_list(&mut self, now: Instant) {
+        match self {
+            Core::Client(client) => client.request_list(now),
+            Core::Peer(peer) => peer.request_list(now),
+        }
+    }
+
+    fn leave(&mut self, now: Instant) {
+        match self {
+            Core::Client(client) => client.leave(now),
+            Core::Peer(peer) => peer.leave(now),
+        }
+    }
+}
+
+/// Peer mode's ban file, checked for changes now and then.
+struct BanFile {
+    path: PathBuf,
+    watch: FileWatch,
+    next_check: Instant,
 }
 
 struct Shared {
     socket: UdpSocket,
-    client: Mutex<Client>,
+    core: Mutex<Core>,
     /// Whether destinations must be given as IPv6 (the socket is dual-stack).
     socket_is_v6: bool,
     /// Colors and bell.
     look: ClientLook,
-    /// The server as the user wrote it, for messages.
+    /// The server (peer mode: the first --peer) as the user wrote it, for messages.
     server_text: String,
     /// Where lines go.
     out: Output,
     /// Who has been seen online, for Tab (only kept up to date on a terminal).
     names: Arc<Mutex<NameBook>>,
+    /// Peer mode's ban file, if one was given.
+    ban_file: Option<Mutex<BanFile>>,
 }
 
 /// Where printed lines go: straight to stdout, or above the line being edited.
@@ -166,7 +283,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
-    let name = match args.name.or_else(|| std::env::var("USER").ok()) {
+    let name = match args.name.clone().or_else(|| std::env::var("USER").ok()) {
         Some(name) => name,
         None => usage_error("no name given: use --name NAME (or set ICQ_NAME or USER)"),
     };
@@ -176,15 +293,6 @@ fn run(args: Args) -> Result<()> {
             display::sanitize(&name)
         ));
     }
-    let servers = resolve_server(&args.server)?;
-    let socket_is_v6 = servers.iter().any(SocketAddr::is_ipv6);
-    let local: SocketAddr = if socket_is_v6 {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    } else {
-        ([0, 0, 0, 0], 0).into()
-    };
-    let socket = UdpSocket::bind(local).context("opening a UDP socket")?;
-
     let look = ClientLook {
         color: style::use_color_here(args.color, io::stdout().is_terminal()),
         bell: if args.no_bell {
@@ -202,33 +310,17 @@ fn run(args: Args) -> Result<()> {
         Some((editor, printer)) => (Some(editor), Output::Editor(printer)),
         None => (None, Output::Plain),
     };
-    let joining = format!(
-        "joining {} as {}...",
-        display::sanitize(&args.server),
-        display::sanitize(&name)
-    );
-    match &out {
-        Output::Editor(_) => out.line(look.notice(wall_ms(), &joining)),
-        // Not on stdout: scripts and tests read the conversation there, line by line.
-        Output::Plain => say_err!("icq-client: {joining}"),
-    }
-
-    let shared = Arc::new(Shared {
-        socket,
-        client: Mutex::new(Client::new(&name, servers, Instant::now())),
-        socket_is_v6,
-        look,
-        server_text: args.server,
-        out,
-        names,
-    });
+    let shared = match &args.listen {
+        Some(listen) => start_peer(&args, listen, &name, look, out, names)?,
+        None => start_client(&args, &name, look, out, names)?,
+    };
     pump(&shared, &mut lock(&shared));
 
     let for_signals = Arc::clone(&shared);
     ctrlc::set_handler(move || {
-        let mut client = lock(&for_signals);
-        client.leave(Instant::now());
-        pump(&for_signals, &mut client);
+        let mut core = lock(&for_signals);
+        core.leave(Instant::now());
+        pump(&for_signals, &mut core);
     })
     .context("installing the Ctrl-C handler")?;
 
@@ -244,14 +336,150 @@ fn run(args: Args) -> Result<()> {
     }
     // End of input: leave, and let the receiver finish the goodbye and exit the process.
     {
-        let mut client = lock(&shared);
-        client.leave(Instant::now());
-        pump(&shared, &mut client);
+        let mut core = lock(&shared);
+        core.leave(Instant::now());
+        pump(&shared, &mut core);
     }
     match receiver.join() {
         Ok(result) => result,
         Err(_) => Err(anyhow!("the receiver thread failed")),
     }
+}
+
+/// Opens the socket and starts joining the server given with `--server`.
+fn start_client(
+    args: &Args,
+    name: &str,
+    look: ClientLook,
+    out: Output,
+    names: Arc<Mutex<NameBook>>,
+) -> Result<Arc<Shared>> {
+    let servers = resolve_server(&args.server)?;
+    let socket_is_v6 = servers.iter().any(SocketAddr::is_ipv6);
+    let local: SocketAddr = if socket_is_v6 {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        ([0, 0, 0, 0], 0).into()
+    };
+    let socket = UdpSocket::bind(local).context("opening a UDP socket")?;
+    let joining = format!(
+        "joining {} as {}...",
+        display::sanitize(&args.server),
+        display::sanitize(name)
+    );
+    match &out {
+        Output::Editor(_) => out.line(look.notice(wall_ms(), &joining)),
+        // Not on stdout: scripts and tests read the conversation there, line by line.
+        Output::Plain => say_err!("icq-client: {joining}"),
+    }
+    Ok(Arc::new(Shared {
+        socket,
+        core: Mutex::new(Core::Client(Client::new(name, servers, Instant::now()))),
+        socket_is_v6,
+        look,
+        server_text: args.server.clone(),
+        out,
+        names,
+        ban_file: None,
+    }))
+}
+
+/// Peer mode: binds `--listen`, loads `--bans`, and starts a new room or joins one through
+/// the `--peer` addresses. The first line printed says where we listen, port included.
+fn start_peer(
+    args: &Args,
+    listen: &str,
+    name: &str,
+    look: ClientLook,
+    out: Output,
+    names: Arc<Mutex<NameBook>>,
+) -> Result<Arc<Shared>> {
+    let listen_addr = resolve_listen(listen)?;
+    let socket = UdpSocket::bind(listen_addr)
+        .with_context(|| format!("listening on {}", display::sanitize(listen)))?;
+    let local = socket
+        .local_addr()
+        .context("reading the socket's address")?;
+    let socket_is_v6 = local.is_ipv6();
+    let mut contacts = Vec::new();
+    for peer in &args.peers {
+        let addrs = resolve_server(peer)?;
+        // A socket of one family only reaches that family (an IPv6 one reaches both).
+        let usable: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter(|addr| socket_is_v6 || addr.is_ipv4())
+            .collect();
+        if usable.is_empty() {
+            bail!("--peer {peer}: no IPv4 address to reach from an IPv4 --listen address");
+        }
+        contacts.extend(usable);
+    }
+    let (bans, ban_file) = match &args.bans {
+        Some(path) => {
+            let watch = FileWatch::new(path);
+            let (bans, warnings) = banlist::load(path)
+                .with_context(|| format!("reading ban list {}", path.display()))?;
+            for warning in &warnings {
+                say_err!("icq-client: {}: {warning}", path.display());
+            }
+            let file = BanFile {
+                path: path.clone(),
+                watch,
+                next_check: Instant::now() + BAN_FILE_CHECK,
+            };
+            (bans, Some(Mutex::new(file)))
+        }
+        None => (BanList::default(), None),
+    };
+    let now = Instant::now();
+    let mut peer = if contacts.is_empty() {
+        Peer::new_room(name, PeerConfig::default(), bans, now, wall_ms())
+    } else {
+        Peer::join(
+            name,
+            contacts,
+            PeerConfig::default(),
+            bans,
+            now,
+            wall_ms(),
+        )
+    };
+    peer.set_local_address(local);
+    let first_line = if args.peers.is_empty() {
+        format!("listening on {local} as {} (new room)", display::sanitize(name))
+    } else {
+        format!(
+            "listening on {local} as {}; joining the room through {}...",
+            display::sanitize(name),
+            display::sanitize(&args.peers.join(", "))
+        )
+    };
+    // On stdout in every mode: scripts and tests learn the port from it.
+    out.line(look.notice(wall_ms(), &first_line));
+    Ok(Arc::new(Shared {
+        socket,
+        core: Mutex::new(Core::Peer(Box::new(peer))),
+        socket_is_v6,
+        look,
+        server_text: args.peers.first().cloned().unwrap_or_default(),
+        out,
+        names,
+        ban_file,
+    }))
+}
+
+/// `--listen`: an IP address and port (`127.0.0.1:0`, `[::]:5000`), or a host name and
+/// port, resolved.
+fn resolve_listen(listen: &str) -> Result<SocketAddr> {
+    if let Ok(addr) = listen.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let (host, port) = split_host_port(listen)?;
+    (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("resolving --listen address '{listen}'"))?
+        .min_by_key(SocketAddr::is_ipv6)
+        .with_context(|| format!("--listen address '{listen}' resolved to no address"))
 }
 
 /// Splits `--server` into host and port, then resolves the host with the system resolver.
@@ -347,18 +575,32 @@ fn typed(shared: &Shared, line: &str) -> Next {
     match command::parse(line, Side::Client) {
         Ok(Input::Empty) => {}
         Ok(Input::Text(text)) => {
-            let mut client = lock(shared);
-            client.send_text(now, &text);
-            pump(shared, &mut client);
+            let mut core = lock(shared);
+            core.send_text(now, &text);
+            pump(shared, &mut core);
         }
         Ok(Input::Command(Command::Exit)) => return Next::Exit,
         Ok(Input::Command(Command::List)) => {
-            let mut client = lock(shared);
-            client.request_list(now);
-            pump(shared, &mut client);
+            let mut core = lock(shared);
+            core.request_list(now);
+            pump(shared, &mut core);
         }
         Ok(Input::Command(Command::Help)) => {
             shared.out.lines(&command::help_lines(Side::Client));
+        }
+        Ok(Input::Command(Command::Msg { name, text })) => {
+            let mut core = lock(shared);
+            match &mut *core {
+                Core::Peer(peer) => {
+                    if let Err(error) = peer.send_private(now, &name, &text) {
+                        shared.out.line(error.to_string());
+                    }
+                }
+                Core::Client(_) => shared
+                    .out
+                    .line("/msg needs peer mode (--listen): the server does not relay private messages yet"),
+            }
+            pump(shared, &mut core);
         }
         // The parser only gives server commands to the server; nothing to do here.
         Ok(Input::Command(_)) => {}
@@ -372,6 +614,7 @@ fn typed(shared: &Shared, line: &str) -> Next {
 fn receive(shared: &Shared) -> Result<()> {
     let mut buffer = [0u8; MAX_DATAGRAM + 1];
     loop {
+        reload_bans_if_changed(shared);
         let deadline = lock(shared).poll_timeout();
         let now = Instant::now();
         let wait = deadline
@@ -382,22 +625,53 @@ fn receive(shared: &Shared) -> Result<()> {
             .set_read_timeout(Some(wait))
             .context("setting the socket's read timeout")?;
         let received = shared.socket.recv_from(&mut buffer);
-        let mut client = lock(shared);
+        let mut core = lock(shared);
         let now = Instant::now();
         if let Ok((len, from)) = received {
-            client.handle_datagram(now, from, &buffer[..len]);
+            core.handle_datagram(now, from, &buffer[..len]);
         }
-        if client.poll_timeout().is_some_and(|t| t <= now) {
-            client.handle_timeout(now);
+        if core.poll_timeout().is_some_and(|t| t <= now) {
+            core.handle_timeout(now);
         }
-        pump(shared, &mut client);
+        pump(shared, &mut core);
     }
 }
 
-/// Sends what the client queued and prints what it has to say; ends the process when the
+/// Peer mode: puts the ban file in force again when it changed on disk (checked every
+/// [`BAN_FILE_CHECK`]).
+fn reload_bans_if_changed(shared: &Shared) {
+    let Some(file) = &shared.ban_file else {
+        return;
+    };
+    let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let now = Instant::now();
+    if now < file.next_check {
+        return;
+    }
+    file.next_check = now + BAN_FILE_CHECK;
+    if !file.watch.changed() {
+        return;
+    }
+    let text = match banlist::load(&file.path) {
+        Ok((bans, _)) => {
+            let count = bans.len();
+            if let Core::Peer(peer) = &mut *lock(shared) {
+                peer.set_ban_list(now, bans);
+            }
+            format!(
+                "ban list {} changed on disk: {count} entries now in force",
+                file.path.display()
+            )
+        }
+        Err(error) => format!("{error}; keeping the previous ban list"),
+    };
+    shared.out.line(shared.look.notice(wall_ms(), &text));
+}
+
+/// Sends what the core queued and prints what it has to say; ends the process when the
 /// session is over.
-fn pump(shared: &Shared, client: &mut Client) {
-    while let Some((destination, payload)) = client.poll_transmit() {
+fn pump(shared: &Shared, core: &mut Core) {
+    while let Some((destination, payload)) = core.poll_transmit() {
         let destination = if shared.socket_is_v6 {
             as_ipv6(destination)
         } else {
@@ -408,50 +682,102 @@ fn pump(shared: &Shared, client: &mut Client) {
     }
     let now_ms = wall_ms();
     let mut lines = Vec::new();
-    while let Some(event) = client.poll_event() {
-        if let ClientEvent::Closed(reason) = event {
-            shared.out.lines(&lines);
-            finish(shared, &reason, client.server());
+    match core {
+        Core::Client(client) => {
+            while let Some(event) = client.poll_event() {
+                if let ClientEvent::Closed(reason) = event {
+                    shared.out.lines(&lines);
+                    let text = display::close_text(&reason, &server_shown(shared, client.server()));
+                    finish(shared, &text, reason.is_failure(), close_status(&reason));
+                }
+                if matches!(shared.out, Output::Editor(_)) {
+                    lock_names(&shared.names).observe(&event);
+                }
+                if let Some(line) = shared.look.client_line(&event, now_ms, client.name()) {
+                    lines.push(line);
+                }
+            }
         }
-        if matches!(shared.out, Output::Editor(_)) {
-            lock_names(&shared.names).observe(&event);
-        }
-        if let Some(line) = shared.look.client_line(&event, now_ms, client.name()) {
-            lines.push(line);
+        Core::Peer(peer) => {
+            while let Some(event) = peer.poll_event() {
+                if let PeerEvent::Closed(reason) = event {
+                    shared.out.lines(&lines);
+                    let contact = peer.contact().map_or(String::new(), |addr| server_shown(shared, addr));
+                    let text = display::peer_close_text(&reason, &contact, peer.name());
+                    finish(shared, &text, reason.is_failure(), peer_close_status(&reason));
+                }
+                if matches!(shared.out, Output::Editor(_)) {
+                    let mut book = lock_names(&shared.names);
+                    for seen in as_client_events(&event, peer.name()) {
+                        book.observe(&seen);
+                    }
+                }
+                lines.extend(shared.look.peer_lines(&event, now_ms, peer.name()));
+            }
         }
     }
     shared.out.lines(&lines);
 }
 
-fn finish(shared: &Shared, reason: &CloseReason, server: SocketAddr) -> ! {
-    // "localhost:4000 (127.0.0.1:4000)", but not "127.0.0.1:4000 (127.0.0.1:4000)".
-    let shown = if shared.server_text.parse::<SocketAddr>() == Ok(server) {
+/// What Tab completion learns from a peer event, told in the client's events (the name
+/// book learns from those).
+fn as_client_events(event: &PeerEvent, me: &str) -> Vec<ClientEvent> {
+    let notice = |text: String| ClientEvent::Notice { time_ms: 0, text };
+    match event {
+        PeerEvent::Joined { name, members, .. } => vec![
+            ClientEvent::Joined {
+                name: name.clone(),
+                server: SocketAddr::from(([0, 0, 0, 0], 0)),
+            },
+            ClientEvent::Roster {
+                time_ms: 0,
+                total: u16::try_from(members.len()).unwrap_or(u16::MAX),
+                offset: 0,
+                names: members.clone(),
+            },
+        ],
+        PeerEvent::Message { from, .. } | PeerEvent::Private { from, .. } if from != me => {
+            vec![notice(format!("{from} joined"))]
+        }
+        PeerEvent::MemberJoined { name, .. } => vec![notice(format!("{name} joined"))],
+        PeerEvent::MemberGone { name, .. } | PeerEvent::DroppedBy { name, .. } => {
+            vec![notice(display::gone_text(name, GoneReason::Left))]
+        }
+        PeerEvent::Members { members, .. } => vec![ClientEvent::Roster {
+            time_ms: 0,
+            total: u16::try_from(members.len()).unwrap_or(u16::MAX),
+            offset: 0,
+            names: members.iter().map(|m| m.name.clone()).collect(),
+        }],
+        _ => Vec::new(),
+    }
+}
+
+/// "localhost:4000 (127.0.0.1:4000)", but not "127.0.0.1:4000 (127.0.0.1:4000)".
+fn server_shown(shared: &Shared, server: SocketAddr) -> String {
+    if shared.server_text.parse::<SocketAddr>() == Ok(server) || shared.server_text.is_empty() {
         server.to_string()
     } else {
         format!("{} ({server})", shared.server_text)
-    };
-    let text = display::close_text(reason, &shown);
-    let status = match reason {
-        CloseReason::Left => 0,
-        CloseReason::JoinTimedOut => exit::NO_ANSWER,
-        CloseReason::Refused(_) => exit::REFUSED,
-        CloseReason::Disconnected { .. } => exit::DISCONNECTED,
-    };
+    }
+}
+
+fn finish(shared: &Shared, text: &str, failure: bool, status: u8) -> ! {
     // On stdout with the conversation, and on stderr too when it is an error, where
     // someone who redirected the conversation (or only the errors) still sees it.
-    let line = shared.look.farewell(wall_ms(), &text, reason.is_failure());
+    let line = shared.look.farewell(wall_ms(), text, failure);
     match &shared.out {
         Output::Plain => {
             say!("{line}");
             let _ = io::stdout().flush();
-            if reason.is_failure() {
+            if failure {
                 say_err!("icq-client: {text}");
             }
         }
         Output::Editor(printer) => {
             printer.finish(&line);
             // On a terminal the line above already says it; a copy only helps elsewhere.
-            if reason.is_failure() && !io::stderr().is_terminal() {
+            if failure && !io::stderr().is_terminal() {
                 say_err!("icq-client: {text}");
             }
         }
@@ -482,9 +808,9 @@ fn lock_names(names: &Mutex<NameBook>) -> MutexGuard<'_, NameBook> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn lock(shared: &Shared) -> MutexGuard<'_, Client> {
+fn lock(shared: &Shared) -> MutexGuard<'_, Core> {
     shared
-        .client
+        .core
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -363,6 +363,8 @@ fn run_command(shared: &Shared, command: Command) {
         }
         Command::Ban { target } => ban(shared, &target, now),
         Command::Unban { target } => unban(shared, &target, now),
+        // Client-only: the parser never gives it to the console.
+        Command::Msg { .. } => {}
     }
 }
 
