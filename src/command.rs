@@ -204,10 +204,7 @@ static COMMANDS: &[CommandSpec] = &[
         name: "/msg",
         aliases: &[],
         usage: "/msg NAME TEXT",
-        summaries: &[(
-            Side::Client,
-            "send TEXT to NAME only (peer mode, --listen)",
-        )],
+        summaries: &[(Side::Client, "send TEXT to NAME only (peer mode, --listen)")],
         shape: Shape::WordThenText(|name, text| Command::Msg { name, text }),
     },
     CommandSpec {

@@ -302,9 +302,9 @@ pub fn gone_text(name: &str, reason: GoneReason) -> String {
     match reason {
         GoneReason::Left => format!("{name} left"),
         GoneReason::TimedOut => format!("{name} timed out"),
-        GoneReason::NameTaken => format!(
-            "{name} gave way: another peer joined under that name at the same moment"
-        ),
+        GoneReason::NameTaken => {
+            format!("{name} gave way: another peer joined under that name at the same moment")
+        }
     }
 }
 
@@ -377,7 +377,10 @@ pub fn peer_event_lines(event: &PeerEvent, now_ms: i64, bell: bool) -> Vec<Strin
             dropped,
         } => notice_line(
             *time_ms,
-            &format!("{} from {from} not shown: sent too fast", messages(*dropped)),
+            &format!(
+                "{} from {from} not shown: sent too fast",
+                messages(*dropped)
+            ),
         ),
         PeerEvent::FloodWarned {
             time_ms,
@@ -448,9 +451,9 @@ pub fn peer_close_text(reason: &PeerCloseReason, contact: &str, name: &str) -> S
             "no answer from {contact}: is a peer running there (in a room, not leaving), and \
              is the address right?"
         ),
-        PeerCloseReason::Refused(RefuseReason::NameTaken) => refused(
-            "the name is already taken in the room; choose another with --name",
-        ),
+        PeerCloseReason::Refused(RefuseReason::NameTaken) => {
+            refused("the name is already taken in the room; choose another with --name")
+        }
         PeerCloseReason::Refused(RefuseReason::Banned) => refused("it bans our address"),
         PeerCloseReason::Refused(RefuseReason::ServerFull) => refused("the room is full"),
         PeerCloseReason::Refused(RefuseReason::VersionUnsupported) => {
@@ -485,7 +488,10 @@ mod tests {
             name: "bob".into(),
             reason: GoneReason::TimedOut,
         };
-        assert_eq!(&peer_event_lines(&gone, 0, true)[0][9..], "] -- bob timed out");
+        assert_eq!(
+            &peer_event_lines(&gone, 0, true)[0][9..],
+            "] -- bob timed out"
+        );
         let message = PeerEvent::Message {
             time_ms: 0,
             from: "bob".into(),

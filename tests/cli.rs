@@ -54,6 +54,9 @@ fn every_option_has_an_environment_variable_shown_in_help() {
                 "ICQ_BELL",
                 "ICQ_NO_BELL",
                 "ICQ_COLOR",
+                "ICQ_LISTEN",
+                "ICQ_PEER",
+                "ICQ_BANS",
             ][..],
         ),
         (

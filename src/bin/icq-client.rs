@@ -150,7 +150,12 @@ struct Args {
     listen: Option<String>,
     /// Peer mode: join the room of the peer at HOST:PORT (repeat, or separate with commas,
     /// to give others to try in turn). Without it, start a new room.
-    #[arg(long = "peer", env = "ICQ_PEER", value_delimiter = ',', requires = "listen")]
+    #[arg(
+        long = "peer",
+        env = "ICQ_PEER",
+        value_delimiter = ',',
+        requires = "listen"
+    )]
     peers: Vec<String>,
     /// Peer mode: a ban file (as the server's): peers at these addresses are neither heard
     /// nor talked to, and may not join through us. Reloaded when it changes.
@@ -160,7 +165,7 @@ struct Args {
 
 /// The state machine behind the program: a client of a server, or a peer.
 enum Core {
-    Client(Client),
+    Client(Box<Client>),
     Peer(Box<Peer>),
 }
 
@@ -374,7 +379,11 @@ fn start_client(
     }
     Ok(Arc::new(Shared {
         socket,
-        core: Mutex::new(Core::Client(Client::new(name, servers, Instant::now()))),
+        core: Mutex::new(Core::Client(Box::new(Client::new(
+            name,
+            servers,
+            Instant::now(),
+        )))),
         socket_is_v6,
         look,
         server_text: args.server.clone(),
@@ -435,18 +444,14 @@ fn start_peer(
     let mut peer = if contacts.is_empty() {
         Peer::new_room(name, PeerConfig::default(), bans, now, wall_ms())
     } else {
-        Peer::join(
-            name,
-            contacts,
-            PeerConfig::default(),
-            bans,
-            now,
-            wall_ms(),
-        )
+        Peer::join(name, contacts, PeerConfig::default(), bans, now, wall_ms())
     };
     peer.set_local_address(local);
     let first_line = if args.peers.is_empty() {
-        format!("listening on {local} as {} (new room)", display::sanitize(name))
+        format!(
+            "listening on {local} as {} (new room)",
+            display::sanitize(name)
+        )
     } else {
         format!(
             "listening on {local} as {}; joining the room through {}...",
@@ -702,9 +707,16 @@ fn pump(shared: &Shared, core: &mut Core) {
             while let Some(event) = peer.poll_event() {
                 if let PeerEvent::Closed(reason) = event {
                     shared.out.lines(&lines);
-                    let contact = peer.contact().map_or(String::new(), |addr| server_shown(shared, addr));
+                    let contact = peer
+                        .contact()
+                        .map_or(String::new(), |addr| server_shown(shared, addr));
                     let text = display::peer_close_text(&reason, &contact, peer.name());
-                    finish(shared, &text, reason.is_failure(), peer_close_status(&reason));
+                    finish(
+                        shared,
+                        &text,
+                        reason.is_failure(),
+                        peer_close_status(&reason),
+                    );
                 }
                 if matches!(shared.out, Output::Editor(_)) {
                     let mut book = lock_names(&shared.names);

@@ -60,6 +60,8 @@ const ICQ_ENV: &[&str] = &[
     "ICQ_NAME",
     "ICQ_SERVER",
     "ICQ_NO_BELL",
+    "ICQ_LISTEN",
+    "ICQ_PEER",
 ];
 
 /// How often [`Process::wait_exit`] looks whether the child has exited.

@@ -1,0 +1,283 @@
+//! Peer mode end to end: real `icq-client` processes started with `--listen 127.0.0.1:0`
+//! (each reads its port from the peer's first line), chatting with no server, driven
+//! through stdin and read from stdout.
+//!
+//! This file owns what people see of peer mode from outside: the lines each peer prints,
+//! exit codes, a room that outlives its founder. The protocol rules are tested without
+//! sockets in `peers.rs`; the process plumbing is `process`. Every wait has a deadline
+//! (`process::WAIT`); nothing sleeps "long enough", and dropping a `Process` kills it.
+
+mod process;
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use process::{
+    CLIENT_BIN, LineMatcher, Process, Stdin, Stream, TempDir, WAIT, matching, parse_listening_line,
+    split_stamp,
+};
+
+/// Exit codes of `icq-client` (see its `--help`).
+const EXIT_NO_ANSWER: i32 = 3;
+const EXIT_REFUSED: i32 = 4;
+
+/// Starts `icq-client --name NAME --listen IP:0 [--peer ADDR]... [args]` and reads the
+/// address it listens on from its first line,
+/// `[HH:MM:SS] -- listening on 127.0.0.1:PORT as NAME ...`.
+fn start_peer_on(
+    ip: &str,
+    name: &str,
+    peers: &[SocketAddr],
+    args: &[&str],
+) -> (Process, SocketAddr) {
+    let mut command = Command::new(CLIENT_BIN);
+    command
+        .arg("--name")
+        .arg(name)
+        .arg("--listen")
+        .arg(format!("{ip}:0"))
+        .args(args);
+    for peer in peers {
+        command.arg("--peer").arg(peer.to_string());
+    }
+    let mut process = Process::spawn(&format!("peer {name:?}"), command, Stdin::Piped);
+    let first = process.expect_stream_line(Stream::Stdout, "-- listening on ", WAIT);
+    let addr = parse_listening_line(&first)
+        .unwrap_or_else(|| process.fail(&format!("no address in {first:?}")));
+    (process, addr)
+}
+
+fn start_peer(name: &str, peers: &[SocketAddr]) -> (Process, SocketAddr) {
+    start_peer_on("127.0.0.1", name, peers, &[])
+}
+
+/// Starts a peer that joins through `through` and waits until it says it is in the room.
+fn join_peer(name: &str, through: SocketAddr) -> (Process, SocketAddr) {
+    let (mut process, addr) = start_peer(name, &[through]);
+    process.expect_stream_line(
+        Stream::Stdout,
+        notice_starting("joined the room through "),
+        WAIT,
+    );
+    (process, addr)
+}
+
+/// Matches the chat line `[HH:MM:SS] from: text`, with or without the bell.
+fn message_from(from: &str, text: &str) -> impl LineMatcher + use<> {
+    let wanted = format!("{from}: {text}");
+    matching(
+        format!("a chat line `[HH:MM:SS] {wanted}`"),
+        move |line: &str| {
+            split_stamp(line).is_some_and(|(_, rest)| rest.trim_end_matches('\u{7}') == wanted)
+        },
+    )
+}
+
+/// Matches the notice `[HH:MM:SS] -- text` exactly.
+fn notice(text: &str) -> impl LineMatcher + use<> {
+    let wanted = format!("-- {text}");
+    matching(
+        format!("the notice `[HH:MM:SS] {wanted}`"),
+        move |line: &str| split_stamp(line).is_some_and(|(_, rest)| rest == wanted),
+    )
+}
+
+/// Matches a notice `[HH:MM:SS] -- ...` starting with `prefix`.
+fn notice_starting(prefix: &str) -> impl LineMatcher + use<> {
+    let wanted = format!("-- {prefix}");
+    matching(
+        format!("a notice `[HH:MM:SS] {wanted}...`"),
+        move |line: &str| split_stamp(line).is_some_and(|(_, rest)| rest.starts_with(&wanted)),
+    )
+}
+
+/// Everyone in `peers` shows `from: text`.
+fn all_see(peers: &mut [&mut Process], from: &str, text: &str) {
+    for peer in peers.iter_mut() {
+        peer.expect_stream_line(Stream::Stdout, message_from(from, text), WAIT);
+    }
+}
+
+/// Types `/exit` and expects a clean end with status 0.
+fn exit_cleanly(peer: &mut Process) {
+    peer.send_line("/exit");
+    peer.expect_stream_line(Stream::Stdout, notice("left the room"), WAIT);
+    assert_eq!(peer.wait_exit_code(WAIT), 0, "/exit is a normal end");
+}
+
+#[test]
+fn three_peers_chat_the_first_leaves_the_others_go_on_and_a_fourth_joins_through_the_second() {
+    let (mut alice, alice_addr) = start_peer("alice", &[]);
+    alice.expect_stream_line(
+        Stream::Stdout,
+        notice_starting("started a new room as alice"),
+        WAIT,
+    );
+    let (mut bob, bob_addr) = join_peer("bob", alice_addr);
+    let (mut carol, _) = join_peer("carol", alice_addr);
+    alice.expect_lines_unordered(&[&notice("bob joined"), &notice("carol joined")], WAIT);
+    bob.expect_stream_line(Stream::Stdout, notice("carol joined"), WAIT);
+
+    // Everyone's line reaches everyone, with the time and the sender's name.
+    for (name, text) in [
+        ("alice", "hi all"),
+        ("bob", "hello alice"),
+        ("carol", "hey you two"),
+    ] {
+        let sender = match name {
+            "alice" => &mut alice,
+            "bob" => &mut bob,
+            _ => &mut carol,
+        };
+        sender.send_line(text);
+        all_see(&mut [&mut alice, &mut bob, &mut carol], name, text);
+    }
+
+    // The first one leaves; the others are told, and the room goes on without it.
+    exit_cleanly(&mut alice);
+    bob.expect_stream_line(Stream::Stdout, notice("alice left"), WAIT);
+    carol.expect_stream_line(Stream::Stdout, notice("alice left"), WAIT);
+    bob.send_line("just us now");
+    all_see(&mut [&mut bob, &mut carol], "bob", "just us now");
+    carol.send_line("so it seems");
+    all_see(&mut [&mut bob, &mut carol], "carol", "so it seems");
+
+    // A fourth joins through the second, learns who is there, and is heard by everyone.
+    let (mut dave, _) = start_peer("dave", &[bob_addr]);
+    dave.expect_stream_line(
+        Stream::Stdout,
+        notice_starting("joined the room through bob (")
+            .and_ends_with("as dave; 3 in the room: bob, carol, dave; type /help for commands"),
+        WAIT,
+    );
+    bob.expect_stream_line(Stream::Stdout, notice("dave joined"), WAIT);
+    carol.expect_stream_line(Stream::Stdout, notice("dave joined"), WAIT);
+    dave.send_line("hi, I am new");
+    all_see(
+        &mut [&mut bob, &mut carol, &mut dave],
+        "dave",
+        "hi, I am new",
+    );
+    carol.send_line("welcome dave");
+    all_see(
+        &mut [&mut bob, &mut carol, &mut dave],
+        "carol",
+        "welcome dave",
+    );
+
+    dave.send_line("/list");
+    dave.expect_stream_line(Stream::Stdout, notice("3 in the room:"), WAIT);
+    dave.expect_lines_unordered(
+        &[
+            &notice_starting("  bob at 127.0.0.1:"),
+            &notice_starting("  carol at 127.0.0.1:"),
+            &notice("  dave (you)"),
+        ],
+        WAIT,
+    );
+
+    for peer in [&mut bob, &mut carol, &mut dave] {
+        exit_cleanly(peer);
+    }
+    // Nobody ever showed alice's departure twice, or a line twice.
+    let seen: Vec<String> = carol.seen().iter().map(|l| l.text.clone()).collect();
+    assert_eq!(
+        seen.iter().filter(|l| l.ends_with("-- alice left")).count(),
+        1
+    );
+    assert_eq!(
+        seen.iter()
+            .filter(|l| message_from("bob", "just us now").is_match(l))
+            .count(),
+        1
+    );
+}
+
+/// [`LineMatcher`] combinators for these tests.
+trait AndEndsWith: LineMatcher + Sized {
+    /// Also requires the line to end with `suffix`.
+    fn and_ends_with(self, suffix: &str) -> impl LineMatcher {
+        let suffix = suffix.to_owned();
+        let description = format!("{} ending with {suffix:?}", self.describe());
+        matching(description, move |line: &str| {
+            self.is_match(line) && line.ends_with(&suffix)
+        })
+    }
+}
+
+impl<M: LineMatcher> AndEndsWith for M {}
+
+#[test]
+fn a_private_message_reaches_only_its_recipient() {
+    let (mut alice, alice_addr) = start_peer("alice", &[]);
+    let (mut bob, _) = join_peer("bob", alice_addr);
+    let (mut carol, _) = join_peer("carol", alice_addr);
+    alice.expect_lines_unordered(&[&notice("bob joined"), &notice("carol joined")], WAIT);
+    bob.expect_stream_line(Stream::Stdout, notice("carol joined"), WAIT);
+
+    alice.send_line("/msg Bob just between us");
+    alice.expect_stream_line(
+        Stream::Stdout,
+        "alice -> bob (private): just between us",
+        WAIT,
+    );
+    bob.expect_stream_line(Stream::Stdout, "alice (private): just between us", WAIT);
+    alice.send_line("/msg zed hello?");
+    alice.expect_stream_line(Stream::Stdout, "nobody called 'zed' is in the room", WAIT);
+    // A public line after it: once carol shows it, she would have shown the private one.
+    alice.send_line("now for everyone");
+    all_see(&mut [&mut bob, &mut carol], "alice", "now for everyone");
+    assert!(
+        !carol
+            .seen()
+            .iter()
+            .any(|l| l.text.contains("just between us")),
+        "carol saw the private message"
+    );
+    for peer in [&mut alice, &mut bob, &mut carol] {
+        exit_cleanly(peer);
+    }
+}
+
+#[test]
+fn a_name_already_in_the_room_is_refused_with_exit_code_4() {
+    let (mut alice, alice_addr) = start_peer("alice", &[]);
+    let (mut bob, bob_addr) = join_peer("bob", alice_addr);
+    let (mut other, _) = start_peer("ALICE", &[bob_addr]);
+    other.expect_stream_line(
+        Stream::Stdout,
+        "refused to let us in: the name is already taken in the room; choose another with --name",
+        WAIT,
+    );
+    assert_eq!(other.wait_exit_code(WAIT), EXIT_REFUSED);
+    exit_cleanly(&mut bob);
+    exit_cleanly(&mut alice);
+}
+
+#[test]
+fn a_peer_bans_an_address_with_its_own_ban_file() {
+    let dir = TempDir::new("peer-bans");
+    let bans = dir.path().join("bans.txt");
+    std::fs::write(&bans, "127.0.0.2  # mallory\n").expect("write the ban file");
+    let bans = bans.to_string_lossy().into_owned();
+    let (mut alice, alice_addr) = start_peer_on("127.0.0.1", "alice", &[], &["--bans", &bans]);
+    let (mut mallory, _) = start_peer_on("127.0.0.2", "mallory", &[alice_addr], &[]);
+    mallory.expect_stream_line(
+        Stream::Stdout,
+        "refused to let us in: it bans our address",
+        WAIT,
+    );
+    assert_eq!(mallory.wait_exit_code(WAIT), EXIT_REFUSED);
+    exit_cleanly(&mut alice);
+}
+
+#[test]
+fn a_peer_nobody_answers_gives_up_with_exit_code_3() {
+    // A port nobody listens on: bind one, note it, close it.
+    let free = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|socket| socket.local_addr())
+        .expect("a free port");
+    let (mut lonely, _) = start_peer("lonely", &[free]);
+    lonely.expect_stream_line(Stream::Stdout, "no answer from 127.0.0.1:", WAIT);
+    assert_eq!(lonely.wait_exit_code(WAIT), EXIT_NO_ANSWER);
+}
