@@ -234,7 +234,8 @@ pub struct MemberInfo {
     pub name: String,
     /// Its incarnation (see [`MemberRecord::id`]).
     pub id: u64,
-    /// Where it receives; `None` for ourselves (we may not know how others reach us).
+    /// Where it receives. For ourselves, where the member that let us in saw us (`None`
+    /// in a room we started: nobody has told us).
     pub addr: Option<SocketAddr>,
     /// Whether this is us.
     pub you: bool,
@@ -384,7 +385,7 @@ struct Link {
     /// When to say hello again while the streams are not open.
     next_hello: Instant,
     hello_wait: Duration,
-    /// When to probe it again once it has gone quiet (see [`Peer::member_timers`]).
+    /// When to probe it again once it has gone quiet (see `Peer::member_timers`).
     next_probe: Instant,
     /// Items waiting for the streams to open.
     pending: VecDeque<Item>,
@@ -709,7 +710,7 @@ impl Peer {
             list.push(MemberInfo {
                 name: self.name.clone(),
                 id: self.id,
-                addr: None,
+                addr: self.seen_at,
                 you: true,
                 idle_for: None,
                 reachable: true,
@@ -808,7 +809,10 @@ impl Peer {
                         nonce,
                         reason: RefuseReason::VersionUnsupported,
                     };
-                    self.send_unsequenced(from, &refusal);
+                    // Never more bytes back than came in, whatever the other version pads.
+                    if refusal.to_bytes().len() <= datagram.len() {
+                        self.send_unsequenced(from, &refusal);
+                    }
                 }
             }
             State::Joining { nonce, .. } => {

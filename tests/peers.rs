@@ -927,3 +927,47 @@ fn a_partition_longer_than_the_timeout_leaves_two_rooms_that_do_not_merge() {
     let eve = sim.join("eve", peers[2], secs(5));
     sim.run_until(secs(5), |sim| converged(sim, &[peers[2], peers[3], eve]));
 }
+
+/// How many peers the larger room holds.
+const LARGE_ROOM: usize = 24;
+
+#[test]
+fn a_larger_room_converges_and_delivers_under_loss() {
+    for seed in 0..3 {
+        let mut sim = PeerSim::new(PeerConfig {
+            flood_limit: None,
+            timeout: secs(10),
+            ..PeerConfig::default()
+        });
+        sim.set_link(LossyLink::new(seed, 0.05, 0.01, ms(20)));
+        let mut rng = Rng(seed);
+        let mut peers = vec![sim.start_room("p0")];
+        // Each joins through a random member, a moment after the one before: joins overlap.
+        for n in 1..LARGE_ROOM {
+            let contact = peers[rng.up_to(peers.len() as u64 - 1) as usize];
+            let contact = if sim.peer(contact).is_in_room() {
+                contact
+            } else {
+                peers[0]
+            };
+            peers.push(sim.add_joiner(&format!("p{n}"), &[contact]));
+            sim.run_for(ms(100));
+        }
+        if let Err(why) = sim.try_run_until(secs(60), |sim| converged(sim, &peers)) {
+            panic!("seed {seed}: {why}");
+        }
+        let mut typed = Typed::new();
+        chatter(&mut sim, &peers, 4, 0, &mut rng, &mut typed);
+        sim.run_until_quiet(secs(60))
+            .unwrap_or_else(|why| panic!("seed {seed}: {why}"));
+        for &at in &peers {
+            check_shown(&sim, at, &typed).unwrap_or_else(|why| panic!("seed {seed}: {why}"));
+            let problems = trouble(sim.events(at));
+            assert!(problems.is_empty(), "seed {seed}: {problems:?}");
+        }
+        println!(
+            "seed {seed}: {LARGE_ROOM} peers, {} datagrams",
+            sim.datagrams
+        );
+    }
+}

@@ -23,7 +23,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use icq::alert::BellMode;
 use icq::banlist::{self, BanList, FileWatch};
@@ -145,7 +146,7 @@ struct Args {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, env = "ICQ_COLOR")]
     color: ColorChoice,
     /// Peer mode, with no server: receive on this address (IP:PORT, port 0 for any free
-    /// one; the first line printed says which). --server is not used then.
+    /// one; the first line printed says which). Not with --server.
     #[arg(long, env = "ICQ_LISTEN")]
     listen: Option<String>,
     /// Peer mode: join the room of the peer at HOST:PORT (repeat, or separate with commas,
@@ -276,7 +277,15 @@ impl Output {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    // A --server typed next to --listen is a mistake worth saying; ICQ_SERVER left in the
+    // environment for the usual server is not.
+    if args.listen.is_some() && matches.value_source("server") == Some(ValueSource::CommandLine) {
+        usage_error(
+            "--server and --listen cannot be used together: --listen runs a peer, with no server",
+        );
+    }
     match run(args) {
         // `run` only returns on errors: a session ends through `finish`.
         Ok(()) => ExitCode::SUCCESS,
