@@ -425,12 +425,15 @@ fn messages(count: u32) -> String {
 
 /// One member in `/list`: `bob at 127.0.0.1:5001, heard 2s ago`.
 fn member_text(member: &MemberInfo) -> String {
-    if member.you {
-        return format!("{} (you)", member.name);
-    }
     let mut text = member.name.clone();
+    if member.you {
+        text.push_str(" (you)");
+    }
     if let Some(addr) = member.addr {
         text.push_str(&format!(" at {addr}"));
+    }
+    if member.you {
+        return text;
     }
     if member.banned {
         text.push_str(", banned here: not talked to, not listened to");

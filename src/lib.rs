@@ -3,6 +3,8 @@
 //! Two programs talk over UDP: `icq-server` keeps the list of connected clients and
 //! broadcasts every chat message to all of them; `icq-client` prints what arrives while you
 //! type. Plain-text "guests" (`nc -u host 4000`) can join too when the server allows it.
+//! With `--listen`, `icq-client` needs no server at all: identical peers form a room and
+//! send each message straight to every member (peer mode, [`peer`]).
 //!
 //! The protocol logic is written "sans-IO": the server and the client are plain state
 //! machines that take datagrams, typed lines and the current time, and return datagrams to

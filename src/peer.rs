@@ -973,6 +973,10 @@ impl Peer {
     /// gets it again; anything else is told the sender is not a member for us. Nothing at
     /// all for frames no member of ours could have sent.
     fn answer_departed(&mut self, now: Instant, from: SocketAddr, token: u64, frame: &Frame) {
+        if matches!(frame, Frame::PeerNotMember { .. }) {
+            // Two peers that dropped each other must not tell each other so forever.
+            return;
+        }
         let Some(tomb) = self
             .tombstones
             .iter_mut()

@@ -971,3 +971,60 @@ fn a_larger_room_converges_and_delivers_under_loss() {
         );
     }
 }
+
+/// Drops what `from` sends `to` while `cut` is true; delivers everything else at once.
+struct OneWay {
+    from: SocketAddr,
+    to: SocketAddr,
+    cut: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl peer_util::Link for OneWay {
+    fn route(&mut self, datagram: &peer_util::Datagram) -> Vec<Duration> {
+        if self.cut.get() && datagram.from == self.from && datagram.to == self.to {
+            Vec::new()
+        } else {
+            vec![Duration::ZERO]
+        }
+    }
+}
+
+#[test]
+fn one_way_trouble_ends_with_the_pair_dropped_and_quiet_not_ping_pong() {
+    let mut sim = PeerSim::new(quick());
+    let peers = room(&mut sim, &["ann", "bob", "cid"]);
+    let (ann, bob) = (peers[0], peers[1]);
+    let cut = std::rc::Rc::new(std::cell::Cell::new(true));
+    sim.set_link(OneWay {
+        from: ann,
+        to: bob,
+        cut: cut.clone(),
+    });
+    // bob stops hearing ann; ann still hears bob. bob evicts ann; cid, who hears her, keeps
+    // her. The trouble ends before ann would time bob out in turn (bob went quiet for her
+    // when he evicted her); her next frame to bob is answered "not a member".
+    sim.run_for(quick().timeout + secs(1));
+    cut.set(false);
+    sim.run_for(secs(5));
+    assert_eq!(
+        gone(sim.events(bob)),
+        [("ann".to_owned(), GoneReason::TimedOut)]
+    );
+    assert!(gone(sim.events(peers[2])).is_empty(), "{:?}", sim.summary());
+    assert!(
+        sim.events(ann)
+            .iter()
+            .any(|e| matches!(e, PeerEvent::DroppedBy { name, .. } if name == "bob")),
+        "{:?}",
+        sim.summary()
+    );
+    // From then on the two say nothing to each other.
+    sim.record = true;
+    let mark = sim.wire.len();
+    sim.run_for(secs(30));
+    let between = sim.wire[mark..]
+        .iter()
+        .filter(|d| (d.from == ann && d.to == bob) || (d.from == bob && d.to == ann))
+        .count();
+    assert_eq!(between, 0);
+}

@@ -171,7 +171,7 @@ fn three_peers_chat_the_first_leaves_the_others_go_on_and_a_fourth_joins_through
         &[
             &notice_starting("  bob at 127.0.0.1:"),
             &notice_starting("  carol at 127.0.0.1:"),
-            &notice("  dave (you)"),
+            &notice_starting("  dave (you) at 127.0.0.1:"),
         ],
         WAIT,
     );
