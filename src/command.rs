@@ -60,7 +60,7 @@ pub enum Command {
     /// `/msg NAME text` — client only. A private message to one person.
     Msg {
         /// The recipient's name exactly as typed.
-        name: String,
+        to: String,
         /// The message: the rest of the line, as typed after the name.
         text: String,
     },
@@ -203,9 +203,12 @@ static COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "/msg",
         aliases: &[],
-        usage: "/msg NAME TEXT",
-        summaries: &[(Side::Client, "send TEXT to NAME only (peer mode, --listen)")],
-        shape: Shape::WordThenText(|name, text| Command::Msg { name, text }),
+        usage: "/msg NAME text",
+        summaries: &[(
+            Side::Client,
+            "send a private message that only NAME sees (peer mode)",
+        )],
+        shape: Shape::WordThenText(|to, text| Command::Msg { to, text }),
     },
     CommandSpec {
         name: "/kick",
@@ -696,14 +699,14 @@ mod tests {
         assert_eq!(
             command("/msg Bob hi  there ", Side::Client),
             Command::Msg {
-                name: "Bob".to_string(),
+                to: "Bob".to_string(),
                 text: "hi  there ".to_string()
             }
         );
         assert_eq!(
             command("/MSG\tbob\t /not a command\r\n", Side::Client),
             Command::Msg {
-                name: "bob".to_string(),
+                to: "bob".to_string(),
                 text: " /not a command".to_string()
             }
         );
@@ -712,7 +715,7 @@ mod tests {
                 error(line, Side::Client),
                 CommandError::MissingArgument {
                     command: "/msg",
-                    usage: "/msg NAME TEXT"
+                    usage: "/msg NAME text"
                 },
                 "{line:?}"
             );
@@ -749,7 +752,7 @@ mod tests {
                 "/help             list the commands you can use",
                 "/list             show who is online (also /who)",
                 "/exit             leave the chat (also /quit)",
-                "/msg NAME TEXT    send TEXT to NAME only (peer mode, --listen)",
+                "/msg NAME text    send a private message that only NAME sees (peer mode)",
             ]
         );
         let client_help = help_lines(Side::Client).join("\n");

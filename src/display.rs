@@ -285,16 +285,17 @@ pub fn close_text(reason: &CloseReason, server: &str) -> String {
     }
 }
 
-/// A private message: `[12:00:00] alice (private): psst` for the recipient, and
-/// `[12:00:00] alice -> bob (private): psst` for the sender. Names hold no spaces, so no
-/// name can pass a public message off as private.
-pub fn private_line(time_ms: i64, from: &str, to: &str, text: &str, own: bool) -> String {
-    let who = if own {
-        format!("{} -> {}", sanitize(from), sanitize(to))
-    } else {
-        sanitize(from).into_owned()
-    };
-    format!("[{}] {who} (private): {}", clock(time_ms), sanitize(text))
+/// A private message: `[12:00:00] alice -> bob (private): hi`. The arrow and the word say
+/// at a glance that nobody else saw it; names hold no spaces, so no name can pass a public
+/// message off as private.
+pub fn private_line(time_ms: i64, from: &str, to: &str, text: &str) -> String {
+    format!(
+        "[{}] {} -> {} (private): {}",
+        clock(time_ms),
+        sanitize(from),
+        sanitize(to),
+        sanitize(text)
+    )
 }
 
 /// What a peer says when a member is gone: `bob left`, `bob timed out`...
@@ -355,7 +356,7 @@ pub fn peer_event_lines(event: &PeerEvent, now_ms: i64, bell: bool) -> Vec<Strin
             to,
             text,
             own,
-        } => ring(private_line(*time_ms, from, to, text, *own), *own),
+        } => ring(private_line(*time_ms, from, to, text), *own),
         PeerEvent::MemberJoined { time_ms, name } => {
             notice_line(*time_ms, &format!("{name} joined"))
         }
@@ -480,12 +481,8 @@ mod tests {
 
     #[test]
     fn peer_lines_have_the_documented_shape() {
-        let private = private_line(0, "alice", "bob", "psst\u{1b}", false);
-        assert_eq!(&private[9..], "] alice (private): psst^[");
-        assert_eq!(
-            &private_line(0, "alice", "bob", "psst", true)[9..],
-            "] alice -> bob (private): psst"
-        );
+        let private = private_line(0, "alice", "bob", "psst\u{1b}");
+        assert_eq!(&private[9..], "] alice -> bob (private): psst^[");
         let gone = PeerEvent::MemberGone {
             time_ms: 0,
             name: "bob".into(),

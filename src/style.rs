@@ -198,7 +198,7 @@ impl ClientLook {
                 text,
                 own,
             } => {
-                let line = display::private_line(*time_ms, from, to, text, *own);
+                let line = display::private_line(*time_ms, from, to, text);
                 let mut line = if self.color {
                     paint(sgr::MENTION, &line)
                 } else {

@@ -221,7 +221,11 @@ fn a_private_message_reaches_only_its_recipient() {
         "alice -> bob (private): just between us",
         WAIT,
     );
-    bob.expect_stream_line(Stream::Stdout, "alice (private): just between us", WAIT);
+    bob.expect_stream_line(
+        Stream::Stdout,
+        "alice -> bob (private): just between us",
+        WAIT,
+    );
     alice.send_line("/msg zed hello?");
     alice.expect_stream_line(Stream::Stdout, "nobody called 'zed' is in the room", WAIT);
     // A public line after it: once carol shows it, she would have shown the private one.

@@ -118,7 +118,7 @@ Peer mode (no server: every peer is the same program, messages go straight to ea
                                                    join through any member, with a ban file
 
 Type a line and press Enter to send it to everyone. Commands: /list (who is online),
-/help, /exit (or Ctrl-D, Ctrl-C), and in peer mode /msg NAME TEXT (to one person only).
+/help, /exit (or Ctrl-D, Ctrl-C), and in peer mode /msg NAME text (to one person only).
 Start a message with // to send one beginning with /.
 On a terminal, lines arriving while you type appear above your line; Up/Down recall what
 you typed, Tab completes the names of people online (and commands after /). Names have
@@ -602,11 +602,11 @@ fn typed(shared: &Shared, line: &str) -> Next {
         Ok(Input::Command(Command::Help)) => {
             shared.out.lines(&command::help_lines(Side::Client));
         }
-        Ok(Input::Command(Command::Msg { name, text })) => {
+        Ok(Input::Command(Command::Msg { to, text })) => {
             let mut core = lock(shared);
             match &mut *core {
                 Core::Peer(peer) => {
-                    if let Err(error) = peer.send_private(now, &name, &text) {
+                    if let Err(error) = peer.send_private(now, &to, &text) {
                         shared.out.line(error.to_string());
                     }
                 }
