@@ -39,14 +39,19 @@ impl NameBook {
     pub fn observe(&mut self, event: &ClientEvent) {
         match event {
             ClientEvent::Joined { name, .. } => self.me = names::fold(name),
-            ClientEvent::Message { from, .. } => self.insert(from),
-            ClientEvent::Roster { offset, names, .. } => {
+            ClientEvent::Message { from, .. }
+            | ClientEvent::Action { from, .. }
+            | ClientEvent::Private { from, .. } => self.insert(from),
+            ClientEvent::Renamed { name } => self.me = names::fold(name),
+            ClientEvent::Roster {
+                offset, entries, ..
+            } => {
                 // A roster is the server's own list: it replaces what was guessed.
                 if *offset == 0 {
                     self.names.clear();
                 }
-                for name in names {
-                    self.insert(name);
+                for entry in entries {
+                    self.insert(&entry.name);
                 }
             }
             ClientEvent::Notice { text, .. } => {
@@ -132,6 +137,13 @@ impl NameBook {
 
 #[cfg(test)]
 mod tests {
+    fn entry(name: &str) -> crate::wire::RosterEntry {
+        crate::wire::RosterEntry {
+            name: name.to_owned(),
+            away: String::new(),
+        }
+    }
+
     use super::*;
 
     fn notice(text: &str) -> ClientEvent {
@@ -151,7 +163,7 @@ mod tests {
             time_ms: 0,
             total: 3,
             offset: 0,
-            names: vec!["alice".into(), "Bob".into(), "bea".into()],
+            entries: vec![entry("alice"), entry("Bob"), entry("bea")],
         });
         book
     }
@@ -177,13 +189,13 @@ mod tests {
             time_ms: 0,
             total: 3,
             offset: 0,
-            names: vec!["alice".into(), "erin".into()],
+            entries: vec![entry("alice"), entry("erin")],
         });
         book.observe(&ClientEvent::Roster {
             time_ms: 0,
             total: 3,
             offset: 2,
-            names: vec!["frank".into()],
+            entries: vec![entry("frank")],
         });
         assert_eq!(book.names(), ["erin", "frank"]);
     }

@@ -15,7 +15,7 @@ use chrono::{DateTime, Local};
 use crate::client::{ClientEvent, CloseReason};
 use crate::names::is_invisible_or_bidi;
 use crate::server::ServerEvent;
-use crate::wire::{DisconnectReason, RefuseReason};
+use crate::wire::{DisconnectReason, RefuseReason, RosterEntry};
 
 /// The bell byte: terminals beep or flash when it is printed.
 pub const BELL: char = '\u{07}';
@@ -99,6 +99,41 @@ pub fn duration(d: Duration) -> String {
     out
 }
 
+/// How a person appears in `/list`: `bob`, or `bob (away: lunch)`.
+pub fn roster_entry(entry: &RosterEntry) -> String {
+    if entry.away.is_empty() {
+        sanitize(&entry.name).into_owned()
+    } else {
+        format!(
+            "{} (away: {})",
+            sanitize(&entry.name),
+            sanitize(&entry.away)
+        )
+    }
+}
+
+/// A private message: `[12:00:00] alice -> bob (private): hi`. The arrow and the word say
+/// at a glance that nobody else saw it.
+pub fn private_line(time_ms: i64, from: &str, to: &str, text: &str) -> String {
+    format!(
+        "[{}] {} -> {} (private): {}",
+        clock(time_ms),
+        sanitize(from),
+        sanitize(to),
+        sanitize(text)
+    )
+}
+
+/// A `/me` action: `[12:00:00] * alice waves`.
+pub fn action_line(time_ms: i64, from: &str, text: &str) -> String {
+    format!(
+        "[{}] * {} {}",
+        clock(time_ms),
+        sanitize(from),
+        sanitize(text)
+    )
+}
+
 /// The server's log line for one event: `[12:00:00] alice: hello`,
 /// `[12:00:00] -- alice joined from 127.0.0.1:50000`.
 pub fn server_event_line(event: &ServerEvent) -> String {
@@ -108,6 +143,30 @@ pub fn server_event_line(event: &ServerEvent) -> String {
             from,
             text,
         } => message_line(*time_ms, from, text),
+        ServerEvent::Private {
+            time_ms,
+            from,
+            to,
+            text,
+        } => private_line(*time_ms, from, to, text),
+        ServerEvent::Action {
+            time_ms,
+            from,
+            text,
+        } => action_line(*time_ms, from, text),
+        ServerEvent::Renamed {
+            time_ms,
+            from,
+            to,
+            addr,
+        } => notice_line(
+            *time_ms,
+            &format!(
+                "{} is now known as {} ({addr})",
+                sanitize(from),
+                sanitize(to)
+            ),
+        ),
         ServerEvent::Joined {
             time_ms,
             name,
@@ -226,14 +285,43 @@ pub fn client_event_line(event: &ClientEvent, now_ms: i64, bell: bool) -> Option
             time_ms,
             total,
             offset,
-            names,
+            entries,
         } => {
+            let names: Vec<String> = entries.iter().map(roster_entry).collect();
             let names = names.join(", ");
             if *offset == 0 {
                 notice_line(*time_ms, &format!("{total} online: {names}"))
             } else {
                 notice_line(*time_ms, &format!("(online, continued) {names}"))
             }
+        }
+        ClientEvent::Private {
+            time_ms,
+            from,
+            to,
+            text,
+            own,
+        } => {
+            let mut line = private_line(*time_ms, from, to, text);
+            if bell && !own {
+                line.push(BELL);
+            }
+            line
+        }
+        ClientEvent::Action {
+            time_ms,
+            from,
+            text,
+            own,
+        } => {
+            let mut line = action_line(*time_ms, from, text);
+            if bell && !own {
+                line.push(BELL);
+            }
+            line
+        }
+        ClientEvent::Renamed { name } => {
+            notice_line(now_ms, &format!("you are now known as {}", sanitize(name)))
         }
         ClientEvent::ServerSilent { silent_for } => notice_line(
             now_ms,

@@ -27,7 +27,9 @@ use crate::display;
 use crate::names::{self, SERVER_NAME};
 use crate::ratelimit::{FloodLimit, TokenBucket};
 use crate::reliable::{Due, Ready, ReceiveWindow, SendWindow};
-use crate::wire::{self, DecodeError, DisconnectReason, Envelope, Frame, RefuseReason};
+use crate::wire::{
+    self, DecodeError, DisconnectReason, Envelope, Frame, RefuseReason, RosterEntry,
+};
 
 /// How long after the first dropped message the flooder is told how many were dropped. The
 /// delay gathers a whole burst into one notice instead of one notice per dropped message.
@@ -214,6 +216,27 @@ pub enum ServerEvent {
         from: String,
         text: String,
     },
+    /// A private message went from `from` to `to` (the operator's log shows it: the server
+    /// relays it in the clear anyway, and abuse must be traceable).
+    Private {
+        time_ms: i64,
+        from: String,
+        to: String,
+        text: String,
+    },
+    /// A `/me` action was broadcast.
+    Action {
+        time_ms: i64,
+        from: String,
+        text: String,
+    },
+    /// A client changed its name.
+    Renamed {
+        time_ms: i64,
+        from: String,
+        to: String,
+        addr: SocketAddr,
+    },
     /// A datagram was dropped as malformed (logged once per address per minute at most).
     Malformed {
         time_ms: i64,
@@ -237,6 +260,8 @@ pub struct ClientInfo {
     pub connected_for: Duration,
     /// Time since it was last heard from.
     pub idle_for: Duration,
+    /// Why it is away, if it said so with `/away`.
+    pub away: Option<String>,
 }
 
 /// A console command that could not be carried out.
@@ -276,6 +301,10 @@ enum Request {
     Chat(String),
     List,
     Leave,
+    Private { to: String, text: String },
+    Action(String),
+    Nick(String),
+    Away(String),
 }
 
 /// The reliable streams of one named session.
@@ -396,6 +425,8 @@ struct Session {
     flood_dropped: u32,
     /// When this client was warned for flooding, within the last [`FLOOD_KICK_WINDOW`].
     flood_warnings: Vec<Instant>,
+    /// Why the client is away (`/away`), or `None` while it is here.
+    away: Option<String>,
     /// The reliable streams; `None` for guests.
     streams: Option<Streams>,
 }
@@ -664,6 +695,12 @@ impl Server {
             Frame::Chat { envelope, text } => Some((envelope.seq, Request::Chat(text))),
             Frame::ListRequest { envelope } => Some((envelope.seq, Request::List)),
             Frame::Leave { envelope } => Some((envelope.seq, Request::Leave)),
+            Frame::Private { envelope, to, text } => {
+                Some((envelope.seq, Request::Private { to, text }))
+            }
+            Frame::Action { envelope, text } => Some((envelope.seq, Request::Action(text))),
+            Frame::Nick { envelope, name } => Some((envelope.seq, Request::Nick(name))),
+            Frame::Away { envelope, reason } => Some((envelope.seq, Request::Away(reason))),
             _ => None,
         };
         if let Some((seq, request)) = request {
@@ -679,6 +716,12 @@ impl Server {
             match ready {
                 Ready::Item(Request::Chat(text)) => self.handle_chat(now, from, &text),
                 Ready::Item(Request::List) => self.send_roster(now, from),
+                Ready::Item(Request::Private { to, text }) => {
+                    self.handle_private(now, from, &to, &text)
+                }
+                Ready::Item(Request::Action(text)) => self.handle_action(now, from, &text),
+                Ready::Item(Request::Nick(name)) => self.handle_nick(now, from, name),
+                Ready::Item(Request::Away(reason)) => self.handle_away(now, from, &reason),
                 Ready::Item(Request::Leave) => {
                     let token = self.remove_session(now, from, Removal::Left);
                     if let Some(token) = token {
@@ -811,6 +854,7 @@ impl Server {
                 flood_bucket: self.config.flood_limit.map(|l| TokenBucket::new(l, now)),
                 flood_dropped: 0,
                 flood_warnings: Vec::new(),
+                away: None,
                 streams,
             },
         );
@@ -912,38 +956,215 @@ impl Server {
     }
 
     fn send_roster(&mut self, now: Instant, to: SocketAddr) {
-        let mut names: Vec<&str> = self.sessions.values().map(|s| s.name.as_str()).collect();
-        names.sort_by_cached_key(|name| names::fold(name));
-        let total = u16::try_from(names.len()).unwrap_or(u16::MAX);
+        let mut people: Vec<RosterEntry> = self
+            .sessions
+            .values()
+            .map(|s| RosterEntry {
+                name: s.name.clone(),
+                away: s.away.clone().unwrap_or_default(),
+            })
+            .collect();
+        people.sort_by_cached_key(|entry| names::fold(&entry.name));
+        let total = u16::try_from(people.len()).unwrap_or(u16::MAX);
+        people.truncate(usize::from(total));
         let time_ms = self.wall_ms(now);
-        // Header, envelope, time, total and offset; then as many names as fit in one
+        // Header, envelope, time, total and offset; then as many entries as fit in one
         // datagram.
         const ROSTER_FIXED_LEN: usize = wire::HEADER_LEN + wire::ENVELOPE_LEN + 8 + 2 + 2;
         let mut frames = Vec::new();
-        let mut chunk: Vec<String> = Vec::new();
+        let mut chunk: Vec<RosterEntry> = Vec::new();
         let mut chunk_len = ROSTER_FIXED_LEN;
         let mut offset = 0usize;
-        for (index, name) in names.iter().enumerate().take(usize::from(total)) {
-            if chunk_len + 1 + name.len() > wire::MAX_DATAGRAM {
+        for (index, entry) in people.into_iter().enumerate() {
+            let entry_len = 2 + entry.name.len() + entry.away.len();
+            if chunk_len + entry_len > wire::MAX_DATAGRAM {
                 frames.push((offset, std::mem::take(&mut chunk)));
                 offset = index;
                 chunk_len = ROSTER_FIXED_LEN;
             }
-            chunk_len += 1 + name.len();
-            chunk.push((*name).to_owned());
+            chunk_len += entry_len;
+            chunk.push(entry);
         }
         frames.push((offset, chunk));
-        for (offset, names) in frames {
+        for (offset, entries) in frames {
             let offset = u16::try_from(offset).unwrap_or(u16::MAX);
             let roster = Frame::Roster {
                 envelope: Envelope::default(),
                 time_ms,
                 total,
                 offset,
-                names,
+                entries,
             };
             self.send_sequenced(now, to, roster.to_bytes().into());
         }
+    }
+
+    /// `/msg`: delivers `text` to the client called `to` and echoes it to the sender, so
+    /// both see it (and only they do). An unknown name gets the sender a notice.
+    fn handle_private(&mut self, now: Instant, from: SocketAddr, to: &str, text: &str) {
+        if text.trim().is_empty() || !self.admit_under_flood_limit(now, from) {
+            return;
+        }
+        let Some(sender) = self.sessions.get(&from).map(|s| s.name.clone()) else {
+            return;
+        };
+        // An unknown name is already reported to the sender as a notice.
+        let _ = self.send_private(now, &sender, Some(from), to, text);
+    }
+
+    /// Sends a private message from `sender` (at `from`, or the console when `None`).
+    fn send_private(
+        &mut self,
+        now: Instant,
+        sender: &str,
+        from: Option<SocketAddr>,
+        to: &str,
+        text: &str,
+    ) -> Result<(), ServerError> {
+        let time_ms = self.wall_ms(now);
+        let Some(recipient_addr) = self.address_of(to) else {
+            if let Some(from) = from {
+                let notice = format!(
+                    "not delivered: no one called {} is online (see /list)",
+                    display::sanitize(to)
+                );
+                self.send_notice_to(now, from, time_ms, &notice);
+            }
+            return Err(ServerError::NoSuchClient {
+                name: to.to_owned(),
+            });
+        };
+        let recipient = self.sessions[&recipient_addr].name.clone();
+        let clean = display::sanitize(text);
+        for piece in wire::split_text(&clean) {
+            let frame = Frame::PrivateMessage {
+                envelope: Envelope::default(),
+                time_ms,
+                from: sender.to_owned(),
+                to: recipient.clone(),
+                text: piece.to_owned(),
+            };
+            let payload: Arc<[u8]> = frame.to_bytes().into();
+            let mut recipients = vec![recipient_addr];
+            if let Some(from) = from
+                && from != recipient_addr
+            {
+                recipients.push(from);
+            }
+            for addr in recipients {
+                match self.sessions.get(&addr).map(|s| s.kind) {
+                    Some(ClientKind::Named) => self.send_sequenced(now, addr, payload.clone()),
+                    Some(ClientKind::Guest) => {
+                        let line = format!(
+                            "{} (private)",
+                            display::message_line(time_ms, sender, piece)
+                        );
+                        self.push(addr, guest_line(line));
+                    }
+                    None => {}
+                }
+            }
+            self.events.push_back(ServerEvent::Private {
+                time_ms,
+                from: sender.to_owned(),
+                to: recipient.clone(),
+                text: piece.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `/me`: an action, broadcast as `* alice waves`.
+    fn handle_action(&mut self, now: Instant, from: SocketAddr, text: &str) {
+        if text.trim().is_empty() || !self.admit_under_flood_limit(now, from) {
+            return;
+        }
+        let Some(name) = self.sessions.get(&from).map(|s| s.name.clone()) else {
+            return;
+        };
+        let time_ms = self.wall_ms(now);
+        let clean = display::sanitize(text);
+        for piece in wire::split_text(&clean) {
+            let frame = Frame::ActionMessage {
+                envelope: Envelope::default(),
+                time_ms,
+                from: name.clone(),
+                text: piece.to_owned(),
+            };
+            let guest = || format!("[{}] * {name} {piece}", display::clock(time_ms));
+            self.broadcast(now, &frame, guest);
+            self.events.push_back(ServerEvent::Action {
+                time_ms,
+                from: name.clone(),
+                text: piece.to_owned(),
+            });
+        }
+    }
+
+    /// `/nick`: renames the client if the new name is valid and free, and tells everyone.
+    fn handle_nick(&mut self, now: Instant, from: SocketAddr, new_name: String) {
+        let time_ms = self.wall_ms(now);
+        let Some(old_name) = self.sessions.get(&from).map(|s| s.name.clone()) else {
+            return;
+        };
+        let new_key = names::fold(&new_name);
+        let refusal = if let Err(error) = names::validate(&new_name) {
+            Some(format!(
+                "cannot rename to {}: {error}",
+                display::sanitize(&new_name)
+            ))
+        } else if self.by_name.get(&new_key).is_some_and(|addr| *addr != from) {
+            Some(format!(
+                "cannot rename: {} is taken",
+                display::sanitize(&new_name)
+            ))
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            return self.send_notice_to(now, from, time_ms, &refusal);
+        }
+        if new_name == old_name {
+            return;
+        }
+        let Some(session) = self.sessions.get_mut(&from) else {
+            return;
+        };
+        let old_key = std::mem::replace(&mut session.name_key, new_key.clone());
+        session.name = new_name.clone();
+        self.by_name.remove(&old_key);
+        self.by_name.insert(new_key, from);
+        let renamed = Frame::Renamed {
+            envelope: Envelope::default(),
+            name: new_name.clone(),
+        };
+        self.send_sequenced(now, from, renamed.to_bytes().into());
+        self.broadcast_notice(now, &format!("{old_name} is now known as {new_name}"));
+        self.events.push_back(ServerEvent::Renamed {
+            time_ms,
+            from: old_name,
+            to: new_name,
+            addr: from,
+        });
+    }
+
+    /// `/away REASON` (or `/back`: an empty reason): shown in `/list`, announced once.
+    fn handle_away(&mut self, now: Instant, from: SocketAddr, reason: &str) {
+        let reason = reason.trim();
+        let Some(session) = self.sessions.get_mut(&from) else {
+            return;
+        };
+        let name = session.name.clone();
+        let new = (!reason.is_empty()).then(|| display::sanitize(reason).into_owned());
+        if session.away == new {
+            return;
+        }
+        session.away = new.clone();
+        let notice = match new {
+            Some(reason) => format!("{name} is away: {reason}"),
+            None => format!("{name} is back"),
+        };
+        self.broadcast_notice(now, &notice);
     }
 
     /// Advances timers: evicts silent clients, sends due flood notices. Call when
@@ -1081,6 +1302,15 @@ impl Server {
         self.events.pop_front()
     }
 
+    /// Sends a private message from the operator (`/msg` on the console) to the client
+    /// called `to`.
+    pub fn say_privately(&mut self, now: Instant, to: &str, text: &str) -> Result<(), ServerError> {
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        self.send_private(now, SERVER_NAME, None, to, text)
+    }
+
     /// Broadcasts a line the operator typed on the console, as from `server`.
     pub fn say(&mut self, now: Instant, text: &str) {
         if !text.trim().is_empty() {
@@ -1171,6 +1401,7 @@ impl Server {
                 guest: s.kind == ClientKind::Guest,
                 connected_for: now.saturating_duration_since(s.joined_at),
                 idle_for: now.saturating_duration_since(s.last_heard),
+                away: s.away.clone(),
             })
             .collect();
         clients.sort_by_cached_key(|c| names::fold(&c.name));
@@ -1434,6 +1665,13 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::Welcome { .. } => "welcome",
         Frame::Refused { .. } => "refused",
         Frame::Challenge { .. } => "challenge",
+        Frame::Private { .. } => "private",
+        Frame::Action { .. } => "action",
+        Frame::Nick { .. } => "nick",
+        Frame::Away { .. } => "away",
+        Frame::PrivateMessage { .. } => "private message",
+        Frame::ActionMessage { .. } => "action message",
+        Frame::Renamed { .. } => "renamed",
         Frame::Message { .. } => "message",
         Frame::Notice { .. } => "notice",
         Frame::Roster { .. } => "roster",

@@ -17,7 +17,7 @@ use icq::display;
 use icq::ratelimit::FloodLimit;
 use icq::reliable::Acks;
 use icq::server::{self, Server, ServerConfig, ServerError, ServerEvent};
-use icq::wire::{self, DisconnectReason, Frame, RefuseReason};
+use icq::wire::{self, DisconnectReason, Frame, RefuseReason, RosterEntry};
 
 use util::{
     Datagram, Link, SERVER_ADDR, Sim, WALL_START_MS, addr, chat_frame, envelope, forge_join,
@@ -1210,7 +1210,13 @@ fn the_roster_lists_everyone_sorted_case_insensitively() {
             time_ms: WALL_START_MS + 42,
             total: 3,
             offset: 0,
-            names: vec!["Alice".to_owned(), "bob".to_owned(), "Carol".to_owned()],
+            entries: ["Alice", "bob", "Carol"]
+                .iter()
+                .map(|name| RosterEntry {
+                    name: (*name).to_owned(),
+                    away: String::new(),
+                })
+                .collect(),
         }]
     );
     assert_eq!(sim.take_events(alice), vec![]);
@@ -1258,13 +1264,14 @@ fn a_long_roster_spans_several_datagrams_that_together_are_complete() {
             ClientEvent::Roster {
                 total,
                 offset,
-                names,
+                entries,
                 ..
-            } => (total, offset, names),
+            } => (total, offset, entries.into_iter().map(|e| e.name).collect()),
             other => panic!("unexpected {other:?}"),
         })
         .collect();
-    // 16 fixed bytes and 31 per name: 38 names per datagram, so 6 datagrams.
+    // 40 fixed bytes (header, envelope, time, total, offset) and 32 per entry (a 30-byte
+    // name and an empty away text, each with its length): 36 per datagram, so 6 datagrams.
     assert_eq!(parts.len(), 6);
     assert_eq!(sent.len(), 6);
     let mut all = Vec::new();

@@ -360,6 +360,37 @@ fn typed(shared: &Shared, line: &str) -> Next {
         Ok(Input::Command(Command::Help)) => {
             shared.out.lines(&command::help_lines(Side::Client));
         }
+        Ok(Input::Command(Command::Msg { to, text })) => {
+            let mut client = lock(shared);
+            client.send_private(now, &to, &text);
+            pump(shared, &mut client);
+        }
+        Ok(Input::Command(Command::Me { text })) => {
+            let mut client = lock(shared);
+            client.send_action(now, &text);
+            pump(shared, &mut client);
+        }
+        Ok(Input::Command(Command::Nick { name })) => match names::validate(&name) {
+            Ok(()) => {
+                let mut client = lock(shared);
+                client.rename(now, &name);
+                pump(shared, &mut client);
+            }
+            Err(error) => shared.out.line(format!(
+                "cannot rename to {}: {error}",
+                display::sanitize(&name)
+            )),
+        },
+        Ok(Input::Command(Command::Away { reason })) => {
+            let mut client = lock(shared);
+            client.set_away(now, Some(reason.as_deref().unwrap_or("away")));
+            pump(shared, &mut client);
+        }
+        Ok(Input::Command(Command::Back)) => {
+            let mut client = lock(shared);
+            client.set_away(now, None);
+            pump(shared, &mut client);
+        }
         // The parser only gives server commands to the server; nothing to do here.
         Ok(Input::Command(_)) => {}
         Err(error) => shared.out.line(error.to_string()),

@@ -363,6 +363,15 @@ fn run_command(shared: &Shared, command: Command) {
         }
         Command::Ban { target } => ban(shared, &target, now),
         Command::Unban { target } => unban(shared, &target, now),
+        Command::Msg { to, text } => {
+            let mut state = lock(shared);
+            if let Err(error) = state.server.say_privately(now, &to, &text) {
+                say!("{}", display::sanitize(&error.to_string()));
+            }
+            flush(shared, &mut state.server);
+        }
+        // The parser only gives client commands to clients.
+        Command::Me { .. } | Command::Nick { .. } | Command::Away { .. } | Command::Back => {}
     }
 }
 
@@ -392,6 +401,9 @@ fn print_clients(server: &Server, now: Instant) {
             display::duration(client.idle_for),
             if client.guest { "  (guest)" } else { "" },
         );
+        if let Some(reason) = client.away {
+            say!("      away: {}", display::sanitize(&reason));
+        }
     }
 }
 
