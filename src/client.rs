@@ -361,6 +361,8 @@ impl Client {
         for request in std::mem::take(&mut self.pending) {
             match request {
                 Request::Leave => leave = true,
+                // Typed whole while joining; split now like any line typed once joined.
+                Request::Chat(text) => self.send_text(now, &text),
                 request => self.send_request(now, request),
             }
         }
@@ -463,7 +465,10 @@ impl Client {
                 None
             }
             Frame::LeaveAck { .. } => {
-                if matches!(self.state, State::Leaving { .. }) {
+                if let State::Leaving { session, .. } = &mut self.state {
+                    // The server handles requests in order: confirming the leave confirms
+                    // everything sent before it, even if those acknowledgements were lost.
+                    session.outbox.drain_unacked();
                     self.close(CloseReason::Left);
                 }
                 return;

@@ -604,8 +604,13 @@ impl Server {
                     let refusal = Frame::Refused {
                         nonce,
                         reason: RefuseReason::VersionUnsupported,
-                    };
-                    self.send_unsequenced(from, &refusal);
+                    }
+                    .to_bytes();
+                    // Never more than arrived: a short "join" of another version gets
+                    // nothing.
+                    if refusal.len() <= datagram.len() {
+                        self.push(from, refusal.into());
+                    }
                 }
                 self.note_malformed(now, from, &format!("protocol version {version}"));
             }

@@ -107,6 +107,20 @@ fn a_client_ignores_frames_forged_with_the_servers_address_but_not_its_token() {
 // Reflection -------------------------------------------------------------------------------
 
 #[test]
+fn a_short_join_of_another_version_gets_no_larger_refusal() {
+    let mut sim = Sim::new(ServerConfig::default());
+    // Magic, another version, the join kind and a nonce: 12 bytes. The refusal is 13.
+    let mut short = vec![0xFF, b'I', icq::wire::VERSION + 1, 0x01];
+    short.extend([7; 8]);
+    assert_eq!(
+        sim.inject(addr([192, 0, 2, 1], 5000), &short),
+        Vec::<Vec<u8>>::new()
+    );
+    short.push(0);
+    assert_eq!(sim.inject(addr([192, 0, 2, 1], 5000), &short).len(), 1);
+}
+
+#[test]
 fn a_storm_of_forged_joins_leaves_no_state_and_reflects_less_than_it_receives() {
     let mut sim = Sim::new(ServerConfig::default());
     sim.join("alice");
