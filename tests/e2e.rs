@@ -1132,3 +1132,28 @@ fn away_shows_in_list_on_both_sides_until_back() {
     bob.send_line("/list");
     bob.expect_line("2 online: alice, bob", WAIT);
 }
+
+#[test]
+fn the_bind_address_can_be_a_bare_port_or_a_host_name() {
+    for (bind, listening_ip) in [("0", "0.0.0.0"), ("localhost:0", "127.0.0.1")] {
+        let server = TestServer::start_with(ServerOptions::default().bind(bind));
+        assert_eq!(server.addr.ip().to_string(), listening_ip, "--bind {bind}");
+        let mut alice = join_client(&format!("127.0.0.1:{}", server.addr.port()), "alice", &[]);
+        alice.send_line("hi");
+        alice.expect_line(message_from("alice", "hi"), WAIT);
+    }
+}
+
+#[test]
+fn the_name_defaults_to_the_login_name() {
+    let server = TestServer::start();
+    let mut command = std::process::Command::new(process::CLIENT_BIN);
+    command
+        .env("USER", "zed")
+        .arg("--server")
+        .arg(server.address());
+    let mut client = Process::spawn("client from $USER", command, Stdin::Piped);
+    client.expect_line("connected to", WAIT);
+    client.send_line("/list");
+    client.expect_line("1 online: zed", WAIT);
+}

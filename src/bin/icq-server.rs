@@ -214,11 +214,13 @@ fn resolve_bind(bind: &str) -> Result<SocketAddr> {
     if let Ok(port) = bind.parse::<u16>() {
         return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
     }
+    // IPv4 first, as the client tries it first: `localhost` often lists ::1 before
+    // 127.0.0.1, and a server on ::1 alone would not hear clients that chose 127.0.0.1.
     bind.to_socket_addrs()
         .with_context(|| {
             format!("resolving --bind '{bind}' (expected IP:PORT, HOST:PORT or PORT)")
         })?
-        .next()
+        .min_by_key(SocketAddr::is_ipv6)
         .with_context(|| format!("--bind '{bind}' resolved to no address"))
 }
 
