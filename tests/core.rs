@@ -1038,6 +1038,13 @@ fn the_server_never_sends_an_unjoined_address_more_than_it_received() {
         reply_bytes(&mut sim, stranger(), &[0xFF, b'I', other_version, 1]),
         0
     );
+    // Found by tests/properties.rs: a bare header and nonce (12 bytes) of another version
+    // used to get the 13-byte refusal. A real join has a name after the nonce.
+    let mut bare = vec![0xFF, b'I', other_version, 1];
+    bare.extend_from_slice(&7u64.to_be_bytes());
+    assert_eq!(reply_bytes(&mut sim, stranger(), &bare), 0);
+    bare.push(0);
+    assert_eq!(reply_bytes(&mut sim, stranger(), &bare), 13);
     let mut future_join = join("alice2");
     future_join[2] = other_version;
     assert_eq!(reply_bytes(&mut sim, stranger(), &future_join), 13);
