@@ -598,16 +598,17 @@ impl Server {
             Err(DecodeError::UnsupportedVersion { version }) => {
                 // Tell a newer or older client why nothing works, in the refusal every
                 // version can read; only joins are answered (never a server's frame, or two
-                // servers of different versions could answer each other forever), and the
-                // refusal is far smaller than the padded join.
+                // servers of different versions could answer each other forever), and never
+                // with more bytes than the join had.
                 if let Some(nonce) = wire::any_version_join_nonce(datagram) {
                     let refusal = Frame::Refused {
                         nonce,
                         reason: RefuseReason::VersionUnsupported,
                     }
                     .to_bytes();
-                    // Never more than arrived: a short "join" of another version gets
-                    // nothing.
+                    // A real join of any version has a name after the nonce, so it is at
+                    // least as long as the refusal; a bare header and nonce (12 bytes) is a
+                    // forgery and must not get 13 bytes back.
                     if refusal.len() <= datagram.len() {
                         self.push(from, refusal.into());
                     }

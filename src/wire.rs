@@ -39,9 +39,10 @@ pub const MAX_DATAGRAM: usize = 1200;
 pub const MAX_NAME_BYTES: usize = 128;
 
 /// The most bytes of UTF-8 text in one chat message or notice. Chosen so that the largest
-/// server-to-client message (header, timestamp, longest name, text) stays within
-/// [`MAX_DATAGRAM`]; longer typed lines are split into several messages.
-pub const MAX_TEXT_BYTES: usize = 1000;
+/// server-to-client frame, a private message (header 4, envelope 24, timestamp 8, two
+/// names of up to 1 + 128, text length 2), stays within [`MAX_DATAGRAM`]: 1200 - 296 = 904;
+/// longer typed lines are split into several messages.
+pub const MAX_TEXT_BYTES: usize = 900;
 
 /// Why the server refused a join.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1351,15 +1352,15 @@ mod tests {
 
     #[test]
     fn split_text_respects_limit_and_characters() {
-        let text = "é".repeat(MAX_TEXT_BYTES); // 2 bytes each: 2000 bytes
+        let text = "é".repeat(MAX_TEXT_BYTES); // 2 bytes each: 1800 bytes
         let pieces: Vec<&str> = split_text(&text).collect();
         assert_eq!(pieces.len(), 2);
         assert!(pieces.iter().all(|p| p.len() <= MAX_TEXT_BYTES));
         assert_eq!(pieces.concat(), text);
 
-        let emoji = "🎉".repeat(251); // 4 bytes each: 1004 bytes, boundary not at 1000
+        let emoji = "🎉".repeat(226); // 4 bytes each: 904 bytes, boundary not at 900
         let pieces: Vec<&str> = split_text(&emoji).collect();
-        assert_eq!(pieces[0].len(), 1000);
+        assert_eq!(pieces[0].len(), 900);
         assert_eq!(pieces[1], "🎉");
         assert_eq!(split_text("").count(), 0);
     }
