@@ -51,7 +51,15 @@ pub fn sanitize(text: &str) -> Cow<'_, str> {
 }
 
 fn needs_neutralizing(ch: char) -> bool {
-    ch.is_control() || is_invisible_or_bidi(ch)
+    ch.is_control() || (is_invisible_or_bidi(ch) && !joins_emoji_or_script(ch))
+}
+
+/// Invisible characters that ordinary text needs: the zero-width joiner and non-joiner
+/// (👨‍👩‍👧 is three emoji joined by U+200D; Persian and Indic scripts use both) and the
+/// variation selectors (❤️ is U+2764 U+FE0F). They move nothing and hide nothing, so text
+/// keeps them; names, where they could make two names look alike, still refuse them.
+fn joins_emoji_or_script(ch: char) -> bool {
+    matches!(ch, '\u{200C}' | '\u{200D}' | '\u{FE00}'..='\u{FE0F}')
 }
 
 /// `HH:MM:SS` in the local time zone for a time in milliseconds since the Unix epoch.
@@ -391,6 +399,13 @@ mod tests {
         assert_eq!(sanitize("a\u{0}b\u{7f}c"), "a^@b^?c");
         assert_eq!(sanitize("line1\nline2\r"), "line1^Jline2^M");
         assert_eq!(sanitize("a\tb"), "a b");
+    }
+
+    #[test]
+    fn emoji_sequences_and_joiners_are_kept() {
+        for text in ["👨\u{200D}👩\u{200D}👧", "❤\u{FE0F}", "می\u{200C}خواهم"] {
+            assert_eq!(sanitize(text), text);
+        }
     }
 
     #[test]
