@@ -15,9 +15,12 @@
 //!
 //! - [`wire`]: the byte layout of every frame; encoding and strict decoding. Start here to
 //!   learn the protocol (also described in `PROTOCOL.md`).
-//! - [`server`]: the server's state machine — sessions, broadcast, timeouts, flood limits,
-//!   bans in force, guests.
-//! - [`client`]: the client's state machine — joining, heartbeats, leaving, server silence.
+//! - [`server`]: the server's state machine — join cookies and session tokens, sessions,
+//!   broadcast and private messages, timeouts, flood limits and kicks, bans in force,
+//!   guests.
+//! - [`client`]: the client's state machine — joining (nonce, cookie), sending what the user
+//!   types reliably, showing what arrives exactly once and in order, heartbeats, leaving,
+//!   server silence, rejoining a restarted server.
 //! - [`command`]: parsing the slash-commands people type, shared by both programs.
 //! - [`banlist`]: the ban file — addresses and CIDR ranges, matching, safe rewriting.
 //! - [`reliable`]: sequence numbers, acknowledgements and retransmission — what makes
