@@ -606,14 +606,12 @@ impl Client {
                 self.pending.push_back(request)
             }
             _ => {
-                let text = match request {
-                    Request::Private { text, .. } | Request::Action(text) => text,
-                    _ => return,
-                };
-                self.events.push_back(ClientEvent::NotSent {
-                    text,
-                    why: "the session is over, or too much waits for the server",
-                });
+                if let Some(text) = request.as_typed() {
+                    self.events.push_back(ClientEvent::NotSent {
+                        text,
+                        why: "the session is over, or too much waits for the server",
+                    });
+                }
             }
         }
     }
@@ -622,7 +620,10 @@ impl Client {
     pub fn request_list(&mut self, now: Instant) {
         match self.state {
             State::Joined(_) => self.send_request(now, Request::List),
-            State::Joining { .. } if !self.pending.contains(&Request::List) => {
+            State::Joining { .. }
+                if !self.pending.contains(&Request::List)
+                    && !self.pending.contains(&Request::Leave) =>
+            {
                 self.pending.push_back(Request::List)
             }
             _ => {}
@@ -746,14 +747,11 @@ impl Client {
         if let State::Joined(session) | State::Leaving { session, .. } = &mut self.state {
             undelivered.extend(session.outbox.drain_unacked());
         }
-        undelivered.sort_by_key(|r| !matches!(r, Request::Chat(_)));
-        for request in undelivered {
-            if let Request::Chat(text) = request {
-                self.events.push_back(ClientEvent::NotSent {
-                    text,
-                    why: "the server stopped answering",
-                });
-            }
+        for text in undelivered.iter().filter_map(Request::as_typed) {
+            self.events.push_back(ClientEvent::NotSent {
+                text,
+                why: "the server stopped answering",
+            });
         }
         if leaving {
             self.close(CloseReason::Left);
@@ -845,12 +843,26 @@ impl Client {
             _ => "the session ended before the server answered",
         };
         self.state = State::Closed;
-        for request in undelivered {
-            if let Request::Chat(text) = request {
-                self.events.push_back(ClientEvent::NotSent { text, why });
-            }
+        for text in undelivered.iter().filter_map(Request::as_typed) {
+            self.events.push_back(ClientEvent::NotSent { text, why });
         }
         self.events.push_back(ClientEvent::Closed(reason));
+    }
+}
+
+impl Request {
+    /// What the user typed for this request, to tell them it was not delivered; `None` for
+    /// what needs no report (`/list`, leaving).
+    fn as_typed(&self) -> Option<String> {
+        match self {
+            Request::Chat(text) => Some(text.clone()),
+            Request::Private { to, text } => Some(format!("/msg {to} {text}")),
+            Request::Action(text) => Some(format!("/me {text}")),
+            Request::Nick(name) => Some(format!("/nick {name}")),
+            Request::Away(reason) if reason.is_empty() => Some("/back".to_owned()),
+            Request::Away(reason) => Some(format!("/away {reason}")),
+            Request::List | Request::Leave => None,
+        }
     }
 }
 

@@ -55,6 +55,11 @@ impl NameBook {
                 }
             }
             ClientEvent::Notice { text, .. } => {
+                if let Some((old, new)) = text.split_once(" is now known as ") {
+                    self.names.remove(&names::fold(old));
+                    self.insert(new);
+                    return;
+                }
                 let Some((name, rest)) = text.split_once(' ') else {
                     return;
                 };
@@ -251,5 +256,19 @@ mod tests {
     fn a_cursor_inside_a_character_offers_nothing() {
         let book = book();
         assert_eq!(book.complete("é", 1), (1, vec![]));
+    }
+
+    #[test]
+    fn a_rename_notice_replaces_the_old_name() {
+        let mut book = NameBook::default();
+        book.observe(&ClientEvent::Notice {
+            time_ms: 0,
+            text: "bob joined".into(),
+        });
+        book.observe(&ClientEvent::Notice {
+            time_ms: 0,
+            text: "bob is now known as robert".into(),
+        });
+        assert_eq!(book.names(), ["robert"]);
     }
 }

@@ -111,6 +111,11 @@ pub fn duration(d: Duration) -> String {
 pub fn roster_entry(entry: &RosterEntry) -> String {
     if entry.away.is_empty() {
         sanitize(&entry.name).into_owned()
+    } else if entry
+        .away
+        .eq_ignore_ascii_case(crate::server::AWAY_WITHOUT_REASON)
+    {
+        format!("{} (away)", sanitize(&entry.name))
     } else {
         format!(
             "{} (away: {})",
@@ -162,6 +167,19 @@ pub fn server_event_line(event: &ServerEvent) -> String {
             from,
             text,
         } => action_line(*time_ms, from, text),
+        ServerEvent::Away {
+            time_ms,
+            name,
+            reason: Some(reason),
+        } => notice_line(
+            *time_ms,
+            &format!("{} is away: {}", sanitize(name), sanitize(reason)),
+        ),
+        ServerEvent::Away {
+            time_ms,
+            name,
+            reason: None,
+        } => notice_line(*time_ms, &format!("{} is back", sanitize(name))),
         ServerEvent::Renamed {
             time_ms,
             from,

@@ -58,6 +58,15 @@ pub const INBOX_LIMIT: u32 = 64;
 /// and then is warned, one that floods on and on is removed.
 pub const FLOOD_KICK_WINDOW: Duration = Duration::from_secs(60);
 
+/// The reason `/away` sends when none is given; shown as a plain "is away".
+pub const AWAY_WITHOUT_REASON: &str = "away";
+
+/// How long the token of a session that left is remembered, so a repeated leave is
+/// confirmed (its first confirmation was lost) while a leave for a session the server never
+/// had (it restarted) is not: confirming that one would tell the client its unconfirmed
+/// lines were delivered.
+pub const LEFT_MEMORY: Duration = Duration::from_secs(60);
+
 /// A join cookie is good for the period it was made in and the next one: long enough for
 /// a client's join retries, short enough that an old cookie seen on the wire is soon
 /// useless.
@@ -229,6 +238,12 @@ pub enum ServerEvent {
         time_ms: i64,
         from: String,
         text: String,
+    },
+    /// A client said it is away (`reason`), or back (`None`).
+    Away {
+        time_ms: i64,
+        name: String,
+        reason: Option<String>,
     },
     /// A client changed its name.
     Renamed {
@@ -475,6 +490,8 @@ pub struct Server {
     /// The address the server's socket is bound to, once the binary has said so; datagrams
     /// that claim to come from it are forgeries and are dropped.
     local_addr: Option<SocketAddr>,
+    /// Sessions that left recently: address, token and when, for [`LEFT_MEMORY`].
+    left: HashMap<SocketAddr, (u64, Instant), FixedState>,
     /// Addresses kicked for flooding, and when: they may not come back (a guest by sending
     /// another line, a client by joining) until [`FLOOD_KICK_WINDOW`] has passed.
     flood_kicked: HashMap<SocketAddr, Instant, FixedState>,
@@ -503,6 +520,7 @@ impl Server {
             flood_notices_due: Vec::new(),
             malformed_logged_at: HashMap::with_hasher(hasher.clone()),
             flood_kicked: HashMap::with_hasher(hasher.clone()),
+            left: HashMap::with_hasher(hasher.clone()),
             local_addr: None,
             cookie_key: std::hash::RandomState::new(),
         }
@@ -677,7 +695,11 @@ impl Server {
         // Unknown session: a client of a server that restarted, one we evicted, or a
         // forgery. The answer is tiny and repeats only what was sent, so it is safe to send
         // to an address that proved nothing; a Leave's answer lets the client stop.
-        if matches!(frame, Frame::Leave { .. }) {
+        let left_recently = self
+            .left
+            .get(&from)
+            .is_some_and(|(left_token, _)| *left_token == token);
+        if matches!(frame, Frame::Leave { .. }) && left_recently {
             self.send_unsequenced(from, &Frame::LeaveAck { token });
         } else {
             self.send_unsequenced(from, &Frame::NotJoined { token });
@@ -732,6 +754,10 @@ impl Server {
                     let token = self.remove_session(now, from, Removal::Left);
                     if let Some(token) = token {
                         self.send_unsequenced(from, &Frame::LeaveAck { token });
+                        // Bounded like the other per-address memories.
+                        if self.left.len() < MALFORMED_LOG_MEMORY {
+                            self.left.insert(from, (token, now));
+                        }
                     }
                     return;
                 }
@@ -1109,6 +1135,10 @@ impl Server {
 
     /// `/nick`: renames the client if the new name is valid and free, and tells everyone.
     fn handle_nick(&mut self, now: Instant, from: SocketAddr, new_name: String) {
+        // Each rename is announced to everyone: it costs a flood token like a message.
+        if !self.admit_under_flood_limit(now, from) {
+            return;
+        }
         let time_ms = self.wall_ms(now);
         let Some(old_name) = self.sessions.get(&from).map(|s| s.name.clone()) else {
             return;
@@ -1157,20 +1187,36 @@ impl Server {
     /// `/away REASON` (or `/back`: an empty reason): shown in `/list`, announced once.
     fn handle_away(&mut self, now: Instant, from: SocketAddr, reason: &str) {
         let reason = reason.trim();
+        // Sanitizing can lengthen a reason; keep it within what a roster entry carries.
+        let new = (!reason.is_empty()).then(|| {
+            let clean = display::sanitize(reason);
+            wire::truncate_to_char_boundary(&clean, wire::MAX_NAME_BYTES).to_owned()
+        });
+        if self.sessions.get(&from).is_none_or(|s| s.away == new) {
+            return;
+        }
+        // Each change is announced to everyone: it costs a flood token like a message.
+        if !self.admit_under_flood_limit(now, from) {
+            return;
+        }
         let Some(session) = self.sessions.get_mut(&from) else {
             return;
         };
         let name = session.name.clone();
-        let new = (!reason.is_empty()).then(|| display::sanitize(reason).into_owned());
-        if session.away == new {
-            return;
-        }
         session.away = new.clone();
-        let notice = match new {
+        let notice = match &new {
+            Some(reason) if reason.eq_ignore_ascii_case(AWAY_WITHOUT_REASON) => {
+                format!("{name} is away")
+            }
             Some(reason) => format!("{name} is away: {reason}"),
             None => format!("{name} is back"),
         };
         self.broadcast_notice(now, &notice);
+        self.events.push_back(ServerEvent::Away {
+            time_ms: self.wall_ms(now),
+            name,
+            reason: new,
+        });
     }
 
     /// Advances timers: evicts silent clients, sends due flood notices. Call when
@@ -1202,6 +1248,8 @@ impl Server {
                 .retain(|_, at| now.saturating_duration_since(*at) < MALFORMED_LOG_PERIOD);
             self.flood_kicked
                 .retain(|_, at| now.saturating_duration_since(*at) < FLOOD_KICK_WINDOW);
+            self.left
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < LEFT_MEMORY);
         }
     }
 
@@ -1209,7 +1257,8 @@ impl Server {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let sweep = (!self.sessions.is_empty()
             || !self.malformed_logged_at.is_empty()
-            || !self.flood_kicked.is_empty())
+            || !self.flood_kicked.is_empty()
+            || !self.left.is_empty())
         .then_some(self.next_sweep);
         let notices = self.flood_notices_due.iter().map(|(when, _)| *when);
         let retransmit = self.timers.peek().map(|Reverse((when, _))| *when);

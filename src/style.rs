@@ -314,6 +314,11 @@ fn styled_roster(time_ms: i64, total: u16, offset: u16, entries: &[RosterEntry])
             let painted = paint(&name_color(&entry.name).to_string(), &name);
             if entry.away.is_empty() {
                 painted
+            } else if entry
+                .away
+                .eq_ignore_ascii_case(crate::server::AWAY_WITHOUT_REASON)
+            {
+                format!("{painted}{}", paint(sgr::DIM, " (away)"))
             } else {
                 let away = format!(" (away: {})", display::sanitize(&entry.away));
                 format!("{painted}{}", paint(sgr::DIM, &away))

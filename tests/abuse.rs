@@ -495,3 +495,35 @@ fn a_ban_replaces_the_file_whole_and_never_writes_into_it() {
         .collect();
     assert_eq!(leftovers, Vec::<std::ffi::OsString>::new());
 }
+
+#[test]
+fn a_joining_client_believes_only_answers_that_repeat_its_nonce() {
+    let mut sim = Sim::new(ServerConfig::default());
+    // The real server's answers never arrive; an off-path attacker guesses.
+    sim.muted.insert(util::SERVER_ADDR);
+    let alice = sim.add_client("alice");
+    sim.drive();
+    let now = sim.now;
+    for forged in [
+        Frame::Welcome {
+            nonce: 1,
+            token: 99,
+            heartbeat_ms: 1000,
+            name: "alice".to_owned(),
+        },
+        Frame::Refused {
+            nonce: 1,
+            reason: RefuseReason::Banned,
+        },
+        Frame::Challenge {
+            nonce: 1,
+            cookie: 5,
+        },
+    ] {
+        sim.client_mut(alice)
+            .handle_datagram(now, util::SERVER_ADDR, &forged.to_bytes());
+    }
+    sim.drive();
+    assert_eq!(sim.events(alice), []);
+    assert!(!sim.client(alice).is_joined() && !sim.client(alice).is_closed());
+}

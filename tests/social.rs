@@ -236,3 +236,22 @@ fn a_long_line_typed_while_joining_is_split_not_cut() {
         .collect();
     assert_eq!(shown, long);
 }
+
+#[test]
+fn renames_and_away_toggles_count_against_the_flood_limit() {
+    let mut sim = sim();
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+    let now = sim.now;
+    for i in 0..50 {
+        sim.client_mut(alice).set_away(now, Some("brb"));
+        sim.client_mut(alice).set_away(now, None);
+        sim.client_mut(alice).rename(now, &format!("alice{i}"));
+    }
+    sim.drive();
+    // The default limit allows a burst of 10; everything past it is dropped (and the
+    // sender warned), not announced.
+    let announced = notices(sim.events(bob)).len();
+    assert!(announced <= 10, "{announced} notices reached bob");
+}

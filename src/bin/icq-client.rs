@@ -25,6 +25,7 @@ use icq::command::{self, Command, Input, Side};
 use icq::completion::NameBook;
 use icq::display;
 use icq::names;
+use icq::server::AWAY_WITHOUT_REASON;
 use icq::style::{self, ClientLook, ColorChoice};
 use icq::terminal::{LineEditor, Printer, Typed};
 use icq::wire::MAX_DATAGRAM;
@@ -80,7 +81,8 @@ mod exit {
   icq-client --name fay --color never --no-bell    no colors, no bell
 
 Type a line and press Enter to send it to everyone. Commands: /list (who is online),
-/help, /exit (or Ctrl-D, Ctrl-C). Start a message with // to send one beginning with /.
+/msg NAME text (private), /me text (an action), /nick NAME, /away [reason], /back, /help,
+/exit (or Ctrl-D, Ctrl-C). Start a message with // to send one beginning with /.
 On a terminal, lines arriving while you type appear above your line; Up/Down recall what
 you typed, Tab completes the names of people online (and commands after /). Names have
 colors, your own messages are bold, messages that mention your name are highlighted.
@@ -383,7 +385,8 @@ fn typed(shared: &Shared, line: &str) -> Next {
         },
         Ok(Input::Command(Command::Away { reason })) => {
             let mut client = lock(shared);
-            client.set_away(now, Some(reason.as_deref().unwrap_or("away")));
+            let reason = reason.as_deref().unwrap_or(AWAY_WITHOUT_REASON);
+            client.set_away(now, Some(reason));
             pump(shared, &mut client);
         }
         Ok(Input::Command(Command::Back)) => {

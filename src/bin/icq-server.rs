@@ -73,8 +73,8 @@ static COLOR: OnceLock<bool> = OnceLock::new();
   ICQ_BIND=4001 ICQ_BANS=/etc/icq/bans.txt icq-server < /dev/null > icq.log
                                                options from the environment, as a daemon
 
-Console commands (type them while it runs): /list, /ban ADDR|NAME, /unban ADDR,
-/kick NAME, /exit, /help. Any other line is broadcast as from `server`."
+Console commands (type them while it runs): /list, /msg NAME text, /ban ADDR|NAME,
+/unban ADDR, /kick NAME, /exit, /help. Any other line is broadcast as from `server`."
 )]
 struct Args {
     /// Address to listen on: IP:PORT, HOST:PORT, or just PORT (all IPv4 interfaces).
