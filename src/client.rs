@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use crate::names;
 use crate::reliable::{Due, Ready, ReceiveWindow, SendWindow};
-use crate::wire::{self, DecodeError, DisconnectReason, Envelope, Frame, RefuseReason};
+use crate::wire::{
+    self, DecodeError, DisconnectReason, Envelope, Frame, RefuseReason, RosterEntry,
+};
 
 /// How long to wait for the server to answer a join before giving up.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,8 +62,25 @@ pub enum ClientEvent {
         time_ms: i64,
         total: u16,
         offset: u16,
-        names: Vec<String>,
+        entries: Vec<RosterEntry>,
     },
+    /// A private message between us and someone else (`own`: we sent it).
+    Private {
+        time_ms: i64,
+        from: String,
+        to: String,
+        text: String,
+        own: bool,
+    },
+    /// A `/me` action (`own`: ours).
+    Action {
+        time_ms: i64,
+        from: String,
+        text: String,
+        own: bool,
+    },
+    /// The server renamed us (after our `/nick`).
+    Renamed { name: String },
     /// Nothing has been heard from the server for `silent_for`.
     ServerSilent { silent_for: Duration },
     /// The server answers again after [`ClientEvent::ServerSilent`].
@@ -105,12 +124,17 @@ enum Request {
     Chat(String),
     List,
     Leave,
+    Private { to: String, text: String },
+    Action(String),
+    Nick(String),
+    Away(String),
 }
 
 /// A sequenced frame from the server, held until its turn.
 #[derive(Debug)]
 enum Inbound {
     Event(ClientEvent),
+    Renamed(String),
     Disconnected {
         reason: DisconnectReason,
         text: String,
@@ -337,6 +361,8 @@ impl Client {
         for request in std::mem::take(&mut self.pending) {
             match request {
                 Request::Leave => leave = true,
+                // Typed whole while joining; split now like any line typed once joined.
+                Request::Chat(text) => self.send_text(now, &text),
                 request => self.send_request(now, request),
             }
         }
@@ -381,16 +407,53 @@ impl Client {
                 time_ms,
                 total,
                 offset,
-                names,
+                entries,
             } => Some((
                 envelope.seq,
                 Inbound::Event(ClientEvent::Roster {
                     time_ms,
                     total,
                     offset,
-                    names,
+                    entries,
                 }),
             )),
+            Frame::PrivateMessage {
+                envelope,
+                time_ms,
+                from,
+                to,
+                text,
+            } => {
+                let own = names::fold(&from) == own_name;
+                Some((
+                    envelope.seq,
+                    Inbound::Event(ClientEvent::Private {
+                        time_ms,
+                        from,
+                        to,
+                        text,
+                        own,
+                    }),
+                ))
+            }
+            Frame::ActionMessage {
+                envelope,
+                time_ms,
+                from,
+                text,
+            } => {
+                let own = names::fold(&from) == own_name;
+                Some((
+                    envelope.seq,
+                    Inbound::Event(ClientEvent::Action {
+                        time_ms,
+                        from,
+                        text,
+                        own,
+                    }),
+                ))
+            }
+            Frame::Renamed { envelope, name } => Some((envelope.seq, Inbound::Renamed(name))),
             Frame::Disconnected {
                 envelope,
                 reason,
@@ -402,7 +465,10 @@ impl Client {
                 None
             }
             Frame::LeaveAck { .. } => {
-                if matches!(self.state, State::Leaving { .. }) {
+                if let State::Leaving { session, .. } = &mut self.state {
+                    // The server handles requests in order: confirming the leave confirms
+                    // everything sent before it, even if those acknowledgements were lost.
+                    session.outbox.drain_unacked();
                     self.close(CloseReason::Left);
                 }
                 return;
@@ -429,6 +495,11 @@ impl Client {
             };
             match ready {
                 Ready::Item(Inbound::Event(event)) => self.events.push_back(event),
+                Ready::Item(Inbound::Renamed(name)) => {
+                    // Our own messages are recognized by name from now on.
+                    self.name = name.clone();
+                    self.events.push_back(ClientEvent::Renamed { name });
+                }
                 Ready::Item(Inbound::Disconnected { reason, text }) => {
                     // Say we got it, so the server stops repeating it.
                     session.inbox.ack_sent();
@@ -492,11 +563,67 @@ impl Client {
         }
     }
 
+    /// `/msg`: sends `text` to the person called `to` only. Typed while joining, it waits.
+    pub fn send_private(&mut self, now: Instant, to: &str, text: &str) {
+        for piece in wire::split_text(text) {
+            self.request(
+                now,
+                Request::Private {
+                    to: to.to_owned(),
+                    text: piece.to_owned(),
+                },
+            );
+        }
+    }
+
+    /// `/me`: tells everyone what we do.
+    pub fn send_action(&mut self, now: Instant, text: &str) {
+        for piece in wire::split_text(text) {
+            self.request(now, Request::Action(piece.to_owned()));
+        }
+    }
+
+    /// `/nick`: asks to be called `name` (the server answers with
+    /// [`ClientEvent::Renamed`], or a notice saying why not).
+    pub fn rename(&mut self, now: Instant, name: &str) {
+        self.request(now, Request::Nick(name.to_owned()));
+    }
+
+    /// `/away REASON`, or `/back` with `None`.
+    pub fn set_away(&mut self, now: Instant, reason: Option<&str>) {
+        let reason = reason.map(|r| wire::truncate_to_char_boundary(r, wire::MAX_NAME_BYTES));
+        self.request(now, Request::Away(reason.unwrap_or("").to_owned()));
+    }
+
+    /// Sends a request now, or keeps it for when the join completes.
+    fn request(&mut self, now: Instant, request: Request) {
+        match self.state {
+            State::Joined(_) => self.send_request(now, request),
+            State::Joining { .. }
+                if self.pending.len() < MAX_PENDING_LINES
+                    && !self.pending.contains(&Request::Leave) =>
+            {
+                self.pending.push_back(request)
+            }
+            _ => {
+                if let Some(text) = request.as_typed() {
+                    self.events.push_back(ClientEvent::NotSent {
+                        text,
+                        why: "the session is over, or too much waits for the server",
+                    });
+                }
+            }
+        }
+    }
+
     /// Asks the server who is online (the answer arrives as [`ClientEvent::Roster`]).
     pub fn request_list(&mut self, now: Instant) {
         match self.state {
             State::Joined(_) => self.send_request(now, Request::List),
-            State::Joining { .. } if !self.pending.contains(&Request::List) => {
+            State::Joining { .. }
+                if !self.pending.contains(&Request::List)
+                    && !self.pending.contains(&Request::Leave) =>
+            {
                 self.pending.push_back(Request::List)
             }
             _ => {}
@@ -620,14 +747,11 @@ impl Client {
         if let State::Joined(session) | State::Leaving { session, .. } = &mut self.state {
             undelivered.extend(session.outbox.drain_unacked());
         }
-        undelivered.sort_by_key(|r| !matches!(r, Request::Chat(_)));
-        for request in undelivered {
-            if let Request::Chat(text) = request {
-                self.events.push_back(ClientEvent::NotSent {
-                    text,
-                    why: "the server stopped answering",
-                });
-            }
+        for text in undelivered.iter().filter_map(Request::as_typed) {
+            self.events.push_back(ClientEvent::NotSent {
+                text,
+                why: "the server stopped answering",
+            });
         }
         if leaving {
             self.close(CloseReason::Left);
@@ -719,12 +843,26 @@ impl Client {
             _ => "the session ended before the server answered",
         };
         self.state = State::Closed;
-        for request in undelivered {
-            if let Request::Chat(text) = request {
-                self.events.push_back(ClientEvent::NotSent { text, why });
-            }
+        for text in undelivered.iter().filter_map(Request::as_typed) {
+            self.events.push_back(ClientEvent::NotSent { text, why });
         }
         self.events.push_back(ClientEvent::Closed(reason));
+    }
+}
+
+impl Request {
+    /// What the user typed for this request, to tell them it was not delivered; `None` for
+    /// what needs no report (`/list`, leaving).
+    fn as_typed(&self) -> Option<String> {
+        match self {
+            Request::Chat(text) => Some(text.clone()),
+            Request::Private { to, text } => Some(format!("/msg {to} {text}")),
+            Request::Action(text) => Some(format!("/me {text}")),
+            Request::Nick(name) => Some(format!("/nick {name}")),
+            Request::Away(reason) if reason.is_empty() => Some("/back".to_owned()),
+            Request::Away(reason) => Some(format!("/away {reason}")),
+            Request::List | Request::Leave => None,
+        }
     }
 }
 
@@ -743,6 +881,23 @@ fn request_frame(session: &Session, seq: u32, request: &Request) -> Frame {
         },
         Request::List => Frame::ListRequest { envelope },
         Request::Leave => Frame::Leave { envelope },
+        Request::Private { to, text } => Frame::Private {
+            envelope,
+            to: to.clone(),
+            text: text.clone(),
+        },
+        Request::Action(text) => Frame::Action {
+            envelope,
+            text: text.clone(),
+        },
+        Request::Nick(name) => Frame::Nick {
+            envelope,
+            name: name.clone(),
+        },
+        Request::Away(reason) => Frame::Away {
+            envelope,
+            reason: reason.clone(),
+        },
     }
 }
 

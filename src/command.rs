@@ -57,13 +57,30 @@ pub enum Command {
         /// The client's name exactly as typed (names may be case-sensitive).
         name: String,
     },
-    /// `/msg NAME text` — client only. A private message to one person.
+    /// `/msg NAME text` — both sides. A private message to one person.
     Msg {
-        /// The recipient's name exactly as typed.
+        /// The recipient's name as typed.
         to: String,
-        /// The message: the rest of the line, as typed after the name.
+        /// The message, as typed after the name.
         text: String,
     },
+    /// `/me text` — client only. An action: `* alice waves`.
+    Me {
+        /// What you do, as typed.
+        text: String,
+    },
+    /// `/nick NAME` — client only. Change your name.
+    Nick {
+        /// The new name as typed.
+        name: String,
+    },
+    /// `/away [reason]` — client only. Say you are away (shown in `/list`).
+    Away {
+        /// Why, if given.
+        reason: Option<String>,
+    },
+    /// `/back` — client only. You are back.
+    Back,
 }
 
 /// Why a line could not be understood. Display = one line for the user, always naming the
@@ -141,16 +158,17 @@ pub fn parse(line: &str, side: Side) -> Result<Input, CommandError> {
 /// `Command` from the arguments it extracted, so a table entry cannot pair a shape with a
 /// builder that expects different arguments, and no "impossible" case needs a panic.
 ///
-/// A planned command needs one more shape, added the same way: `/away [reason]` is
-/// `OptionalText(fn(Option<String>) -> Command)` (the rest of the line, or `None` if blank).
 enum Shape {
     /// Nothing may follow the name; the command is always this value.
     NoArgument(Command),
     /// Exactly one whitespace-free word must follow the name.
     OneWord(fn(String) -> Command),
-    /// One word (found with [`split_first_word`]), then the rest of the line as free text;
-    /// both are required.
+    /// One word, then free text that may not be empty (`/msg NAME text`).
     WordThenText(fn(String, String) -> Command),
+    /// Free text that may not be empty (`/me waves`).
+    Text(fn(String) -> Command),
+    /// Free text, or nothing (`/away` or `/away lunch`).
+    OptionalText(fn(Option<String>) -> Command),
 }
 
 /// One row of the command table: everything the parser and `/help` know about a command.
@@ -202,13 +220,41 @@ static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "/msg",
-        aliases: &[],
+        aliases: &["/m", "/tell"],
         usage: "/msg NAME text",
-        summaries: &[(
-            Side::Client,
-            "send a private message that only NAME sees (peer mode)",
-        )],
+        summaries: &[
+            (Side::Client, "send a private message that only NAME sees"),
+            (Side::Server, "send a private message to one client"),
+        ],
         shape: Shape::WordThenText(|to, text| Command::Msg { to, text }),
+    },
+    CommandSpec {
+        name: "/me",
+        aliases: &[],
+        usage: "/me text",
+        summaries: &[(Side::Client, "say what you do: /me waves shows * you waves")],
+        shape: Shape::Text(|text| Command::Me { text }),
+    },
+    CommandSpec {
+        name: "/nick",
+        aliases: &[],
+        usage: "/nick NAME",
+        summaries: &[(Side::Client, "change your name (everyone is told)")],
+        shape: Shape::OneWord(|name| Command::Nick { name }),
+    },
+    CommandSpec {
+        name: "/away",
+        aliases: &[],
+        usage: "/away [reason]",
+        summaries: &[(Side::Client, "say you are away, and why (shown in /list)")],
+        shape: Shape::OptionalText(|reason| Command::Away { reason }),
+    },
+    CommandSpec {
+        name: "/back",
+        aliases: &[],
+        usage: "/back",
+        summaries: &[(Side::Client, "say you are back")],
+        shape: Shape::NoArgument(Command::Back),
     },
     CommandSpec {
         name: "/kick",
@@ -266,6 +312,10 @@ impl CommandSpec {
             command: self.name,
             usage: self.usage,
         };
+        let missing = CommandError::MissingArgument {
+            command: self.name,
+            usage: self.usage,
+        };
         match &self.shape {
             Shape::NoArgument(command) => {
                 if arguments.trim().is_empty() {
@@ -277,10 +327,7 @@ impl CommandSpec {
             Shape::OneWord(build) => {
                 let (word, rest) = split_first_word(arguments);
                 if word.is_empty() {
-                    Err(CommandError::MissingArgument {
-                        command: self.name,
-                        usage: self.usage,
-                    })
+                    Err(missing)
                 } else if !rest.trim().is_empty() {
                     Err(too_many)
                 } else {
@@ -289,19 +336,21 @@ impl CommandSpec {
             }
             Shape::WordThenText(build) => {
                 let (word, rest) = split_first_word(arguments);
-                // One separator goes; the text keeps any further spaces as typed.
-                let text = rest
-                    .strip_prefix(|c: char| c.is_whitespace())
-                    .unwrap_or(rest);
-                if word.is_empty() || text.trim().is_empty() {
-                    Err(CommandError::MissingArgument {
-                        command: self.name,
-                        usage: self.usage,
-                    })
+                let text = rest.trim();
+                if word.is_empty() || text.is_empty() {
+                    Err(missing)
                 } else {
                     Ok(build(word.to_string(), text.to_string()))
                 }
             }
+            Shape::Text(build) => match arguments.trim() {
+                "" => Err(missing),
+                text => Ok(build(text.to_string())),
+            },
+            Shape::OptionalText(build) => match arguments.trim() {
+                "" => Ok(build(None)),
+                text => Ok(build(Some(text.to_string()))),
+            },
         }
     }
 }
@@ -695,41 +744,6 @@ mod tests {
     }
 
     #[test]
-    fn msg_takes_a_name_then_the_rest_of_the_line() {
-        assert_eq!(
-            command("/msg Bob hi  there ", Side::Client),
-            Command::Msg {
-                to: "Bob".to_string(),
-                text: "hi  there ".to_string()
-            }
-        );
-        assert_eq!(
-            command("/MSG\tbob\t /not a command\r\n", Side::Client),
-            Command::Msg {
-                to: "bob".to_string(),
-                text: " /not a command".to_string()
-            }
-        );
-        for line in ["/msg", "/msg bob", "/msg bob   ", "/msg    "] {
-            assert_eq!(
-                error(line, Side::Client),
-                CommandError::MissingArgument {
-                    command: "/msg",
-                    usage: "/msg NAME text"
-                },
-                "{line:?}"
-            );
-        }
-        assert_eq!(
-            error("/msg bob hi", Side::Server),
-            CommandError::WrongSide {
-                command: "/msg",
-                side: Side::Server
-            }
-        );
-    }
-
-    #[test]
     fn server_help_lists_every_command_aligned() {
         assert_eq!(
             help_lines(Side::Server),
@@ -737,6 +751,7 @@ mod tests {
                 "/help             list the commands you can use",
                 "/list             show who is online (also /who)",
                 "/exit             close the server (also /quit)",
+                "/msg NAME text    send a private message to one client (also /m, /tell)",
                 "/kick NAME        disconnect a client (it may join again)",
                 "/ban ADDR|NAME    refuse an address or CIDR range, or a client's address by name",
                 "/unban ADDR       lift the ban on an address or CIDR range",
@@ -752,12 +767,101 @@ mod tests {
                 "/help             list the commands you can use",
                 "/list             show who is online (also /who)",
                 "/exit             leave the chat (also /quit)",
-                "/msg NAME text    send a private message that only NAME sees (peer mode)",
+                "/msg NAME text    send a private message that only NAME sees (also /m, /tell)",
+                "/me text          say what you do: /me waves shows * you waves",
+                "/nick NAME        change your name (everyone is told)",
+                "/away [reason]    say you are away, and why (shown in /list)",
+                "/back             say you are back",
             ]
         );
         let client_help = help_lines(Side::Client).join("\n");
         assert!(!client_help.contains("/ban"));
         assert!(!client_help.contains("/kick"));
+    }
+
+    #[test]
+    fn msg_takes_a_name_and_the_rest_of_the_line() {
+        for side in [Side::Client, Side::Server] {
+            assert_eq!(
+                parse("/msg bob  see you at 5, ok?  ", side),
+                Ok(Input::Command(Command::Msg {
+                    to: "bob".into(),
+                    text: "see you at 5, ok?".into()
+                }))
+            );
+            assert_eq!(
+                parse("/TELL bob hi", side),
+                Ok(Input::Command(Command::Msg {
+                    to: "bob".into(),
+                    text: "hi".into()
+                }))
+            );
+            for incomplete in ["/msg", "/msg bob", "/msg bob   ", "/m"] {
+                assert!(
+                    matches!(
+                        parse(incomplete, side),
+                        Err(CommandError::MissingArgument {
+                            usage: "/msg NAME text",
+                            ..
+                        })
+                    ),
+                    "{incomplete}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn me_nick_away_and_back() {
+        let client = |line| parse(line, Side::Client);
+        assert_eq!(
+            client("/me waves at everyone"),
+            Ok(Input::Command(Command::Me {
+                text: "waves at everyone".into()
+            }))
+        );
+        assert!(matches!(
+            client("/me   "),
+            Err(CommandError::MissingArgument { .. })
+        ));
+        assert_eq!(
+            client("/nick alicia"),
+            Ok(Input::Command(Command::Nick {
+                name: "alicia".into()
+            }))
+        );
+        assert!(matches!(
+            client("/nick a b"),
+            Err(CommandError::UnexpectedArgument { .. })
+        ));
+        assert!(matches!(
+            client("/nick"),
+            Err(CommandError::MissingArgument { .. })
+        ));
+        assert_eq!(
+            client("/away"),
+            Ok(Input::Command(Command::Away { reason: None }))
+        );
+        assert_eq!(
+            client("/away  out for lunch "),
+            Ok(Input::Command(Command::Away {
+                reason: Some("out for lunch".into())
+            }))
+        );
+        assert_eq!(client("/back"), Ok(Input::Command(Command::Back)));
+        assert!(matches!(
+            client("/back now"),
+            Err(CommandError::UnexpectedArgument { .. })
+        ));
+        for only_client in ["/me hi", "/nick x", "/away", "/back"] {
+            assert!(
+                matches!(
+                    parse(only_client, Side::Server),
+                    Err(CommandError::WrongSide { .. })
+                ),
+                "{only_client}"
+            );
+        }
     }
 
     #[test]

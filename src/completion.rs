@@ -39,17 +39,27 @@ impl NameBook {
     pub fn observe(&mut self, event: &ClientEvent) {
         match event {
             ClientEvent::Joined { name, .. } => self.me = names::fold(name),
-            ClientEvent::Message { from, .. } => self.insert(from),
-            ClientEvent::Roster { offset, names, .. } => {
+            ClientEvent::Message { from, .. }
+            | ClientEvent::Action { from, .. }
+            | ClientEvent::Private { from, .. } => self.insert(from),
+            ClientEvent::Renamed { name } => self.me = names::fold(name),
+            ClientEvent::Roster {
+                offset, entries, ..
+            } => {
                 // A roster is the server's own list: it replaces what was guessed.
                 if *offset == 0 {
                     self.names.clear();
                 }
-                for name in names {
-                    self.insert(name);
+                for entry in entries {
+                    self.insert(&entry.name);
                 }
             }
             ClientEvent::Notice { text, .. } => {
+                if let Some((old, new)) = text.split_once(" is now known as ") {
+                    self.names.remove(&names::fold(old));
+                    self.insert(new);
+                    return;
+                }
                 let Some((name, rest)) = text.split_once(' ') else {
                     return;
                 };
@@ -132,6 +142,13 @@ impl NameBook {
 
 #[cfg(test)]
 mod tests {
+    fn entry(name: &str) -> crate::wire::RosterEntry {
+        crate::wire::RosterEntry {
+            name: name.to_owned(),
+            away: String::new(),
+        }
+    }
+
     use super::*;
 
     fn notice(text: &str) -> ClientEvent {
@@ -151,7 +168,7 @@ mod tests {
             time_ms: 0,
             total: 3,
             offset: 0,
-            names: vec!["alice".into(), "Bob".into(), "bea".into()],
+            entries: vec![entry("alice"), entry("Bob"), entry("bea")],
         });
         book
     }
@@ -177,13 +194,13 @@ mod tests {
             time_ms: 0,
             total: 3,
             offset: 0,
-            names: vec!["alice".into(), "erin".into()],
+            entries: vec![entry("alice"), entry("erin")],
         });
         book.observe(&ClientEvent::Roster {
             time_ms: 0,
             total: 3,
             offset: 2,
-            names: vec!["frank".into()],
+            entries: vec![entry("frank")],
         });
         assert_eq!(book.names(), ["erin", "frank"]);
     }
@@ -239,5 +256,19 @@ mod tests {
     fn a_cursor_inside_a_character_offers_nothing() {
         let book = book();
         assert_eq!(book.complete("é", 1), (1, vec![]));
+    }
+
+    #[test]
+    fn a_rename_notice_replaces_the_old_name() {
+        let mut book = NameBook::default();
+        book.observe(&ClientEvent::Notice {
+            time_ms: 0,
+            text: "bob joined".into(),
+        });
+        book.observe(&ClientEvent::Notice {
+            time_ms: 0,
+            text: "bob is now known as robert".into(),
+        });
+        assert_eq!(book.names(), ["robert"]);
     }
 }

@@ -16,7 +16,7 @@ use crate::client::{ClientEvent, CloseReason};
 use crate::names::is_invisible_or_bidi;
 use crate::peer::{MemberInfo, PeerCloseReason, PeerEvent};
 use crate::server::ServerEvent;
-use crate::wire::{DisconnectReason, GoneReason, RefuseReason};
+use crate::wire::{DisconnectReason, GoneReason, RefuseReason, RosterEntry};
 
 /// The bell byte: terminals beep or flash when it is printed.
 pub const BELL: char = '\u{07}';
@@ -52,7 +52,15 @@ pub fn sanitize(text: &str) -> Cow<'_, str> {
 }
 
 fn needs_neutralizing(ch: char) -> bool {
-    ch.is_control() || is_invisible_or_bidi(ch)
+    ch.is_control() || (is_invisible_or_bidi(ch) && !joins_emoji_or_script(ch))
+}
+
+/// Invisible characters that ordinary text needs: the zero-width joiner and non-joiner
+/// (👨‍👩‍👧 is three emoji joined by U+200D; Persian and Indic scripts use both) and the
+/// variation selectors (❤️ is U+2764 U+FE0F). They move nothing and hide nothing, so text
+/// keeps them; names, where they could make two names look alike, still refuse them.
+fn joins_emoji_or_script(ch: char) -> bool {
+    matches!(ch, '\u{200C}' | '\u{200D}' | '\u{FE00}'..='\u{FE0F}')
 }
 
 /// `HH:MM:SS` in the local time zone for a time in milliseconds since the Unix epoch.
@@ -100,6 +108,46 @@ pub fn duration(d: Duration) -> String {
     out
 }
 
+/// How a person appears in `/list`: `bob`, or `bob (away: lunch)`.
+pub fn roster_entry(entry: &RosterEntry) -> String {
+    if entry.away.is_empty() {
+        sanitize(&entry.name).into_owned()
+    } else if entry
+        .away
+        .eq_ignore_ascii_case(crate::server::AWAY_WITHOUT_REASON)
+    {
+        format!("{} (away)", sanitize(&entry.name))
+    } else {
+        format!(
+            "{} (away: {})",
+            sanitize(&entry.name),
+            sanitize(&entry.away)
+        )
+    }
+}
+
+/// A private message: `[12:00:00] alice -> bob (private): hi`. The arrow and the word say
+/// at a glance that nobody else saw it.
+pub fn private_line(time_ms: i64, from: &str, to: &str, text: &str) -> String {
+    format!(
+        "[{}] {} -> {} (private): {}",
+        clock(time_ms),
+        sanitize(from),
+        sanitize(to),
+        sanitize(text)
+    )
+}
+
+/// A `/me` action: `[12:00:00] * alice waves`.
+pub fn action_line(time_ms: i64, from: &str, text: &str) -> String {
+    format!(
+        "[{}] * {} {}",
+        clock(time_ms),
+        sanitize(from),
+        sanitize(text)
+    )
+}
+
 /// The server's log line for one event: `[12:00:00] alice: hello`,
 /// `[12:00:00] -- alice joined from 127.0.0.1:50000`.
 pub fn server_event_line(event: &ServerEvent) -> String {
@@ -109,6 +157,43 @@ pub fn server_event_line(event: &ServerEvent) -> String {
             from,
             text,
         } => message_line(*time_ms, from, text),
+        ServerEvent::Private {
+            time_ms,
+            from,
+            to,
+            text,
+        } => private_line(*time_ms, from, to, text),
+        ServerEvent::Action {
+            time_ms,
+            from,
+            text,
+        } => action_line(*time_ms, from, text),
+        ServerEvent::Away {
+            time_ms,
+            name,
+            reason: Some(reason),
+        } => notice_line(
+            *time_ms,
+            &format!("{} is away: {}", sanitize(name), sanitize(reason)),
+        ),
+        ServerEvent::Away {
+            time_ms,
+            name,
+            reason: None,
+        } => notice_line(*time_ms, &format!("{} is back", sanitize(name))),
+        ServerEvent::Renamed {
+            time_ms,
+            from,
+            to,
+            addr,
+        } => notice_line(
+            *time_ms,
+            &format!(
+                "{} is now known as {} ({addr})",
+                sanitize(from),
+                sanitize(to)
+            ),
+        ),
         ServerEvent::Joined {
             time_ms,
             name,
@@ -227,14 +312,43 @@ pub fn client_event_line(event: &ClientEvent, now_ms: i64, bell: bool) -> Option
             time_ms,
             total,
             offset,
-            names,
+            entries,
         } => {
+            let names: Vec<String> = entries.iter().map(roster_entry).collect();
             let names = names.join(", ");
             if *offset == 0 {
                 notice_line(*time_ms, &format!("{total} online: {names}"))
             } else {
                 notice_line(*time_ms, &format!("(online, continued) {names}"))
             }
+        }
+        ClientEvent::Private {
+            time_ms,
+            from,
+            to,
+            text,
+            own,
+        } => {
+            let mut line = private_line(*time_ms, from, to, text);
+            if bell && !own {
+                line.push(BELL);
+            }
+            line
+        }
+        ClientEvent::Action {
+            time_ms,
+            from,
+            text,
+            own,
+        } => {
+            let mut line = action_line(*time_ms, from, text);
+            if bell && !own {
+                line.push(BELL);
+            }
+            line
+        }
+        ClientEvent::Renamed { name } => {
+            notice_line(now_ms, &format!("you are now known as {}", sanitize(name)))
         }
         ClientEvent::ServerSilent { silent_for } => notice_line(
             now_ms,
@@ -283,19 +397,6 @@ pub fn close_text(reason: &CloseReason, server: &str) -> String {
             format!("disconnected from {server}: {}", sanitize(text))
         }
     }
-}
-
-/// A private message: `[12:00:00] alice -> bob (private): hi`. The arrow and the word say
-/// at a glance that nobody else saw it; names hold no spaces, so no name can pass a public
-/// message off as private.
-pub fn private_line(time_ms: i64, from: &str, to: &str, text: &str) -> String {
-    format!(
-        "[{}] {} -> {} (private): {}",
-        clock(time_ms),
-        sanitize(from),
-        sanitize(to),
-        sanitize(text)
-    )
 }
 
 /// What a peer says when a member is gone: `bob left`, `bob timed out`...
@@ -532,6 +633,13 @@ mod tests {
         assert_eq!(sanitize("a\u{0}b\u{7f}c"), "a^@b^?c");
         assert_eq!(sanitize("line1\nline2\r"), "line1^Jline2^M");
         assert_eq!(sanitize("a\tb"), "a b");
+    }
+
+    #[test]
+    fn emoji_sequences_and_joiners_are_kept() {
+        for text in ["👨\u{200D}👩\u{200D}👧", "❤\u{FE0F}", "می\u{200C}خواهم"] {
+            assert_eq!(sanitize(text), text);
+        }
     }
 
     #[test]

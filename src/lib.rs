@@ -17,9 +17,12 @@
 //!
 //! - [`wire`]: the byte layout of every frame; encoding and strict decoding. Start here to
 //!   learn the protocol (also described in `PROTOCOL.md`).
-//! - [`server`]: the server's state machine — sessions, broadcast, timeouts, flood limits,
-//!   bans in force, guests.
-//! - [`client`]: the client's state machine — joining, heartbeats, leaving, server silence.
+//! - [`server`]: the server's state machine — join cookies and session tokens, sessions,
+//!   broadcast and private messages, timeouts, flood limits and kicks, bans in force,
+//!   guests.
+//! - [`client`]: the client's state machine — joining (nonce, cookie), sending what the user
+//!   types reliably, showing what arrives exactly once and in order, heartbeats, leaving,
+//!   server silence, rejoining a restarted server.
 //! - [`peer`]: serverless mode — one peer's state machine in a room of identical peers:
 //!   joining through any member, membership by gossip, a reliable stream pair per member,
 //!   names unique in the room, eviction of silent members.

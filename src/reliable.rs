@@ -80,7 +80,9 @@ impl Acks {
         if self.also == 0 {
             self.through
         } else {
-            self.through + 1 + (ACK_BITS - self.also.leading_zeros())
+            // Saturating: a peer may claim `through = u32::MAX`, and that must not panic.
+            self.through
+                .saturating_add(1 + (ACK_BITS - self.also.leading_zeros()))
         }
     }
 }
@@ -489,6 +491,9 @@ impl<T> ReceiveWindow<T> {
     /// Notes that the sender gave up on every sequence number from `first` to `last`: when
     /// delivery reaches `first`, [`ReceiveWindow::pop_ready`] reports how many were skipped.
     pub fn skip_through(&mut self, now: Instant, first: u32, last: u32) {
+        // Even a repeat is answered: the sender repeats because our acknowledgement of the
+        // first copy was lost.
+        self.ack_due = Some(now);
         if last <= self.through || first > last {
             return;
         }
@@ -581,6 +586,15 @@ mod tests {
         assert!(!acks.contains(10 + 2 + ACK_BITS));
         assert_eq!(acks.largest(), 14);
         assert_eq!(Acks::default().largest(), 0);
+        // A hostile peer's numbers must not overflow.
+        let hostile = Acks {
+            through: u32::MAX,
+            also: 1,
+        };
+        assert_eq!(hostile.largest(), u32::MAX);
+        let mut window = SendWindow::new();
+        window.push(Instant::now(), ());
+        window.on_acks(Instant::now(), hostile);
     }
 
     #[test]
@@ -797,8 +811,10 @@ mod tests {
         assert_eq!(window.pop_ready(), Some(Ready::Skipped(4)));
         assert_eq!(window.pop_ready(), Some(Ready::Item('g')));
         assert_eq!(window.through(), 7);
-        window.skip_through(now, 3, 6); // a repeat changes nothing
+        window.ack_sent();
+        window.skip_through(now, 3, 6); // a repeat changes nothing but is acknowledged
         assert_eq!(window.pop_ready(), None);
+        assert_eq!(window.ack_deadline(), Some(now));
     }
 
     #[test]

@@ -27,7 +27,9 @@ use crate::display;
 use crate::names::{self, SERVER_NAME};
 use crate::ratelimit::{FloodLimit, TokenBucket};
 use crate::reliable::{Due, Ready, ReceiveWindow, SendWindow};
-use crate::wire::{self, DecodeError, DisconnectReason, Envelope, Frame, RefuseReason};
+use crate::wire::{
+    self, DecodeError, DisconnectReason, Envelope, Frame, RefuseReason, RosterEntry,
+};
 
 /// How long after the first dropped message the flooder is told how many were dropped. The
 /// delay gathers a whole burst into one notice instead of one notice per dropped message.
@@ -55,6 +57,15 @@ pub const INBOX_LIMIT: u32 = 64;
 /// Flood warnings count towards a kick only within this window: a client that bursts now
 /// and then is warned, one that floods on and on is removed.
 pub const FLOOD_KICK_WINDOW: Duration = Duration::from_secs(60);
+
+/// The reason `/away` sends when none is given; shown as a plain "is away".
+pub const AWAY_WITHOUT_REASON: &str = "away";
+
+/// How long the token of a session that left is remembered, so a repeated leave is
+/// confirmed (its first confirmation was lost) while a leave for a session the server never
+/// had (it restarted) is not: confirming that one would tell the client its unconfirmed
+/// lines were delivered.
+pub const LEFT_MEMORY: Duration = Duration::from_secs(60);
 
 /// A join cookie is good for the period it was made in and the next one: long enough for
 /// a client's join retries, short enough that an old cookie seen on the wire is soon
@@ -214,6 +225,33 @@ pub enum ServerEvent {
         from: String,
         text: String,
     },
+    /// A private message went from `from` to `to` (the operator's log shows it: the server
+    /// relays it in the clear anyway, and abuse must be traceable).
+    Private {
+        time_ms: i64,
+        from: String,
+        to: String,
+        text: String,
+    },
+    /// A `/me` action was broadcast.
+    Action {
+        time_ms: i64,
+        from: String,
+        text: String,
+    },
+    /// A client said it is away (`reason`), or back (`None`).
+    Away {
+        time_ms: i64,
+        name: String,
+        reason: Option<String>,
+    },
+    /// A client changed its name.
+    Renamed {
+        time_ms: i64,
+        from: String,
+        to: String,
+        addr: SocketAddr,
+    },
     /// A datagram was dropped as malformed (logged once per address per minute at most).
     Malformed {
         time_ms: i64,
@@ -237,6 +275,8 @@ pub struct ClientInfo {
     pub connected_for: Duration,
     /// Time since it was last heard from.
     pub idle_for: Duration,
+    /// Why it is away, if it said so with `/away`.
+    pub away: Option<String>,
 }
 
 /// A console command that could not be carried out.
@@ -276,6 +316,10 @@ enum Request {
     Chat(String),
     List,
     Leave,
+    Private { to: String, text: String },
+    Action(String),
+    Nick(String),
+    Away(String),
 }
 
 /// The reliable streams of one named session.
@@ -396,6 +440,8 @@ struct Session {
     flood_dropped: u32,
     /// When this client was warned for flooding, within the last [`FLOOD_KICK_WINDOW`].
     flood_warnings: Vec<Instant>,
+    /// Why the client is away (`/away`), or `None` while it is here.
+    away: Option<String>,
     /// The reliable streams; `None` for guests.
     streams: Option<Streams>,
 }
@@ -444,6 +490,8 @@ pub struct Server {
     /// The address the server's socket is bound to, once the binary has said so; datagrams
     /// that claim to come from it are forgeries and are dropped.
     local_addr: Option<SocketAddr>,
+    /// Sessions that left recently: address, token and when, for [`LEFT_MEMORY`].
+    left: HashMap<SocketAddr, (u64, Instant), FixedState>,
     /// Addresses kicked for flooding, and when: they may not come back (a guest by sending
     /// another line, a client by joining) until [`FLOOD_KICK_WINDOW`] has passed.
     flood_kicked: HashMap<SocketAddr, Instant, FixedState>,
@@ -472,6 +520,7 @@ impl Server {
             flood_notices_due: Vec::new(),
             malformed_logged_at: HashMap::with_hasher(hasher.clone()),
             flood_kicked: HashMap::with_hasher(hasher.clone()),
+            left: HashMap::with_hasher(hasher.clone()),
             local_addr: None,
             cookie_key: std::hash::RandomState::new(),
         }
@@ -567,14 +616,20 @@ impl Server {
             Err(DecodeError::UnsupportedVersion { version }) => {
                 // Tell a newer or older client why nothing works, in the refusal every
                 // version can read; only joins are answered (never a server's frame, or two
-                // servers of different versions could answer each other forever), and the
-                // refusal is far smaller than the padded join.
+                // servers of different versions could answer each other forever), and never
+                // with more bytes than the join had.
                 if let Some(nonce) = wire::any_version_join_nonce(datagram) {
                     let refusal = Frame::Refused {
                         nonce,
                         reason: RefuseReason::VersionUnsupported,
-                    };
-                    self.send_unsequenced(from, &refusal);
+                    }
+                    .to_bytes();
+                    // A real join of any version has a name after the nonce, so it is at
+                    // least as long as the refusal; a bare header and nonce (12 bytes) is a
+                    // forgery and must not get 13 bytes back.
+                    if refusal.len() <= datagram.len() {
+                        self.push(from, refusal.into());
+                    }
                 }
                 self.note_malformed(now, from, &format!("protocol version {version}"));
             }
@@ -645,7 +700,11 @@ impl Server {
         // Unknown session: a client of a server that restarted, one we evicted, or a
         // forgery. The answer is tiny and repeats only what was sent, so it is safe to send
         // to an address that proved nothing; a Leave's answer lets the client stop.
-        if matches!(frame, Frame::Leave { .. }) {
+        let left_recently = self
+            .left
+            .get(&from)
+            .is_some_and(|(left_token, _)| *left_token == token);
+        if matches!(frame, Frame::Leave { .. }) && left_recently {
             self.send_unsequenced(from, &Frame::LeaveAck { token });
         } else {
             self.send_unsequenced(from, &Frame::NotJoined { token });
@@ -669,6 +728,12 @@ impl Server {
             Frame::Chat { envelope, text } => Some((envelope.seq, Request::Chat(text))),
             Frame::ListRequest { envelope } => Some((envelope.seq, Request::List)),
             Frame::Leave { envelope } => Some((envelope.seq, Request::Leave)),
+            Frame::Private { envelope, to, text } => {
+                Some((envelope.seq, Request::Private { to, text }))
+            }
+            Frame::Action { envelope, text } => Some((envelope.seq, Request::Action(text))),
+            Frame::Nick { envelope, name } => Some((envelope.seq, Request::Nick(name))),
+            Frame::Away { envelope, reason } => Some((envelope.seq, Request::Away(reason))),
             _ => None,
         };
         if let Some((seq, request)) = request {
@@ -684,10 +749,20 @@ impl Server {
             match ready {
                 Ready::Item(Request::Chat(text)) => self.handle_chat(now, from, &text),
                 Ready::Item(Request::List) => self.send_roster(now, from),
+                Ready::Item(Request::Private { to, text }) => {
+                    self.handle_private(now, from, &to, &text)
+                }
+                Ready::Item(Request::Action(text)) => self.handle_action(now, from, &text),
+                Ready::Item(Request::Nick(name)) => self.handle_nick(now, from, name),
+                Ready::Item(Request::Away(reason)) => self.handle_away(now, from, &reason),
                 Ready::Item(Request::Leave) => {
                     let token = self.remove_session(now, from, Removal::Left);
                     if let Some(token) = token {
                         self.send_unsequenced(from, &Frame::LeaveAck { token });
+                        // Bounded like the other per-address memories.
+                        if self.left.len() < MALFORMED_LOG_MEMORY {
+                            self.left.insert(from, (token, now));
+                        }
                     }
                     return;
                 }
@@ -816,6 +891,7 @@ impl Server {
                 flood_bucket: self.config.flood_limit.map(|l| TokenBucket::new(l, now)),
                 flood_dropped: 0,
                 flood_warnings: Vec::new(),
+                away: None,
                 streams,
             },
         );
@@ -917,38 +993,235 @@ impl Server {
     }
 
     fn send_roster(&mut self, now: Instant, to: SocketAddr) {
-        let mut names: Vec<&str> = self.sessions.values().map(|s| s.name.as_str()).collect();
-        names.sort_by_cached_key(|name| names::fold(name));
-        let total = u16::try_from(names.len()).unwrap_or(u16::MAX);
+        let mut people: Vec<RosterEntry> = self
+            .sessions
+            .values()
+            .map(|s| RosterEntry {
+                name: s.name.clone(),
+                away: s.away.clone().unwrap_or_default(),
+            })
+            .collect();
+        people.sort_by_cached_key(|entry| names::fold(&entry.name));
+        let total = u16::try_from(people.len()).unwrap_or(u16::MAX);
+        people.truncate(usize::from(total));
         let time_ms = self.wall_ms(now);
-        // Header, envelope, time, total and offset; then as many names as fit in one
+        // Header, envelope, time, total and offset; then as many entries as fit in one
         // datagram.
         const ROSTER_FIXED_LEN: usize = wire::HEADER_LEN + wire::ENVELOPE_LEN + 8 + 2 + 2;
         let mut frames = Vec::new();
-        let mut chunk: Vec<String> = Vec::new();
+        let mut chunk: Vec<RosterEntry> = Vec::new();
         let mut chunk_len = ROSTER_FIXED_LEN;
         let mut offset = 0usize;
-        for (index, name) in names.iter().enumerate().take(usize::from(total)) {
-            if chunk_len + 1 + name.len() > wire::MAX_DATAGRAM {
+        for (index, entry) in people.into_iter().enumerate() {
+            let entry_len = 2 + entry.name.len() + entry.away.len();
+            if chunk_len + entry_len > wire::MAX_DATAGRAM {
                 frames.push((offset, std::mem::take(&mut chunk)));
                 offset = index;
                 chunk_len = ROSTER_FIXED_LEN;
             }
-            chunk_len += 1 + name.len();
-            chunk.push((*name).to_owned());
+            chunk_len += entry_len;
+            chunk.push(entry);
         }
         frames.push((offset, chunk));
-        for (offset, names) in frames {
+        for (offset, entries) in frames {
             let offset = u16::try_from(offset).unwrap_or(u16::MAX);
             let roster = Frame::Roster {
                 envelope: Envelope::default(),
                 time_ms,
                 total,
                 offset,
-                names,
+                entries,
             };
             self.send_sequenced(now, to, roster.to_bytes().into());
         }
+    }
+
+    /// `/msg`: delivers `text` to the client called `to` and echoes it to the sender, so
+    /// both see it (and only they do). An unknown name gets the sender a notice.
+    fn handle_private(&mut self, now: Instant, from: SocketAddr, to: &str, text: &str) {
+        if text.trim().is_empty() || !self.admit_under_flood_limit(now, from) {
+            return;
+        }
+        let Some(sender) = self.sessions.get(&from).map(|s| s.name.clone()) else {
+            return;
+        };
+        // An unknown name is already reported to the sender as a notice.
+        let _ = self.send_private(now, &sender, Some(from), to, text);
+    }
+
+    /// Sends a private message from `sender` (at `from`, or the console when `None`).
+    fn send_private(
+        &mut self,
+        now: Instant,
+        sender: &str,
+        from: Option<SocketAddr>,
+        to: &str,
+        text: &str,
+    ) -> Result<(), ServerError> {
+        let time_ms = self.wall_ms(now);
+        let Some(recipient_addr) = self.address_of(to) else {
+            if let Some(from) = from {
+                let notice = format!(
+                    "not delivered: no one called {} is online (see /list)",
+                    display::sanitize(to)
+                );
+                self.send_notice_to(now, from, time_ms, &notice);
+            }
+            return Err(ServerError::NoSuchClient {
+                name: to.to_owned(),
+            });
+        };
+        let recipient = self.sessions[&recipient_addr].name.clone();
+        let clean = display::sanitize(text);
+        for piece in wire::split_text(&clean) {
+            let frame = Frame::PrivateMessage {
+                envelope: Envelope::default(),
+                time_ms,
+                from: sender.to_owned(),
+                to: recipient.clone(),
+                text: piece.to_owned(),
+            };
+            let payload: Arc<[u8]> = frame.to_bytes().into();
+            let mut recipients = vec![recipient_addr];
+            if let Some(from) = from
+                && from != recipient_addr
+            {
+                recipients.push(from);
+            }
+            for addr in recipients {
+                match self.sessions.get(&addr).map(|s| s.kind) {
+                    Some(ClientKind::Named) => self.send_sequenced(now, addr, payload.clone()),
+                    Some(ClientKind::Guest) => {
+                        let line = format!(
+                            "{} (private)",
+                            display::message_line(time_ms, sender, piece)
+                        );
+                        self.push(addr, guest_line(line));
+                    }
+                    None => {}
+                }
+            }
+            self.events.push_back(ServerEvent::Private {
+                time_ms,
+                from: sender.to_owned(),
+                to: recipient.clone(),
+                text: piece.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `/me`: an action, broadcast as `* alice waves`.
+    fn handle_action(&mut self, now: Instant, from: SocketAddr, text: &str) {
+        if text.trim().is_empty() || !self.admit_under_flood_limit(now, from) {
+            return;
+        }
+        let Some(name) = self.sessions.get(&from).map(|s| s.name.clone()) else {
+            return;
+        };
+        let time_ms = self.wall_ms(now);
+        let clean = display::sanitize(text);
+        for piece in wire::split_text(&clean) {
+            let frame = Frame::ActionMessage {
+                envelope: Envelope::default(),
+                time_ms,
+                from: name.clone(),
+                text: piece.to_owned(),
+            };
+            let guest = || format!("[{}] * {name} {piece}", display::clock(time_ms));
+            self.broadcast(now, &frame, guest);
+            self.events.push_back(ServerEvent::Action {
+                time_ms,
+                from: name.clone(),
+                text: piece.to_owned(),
+            });
+        }
+    }
+
+    /// `/nick`: renames the client if the new name is valid and free, and tells everyone.
+    fn handle_nick(&mut self, now: Instant, from: SocketAddr, new_name: String) {
+        // Each rename is announced to everyone: it costs a flood token like a message.
+        if !self.admit_under_flood_limit(now, from) {
+            return;
+        }
+        let time_ms = self.wall_ms(now);
+        let Some(old_name) = self.sessions.get(&from).map(|s| s.name.clone()) else {
+            return;
+        };
+        let new_key = names::fold(&new_name);
+        let refusal = if let Err(error) = names::validate(&new_name) {
+            Some(format!(
+                "cannot rename to {}: {error}",
+                display::sanitize(&new_name)
+            ))
+        } else if self.by_name.get(&new_key).is_some_and(|addr| *addr != from) {
+            Some(format!(
+                "cannot rename: {} is taken",
+                display::sanitize(&new_name)
+            ))
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            return self.send_notice_to(now, from, time_ms, &refusal);
+        }
+        if new_name == old_name {
+            return;
+        }
+        let Some(session) = self.sessions.get_mut(&from) else {
+            return;
+        };
+        let old_key = std::mem::replace(&mut session.name_key, new_key.clone());
+        session.name = new_name.clone();
+        self.by_name.remove(&old_key);
+        self.by_name.insert(new_key, from);
+        let renamed = Frame::Renamed {
+            envelope: Envelope::default(),
+            name: new_name.clone(),
+        };
+        self.send_sequenced(now, from, renamed.to_bytes().into());
+        self.broadcast_notice(now, &format!("{old_name} is now known as {new_name}"));
+        self.events.push_back(ServerEvent::Renamed {
+            time_ms,
+            from: old_name,
+            to: new_name,
+            addr: from,
+        });
+    }
+
+    /// `/away REASON` (or `/back`: an empty reason): shown in `/list`, announced once.
+    fn handle_away(&mut self, now: Instant, from: SocketAddr, reason: &str) {
+        let reason = reason.trim();
+        // Sanitizing can lengthen a reason; keep it within what a roster entry carries.
+        let new = (!reason.is_empty()).then(|| {
+            let clean = display::sanitize(reason);
+            wire::truncate_to_char_boundary(&clean, wire::MAX_NAME_BYTES).to_owned()
+        });
+        if self.sessions.get(&from).is_none_or(|s| s.away == new) {
+            return;
+        }
+        // Each change is announced to everyone: it costs a flood token like a message.
+        if !self.admit_under_flood_limit(now, from) {
+            return;
+        }
+        let Some(session) = self.sessions.get_mut(&from) else {
+            return;
+        };
+        let name = session.name.clone();
+        session.away = new.clone();
+        let notice = match &new {
+            Some(reason) if reason.eq_ignore_ascii_case(AWAY_WITHOUT_REASON) => {
+                format!("{name} is away")
+            }
+            Some(reason) => format!("{name} is away: {reason}"),
+            None => format!("{name} is back"),
+        };
+        self.broadcast_notice(now, &notice);
+        self.events.push_back(ServerEvent::Away {
+            time_ms: self.wall_ms(now),
+            name,
+            reason: new,
+        });
     }
 
     /// Advances timers: evicts silent clients, sends due flood notices. Call when
@@ -980,6 +1253,8 @@ impl Server {
                 .retain(|_, at| now.saturating_duration_since(*at) < MALFORMED_LOG_PERIOD);
             self.flood_kicked
                 .retain(|_, at| now.saturating_duration_since(*at) < FLOOD_KICK_WINDOW);
+            self.left
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < LEFT_MEMORY);
         }
     }
 
@@ -987,7 +1262,8 @@ impl Server {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let sweep = (!self.sessions.is_empty()
             || !self.malformed_logged_at.is_empty()
-            || !self.flood_kicked.is_empty())
+            || !self.flood_kicked.is_empty()
+            || !self.left.is_empty())
         .then_some(self.next_sweep);
         let notices = self.flood_notices_due.iter().map(|(when, _)| *when);
         let retransmit = self.timers.peek().map(|Reverse((when, _))| *when);
@@ -1086,6 +1362,15 @@ impl Server {
         self.events.pop_front()
     }
 
+    /// Sends a private message from the operator (`/msg` on the console) to the client
+    /// called `to`.
+    pub fn say_privately(&mut self, now: Instant, to: &str, text: &str) -> Result<(), ServerError> {
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        self.send_private(now, SERVER_NAME, None, to, text)
+    }
+
     /// Broadcasts a line the operator typed on the console, as from `server`.
     pub fn say(&mut self, now: Instant, text: &str) {
         if !text.trim().is_empty() {
@@ -1176,6 +1461,7 @@ impl Server {
                 guest: s.kind == ClientKind::Guest,
                 connected_for: now.saturating_duration_since(s.joined_at),
                 idle_for: now.saturating_duration_since(s.last_heard),
+                away: s.away.clone(),
             })
             .collect();
         clients.sort_by_cached_key(|c| names::fold(&c.name));
@@ -1439,6 +1725,13 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::Welcome { .. } => "welcome",
         Frame::Refused { .. } => "refused",
         Frame::Challenge { .. } => "challenge",
+        Frame::Private { .. } => "private",
+        Frame::Action { .. } => "action",
+        Frame::Nick { .. } => "nick",
+        Frame::Away { .. } => "away",
+        Frame::PrivateMessage { .. } => "private message",
+        Frame::ActionMessage { .. } => "action message",
+        Frame::Renamed { .. } => "renamed",
         Frame::Message { .. } => "message",
         Frame::Notice { .. } => "notice",
         Frame::Roster { .. } => "roster",

@@ -21,6 +21,7 @@ use crate::display::{self, BELL};
 use crate::names;
 use crate::peer::PeerEvent;
 use crate::server::ServerEvent;
+use crate::wire::RosterEntry;
 
 /// Whether to use color (`--color`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -149,6 +150,46 @@ impl ClientLook {
             }
             return Some(line);
         }
+        match event {
+            // A private message is addressed to you: it rings and stands out like a mention.
+            ClientEvent::Private {
+                time_ms,
+                from,
+                to,
+                text,
+                own,
+            } => {
+                let plain = display::private_line(*time_ms, from, to, text);
+                let mut line = if self.color {
+                    paint(sgr::MENTION, &plain)
+                } else {
+                    plain
+                };
+                if self.bell.rings(*own, !own) {
+                    line.push(BELL);
+                }
+                return Some(line);
+            }
+            ClientEvent::Action {
+                time_ms,
+                from,
+                text,
+                own,
+            } => {
+                let mentioned = !own && alert::mentions(&display::sanitize(text), me);
+                let plain = display::action_line(*time_ms, from, text);
+                let mut line = match (self.color, mentioned) {
+                    (false, _) => plain,
+                    (true, true) => paint(sgr::MENTION, &plain),
+                    (true, false) => paint(&name_color(from).to_string(), &plain),
+                };
+                if self.bell.rings(*own, mentioned) {
+                    line.push(BELL);
+                }
+                return Some(line);
+            }
+            _ => {}
+        }
         let line = display::client_event_line(event, now_ms, false)?;
         if !self.color {
             return Some(line);
@@ -158,8 +199,8 @@ impl ClientLook {
                 time_ms,
                 total,
                 offset,
-                names,
-            } => styled_roster(*time_ms, *total, *offset, names),
+                entries,
+            } => styled_roster(*time_ms, *total, *offset, entries),
             ClientEvent::ServerSilent { .. } | ClientEvent::NotSent { .. } => {
                 paint(sgr::RED_BOLD, &line)
             }
@@ -318,15 +359,29 @@ fn highlight_mentions(text: &str, me: &str) -> String {
 }
 
 /// `[12:00:00] -- 3 online: alice, bob, carol`, dimmed, with each name in its color.
-fn styled_roster(time_ms: i64, total: u16, offset: u16, names: &[String]) -> String {
+fn styled_roster(time_ms: i64, total: u16, offset: u16, entries: &[RosterEntry]) -> String {
     let head = if offset == 0 {
         format!("{total} online:")
     } else {
         "(online, continued)".to_owned()
     };
-    let names: Vec<String> = names
+    let names: Vec<String> = entries
         .iter()
-        .map(|name| paint(&name_color(name).to_string(), name))
+        .map(|entry| {
+            let name = display::sanitize(&entry.name);
+            let painted = paint(&name_color(&entry.name).to_string(), &name);
+            if entry.away.is_empty() {
+                painted
+            } else if entry
+                .away
+                .eq_ignore_ascii_case(crate::server::AWAY_WITHOUT_REASON)
+            {
+                format!("{painted}{}", paint(sgr::DIM, " (away)"))
+            } else {
+                let away = format!(" (away: {})", display::sanitize(&entry.away));
+                format!("{painted}{}", paint(sgr::DIM, &away))
+            }
+        })
         .collect();
     format!(
         "{} {}",
@@ -340,6 +395,13 @@ fn styled_roster(time_ms: i64, total: u16, offset: u16, names: &[String]) -> Str
 
 #[cfg(test)]
 mod tests {
+    fn entry(name: &str) -> crate::wire::RosterEntry {
+        crate::wire::RosterEntry {
+            name: name.to_owned(),
+            away: String::new(),
+        }
+    }
+
     use std::net::SocketAddr;
     use std::time::Duration;
 
@@ -434,7 +496,7 @@ mod tests {
                 time_ms: 0,
                 total: 2,
                 offset: 0,
-                names: vec!["alice".into(), "bob".into()],
+                entries: vec![entry("alice"), entry("bob")],
             },
             ClientEvent::ServerSilent {
                 silent_for: Duration::from_secs(9),
@@ -578,7 +640,7 @@ mod tests {
                 time_ms: 0,
                 total: 1,
                 offset: 0,
-                names: vec![hostile.into()],
+                entries: vec![entry(hostile)],
             },
         ] {
             let line = look.client_line(&event, 0, "alice").unwrap();
@@ -687,7 +749,7 @@ mod tests {
                     time_ms: 0,
                     total: 2,
                     offset: 0,
-                    names: vec!["alice".into(), "bob".into()],
+                    entries: vec![entry("alice"), entry("bob")],
                 },
                 0,
                 "alice",

@@ -49,9 +49,10 @@ pub const MAX_DATAGRAM: usize = 1200;
 pub const MAX_NAME_BYTES: usize = 128;
 
 /// The most bytes of UTF-8 text in one chat message or notice. Chosen so that the largest
-/// server-to-client message (header, timestamp, longest name, text) stays within
-/// [`MAX_DATAGRAM`]; longer typed lines are split into several messages.
-pub const MAX_TEXT_BYTES: usize = 1000;
+/// server-to-client frame, a private message (header 4, envelope 24, timestamp 8, two
+/// names of up to 1 + 128, text length 2), stays within [`MAX_DATAGRAM`]: 1200 - 296 = 904;
+/// longer typed lines are split into several messages.
+pub const MAX_TEXT_BYTES: usize = 900;
 
 /// Why the server refused a join.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +161,15 @@ impl Envelope {
     }
 }
 
+/// One line of a roster: who, and why they are away (empty when they are not).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RosterEntry {
+    /// The registered name.
+    pub name: String,
+    /// What the person said with `/away` (at most [`MAX_NAME_BYTES`] bytes), or empty.
+    pub away: String,
+}
+
 /// One protocol message. Kinds below `0x80` travel from client to server, the others from
 /// server to client.
 ///
@@ -190,6 +200,19 @@ pub enum Frame {
     Heartbeat { token: u64, acks: Acks },
     /// Client acknowledges what it received, with nothing else to say.
     ClientAck { token: u64, acks: Acks },
+    /// Client sends `text` to the client called `to` only (sequenced; `/msg`).
+    Private {
+        envelope: Envelope,
+        to: String,
+        text: String,
+    },
+    /// Client describes what it does, shown as `* alice waves` (sequenced; `/me`).
+    Action { envelope: Envelope, text: String },
+    /// Client asks to be called `name` from now on (sequenced; `/nick`).
+    Nick { envelope: Envelope, name: String },
+    /// Client is away for `reason` (at most [`MAX_NAME_BYTES`] bytes), or back when it is
+    /// empty (sequenced; `/away`, `/back`).
+    Away { envelope: Envelope, reason: String },
 
     /// Server accepted the join. `name` is the name as registered; `token` must be in every
     /// later frame of the session, both ways; `heartbeat_ms` tells the client how often to
@@ -223,14 +246,31 @@ pub enum Frame {
         text: String,
     },
     /// Part of the answer to [`Frame::ListRequest`]: `total` clients are online; this frame
-    /// carries the names from position `offset` on (a long list spans several frames).
+    /// carries them from position `offset` on (a long list spans several frames).
     Roster {
         envelope: Envelope,
         time_ms: i64,
         total: u16,
         offset: u16,
-        names: Vec<String>,
+        entries: Vec<RosterEntry>,
     },
+    /// A private message from `from` to `to`, sent to both of them only (sequenced).
+    PrivateMessage {
+        envelope: Envelope,
+        time_ms: i64,
+        from: String,
+        to: String,
+        text: String,
+    },
+    /// `/me`: `from` does `text`, shown to everyone as `* from text` (sequenced).
+    ActionMessage {
+        envelope: Envelope,
+        time_ms: i64,
+        from: String,
+        text: String,
+    },
+    /// The recipient's own name is now `name` (after its `/nick`) (sequenced).
+    Renamed { envelope: Envelope, name: String },
     /// Server ended the session; the client must not send more (but may join again). It is
     /// sequenced, so it comes after everything sent before it, and repeated until
     /// acknowledged.
@@ -418,6 +458,10 @@ mod kind {
     pub const LEAVE: u8 = 0x04;
     pub const LIST_REQUEST: u8 = 0x05;
     pub const CLIENT_ACK: u8 = 0x06;
+    pub const PRIVATE: u8 = 0x07;
+    pub const ACTION: u8 = 0x08;
+    pub const NICK: u8 = 0x09;
+    pub const AWAY: u8 = 0x0A;
     pub const WELCOME: u8 = 0x81;
     pub const REFUSED: u8 = 0x82;
     pub const MESSAGE: u8 = 0x83;
@@ -429,6 +473,9 @@ mod kind {
     pub const NOT_JOINED: u8 = 0x89;
     pub const MISSED: u8 = 0x8A;
     pub const CHALLENGE: u8 = 0x8B;
+    pub const PRIVATE_MESSAGE: u8 = 0x8C;
+    pub const ACTION_MESSAGE: u8 = 0x8D;
+    pub const RENAMED: u8 = 0x8E;
     // Peer mode: 0xC0..=0xDF.
     pub const PEER_JOIN: u8 = 0xC0;
     pub const PEER_CHALLENGE: u8 = 0xC1;
@@ -578,6 +625,10 @@ impl Frame {
                 | Frame::Leave { .. }
                 | Frame::Heartbeat { .. }
                 | Frame::ClientAck { .. }
+                | Frame::Private { .. }
+                | Frame::Action { .. }
+                | Frame::Nick { .. }
+                | Frame::Away { .. }
         )
     }
 
@@ -613,6 +664,13 @@ impl Frame {
             | Frame::Roster { envelope, .. }
             | Frame::Disconnected { envelope, .. }
             | Frame::Missed { envelope, .. }
+            | Frame::Private { envelope, .. }
+            | Frame::Action { envelope, .. }
+            | Frame::Nick { envelope, .. }
+            | Frame::Away { envelope, .. }
+            | Frame::PrivateMessage { envelope, .. }
+            | Frame::ActionMessage { envelope, .. }
+            | Frame::Renamed { envelope, .. }
             | Frame::PeerChat { envelope, .. }
             | Frame::PeerPrivate { envelope, .. }
             | Frame::PeerMembers { envelope, .. }
@@ -746,15 +804,16 @@ impl Frame {
                 time_ms,
                 total,
                 offset,
-                names,
+                entries,
             } => {
                 out.push(kind::ROSTER);
                 envelope.encode(out);
                 out.extend_from_slice(&time_ms.to_be_bytes());
                 out.extend_from_slice(&total.to_be_bytes());
                 out.extend_from_slice(&offset.to_be_bytes());
-                for name in names {
-                    put_name(out, name);
+                for entry in entries {
+                    put_name(out, &entry.name);
+                    put_name(out, &entry.away);
                 }
             }
             Frame::Disconnected {
@@ -768,6 +827,58 @@ impl Frame {
                 out.extend_from_slice(&time_ms.to_be_bytes());
                 out.push(reason.code());
                 put_text(out, text);
+            }
+            Frame::Private { envelope, to, text } => {
+                out.push(kind::PRIVATE);
+                envelope.encode(out);
+                put_name(out, to);
+                put_text(out, text);
+            }
+            Frame::Action { envelope, text } => {
+                out.push(kind::ACTION);
+                envelope.encode(out);
+                put_text(out, text);
+            }
+            Frame::Nick { envelope, name } => {
+                out.push(kind::NICK);
+                envelope.encode(out);
+                put_name(out, name);
+            }
+            Frame::Away { envelope, reason } => {
+                out.push(kind::AWAY);
+                envelope.encode(out);
+                put_name(out, reason);
+            }
+            Frame::PrivateMessage {
+                envelope,
+                time_ms,
+                from,
+                to,
+                text,
+            } => {
+                out.push(kind::PRIVATE_MESSAGE);
+                envelope.encode(out);
+                out.extend_from_slice(&time_ms.to_be_bytes());
+                put_name(out, from);
+                put_name(out, to);
+                put_text(out, text);
+            }
+            Frame::ActionMessage {
+                envelope,
+                time_ms,
+                from,
+                text,
+            } => {
+                out.push(kind::ACTION_MESSAGE);
+                envelope.encode(out);
+                out.extend_from_slice(&time_ms.to_be_bytes());
+                put_name(out, from);
+                put_text(out, text);
+            }
+            Frame::Renamed { envelope, name } => {
+                out.push(kind::RENAMED);
+                envelope.encode(out);
+                put_name(out, name);
             }
             Frame::Missed { envelope, last } => {
                 out.push(kind::MISSED);
@@ -1008,16 +1119,19 @@ impl Frame {
                 let time_ms = r.i64()?;
                 let total = r.u16()?;
                 let offset = r.u16()?;
-                let mut names = Vec::new();
+                let mut entries = Vec::new();
                 while !r.rest.is_empty() {
-                    names.push(r.name()?);
+                    entries.push(RosterEntry {
+                        name: r.name()?,
+                        away: r.name()?,
+                    });
                 }
                 Frame::Roster {
                     envelope,
                     time_ms,
                     total,
                     offset,
-                    names,
+                    entries,
                 }
             }
             kind::DISCONNECTED => {
@@ -1035,6 +1149,40 @@ impl Frame {
                     text: r.text()?,
                 }
             }
+            kind::PRIVATE => Frame::Private {
+                envelope: r.envelope()?,
+                to: r.name()?,
+                text: r.text()?,
+            },
+            kind::ACTION => Frame::Action {
+                envelope: r.envelope()?,
+                text: r.text()?,
+            },
+            kind::NICK => Frame::Nick {
+                envelope: r.envelope()?,
+                name: r.name()?,
+            },
+            kind::AWAY => Frame::Away {
+                envelope: r.envelope()?,
+                reason: r.name()?,
+            },
+            kind::PRIVATE_MESSAGE => Frame::PrivateMessage {
+                envelope: r.envelope()?,
+                time_ms: r.i64()?,
+                from: r.name()?,
+                to: r.name()?,
+                text: r.text()?,
+            },
+            kind::ACTION_MESSAGE => Frame::ActionMessage {
+                envelope: r.envelope()?,
+                time_ms: r.i64()?,
+                from: r.name()?,
+                text: r.text()?,
+            },
+            kind::RENAMED => Frame::Renamed {
+                envelope: r.envelope()?,
+                name: r.name()?,
+            },
             kind::CHALLENGE => Frame::Challenge {
                 nonce: r.u64()?,
                 cookie: r.u64()?,
@@ -1415,14 +1563,57 @@ mod tests {
                 time_ms: 7,
                 total: 3,
                 offset: 0,
-                names: vec!["a".into(), "bb".into(), "ccc".into()],
+                entries: vec![
+                    RosterEntry {
+                        name: "a".into(),
+                        away: String::new(),
+                    },
+                    RosterEntry {
+                        name: "bb".into(),
+                        away: "lunch 🍜".into(),
+                    },
+                ],
+            },
+            Frame::Private {
+                envelope,
+                to: "bob".into(),
+                text: "psst".into(),
+            },
+            Frame::Action {
+                envelope,
+                text: "waves".into(),
+            },
+            Frame::Nick {
+                envelope,
+                name: "alicia".into(),
+            },
+            Frame::Away {
+                envelope,
+                reason: String::new(),
+            },
+            Frame::PrivateMessage {
+                envelope,
+                time_ms: 3,
+                from: "alice".into(),
+                to: "bob".into(),
+                text: "psst".into(),
+            },
+            Frame::ActionMessage {
+                envelope,
+                time_ms: 3,
+                from: "alice".into(),
+                text: "waves".into(),
+            },
+            Frame::Renamed {
+                envelope,
+                name: "alicia".into(),
             },
             Frame::Roster {
                 envelope,
                 time_ms: 7,
                 total: 0,
                 offset: 0,
-                names: vec![],
+                entries: vec![],
             },
             Frame::Disconnected {
                 envelope,
@@ -1826,15 +2017,15 @@ mod tests {
 
     #[test]
     fn split_text_respects_limit_and_characters() {
-        let text = "é".repeat(MAX_TEXT_BYTES); // 2 bytes each: 2000 bytes
+        let text = "é".repeat(MAX_TEXT_BYTES); // 2 bytes each: 1800 bytes
         let pieces: Vec<&str> = split_text(&text).collect();
         assert_eq!(pieces.len(), 2);
         assert!(pieces.iter().all(|p| p.len() <= MAX_TEXT_BYTES));
         assert_eq!(pieces.concat(), text);
 
-        let emoji = "🎉".repeat(251); // 4 bytes each: 1004 bytes, boundary not at 1000
+        let emoji = "🎉".repeat(226); // 4 bytes each: 904 bytes, boundary not at 900
         let pieces: Vec<&str> = split_text(&emoji).collect();
-        assert_eq!(pieces[0].len(), 1000);
+        assert_eq!(pieces[0].len(), 900);
         assert_eq!(pieces[1], "🎉");
         assert_eq!(split_text("").count(), 0);
     }

@@ -107,6 +107,20 @@ fn a_client_ignores_frames_forged_with_the_servers_address_but_not_its_token() {
 // Reflection -------------------------------------------------------------------------------
 
 #[test]
+fn a_short_join_of_another_version_gets_no_larger_refusal() {
+    let mut sim = Sim::new(ServerConfig::default());
+    // Magic, another version, the join kind and a nonce: 12 bytes. The refusal is 13.
+    let mut short = vec![0xFF, b'I', icq::wire::VERSION + 1, 0x01];
+    short.extend([7; 8]);
+    assert_eq!(
+        sim.inject(addr([192, 0, 2, 1], 5000), &short),
+        Vec::<Vec<u8>>::new()
+    );
+    short.push(0);
+    assert_eq!(sim.inject(addr([192, 0, 2, 1], 5000), &short).len(), 1);
+}
+
+#[test]
 fn a_storm_of_forged_joins_leaves_no_state_and_reflects_less_than_it_receives() {
     let mut sim = Sim::new(ServerConfig::default());
     sim.join("alice");
@@ -480,4 +494,36 @@ fn a_ban_replaces_the_file_whole_and_never_writes_into_it() {
         .filter(|n| n != "bans.txt" && n != "old.txt")
         .collect();
     assert_eq!(leftovers, Vec::<std::ffi::OsString>::new());
+}
+
+#[test]
+fn a_joining_client_believes_only_answers_that_repeat_its_nonce() {
+    let mut sim = Sim::new(ServerConfig::default());
+    // The real server's answers never arrive; an off-path attacker guesses.
+    sim.muted.insert(util::SERVER_ADDR);
+    let alice = sim.add_client("alice");
+    sim.drive();
+    let now = sim.now;
+    for forged in [
+        Frame::Welcome {
+            nonce: 1,
+            token: 99,
+            heartbeat_ms: 1000,
+            name: "alice".to_owned(),
+        },
+        Frame::Refused {
+            nonce: 1,
+            reason: RefuseReason::Banned,
+        },
+        Frame::Challenge {
+            nonce: 1,
+            cookie: 5,
+        },
+    ] {
+        sim.client_mut(alice)
+            .handle_datagram(now, util::SERVER_ADDR, &forged.to_bytes());
+    }
+    sim.drive();
+    assert_eq!(sim.events(alice), []);
+    assert!(!sim.client(alice).is_joined() && !sim.client(alice).is_closed());
 }

@@ -1078,3 +1078,82 @@ fn escape_sequences_from_the_network_are_shown_not_executed() {
         );
     }
 }
+
+#[test]
+fn a_private_message_is_seen_by_its_recipient_and_sender_but_not_a_third_client() {
+    let server = TestServer::start();
+    let mut alice = join_client(&server.address(), "alice", &[]);
+    let mut bob = join_client(&server.address(), "bob", &[]);
+    let mut carol = join_client(&server.address(), "carol", &[]);
+    alice.send_line("/msg bob meet me at 5");
+    for client in [&mut alice, &mut bob] {
+        client.expect_line("alice -> bob (private): meet me at 5", WAIT);
+    }
+    // Carol hears what everyone hears afterwards, and never the private line.
+    alice.send_line("public again");
+    carol.expect_line(message_from("alice", "public again"), WAIT);
+    assert!(
+        !carol.seen().iter().any(|l| l.text.contains("meet me")),
+        "carol saw the private message"
+    );
+    // An unknown name is reported to the sender.
+    alice.send_line("/msg zed hello?");
+    alice.expect_line("no one called zed is online", WAIT);
+}
+
+#[test]
+fn a_nick_change_is_announced_and_the_new_name_is_used() {
+    let server = TestServer::start();
+    let mut alice = join_client(&server.address(), "alice", &[]);
+    let mut bob = join_client(&server.address(), "bob", &[]);
+    alice.send_line("/nick alicia");
+    alice.expect_line("you are now known as alicia", WAIT);
+    bob.expect_line("alice is now known as alicia", WAIT);
+    alice.send_line("hello again");
+    bob.expect_line(message_from("alicia", "hello again"), WAIT);
+    // Taken names are refused with a reason.
+    bob.send_line("/nick ALICIA");
+    bob.expect_line("cannot rename: ALICIA is taken", WAIT);
+}
+
+#[test]
+fn away_shows_in_list_on_both_sides_until_back() {
+    let mut server = TestServer::start();
+    let mut alice = join_client(&server.address(), "alice", &[]);
+    let mut bob = join_client(&server.address(), "bob", &[]);
+    alice.send_line("/away lunch");
+    bob.expect_line("alice is away: lunch", WAIT);
+    bob.send_line("/list");
+    bob.expect_line("2 online: alice (away: lunch), bob", WAIT);
+    server.process.send_line("/list");
+    server.process.expect_line("away: lunch", WAIT);
+    alice.send_line("/back");
+    bob.expect_line("alice is back", WAIT);
+    bob.send_line("/list");
+    bob.expect_line("2 online: alice, bob", WAIT);
+}
+
+#[test]
+fn the_bind_address_can_be_a_bare_port_or_a_host_name() {
+    for (bind, listening_ip) in [("0", "0.0.0.0"), ("localhost:0", "127.0.0.1")] {
+        let server = TestServer::start_with(ServerOptions::default().bind(bind));
+        assert_eq!(server.addr.ip().to_string(), listening_ip, "--bind {bind}");
+        let mut alice = join_client(&format!("127.0.0.1:{}", server.addr.port()), "alice", &[]);
+        alice.send_line("hi");
+        alice.expect_line(message_from("alice", "hi"), WAIT);
+    }
+}
+
+#[test]
+fn the_name_defaults_to_the_login_name() {
+    let server = TestServer::start();
+    let mut command = std::process::Command::new(process::CLIENT_BIN);
+    command
+        .env("USER", "zed")
+        .arg("--server")
+        .arg(server.address());
+    let mut client = Process::spawn("client from $USER", command, Stdin::Piped);
+    client.expect_line("connected to", WAIT);
+    client.send_line("/list");
+    client.expect_line("1 online: zed", WAIT);
+}

@@ -491,3 +491,54 @@ fn a_server_restart_mid_conversation_loses_no_typed_line() {
         assert_eq!(SERVER_ADDR, sim.client(client).server());
     }
 }
+
+#[test]
+fn the_confirmation_of_a_leave_confirms_every_line_before_it() {
+    let mut sim = Sim::new(ServerConfig::default());
+    let alice = sim.join("alice");
+    sim.join("bob");
+    sim.clear_events();
+    // Every acknowledgement of alice's line is lost (the echo and any bare ack); only the
+    // leave's confirmation gets through. The server did carry the line out, in order,
+    // before the leave: alice must not report it as not delivered.
+    sim.set_link(Filter(move |d: &Datagram| {
+        d.to == alice
+            && matches!(
+                d.frame(),
+                Some(Frame::Message { .. } | Frame::ServerAck { .. } | Frame::Notice { .. })
+            )
+    }));
+    sim.send_text(alice, "last words");
+    sim.leave(alice);
+    sim.run_for(Duration::from_secs(4));
+    let events = sim.take_events(alice);
+    assert_eq!(events, vec![ClientEvent::Closed(CloseReason::Left)]);
+}
+
+#[test]
+fn a_leave_confirmed_by_a_server_that_never_had_the_session_confirms_nothing() {
+    let mut sim = Sim::new(ServerConfig::default());
+    let alice = sim.join("alice");
+    sim.clear_events();
+    // The server restarts, and alice's next line is lost on the way to it; then she leaves.
+    // The new server does not know her session: it must not confirm the leave (that would
+    // tell alice her line was delivered).
+    sim.restart_server(ServerConfig::default());
+    let mut dropped = false;
+    sim.set_link(Filter(move |d: &Datagram| {
+        let drop = !dropped && matches!(d.frame(), Some(Frame::Chat { .. }));
+        dropped |= drop;
+        drop
+    }));
+    sim.send_text(alice, "lost on the way");
+    sim.leave(alice);
+    sim.run_for(Duration::from_secs(4));
+    let events = sim.take_events(alice);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::NotSent { text, .. } if text == "lost on the way")),
+        "{events:?}"
+    );
+    assert_eq!(events.last(), Some(&ClientEvent::Closed(CloseReason::Left)));
+}

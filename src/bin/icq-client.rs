@@ -34,9 +34,10 @@ use icq::completion::NameBook;
 use icq::display;
 use icq::names;
 use icq::peer::{Peer, PeerCloseReason, PeerConfig, PeerEvent};
+use icq::server::AWAY_WITHOUT_REASON;
 use icq::style::{self, ClientLook, ColorChoice};
 use icq::terminal::{LineEditor, Printer, Typed};
-use icq::wire::{GoneReason, MAX_DATAGRAM};
+use icq::wire::{GoneReason, MAX_DATAGRAM, RosterEntry};
 
 /// `println!` that shrugs off a closed stdout (`icq-client | head`): the log reader went away,
 /// which is no reason to stop serving, let alone to panic.
@@ -118,8 +119,9 @@ Peer mode (no server: every peer is the same program, messages go straight to ea
                                                    join through any member, with a ban file
 
 Type a line and press Enter to send it to everyone. Commands: /list (who is online),
-/help, /exit (or Ctrl-D, Ctrl-C), and in peer mode /msg NAME text (to one person only).
-Start a message with // to send one beginning with /.
+/msg NAME text (private), /me text (an action), /nick NAME, /away [reason], /back, /help,
+/exit (or Ctrl-D, Ctrl-C). Start a message with // to send one beginning with /. In peer
+mode, /me, /nick, /away and /back are not available yet.
 On a terminal, lines arriving while you type appear above your line; Up/Down recall what
 you typed, Tab completes the names of people online (and commands after /). Names have
 colors, your own messages are bold, messages that mention your name are highlighted.
@@ -610,17 +612,45 @@ fn typed(shared: &Shared, line: &str) -> Next {
                         shared.out.line(error.to_string());
                     }
                 }
-                Core::Client(_) => shared
-                    .out
-                    .line("/msg needs peer mode (--listen): the server does not relay private messages yet"),
+                Core::Client(client) => client.send_private(now, &to, &text),
             }
             pump(shared, &mut core);
+        }
+        Ok(Input::Command(Command::Me { text })) => {
+            with_client(shared, "/me", |client| client.send_action(now, &text));
+        }
+        Ok(Input::Command(Command::Nick { name })) => match names::validate(&name) {
+            Ok(()) => with_client(shared, "/nick", |client| client.rename(now, &name)),
+            Err(error) => shared.out.line(format!(
+                "cannot rename to {}: {error}",
+                display::sanitize(&name)
+            )),
+        },
+        Ok(Input::Command(Command::Away { reason })) => {
+            let reason = reason.as_deref().unwrap_or(AWAY_WITHOUT_REASON);
+            with_client(shared, "/away", |client| client.set_away(now, Some(reason)));
+        }
+        Ok(Input::Command(Command::Back)) => {
+            with_client(shared, "/back", |client| client.set_away(now, None));
         }
         // The parser only gives server commands to the server; nothing to do here.
         Ok(Input::Command(_)) => {}
         Err(error) => shared.out.line(error.to_string()),
     }
     Next::More
+}
+
+/// Carries out a command that only a client of a server has (peer mode says so instead),
+/// then sends and prints what it produced.
+fn with_client(shared: &Shared, command: &str, act: impl FnOnce(&mut Client)) {
+    let mut core = lock(shared);
+    match &mut *core {
+        Core::Client(client) => act(client),
+        Core::Peer(_) => shared
+            .out
+            .line(format!("{command} is not available in peer mode yet")),
+    }
+    pump(shared, &mut core);
 }
 
 /// The receiver thread: waits for datagrams and deadlines until the session ends (then the
@@ -754,7 +784,7 @@ fn as_client_events(event: &PeerEvent, me: &str) -> Vec<ClientEvent> {
                 time_ms: 0,
                 total: u16::try_from(members.len()).unwrap_or(u16::MAX),
                 offset: 0,
-                names: members.clone(),
+                entries: members.iter().map(|name| roster_entry(name)).collect(),
             },
         ],
         PeerEvent::Message { from, .. } | PeerEvent::Private { from, .. } if from != me => {
@@ -768,9 +798,16 @@ fn as_client_events(event: &PeerEvent, me: &str) -> Vec<ClientEvent> {
             time_ms: 0,
             total: u16::try_from(members.len()).unwrap_or(u16::MAX),
             offset: 0,
-            names: members.iter().map(|m| m.name.clone()).collect(),
+            entries: members.iter().map(|m| roster_entry(&m.name)).collect(),
         }],
         _ => Vec::new(),
+    }
+}
+
+fn roster_entry(name: &str) -> RosterEntry {
+    RosterEntry {
+        name: name.to_owned(),
+        away: String::new(),
     }
 }
 

@@ -73,8 +73,8 @@ static COLOR: OnceLock<bool> = OnceLock::new();
   ICQ_BIND=4001 ICQ_BANS=/etc/icq/bans.txt icq-server < /dev/null > icq.log
                                                options from the environment, as a daemon
 
-Console commands (type them while it runs): /list, /ban ADDR|NAME, /unban ADDR,
-/kick NAME, /exit, /help. Any other line is broadcast as from `server`."
+Console commands (type them while it runs): /list, /msg NAME text, /ban ADDR|NAME,
+/unban ADDR, /kick NAME, /exit, /help. Any other line is broadcast as from `server`."
 )]
 struct Args {
     /// Address to listen on: IP:PORT, HOST:PORT, or just PORT (all IPv4 interfaces).
@@ -214,11 +214,13 @@ fn resolve_bind(bind: &str) -> Result<SocketAddr> {
     if let Ok(port) = bind.parse::<u16>() {
         return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
     }
+    // IPv4 first, as the client tries it first: `localhost` often lists ::1 before
+    // 127.0.0.1, and a server on ::1 alone would not hear clients that chose 127.0.0.1.
     bind.to_socket_addrs()
         .with_context(|| {
             format!("resolving --bind '{bind}' (expected IP:PORT, HOST:PORT or PORT)")
         })?
-        .next()
+        .min_by_key(SocketAddr::is_ipv6)
         .with_context(|| format!("--bind '{bind}' resolved to no address"))
 }
 
@@ -363,8 +365,15 @@ fn run_command(shared: &Shared, command: Command) {
         }
         Command::Ban { target } => ban(shared, &target, now),
         Command::Unban { target } => unban(shared, &target, now),
-        // Client-only: the parser never gives it to the console.
-        Command::Msg { .. } => {}
+        Command::Msg { to, text } => {
+            let mut state = lock(shared);
+            if let Err(error) = state.server.say_privately(now, &to, &text) {
+                say!("{}", display::sanitize(&error.to_string()));
+            }
+            flush(shared, &mut state.server);
+        }
+        // The parser only gives client commands to clients.
+        Command::Me { .. } | Command::Nick { .. } | Command::Away { .. } | Command::Back => {}
     }
 }
 
@@ -394,6 +403,9 @@ fn print_clients(server: &Server, now: Instant) {
             display::duration(client.idle_for),
             if client.guest { "  (guest)" } else { "" },
         );
+        if let Some(reason) = client.away {
+            say!("      away: {}", display::sanitize(&reason));
+        }
     }
 }
 

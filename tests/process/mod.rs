@@ -57,9 +57,13 @@ const ICQ_ENV: &[&str] = &[
     "ICQ_TIMEOUT",
     "ICQ_GUESTS",
     "ICQ_MAX_CLIENTS",
+    "ICQ_MAX_PER_IP",
+    "ICQ_FLOOD_KICK",
     "ICQ_NAME",
     "ICQ_SERVER",
     "ICQ_NO_BELL",
+    "ICQ_BELL",
+    "ICQ_COLOR",
     "ICQ_LISTEN",
     "ICQ_PEER",
 ];
