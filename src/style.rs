@@ -212,8 +212,7 @@ impl ClientLook {
     }
 
     /// The lines to print for a peer-mode event (several for `/list`, none for the end).
-    /// Messages look, ring and highlight exactly like the client's; a private message
-    /// rings as a mention does (it is meant for you) and is drawn in the mention color.
+    /// Messages and private messages look, ring and highlight exactly like the client's.
     pub fn peer_lines(&self, event: &PeerEvent, now_ms: i64, me: &str) -> Vec<String> {
         match event {
             PeerEvent::Message {
@@ -239,16 +238,16 @@ impl ClientLook {
                 text,
                 own,
             } => {
-                let line = display::private_line(*time_ms, from, to, text);
-                let mut line = if self.color {
-                    paint(sgr::MENTION, &line)
-                } else {
-                    line
+                let as_client = ClientEvent::Private {
+                    time_ms: *time_ms,
+                    from: from.clone(),
+                    to: to.clone(),
+                    text: text.clone(),
+                    own: *own,
                 };
-                if self.bell.rings(*own, true) {
-                    line.push(BELL);
-                }
-                vec![line]
+                self.client_line(&as_client, now_ms, me)
+                    .into_iter()
+                    .collect()
             }
             _ => {
                 let lines = display::peer_event_lines(event, now_ms, false);

@@ -170,8 +170,9 @@ pub struct RosterEntry {
     pub away: String,
 }
 
-/// One protocol message. Kinds below `0x80` travel from client to server, the others from
-/// server to client.
+/// One protocol message. Kinds below `0x80` travel from client to server, kinds
+/// `0xC0..=0xDF` ([`PEER_KINDS`]) between peers in peer mode, the others from server to
+/// client.
 ///
 /// Two streams run in each session, one per direction. Frames carrying an [`Envelope`] are
 /// numbered in their stream and delivered exactly once, in order (see `reliable`); the
