@@ -631,7 +631,7 @@ fn arb_mutated_frame() -> impl Strategy<Value = Vec<u8>> {
 /// kind-specific decoding.
 fn arb_headed_bytes() -> impl Strategy<Value = Vec<u8>> {
     let version = prop_oneof![4 => Just(VERSION), 1 => any::<u8>()];
-    let kind = prop_oneof![0x00u8..=0x10, 0x80u8..=0x90, any::<u8>()];
+    let kind = prop_oneof![0x00u8..=0x10, 0x80u8..=0x90, 0xC0u8..=0xDF, any::<u8>()];
     let tail = prop_oneof![
         vec(any::<u8>(), 0..=MAX_DATAGRAM + 100 - HEADER_LEN),
         vec(0u8..=4, 0..=64),
@@ -678,16 +678,18 @@ fn arb_datagram() -> impl Strategy<Value = Vec<u8>> {
 
 /// Decodes `bytes` (which must not panic, nor may the other-version helpers) and checks that
 /// an accepted datagram is the canonical encoding of what was decoded: the decoder is
-/// strict, so nothing is half understood. A join may be zero-padded past [`JOIN_MIN_LEN`].
+/// strict, so nothing is half understood. A join (of either mode) may be zero-padded past
+/// [`JOIN_MIN_LEN`].
 fn check_decode(bytes: &[u8]) -> Result<(), TestCaseError> {
     let result = Frame::decode(bytes);
     let _ = wire::any_version_join_nonce(bytes);
+    let _ = wire::any_version_peer_join_nonce(bytes);
     let _ = wire::any_version_refusal(bytes);
     match result {
         Ok(frame) => {
             prop_assert!(bytes.len() <= MAX_DATAGRAM);
             let canonical = frame.to_bytes();
-            if let Frame::Join { .. } = frame {
+            if let Frame::Join { .. } | Frame::PeerJoin { .. } = frame {
                 prop_assert_eq!(&bytes[..canonical.len()], &canonical[..]);
                 prop_assert!(bytes[canonical.len()..].iter().all(|&b| b == 0));
             } else {
