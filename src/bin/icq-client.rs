@@ -101,7 +101,8 @@ fn peer_close_status(reason: &PeerCloseReason) -> u8 {
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "The icq chat client: chat with everyone on an icq server.",
+    about = "The icq chat client: chat with everyone on an icq server, or with --listen \
+             with peers and no server at all.",
     after_help = "Examples:
   icq-client --name alice                          the server on this machine, port 4000
   icq-client --name bob --server chat.example.org  port 4000 on that host
@@ -149,12 +150,13 @@ struct Args {
     color: ColorChoice,
     /// Peer mode, with no server: receive on this address (IP:PORT, port 0 for any free
     /// one; the first line printed says which). Not with --server.
-    #[arg(long, env = "ICQ_LISTEN")]
+    #[arg(long, value_name = "ADDR", env = "ICQ_LISTEN")]
     listen: Option<String>,
     /// Peer mode: join the room of the peer at HOST:PORT (repeat, or separate with commas,
     /// to give others to try in turn). Without it, start a new room.
     #[arg(
         long = "peer",
+        value_name = "HOST:PORT",
         env = "ICQ_PEER",
         value_delimiter = ',',
         requires = "listen"
@@ -162,7 +164,7 @@ struct Args {
     peers: Vec<String>,
     /// Peer mode: a ban file (as the server's): peers at these addresses are neither heard
     /// nor talked to, and may not join through us. Reloaded when it changes.
-    #[arg(long, env = "ICQ_BANS", requires = "listen")]
+    #[arg(long, value_name = "FILE", env = "ICQ_BANS", requires = "listen")]
     bans: Option<PathBuf>,
 }
 
