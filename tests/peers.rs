@@ -1028,3 +1028,46 @@ fn one_way_trouble_ends_with_the_pair_dropped_and_quiet_not_ping_pong() {
         .count();
     assert_eq!(between, 0);
 }
+
+#[test]
+fn a_ban_put_in_force_mid_session_silences_that_member_both_ways() {
+    let mut sim = PeerSim::new(PeerConfig {
+        timeout: secs(30),
+        ..quick()
+    });
+    let ann = sim.start_room("ann");
+    let bob = sim.join("bob", ann, secs(5));
+    let mallory_addr = SocketAddr::new([10, 0, 0, 5].into(), sim.next_addr().port());
+    let mallory = sim.add_joiner_at(mallory_addr, "mallory", &[bob], BanList::default());
+    let everyone = [ann, bob, mallory];
+    sim.run_until(secs(5), |sim| converged(sim, &everyone));
+    sim.clear_events();
+    let now = sim.now;
+    sim.peer_mut(ann).set_ban_list(now, ban("10.0.0.0/8\n"));
+    sim.record = true;
+    sim.type_text(mallory, "can you hear me?");
+    sim.type_text(ann, "not you");
+    sim.run_for(secs(2));
+    let shown = |sim: &PeerSim, at| -> Vec<String> {
+        messages(sim.events(at))
+            .into_iter()
+            .filter(|m| !m.2)
+            .map(|m| m.1)
+            .collect()
+    };
+    assert!(shown(&sim, ann).is_empty());
+    assert!(shown(&sim, mallory).is_empty());
+    assert_eq!(shown(&sim, bob), ["can you hear me?", "not you"]);
+    assert!(
+        !sim.wire
+            .iter()
+            .any(|d| d.from == ann && d.to == mallory_addr)
+    );
+    // Lifted again: the pair picks up where it stopped, and what mallory said meanwhile
+    // (still unacknowledged) arrives in order.
+    let now = sim.now;
+    sim.peer_mut(ann).set_ban_list(now, BanList::default());
+    sim.type_text(mallory, "and now?");
+    sim.run_until_quiet(secs(10)).unwrap();
+    assert_eq!(shown(&sim, ann), ["can you hear me?", "and now?"]);
+}
