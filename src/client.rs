@@ -552,6 +552,12 @@ impl Client {
             {
                 self.pending.push_back(Request::Chat(text.to_owned()));
             }
+            State::Joining { .. } if self.pending.contains(&Request::Leave) => {
+                self.events.push_back(ClientEvent::NotSent {
+                    text: text.to_owned(),
+                    why: "you are leaving",
+                })
+            }
             State::Joining { .. } => self.events.push_back(ClientEvent::NotSent {
                 text: text.to_owned(),
                 why: "too many lines are waiting for the server to answer",

@@ -172,6 +172,13 @@ pub fn server_event_line(event: &ServerEvent) -> String {
             time_ms,
             name,
             reason: Some(reason),
+        } if reason.eq_ignore_ascii_case(crate::server::AWAY_WITHOUT_REASON) => {
+            notice_line(*time_ms, &format!("{} is away", sanitize(name)))
+        }
+        ServerEvent::Away {
+            time_ms,
+            name,
+            reason: Some(reason),
         } => notice_line(
             *time_ms,
             &format!("{} is away: {}", sanitize(name), sanitize(reason)),

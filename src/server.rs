@@ -1140,10 +1140,6 @@ impl Server {
 
     /// `/nick`: renames the client if the new name is valid and free, and tells everyone.
     fn handle_nick(&mut self, now: Instant, from: SocketAddr, new_name: String) {
-        // Each rename is announced to everyone: it costs a flood token like a message.
-        if !self.admit_under_flood_limit(now, from) {
-            return;
-        }
         let time_ms = self.wall_ms(now);
         let Some(old_name) = self.sessions.get(&from).map(|s| s.name.clone()) else {
             return;
@@ -1166,6 +1162,10 @@ impl Server {
             return self.send_notice_to(now, from, time_ms, &refusal);
         }
         if new_name == old_name {
+            return;
+        }
+        // A rename is announced to everyone: it costs a flood token like a message.
+        if !self.admit_under_flood_limit(now, from) {
             return;
         }
         let Some(session) = self.sessions.get_mut(&from) else {
