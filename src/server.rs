@@ -450,6 +450,8 @@ pub struct Server {
     /// The secret key of join cookies: SipHash with random keys, a keyed hash built for
     /// exactly this (a short tag nobody without the key can compute).
     cookie_key: std::hash::RandomState,
+    /// The clock of guests' chat lines, formatted once a second.
+    clock_text: ClockText,
 }
 
 impl Server {
@@ -474,6 +476,7 @@ impl Server {
             flood_kicked: HashMap::with_hasher(hasher.clone()),
             local_addr: None,
             cookie_key: std::hash::RandomState::new(),
+            clock_text: ClockText::default(),
         }
     }
 
@@ -1274,16 +1277,17 @@ impl Server {
     /// network is neutralized first, so guests' terminals and the log are safe too.
     fn broadcast_chat(&mut self, now: Instant, from: &str, text: &str) {
         let time_ms = self.wall_ms(now);
-        let clean = display::sanitize(text);
+        let clean = sanitize(text);
         for piece in wire::split_text(&clean) {
-            let frame = Frame::Message {
+            let frame = || Frame::Message {
                 envelope: Envelope::default(),
                 time_ms,
                 from: from.to_owned(),
                 text: piece.to_owned(),
             };
-            let guest_text = || display::message_line(time_ms, from, piece);
-            self.broadcast(now, &frame, guest_text);
+            let guest_text =
+                |clock: &mut ClockText| guest_message_line(clock.get(time_ms), from, piece);
+            self.broadcast(now, frame, guest_text);
             self.events.push_back(ServerEvent::Chat {
                 time_ms,
                 from: from.to_owned(),
@@ -1294,19 +1298,28 @@ impl Server {
 
     fn broadcast_notice(&mut self, now: Instant, text: &str) {
         let time_ms = self.wall_ms(now);
-        let frame = Frame::Notice {
+        let frame = || Frame::Notice {
             envelope: Envelope::default(),
             time_ms,
             text: text.to_owned(),
         };
-        self.broadcast(now, &frame, || display::notice_line(time_ms, text));
+        self.broadcast(now, frame, |_: &mut ClockText| {
+            guest_line(display::notice_line(time_ms, text))
+        });
     }
 
-    /// Queues one copy of `frame` for every named client and one copy of the plain-text
-    /// line for every guest, each encoded only once: named clients share one payload, and
-    /// only their envelopes differ.
-    fn broadcast(&mut self, now: Instant, frame: &Frame, guest_text: impl FnOnce() -> String) {
-        let encoded: Arc<[u8]> = frame.to_bytes().into();
+    /// Queues one copy of the frame for every named client and one copy of the plain-text
+    /// line for every guest, each built and encoded only once (and only if someone of that
+    /// kind is there): named clients share one payload, and only their envelopes differ. The
+    /// loop over recipients allocates nothing; it is the server's innermost loop.
+    fn broadcast(
+        &mut self,
+        now: Instant,
+        frame: impl FnOnce() -> Frame,
+        guest_text: impl FnOnce(&mut ClockText) -> Arc<[u8]>,
+    ) {
+        let mut frame = Some(frame);
+        let mut encoded: Option<Arc<[u8]>> = None;
         let mut guest_text = Some(guest_text);
         let mut guest_encoded: Option<Arc<[u8]>> = None;
         let mut out = Outgoing {
@@ -1314,14 +1327,23 @@ impl Server {
             timers: &mut self.timers,
             stats: &mut self.stats,
         };
+        let clock = &mut self.clock_text;
         for (addr, session) in &mut self.sessions {
             match session.streams.as_mut() {
-                Some(streams) => streams.send(now, *addr, encoded.clone(), &mut out),
+                Some(streams) => {
+                    let payload = encoded
+                        .get_or_insert_with(|| {
+                            let make = frame.take().expect("taken only once");
+                            make().to_bytes().into()
+                        })
+                        .clone();
+                    streams.send(now, *addr, payload, &mut out);
+                }
                 None => {
                     let payload = guest_encoded
                         .get_or_insert_with(|| {
                             let make = guest_text.take().expect("taken only once");
-                            guest_line(make())
+                            make(clock)
                         })
                         .clone();
                     out.stats.datagrams_sent += 1;
@@ -1408,6 +1430,52 @@ fn guest_line(mut line: String) -> Arc<[u8]> {
     line.into_bytes().into()
 }
 
+/// A guest's copy of a chat message: [`display::message_line`] and a newline, built in one
+/// buffer from a clock already formatted (see [`ClockText`]). `text` is sanitized by the
+/// caller; the name is sanitized here all the same, as the last step before a terminal.
+fn guest_message_line(clock: &str, from: &str, text: &str) -> Arc<[u8]> {
+    let from = sanitize(from);
+    let text = sanitize(text);
+    let mut line = Vec::with_capacity(clock.len() + from.len() + text.len() + 6);
+    for part in ["[", clock, "] ", &from, ": ", &text, "\n"] {
+        line.extend_from_slice(part.as_bytes());
+    }
+    line.into()
+}
+
+/// [`display::sanitize`] with a shortcut: printable ASCII never needs changing, and most chat
+/// is printable ASCII. Checking bytes is several times faster than the character-by-character
+/// test of the general case, and the chat path sanitizes each message three times.
+fn sanitize(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        display::sanitize(text)
+    }
+}
+
+/// The local `HH:MM:SS` of one second, kept: a busy server stamps many messages within a
+/// second, and going through the time-zone rules for each cost more than the rest of a
+/// guest's line. Time zones change their offset on whole seconds only, so the text for a
+/// second never goes stale.
+#[derive(Debug, Default)]
+struct ClockText {
+    second: Option<i64>,
+    text: String,
+}
+
+impl ClockText {
+    /// [`display::clock`] of `time_ms`.
+    fn get(&mut self, time_ms: i64) -> &str {
+        let second = time_ms.div_euclid(1000);
+        if self.second != Some(second) {
+            self.second = Some(second);
+            self.text = display::clock(time_ms);
+        }
+        &self.text
+    }
+}
+
 /// A fresh session token from the operating system's random source. Tokens only need to be
 /// unguessable by someone who cannot see the traffic; should the OS source fail (it does
 /// not on any supported system), the clock's nanoseconds mixed with a counter still keep
@@ -1442,5 +1510,35 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::ServerAck { .. } => "server ack",
         Frame::LeaveAck { .. } => "leave ack",
         Frame::NotJoined { .. } => "not joined",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shortcuts of the chat path must print exactly what `display` would.
+    #[test]
+    fn guest_lines_and_sanitizing_match_display() {
+        let time_ms = 1_700_000_123_456;
+        let mut clock = ClockText::default();
+        for (from, text) in [
+            ("alice", "hello, world ~ 100% {ok}"),
+            ("zoë", "naïve café 日本語 🎉"),
+            (
+                "bob",
+                "tab\there, escape \u{1b}[2J, bidi \u{202e}evil, del \u{7f}",
+            ),
+            ("guest-127.0.0.1:5000", ""),
+        ] {
+            assert_eq!(sanitize(text), display::sanitize(text));
+            let expected = format!("{}\n", display::message_line(time_ms, from, text));
+            let line = guest_message_line(clock.get(time_ms), from, &sanitize(text));
+            assert_eq!(std::str::from_utf8(&line).unwrap(), expected);
+        }
+        // The kept clock follows the seconds, including before 1970.
+        for time_ms in [time_ms + 999, time_ms + 1_000, -1, -1_000, -1_001, 0] {
+            assert_eq!(clock.get(time_ms), display::clock(time_ms));
+        }
     }
 }
