@@ -832,7 +832,7 @@ impl Server {
             return;
         }
         if let Some(name) = self.sessions.get(&from).map(|s| s.name.clone()) {
-            self.broadcast_chat(now, &name, text);
+            self.broadcast_chat(now, Some(from), &name, text);
         }
     }
 
@@ -965,12 +965,16 @@ impl Server {
         if now >= self.next_sweep {
             self.next_sweep = now + self.config.sweep_interval();
             let timeout = self.config.timeout;
-            let silent: Vec<SocketAddr> = self
-                .sessions
-                .iter()
-                .filter(|(_, s)| now.saturating_duration_since(s.last_heard) >= timeout)
-                .map(|(addr, _)| *addr)
-                .collect();
+            let mut silent = Vec::new();
+            for (addr, session) in &mut self.sessions {
+                if now.saturating_duration_since(session.last_heard) >= timeout {
+                    silent.push(*addr);
+                } else if let Some(streams) = session.streams.as_mut() {
+                    // Idle clients are most of them on a big server: each one's outbox
+                    // would keep room for its largest burst (~5 KB for 64 frames).
+                    streams.outbox.release_memory_if_idle();
+                }
+            }
             for addr in silent {
                 self.remove_session(now, addr, Removal::TimedOut);
             }
@@ -1087,7 +1091,7 @@ impl Server {
     /// Broadcasts a line the operator typed on the console, as from `server`.
     pub fn say(&mut self, now: Instant, text: &str) {
         if !text.trim().is_empty() {
-            self.broadcast_chat(now, SERVER_NAME, text);
+            self.broadcast_chat(now, None, SERVER_NAME, text);
         }
     }
 
@@ -1275,7 +1279,10 @@ impl Server {
     /// Sends a chat message from `from` to everyone, the sender included (that echo is how
     /// a client knows its message went out, with the server's time on it). Text from the
     /// network is neutralized first, so guests' terminals and the log are safe too.
-    fn broadcast_chat(&mut self, now: Instant, from: &str, text: &str) {
+    /// The sender (`sender`, when a client) gets its copy first: the echo is what a sender
+    /// waits for before its next lines (a client's window of unacknowledged messages), and
+    /// everyone else's copies can go out meanwhile.
+    fn broadcast_chat(&mut self, now: Instant, sender: Option<SocketAddr>, from: &str, text: &str) {
         let time_ms = self.wall_ms(now);
         let clean = sanitize(text);
         for piece in wire::split_text(&clean) {
@@ -1287,7 +1294,7 @@ impl Server {
             };
             let guest_text =
                 |clock: &mut ClockText| guest_message_line(clock.get(time_ms), from, piece);
-            self.broadcast(now, frame, guest_text);
+            self.broadcast(now, sender, frame, guest_text);
             self.events.push_back(ServerEvent::Chat {
                 time_ms,
                 from: from.to_owned(),
@@ -1303,18 +1310,20 @@ impl Server {
             time_ms,
             text: text.to_owned(),
         };
-        self.broadcast(now, frame, |_: &mut ClockText| {
+        self.broadcast(now, None, frame, |_: &mut ClockText| {
             guest_line(display::notice_line(time_ms, text))
         });
     }
 
     /// Queues one copy of the frame for every named client and one copy of the plain-text
-    /// line for every guest, each built and encoded only once (and only if someone of that
-    /// kind is there): named clients share one payload, and only their envelopes differ. The
-    /// loop over recipients allocates nothing; it is the server's innermost loop.
+    /// line for every guest, `first`'s copy first, each built and encoded only once (and only
+    /// if someone of that kind is there): named clients share one payload, and only their
+    /// envelopes differ. The loop over recipients allocates nothing; it is the server's
+    /// innermost loop.
     fn broadcast(
         &mut self,
         now: Instant,
+        first: Option<SocketAddr>,
         frame: impl FnOnce() -> Frame,
         guest_text: impl FnOnce(&mut ClockText) -> Arc<[u8]>,
     ) {
@@ -1328,31 +1337,41 @@ impl Server {
             stats: &mut self.stats,
         };
         let clock = &mut self.clock_text;
+        let mut deliver = |addr: SocketAddr, session: &mut Session| match session.streams.as_mut() {
+            Some(streams) => {
+                let payload = encoded
+                    .get_or_insert_with(|| {
+                        let make = frame.take().expect("taken only once");
+                        make().to_bytes().into()
+                    })
+                    .clone();
+                streams.send(now, addr, payload, &mut out);
+            }
+            None => {
+                let payload = guest_encoded
+                    .get_or_insert_with(|| {
+                        let make = guest_text.take().expect("taken only once");
+                        make(clock)
+                    })
+                    .clone();
+                out.stats.datagrams_sent += 1;
+                out.transmits.push_back(Transmit {
+                    destination: addr,
+                    payload,
+                    envelope: None,
+                });
+            }
+        };
+        let first = first.filter(|addr| match self.sessions.get_mut(addr) {
+            Some(session) => {
+                deliver(*addr, session);
+                true
+            }
+            None => false,
+        });
         for (addr, session) in &mut self.sessions {
-            match session.streams.as_mut() {
-                Some(streams) => {
-                    let payload = encoded
-                        .get_or_insert_with(|| {
-                            let make = frame.take().expect("taken only once");
-                            make().to_bytes().into()
-                        })
-                        .clone();
-                    streams.send(now, *addr, payload, &mut out);
-                }
-                None => {
-                    let payload = guest_encoded
-                        .get_or_insert_with(|| {
-                            let make = guest_text.take().expect("taken only once");
-                            make(clock)
-                        })
-                        .clone();
-                    out.stats.datagrams_sent += 1;
-                    out.transmits.push_back(Transmit {
-                        destination: *addr,
-                        payload,
-                        envelope: None,
-                    });
-                }
+            if Some(*addr) != first {
+                deliver(*addr, session);
             }
         }
     }
