@@ -173,6 +173,8 @@ pub struct SendWindow<T> {
     last_ack_at: Option<Instant>,
     /// How many frames were sent again: a figure for tests and benchmarks.
     retransmissions: u64,
+    /// `next_seq` at the last [`SendWindow::release_memory_if_idle`].
+    next_seq_at_idle_check: u32,
 }
 
 impl<T> Default for SendWindow<T> {
@@ -185,6 +187,7 @@ impl<T> Default for SendWindow<T> {
             ack_horizon: 1 + ACK_BITS,
             last_ack_at: None,
             retransmissions: 0,
+            next_seq_at_idle_check: 1,
         }
     }
 }
@@ -251,6 +254,21 @@ impl<T: Clone> SendWindow<T> {
             .filter(|f| !f.acked)
             .map(|f| f.item)
             .collect()
+    }
+
+    /// Gives back the memory of a window that stayed empty since the previous call (nothing
+    /// was pushed meanwhile); it grows again when items come. A server holds a window per
+    /// client, and an idle client's would otherwise keep room for the largest burst it ever
+    /// had in flight (80 bytes an item). Meant for a periodic sweep: a window in use keeps
+    /// its memory, so sending to it does not allocate.
+    pub fn release_memory_if_idle(&mut self) {
+        if self.in_flight.is_empty()
+            && self.next_seq == self.next_seq_at_idle_check
+            && self.in_flight.capacity() > 0
+        {
+            self.in_flight = VecDeque::new();
+        }
+        self.next_seq_at_idle_check = self.next_seq;
     }
 
     /// Takes the peer's acknowledgements into account; returns how many items they newly

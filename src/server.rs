@@ -498,6 +498,8 @@ pub struct Server {
     /// The secret key of join cookies: SipHash with random keys, a keyed hash built for
     /// exactly this (a short tag nobody without the key can compute).
     cookie_key: std::hash::RandomState,
+    /// The clock of guests' chat lines, formatted once a second.
+    clock_text: ClockText,
 }
 
 impl Server {
@@ -523,6 +525,7 @@ impl Server {
             left: HashMap::with_hasher(hasher.clone()),
             local_addr: None,
             cookie_key: std::hash::RandomState::new(),
+            clock_text: ClockText::default(),
         }
     }
 
@@ -910,7 +913,7 @@ impl Server {
             return;
         }
         if let Some(name) = self.sessions.get(&from).map(|s| s.name.clone()) {
-            self.broadcast_chat(now, &name, text);
+            self.broadcast_chat(now, Some(from), &name, text);
         }
     }
 
@@ -1122,14 +1125,16 @@ impl Server {
         let time_ms = self.wall_ms(now);
         let clean = display::sanitize(text);
         for piece in wire::split_text(&clean) {
-            let frame = Frame::ActionMessage {
+            let frame = || Frame::ActionMessage {
                 envelope: Envelope::default(),
                 time_ms,
                 from: name.clone(),
                 text: piece.to_owned(),
             };
-            let guest = || format!("[{}] * {name} {piece}", display::clock(time_ms));
-            self.broadcast(now, &frame, guest);
+            let guest = |clock: &mut ClockText| {
+                guest_line(format!("[{}] * {name} {piece}", clock.get(time_ms)))
+            };
+            self.broadcast(now, Some(from), frame, guest);
             self.events.push_back(ServerEvent::Action {
                 time_ms,
                 from: name.clone(),
@@ -1240,12 +1245,16 @@ impl Server {
         if now >= self.next_sweep {
             self.next_sweep = now + self.config.sweep_interval();
             let timeout = self.config.timeout;
-            let silent: Vec<SocketAddr> = self
-                .sessions
-                .iter()
-                .filter(|(_, s)| now.saturating_duration_since(s.last_heard) >= timeout)
-                .map(|(addr, _)| *addr)
-                .collect();
+            let mut silent = Vec::new();
+            for (addr, session) in &mut self.sessions {
+                if now.saturating_duration_since(session.last_heard) >= timeout {
+                    silent.push(*addr);
+                } else if let Some(streams) = session.streams.as_mut() {
+                    // Idle clients are most of them on a big server: each one's outbox
+                    // would keep room for its largest burst (~5 KB for 64 frames).
+                    streams.outbox.release_memory_if_idle();
+                }
+            }
             for addr in silent {
                 self.remove_session(now, addr, Removal::TimedOut);
             }
@@ -1374,7 +1383,7 @@ impl Server {
     /// Broadcasts a line the operator typed on the console, as from `server`.
     pub fn say(&mut self, now: Instant, text: &str) {
         if !text.trim().is_empty() {
-            self.broadcast_chat(now, SERVER_NAME, text);
+            self.broadcast_chat(now, None, SERVER_NAME, text);
         }
     }
 
@@ -1563,18 +1572,22 @@ impl Server {
     /// Sends a chat message from `from` to everyone, the sender included (that echo is how
     /// a client knows its message went out, with the server's time on it). Text from the
     /// network is neutralized first, so guests' terminals and the log are safe too.
-    fn broadcast_chat(&mut self, now: Instant, from: &str, text: &str) {
+    /// The sender (`sender`, when a client) gets its copy first: the echo is what a sender
+    /// waits for before its next lines (a client's window of unacknowledged messages), and
+    /// everyone else's copies can go out meanwhile.
+    fn broadcast_chat(&mut self, now: Instant, sender: Option<SocketAddr>, from: &str, text: &str) {
         let time_ms = self.wall_ms(now);
-        let clean = display::sanitize(text);
+        let clean = sanitize(text);
         for piece in wire::split_text(&clean) {
-            let frame = Frame::Message {
+            let frame = || Frame::Message {
                 envelope: Envelope::default(),
                 time_ms,
                 from: from.to_owned(),
                 text: piece.to_owned(),
             };
-            let guest_text = || display::message_line(time_ms, from, piece);
-            self.broadcast(now, &frame, guest_text);
+            let guest_text =
+                |clock: &mut ClockText| guest_message_line(clock.get(time_ms), from, piece);
+            self.broadcast(now, sender, frame, guest_text);
             self.events.push_back(ServerEvent::Chat {
                 time_ms,
                 from: from.to_owned(),
@@ -1585,19 +1598,30 @@ impl Server {
 
     fn broadcast_notice(&mut self, now: Instant, text: &str) {
         let time_ms = self.wall_ms(now);
-        let frame = Frame::Notice {
+        let frame = || Frame::Notice {
             envelope: Envelope::default(),
             time_ms,
             text: text.to_owned(),
         };
-        self.broadcast(now, &frame, || display::notice_line(time_ms, text));
+        self.broadcast(now, None, frame, |_: &mut ClockText| {
+            guest_line(display::notice_line(time_ms, text))
+        });
     }
 
-    /// Queues one copy of `frame` for every named client and one copy of the plain-text
-    /// line for every guest, each encoded only once: named clients share one payload, and
-    /// only their envelopes differ.
-    fn broadcast(&mut self, now: Instant, frame: &Frame, guest_text: impl FnOnce() -> String) {
-        let encoded: Arc<[u8]> = frame.to_bytes().into();
+    /// Queues one copy of the frame for every named client and one copy of the plain-text
+    /// line for every guest, `first`'s copy first, each built and encoded only once (and only
+    /// if someone of that kind is there): named clients share one payload, and only their
+    /// envelopes differ. The loop over recipients allocates nothing; it is the server's
+    /// innermost loop.
+    fn broadcast(
+        &mut self,
+        now: Instant,
+        first: Option<SocketAddr>,
+        frame: impl FnOnce() -> Frame,
+        guest_text: impl FnOnce(&mut ClockText) -> Arc<[u8]>,
+    ) {
+        let mut frame = Some(frame);
+        let mut encoded: Option<Arc<[u8]>> = None;
         let mut guest_text = Some(guest_text);
         let mut guest_encoded: Option<Arc<[u8]>> = None;
         let mut out = Outgoing {
@@ -1605,23 +1629,42 @@ impl Server {
             timers: &mut self.timers,
             stats: &mut self.stats,
         };
+        let clock = &mut self.clock_text;
+        let mut deliver = |addr: SocketAddr, session: &mut Session| match session.streams.as_mut() {
+            Some(streams) => {
+                let payload = encoded
+                    .get_or_insert_with(|| {
+                        let make = frame.take().expect("taken only once");
+                        make().to_bytes().into()
+                    })
+                    .clone();
+                streams.send(now, addr, payload, &mut out);
+            }
+            None => {
+                let payload = guest_encoded
+                    .get_or_insert_with(|| {
+                        let make = guest_text.take().expect("taken only once");
+                        make(clock)
+                    })
+                    .clone();
+                out.stats.datagrams_sent += 1;
+                out.transmits.push_back(Transmit {
+                    destination: addr,
+                    payload,
+                    envelope: None,
+                });
+            }
+        };
+        let first = first.filter(|addr| match self.sessions.get_mut(addr) {
+            Some(session) => {
+                deliver(*addr, session);
+                true
+            }
+            None => false,
+        });
         for (addr, session) in &mut self.sessions {
-            match session.streams.as_mut() {
-                Some(streams) => streams.send(now, *addr, encoded.clone(), &mut out),
-                None => {
-                    let payload = guest_encoded
-                        .get_or_insert_with(|| {
-                            let make = guest_text.take().expect("taken only once");
-                            guest_line(make())
-                        })
-                        .clone();
-                    out.stats.datagrams_sent += 1;
-                    out.transmits.push_back(Transmit {
-                        destination: *addr,
-                        payload,
-                        envelope: None,
-                    });
-                }
+            if Some(*addr) != first {
+                deliver(*addr, session);
             }
         }
     }
@@ -1699,6 +1742,52 @@ fn guest_line(mut line: String) -> Arc<[u8]> {
     line.into_bytes().into()
 }
 
+/// A guest's copy of a chat message: [`display::message_line`] and a newline, built in one
+/// buffer from a clock already formatted (see [`ClockText`]). `text` is sanitized by the
+/// caller; the name is sanitized here all the same, as the last step before a terminal.
+fn guest_message_line(clock: &str, from: &str, text: &str) -> Arc<[u8]> {
+    let from = sanitize(from);
+    let text = sanitize(text);
+    let mut line = Vec::with_capacity(clock.len() + from.len() + text.len() + 6);
+    for part in ["[", clock, "] ", &from, ": ", &text, "\n"] {
+        line.extend_from_slice(part.as_bytes());
+    }
+    line.into()
+}
+
+/// [`display::sanitize`] with a shortcut: printable ASCII never needs changing, and most chat
+/// is printable ASCII. Checking bytes is several times faster than the character-by-character
+/// test of the general case, and the chat path sanitizes each message three times.
+fn sanitize(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        display::sanitize(text)
+    }
+}
+
+/// The local `HH:MM:SS` of one second, kept: a busy server stamps many messages within a
+/// second, and going through the time-zone rules for each cost more than the rest of a
+/// guest's line. Time zones change their offset on whole seconds only, so the text for a
+/// second never goes stale.
+#[derive(Debug, Default)]
+struct ClockText {
+    second: Option<i64>,
+    text: String,
+}
+
+impl ClockText {
+    /// [`display::clock`] of `time_ms`.
+    fn get(&mut self, time_ms: i64) -> &str {
+        let second = time_ms.div_euclid(1000);
+        if self.second != Some(second) {
+            self.second = Some(second);
+            self.text = display::clock(time_ms);
+        }
+        &self.text
+    }
+}
+
 /// A fresh session token from the operating system's random source. Tokens only need to be
 /// unguessable by someone who cannot see the traffic; should the OS source fail (it does
 /// not on any supported system), the clock's nanoseconds mixed with a counter still keep
@@ -1754,5 +1843,35 @@ fn frame_name(frame: &Frame) -> &'static str {
         | Frame::PeerGone { .. }
         | Frame::PeerLeave { .. }
         | Frame::PeerFlooded { .. } => "peer-mode frame",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shortcuts of the chat path must print exactly what `display` would.
+    #[test]
+    fn guest_lines_and_sanitizing_match_display() {
+        let time_ms = 1_700_000_123_456;
+        let mut clock = ClockText::default();
+        for (from, text) in [
+            ("alice", "hello, world ~ 100% {ok}"),
+            ("zoë", "naïve café 日本語 🎉"),
+            (
+                "bob",
+                "tab\there, escape \u{1b}[2J, bidi \u{202e}evil, del \u{7f}",
+            ),
+            ("guest-127.0.0.1:5000", ""),
+        ] {
+            assert_eq!(sanitize(text), display::sanitize(text));
+            let expected = format!("{}\n", display::message_line(time_ms, from, text));
+            let line = guest_message_line(clock.get(time_ms), from, &sanitize(text));
+            assert_eq!(std::str::from_utf8(&line).unwrap(), expected);
+        }
+        // The kept clock follows the seconds, including before 1970.
+        for time_ms in [time_ms + 999, time_ms + 1_000, -1, -1_000, -1_001, 0] {
+            assert_eq!(clock.get(time_ms), display::clock(time_ms));
+        }
     }
 }
