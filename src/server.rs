@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::banlist::{BanList, IpNet};
-use crate::display;
+use crate::display::{self, ClockText, sanitize};
 use crate::names::{self, SERVER_NAME};
 use crate::ratelimit::{FloodLimit, TokenBucket};
 use crate::reliable::{Due, Ready, ReceiveWindow, SendWindow};
@@ -1753,39 +1753,6 @@ fn guest_message_line(clock: &str, from: &str, text: &str) -> Arc<[u8]> {
         line.extend_from_slice(part.as_bytes());
     }
     line.into()
-}
-
-/// [`display::sanitize`] with a shortcut: printable ASCII never needs changing, and most chat
-/// is printable ASCII. Checking bytes is several times faster than the character-by-character
-/// test of the general case, and the chat path sanitizes each message three times.
-fn sanitize(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
-        std::borrow::Cow::Borrowed(text)
-    } else {
-        display::sanitize(text)
-    }
-}
-
-/// The local `HH:MM:SS` of one second, kept: a busy server stamps many messages within a
-/// second, and going through the time-zone rules for each cost more than the rest of a
-/// guest's line. Time zones change their offset on whole seconds only, so the text for a
-/// second never goes stale.
-#[derive(Debug, Default)]
-struct ClockText {
-    second: Option<i64>,
-    text: String,
-}
-
-impl ClockText {
-    /// [`display::clock`] of `time_ms`.
-    fn get(&mut self, time_ms: i64) -> &str {
-        let second = time_ms.div_euclid(1000);
-        if self.second != Some(second) {
-            self.second = Some(second);
-            self.text = display::clock(time_ms);
-        }
-        &self.text
-    }
 }
 
 /// A fresh session token from the operating system's random source. Tokens only need to be

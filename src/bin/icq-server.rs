@@ -569,8 +569,9 @@ mod log {
     use std::io::Write as _;
     use std::sync::{Mutex, MutexGuard};
 
+    use icq::display::{ClockText, sanitize};
     use icq::server::ServerEvent;
-    use icq::{display, style};
+    use icq::style;
 
     /// Past this many bytes the buffer is written even though datagrams keep coming: it
     /// bounds the buffer's memory and keeps the log moving on a server that is never idle
@@ -584,10 +585,7 @@ mod log {
 
     static LOG: Mutex<Log> = Mutex::new(Log {
         buffer: Vec::new(),
-        clock: ClockText {
-            second: None,
-            text: String::new(),
-        },
+        clock: ClockText::new(),
     });
 
     fn lock() -> MutexGuard<'static, Log> {
@@ -651,34 +649,6 @@ mod log {
     pub fn flush_if_large() {
         if lock().buffer.len() >= FLUSH_AT {
             flush();
-        }
-    }
-
-    /// `display::sanitize` with a shortcut: printable ASCII (most chat) never needs
-    /// changing, and checking bytes is several times faster than the general test.
-    fn sanitize(text: &str) -> std::borrow::Cow<'_, str> {
-        if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
-            std::borrow::Cow::Borrowed(text)
-        } else {
-            display::sanitize(text)
-        }
-    }
-
-    /// `display::clock` for the last second asked, kept: formatting through the time-zone
-    /// rules costs more than the rest of a chat line, and offsets change on whole seconds.
-    struct ClockText {
-        second: Option<i64>,
-        text: String,
-    }
-
-    impl ClockText {
-        fn get(&mut self, time_ms: i64) -> &str {
-            let second = time_ms.div_euclid(1000);
-            if self.second != Some(second) {
-                self.second = Some(second);
-                self.text = display::clock(time_ms);
-            }
-            &self.text
         }
     }
 
