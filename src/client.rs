@@ -153,24 +153,90 @@ struct Session {
     inbox: ReceiveWindow<Inbound>,
 }
 
+/// One attempt to join: asking a list of addresses in turn, repeating the join until one
+/// answers, giving up after [`JOIN_TIMEOUT`]. The client joining a server and a peer joining
+/// a room (`peer`) both run one; what they send and how they read answers is theirs.
+#[derive(Debug, Clone)]
+pub struct JoinAttempt {
+    started: Instant,
+    next_send: Instant,
+    /// Which of the addresses is being asked now.
+    pub candidate: usize,
+    candidate_since: Instant,
+    /// The random number every answer must repeat (so off-path forgeries are ignored).
+    pub nonce: u64,
+    /// The cookie the asked address gave us for this nonce, once it has (0 before).
+    pub cookie: u64,
+}
+
+/// What [`JoinAttempt::poll`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinStep {
+    /// Send the join (with the current nonce and cookie) to the address at this index.
+    Send(usize),
+    /// Nothing to do yet.
+    Wait,
+    /// Nobody answered within [`JOIN_TIMEOUT`].
+    GiveUp,
+}
+
+impl JoinAttempt {
+    /// Starts asking the address at `first`, with a fresh random nonce.
+    pub fn new(now: Instant, first: usize) -> JoinAttempt {
+        JoinAttempt {
+            started: now,
+            next_send: now,
+            candidate: first,
+            candidate_since: now,
+            nonce: new_nonce(),
+            cookie: 0,
+        }
+    }
+
+    /// The address at `from` challenged us with `cookie`: ask it again at once, with it.
+    pub fn on_challenge(&mut self, now: Instant, from: usize, cookie: u64) {
+        self.cookie = cookie;
+        self.candidate = from;
+        self.next_send = now;
+    }
+
+    /// Advances the attempt among `addresses` addresses: moves to the next one after
+    /// [`ADDRESS_FALLBACK`], repeats the join every [`JOIN_RETRY`], gives up at
+    /// [`JOIN_TIMEOUT`].
+    pub fn poll(&mut self, now: Instant, addresses: usize) -> JoinStep {
+        if now.saturating_duration_since(self.started) >= JOIN_TIMEOUT {
+            return JoinStep::GiveUp;
+        }
+        if addresses > 1 && now.saturating_duration_since(self.candidate_since) >= ADDRESS_FALLBACK
+        {
+            self.candidate = (self.candidate + 1) % addresses;
+            self.candidate_since = now;
+            self.next_send = now;
+            // A cookie is only good for the address that gave it.
+            self.cookie = 0;
+        }
+        if now < self.next_send {
+            return JoinStep::Wait;
+        }
+        self.next_send = now + JOIN_RETRY;
+        JoinStep::Send(self.candidate)
+    }
+
+    /// When [`JoinAttempt::poll`] next has something to do.
+    pub fn next_deadline(&self, addresses: usize) -> Instant {
+        let mut next = self.next_send.min(self.started + JOIN_TIMEOUT);
+        if addresses > 1 {
+            next = next.min(self.candidate_since + ADDRESS_FALLBACK);
+        }
+        next
+    }
+}
+
 #[derive(Debug)]
 enum State {
-    Joining {
-        started: Instant,
-        next_send: Instant,
-        /// Which of `Client::servers` is being asked now.
-        candidate: usize,
-        candidate_since: Instant,
-        /// The random number the answer must repeat.
-        nonce: u64,
-        /// The server's cookie for this address and nonce, once it has sent one (0 before).
-        cookie: u64,
-    },
+    Joining(JoinAttempt),
     Joined(Session),
-    Leaving {
-        session: Session,
-        deadline: Instant,
-    },
+    Leaving { session: Session, deadline: Instant },
     Closed,
 }
 
@@ -215,14 +281,7 @@ impl Client {
     }
 
     fn start_joining(&mut self, now: Instant) {
-        self.state = State::Joining {
-            started: now,
-            next_send: now,
-            candidate: self.server,
-            candidate_since: now,
-            nonce: new_nonce(),
-            cookie: 0,
-        };
+        self.state = State::Joining(JoinAttempt::new(now, self.server));
         self.handle_timeout(now);
     }
 
@@ -271,9 +330,9 @@ impl Client {
         let frame = match Frame::decode(datagram) {
             Ok(frame) => frame,
             Err(DecodeError::UnsupportedVersion { .. }) => {
-                if let State::Joining { nonce, .. } = self.state
+                if let State::Joining(attempt) = &self.state
                     && let Some((refusal_nonce, reason)) = wire::any_version_refusal(datagram)
-                    && refusal_nonce == nonce
+                    && refusal_nonce == attempt.nonce
                 {
                     self.server = from_index;
                     self.close(CloseReason::Refused(reason));
@@ -283,24 +342,16 @@ impl Client {
             Err(_) => return,
         };
         match &mut self.state {
-            State::Joining {
-                nonce,
-                cookie,
-                next_send,
-                candidate,
-                ..
-            } => {
+            State::Joining(attempt) => {
                 // Any of the server's addresses may answer (a late answer from the one we
                 // asked first is as good as any); the nonce proves it answers us.
                 match frame {
                     Frame::Challenge {
                         nonce: answered,
                         cookie: challenge,
-                    } if answered == *nonce => {
+                    } if answered == attempt.nonce => {
                         // Join again at once, from the address that was challenged.
-                        *cookie = challenge;
-                        *candidate = from_index;
-                        *next_send = now;
+                        attempt.on_challenge(now, from_index, challenge);
                         self.handle_timeout(now);
                     }
                     Frame::Welcome {
@@ -308,14 +359,14 @@ impl Client {
                         token,
                         heartbeat_ms,
                         name,
-                    } if answered == *nonce => {
+                    } if answered == attempt.nonce => {
                         self.server = from_index;
                         self.on_welcome(now, token, heartbeat_ms, name);
                     }
                     Frame::Refused {
                         nonce: answered,
                         reason,
-                    } if answered == *nonce => {
+                    } if answered == attempt.nonce => {
                         self.server = from_index;
                         self.close(CloseReason::Refused(reason));
                     }
@@ -546,19 +597,19 @@ impl Client {
                     self.send_request(now, Request::Chat(piece.to_owned()));
                 }
             }
-            State::Joining { .. }
+            State::Joining(_)
                 if self.pending.len() < MAX_PENDING_LINES
                     && !self.pending.contains(&Request::Leave) =>
             {
                 self.pending.push_back(Request::Chat(text.to_owned()));
             }
-            State::Joining { .. } if self.pending.contains(&Request::Leave) => {
+            State::Joining(_) if self.pending.contains(&Request::Leave) => {
                 self.events.push_back(ClientEvent::NotSent {
                     text: text.to_owned(),
                     why: "you are leaving",
                 })
             }
-            State::Joining { .. } => self.events.push_back(ClientEvent::NotSent {
+            State::Joining(_) => self.events.push_back(ClientEvent::NotSent {
                 text: text.to_owned(),
                 why: "too many lines are waiting for the server to answer",
             }),
@@ -605,7 +656,7 @@ impl Client {
     fn request(&mut self, now: Instant, request: Request) {
         match self.state {
             State::Joined(_) => self.send_request(now, request),
-            State::Joining { .. }
+            State::Joining(_)
                 if self.pending.len() < MAX_PENDING_LINES
                     && !self.pending.contains(&Request::Leave) =>
             {
@@ -626,7 +677,7 @@ impl Client {
     pub fn request_list(&mut self, now: Instant) {
         match self.state {
             State::Joined(_) => self.send_request(now, Request::List),
-            State::Joining { .. }
+            State::Joining(_)
                 if !self.pending.contains(&Request::List)
                     && !self.pending.contains(&Request::Leave) =>
             {
@@ -647,7 +698,7 @@ impl Client {
                 };
                 self.send_request(now, Request::Leave);
             }
-            joining @ State::Joining { .. } => {
+            joining @ State::Joining(_) => {
                 // The join's outcome is still worth waiting for: lines typed before the
                 // server answered (`echo hi | icq-client`) go out once it does, then we
                 // leave politely; a refusal or no answer still ends the program with its
@@ -665,37 +716,19 @@ impl Client {
     /// heartbeats, the leave deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
         match &mut self.state {
-            State::Joining {
-                started,
-                next_send,
-                candidate,
-                candidate_since,
-                nonce,
-                cookie,
-            } => {
-                if now.saturating_duration_since(*started) >= JOIN_TIMEOUT {
-                    return self.close(CloseReason::JoinTimedOut);
-                }
-                if self.servers.len() > 1
-                    && now.saturating_duration_since(*candidate_since) >= ADDRESS_FALLBACK
-                {
-                    *candidate = (*candidate + 1) % self.servers.len();
-                    *candidate_since = now;
-                    *next_send = now;
-                    // A cookie is only good for the address that gave it.
-                    *cookie = 0;
-                }
-                if now >= *next_send {
-                    *next_send = now + JOIN_RETRY;
-                    let to = self.servers[*candidate];
+            State::Joining(attempt) => match attempt.poll(now, self.servers.len()) {
+                JoinStep::GiveUp => self.close(CloseReason::JoinTimedOut),
+                JoinStep::Send(candidate) => {
                     let join = Frame::Join {
-                        nonce: *nonce,
-                        cookie: *cookie,
+                        nonce: attempt.nonce,
+                        cookie: attempt.cookie,
                         name: self.name.clone(),
                     };
+                    let to = self.servers[candidate];
                     self.transmits.push_back((to, join.to_bytes()));
                 }
-            }
+                JoinStep::Wait => {}
+            },
             State::Joined(_) | State::Leaving { .. } => self.session_timers(now),
             State::Closed => {}
         }
@@ -785,18 +818,7 @@ impl Client {
     /// When [`Client::handle_timeout`] should next be called, unless the session is over.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
-            State::Joining {
-                started,
-                next_send,
-                candidate_since,
-                ..
-            } => {
-                let mut next = (*next_send).min(*started + JOIN_TIMEOUT);
-                if self.servers.len() > 1 {
-                    next = next.min(*candidate_since + ADDRESS_FALLBACK);
-                }
-                Some(next)
-            }
+            State::Joining(attempt) => Some(attempt.next_deadline(self.servers.len())),
             State::Joined(session) | State::Leaving { session, .. } => {
                 let mut next = session.last_sent + session.heartbeat_interval;
                 if !session.silent_reported {

@@ -48,6 +48,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::banlist::BanList;
+use crate::client::{JoinAttempt, JoinStep};
 use crate::display;
 use crate::names;
 use crate::ratelimit::{FloodLimit, TokenBucket};
@@ -56,14 +57,9 @@ use crate::wire::{
     self, DecodeError, Envelope, Frame, GoneReason, MAX_DATAGRAM, MemberRecord, RefuseReason,
 };
 
-/// How long to wait for a member to answer a join before giving up (as the client does).
-pub const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How often an unanswered join is repeated.
-pub const JOIN_RETRY: Duration = Duration::from_millis(500);
-
-/// How long to keep asking one `--peer` address before trying the next one.
-pub const ADDRESS_FALLBACK: Duration = Duration::from_secs(1);
+/// Joining a room runs the client's [`JoinAttempt`], with its timers: give up after
+/// `JOIN_TIMEOUT`, repeat every `JOIN_RETRY`, try the next `--peer` after `ADDRESS_FALLBACK`.
+pub use crate::client::{ADDRESS_FALLBACK, JOIN_RETRY, JOIN_TIMEOUT};
 
 /// How long leaving waits for every member to confirm (the leave, and every message sent
 /// before it, is repeated meanwhile) before the program exits anyway.
@@ -484,15 +480,8 @@ enum Typed {
 
 #[derive(Debug)]
 enum State {
-    /// Asking `contacts` in turn to let us in.
-    Joining {
-        started: Instant,
-        next_send: Instant,
-        candidate: usize,
-        candidate_since: Instant,
-        nonce: u64,
-        cookie: u64,
-    },
+    /// Asking `contacts` in turn to let us in (the same join attempt as a client's).
+    Joining(JoinAttempt),
     /// Let in by `contact`; waiting for the rest of the member list.
     Syncing {
         contact: SocketAddr,
@@ -587,14 +576,7 @@ impl Peer {
         assert!(!contacts.is_empty(), "joining needs a member's address");
         let contacts = contacts.into_iter().map(canonical).collect();
         let mut peer = Peer::blank(name, config, bans, contacts, now, wall_ms);
-        peer.state = State::Joining {
-            started: now,
-            next_send: now,
-            candidate: 0,
-            candidate_since: now,
-            nonce: random_u64(),
-            cookie: 0,
-        };
+        peer.state = State::Joining(JoinAttempt::new(now, 0));
         peer.handle_timeout(now);
         peer
     }
@@ -655,7 +637,7 @@ impl Peer {
     /// any answer).
     pub fn contact(&self) -> Option<SocketAddr> {
         match &self.state {
-            State::Joining { candidate, .. } => self.contacts.get(*candidate).copied(),
+            State::Joining(attempt) => self.contacts.get(attempt.candidate).copied(),
             State::Syncing { contact } => Some(*contact),
             _ => self.contacts.first().copied(),
         }
@@ -706,7 +688,7 @@ impl Peer {
                 banned: m.banned,
             })
             .collect();
-        if !matches!(self.state, State::Joining { .. } | State::Closed) {
+        if !matches!(self.state, State::Joining(_) | State::Closed) {
             list.push(MemberInfo {
                 name: self.name.clone(),
                 id: self.id,
@@ -777,7 +759,7 @@ impl Peer {
             Err(_) => return,
         };
         match self.state {
-            State::Joining { .. } => {
+            State::Joining(_) => {
                 if frame.token() == Some(self.join_token) && self.early.len() < EARLY_LIMIT {
                     // The contact's first frames (the member list) can overtake its welcome
                     // on the way: keep them for when the welcome is in.
@@ -785,7 +767,7 @@ impl Peer {
                     return;
                 }
                 self.on_joining_frame(now, from, frame);
-                if !matches!(self.state, State::Joining { .. }) {
+                if !matches!(self.state, State::Joining(_)) {
                     for (from, datagram) in std::mem::take(&mut self.early) {
                         self.handle_datagram(now, from, &datagram);
                     }
@@ -815,10 +797,10 @@ impl Peer {
                     }
                 }
             }
-            State::Joining { nonce, .. } => {
+            State::Joining(ref attempt) => {
                 if self.contacts.contains(&from)
                     && let Some((answered, reason)) = wire::any_version_refusal(datagram)
-                    && answered == nonce
+                    && answered == attempt.nonce
                 {
                     self.close(PeerCloseReason::Refused(reason));
                 }
@@ -828,14 +810,7 @@ impl Peer {
     }
 
     fn on_joining_frame(&mut self, now: Instant, from: SocketAddr, frame: Frame) {
-        let State::Joining {
-            nonce,
-            cookie,
-            next_send,
-            candidate,
-            ..
-        } = &mut self.state
-        else {
+        let State::Joining(attempt) = &mut self.state else {
             return;
         };
         // Any of the contacts may answer; the nonce proves it answers us.
@@ -846,10 +821,8 @@ impl Peer {
             Frame::PeerChallenge {
                 nonce: answered,
                 cookie: challenge,
-            } if answered == *nonce => {
-                *cookie = challenge;
-                *candidate = from_index;
-                *next_send = now;
+            } if answered == attempt.nonce => {
+                attempt.on_challenge(now, from_index, challenge);
                 self.handle_timeout(now);
             }
             Frame::PeerWelcome {
@@ -860,7 +833,7 @@ impl Peer {
                 id,
                 joined_ms,
                 name,
-            } if answered == *nonce => {
+            } if answered == attempt.nonce => {
                 if names::validate(&name).is_err() || id == self.id {
                     return; // a broken member: keep asking
                 }
@@ -884,7 +857,7 @@ impl Peer {
             Frame::PeerRefused {
                 nonce: answered,
                 reason,
-            } if answered == *nonce => self.close(PeerCloseReason::Refused(reason)),
+            } if answered == attempt.nonce => self.close(PeerCloseReason::Refused(reason)),
             _ => {}
         }
     }
@@ -1614,13 +1587,13 @@ impl Peer {
                     }
                 }
             }
-            State::Joining { .. } | State::Syncing { .. }
+            State::Joining(_) | State::Syncing { .. }
                 if self.typed.len() < MAX_PENDING_LINES
                     && !self.typed.iter().any(|t| matches!(t, Typed::Leave)) =>
             {
                 self.typed.push_back(Typed::Chat(text.to_owned()));
             }
-            State::Joining { .. } | State::Syncing { .. } => {
+            State::Joining(_) | State::Syncing { .. } => {
                 self.events.push_back(PeerEvent::NotSent {
                     text: text.to_owned(),
                     why: "too many lines are waiting for the join to complete",
@@ -1694,7 +1667,7 @@ impl Peer {
                 }
                 self.check_left();
             }
-            State::Joining { .. } | State::Syncing { .. } => {
+            State::Joining(_) | State::Syncing { .. } => {
                 if !self.typed.iter().any(|t| matches!(t, Typed::Leave)) {
                     self.typed.push_back(Typed::Leave);
                 }
@@ -1722,39 +1695,20 @@ impl Peer {
     /// acknowledgements, heartbeats, evictions, flood notices, the leave deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
         match &mut self.state {
-            State::Joining {
-                started,
-                next_send,
-                candidate,
-                candidate_since,
-                nonce,
-                cookie,
-            } => {
-                if now.saturating_duration_since(*started) >= JOIN_TIMEOUT {
-                    return self.close(PeerCloseReason::JoinTimedOut);
-                }
-                if self.contacts.len() > 1
-                    && now.saturating_duration_since(*candidate_since) >= ADDRESS_FALLBACK
-                {
-                    *candidate = (*candidate + 1) % self.contacts.len();
-                    *candidate_since = now;
-                    *next_send = now;
-                    // A cookie is only good for the member that gave it.
-                    *cookie = 0;
-                }
-                if now >= *next_send {
-                    *next_send = now + JOIN_RETRY;
-                    let to = self.contacts[*candidate];
+            State::Joining(attempt) => match attempt.poll(now, self.contacts.len()) {
+                JoinStep::GiveUp => self.close(PeerCloseReason::JoinTimedOut),
+                JoinStep::Send(candidate) => {
                     let join = Frame::PeerJoin {
-                        nonce: *nonce,
-                        cookie: *cookie,
+                        nonce: attempt.nonce,
+                        cookie: attempt.cookie,
                         id: self.id,
                         token: self.join_token,
                         name: self.name.clone(),
                     };
-                    self.send_unsequenced(to, &join);
+                    self.send_unsequenced(self.contacts[candidate], &join);
                 }
-            }
+                JoinStep::Wait => {}
+            },
             State::Closed => {}
             State::Syncing { .. } | State::InRoom | State::Leaving { .. } => {
                 let addrs: Vec<SocketAddr> = self.members.keys().copied().collect();
@@ -1854,18 +1808,7 @@ impl Peer {
     /// When [`Peer::handle_timeout`] should next be called, unless we are done.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
-            State::Joining {
-                started,
-                next_send,
-                candidate_since,
-                ..
-            } => {
-                let mut next = (*next_send).min(*started + JOIN_TIMEOUT);
-                if self.contacts.len() > 1 {
-                    next = next.min(*candidate_since + ADDRESS_FALLBACK);
-                }
-                Some(next)
-            }
+            State::Joining(attempt) => Some(attempt.next_deadline(self.contacts.len())),
             State::Closed => None,
             State::Syncing { .. } | State::InRoom | State::Leaving { .. } => {
                 let timeout = self.config.timeout;

@@ -813,6 +813,77 @@ fn model_parse(line: &str, side: Side) -> Result<Input, CommandError> {
     let mut words = visible.split_whitespace();
     let word = words.next().unwrap_or_default();
     let arguments: Vec<&str> = words.collect();
+    // The commands that take free text: everything after the command word, trimmed.
+    let rest = visible[word.len()..].trim();
+    let client_only = |command: &'static str, build: Result<Command, &'static str>| {
+        if side == Side::Server {
+            return Err(CommandError::WrongSide { command, side });
+        }
+        build
+            .map(Input::Command)
+            .map_err(|usage| CommandError::MissingArgument { command, usage })
+    };
+    match word.to_ascii_lowercase().as_str() {
+        "/msg" | "/m" | "/tell" => {
+            let (to, text) = rest
+                .split_once(char::is_whitespace)
+                .map_or((rest, ""), |(to, text)| (to, text.trim()));
+            return if to.is_empty() || text.is_empty() {
+                Err(CommandError::MissingArgument {
+                    command: "/msg",
+                    usage: "/msg NAME text",
+                })
+            } else {
+                Ok(Input::Command(Command::Msg {
+                    to: to.to_owned(),
+                    text: text.to_owned(),
+                }))
+            };
+        }
+        "/me" => {
+            let built = if rest.is_empty() {
+                Err("/me text")
+            } else {
+                Ok(Command::Me {
+                    text: rest.to_owned(),
+                })
+            };
+            return client_only("/me", built);
+        }
+        "/away" => {
+            let reason = (!rest.is_empty()).then(|| rest.to_owned());
+            return client_only("/away", Ok(Command::Away { reason }));
+        }
+        "/back" if side == Side::Client && !rest.is_empty() => {
+            return Err(CommandError::UnexpectedArgument {
+                command: "/back",
+                usage: "/back",
+            });
+        }
+        "/back" => return client_only("/back", Ok(Command::Back)),
+        "/nick" if side == Side::Server => {
+            return Err(CommandError::WrongSide {
+                command: "/nick",
+                side,
+            });
+        }
+        "/nick" => {
+            return match arguments.as_slice() {
+                [] => Err(CommandError::MissingArgument {
+                    command: "/nick",
+                    usage: "/nick NAME",
+                }),
+                [name] => Ok(Input::Command(Command::Nick {
+                    name: (*name).to_owned(),
+                })),
+                _ => Err(CommandError::UnexpectedArgument {
+                    command: "/nick",
+                    usage: "/nick NAME",
+                }),
+            };
+        }
+        _ => {}
+    }
     type Build = fn(String) -> Command;
     let (name, usage, server_only, build): (&'static str, &'static str, bool, Option<Build>) =
         match word.to_ascii_lowercase().as_str() {
@@ -885,6 +956,13 @@ fn arb_space() -> impl Strategy<Value = String> {
 fn arb_command_line() -> impl Strategy<Value = String> {
     let word = select(vec![
         "help",
+        "msg",
+        "m",
+        "tell",
+        "me",
+        "nick",
+        "away",
+        "back",
         "list",
         "who",
         "exit",
