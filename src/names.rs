@@ -1,10 +1,17 @@
 //! The naming rules: which names a client may join under, and when two names are "the same".
 //!
-//! This module owns name validation and the case-insensitive key under which the server
-//! keeps names unique. It does not own what happens on a violation (the server core refuses
-//! the join; the client binary refuses to start) nor how names are displayed.
+//! This module owns name validation and the key under which the server and the peers of a
+//! room keep names unique ([`key`]: case-insensitive, and blind to look-alike letters). It
+//! does not own what happens on a violation (the server core refuses the join; the client
+//! binary refuses to start) nor how names are displayed.
+//!
+//! Look-alikes come from Unicode's own data (UTS #39, "Unicode Security Mechanisms", through
+//! the `unicode-security` crate): the confusable skeletons and the script of each letter.
 
 use std::fmt;
+
+use unicode_script::{Script, UnicodeScript};
+use unicode_security::MixedScript;
 
 /// The most characters a name may have.
 pub const MAX_NAME_CHARS: usize = 32;
@@ -27,6 +34,10 @@ pub enum NameError {
     ForbiddenChar { ch: char },
     /// The name is reserved (`server`, or starts with `guest-`).
     Reserved,
+    /// The name mixes letters of several scripts (Latin `a` with Cyrillic `а`): the usual
+    /// way to forge a name that looks like someone else's. `scripts` names them, in the
+    /// order they appear.
+    MixedScripts { scripts: Vec<&'static str> },
 }
 
 impl fmt::Display for NameError {
@@ -51,6 +62,12 @@ impl fmt::Display for NameError {
                 f,
                 "'{SERVER_NAME}' and names starting with '{GUEST_PREFIX}' are reserved"
             ),
+            NameError::MixedScripts { scripts } => write!(
+                f,
+                "a name cannot mix letters of different scripts (this one mixes {}), as \
+                 look-alike names are made that way",
+                scripts.join(" and ")
+            ),
         }
     }
 }
@@ -59,7 +76,8 @@ impl std::error::Error for NameError {}
 
 /// Checks a name a client asks to join under: 1 to 32 printable characters, no whitespace,
 /// none of the invisible or direction-changing characters that would let two different names
-/// look identical on screen, and not reserved.
+/// look identical on screen, letters of one script (UTS #39's "single-script": Japanese may
+/// mix Han and kana, anyone may add digits and punctuation), and not reserved.
 pub fn validate(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
@@ -71,11 +89,44 @@ pub fn validate(name: &str) -> Result<(), NameError> {
     if let Some(ch) = name.chars().find(|&ch| is_forbidden_in_name(ch)) {
         return Err(NameError::ForbiddenChar { ch });
     }
-    let key = fold(name);
+    if !name.is_single_script() {
+        return Err(NameError::MixedScripts {
+            scripts: scripts_of(name),
+        });
+    }
+    let key = key(name);
     if key == SERVER_NAME || key.starts_with(GUEST_PREFIX) {
         return Err(NameError::Reserved);
     }
     Ok(())
+}
+
+/// The scripts of the letters in `name`, each once, in order of appearance (digits and
+/// punctuation belong to none).
+fn scripts_of(name: &str) -> Vec<&'static str> {
+    let mut scripts = Vec::new();
+    for script in name.chars().map(|ch| ch.script()) {
+        let name = script.full_name();
+        if !matches!(script, Script::Common | Script::Inherited | Script::Unknown)
+            && !scripts.contains(&name)
+        {
+            scripts.push(name);
+        }
+    }
+    scripts
+}
+
+/// The key under which names are unique: two names with the same key are one name, and
+/// only one person may hold it. `Alice`, `ALICE` and `alice` share a key (see [`fold`]), and
+/// so do names that only differ by look-alike characters: `аӏісе` in Cyrillic letters,
+/// `a1ice` and `alice`, `rn` and `m`.
+///
+/// The key is the UTS #39 confusable skeleton of the case-folded name (the comparison that
+/// standard gives for case-insensitive identifiers), folded again because the skeleton's
+/// prototypes may be capitals (`0` becomes `O`).
+pub fn key(name: &str) -> String {
+    let skeleton: String = unicode_security::skeleton(&fold(name)).collect();
+    fold(&skeleton)
 }
 
 /// The key under which names are compared: `Alice`, `ALICE` and `alice` are one name, and
@@ -172,6 +223,46 @@ mod tests {
             NameError::ForbiddenChar { ch: '\u{200B}' }.to_string(),
             "a name cannot contain the invisible or control character U+200B"
         );
+    }
+
+    #[test]
+    fn names_mixing_scripts_are_refused_with_the_scripts_named() {
+        // A Cyrillic "а" (U+0430) before Latin "lice".
+        let error = validate("\u{430}lice").unwrap_err();
+        assert_eq!(
+            error,
+            NameError::MixedScripts {
+                scripts: vec!["Cyrillic", "Latin"]
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "a name cannot mix letters of different scripts (this one mixes Cyrillic and \
+             Latin), as look-alike names are made that way"
+        );
+        assert!(validate("bob\u{3B1}").is_err(), "Latin with Greek");
+        // One script, with digits and punctuation, is fine; so is Japanese (Han and kana).
+        for name in ["Иван", "Ελένη", "bob_42", "日本語ひらがな", "l33t-h4x"] {
+            assert_eq!(validate(name), Ok(()), "{name}");
+        }
+    }
+
+    #[test]
+    fn look_alike_names_share_a_key() {
+        let alice = key("alice");
+        // All Cyrillic: а, palochka ӏ, Ukrainian і, с, е.
+        assert_eq!(key("\u{430}\u{4CF}\u{456}\u{441}\u{435}"), alice);
+        assert_eq!(key("ALICE"), alice);
+        assert_eq!(key("a1ice"), alice);
+        assert_eq!(key("b0b"), key("BOB"));
+        assert_eq!(key("rn"), key("m"));
+        assert_eq!(key("Straße"), key("STRASSE"));
+        assert_ne!(key("alice"), key("alicia"));
+        assert_ne!(key("bob"), key("rob"));
+        // Reserved names are checked by key, so look-alikes of them are reserved too.
+        assert_eq!(key("SERVER"), SERVER_NAME);
+        assert_eq!(validate("5erver"), Ok(()));
+        assert_eq!(validate("gue5t-1"), Ok(()));
     }
 
     #[test]

@@ -592,7 +592,7 @@ impl Peer {
         Peer {
             config,
             name: name.to_owned(),
-            key: names::fold(name),
+            key: names::key(name),
             id: random_u64(),
             joined_ms: wall_ms,
             seen_at: None,
@@ -1019,7 +1019,7 @@ impl Peer {
                 }
                 return self.member_timers(now, from);
             }
-            if member.key != names::fold(&name) {
+            if member.key != names::key(&name) {
                 // Someone else is a member at this address and port: a join (perhaps
                 // forged) must not end it.
                 return self.refuse(from, nonce, RefuseReason::AddressInUse);
@@ -1031,7 +1031,7 @@ impl Peer {
         if names::validate(&name).is_err() {
             return self.refuse(from, nonce, RefuseReason::NameInvalid);
         }
-        let key = names::fold(&name);
+        let key = names::key(&name);
         if key == self.key || self.members.values().any(|m| m.key == key) {
             return self.refuse(from, nonce, RefuseReason::NameTaken);
         }
@@ -1315,7 +1315,7 @@ impl Peer {
             }
             self.remove_member(now, record.addr, GoneReason::Left, false);
         }
-        let key = names::fold(&record.name);
+        let key = names::key(&record.name);
         if key == self.key {
             if !wins(&record, self.joined_ms, self.seen_at, self.id) {
                 return; // it gives way; its contact tells it
@@ -1367,7 +1367,7 @@ impl Peer {
 
     fn new_member(&self, now: Instant, record: MemberRecord) -> Member {
         Member {
-            key: names::fold(&record.name),
+            key: names::key(&record.name),
             banned: self.bans.is_banned(record.addr.ip()),
             join_nonce: None,
             doomed: None,
@@ -1611,7 +1611,7 @@ impl Peer {
         if !matches!(self.state, State::InRoom) {
             return Err(PeerError::NotInRoom);
         }
-        let key = names::fold(to);
+        let key = names::key(to);
         if key == self.key {
             return Err(PeerError::ToSelf);
         }

@@ -807,7 +807,7 @@ impl Server {
                     self.send_unsequenced(from, &welcome);
                     return;
                 }
-                Some(_) if names::fold(&session.name) != names::fold(&name) => {
+                Some(_) if names::key(&session.name) != names::key(&name) => {
                     // Someone else's session is live at this address and port: do not let
                     // a join (perhaps forged) end it.
                     return self.refuse(now, from, nonce, name, RefuseReason::AddressInUse);
@@ -825,7 +825,7 @@ impl Server {
         if names::validate(&name).is_err() {
             return self.refuse(now, from, nonce, name, RefuseReason::NameInvalid);
         }
-        let name_key = names::fold(&name);
+        let name_key = names::key(&name);
         if self.by_name.contains_key(&name_key) {
             return self.refuse(now, from, nonce, name, RefuseReason::NameTaken);
         }
@@ -942,7 +942,7 @@ impl Server {
             // address people know.
             let shown = SocketAddr::new(from.ip().to_canonical(), from.port());
             let name = format!("{}{shown}", names::GUEST_PREFIX);
-            let name_key = names::fold(&name);
+            let name_key = names::key(&name);
             self.add_session(now, from, name, name_key, None);
         }
         if let Some(session) = self.sessions.get_mut(&from) {
@@ -1149,7 +1149,7 @@ impl Server {
         let Some(old_name) = self.sessions.get(&from).map(|s| s.name.clone()) else {
             return;
         };
-        let new_key = names::fold(&new_name);
+        let new_key = names::key(&new_name);
         let refusal = if let Err(error) = names::validate(&new_name) {
             Some(format!(
                 "cannot rename to {}: {error}",
@@ -1412,7 +1412,7 @@ impl Server {
     }
 
     fn address_of(&self, name: &str) -> Option<SocketAddr> {
-        self.by_name.get(&names::fold(name)).copied()
+        self.by_name.get(&names::key(name)).copied()
     }
 
     /// Puts a new ban list in force (after `/ban`, `/unban` or a hand edit of the file) and

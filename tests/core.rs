@@ -232,6 +232,44 @@ fn a_name_taken_in_another_case_is_refused() {
     assert_eq!(listed_names(&sim), ["Alice"]);
 }
 
+/// `alice` in Cyrillic letters (а U+0430, palochka ӏ U+04CF, і U+0456, с U+0441, е U+0435):
+/// one script, so a valid name, but it looks exactly like `alice`.
+const CYRILLIC_ALICE: &str = "\u{430}\u{4CF}\u{456}\u{441}\u{435}";
+
+#[test]
+fn a_look_alike_of_a_name_online_is_taken_and_mixed_scripts_are_invalid() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    sim.clear_events();
+
+    let twin = sim.add_client(CYRILLIC_ALICE);
+    sim.drive();
+    assert_eq!(
+        sim.take_events(twin),
+        vec![ClientEvent::Closed(CloseReason::Refused(
+            RefuseReason::NameTaken
+        ))]
+    );
+    // A Cyrillic а among Latin letters: refused as invalid, whoever is online.
+    let mixed = sim.add_client("\u{430}lice");
+    sim.drive();
+    assert_eq!(
+        sim.take_events(mixed),
+        vec![ClientEvent::Closed(CloseReason::Refused(
+            RefuseReason::NameInvalid
+        ))]
+    );
+    assert_eq!(listed_names(&sim), ["alice"]);
+    // A private message or a kick addressed to the look-alike reaches the one holder.
+    assert!(sim.server.kick(sim.now, CYRILLIC_ALICE).is_ok());
+    sim.drive();
+    assert!(sim.client(alice).is_closed());
+    // Once alice is gone, the Cyrillic name is free.
+    let later = sim.join(CYRILLIC_ALICE);
+    assert_eq!(listed_names(&sim), [CYRILLIC_ALICE]);
+    assert!(sim.client(later).is_joined());
+}
+
 // 4 ---------------------------------------------------------------------------------------
 
 #[test]

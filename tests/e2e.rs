@@ -609,6 +609,26 @@ fn a_name_taken_in_any_case_is_refused_with_exit_code_4() {
 }
 
 #[test]
+fn a_look_alike_name_is_refused_while_the_real_one_is_online() {
+    let mut server = TestServer::start();
+    let _alice = join_client(&server.address(), "alice", &[]);
+    // `alice` in Cyrillic letters (а, palochka ӏ, і, с, е): one script, the same look.
+    let cyrillic = "\u{430}\u{4CF}\u{456}\u{441}\u{435}";
+    let mut twin = start_client(&server.address(), cyrillic, &[]);
+    expect_client_ended(&mut twin, EXIT_REFUSED, "the name is already taken");
+    // A Cyrillic а before Latin letters: the client refuses it before joining.
+    let mut mixed = start_client(&server.address(), "\u{430}lice", &[]);
+    assert_eq!(mixed.wait_exit_code(WAIT), 2);
+    mixed.expect_stream_line(
+        Stream::Stderr,
+        "icq-client: invalid name 'аlice': a name cannot mix letters of different scripts \
+         (this one mixes Cyrillic and Latin), as look-alike names are made that way",
+        WAIT,
+    );
+    assert_eq!(names(&server_list(&mut server)), ["alice"]);
+}
+
+#[test]
 fn invalid_names_are_refused_before_anything_is_sent() {
     // No server at all: a name check that went to the network would time out instead.
     let nowhere = unused_port().to_string();

@@ -359,6 +359,29 @@ fn a_join_under_a_name_in_use_is_refused_in_any_letter_case() {
     assert!(joined(sim.events(ann)).is_empty() && joined(sim.events(bob)).is_empty());
 }
 
+#[test]
+fn a_look_alike_of_a_member_name_is_taken_and_mixed_scripts_are_invalid() {
+    let mut sim = PeerSim::new(quick());
+    let [ann, bob] = room(&mut sim, &["ann", "bob"])[..] else {
+        unreachable!()
+    };
+    // `B0B`, with a zero for the o: one script, and the same skeleton as `bob`.
+    let twin = sim.add_joiner("B0B", &[ann]);
+    sim.run_until(secs(5), |sim| sim.peer(twin).is_closed());
+    assert_eq!(
+        closed_reason(sim.events(twin)),
+        Some(&PeerCloseReason::Refused(RefuseReason::NameTaken))
+    );
+    // A Cyrillic а (U+0430) before Latin letters.
+    let mixed = sim.add_joiner("\u{430}nn", &[bob]);
+    sim.run_until(secs(5), |sim| sim.peer(mixed).is_closed());
+    assert_eq!(
+        closed_reason(sim.events(mixed)),
+        Some(&PeerCloseReason::Refused(RefuseReason::NameInvalid))
+    );
+    assert!(joined(sim.events(ann)).is_empty() && joined(sim.events(bob)).is_empty());
+}
+
 /// Delivers every datagram after the same delay: joins through two members cross.
 struct Delay(Duration);
 

@@ -259,6 +259,20 @@ fn a_name_already_in_the_room_is_refused_with_exit_code_4() {
 }
 
 #[test]
+fn a_look_alike_of_a_member_name_is_refused_with_exit_code_4() {
+    let (mut alice, alice_addr) = start_peer("alice", &[]);
+    // `alice` in Cyrillic letters (а, palochka ӏ, і, с, е): one script, the same look.
+    let (mut twin, _) = start_peer("\u{430}\u{4CF}\u{456}\u{441}\u{435}", &[alice_addr]);
+    twin.expect_stream_line(
+        Stream::Stdout,
+        "refused to let us in: the name is already taken in the room; choose another with --name",
+        WAIT,
+    );
+    assert_eq!(twin.wait_exit_code(WAIT), EXIT_REFUSED);
+    exit_cleanly(&mut alice);
+}
+
+#[test]
 fn a_peer_bans_an_address_with_its_own_ban_file() {
     let dir = TempDir::new("peer-bans");
     let bans = dir.path().join("bans.txt");
