@@ -10,9 +10,16 @@
 //! or what a typed line means, and it is not used at all when either side is not a
 //! terminal: the binaries then keep their plain line-by-line mode.
 //!
+//! No typed line is lost, however fast it comes: rustyline keeps what it read past the end
+//! of one line for the next read (its `buffer-redux` feature; without it, type-ahead and an
+//! unbracketed paste went with the reader after the first line), and between two reads the
+//! terminal stays in the editor's own mode, so bytes that arrive while a line is being sent
+//! wait for the next read unechoed and untranslated, Ctrl-C included. Ctrl-C clears a line
+//! being typed (it can be yanked back with Ctrl-Y) and is reported only on an empty line.
+//!
 //! Unlike the rest of the library this module does I/O: it exists so that both binaries can
-//! share it, and it has no logic worth a unit test beyond what the pseudo-terminal test in
-//! `tests/terminal.rs` checks end to end.
+//! share it, and it has no logic worth a unit test beyond what the pseudo-terminal tests in
+//! `tests/terminal.rs` check end to end.
 
 use std::io::{self, IsTerminal, Write};
 use std::sync::mpsc;
@@ -26,7 +33,10 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
-use rustyline::{Context, Editor, ExternalPrinter as _, Helper};
+use rustyline::{
+    Cmd, ConditionalEventHandler, Context, Editor, Event, EventContext, EventHandler,
+    ExternalPrinter as _, Helper, KeyEvent, Movement, RepeatCount,
+};
 
 /// How many typed lines Up/Down can bring back.
 const HISTORY_SIZE: usize = 1000;
@@ -55,15 +65,19 @@ pub type CompleteFn = dyn Fn(&str, usize) -> (usize, Vec<String>) + Send + Sync;
 pub enum Typed {
     /// A line, without its newline. A multi-line paste comes as one `Line` with `\n`s in it.
     Line(String),
-    /// Ctrl-C.
+    /// Ctrl-C on an empty line (on a line being typed it only clears the line).
     Interrupted,
     /// Ctrl-D on an empty line, or the terminal went away.
     Eof,
 }
 
-/// The line editor, used by the thread that reads what the user types.
+/// The line editor, used by the thread that reads what the user types. Dropping it puts
+/// the terminal back in the mode it had before [`LineEditor::open`].
 pub struct LineEditor {
     editor: Editor<TabHelper, DefaultHistory>,
+    /// The terminal's settings before the editor changed them.
+    #[cfg(unix)]
+    saved: Arc<Mutex<Option<nix::sys::termios::Termios>>>,
 }
 
 /// Prints lines above the one being typed. Cheap to clone and usable from any thread; lines
@@ -104,6 +118,10 @@ impl LineEditor {
             .build();
         let mut editor = Editor::with_config(config).ok()?;
         editor.set_helper(Some(TabHelper { complete }));
+        editor.bind_sequence(
+            KeyEvent::ctrl('C'),
+            EventHandler::Conditional(Box::new(CtrlC)),
+        );
         // Fails on terminals rustyline does not support; plain mode works everywhere.
         let mut external = editor.create_external_printer().ok()?;
         let (jobs, queue) = mpsc::channel::<Job>();
@@ -128,13 +146,20 @@ impl LineEditor {
                 }
             })
             .ok()?;
+        #[cfg(unix)]
+        quiet_between_reads(&saved);
         let printer = Printer {
             jobs,
             #[cfg(unix)]
-            saved,
+            saved: Arc::clone(&saved),
             finishing: Arc::new(Mutex::new(())),
         };
-        Some((LineEditor { editor }, printer))
+        let editor = LineEditor {
+            editor,
+            #[cfg(unix)]
+            saved,
+        };
+        Some((editor, printer))
     }
 
     /// Reads one line, showing `prompt`. A non-blank line is added to the history.
@@ -152,6 +177,64 @@ impl LineEditor {
     }
 }
 
+impl Drop for LineEditor {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        restore(&self.saved);
+    }
+}
+
+/// Puts the terminal, outside rustyline's reads, in the mode rustyline reads in: no echo,
+/// no line discipline (erase, kill, end-of-file), no signal keys, no CR-to-NL translation.
+/// rustyline takes the mode it finds as the one to restore after each read, so the
+/// terminal never returns to cooked mode while the editor is open: a line typed ahead while
+/// the previous one is being sent is neither echoed by the kernel across the screen nor
+/// changed before the next read takes it, and a Ctrl-C in that moment reaches the editor
+/// as a key rather than as SIGINT.
+#[cfg(unix)]
+fn quiet_between_reads(saved: &Mutex<Option<nix::sys::termios::Termios>>) {
+    use nix::sys::termios::{InputFlags, LocalFlags, SpecialCharacterIndices};
+    let saved = saved
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Some(mut quiet) = saved.clone() else {
+        return;
+    };
+    quiet.input_flags &= !(InputFlags::ICRNL | InputFlags::IXON);
+    quiet.local_flags &=
+        !(LocalFlags::ECHO | LocalFlags::ICANON | LocalFlags::IEXTEN | LocalFlags::ISIG);
+    quiet.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
+    quiet.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+    let _ = nix::sys::termios::tcsetattr(io::stdin(), nix::sys::termios::SetArg::TCSADRAIN, &quiet);
+}
+
+/// Puts the terminal back in the mode it had before the editor opened.
+#[cfg(unix)]
+fn restore(saved: &Mutex<Option<nix::sys::termios::Termios>>) {
+    if let Some(saved) = saved
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .as_ref()
+    {
+        let _ =
+            nix::sys::termios::tcsetattr(io::stdin(), nix::sys::termios::SetArg::TCSADRAIN, saved);
+    }
+}
+
+/// Ctrl-C: clears the line being typed (into the kill ring, so Ctrl-Y brings it back); on
+/// an empty line, interrupts the read.
+struct CtrlC;
+
+impl ConditionalEventHandler for CtrlC {
+    fn handle(&self, _: &Event, _: RepeatCount, _: bool, ctx: &EventContext) -> Option<Cmd> {
+        if ctx.line().is_empty() {
+            Some(Cmd::Interrupt)
+        } else {
+            Some(Cmd::Kill(Movement::WholeBuffer))
+        }
+    }
+}
+
 impl Printer {
     /// Prints one line (no newline needed) above the line being typed.
     pub fn print(&self, line: impl Into<String>) {
@@ -159,8 +242,8 @@ impl Printer {
         let _ = self.jobs.send(Job::Print(line.into()));
     }
 
-    /// For a program about to exit: prints the lines already given, then `last_line` on a
-    /// line of its own in place of the line being typed, and puts the terminal back in the
+    /// For a program about to exit: prints the lines already given, then `last_line` (unless
+    /// empty) on a line of its own in place of the line being typed, and puts the terminal back in the
     /// mode it had before the editor started (the editor may be in the middle of a read
     /// that will never return, since the process exits). Never returns to a second caller
     /// while the first is still writing.
@@ -175,22 +258,14 @@ impl Printer {
         }
         std::thread::sleep(DRAW_GRACE);
         #[cfg(unix)]
-        if let Some(saved) = self
-            .saved
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .as_ref()
-        {
-            let _ = nix::sys::termios::tcsetattr(
-                io::stdin(),
-                nix::sys::termios::SetArg::TCSADRAIN,
-                saved,
-            );
-        }
+        restore(&self.saved);
         let mut out = io::stdout().lock();
         // Back to the start of the line being typed, clear it and what is below, then the
-        // last line where it was.
-        let _ = write!(out, "{BRACKETED_PASTE_OFF}\r\u{1b}[J{last_line}\n");
+        // last line where it was (if there is one).
+        let _ = write!(out, "{BRACKETED_PASTE_OFF}\r\u{1b}[J");
+        if !last_line.is_empty() {
+            let _ = writeln!(out, "{last_line}");
+        }
         let _ = out.flush();
     }
 }

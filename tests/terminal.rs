@@ -5,7 +5,8 @@
 //! These tests own what only a terminal shows: a line arriving while a line is half typed
 //! is printed above it and leaves it intact, colors appear on the terminal and never in
 //! the pipe, Tab completes names, mentions ring the bell under `--bell mention`, Ctrl-D
-//! leaves. The look of each line is unit tested in `style`; the protocol in `core.rs`.
+//! leaves, Ctrl-C clears a line or leaves from an empty one, and nothing typed ahead or
+//! pasted (in one `write`, with or without bracketed paste) is lost. The look of each line is unit tested in `style`; the protocol in `core.rs`.
 //!
 //! Every wait has a deadline (rexpect's per-expectation timeout, `recv_timeout` for pipes);
 //! every child is killed when its handle is dropped, so a failing test leaves nothing
@@ -86,11 +87,18 @@ struct Server {
 
 impl Server {
     fn start(test: &str) -> Server {
+        Server::start_with(test, &[])
+    }
+
+    /// A server with more options, e.g. `--flood-rate 0` so a paste is not cut by the
+    /// flood limit (pacing is not what these tests are about).
+    fn start_with(test: &str, extra: &[&str]) -> Server {
         let dir = std::env::temp_dir().join(format!("icq-terminal-{test}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("creating a temporary directory");
         let mut child = command(env!("CARGO_BIN_EXE_icq-server"))
             .args(["--bind", "127.0.0.1:0", "--bans"])
             .arg(dir.join("bans.txt"))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -213,6 +221,18 @@ fn expect(session: &mut PtySession, needle: &str) -> String {
     }
 }
 
+/// Waits for the terminal client to say it left, the piped one to see it, and the
+/// terminal client to exit with status 0.
+fn leaves_cleanly(session: &mut PtySession, other: &mut PipedClient) {
+    expect(session, "left the chat");
+    other.wait_for("saying alice left", |line| line.ends_with("alice left"));
+    let status = session.process().wait().expect("waiting for the client");
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "the client ended with {status:?}"
+    );
+}
+
 /// The SGR sequence that starts a name in its color.
 fn colored(name: &str) -> String {
     format!("{ESC}[{}m{name}{ESC}[0m", name_color(name))
@@ -263,13 +283,7 @@ fn a_line_arriving_while_typing_leaves_the_typed_line_intact() {
 
     // Ctrl-D on an empty line leaves cleanly, like /exit.
     alice.send_control('d').expect("Ctrl-D");
-    expect(&mut alice, "left the chat");
-    bob.wait_for("saying alice left", |line| line.ends_with("alice left"));
-    let status = alice.process().wait().expect("waiting for the client");
-    assert!(
-        matches!(status, WaitStatus::Exited(_, 0)),
-        "the client ended with {status:?}"
-    );
+    leaves_cleanly(&mut alice, &mut bob);
 }
 
 #[test]
@@ -322,5 +336,128 @@ fn no_color_turns_colors_off_on_a_terminal_too() {
     assert!(
         before.contains("bob: ") && !before.contains(&format!("{}m", name_color("bob"))),
         "colored despite NO_COLOR: {before:?}"
+    );
+}
+
+/// Writes `bytes` to the terminal in one `write` system call, as a fast typist's
+/// type-ahead, `tmux send-keys` or a terminal's paste reaches the program: all at once.
+fn write_once(session: &PtySession, bytes: &[u8]) {
+    let mut terminal = session
+        .process()
+        .get_file_handle()
+        .expect("the terminal's file handle");
+    let written = terminal.write(bytes).expect("writing to the terminal");
+    assert_eq!(
+        written,
+        bytes.len(),
+        "the terminal took only part of one write"
+    );
+}
+
+/// The chat text of the lines `alice` sent, as the piped client printed them, in order:
+/// waits until `count` have arrived.
+fn lines_from(client: &mut PipedClient, sender: &str, count: usize) -> Vec<String> {
+    let prefix = format!("{sender}: ");
+    let mut got = Vec::new();
+    while got.len() < count {
+        let line = client.wait_for(&format!("number {} from {sender}", got.len() + 1), |line| {
+            line.contains(&prefix)
+        });
+        let text = line.split_once(&prefix).map(|(_, text)| text.to_owned());
+        got.push(text.unwrap_or(line));
+    }
+    got
+}
+
+#[test]
+fn three_lines_typed_ahead_in_one_write_all_arrive_in_order() {
+    let server = Server::start("typeahead");
+    let mut alice = terminal_client(&server, "alice", &["--bell", "off"], &[]);
+    let mut bob = PipedClient::start(&server, "bob");
+    expect(&mut alice, "bob joined");
+
+    write_once(&alice, b"one\rtwo\rthree\r");
+    assert_eq!(lines_from(&mut bob, "alice", 3), ["one", "two", "three"]);
+    // And the editor goes on reading after them.
+    write_once(&alice, b"four\r");
+    assert_eq!(lines_from(&mut bob, "alice", 1), ["four"]);
+}
+
+#[test]
+fn a_fifty_line_paste_without_bracketed_paste_arrives_whole_and_in_order() {
+    let server = Server::start_with("paste", &["--flood-rate", "0"]);
+    let mut alice = terminal_client(&server, "alice", &["--bell", "off"], &[]);
+    let mut bob = PipedClient::start(&server, "bob");
+    expect(&mut alice, "bob joined");
+
+    // A terminal without bracketed paste sends a paste as typed keys: each line ends with
+    // a carriage return. Long enough to overflow one read of the editor's buffer.
+    let lines: Vec<String> = (1..=50)
+        .map(|n| format!("pasted line {n:02} of fifty, with some words to make it long"))
+        .collect();
+    let paste: String = lines.iter().map(|line| format!("{line}\r")).collect();
+    assert!(paste.len() > 2048, "{} bytes", paste.len());
+    write_once(&alice, paste.as_bytes());
+    assert_eq!(lines_from(&mut bob, "alice", 50), lines);
+}
+
+#[test]
+fn a_bracketed_paste_of_several_lines_sends_each_line_in_order() {
+    let server = Server::start_with("bracketed", &["--flood-rate", "0"]);
+    let mut alice = terminal_client(&server, "alice", &["--bell", "off"], &[]);
+    let mut bob = PipedClient::start(&server, "bob");
+    expect(&mut alice, "bob joined");
+
+    // The terminal wraps a paste in ESC [200~ ... ESC [201~ (the editor asked for it); the
+    // lines land in the line being edited, and Enter sends them, one message per line.
+    let lines: Vec<String> = (1..=20).map(|n| format!("bracketed {n}")).collect();
+    let mut paste = String::from("\u{1b}[200~");
+    for line in &lines {
+        paste.push_str(line);
+        paste.push('\r');
+    }
+    paste.push_str("\u{1b}[201~");
+    write_once(&alice, paste.as_bytes());
+    expect(&mut alice, "bracketed 20");
+    write_once(&alice, b"\r");
+    assert_eq!(lines_from(&mut bob, "alice", 20), lines);
+    // A paste and typing in one write: the paste first, then what follows it.
+    write_once(&alice, b"\x1b[200~first\nsecond\x1b[201~ and more\rlast\r");
+    assert_eq!(
+        lines_from(&mut bob, "alice", 3),
+        ["first", "second and more", "last"]
+    );
+}
+
+#[test]
+fn ctrl_c_clears_a_half_typed_line_and_leaves_from_an_empty_one() {
+    let server = Server::start("ctrlc");
+    let mut alice = terminal_client(&server, "alice", &["--bell", "off"], &[]);
+    let mut bob = PipedClient::start(&server, "bob");
+    expect(&mut alice, "bob joined");
+
+    alice.send("half typed").expect("typing");
+    alice.flush().expect("typing");
+    expect(&mut alice, "half typed");
+    alice.send_control('c').expect("Ctrl-C");
+    // The client stays: the next line is sent alone, without what was cleared.
+    alice.send("after\r").expect("typing");
+    alice.flush().expect("typing");
+    assert_eq!(lines_from(&mut bob, "alice", 1), ["after"]);
+    // Ctrl-Y brings the cleared text back (it went to the kill ring).
+    alice.send("\u{19} again\r").expect("typing");
+    alice.flush().expect("typing");
+    assert_eq!(lines_from(&mut bob, "alice", 1), ["half typed again"]);
+    // A Ctrl-C typed ahead right behind a line is a key too, not a signal.
+    write_once(&alice, b"more\rcleared\x03kept\r");
+    assert_eq!(lines_from(&mut bob, "alice", 2), ["more", "kept"]);
+
+    // On an empty line, Ctrl-C leaves, like /exit.
+    alice.send_control('c').expect("Ctrl-C");
+    leaves_cleanly(&mut alice, &mut bob);
+    assert!(
+        !bob.seen.iter().any(|line| line.contains("cleared")),
+        "{:#?}",
+        bob.seen
     );
 }

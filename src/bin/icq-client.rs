@@ -121,10 +121,10 @@ Peer mode (no server: every peer is the same program, messages go straight to ea
 
 Type a line and press Enter to send it to everyone. Commands: /list (who is online),
 /msg NAME text (private), /me text (an action), /nick NAME, /away [reason], /back, /help,
-/exit (or Ctrl-D, Ctrl-C). Start a message with // to send one beginning with /. In peer
+/exit (or Ctrl-D). Start a message with // to send one beginning with /. In peer
 mode, /me, /nick, /away and /back are not available yet.
-On a terminal, lines arriving while you type appear above your line; Up/Down recall what
-you typed, Tab completes the names of people online (and commands after /). Names have
+On a terminal, lines arriving while you type appear above your line; Ctrl-C clears the
+line, and on an empty line leaves; Up/Down recall what you typed, Tab completes the names of people online (and commands after /). Names have
 colors, your own messages are bold, messages that mention your name are highlighted.
 
 Exit status: 0 after /exit; 2 bad arguments; 3 the server (peer mode: the --peer) did not
@@ -562,7 +562,8 @@ fn read_typing(shared: &Shared) {
     }
 }
 
-/// Reads typed lines with the line editor until `/exit`, Ctrl-C or Ctrl-D.
+/// Reads typed lines with the line editor until `/exit`, or Ctrl-C or Ctrl-D on an empty
+/// line (Ctrl-C on a line being typed only clears it, in the editor).
 fn edit_typing(shared: &Shared, mut editor: LineEditor) {
     loop {
         match editor.read(PROMPT) {
