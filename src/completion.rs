@@ -1,11 +1,12 @@
-//! Tab completion for the client: who is around, learned from what arrives, and what Tab
-//! offers for the word being typed.
+//! Tab completion: who is around, as the client learns it from what arrives, and what Tab
+//! offers for the word being typed, in the client and on the server console.
 //!
 //! The client has no authoritative list of who is online without asking the server, so
 //! [`NameBook`] keeps a best-effort one from the events it is shown anyway: `/list` answers
 //! (authoritative when they arrive), `bob joined` / `bob left` notices, and the senders of
-//! messages. [`NameBook::complete`] then completes a name (or, at the start of a line, a
-//! slash-command) for the word before the cursor. This module owns only that bookkeeping
+//! messages. [`complete`] then completes a name (or, at the start of a line, a
+//! slash-command) for the word before the cursor; the server console calls it with the
+//! names of its sessions and its own commands. This module owns only that bookkeeping
 //! and choice; the line editor that calls it lives in [`crate::terminal`], and the wording
 //! of the server's notices it reads is the server's (`server.rs`).
 
@@ -93,51 +94,66 @@ impl NameBook {
             .collect()
     }
 
-    /// Completions for the word that ends at byte `pos` of `line`: the byte where that word
-    /// starts, and what it could be replaced with.
-    ///
-    /// - At the start of the line, a word beginning with `/` completes to a client command.
-    /// - Otherwise the word completes to the names starting with it (in any letter case),
-    ///   followed by `: ` at the start of the line (addressing someone) and a space
-    ///   elsewhere. A leading `@` is kept.
+    /// Completions for the word that ends at byte `pos` of `line`, among the client's
+    /// commands and the names known now: see [`complete`].
     pub fn complete(&self, line: &str, pos: usize) -> (usize, Vec<String>) {
-        let Some(before) = line.get(..pos) else {
-            return (pos, Vec::new());
-        };
-        let start = before
-            .char_indices()
-            .rev()
-            .find(|(_, ch)| ch.is_whitespace())
-            .map_or(0, |(i, ch)| i + ch.len_utf8());
-        let word = &before[start..];
-        if start == 0 && word.starts_with('/') {
-            let typed = word.to_lowercase();
-            let commands = command::help_lines(Side::Client)
-                .iter()
-                .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
-                .filter(|name| name.starts_with(&typed))
-                .map(|name| format!("{name} "))
-                .collect();
-            return (start, commands);
-        }
-        let (at, prefix) = match word.strip_prefix('@') {
-            Some(rest) => ("@", rest),
-            None => ("", word),
-        };
-        let prefix = names::fold(prefix);
-        let suffix = if start == 0 && at.is_empty() {
-            ": "
-        } else {
-            " "
-        };
-        let candidates = self
-            .names()
-            .into_iter()
-            .filter(|name| names::fold(name).starts_with(&prefix))
-            .map(|name| format!("{at}{name}{suffix}"))
-            .collect();
-        (start, candidates)
+        complete(line, pos, Side::Client, self.names())
     }
+}
+
+/// Completions for the word that ends at byte `pos` of `line`: the byte where that word
+/// starts, and what it could be replaced with. Shared by the client (names from a
+/// [`NameBook`]) and the server console (names from the server's own sessions).
+///
+/// - At the start of the line, a word beginning with `/` completes to a command of `side`.
+/// - Otherwise the word completes to the `names` starting with it (in any letter case),
+///   followed by `: ` at the start of the line (addressing someone) and a space
+///   elsewhere. A leading `@` is kept. Candidates come sorted case-insensitively.
+pub fn complete<'a>(
+    line: &str,
+    pos: usize,
+    side: Side,
+    names: impl IntoIterator<Item = &'a str>,
+) -> (usize, Vec<String>) {
+    let Some(before) = line.get(..pos) else {
+        return (pos, Vec::new());
+    };
+    let start = before
+        .char_indices()
+        .rev()
+        .find(|(_, ch)| ch.is_whitespace())
+        .map_or(0, |(i, ch)| i + ch.len_utf8());
+    let word = &before[start..];
+    if start == 0 && word.starts_with('/') {
+        let typed = word.to_lowercase();
+        let commands = command::help_lines(side)
+            .iter()
+            .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+            .filter(|name| name.starts_with(&typed))
+            .map(|name| format!("{name} "))
+            .collect();
+        return (start, commands);
+    }
+    let (at, prefix) = match word.strip_prefix('@') {
+        Some(rest) => ("@", rest),
+        None => ("", word),
+    };
+    let prefix = names::fold(prefix);
+    let suffix = if start == 0 && at.is_empty() {
+        ": "
+    } else {
+        " "
+    };
+    let mut matching: Vec<&str> = names
+        .into_iter()
+        .filter(|name| names::fold(name).starts_with(&prefix))
+        .collect();
+    matching.sort_by_cached_key(|name| names::fold(name));
+    let candidates = matching
+        .into_iter()
+        .map(|name| format!("{at}{name}{suffix}"))
+        .collect();
+    (start, candidates)
 }
 
 #[cfg(test)]
@@ -250,6 +266,25 @@ mod tests {
         assert!(!all.iter().any(|c| c.starts_with("/kick")), "{all:?}");
         // Later in the line a slash word is just a word.
         assert_eq!(book.complete("see /l", 6), (4, vec![]));
+    }
+
+    #[test]
+    fn the_server_console_completes_its_own_commands_and_the_names_given() {
+        let online = ["zoe", "Bob", "bea"];
+        assert_eq!(
+            complete("/k", 2, Side::Server, online),
+            (0, vec!["/kick ".into()])
+        );
+        assert!(complete("/ex", 3, Side::Server, online).1 == ["/exit "]);
+        assert_eq!(
+            complete("/me", 3, Side::Server, online).1,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            complete("/kick b", 7, Side::Server, online),
+            (6, vec!["bea ".into(), "Bob ".into()])
+        );
+        assert_eq!(complete("z", 1, Side::Server, online).1, ["zoe: "]);
     }
 
     #[test]

@@ -36,13 +36,13 @@
 //! - [`style`]: colors and emphasis on a color terminal (`--color`, `NO_COLOR`), the stable
 //!   color of each name.
 //! - [`alert`]: which messages mention you, and when the bell rings (`--bell`).
-//! - [`completion`]: the names seen online and what Tab completes.
+//! - [`completion`]: the names seen online and what Tab completes (client and console).
 //! - [`terminal`]: the line editor that keeps the typed line intact while lines arrive
 //!   (the one module here that does terminal I/O, shared by the binaries).
 //!
 //! The binaries: `src/bin/icq-server.rs` (one UDP socket, a console thread) and
-//! `src/bin/icq-client.rs` (a receiver thread, the typing loop: the line editor on a
-//! terminal, plain lines otherwise).
+//! `src/bin/icq-client.rs` (a receiver thread, the typing loop); each reads through the line
+//! editor on a terminal and plain lines otherwise.
 
 pub mod alert;
 pub mod banlist;

@@ -1,9 +1,9 @@
 //! The interactive terminal: a line editor whose typed line is never garbled by output.
 //!
-//! When both stdin and stdout are terminals, the client reads what the user types through
-//! rustyline (history with Up/Down, Tab completion, the usual editing keys) and prints
-//! everything else through rustyline's *external printer*, which draws each line above the
-//! line being edited and then redraws that line with its cursor. This module owns that
+//! When both stdin and stdout are terminals, the client and the server's console read what
+//! the user types through rustyline (history with Up/Down, Tab completion, the usual editing
+//! keys) and print everything else through rustyline's *external printer*, which draws each
+//! line above the line being edited and then redraws that line with its cursor. This module owns that
 //! wiring: opening the editor, a printer thread that feeds the external printer in order,
 //! and putting the terminal back as it was when the program must exit while the editor is
 //! still reading (the server closed the session, a signal). It does not own what is printed
@@ -21,7 +21,7 @@
 //! share it, and it has no logic worth a unit test beyond what the pseudo-terminal tests in
 //! `tests/terminal.rs` check end to end.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -267,6 +267,25 @@ impl Printer {
             let _ = writeln!(out, "{last_line}");
         }
         let _ = out.flush();
+    }
+}
+
+/// Plain mode (stdin not a terminal, or no editor): reads stdin line by line and hands each
+/// line (newline included) to `line`, until end of input or until `line` returns `false`.
+/// A stray invalid byte does not end the input: it is shown as U+FFFD.
+pub fn read_plain_lines(mut line: impl FnMut(&str) -> bool) {
+    let stdin = io::stdin();
+    let mut reader = stdin.lock();
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        match reader.read_until(b'\n', &mut raw) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if !line(&String::from_utf8_lossy(&raw)) {
+            return;
+        }
     }
 }
 

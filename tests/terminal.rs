@@ -148,15 +148,12 @@ struct PipedClient {
 
 impl PipedClient {
     fn start(server: &Server, name: &str) -> PipedClient {
+        PipedClient::start_at(&server.address(), name)
+    }
+
+    fn start_at(server: &str, name: &str) -> PipedClient {
         let mut child = command(env!("CARGO_BIN_EXE_icq-client"))
-            .args([
-                "--name",
-                name,
-                "--server",
-                &server.address(),
-                "--bell",
-                "off",
-            ])
+            .args(["--name", name, "--server", server, "--bell", "off"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -460,4 +457,113 @@ fn ctrl_c_clears_a_half_typed_line_and_leaves_from_an_empty_one() {
         "{:#?}",
         bob.seen
     );
+}
+
+/// `icq-server` in a pseudo-terminal (its console on the terminal), with a ban file in
+/// `dir`; returns the session and the server's address. Killed when the session is dropped.
+fn terminal_server(dir: &std::path::Path) -> (PtySession, String) {
+    std::fs::create_dir_all(dir).expect("creating a temporary directory");
+    let mut command = command(env!("CARGO_BIN_EXE_icq-server"));
+    command
+        .args(["--bind", "127.0.0.1:0", "--color", "never", "--bans"])
+        .arg(dir.join("bans.txt"));
+    let millis = u64::try_from(DEADLINE.as_millis()).expect("a deadline in range");
+    let mut console = spawn_command(command, Some(millis)).expect("starting icq-server in a pty");
+    let (_, listening) = console
+        .exp_regex(r"listening on 127\.0\.0\.1:[0-9]+")
+        .expect("the server's first line");
+    let address = listening.trim_start_matches("listening on ").to_owned();
+    (console, address)
+}
+
+#[test]
+fn the_server_console_edits_a_line_while_the_log_goes_on_above_it() {
+    let dir = std::env::temp_dir().join(format!("icq-terminal-console-{}", std::process::id()));
+    let (mut console, address) = terminal_server(&dir);
+    let mut alice = PipedClient::start_at(&address, "alice");
+    expect(&mut console, "alice joined");
+
+    // Half a line on the console; then a chat line is logged while it waits.
+    console.send("half typed server li").expect("typing");
+    console.flush().expect("typing");
+    expect(&mut console, "half typed server li");
+    alice.say("message while op types");
+    let before = expect(&mut console, "alice: message while op types");
+    assert!(
+        !before.contains("li["),
+        "the log line ran into the typed line: {before:?}"
+    );
+    // The half-typed line is drawn again below the log line, whole.
+    expect(&mut console, "> half typed server li");
+    console.send("ne\r").expect("typing");
+    console.flush().expect("typing");
+    assert_eq!(
+        lines_from(&mut alice, "server", 1),
+        ["half typed server line"]
+    );
+
+    // Up brings the line back from the history; Enter sends it again.
+    console.send("\u{1b}[A").expect("typing");
+    console.flush().expect("typing");
+    expect(&mut console, "> half typed server line");
+    console.send("\r").expect("typing");
+    console.flush().expect("typing");
+    assert_eq!(
+        lines_from(&mut alice, "server", 1),
+        ["half typed server line"]
+    );
+
+    // Tab completes commands and the names of the clients online.
+    console.send("/ki\t").expect("typing");
+    console.flush().expect("typing");
+    expect(&mut console, "/kick ");
+    console.send("al\t").expect("typing");
+    console.flush().expect("typing");
+    expect(&mut console, "/kick alice ");
+    // Ctrl-C clears it (alice is not kicked); the next line is sent alone.
+    console.send_control('c').expect("Ctrl-C");
+    console.send("still here\r").expect("typing");
+    console.flush().expect("typing");
+    assert_eq!(lines_from(&mut alice, "server", 1), ["still here"]);
+
+    // Ctrl-C on an empty line closes the server, as SIGINT does.
+    console.send_control('c').expect("Ctrl-C");
+    expect(&mut console, "server closing");
+    alice.wait_for("saying the server closed", |line| {
+        line.contains("the server is closing")
+    });
+    let status = console.process().wait().expect("waiting for the server");
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "the server ended with {status:?}"
+    );
+    assert!(
+        !alice.seen.iter().any(|line| line.contains("kicked")),
+        "{:#?}",
+        alice.seen
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ctrl_d_closes_the_server_console_and_the_server_goes_on() {
+    let dir = std::env::temp_dir().join(format!("icq-terminal-ctrld-{}", std::process::id()));
+    let (mut console, address) = terminal_server(&dir);
+    console.send_control('d').expect("Ctrl-D");
+    expect(&mut console, "console input closed; still serving");
+    // Still serving and logging; what is typed now is read by no one.
+    let mut bob = PipedClient::start_at(&address, "bob");
+    expect(&mut console, "bob joined");
+    bob.say("anyone?");
+    expect(&mut console, "bob: anyone?");
+    console.send("ignored\r").expect("typing");
+    console.flush().expect("typing");
+    bob.say("still logged");
+    expect(&mut console, "bob: still logged");
+    assert!(
+        !bob.seen.iter().any(|line| line.contains("ignored")),
+        "{:#?}",
+        bob.seen
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

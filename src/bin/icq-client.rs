@@ -15,7 +15,7 @@
 //! got), and the ban file given with `--bans` is reloaded when it changes. The threads, the
 //! typing and the printing are the same in both modes.
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,7 +36,7 @@ use icq::names;
 use icq::peer::{Peer, PeerCloseReason, PeerConfig, PeerEvent};
 use icq::server::AWAY_WITHOUT_REASON;
 use icq::style::{self, ClientLook, ColorChoice};
-use icq::terminal::{LineEditor, Printer, Typed};
+use icq::terminal::{self, LineEditor, Printer, Typed};
 use icq::wire::{GoneReason, MAX_DATAGRAM, RosterEntry};
 
 /// `println!` that shrugs off a closed stdout (`icq-client | head`): the log reader went away,
@@ -547,19 +547,7 @@ fn parse_port(server: &str, port: &str) -> Result<u16> {
 
 /// Reads typed lines until end of input or `/exit` (plain mode).
 fn read_typing(shared: &Shared) {
-    let stdin = io::stdin();
-    let mut reader = stdin.lock();
-    let mut raw = Vec::new();
-    loop {
-        raw.clear();
-        match reader.read_until(b'\n', &mut raw) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        if typed(shared, &String::from_utf8_lossy(&raw)) == Next::Exit {
-            return;
-        }
-    }
+    terminal::read_plain_lines(|line| typed(shared, line) == Next::More);
 }
 
 /// Reads typed lines with the line editor until `/exit`, or Ctrl-C or Ctrl-D on an empty

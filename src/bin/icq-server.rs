@@ -5,11 +5,16 @@
 //! loop) and reloads the ban file when it changes; the console thread reads the operator's
 //! lines. Every rule lives in `icq::server`; this file only moves bytes and prints.
 //!
+//! When stdin and stdout are a terminal, the console reads through the client's line editor
+//! (`icq::terminal`: history, Tab completion of commands and of the names online from
+//! `icq::completion`) and the log goes through its printer, above the line being typed;
+//! otherwise (a daemon, stdin at /dev/null, pipes) it reads plain lines.
+//!
 //! Everything printed that may carry text from outside (names, messages, the ban file,
 //! errors that quote what was typed) goes through `display::sanitize`; on a terminal, chat
 //! lines color the sender's name and other events are dimmed (`icq::style`).
 
-use std::io::{self, BufRead, IsTerminal};
+use std::io::{self, IsTerminal};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,12 +26,14 @@ use clap::Parser;
 
 use icq::banlist::{self, BanWarning, FileWatch};
 use icq::command::{self, Command, Input, Side};
+use icq::completion;
 use icq::display;
 use icq::ratelimit::FloodLimit;
 use icq::server::{Server, ServerConfig};
 
 use batch::Io;
 use icq::style::{self, ColorChoice};
+use icq::terminal::{self, LineEditor, Typed};
 use icq::wire::MAX_DATAGRAM;
 
 /// `println!` through the log buffer, flushed at once: for the console's answers and the
@@ -46,6 +53,9 @@ macro_rules! say_err {
         let _ = writeln!(std::io::stderr(), $($arg)*);
     }};
 }
+
+/// What the console's line editor shows before the line being typed.
+const PROMPT: &str = "> ";
 
 /// How often the ban file is checked for hand edits.
 const BAN_FILE_CHECK: Duration = Duration::from_secs(1);
@@ -73,7 +83,10 @@ static COLOR: OnceLock<bool> = OnceLock::new();
                                                options from the environment, as a daemon
 
 Console commands (type them while it runs): /list, /msg NAME text, /ban ADDR|NAME,
-/unban ADDR, /kick NAME, /exit, /help. Any other line is broadcast as from `server`."
+/unban ADDR, /kick NAME, /exit, /help. Any other line is broadcast as from `server`.
+On a terminal the console has a line editor: the log appears above the line being typed,
+Up/Down recall lines, Tab completes commands and the names online, Ctrl-C clears the line
+(on an empty line it closes the server, as /exit does), Ctrl-D ends console input."
 )]
 struct Args {
     /// Address to listen on: IP:PORT, HOST:PORT, or just PORT (all IPv4 interfaces).
@@ -177,10 +190,11 @@ fn run(args: Args) -> Result<()> {
     let for_signals = Arc::clone(&shared);
     ctrlc::set_handler(move || shut_down(&for_signals))
         .context("installing the SIGINT/SIGTERM handler")?;
+    let editor = open_editor(&shared);
     let for_console = Arc::clone(&shared);
     std::thread::Builder::new()
         .name("console".into())
-        .spawn(move || console(&for_console))
+        .spawn(move || console(&for_console, editor))
         .context("starting the console thread")?;
 
     serve(&shared)
@@ -266,7 +280,7 @@ fn serve(shared: &Shared) -> Result<()> {
         if let Some(closing_deadline) = state.closing_deadline
             && (!state.server.farewells_pending() || now >= closing_deadline)
         {
-            log::flush();
+            log::finish();
             std::process::exit(0);
         }
         if count > 0 {
@@ -324,32 +338,54 @@ fn queue_events(server: &mut Server) {
     }
 }
 
+/// On a terminal, opens the line editor for the console and sends the log through its
+/// printer from now on; `None` elsewhere (plain lines). Tab completes the console's
+/// commands and the names of the clients online now.
+fn open_editor(shared: &Arc<Shared>) -> Option<LineEditor> {
+    let for_tab = Arc::clone(shared);
+    let (editor, printer) = LineEditor::open(Arc::new(move |line: &str, pos: usize| {
+        let clients = lock(&for_tab).server.clients(Instant::now());
+        let names = clients.iter().map(|client| client.name.as_str());
+        completion::complete(line, pos, Side::Server, names)
+    }))?;
+    log::print_through(printer);
+    Some(editor)
+}
+
 /// Reads the operator's lines until end of input. End of input closes only the console:
-/// the server keeps serving, so it can run as a daemon with stdin at /dev/null.
-fn console(shared: &Shared) {
-    let stdin = io::stdin();
-    let mut reader = stdin.lock();
-    let mut raw = Vec::new();
-    loop {
-        raw.clear();
-        match reader.read_until(b'\n', &mut raw) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        // A stray invalid byte should not end the console; show it as U+FFFD instead.
-        let line = String::from_utf8_lossy(&raw);
-        match command::parse(&line, Side::Server) {
-            Ok(Input::Empty) => {}
-            Ok(Input::Text(text)) => {
-                let mut state = lock(shared);
-                state.server.say(Instant::now(), &text);
-                flush(shared, &mut state.server);
+/// the server keeps serving, so it can run as a daemon with stdin at /dev/null. With the
+/// line editor, Ctrl-D on an empty line is the end of input, and Ctrl-C on an empty line
+/// closes the server as SIGINT does (on a line being typed it clears the line).
+fn console(shared: &Shared, editor: Option<LineEditor>) {
+    match editor {
+        Some(mut editor) => loop {
+            match editor.read(PROMPT) {
+                // A paste of several lines: each is a line of its own.
+                Typed::Line(text) => text.split('\n').for_each(|line| console_line(shared, line)),
+                Typed::Interrupted => return shut_down(shared),
+                Typed::Eof => break,
             }
-            Ok(Input::Command(command)) => run_command(shared, command),
-            Err(error) => say!("{}", display::sanitize(&error.to_string())),
-        }
+        },
+        None => terminal::read_plain_lines(|line| {
+            console_line(shared, line);
+            true
+        }),
     }
     log_notice("console input closed; still serving (stop with SIGINT or SIGTERM)");
+}
+
+/// Carries out one line typed on the console.
+fn console_line(shared: &Shared, line: &str) {
+    match command::parse(line, Side::Server) {
+        Ok(Input::Empty) => {}
+        Ok(Input::Text(text)) => {
+            let mut state = lock(shared);
+            state.server.say(Instant::now(), &text);
+            flush(shared, &mut state.server);
+        }
+        Ok(Input::Command(command)) => run_command(shared, command),
+        Err(error) => say!("{}", display::sanitize(&error.to_string())),
+    }
 }
 
 fn run_command(shared: &Shared, command: Command) {
@@ -529,11 +565,11 @@ fn print_ban_warnings(path: &Path, warnings: &[BanWarning]) {
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     for warning in current.iter().filter(|w| !reported.contains(w)) {
         // The warning quotes the offending line of a file anyone with access may have edited.
-        say_err!(
+        log::warning(format_args!(
             "icq-server: warning: ban list {}: {}",
             path.display(),
             display::sanitize(warning)
-        );
+        ));
     }
     *reported = current;
 }
@@ -564,14 +600,27 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 /// when the buffer grows past [`log::FLUSH_AT`] under sustained load; everything else
 /// flushes right after its line. Writing each chat line with its own system call cost as
 /// much as delivering it to a few clients.
+///
+/// With the console's line editor, the buffer goes to the editor's printer instead of
+/// straight to stdout, so it appears above the line the operator is typing.
 mod log {
     use std::fmt;
-    use std::io::Write as _;
-    use std::sync::{Mutex, MutexGuard};
+    use std::io::{IsTerminal as _, Write as _};
+    use std::sync::{Mutex, MutexGuard, OnceLock};
 
     use icq::display::{ClockText, sanitize};
     use icq::server::ServerEvent;
     use icq::style;
+    use icq::terminal::Printer;
+
+    /// The line editor's printer, once the console has one.
+    static PRINTER: OnceLock<Printer> = OnceLock::new();
+
+    /// From now on, the log goes through `printer`.
+    pub fn print_through(printer: Printer) {
+        flush();
+        let _ = PRINTER.set(printer);
+    }
 
     /// Past this many bytes the buffer is written even though datagrams keep coming: it
     /// bounds the buffer's memory and keeps the log moving on a server that is never idle
@@ -639,10 +688,39 @@ mod log {
         if log.buffer.is_empty() {
             return;
         }
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(&log.buffer);
-        let _ = stdout.flush();
+        match PRINTER.get() {
+            Some(printer) => {
+                let text = String::from_utf8_lossy(&log.buffer);
+                printer.print(text.strip_suffix('\n').unwrap_or(&text));
+            }
+            None => {
+                let mut stdout = std::io::stdout().lock();
+                let _ = stdout.write_all(&log.buffer);
+                let _ = stdout.flush();
+            }
+        }
         log.buffer.clear();
+    }
+
+    /// For the process about to exit: writes the buffer, and gives the terminal back as it
+    /// was if the line editor had it.
+    pub fn finish() {
+        flush();
+        if let Some(printer) = PRINTER.get() {
+            printer.finish("");
+        }
+    }
+
+    /// A warning for stderr. While the line editor holds the terminal that stderr also
+    /// writes to, the warning goes through the printer, so it does not garble the line
+    /// being typed.
+    pub fn warning(args: fmt::Arguments<'_>) {
+        if PRINTER.get().is_some() && std::io::stderr().is_terminal() {
+            line(args);
+            flush();
+        } else {
+            let _ = writeln!(std::io::stderr(), "{args}");
+        }
     }
 
     /// [`flush`] if the buffer has grown past [`FLUSH_AT`].
