@@ -18,9 +18,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::names;
+use crate::presence::Presence;
 use crate::reliable::{Due, Ready, ReceiveWindow, SendWindow};
 use crate::wire::{
-    self, DecodeError, DisconnectReason, Envelope, Frame, RefuseReason, RosterEntry,
+    self, DecodeError, DisconnectReason, Envelope, Frame, PresenceChange, RefuseReason, RosterEntry,
 };
 
 /// How long to wait for the server to answer a join before giving up.
@@ -55,8 +56,15 @@ pub enum ClientEvent {
         text: String,
         own: bool,
     },
-    /// A notice from the server (joins, leaves, warnings).
+    /// A notice from the server (warnings, answers to what we asked).
     Notice { time_ms: i64, text: String },
+    /// Someone's presence changed (`name` is the name they had until now): joined, left,
+    /// timed out, was kicked or banned, renamed, away or back.
+    Presence {
+        time_ms: i64,
+        name: String,
+        change: PresenceChange,
+    },
     /// Part of an answer to `/list`.
     Roster {
         time_ms: i64,
@@ -93,6 +101,34 @@ pub enum ClientEvent {
     Missed { count: u32 },
     /// The session is over; the program should exit.
     Closed(CloseReason),
+}
+
+impl ClientEvent {
+    /// What this event says about who is online, as typed news (see [`Presence`]).
+    pub fn presence(&self) -> Vec<Presence> {
+        let one = match self {
+            ClientEvent::Joined { name, .. } | ClientEvent::Renamed { name } => {
+                Presence::Me { name: name.clone() }
+            }
+            ClientEvent::Roster {
+                offset, entries, ..
+            } => Presence::Online {
+                names: entries.iter().map(|entry| entry.name.clone()).collect(),
+                first: *offset == 0,
+            },
+            ClientEvent::Presence { name, change, .. } => match change {
+                PresenceChange::Joined => Presence::Arrived { name: name.clone() },
+                PresenceChange::Renamed { to } => Presence::Renamed {
+                    from: name.clone(),
+                    to: to.clone(),
+                },
+                change if change.is_departure() => Presence::Gone { name: name.clone() },
+                _ => return Vec::new(),
+            },
+            _ => return Vec::new(),
+        };
+        vec![one]
+    }
 }
 
 /// Why the session ended.
@@ -504,6 +540,19 @@ impl Client {
                     }),
                 ))
             }
+            Frame::Presence {
+                envelope,
+                time_ms,
+                name,
+                change,
+            } => Some((
+                envelope.seq,
+                Inbound::Event(ClientEvent::Presence {
+                    time_ms,
+                    name,
+                    change,
+                }),
+            )),
             Frame::Renamed { envelope, name } => Some((envelope.seq, Inbound::Renamed(name))),
             Frame::Disconnected {
                 envelope,

@@ -1,27 +1,22 @@
-//! Tab completion: who is around, as the client learns it from what arrives, and what Tab
-//! offers for the word being typed, in the client and on the server console.
+//! Tab completion: who is around, learned from typed presence news, and what Tab offers for
+//! the word being typed, in the client and on the server console.
 //!
-//! The client has no authoritative list of who is online without asking the server, so
-//! [`NameBook`] keeps a best-effort one from the events it is shown anyway: `/list` answers
-//! (authoritative when they arrive), `bob joined` / `bob left` notices, and the senders of
-//! messages. [`complete`] then completes a name (or, at the start of a line, a
-//! slash-command) for the word before the cursor; the server console calls it with the
-//! names of its sessions and its own commands. This module owns only that bookkeeping
-//! and choice; the line editor that calls it lives in [`crate::terminal`], and the wording
-//! of the server's notices it reads is the server's (`server.rs`).
+//! [`NameBook`] keeps the client's list of who is online from the [`Presence`] news both
+//! roles give (the list at join and after `/list`, arrivals, departures, renames): data,
+//! never the text of a notice, so every way of leaving removes the name. [`complete`] then
+//! completes a name (or, at the start of a line, a slash-command) for the word before the
+//! cursor; the server console calls it with the names of its sessions and its own
+//! commands. This module owns only that bookkeeping and choice; the line editor that calls
+//! it lives in [`crate::terminal`], and the news comes from the roles
+//! (`ClientEvent::presence`, `PeerEvent::presence`).
 
 use std::collections::BTreeMap;
 
-use crate::client::ClientEvent;
 use crate::command::{self, Side};
 use crate::names::{self, NameError};
+use crate::presence::Presence;
 
-/// What the server's notices say after a name when someone arrives or goes. Best effort:
-/// if the wording changes, completion only learns less (rosters and messages still teach).
-const ARRIVALS: &[&str] = &["joined"];
-const DEPARTURES: &[&str] = &["left", "timed out", "was kicked", "was banned"];
-
-/// The names the client has seen online. See the module documentation.
+/// The names the client knows to be online. See the module documentation.
 #[derive(Debug, Default, Clone)]
 pub struct NameBook {
     /// Our own name, folded: never offered (completing yourself is never what you want).
@@ -36,41 +31,27 @@ impl NameBook {
         NameBook::default()
     }
 
-    /// Learns from one event the client is about to show.
-    pub fn observe(&mut self, event: &ClientEvent) {
-        match event {
-            ClientEvent::Joined { name, .. } => self.me = names::fold(name),
-            ClientEvent::Message { from, .. }
-            | ClientEvent::Action { from, .. }
-            | ClientEvent::Private { from, .. } => self.insert(from),
-            ClientEvent::Renamed { name } => self.me = names::fold(name),
-            ClientEvent::Roster {
-                offset, entries, ..
-            } => {
-                // A roster is the server's own list: it replaces what was guessed.
-                if *offset == 0 {
+    /// Learns from one piece of presence news.
+    pub fn observe(&mut self, news: &Presence) {
+        match news {
+            Presence::Me { name } => self.me = names::fold(name),
+            Presence::Online { names, first } => {
+                // The whole list replaces what was known.
+                if *first {
                     self.names.clear();
                 }
-                for entry in entries {
-                    self.insert(&entry.name);
-                }
-            }
-            ClientEvent::Notice { text, .. } => {
-                if let Some((old, new)) = text.split_once(" is now known as ") {
-                    self.names.remove(&names::fold(old));
-                    self.insert(new);
-                    return;
-                }
-                let Some((name, rest)) = text.split_once(' ') else {
-                    return;
-                };
-                if ARRIVALS.contains(&rest) {
+                for name in names {
                     self.insert(name);
-                } else if DEPARTURES.contains(&rest) {
-                    self.names.remove(&names::fold(name));
                 }
             }
-            _ => {}
+            Presence::Arrived { name } => self.insert(name),
+            Presence::Gone { name } => {
+                self.names.remove(&names::fold(name));
+            }
+            Presence::Renamed { from, to } => {
+                self.names.remove(&names::fold(from));
+                self.insert(to);
+            }
         }
     }
 
@@ -158,83 +139,64 @@ pub fn complete<'a>(
 
 #[cfg(test)]
 mod tests {
-    fn entry(name: &str) -> crate::wire::RosterEntry {
-        crate::wire::RosterEntry {
-            name: name.to_owned(),
-            away: String::new(),
-        }
-    }
-
     use super::*;
 
-    fn notice(text: &str) -> ClientEvent {
-        ClientEvent::Notice {
-            time_ms: 0,
-            text: text.to_owned(),
+    fn online(names: &[&str], first: bool) -> Presence {
+        Presence::Online {
+            names: names.iter().map(|name| name.to_string()).collect(),
+            first,
         }
     }
 
     fn book() -> NameBook {
         let mut book = NameBook::new();
-        book.observe(&ClientEvent::Joined {
+        book.observe(&Presence::Me {
             name: "alice".into(),
-            server: ([127, 0, 0, 1], 4000).into(),
         });
-        book.observe(&ClientEvent::Roster {
-            time_ms: 0,
-            total: 3,
-            offset: 0,
-            entries: vec![entry("alice"), entry("Bob"), entry("bea")],
-        });
+        book.observe(&online(&["alice", "Bob", "bea"], true));
         book
     }
 
     #[test]
-    fn names_come_from_rosters_notices_and_messages() {
+    fn names_come_from_lists_arrivals_departures_and_renames() {
         let mut book = book();
         assert_eq!(book.names(), ["bea", "Bob"]);
-        book.observe(&notice("carol joined"));
-        book.observe(&ClientEvent::Message {
-            time_ms: 0,
-            from: "dave".into(),
-            text: "hi".into(),
-            own: false,
-        });
+        for name in ["carol", "dave"] {
+            book.observe(&Presence::Arrived { name: name.into() });
+        }
         assert_eq!(book.names(), ["bea", "Bob", "carol", "dave"]);
-        book.observe(&notice("bob left"));
-        book.observe(&notice("carol timed out"));
-        book.observe(&notice("dave was kicked"));
-        assert_eq!(book.names(), ["bea"]);
-        // A later roster is the truth.
-        book.observe(&ClientEvent::Roster {
-            time_ms: 0,
-            total: 3,
-            offset: 0,
-            entries: vec![entry("alice"), entry("erin")],
+        for name in ["bob", "carol"] {
+            book.observe(&Presence::Gone { name: name.into() });
+        }
+        book.observe(&Presence::Renamed {
+            from: "DAVE".into(),
+            to: "david".into(),
         });
-        book.observe(&ClientEvent::Roster {
-            time_ms: 0,
-            total: 3,
-            offset: 2,
-            entries: vec![entry("frank")],
-        });
+        assert_eq!(book.names(), ["bea", "david"]);
+        // A later list is the truth, over several parts.
+        book.observe(&online(&["alice", "erin"], true));
+        book.observe(&online(&["frank"], false));
         assert_eq!(book.names(), ["erin", "frank"]);
+        // Renamed ourselves: the old name is someone else's to have.
+        book.observe(&Presence::Me {
+            name: "alicia".into(),
+        });
+        book.observe(&Presence::Arrived {
+            name: "alice".into(),
+        });
+        assert_eq!(book.names(), ["alice", "erin", "frank"]);
     }
 
     #[test]
-    fn odd_notices_and_impossible_names_are_ignored() {
+    fn impossible_names_are_ignored() {
         let mut book = book();
-        book.observe(&notice("3 messages not sent: you are sending too fast"));
-        book.observe(&notice("the server joined"));
-        book.observe(&notice("x\u{1b}[2J joined"));
-        book.observe(&ClientEvent::Message {
-            time_ms: 0,
-            from: "server".into(),
-            text: "hello".into(),
-            own: false,
-        });
+        for name in ["x\u{1b}[2J", "server", "a b"] {
+            book.observe(&Presence::Arrived { name: name.into() });
+        }
         assert_eq!(book.names(), ["bea", "Bob"]);
-        book.observe(&notice("guest-127.0.0.1:5000 joined"));
+        book.observe(&Presence::Arrived {
+            name: "guest-127.0.0.1:5000".into(),
+        });
         assert_eq!(book.names(), ["bea", "Bob", "guest-127.0.0.1:5000"]);
     }
 
@@ -291,19 +253,5 @@ mod tests {
     fn a_cursor_inside_a_character_offers_nothing() {
         let book = book();
         assert_eq!(book.complete("é", 1), (1, vec![]));
-    }
-
-    #[test]
-    fn a_rename_notice_replaces_the_old_name() {
-        let mut book = NameBook::default();
-        book.observe(&ClientEvent::Notice {
-            time_ms: 0,
-            text: "bob joined".into(),
-        });
-        book.observe(&ClientEvent::Notice {
-            time_ms: 0,
-            text: "bob is now known as robert".into(),
-        });
-        assert_eq!(book.names(), ["robert"]);
     }
 }

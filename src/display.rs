@@ -16,7 +16,7 @@ use crate::client::{ClientEvent, CloseReason};
 use crate::names::is_invisible_or_bidi;
 use crate::peer::{MemberInfo, PeerCloseReason, PeerEvent};
 use crate::server::ServerEvent;
-use crate::wire::{DisconnectReason, GoneReason, RefuseReason, RosterEntry};
+use crate::wire::{DisconnectReason, GoneReason, PresenceChange, RefuseReason, RosterEntry};
 
 /// The bell byte: terminals beep or flash when it is printed.
 pub const BELL: char = '\u{07}';
@@ -143,21 +143,65 @@ pub fn duration(d: Duration) -> String {
     out
 }
 
-/// How a person appears in `/list`: `bob`, or `bob (away: lunch)`.
+/// How a person appears in `/list`: `bob`, or `bob (away: lunch)`, `carol (guest)`.
 pub fn roster_entry(entry: &RosterEntry) -> String {
-    if entry.away.is_empty() {
-        sanitize(&entry.name).into_owned()
+    format!("{}{}", sanitize(&entry.name), roster_remark(entry))
+}
+
+/// What follows a name in `/list`: ` (guest)`, ` (away)`, ` (away: lunch)`,
+/// ` (guest, away: lunch)`, or nothing.
+pub fn roster_remark(entry: &RosterEntry) -> String {
+    let away = if entry.away.is_empty() {
+        None
     } else if entry
         .away
         .eq_ignore_ascii_case(crate::server::AWAY_WITHOUT_REASON)
     {
-        format!("{} (away)", sanitize(&entry.name))
+        Some("away".to_owned())
     } else {
-        format!(
-            "{} (away: {})",
-            sanitize(&entry.name),
-            sanitize(&entry.away)
-        )
+        Some(format!("away: {}", sanitize(&entry.away)))
+    };
+    match (entry.guest, away) {
+        (false, None) => String::new(),
+        (true, None) => " (guest)".to_owned(),
+        (false, Some(away)) => format!(" ({away})"),
+        (true, Some(away)) => format!(" (guest, {away})"),
+    }
+}
+
+/// Who is online, as said at join and answering `/list`: `3 online: alice, bob (away:
+/// lunch), carol` for the first part of a list (`offset` 0) of `total` people, `(online,
+/// continued) dave, erin` for the next ones. The client of a server and a peer both say it
+/// this way.
+pub fn online_text(total: usize, offset: usize, entries: &[RosterEntry]) -> String {
+    let names: Vec<String> = entries.iter().map(roster_entry).collect();
+    let names = names.join(", ");
+    if offset == 0 {
+        format!("{total} online: {names}")
+    } else {
+        format!("(online, continued) {names}")
+    }
+}
+
+/// A change of someone's presence, as everyone is told: `bob joined`, `bob left`, `bob was
+/// kicked for flooding`, `bob is now known as robert`, `bob is away: lunch`...
+pub fn presence_text(name: &str, change: &PresenceChange) -> String {
+    let name = sanitize(name);
+    match change {
+        PresenceChange::Joined => format!("{name} joined"),
+        PresenceChange::Left => format!("{name} left"),
+        PresenceChange::TimedOut => format!("{name} timed out"),
+        PresenceChange::Kicked => format!("{name} was kicked"),
+        PresenceChange::KickedForFlooding => format!("{name} was kicked for flooding"),
+        PresenceChange::Banned => format!("{name} was banned"),
+        PresenceChange::Renamed { to } => format!("{name} is now known as {}", sanitize(to)),
+        PresenceChange::Away { reason }
+            if reason.eq_ignore_ascii_case(crate::server::AWAY_WITHOUT_REASON) =>
+        {
+            format!("{name} is away")
+        }
+        PresenceChange::Away { reason } => format!("{name} is away: {}", sanitize(reason)),
+        PresenceChange::Back => format!("{name} is back"),
     }
 }
 
@@ -350,20 +394,20 @@ pub fn client_event_line(event: &ClientEvent, now_ms: i64, bell: bool) -> Option
             line
         }
         ClientEvent::Notice { time_ms, text } => notice_line(*time_ms, text),
+        ClientEvent::Presence {
+            time_ms,
+            name,
+            change,
+        } => notice_line(*time_ms, &presence_text(name, change)),
         ClientEvent::Roster {
             time_ms,
             total,
             offset,
             entries,
-        } => {
-            let names: Vec<String> = entries.iter().map(roster_entry).collect();
-            let names = names.join(", ");
-            if *offset == 0 {
-                notice_line(*time_ms, &format!("{total} online: {names}"))
-            } else {
-                notice_line(*time_ms, &format!("(online, continued) {names}"))
-            }
-        }
+        } => notice_line(
+            *time_ms,
+            &online_text(usize::from(*total), usize::from(*offset), entries),
+        ),
         ClientEvent::Private {
             time_ms,
             from,
@@ -444,8 +488,8 @@ pub fn close_text(reason: &CloseReason, server: &str) -> String {
 /// What a peer says when a member is gone: `bob left`, `bob timed out`...
 pub fn gone_text(name: &str, reason: GoneReason) -> String {
     match reason {
-        GoneReason::Left => format!("{name} left"),
-        GoneReason::TimedOut => format!("{name} timed out"),
+        GoneReason::Left => presence_text(name, &PresenceChange::Left),
+        GoneReason::TimedOut => presence_text(name, &PresenceChange::TimedOut),
         GoneReason::NameTaken => {
             format!("{name} gave way: another peer joined under that name at the same moment")
         }
@@ -478,15 +522,21 @@ pub fn peer_event_lines(event: &PeerEvent, now_ms: i64, bell: bool) -> Vec<Strin
             name,
             through: Some((contact, addr)),
             members,
-        } => notice_line(
-            now_ms,
-            &format!(
-                "joined the room through {contact} ({addr}) as {name}; {} in the room: {}; \
-                 type /help for commands",
-                members.len(),
-                members.join(", ")
-            ),
-        ),
+        } => {
+            return vec![
+                notice_line(
+                    now_ms,
+                    &format!(
+                        "joined the room through {contact} ({addr}) as {name}; type /help for \
+                         commands"
+                    ),
+                ),
+                notice_line(
+                    now_ms,
+                    &online_text(members.len(), 0, &peer_roster(members)),
+                ),
+            ];
+        }
         PeerEvent::Message {
             time_ms,
             from,
@@ -501,7 +551,7 @@ pub fn peer_event_lines(event: &PeerEvent, now_ms: i64, bell: bool) -> Vec<Strin
             own,
         } => ring(private_line(*time_ms, from, to, text), *own),
         PeerEvent::MemberJoined { time_ms, name } => {
-            notice_line(*time_ms, &format!("{name} joined"))
+            notice_line(*time_ms, &presence_text(name, &PresenceChange::Joined))
         }
         PeerEvent::MemberGone {
             time_ms,
@@ -559,6 +609,17 @@ pub fn peer_event_lines(event: &PeerEvent, now_ms: i64, bell: bool) -> Vec<Strin
         PeerEvent::Closed(_) => return Vec::new(),
     };
     vec![line]
+}
+
+/// A peer room's names as roster entries (peer mode has no away or guests).
+pub fn peer_roster(members: &[String]) -> Vec<RosterEntry> {
+    members
+        .iter()
+        .map(|name| RosterEntry {
+            name: name.clone(),
+            ..RosterEntry::default()
+        })
+        .collect()
 }
 
 /// `1 message`, `3 messages`.

@@ -36,6 +36,7 @@
 //! - [`style`]: colors and emphasis on a color terminal (`--color`, `NO_COLOR`), the stable
 //!   color of each name.
 //! - [`alert`]: which messages mention you, and when the bell rings (`--bell`).
+//! - [`presence`]: who is online as typed news, the one kind both roles give the UI.
 //! - [`completion`]: the names seen online and what Tab completes (client and console).
 //! - [`terminal`]: the line editor that keeps the typed line intact while lines arrive
 //!   (the one module here that does terminal I/O, shared by the binaries).
@@ -52,6 +53,7 @@ pub mod completion;
 pub mod display;
 pub mod names;
 pub mod peer;
+pub mod presence;
 pub mod ratelimit;
 pub mod reliable;
 pub mod server;

@@ -51,6 +51,7 @@ use crate::banlist::BanList;
 use crate::client::{JoinAttempt, JoinStep};
 use crate::display;
 use crate::names;
+use crate::presence::Presence;
 use crate::ratelimit::{FloodLimit, TokenBucket};
 use crate::reliable::{Acks, Due, Ready, ReceiveWindow, SendWindow};
 use crate::wire::{
@@ -200,6 +201,31 @@ pub enum PeerEvent {
     },
     /// The peer is done; the program should exit.
     Closed(PeerCloseReason),
+}
+
+impl PeerEvent {
+    /// What this event says about who is in the room, as typed news (see [`Presence`]):
+    /// the same kind a client of a server gives, so the UI keeps one list for both.
+    pub fn presence(&self) -> Vec<Presence> {
+        match self {
+            PeerEvent::Joined { name, members, .. } => vec![
+                Presence::Me { name: name.clone() },
+                Presence::Online {
+                    names: members.clone(),
+                    first: true,
+                },
+            ],
+            PeerEvent::MemberJoined { name, .. } => vec![Presence::Arrived { name: name.clone() }],
+            PeerEvent::MemberGone { name, .. } | PeerEvent::DroppedBy { name, .. } => {
+                vec![Presence::Gone { name: name.clone() }]
+            }
+            PeerEvent::Members { members, .. } => vec![Presence::Online {
+                names: members.iter().map(|member| member.name.clone()).collect(),
+                first: true,
+            }],
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Why a peer's time in the room ended.

@@ -28,7 +28,7 @@ use crate::names::{self, SERVER_NAME};
 use crate::ratelimit::{FloodLimit, TokenBucket};
 use crate::reliable::{Due, Ready, ReceiveWindow, SendWindow};
 use crate::wire::{
-    self, DecodeError, DisconnectReason, Envelope, Frame, RefuseReason, RosterEntry,
+    self, DecodeError, DisconnectReason, Envelope, Frame, PresenceChange, RefuseReason, RosterEntry,
 };
 
 /// How long after the first dropped message the flooder is told how many were dropped. The
@@ -882,6 +882,9 @@ impl Server {
         } else {
             ClientKind::Guest
         };
+        // Everyone already here hears of the newcomer; the newcomer hears who is here
+        // instead (a named client) or its own arrival (a guest, which has no roster).
+        self.broadcast_presence(now, &name, PresenceChange::Joined);
         self.by_name.insert(name_key.clone(), addr);
         self.sessions.insert(
             addr,
@@ -899,7 +902,13 @@ impl Server {
             },
         );
         let time_ms = self.wall_ms(now);
-        self.broadcast_notice(now, &format!("{name} joined"));
+        match kind {
+            ClientKind::Named => self.send_roster(now, addr),
+            ClientKind::Guest => {
+                let line = display::presence_text(&name, &PresenceChange::Joined);
+                self.push(addr, guest_line(display::notice_line(time_ms, &line)));
+            }
+        }
         self.events.push_back(ServerEvent::Joined {
             time_ms,
             name,
@@ -1002,6 +1011,7 @@ impl Server {
             .map(|s| RosterEntry {
                 name: s.name.clone(),
                 away: s.away.clone().unwrap_or_default(),
+                guest: s.kind == ClientKind::Guest,
             })
             .collect();
         people.sort_by_cached_key(|entry| names::fold(&entry.name));
@@ -1016,7 +1026,7 @@ impl Server {
         let mut chunk_len = ROSTER_FIXED_LEN;
         let mut offset = 0usize;
         for (index, entry) in people.into_iter().enumerate() {
-            let entry_len = 2 + entry.name.len() + entry.away.len();
+            let entry_len = 3 + entry.name.len() + entry.away.len();
             if chunk_len + entry_len > wire::MAX_DATAGRAM {
                 frames.push((offset, std::mem::take(&mut chunk)));
                 offset = index;
@@ -1185,7 +1195,13 @@ impl Server {
             name: new_name.clone(),
         };
         self.send_sequenced(now, from, renamed.to_bytes().into());
-        self.broadcast_notice(now, &format!("{old_name} is now known as {new_name}"));
+        self.broadcast_presence(
+            now,
+            &old_name,
+            PresenceChange::Renamed {
+                to: new_name.clone(),
+            },
+        );
         self.events.push_back(ServerEvent::Renamed {
             time_ms,
             from: old_name,
@@ -1214,14 +1230,13 @@ impl Server {
         };
         let name = session.name.clone();
         session.away = new.clone();
-        let notice = match &new {
-            Some(reason) if reason.eq_ignore_ascii_case(AWAY_WITHOUT_REASON) => {
-                format!("{name} is away")
-            }
-            Some(reason) => format!("{name} is away: {reason}"),
-            None => format!("{name} is back"),
+        let change = match &new {
+            Some(reason) => PresenceChange::Away {
+                reason: reason.clone(),
+            },
+            None => PresenceChange::Back,
         };
-        self.broadcast_notice(now, &notice);
+        self.broadcast_presence(now, &name, change);
         self.events.push_back(ServerEvent::Away {
             time_ms: self.wall_ms(now),
             name,
@@ -1485,32 +1500,32 @@ impl Server {
         let token = session.streams.as_ref().map(|s| s.token);
         let time_ms = self.wall_ms(now);
         let name = session.name.clone();
-        let (notice, farewell) = match why {
-            Removal::Left | Removal::Replaced => (format!("{name} left"), None),
+        let (change, farewell) = match why {
+            Removal::Left | Removal::Replaced => (PresenceChange::Left, None),
             Removal::TimedOut => (
-                format!("{name} timed out"),
+                PresenceChange::TimedOut,
                 Some((DisconnectReason::TimedOut, "you were silent for too long")),
             ),
             Removal::Kicked => (
-                format!("{name} was kicked"),
+                PresenceChange::Kicked,
                 Some((DisconnectReason::Kicked, "you were kicked by the operator")),
             ),
             Removal::FloodKicked => (
-                format!("{name} was kicked for flooding"),
+                PresenceChange::KickedForFlooding,
                 Some((
                     DisconnectReason::Kicked,
                     "you were kicked for sending too fast after warnings",
                 )),
             ),
             Removal::Banned => (
-                format!("{name} was banned"),
+                PresenceChange::Banned,
                 Some((DisconnectReason::Banned, "your address was banned")),
             ),
         };
         if let Some((reason, text)) = farewell {
             self.say_farewell(now, addr, session, time_ms, reason, text);
         }
-        self.broadcast_notice(now, &notice);
+        self.broadcast_presence(now, &name, change);
         self.events.push_back(match why {
             Removal::Left | Removal::Replaced => ServerEvent::Left {
                 time_ms,
@@ -1596,15 +1611,19 @@ impl Server {
         }
     }
 
-    fn broadcast_notice(&mut self, now: Instant, text: &str) {
+    /// Tells everyone of a change of `name`'s presence: named clients in a typed
+    /// [`Frame::Presence`], guests in words ([`display::presence_text`]).
+    fn broadcast_presence(&mut self, now: Instant, name: &str, change: PresenceChange) {
         let time_ms = self.wall_ms(now);
-        let frame = || Frame::Notice {
+        let text = display::presence_text(name, &change);
+        let frame = || Frame::Presence {
             envelope: Envelope::default(),
             time_ms,
-            text: text.to_owned(),
+            name: name.to_owned(),
+            change,
         };
         self.broadcast(now, None, frame, |_: &mut ClockText| {
-            guest_line(display::notice_line(time_ms, text))
+            guest_line(display::notice_line(time_ms, &text))
         });
     }
 
@@ -1788,6 +1807,7 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::PrivateMessage { .. } => "private message",
         Frame::ActionMessage { .. } => "action message",
         Frame::Renamed { .. } => "renamed",
+        Frame::Presence { .. } => "presence",
         Frame::Message { .. } => "message",
         Frame::Notice { .. } => "notice",
         Frame::Roster { .. } => "roster",

@@ -200,7 +200,7 @@ impl ClientLook {
                 total,
                 offset,
                 entries,
-            } => styled_roster(*time_ms, *total, *offset, entries),
+            } => styled_roster(*time_ms, usize::from(*total), usize::from(*offset), entries),
             ClientEvent::ServerSilent { .. } | ClientEvent::NotSent { .. } => {
                 paint(sgr::RED_BOLD, &line)
             }
@@ -250,8 +250,22 @@ impl ClientLook {
                     .collect()
             }
             _ => {
-                let lines = display::peer_event_lines(event, now_ms, false);
+                let mut lines = display::peer_event_lines(event, now_ms, false);
                 if !self.color {
+                    return lines;
+                }
+                if let PeerEvent::Joined {
+                    through: Some(_),
+                    members,
+                    ..
+                } = event
+                {
+                    // Who is online, drawn as the client of a server draws it.
+                    let roster = display::peer_roster(members);
+                    lines.truncate(1);
+                    let mut lines: Vec<String> =
+                        lines.iter().map(|line| paint(sgr::GREEN, line)).collect();
+                    lines.push(styled_roster(now_ms, members.len(), 0, &roster));
                     return lines;
                 }
                 let params = match event {
@@ -357,28 +371,20 @@ fn highlight_mentions(text: &str, me: &str) -> String {
     out
 }
 
-/// `[12:00:00] -- 3 online: alice, bob, carol`, dimmed, with each name in its color.
-fn styled_roster(time_ms: i64, total: u16, offset: u16, entries: &[RosterEntry]) -> String {
-    let head = if offset == 0 {
-        format!("{total} online:")
-    } else {
-        "(online, continued)".to_owned()
-    };
+/// `[12:00:00] -- 3 online: alice, bob, carol`, dimmed, with each name in its color: the
+/// words of [`display::online_text`].
+fn styled_roster(time_ms: i64, total: usize, offset: usize, entries: &[RosterEntry]) -> String {
+    let head = display::online_text(total, offset, &[]);
     let names: Vec<String> = entries
         .iter()
         .map(|entry| {
             let name = display::sanitize(&entry.name);
             let painted = paint(&name_color(&entry.name).to_string(), &name);
-            if entry.away.is_empty() {
+            let remark = display::roster_remark(entry);
+            if remark.is_empty() {
                 painted
-            } else if entry
-                .away
-                .eq_ignore_ascii_case(crate::server::AWAY_WITHOUT_REASON)
-            {
-                format!("{painted}{}", paint(sgr::DIM, " (away)"))
             } else {
-                let away = format!(" (away: {})", display::sanitize(&entry.away));
-                format!("{painted}{}", paint(sgr::DIM, &away))
+                format!("{painted}{}", paint(sgr::DIM, &remark))
             }
         })
         .collect();
@@ -386,7 +392,7 @@ fn styled_roster(time_ms: i64, total: u16, offset: u16, entries: &[RosterEntry])
         "{} {}",
         paint(
             sgr::DIM,
-            &format!("[{}] -- {head}", display::clock(time_ms))
+            &format!("[{}] -- {}", display::clock(time_ms), head.trim_end())
         ),
         names.join(", ")
     )
@@ -396,6 +402,7 @@ fn styled_roster(time_ms: i64, total: u16, offset: u16, entries: &[RosterEntry])
 mod tests {
     fn entry(name: &str) -> crate::wire::RosterEntry {
         crate::wire::RosterEntry {
+            guest: false,
             name: name.to_owned(),
             away: String::new(),
         }

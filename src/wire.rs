@@ -31,7 +31,7 @@ pub const MAGIC: [u8; 2] = [0xFF, b'I'];
 pub const JOIN_MIN_LEN: usize = 512;
 
 /// The protocol version this build speaks. A server refuses a join of any other version.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 
 /// The frame kinds reserved for peer mode ([`Frame::is_peer`]); other kinds belong to the
 /// client–server protocol.
@@ -161,13 +161,56 @@ impl Envelope {
     }
 }
 
-/// One line of a roster: who, and why they are away (empty when they are not).
+/// One line of a roster: who, why they are away (empty when they are not), and whether
+/// they are a plain-text guest.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RosterEntry {
     /// The registered name.
     pub name: String,
     /// What the person said with `/away` (at most [`MAX_NAME_BYTES`] bytes), or empty.
     pub away: String,
+    /// A plain-text guest (shown `(guest)`: a guest may have taken an ordinary name with
+    /// `/nick`).
+    pub guest: bool,
+}
+
+/// What happened to someone's presence in the chat: the typed news of a
+/// [`Frame::Presence`], so that clients learn who is online from data, never by reading
+/// notice text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceChange {
+    /// They joined.
+    Joined,
+    /// They left by saying so.
+    Left,
+    /// The server heard nothing from them for too long (or they stopped acknowledging).
+    TimedOut,
+    /// The operator kicked them.
+    Kicked,
+    /// The server kicked them for flooding on after warnings.
+    KickedForFlooding,
+    /// Their address was banned.
+    Banned,
+    /// They are called `to` from now on.
+    Renamed { to: String },
+    /// They are away, for `reason` (at most [`MAX_NAME_BYTES`] bytes, never empty).
+    Away { reason: String },
+    /// They are back.
+    Back,
+}
+
+impl PresenceChange {
+    /// Whether the person is no longer online after this change.
+    pub fn is_departure(&self) -> bool {
+        matches!(
+            self,
+            PresenceChange::Left
+                | PresenceChange::TimedOut
+                | PresenceChange::Kicked
+                | PresenceChange::KickedForFlooding
+                | PresenceChange::Banned
+        )
+    }
 }
 
 /// One protocol message. Kinds below `0x80` travel from client to server, kinds
@@ -272,6 +315,14 @@ pub enum Frame {
     },
     /// The recipient's own name is now `name` (after its `/nick`) (sequenced).
     Renamed { envelope: Envelope, name: String },
+    /// Someone's presence changed: `name` (the name they had until now) joined, left,
+    /// timed out, was kicked or banned, was renamed, went away or came back (sequenced).
+    Presence {
+        envelope: Envelope,
+        time_ms: i64,
+        name: String,
+        change: PresenceChange,
+    },
     /// Server ended the session; the client must not send more (but may join again). It is
     /// sequenced, so it comes after everything sent before it, and repeated until
     /// acknowledged.
@@ -477,6 +528,7 @@ mod kind {
     pub const PRIVATE_MESSAGE: u8 = 0x8C;
     pub const ACTION_MESSAGE: u8 = 0x8D;
     pub const RENAMED: u8 = 0x8E;
+    pub const PRESENCE: u8 = 0x8F;
     // Peer mode: 0xC0..=0xDF.
     pub const PEER_JOIN: u8 = 0xC0;
     pub const PEER_CHALLENGE: u8 = 0xC1;
@@ -571,6 +623,36 @@ impl DisconnectReason {
             2 => DisconnectReason::Banned,
             3 => DisconnectReason::ServerClosing,
             4 => DisconnectReason::TimedOut,
+            _ => return None,
+        })
+    }
+}
+
+impl PresenceChange {
+    fn code(&self) -> u8 {
+        match self {
+            PresenceChange::Joined => 1,
+            PresenceChange::Left => 2,
+            PresenceChange::TimedOut => 3,
+            PresenceChange::Kicked => 4,
+            PresenceChange::KickedForFlooding => 5,
+            PresenceChange::Banned => 6,
+            PresenceChange::Renamed { .. } => 7,
+            PresenceChange::Away { .. } => 8,
+            PresenceChange::Back => 9,
+        }
+    }
+
+    /// The changes that carry nothing more than their code.
+    fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            1 => PresenceChange::Joined,
+            2 => PresenceChange::Left,
+            3 => PresenceChange::TimedOut,
+            4 => PresenceChange::Kicked,
+            5 => PresenceChange::KickedForFlooding,
+            6 => PresenceChange::Banned,
+            9 => PresenceChange::Back,
             _ => return None,
         })
     }
@@ -672,6 +754,7 @@ impl Frame {
             | Frame::PrivateMessage { envelope, .. }
             | Frame::ActionMessage { envelope, .. }
             | Frame::Renamed { envelope, .. }
+            | Frame::Presence { envelope, .. }
             | Frame::PeerChat { envelope, .. }
             | Frame::PeerPrivate { envelope, .. }
             | Frame::PeerMembers { envelope, .. }
@@ -815,6 +898,7 @@ impl Frame {
                 for entry in entries {
                     put_name(out, &entry.name);
                     put_name(out, &entry.away);
+                    out.push(u8::from(entry.guest));
                 }
             }
             Frame::Disconnected {
@@ -880,6 +964,23 @@ impl Frame {
                 out.push(kind::RENAMED);
                 envelope.encode(out);
                 put_name(out, name);
+            }
+            Frame::Presence {
+                envelope,
+                time_ms,
+                name,
+                change,
+            } => {
+                out.push(kind::PRESENCE);
+                envelope.encode(out);
+                out.extend_from_slice(&time_ms.to_be_bytes());
+                put_name(out, name);
+                out.push(change.code());
+                match change {
+                    PresenceChange::Renamed { to } => put_name(out, to),
+                    PresenceChange::Away { reason } => put_name(out, reason),
+                    _ => {}
+                }
             }
             Frame::Missed { envelope, last } => {
                 out.push(kind::MISSED);
@@ -1122,9 +1223,19 @@ impl Frame {
                 let offset = r.u16()?;
                 let mut entries = Vec::new();
                 while !r.rest.is_empty() {
+                    let name = r.name()?;
+                    let away = r.name()?;
+                    let flags = r.u8()?;
+                    if flags > 1 {
+                        return Err(DecodeError::BadValue {
+                            field: "roster entry flags",
+                            value: flags,
+                        });
+                    }
                     entries.push(RosterEntry {
-                        name: r.name()?,
-                        away: r.name()?,
+                        name,
+                        away,
+                        guest: flags == 1,
                     });
                 }
                 Frame::Roster {
@@ -1184,6 +1295,26 @@ impl Frame {
                 envelope: r.envelope()?,
                 name: r.name()?,
             },
+            kind::PRESENCE => {
+                let envelope = r.envelope()?;
+                let time_ms = r.i64()?;
+                let name = r.name()?;
+                let code = r.u8()?;
+                let change = match code {
+                    7 => PresenceChange::Renamed { to: r.name()? },
+                    8 => PresenceChange::Away { reason: r.name()? },
+                    _ => PresenceChange::from_code(code).ok_or(DecodeError::BadValue {
+                        field: "presence change",
+                        value: code,
+                    })?,
+                };
+                Frame::Presence {
+                    envelope,
+                    time_ms,
+                    name,
+                    change,
+                }
+            }
             kind::CHALLENGE => Frame::Challenge {
                 nonce: r.u64()?,
                 cookie: r.u64()?,
@@ -1568,10 +1699,12 @@ mod tests {
                     RosterEntry {
                         name: "a".into(),
                         away: String::new(),
+                        guest: false,
                     },
                     RosterEntry {
                         name: "bb".into(),
                         away: "lunch 🍜".into(),
+                        guest: true,
                     },
                 ],
             },
@@ -1608,6 +1741,28 @@ mod tests {
             Frame::Renamed {
                 envelope,
                 name: "alicia".into(),
+            },
+            Frame::Presence {
+                envelope,
+                time_ms: 4,
+                name: "bob".into(),
+                change: PresenceChange::KickedForFlooding,
+            },
+            Frame::Presence {
+                envelope,
+                time_ms: 4,
+                name: "bob".into(),
+                change: PresenceChange::Renamed {
+                    to: "robert".into(),
+                },
+            },
+            Frame::Presence {
+                envelope,
+                time_ms: 4,
+                name: "zoë".into(),
+                change: PresenceChange::Away {
+                    reason: "lunch 🍜".into(),
+                },
             },
             Frame::Roster {
                 envelope,

@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use icq::banlist::{self, BanList, IpNet};
 use icq::client::{ClientEvent, CloseReason};
+use icq::completion::NameBook;
 use icq::display;
 use icq::names;
+use icq::presence::Presence;
 use icq::ratelimit::FloodLimit;
 use icq::reliable::Acks;
 use icq::server::{ServerConfig, ServerEvent};
@@ -242,6 +244,16 @@ fn a_flooder_is_capped_then_kicked_while_others_are_heard_at_once() {
         "{spam} spam lines broadcast in {flooding_for:?}"
     );
     assert!(notices(&carol_events).contains(&"flooder was kicked for flooding".to_owned()));
+    // Tab completion learns it from the typed news, not from those words.
+    let mut after = NameBook::new();
+    after.observe(&Presence::Online {
+        names: vec!["flooder".into(), "bob".into(), "carol".into()],
+        first: true,
+    });
+    for news in carol_events.iter().flat_map(ClientEvent::presence) {
+        after.observe(&news);
+    }
+    assert_eq!(after.names(), ["bob", "carol"]);
     assert!(matches!(
         sim.events(flooder).last(),
         Some(ClientEvent::Closed(CloseReason::Disconnected {

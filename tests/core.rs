@@ -7,17 +7,17 @@
 
 mod util;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use icq::banlist::{BanList, IpNet};
 use icq::client::{self, ClientEvent, CloseReason};
+use icq::completion::NameBook;
 use icq::display;
 use icq::ratelimit::FloodLimit;
 use icq::reliable::Acks;
 use icq::server::{self, Server, ServerConfig, ServerError, ServerEvent};
-use icq::wire::{self, DisconnectReason, Frame, RefuseReason, RosterEntry};
+use icq::wire::{self, DisconnectReason, Frame, PresenceChange, RefuseReason, RosterEntry};
 
 use util::{
     Datagram, Link, SERVER_ADDR, Sim, WALL_START_MS, addr, chat_frame, envelope, forge_join,
@@ -45,10 +45,27 @@ fn listed_names(sim: &Sim) -> Vec<String> {
         .collect()
 }
 
-fn notice(time_ms: i64, text: &str) -> ClientEvent {
-    ClientEvent::Notice {
+fn presence(time_ms: i64, name: &str, change: PresenceChange) -> ClientEvent {
+    ClientEvent::Presence {
         time_ms,
-        text: text.to_owned(),
+        name: name.to_owned(),
+        change,
+    }
+}
+
+/// The roster a client gets at join (or after `/list`) when these names are online.
+fn online(time_ms: i64, names: &[&str]) -> ClientEvent {
+    ClientEvent::Roster {
+        time_ms,
+        total: u16::try_from(names.len()).expect("a short list"),
+        offset: 0,
+        entries: names
+            .iter()
+            .map(|name| RosterEntry {
+                name: (*name).to_owned(),
+                ..RosterEntry::default()
+            })
+            .collect(),
     }
 }
 
@@ -81,7 +98,7 @@ fn count_to(datagrams: &[Datagram], to: SocketAddr) -> usize {
 // 1 ---------------------------------------------------------------------------------------
 
 #[test]
-fn a_client_joins_and_everyone_including_the_joiner_is_told() {
+fn a_client_joins_sees_who_is_online_first_and_everyone_else_is_told() {
     let mut sim = default_sim();
     let alice = sim.add_client("alice");
     sim.drive();
@@ -93,7 +110,7 @@ fn a_client_joins_and_everyone_including_the_joiner_is_told() {
                 name: "alice".to_owned(),
                 server: SERVER_ADDR,
             },
-            notice(WALL_START_MS, "alice joined"),
+            online(WALL_START_MS, &["alice"]),
         ]
     );
     assert_eq!(
@@ -105,7 +122,7 @@ fn a_client_joins_and_everyone_including_the_joiner_is_told() {
             guest: false,
         }]
     );
-    // The join is padded, so the welcome and notice sent back are never larger.
+    // The join is padded, so the challenge and the welcome sent back are never larger.
     let join = &sim.wire[0];
     assert_eq!((join.from, join.to), (alice, SERVER_ADDR));
     assert_eq!(join.bytes.len(), wire::JOIN_MIN_LEN);
@@ -120,10 +137,14 @@ fn a_client_joins_and_everyone_including_the_joiner_is_told() {
                 name: "bob".to_owned(),
                 server: SERVER_ADDR,
             },
-            notice(at, "bob joined"),
+            // Who is online comes before anything else.
+            online(at, &["alice", "bob"]),
         ]
     );
-    assert_eq!(sim.take_events(alice), vec![notice(at, "bob joined")]);
+    assert_eq!(
+        sim.take_events(alice),
+        vec![presence(at, "bob", PresenceChange::Joined)]
+    );
     let listed = sim.server.clients(sim.now);
     assert_eq!(listed.len(), 2);
     assert_eq!((listed[0].name.as_str(), listed[0].addr), ("alice", alice));
@@ -350,8 +371,9 @@ fn a_client_that_leaves_is_announced_forgotten_and_acknowledged_again() {
     );
     assert!(sim.client(bob).is_closed());
     let at = WALL_START_MS + 100;
-    assert_eq!(sim.take_events(alice), vec![notice(at, "bob left")]);
-    assert_eq!(sim.take_events(carol), vec![notice(at, "bob left")]);
+    let left = presence(at, "bob", PresenceChange::Left);
+    assert_eq!(sim.take_events(alice), vec![left.clone()]);
+    assert_eq!(sim.take_events(carol), vec![left]);
     assert_eq!(
         sim.take_server_events(),
         vec![ServerEvent::Left {
@@ -674,11 +696,11 @@ fn the_operator_kicks_a_client_by_name_in_any_case() {
     );
     assert_eq!(
         sim.take_events(alice),
-        vec![notice(WALL_START_MS, "bob was kicked")]
+        vec![presence(WALL_START_MS, "bob", PresenceChange::Kicked)]
     );
     assert_eq!(
         sim.take_events(carol),
-        vec![notice(WALL_START_MS, "bob was kicked")]
+        vec![presence(WALL_START_MS, "bob", PresenceChange::Kicked)]
     );
     assert_eq!(
         sim.take_server_events(),
@@ -1141,7 +1163,7 @@ fn a_plain_text_guest_joins_by_talking_and_reads_plain_text() {
     assert_eq!(
         sim.take_events(alice),
         vec![
-            notice(at, &format!("{guest} joined")),
+            presence(at, guest, PresenceChange::Joined),
             message(at, guest, "hello", false)
         ]
     );
@@ -1260,6 +1282,7 @@ fn the_roster_lists_everyone_sorted_case_insensitively() {
                 .map(|name| RosterEntry {
                     name: (*name).to_owned(),
                     away: String::new(),
+                    guest: false,
                 })
                 .collect(),
         }]
@@ -1384,7 +1407,7 @@ fn clients_rejoin_a_restarted_server_under_the_same_name() {
                 name: "bob".to_owned(),
                 server: SERVER_ADDR,
             },
-            notice(restarted_at, "bob joined"),
+            online(restarted_at, &["bob"]),
             // The line the old server never acknowledged is sent again after the rejoin.
             message(restarted_at, "bob", "anyone there?", true),
         ]
@@ -1478,7 +1501,7 @@ fn a_client_falls_back_to_the_next_server_address() {
                 name: "alice".to_owned(),
                 server: SERVER_ADDR,
             },
-            notice(WALL_START_MS + 1000, "alice joined"),
+            online(WALL_START_MS + 1000, &["alice"]),
         ]
     );
     assert_eq!(sim.client(alice).server(), SERVER_ADDR);
@@ -1603,8 +1626,12 @@ fn lines_typed_while_joining_are_sent_once_joined() {
         .map(|m| m.1)
         .collect();
     assert_eq!(texts, ["first", "second"]);
-    let distinct: HashSet<String> = notices(&sim.take_events(bob)).into_iter().collect();
-    assert_eq!(distinct, HashSet::from(["bob joined".to_owned()]));
+    let rosters = sim
+        .take_events(bob)
+        .into_iter()
+        .filter(|event| matches!(event, ClientEvent::Roster { .. }))
+        .count();
+    assert_eq!(rosters, 1, "one join, so one list of who is online");
 }
 
 #[test]
@@ -1786,4 +1813,76 @@ fn a_forged_guest_line_exposes_the_victim_only_until_the_timeout() {
     let mark = sim.mark();
     sim.send_text(alice, "after");
     assert!(sim.sent_since(mark).iter().all(|d| d.to != victim));
+}
+
+// Presence as data ------------------------------------------------------------------------
+
+/// Everything `events` says about who is online, read as Tab completion reads it.
+fn name_book(events: &[ClientEvent]) -> NameBook {
+    let mut book = NameBook::new();
+    for event in events {
+        for news in event.presence() {
+            book.observe(&news);
+        }
+    }
+    book
+}
+
+#[test]
+fn every_way_of_leaving_removes_the_name_from_completion() {
+    let mut sim = Sim::new(ServerConfig {
+        timeout: Duration::from_secs(3),
+        ..ServerConfig::default()
+    });
+    let watcher = sim.join("watcher");
+    let names = ["leaver", "kicked", "banned", "silent", "renamer"];
+    let at: Vec<SocketAddr> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| sim.join_at(addr([127, 0, 0, 1 + i as u8], 6000), name))
+        .collect();
+    let dave = sim.join("dave");
+    assert_eq!(
+        name_book(sim.events(watcher)).names(),
+        ["banned", "dave", "kicked", "leaver", "renamer", "silent"]
+    );
+
+    sim.leave(at[0]);
+    let now = sim.now;
+    sim.server.kick(now, "kicked").expect("online");
+    let ban = format!("{}\n", at[2].ip());
+    sim.server.set_ban_list(now, BanList::parse(&ban).0);
+    sim.client_mut(at[4]).rename(now, "robert");
+    sim.drive();
+    // `silent` stops answering; the others keep talking.
+    sim.frozen.insert(at[3]);
+    sim.advance_in_steps(Duration::from_secs(4), ms(500));
+
+    let events = sim.events(watcher).to_vec();
+    assert_eq!(name_book(&events).names(), ["dave", "robert"]);
+    // Each change came typed, in the order it happened.
+    let changes: Vec<(String, PresenceChange)> = events
+        .iter()
+        .filter_map(|event| match event {
+            ClientEvent::Presence { name, change, .. } => Some((name.clone(), change.clone())),
+            _ => None,
+        })
+        .skip(names.len() + 1)
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("leaver".to_owned(), PresenceChange::Left),
+            ("kicked".to_owned(), PresenceChange::Kicked),
+            ("banned".to_owned(), PresenceChange::Banned),
+            (
+                "renamer".to_owned(),
+                PresenceChange::Renamed {
+                    to: "robert".into()
+                }
+            ),
+            ("silent".to_owned(), PresenceChange::TimedOut),
+        ]
+    );
+    assert!(sim.client(dave).is_joined());
 }

@@ -1154,6 +1154,30 @@ fn away_shows_in_list_on_both_sides_until_back() {
 }
 
 #[test]
+fn a_newcomer_is_told_who_is_online_before_anything_else() {
+    let mut server = TestServer::start();
+    let mut alice = join_client(&server.address(), "alice", &[]);
+    let mut bob = join_client(&server.address(), "bob", &[]);
+    let _carol = join_client(&server.address(), "carol", &[]);
+    bob.send_line("/away lunch");
+    alice.expect_line("bob is away: lunch", WAIT);
+    // Someone talks while dave joins: whatever arrives, the list comes first.
+    alice.send_line("hello all");
+    let mut dave = start_client(&server.address(), "dave", &[]);
+    dave.expect_stream_line(Stream::Stdout, "-- connected to ", WAIT);
+    let next = dave.next_line(WAIT);
+    assert_eq!(
+        split_stamp(&next).map(|(_, rest)| rest),
+        Some("-- 4 online: alice, bob (away: lunch), carol, dave"),
+        "{next:?}"
+    );
+    alice.expect_line(notice("dave joined"), WAIT);
+    server
+        .process
+        .expect_line(notice_starting("dave joined from "), WAIT);
+}
+
+#[test]
 fn the_bind_address_can_be_a_bare_port_or_a_host_name() {
     for (bind, listening_ip) in [("0", "0.0.0.0"), ("localhost:0", "127.0.0.1")] {
         let server = TestServer::start_with(ServerOptions::default().bind(bind));

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use icq::banlist::BanList;
+use icq::completion::NameBook;
 use icq::peer::{PeerCloseReason, PeerConfig, PeerEvent};
 use icq::ratelimit::FloodLimit;
 use icq::wire::{Frame, GoneReason, RefuseReason};
@@ -486,6 +487,35 @@ fn a_killed_peer_times_out_once_everywhere() {
             [("ann".to_owned(), GoneReason::TimedOut)]
         );
     }
+}
+
+#[test]
+fn completion_learns_the_room_from_typed_presence_news() {
+    let mut sim = PeerSim::new(quick());
+    // As `room` does, but keeping every event.
+    let first = sim.start_room("ann");
+    let mut peers = vec![first];
+    for name in ["bob", "cid", "dee"] {
+        peers.push(sim.join(name, first, secs(5)));
+    }
+    sim.run_until(secs(5), |sim| converged(sim, &peers));
+    let book = |sim: &PeerSim, at| {
+        let mut book = NameBook::new();
+        for news in sim.events(at).iter().flat_map(PeerEvent::presence) {
+            book.observe(&news);
+        }
+        book
+    };
+    // dee joined last: it learned everyone from the member list; bob from news of joins.
+    assert_eq!(book(&sim, peers[3]).names(), ["ann", "bob", "cid"]);
+    assert_eq!(book(&sim, peers[1]).names(), ["ann", "cid", "dee"]);
+    sim.kill(peers[0]);
+    sim.leave(peers[2]);
+    let rest = [peers[1], peers[3]];
+    sim.run_until(secs(10), |sim| converged(sim, &rest));
+    sim.run_for(secs(10));
+    assert_eq!(book(&sim, peers[1]).names(), ["dee"]);
+    assert_eq!(book(&sim, peers[3]).names(), ["bob"]);
 }
 
 #[test]

@@ -44,8 +44,8 @@ use icq::reliable::Acks;
 use icq::server::{Server, ServerConfig, ServerEvent};
 use icq::wire::{
     self, DecodeError, DisconnectReason, ENVELOPE_RANGE, Envelope, Frame, GoneReason, HEADER_LEN,
-    JOIN_MIN_LEN, MAGIC, MAX_DATAGRAM, MAX_NAME_BYTES, MAX_TEXT_BYTES, MemberRecord, RefuseReason,
-    RosterEntry, VERSION,
+    JOIN_MIN_LEN, MAGIC, MAX_DATAGRAM, MAX_NAME_BYTES, MAX_TEXT_BYTES, MemberRecord,
+    PresenceChange, RefuseReason, RosterEntry, VERSION,
 };
 
 /// `cases` cases per property. Failures are not saved to a file: proptest prints the
@@ -150,13 +150,13 @@ const ROSTER_FIXED_LEN: usize = HEADER_LEN + 24 + 8 + 2 + 2;
 /// Several roster entries (a name and an away text each), as many as fit in one datagram
 /// (the server splits longer lists).
 fn arb_roster_entries() -> impl Strategy<Value = Vec<RosterEntry>> {
-    vec((arb_name(), arb_name()), 0..=12).prop_map(|pairs| {
+    vec((arb_name(), arb_name(), any::<bool>()), 0..=12).prop_map(|triples| {
         let mut len = ROSTER_FIXED_LEN;
-        pairs
+        triples
             .into_iter()
-            .map(|(name, away)| RosterEntry { name, away })
+            .map(|(name, away, guest)| RosterEntry { name, away, guest })
             .take_while(|entry| {
-                len += 2 + entry.name.len() + entry.away.len();
+                len += 3 + entry.name.len() + entry.away.len();
                 len <= MAX_DATAGRAM
             })
             .collect()
@@ -342,7 +342,7 @@ fn arb_client_frame() -> BoxedStrategy<Frame> {
 fn arb_server_frame() -> BoxedStrategy<Frame> {
     prop_oneof![
         10 => arb_server_frame_first(),
-        4 => arb_server_frame_second(),
+        5 => arb_server_frame_second(),
     ]
     .boxed()
 }
@@ -375,8 +375,36 @@ fn arb_server_frame_second() -> BoxedStrategy<Frame> {
             }
         ),
         (arb_envelope(), arb_name()).prop_map(|(envelope, name)| Frame::Renamed { envelope, name }),
+        (
+            arb_envelope(),
+            any::<i64>(),
+            arb_name(),
+            arb_presence_change()
+        )
+            .prop_map(|(envelope, time_ms, name, change)| Frame::Presence {
+                envelope,
+                time_ms,
+                name,
+                change,
+            }),
     ]
     .boxed()
+}
+
+fn arb_presence_change() -> impl Strategy<Value = PresenceChange> {
+    prop_oneof![
+        select(vec![
+            PresenceChange::Joined,
+            PresenceChange::Left,
+            PresenceChange::TimedOut,
+            PresenceChange::Kicked,
+            PresenceChange::KickedForFlooding,
+            PresenceChange::Banned,
+            PresenceChange::Back,
+        ]),
+        arb_name().prop_map(|to| PresenceChange::Renamed { to }),
+        arb_name().prop_map(|reason| PresenceChange::Away { reason }),
+    ]
 }
 
 fn arb_server_frame_first() -> BoxedStrategy<Frame> {
@@ -444,7 +472,7 @@ fn arb_server_frame_first() -> BoxedStrategy<Frame> {
 }
 
 /// Every kind's name, for `arb_frame_makes_every_kind`.
-const KINDS: [&str; 38] = [
+const KINDS: [&str; 39] = [
     "join",
     "chat",
     "list request",
@@ -469,6 +497,7 @@ const KINDS: [&str; 38] = [
     "private message",
     "action message",
     "renamed",
+    "presence",
     "peer join",
     "peer challenge",
     "peer welcome",
@@ -512,6 +541,7 @@ fn kind_name(frame: &Frame) -> &'static str {
         Frame::PrivateMessage { .. } => "private message",
         Frame::ActionMessage { .. } => "action message",
         Frame::Renamed { .. } => "renamed",
+        Frame::Presence { .. } => "presence",
         Frame::PeerJoin { .. } => "peer join",
         Frame::PeerChallenge { .. } => "peer challenge",
         Frame::PeerWelcome { .. } => "peer welcome",
@@ -547,6 +577,7 @@ fn envelope_mut(frame: &mut Frame) -> Option<&mut Envelope> {
         | Frame::PrivateMessage { envelope, .. }
         | Frame::ActionMessage { envelope, .. }
         | Frame::Renamed { envelope, .. }
+        | Frame::Presence { envelope, .. }
         | Frame::PeerChat { envelope, .. }
         | Frame::PeerPrivate { envelope, .. }
         | Frame::PeerMembers { envelope, .. }

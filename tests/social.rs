@@ -200,11 +200,13 @@ fn away_and_back_are_announced_and_shown_in_the_list() {
         [
             RosterEntry {
                 name: "alice".to_owned(),
-                away: "lunch 🍜".to_owned()
+                away: "lunch 🍜".to_owned(),
+                guest: false,
             },
             RosterEntry {
                 name: "bob".to_owned(),
-                away: String::new()
+                away: String::new(),
+                guest: false,
             }
         ]
     );

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use icq::reliable::Acks;
 use icq::wire::{
     self, DisconnectReason, Envelope, Frame, GoneReason, MAGIC, MAX_DATAGRAM, MAX_NAME_BYTES,
-    MAX_TEXT_BYTES, MemberRecord, RefuseReason, RosterEntry, VERSION,
+    MAX_TEXT_BYTES, MemberRecord, PresenceChange, RefuseReason, RosterEntry, VERSION,
 };
 use process::{
     LineMatcher, Process, ServerOptions, TestServer, WAIT, join_client, matching, split_stamp,
@@ -173,7 +173,7 @@ fn random_envelope(rng: &mut SplitMix64) -> Envelope {
 }
 
 /// How many kinds [`random_frame`] makes.
-const KINDS: usize = 38;
+const KINDS: usize = 39;
 
 /// A valid frame of a random kind with random fields (and so, for every kind that carries
 /// one, a random token). Every kind is listed here once: a new kind is one more arm (and
@@ -242,6 +242,7 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
                 .map(|_| RosterEntry {
                     name: random_string(rng, 12, 48),
                     away: random_string(rng, 4, 16),
+                    guest: rng.chance(50),
                 })
                 .collect(),
         },
@@ -369,9 +370,24 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
         36 => Frame::PeerLeave {
             envelope: random_envelope(rng),
         },
-        _ => Frame::PeerFlooded {
+        37 => Frame::PeerFlooded {
             envelope: random_envelope(rng),
             dropped: rng.next() as u32,
+        },
+        _ => Frame::Presence {
+            envelope: random_envelope(rng),
+            time_ms: rng.next() as i64,
+            name: random_name(rng),
+            change: match rng.below(4) {
+                0 => PresenceChange::Joined,
+                1 => PresenceChange::KickedForFlooding,
+                2 => PresenceChange::Renamed {
+                    to: random_name(rng),
+                },
+                _ => PresenceChange::Away {
+                    reason: random_string(rng, 4, 16),
+                },
+            },
         },
     }
 }
@@ -438,6 +454,7 @@ fn kind_index(frame: &Frame) -> usize {
         Frame::PeerGone { .. } => 35,
         Frame::PeerLeave { .. } => 36,
         Frame::PeerFlooded { .. } => 37,
+        Frame::Presence { .. } => 38,
     }
 }
 

@@ -34,10 +34,11 @@ use icq::completion::NameBook;
 use icq::display;
 use icq::names;
 use icq::peer::{Peer, PeerCloseReason, PeerConfig, PeerEvent};
+use icq::presence::Presence;
 use icq::server::AWAY_WITHOUT_REASON;
 use icq::style::{self, ClientLook, ColorChoice};
 use icq::terminal::{self, LineEditor, Printer, Typed};
-use icq::wire::{GoneReason, MAX_DATAGRAM, RosterEntry};
+use icq::wire::MAX_DATAGRAM;
 
 /// `println!` that shrugs off a closed stdout (`icq-client | head`): the log reader went away,
 /// which is no reason to stop serving, let alone to panic.
@@ -725,9 +726,7 @@ fn pump(shared: &Shared, core: &mut Core) {
                     let text = display::close_text(&reason, &server_shown(shared, client.server()));
                     finish(shared, &text, reason.is_failure(), close_status(&reason));
                 }
-                if matches!(shared.out, Output::Editor(_)) {
-                    lock_names(&shared.names).observe(&event);
-                }
+                observe_presence(shared, &event.presence());
                 if let Some(line) = shared.look.client_line(&event, now_ms, client.name()) {
                     lines.push(line);
                 }
@@ -748,12 +747,7 @@ fn pump(shared: &Shared, core: &mut Core) {
                         peer_close_status(&reason),
                     );
                 }
-                if matches!(shared.out, Output::Editor(_)) {
-                    let mut book = lock_names(&shared.names);
-                    for seen in as_client_events(&event, peer.name()) {
-                        book.observe(&seen);
-                    }
-                }
+                observe_presence(shared, &event.presence());
                 lines.extend(shared.look.peer_lines(&event, now_ms, peer.name()));
             }
         }
@@ -761,44 +755,14 @@ fn pump(shared: &Shared, core: &mut Core) {
     shared.out.lines(&lines);
 }
 
-/// What Tab completion learns from a peer event, told in the client's events (the name
-/// book learns from those).
-fn as_client_events(event: &PeerEvent, me: &str) -> Vec<ClientEvent> {
-    let notice = |text: String| ClientEvent::Notice { time_ms: 0, text };
-    match event {
-        PeerEvent::Joined { name, members, .. } => vec![
-            ClientEvent::Joined {
-                name: name.clone(),
-                server: SocketAddr::from(([0, 0, 0, 0], 0)),
-            },
-            ClientEvent::Roster {
-                time_ms: 0,
-                total: u16::try_from(members.len()).unwrap_or(u16::MAX),
-                offset: 0,
-                entries: members.iter().map(|name| roster_entry(name)).collect(),
-            },
-        ],
-        PeerEvent::Message { from, .. } | PeerEvent::Private { from, .. } if from != me => {
-            vec![notice(format!("{from} joined"))]
-        }
-        PeerEvent::MemberJoined { name, .. } => vec![notice(format!("{name} joined"))],
-        PeerEvent::MemberGone { name, .. } | PeerEvent::DroppedBy { name, .. } => {
-            vec![notice(display::gone_text(name, GoneReason::Left))]
-        }
-        PeerEvent::Members { members, .. } => vec![ClientEvent::Roster {
-            time_ms: 0,
-            total: u16::try_from(members.len()).unwrap_or(u16::MAX),
-            offset: 0,
-            entries: members.iter().map(|m| roster_entry(&m.name)).collect(),
-        }],
-        _ => Vec::new(),
+/// Tab completion learns who is online from the typed presence news of either role.
+fn observe_presence(shared: &Shared, news: &[Presence]) {
+    if news.is_empty() || !matches!(shared.out, Output::Editor(_)) {
+        return;
     }
-}
-
-fn roster_entry(name: &str) -> RosterEntry {
-    RosterEntry {
-        name: name.to_owned(),
-        away: String::new(),
+    let mut book = lock_names(&shared.names);
+    for one in news {
+        book.observe(one);
     }
 }
 

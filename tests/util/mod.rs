@@ -533,12 +533,16 @@ pub fn messages(events: &[ClientEvent]) -> Vec<(String, String, bool)> {
         .collect()
 }
 
-/// The texts of the notices among `events`.
+/// The texts of the notices among `events`, presence news included (in the words the
+/// client shows it in).
 pub fn notices(events: &[ClientEvent]) -> Vec<String> {
     events
         .iter()
         .filter_map(|event| match event {
             ClientEvent::Notice { text, .. } => Some(text.clone()),
+            ClientEvent::Presence { name, change, .. } => {
+                Some(icq::display::presence_text(name, change))
+            }
             _ => None,
         })
         .collect()
