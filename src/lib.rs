@@ -27,7 +27,12 @@
 //!   joining through any member, membership by gossip, a reliable stream pair per member,
 //!   names unique in the room, eviction of silent members.
 //! - [`command`]: parsing the slash-commands people type, shared by both programs.
-//! - [`banlist`]: the ban file — addresses and CIDR ranges, matching, safe rewriting.
+//! - [`banlist`]: the ban file's format — addresses and CIDR ranges — and matching an
+//!   address against a list of any size in O(log n).
+//! - [`banfile`]: the ban file as a shared document: torn-read detection, the locked,
+//!   checked, atomic rewrite that keeps every hand-written line, symlinks.
+//! - [`bankeeper`]: which bans are in force (the file plus the console's `/ban` and
+//!   `/unban`, saved or not) and what the operator is told.
 //! - [`reliable`]: sequence numbers, acknowledgements and retransmission — what makes
 //!   every message arrive exactly once and in order over a lossy network.
 //! - [`ratelimit`]: the token bucket behind the flood limit.
@@ -46,6 +51,8 @@
 //! editor on a terminal and plain lines otherwise.
 
 pub mod alert;
+pub mod banfile;
+pub mod bankeeper;
 pub mod banlist;
 pub mod client;
 pub mod command;

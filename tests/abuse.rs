@@ -10,7 +10,8 @@ mod util;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use icq::banlist::{self, BanList, IpNet};
+use icq::banfile::{self, Edit, RealTime, Settle};
+use icq::banlist::{BanList, IpNet};
 use icq::client::{ClientEvent, CloseReason};
 use icq::completion::NameBook;
 use icq::display;
@@ -460,6 +461,15 @@ impl Drop for Scratch {
     }
 }
 
+/// What `/ban` does to the file.
+fn ban(path: &std::path::Path, net: IpNet, comment: &str) {
+    let edit = Edit::Ban {
+        net,
+        comment: comment.to_owned(),
+    };
+    banfile::save(path, &[edit], &mut Settle::new(), &mut RealTime).expect("saved");
+}
+
 #[test]
 fn a_ban_right_after_a_hand_edit_keeps_both() {
     let scratch = Scratch::new("hand-edit");
@@ -468,7 +478,7 @@ fn a_ban_right_after_a_hand_edit_keeps_both() {
     // The operator adds a line by hand, and before the server rereads the file, /ban runs.
     std::fs::write(&path, "# our bans\n10.0.0.1\n# added by hand\n10.0.0.2\n").expect("edit");
     let net: IpNet = "10.0.0.3".parse().expect("an address");
-    banlist::append(&path, net, Some("/ban")).expect("append");
+    ban(&path, net, "/ban");
     let text = std::fs::read_to_string(&path).expect("read");
     assert!(
         text.starts_with("# our bans\n10.0.0.1\n# added by hand\n10.0.0.2\n"),
@@ -493,7 +503,7 @@ fn a_ban_replaces_the_file_whole_and_never_writes_into_it() {
     std::fs::hard_link(&path, &old).expect("link");
     let inode_before = std::fs::metadata(&path).expect("stat").ino();
 
-    banlist::append(&path, "10.0.0.9".parse().expect("address"), None).expect("append");
+    ban(&path, "10.0.0.9".parse().expect("address"), "");
 
     assert_eq!(std::fs::read_to_string(&old).expect("read old"), before);
     assert_ne!(std::fs::metadata(&path).expect("stat").ino(), inode_before);
@@ -503,7 +513,7 @@ fn a_ban_replaces_the_file_whole_and_never_writes_into_it() {
     let leftovers: Vec<_> = std::fs::read_dir(&scratch.0)
         .expect("list")
         .map(|e| e.expect("entry").file_name())
-        .filter(|n| n != "bans.txt" && n != "old.txt")
+        .filter(|n| n != "bans.txt" && n != "old.txt" && n != ".bans.txt.lock")
         .collect();
     assert_eq!(leftovers, Vec::<std::ffi::OsString>::new());
 }

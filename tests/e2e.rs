@@ -393,14 +393,15 @@ fn ban_command_writes_the_file_keeps_comments_and_disconnects_the_client() {
     let mut alice = join_client(&server.address(), "alice", &[]);
 
     server.process.send_line("/ban 127.0.0.1");
+    // In force first (alice is gone before the file is touched), then saved.
+    server
+        .process
+        .expect_line(notice_starting("alice was disconnected: 127.0.0.1:"), WAIT);
     server
         .process
         .expect_line(notice_starting("banned 127.0.0.1 (added to "), WAIT);
     expect_client_ended(&mut alice, EXIT_DISCONNECTED, "your address was banned");
     witness.expect_line(notice("alice was banned"), WAIT);
-    server
-        .process
-        .expect_line(notice_starting("alice was disconnected: 127.0.0.1:"), WAIT);
 
     let contents = fs::read_to_string(&server.bans_path).expect("read the ban file");
     let added = contents
@@ -411,12 +412,13 @@ fn ban_command_writes_the_file_keeps_comments_and_disconnects_the_client() {
     let (entry, comment) = added[0].split_once('#').expect("a comment on the new line");
     assert_eq!(entry.trim(), "127.0.0.1", "{contents:?}");
     assert!(comment.trim().starts_with("/ban "), "{contents:?}");
-    // The atomic rewrite (temp file + rename) leaves nothing else behind.
-    let files: Vec<String> = fs::read_dir(server.dir())
+    // The atomic rewrite (temp file + rename) leaves nothing behind but the lock file.
+    let mut files: Vec<String> = fs::read_dir(server.dir())
         .expect("list the directory")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(files, ["bans.txt"]);
+    files.sort();
+    assert_eq!(files, [".bans.txt.lock", "bans.txt"]);
 
     // The ban stays in force: the same address cannot join again; others are still served.
     let mut again = start_client(&server.address(), "alice2", &[]);
@@ -965,6 +967,39 @@ fn lines_piped_in_before_the_join_completes_are_sent_before_leaving() {
         .map(|l| l.to_string())
         .collect();
     assert!(unsent.is_empty(), "{unsent:?}");
+}
+
+#[test]
+fn a_ban_that_cannot_be_saved_is_in_force_all_the_same_and_saved_later() {
+    // The ban file's directory does not exist: nothing can be written there, even by root.
+    let mut server = TestServer::start_with(ServerOptions::default().bans_file("gone/bans.txt"));
+    let mut alice = join_client(&server.address(), "alice", &[]);
+
+    server.process.send_line("/ban alice");
+    let line = server
+        .process
+        .expect_line(notice_starting("banned 127.0.0.1 (NOT saved to "), WAIT);
+    assert!(
+        line.contains("gone/bans.txt: no such file or directory"),
+        "the line names the file and the reason: {line}"
+    );
+    expect_client_ended(&mut alice, EXIT_DISCONNECTED, "your address was banned");
+    let mut refused = start_client(&server.address(), "alice", &[]);
+    expect_client_ended(&mut refused, EXIT_REFUSED, "the address is banned");
+
+    // Once the file can be written, the next change writes the earlier one too.
+    fs::create_dir(server.dir().join("gone")).expect("create the directory");
+    server.process.send_line("/ban 203.0.113.7");
+    server
+        .process
+        .expect_line(notice_starting("the ban of 127.0.0.1 is saved to "), WAIT);
+    server
+        .process
+        .expect_line(notice_starting("banned 203.0.113.7 (added to "), WAIT);
+    let contents = fs::read_to_string(&server.bans_path).expect("read the ban file");
+    let (list, _) = icq::banlist::BanList::parse(&contents);
+    let listed: Vec<String> = list.entries().iter().map(|e| e.net.to_string()).collect();
+    assert_eq!(listed, ["127.0.0.1", "203.0.113.7"], "{contents}");
 }
 
 #[test]

@@ -27,7 +27,8 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use icq::alert::BellMode;
-use icq::banlist::{self, BanList, FileWatch};
+use icq::bankeeper::{BanKeeper, BanNotice};
+use icq::banlist::BanList;
 use icq::client::{Client, ClientEvent, CloseReason};
 use icq::command::{self, Command, Input, Side};
 use icq::completion::NameBook;
@@ -228,8 +229,7 @@ impl Core {
 
 /// Peer mode's ban file, checked for changes now and then.
 struct BanFile {
-    path: PathBuf,
-    watch: FileWatch,
+    keeper: BanKeeper,
     next_check: Instant,
 }
 
@@ -439,17 +439,16 @@ fn start_peer(
     }
     let (bans, ban_file) = match &args.bans {
         Some(path) => {
-            let watch = FileWatch::new(path);
-            let (bans, warnings) = banlist::load(path)
-                .with_context(|| format!("reading ban list {}", path.display()))?;
-            for warning in &warnings {
-                say_err!("icq-client: {}: {warning}", path.display());
+            // The error names the file already.
+            let (keeper, notices) = BanKeeper::open(path)?;
+            for notice in &notices {
+                say_err!("icq-client: {}", display::sanitize(&notice.to_string()));
             }
             let file = BanFile {
-                path: path.clone(),
-                watch,
+                keeper,
                 next_check: Instant::now() + BAN_FILE_CHECK,
             };
+            let bans = file.keeper.in_force().clone();
             (bans, Some(Mutex::new(file)))
         }
         None => (BanList::default(), None),
@@ -684,24 +683,25 @@ fn reload_bans_if_changed(shared: &Shared) {
     if now < file.next_check {
         return;
     }
-    file.next_check = now + BAN_FILE_CHECK;
-    if !file.watch.changed() {
-        return;
+    let polled = file.keeper.poll(now);
+    // A file being written is looked at again as soon as it may have settled.
+    file.next_check = file
+        .keeper
+        .next_look()
+        .unwrap_or(now + BAN_FILE_CHECK)
+        .min(now + BAN_FILE_CHECK);
+    if polled.changed
+        && let Core::Peer(peer) = &mut *lock(shared)
+    {
+        peer.set_ban_list(now, file.keeper.in_force().clone());
     }
-    let text = match banlist::load(&file.path) {
-        Ok((bans, _)) => {
-            let count = bans.len();
-            if let Core::Peer(peer) = &mut *lock(shared) {
-                peer.set_ban_list(now, bans);
-            }
-            format!(
-                "ban list {} changed on disk: {count} entries now in force",
-                file.path.display()
-            )
+    for notice in &polled.notices {
+        let text = display::sanitize(&notice.to_string()).into_owned();
+        match notice {
+            BanNotice::Warning { .. } => say_err!("icq-client: {text}"),
+            _ => shared.out.line(shared.look.notice(wall_ms(), &text)),
         }
-        Err(error) => format!("{error}; keeping the previous ban list"),
-    };
-    shared.out.line(shared.look.notice(wall_ms(), &text));
+    }
 }
 
 /// Sends what the core queued and prints what it has to say; ends the process when the

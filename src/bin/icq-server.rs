@@ -1,9 +1,11 @@
 //! `icq-server`: wires the server state machine to a UDP socket, the console and the ban file.
 //!
-//! Two threads share the state machine behind a mutex: the main thread receives datagrams
+//! Three threads share the state machine behind a mutex: the main thread receives datagrams
 //! (with a read timeout set to the core's next deadline, so timers fire without a busy
-//! loop) and reloads the ban file when it changes; the console thread reads the operator's
-//! lines. Every rule lives in `icq::server`; this file only moves bytes and prints.
+//! loop); the console thread reads the operator's lines; the bans thread looks at the ban
+//! file and writes it (file work can wait on a lock or on an editor, so it never holds up
+//! the socket). Every rule lives in `icq::server` and `icq::bankeeper`; this file only moves
+//! bytes and prints.
 //!
 //! When stdin and stdout are a terminal, the console reads through the client's line editor
 //! (`icq::terminal`: history, Tab completion of commands and of the names online from
@@ -16,7 +18,7 @@
 
 use std::io::{self, IsTerminal};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -24,7 +26,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
-use icq::banlist::{self, BanWarning, FileWatch};
+use icq::banfile::{Edit, RealTime};
+use icq::bankeeper::{self, BanKeeper, BanNotice};
 use icq::command::{self, Command, Input, Side};
 use icq::completion;
 use icq::display;
@@ -57,7 +60,7 @@ macro_rules! say_err {
 /// What the console's line editor shows before the line being typed.
 const PROMPT: &str = "> ";
 
-/// How often the ban file is checked for hand edits.
+/// How often the ban file is checked for hand edits (and malloc's free memory returned).
 const BAN_FILE_CHECK: Duration = Duration::from_secs(1);
 
 /// After `/exit`, how long the server keeps repeating its farewell to clients that have not
@@ -123,18 +126,16 @@ struct Args {
     color: ColorChoice,
 }
 
-/// What both threads share.
+/// What the threads share. Lock order: `bans` before `state`.
 struct Shared {
     socket: UdpSocket,
-    bans_path: PathBuf,
+    /// The bans in force and the ban file; held while the file is read or written.
+    bans: Mutex<BanKeeper>,
     state: Mutex<State>,
 }
 
 struct State {
     server: Server,
-    /// Notices hand edits of the ban file; also told about our own rewrites so they are not
-    /// reloaded as if they were edits.
-    bans_watch: FileWatch,
     /// Set by `/exit` or a signal: the process ends once every client has acknowledged the
     /// farewell, or at this instant.
     closing_deadline: Option<Instant>,
@@ -158,10 +159,10 @@ fn run(args: Args) -> Result<()> {
     ));
     let config = config_from(&args)?;
     let bind = resolve_bind(&args.bind)?;
-    let bans_watch = FileWatch::new(&args.bans);
-    let (bans, warnings) = banlist::load(&args.bans)
-        .with_context(|| format!("reading ban list {}", args.bans.display()))?;
-    print_ban_warnings(&args.bans, &warnings);
+    // The error names the file already.
+    let (keeper, notices) = BanKeeper::open(&args.bans)?;
+    print_ban_notices(&notices);
+    let bans = keeper.in_force().clone();
     let socket =
         UdpSocket::bind(bind).with_context(|| format!("listening on UDP address {bind}"))?;
     let local = socket.local_addr().context("reading the bound address")?;
@@ -172,17 +173,16 @@ fn run(args: Args) -> Result<()> {
     log_notice(&format!(
         "listening on {local} (ban list {}: {}; guests {guests}; timeout {:?})",
         args.bans.display(),
-        entries(bans.len()),
+        bankeeper::entries_text(bans.len()),
         config.timeout
     ));
     let mut server = Server::new(config, bans, now, wall_ms());
     server.set_local_address(local);
     let shared = Arc::new(Shared {
         socket,
-        bans_path: args.bans,
+        bans: Mutex::new(keeper),
         state: Mutex::new(State {
             server,
-            bans_watch,
             closing_deadline: None,
         }),
     });
@@ -196,6 +196,11 @@ fn run(args: Args) -> Result<()> {
         .name("console".into())
         .spawn(move || console(&for_console, editor))
         .context("starting the console thread")?;
+    let for_bans = Arc::clone(&shared);
+    std::thread::Builder::new()
+        .name("bans".into())
+        .spawn(move || watch_bans(&for_bans))
+        .context("starting the ban file thread")?;
 
     serve(&shared)
 }
@@ -271,9 +276,6 @@ fn serve(shared: &Shared) -> Result<()> {
         if now >= next_ban_check {
             next_ban_check = now + BAN_FILE_CHECK;
             batch::return_free_memory(now);
-            if state.bans_watch.changed() {
-                reload_bans(shared, &mut state, now);
-            }
         }
         io.send(&shared.socket, &mut state.server);
         queue_events(&mut state.server);
@@ -300,20 +302,37 @@ fn serve(shared: &Shared) -> Result<()> {
     }
 }
 
-fn reload_bans(shared: &Shared, state: &mut State, now: Instant) {
-    match banlist::load(&shared.bans_path) {
-        Ok((bans, warnings)) => {
-            print_ban_warnings(&shared.bans_path, &warnings);
-            let count = bans.len();
-            state.server.set_ban_list(now, bans);
-            log_notice(&format!(
-                "ban list {} changed on disk: {} now in force",
-                shared.bans_path.display(),
-                entries(count)
-            ));
-        }
-        Err(error) => log_notice(&format!("{error}; keeping the previous ban list")),
+/// The bans thread: puts hand edits of the ban file in force (a file being written is read
+/// again once it settles) and writes what waits to be written, until the process ends.
+fn watch_bans(shared: &Shared) {
+    loop {
+        let next = {
+            let mut keeper = lock_bans(shared);
+            let polled = keeper.poll(Instant::now());
+            // The cause (the file changed) is printed before its effects (disconnections).
+            print_ban_notices(&polled.notices);
+            if polled.changed {
+                put_in_force(shared, &keeper);
+            }
+            if polled.save_due {
+                let notices = keeper.save(&mut RealTime);
+                put_in_force(shared, &keeper);
+                print_ban_notices(&notices);
+            }
+            keeper.next_look()
+        };
+        let wake = Instant::now() + BAN_FILE_CHECK;
+        let wake = next.map_or(wake, |at| at.min(wake));
+        std::thread::sleep(wake.saturating_duration_since(Instant::now()));
     }
+}
+
+/// Gives the core the bans in force (disconnecting whoever they ban).
+fn put_in_force(shared: &Shared, keeper: &BanKeeper) {
+    let list = keeper.in_force().clone();
+    let mut state = lock(shared);
+    state.server.set_ban_list(Instant::now(), list);
+    flush(shared, &mut state.server);
 }
 
 /// Sends every queued datagram and prints every queued event, one datagram per system call:
@@ -405,8 +424,8 @@ fn run_command(shared: &Shared, command: Command) {
             }
             flush(shared, &mut state.server);
         }
-        Command::Ban { target } => ban(shared, &target, now),
-        Command::Unban { target } => unban(shared, &target, now),
+        Command::Ban { target } => ban(shared, &target),
+        Command::Unban { target } => unban(shared, &target),
         Command::Msg { to, text } => {
             let mut state = lock(shared);
             if let Err(error) = state.server.say_privately(now, &to, &text) {
@@ -451,9 +470,10 @@ fn print_clients(server: &Server, now: Instant) {
     }
 }
 
-fn ban(shared: &Shared, target: &str, now: Instant) {
-    let mut state = lock(shared);
-    let net = match state.server.ban_target(target) {
+/// `/ban TARGET`: in force at once (clients at the address are disconnected before the file
+/// is touched), then saved; if it cannot be saved it stays in force until the server stops.
+fn ban(shared: &Shared, target: &str) {
+    let net = match lock(shared).server.ban_target(target) {
         Ok(net) => net,
         Err(error) => {
             return say!(
@@ -468,52 +488,24 @@ fn ban(shared: &Shared, target: &str, now: Instant) {
     } else {
         format!("/ban {target} on {stamp}")
     };
-    match banlist::append(&shared.bans_path, net, Some(&comment)) {
-        Ok(outcome) => {
-            print_ban_warnings(&shared.bans_path, &outcome.warnings);
-            state.bans_watch.changed();
-            state.server.set_ban_list(now, outcome.list);
-            let path = shared.bans_path.display();
-            if outcome.added {
-                log_notice(&format!("banned {net} (added to {path})"));
-            } else {
-                log_notice(&format!("{net} was already in {path}"));
-            }
-        }
-        Err(error) => say!("ban not saved: {error}"),
-    }
-    flush(shared, &mut state.server);
+    change_bans(shared, Edit::Ban { net, comment });
 }
 
-fn unban(shared: &Shared, target: &str, now: Instant) {
-    let net = match target.parse() {
-        Ok(net) => net,
-        Err(error) => {
-            return say!("{}", display::sanitize(&format!("cannot unban: {error}")));
-        }
-    };
-    let mut state = lock(shared);
-    match banlist::remove(&shared.bans_path, net) {
-        Ok(outcome) => {
-            print_ban_warnings(&shared.bans_path, &outcome.warnings);
-            state.bans_watch.changed();
-            state.server.set_ban_list(now, outcome.list);
-            let path = shared.bans_path.display();
-            if outcome.removed == 0 {
-                say!("{net} is not listed in {path}");
-            } else {
-                log_notice(&format!("unbanned {net} (removed from {path})"));
-            }
-            for entry in outcome.still_covered_by {
-                say!(
-                    "{net} is still banned by '{}' on line {} of {path}; edit the file to lift it",
-                    entry.net,
-                    entry.line
-                );
-            }
-        }
-        Err(error) => say!("unban not saved: {error}"),
+/// `/unban ADDR`: lifted at once, then saved (see `BanKeeper`).
+fn unban(shared: &Shared, target: &str) {
+    match target.parse() {
+        Ok(net) => change_bans(shared, Edit::Unban { net }),
+        Err(error) => say!("{}", display::sanitize(&format!("cannot unban: {error}"))),
     }
+}
+
+fn change_bans(shared: &Shared, edit: Edit) {
+    let mut keeper = lock_bans(shared);
+    keeper.stage(edit);
+    put_in_force(shared, &keeper);
+    let notices = keeper.save(&mut RealTime);
+    put_in_force(shared, &keeper);
+    print_ban_notices(&notices);
 }
 
 /// Tells every client the server is closing; the receive loop ends the process with success
@@ -546,32 +538,16 @@ fn loopback_of(local: SocketAddr) -> SocketAddr {
     }
 }
 
-/// "1 entry", "3 entries".
-fn entries(count: usize) -> String {
-    if count == 1 {
-        "1 entry".to_owned()
-    } else {
-        format!("{count} entries")
+/// Prints what the ban keeper has to say: bad lines of the file on stderr, the rest as
+/// notices. Everything quoted from the file or typed goes through `sanitize`.
+fn print_ban_notices(notices: &[BanNotice]) {
+    for notice in notices {
+        let text = display::sanitize(&notice.to_string()).into_owned();
+        match notice {
+            BanNotice::Warning { .. } => log::warning(format_args!("icq-server: warning: {text}")),
+            _ => log_notice(&text),
+        }
     }
-}
-
-/// Warns about bad lines of the ban file, each once: the file is reread after every edit
-/// and every `/ban`, and a line that was already reported need not be reported again.
-fn print_ban_warnings(path: &Path, warnings: &[BanWarning]) {
-    static REPORTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let current: Vec<String> = warnings.iter().map(ToString::to_string).collect();
-    let mut reported = REPORTED
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    for warning in current.iter().filter(|w| !reported.contains(w)) {
-        // The warning quotes the offending line of a file anyone with access may have edited.
-        log::warning(format_args!(
-            "icq-server: warning: ban list {}: {}",
-            path.display(),
-            display::sanitize(warning)
-        ));
-    }
-    *reported = current;
 }
 
 fn log_notice(text: &str) {
@@ -584,6 +560,14 @@ fn color() -> bool {
 
 fn wall_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// Locks the ban keeper (before `state`, never after).
+fn lock_bans(shared: &Shared) -> MutexGuard<'_, BanKeeper> {
+    shared
+        .bans
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Locks the shared state. A panic while holding the lock would be a bug; serving on with

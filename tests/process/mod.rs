@@ -582,6 +582,8 @@ pub struct ServerOptions {
     pub args: Vec<String>,
     /// Contents to write to the ban file before start; `None` leaves it missing.
     pub bans: Option<String>,
+    /// The ban file's path inside the server's directory (`bans.txt`).
+    pub bans_file: String,
     /// The server's console.
     pub stdin: Stdin,
 }
@@ -592,6 +594,7 @@ impl Default for ServerOptions {
             bind: "127.0.0.1:0".to_owned(),
             args: Vec::new(),
             bans: None,
+            bans_file: "bans.txt".to_owned(),
             stdin: Stdin::Piped,
         }
     }
@@ -613,6 +616,13 @@ impl ServerOptions {
     /// Writes `contents` to the ban file before the server starts.
     pub fn bans(mut self, contents: &str) -> Self {
         self.bans = Some(contents.to_owned());
+        self
+    }
+
+    /// Gives the ban file another path inside the server's directory, e.g. `missing/bans.txt`
+    /// for a directory that does not exist (a file that cannot be written, even by root).
+    pub fn bans_file(mut self, relative: &str) -> Self {
+        self.bans_file = relative.to_owned();
         self
     }
 
@@ -647,7 +657,7 @@ impl TestServer {
     /// (another `--bind` with [`ServerOptions::bind`]).
     pub fn start_with(options: ServerOptions) -> TestServer {
         let dir = TempDir::new("server");
-        let bans_path = dir.path().join("bans.txt");
+        let bans_path = dir.path().join(&options.bans_file);
         if let Some(contents) = &options.bans {
             fs::write(&bans_path, contents).expect("write the ban file");
         }
