@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::banlist::{BanList, IpNet};
+use crate::command::{self, Command, Input, Side};
 use crate::display::{self, ClockText, sanitize};
 use crate::names::{self, SERVER_NAME};
 use crate::ratelimit::{FloodLimit, TokenBucket};
@@ -959,7 +960,56 @@ impl Server {
         }
         // `lines` also drops the `\r` of a `\r\n`, as sent by some terminals and netcat -C.
         for line in text.lines().filter(|line| !line.trim().is_empty()) {
-            self.handle_chat(now, from, line);
+            if !self.sessions.contains_key(&from) {
+                break; // it said /exit
+            }
+            self.handle_guest_line(now, from, line);
+        }
+    }
+
+    /// One line from a guest: a command when it starts with `/` (the client's commands, read
+    /// by the client's parser), chat otherwise (`//text` is the chat line `/text`). What a
+    /// command answers goes to the guest only.
+    fn handle_guest_line(&mut self, now: Instant, from: SocketAddr, line: &str) {
+        let time_ms = self.wall_ms(now);
+        let command = match command::parse(line, Side::Client) {
+            Ok(Input::Empty) => return,
+            Ok(Input::Text(text)) => return self.handle_chat(now, from, &text),
+            Ok(Input::Command(command)) => command,
+            Err(error) => {
+                // An answer the guest did not pay for with a datagram of its size: it
+                // costs a flood token, like everything a guest makes us send.
+                if self.admit_under_flood_limit(now, from) {
+                    self.send_notice_to(now, from, time_ms, &error.to_string());
+                }
+                return;
+            }
+        };
+        match command {
+            Command::Msg { to, text } => self.handle_private(now, from, &to, &text),
+            Command::Me { text } => self.handle_action(now, from, &text),
+            Command::Nick { name } => self.handle_nick(now, from, name),
+            Command::Away { reason } => {
+                let reason = reason.as_deref().unwrap_or(AWAY_WITHOUT_REASON);
+                self.handle_away(now, from, reason)
+            }
+            Command::Back => self.handle_away(now, from, ""),
+            Command::Exit => {
+                self.send_notice_to(now, from, time_ms, "you left the chat");
+                self.remove_session(now, from, Removal::Left);
+            }
+            Command::List if self.admit_under_flood_limit(now, from) => self.send_roster(now, from),
+            Command::Help if self.admit_under_flood_limit(now, from) => {
+                let mut text = String::new();
+                for line in command::help_lines(Side::Client) {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+                self.push(from, text.into_bytes().into());
+            }
+            // Over the flood limit (counted and reported like chat), or a server command,
+            // which the client's parser never returns.
+            _ => {}
         }
     }
 
@@ -1015,9 +1065,16 @@ impl Server {
             })
             .collect();
         people.sort_by_cached_key(|entry| names::fold(&entry.name));
+        let time_ms = self.wall_ms(now);
+        if self
+            .sessions
+            .get(&to)
+            .is_some_and(|s| s.kind == ClientKind::Guest)
+        {
+            return self.send_guest_roster(to, time_ms, &people);
+        }
         let total = u16::try_from(people.len()).unwrap_or(u16::MAX);
         people.truncate(usize::from(total));
-        let time_ms = self.wall_ms(now);
         // Header, envelope, time, total and offset; then as many entries as fit in one
         // datagram.
         const ROSTER_FIXED_LEN: usize = wire::HEADER_LEN + wire::ENVELOPE_LEN + 8 + 2 + 2;
@@ -1047,6 +1104,24 @@ impl Server {
             };
             self.send_sequenced(now, to, roster.to_bytes().into());
         }
+    }
+
+    /// A guest's `/list`: one line, `-- 3 online: alice, bob, carol`, in one datagram (a
+    /// guest never proved its address: the answer to its few bytes stays small), ending
+    /// `and N more` when not everyone fits.
+    fn send_guest_roster(&mut self, to: SocketAddr, time_ms: i64, people: &[RosterEntry]) {
+        // Room for the clock, the newline, and "and 65535 more".
+        const RESERVE: usize = 40;
+        let mut shown = people.len();
+        let mut text = display::online_text(people.len(), 0, people);
+        while text.len() + RESERVE > wire::MAX_DATAGRAM && shown > 0 {
+            shown -= 1;
+            text = display::online_text(people.len(), 0, &people[..shown]);
+        }
+        if shown < people.len() {
+            text.push_str(&format!(" and {} more", people.len() - shown));
+        }
+        self.push(to, guest_line(display::notice_line(time_ms, &text)));
     }
 
     /// `/msg`: delivers `text` to the client called `to` and echoes it to the sender, so
@@ -1188,13 +1263,20 @@ impl Server {
         };
         let old_key = std::mem::replace(&mut session.name_key, new_key.clone());
         session.name = new_name.clone();
+        let kind = session.kind;
         self.by_name.remove(&old_key);
         self.by_name.insert(new_key, from);
         let renamed = Frame::Renamed {
             envelope: Envelope::default(),
             name: new_name.clone(),
         };
-        self.send_sequenced(now, from, renamed.to_bytes().into());
+        match kind {
+            ClientKind::Named => self.send_sequenced(now, from, renamed.to_bytes().into()),
+            ClientKind::Guest => {
+                let text = format!("you are now known as {}", display::sanitize(&new_name));
+                self.send_notice_to(now, from, time_ms, &text);
+            }
+        }
         self.broadcast_presence(
             now,
             &old_name,

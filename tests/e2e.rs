@@ -567,6 +567,42 @@ fn a_raw_udp_guest_chats_in_plain_text_when_guests_are_on() {
 }
 
 #[test]
+fn a_guests_slash_lines_are_commands_never_chat() {
+    let mut server = TestServer::start_with(ServerOptions::default().args(&["--guests"]));
+    let mut alice = join_client(&server.address(), "alice", &[]);
+    let mut guest = Guest::bind("127.0.0.1", server.addr);
+    let name = guest.name();
+    guest.send("/list\n");
+    guest.expect_line(notice(&format!("2 online: alice, {name} (guest)")), WAIT);
+    guest.send("/nick carol\n");
+    guest.expect_line(notice("you are now known as carol"), WAIT);
+    alice.expect_line(notice(&format!("{name} is now known as carol")), WAIT);
+    guest.send("//slash at the start\n");
+    alice.expect_line(message_from("carol", "/slash at the start"), WAIT);
+    guest.send("/me waves\n");
+    alice.expect_line(
+        matching("the action `[HH:MM:SS] * carol waves`", |line: &str| {
+            split_stamp(line)
+                .is_some_and(|(_, rest)| rest.trim_end_matches('\u{7}') == "* carol waves")
+        }),
+        WAIT,
+    );
+    alice.send_line("/list");
+    alice.expect_line(notice("2 online: alice, carol (guest)"), WAIT);
+    guest.send("/exit\n");
+    guest.expect_line(notice("you left the chat"), WAIT);
+    alice.expect_line(notice("carol left"), WAIT);
+    // Nothing the guest typed after a slash reached anyone as chat.
+    for command in ["/list", "/nick", "/me", "/exit"] {
+        assert!(
+            !alice.seen().iter().any(|line| line.text.contains(command)),
+            "a guest's {command} was relayed as chat"
+        );
+    }
+    assert_eq!(names(&server_list(&mut server)), ["alice"]);
+}
+
+#[test]
 fn a_raw_udp_guest_gets_nothing_when_guests_are_off() {
     let mut server = TestServer::start();
     let mut alice = join_client(&server.address(), "alice", &[]);

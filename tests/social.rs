@@ -6,6 +6,8 @@
 
 mod util;
 
+use std::net::SocketAddr;
+
 use icq::client::ClientEvent;
 use icq::server::{ServerConfig, ServerEvent};
 use icq::wire::RosterEntry;
@@ -256,4 +258,131 @@ fn renames_and_away_toggles_count_against_the_flood_limit() {
     // sender warned), not announced.
     let announced = notices(sim.events(bob)).len();
     assert!(announced <= 10, "{announced} notices reached bob");
+}
+
+// Guests' commands ------------------------------------------------------------------------
+
+fn guest_sim() -> Sim {
+    Sim::new(ServerConfig {
+        guests: true,
+        ..ServerConfig::default()
+    })
+}
+
+/// What a guest at `from` sends and gets back, as text lines without their clocks.
+fn guest_says(sim: &mut Sim, from: SocketAddr, text: &str) -> Vec<String> {
+    sim.inject(from, text.as_bytes())
+        .iter()
+        .flat_map(|bytes| {
+            let text = String::from_utf8(bytes.clone()).expect("guests get text");
+            text.lines()
+                .map(|line| {
+                    line.split_once("] ")
+                        .map_or(line, |(_, rest)| rest)
+                        .to_owned()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn a_guests_commands_are_answered_to_the_guest_only_and_never_broadcast() {
+    let mut sim = guest_sim();
+    let alice = sim.join("alice");
+    let guest = SocketAddr::from(([127, 0, 0, 1], 20001));
+    let name = "guest-127.0.0.1:20001";
+    assert_eq!(
+        guest_says(&mut sim, guest, "/list\n"),
+        [
+            format!("-- {name} joined"),
+            format!("-- 2 online: alice, {name} (guest)")
+        ]
+    );
+    // An unknown command and a bad one: the error goes to the guest only.
+    assert_eq!(
+        guest_says(&mut sim, guest, "/frob\n/nick\n"),
+        [
+            "-- unknown command /frob; type /help to list the commands",
+            "-- /nick needs an argument; usage: /nick NAME",
+        ]
+    );
+    let help = guest_says(&mut sim, guest, "/help\n");
+    assert!(
+        help.iter().any(|line| line.starts_with("/msg NAME text")),
+        "{help:?}"
+    );
+    let events = sim.take_events(alice);
+    assert_eq!(notices(&events), [format!("{name} joined")]);
+    assert!(messages(&events).is_empty(), "{events:?}");
+}
+
+#[test]
+fn a_guest_chats_renames_acts_messages_and_exits_by_command() {
+    let mut sim = guest_sim();
+    let alice = sim.join("alice");
+    let guest = SocketAddr::from(([127, 0, 0, 1], 20001));
+    guest_says(&mut sim, guest, "hello\n");
+    sim.clear_events();
+
+    // `/nick` under the rules of a named client: an invalid name, a taken one, a free one.
+    assert_eq!(
+        guest_says(&mut sim, guest, "/nick guest-1\n/nick ALICE\n"),
+        [
+            "-- cannot rename to guest-1: 'server' and names starting with 'guest-' are reserved",
+            "-- cannot rename: ALICE is taken",
+        ]
+    );
+    assert_eq!(
+        guest_says(&mut sim, guest, "/nick carol\n"),
+        [
+            "-- you are now known as carol",
+            "-- guest-127.0.0.1:20001 is now known as carol",
+        ]
+    );
+    assert_eq!(
+        notices(&sim.take_events(alice)),
+        ["guest-127.0.0.1:20001 is now known as carol"]
+    );
+    // Still a guest in everyone's /list; a client may not take the name meanwhile.
+    let listed = roster(&mut sim, alice);
+    assert_eq!(
+        listed[1],
+        RosterEntry {
+            name: "carol".into(),
+            away: String::new(),
+            guest: true,
+        }
+    );
+    let twin = sim.add_client("Carol");
+    sim.drive();
+    assert!(sim.client(twin).is_closed());
+
+    // `//` escapes a slash; `/me` and `/msg` work as for anyone.
+    guest_says(&mut sim, guest, "//shrug\n/me waves\n/msg alice psst\n");
+    let events = sim.take_events(alice);
+    assert_eq!(
+        messages(&events),
+        [("carol".to_owned(), "/shrug".to_owned(), false)]
+    );
+    assert!(events.iter().any(|event| matches!(event,
+        ClientEvent::Action { from, text, .. } if from == "carol" && text == "waves")));
+    assert_eq!(
+        privates(&events),
+        [(
+            "carol".to_owned(),
+            "alice".to_owned(),
+            "psst".to_owned(),
+            false
+        )]
+    );
+    // `/exit` leaves; the rest of the datagram is not read.
+    assert_eq!(
+        guest_says(&mut sim, guest, "/exit\nstill here?\n"),
+        ["-- you left the chat"]
+    );
+    let events = sim.take_events(alice);
+    assert_eq!(notices(&events), ["carol left"]);
+    assert!(messages(&events).is_empty());
+    assert_eq!(sim.server.clients(sim.now).len(), 1);
 }
