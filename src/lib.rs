@@ -27,6 +27,8 @@
 //!   joining through any member, membership by gossip, a reliable stream pair per member,
 //!   names unique in the room, eviction of silent members.
 //! - [`command`]: parsing the slash-commands people type, shared by both programs.
+//! - [`cli`]: the values the programs' options take (addresses, ports, switches) and
+//!   one-line argument errors.
 //! - [`banlist`]: the ban file's format — addresses and CIDR ranges — and matching an
 //!   address against a list of any size in O(log n).
 //! - [`banfile`]: the ban file as a shared document: torn-read detection, the locked,
@@ -54,6 +56,7 @@ pub mod alert;
 pub mod banfile;
 pub mod bankeeper;
 pub mod banlist;
+pub mod cli;
 pub mod client;
 pub mod command;
 pub mod completion;

@@ -16,7 +16,7 @@
 //! typing and the printing are the same in both modes.
 
 use std::io::{self, IsTerminal, Write};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs, UdpSocket};
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +29,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use icq::alert::BellMode;
 use icq::bankeeper::{BanKeeper, BanNotice};
 use icq::banlist::BanList;
+use icq::cli::{self, HostPort};
 use icq::client::{Client, ClientEvent, CloseReason};
 use icq::command::{self, Command, Input, Side};
 use icq::completion::NameBook;
@@ -58,8 +59,8 @@ macro_rules! say_err {
     }};
 }
 
-/// The server port when `--server` names none.
-const DEFAULT_PORT: u16 = 4000;
+/// The program's name, for messages.
+const PROGRAM: &str = "icq-client";
 
 /// What the line editor shows before the line being typed.
 const PROMPT: &str = "> ";
@@ -129,7 +130,8 @@ On a terminal, lines arriving while you type appear above your line; Ctrl-C clea
 line, and on an empty line leaves; Up/Down recall what you typed, Tab completes the names of people online (and commands after /). Names have
 colors, your own messages are bold, messages that mention your name are highlighted.
 
-Exit status: 0 after /exit; 2 bad arguments; 3 the server (peer mode: the --peer) did not
+Exit status: 0 after /exit; 1 another error (a host name that does not resolve); 2 bad
+arguments; 3 the server (peer mode: the --peer) did not
 answer; 4 the join was refused (name taken or invalid, address banned, server or room
 full) or, in peer mode, another peer took the name at the same moment; 5 the server ended
 the session (kicked, banned, closing, timed out)."
@@ -139,21 +141,21 @@ struct Args {
     #[arg(long, env = "ICQ_NAME")]
     name: Option<String>,
     /// The server: HOST, HOST:PORT, IP, IP:PORT or [IPv6]:PORT (port 4000 if omitted).
-    #[arg(long, default_value = "localhost:4000", env = "ICQ_SERVER")]
-    server: String,
+    #[arg(long, default_value = "localhost:4000", env = "ICQ_SERVER", value_parser = cli::remote_address)]
+    server: HostPort,
     /// When an arriving message rings the terminal bell.
     #[arg(long, value_enum, default_value_t = BellMode::All, env = "ICQ_BELL")]
     bell: BellMode,
     /// Never ring the bell: the same as --bell off.
-    #[arg(long, env = "ICQ_NO_BELL")]
+    #[arg(long, env = "ICQ_NO_BELL", value_parser = cli::switch)]
     no_bell: bool,
     /// When to use colors: names in colors, your messages in bold, mentions highlighted.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, env = "ICQ_COLOR")]
     color: ColorChoice,
     /// Peer mode, with no server: receive on this address (IP:PORT, port 0 for any free
     /// one; the first line printed says which). Not with --server.
-    #[arg(long, value_name = "ADDR", env = "ICQ_LISTEN")]
-    listen: Option<String>,
+    #[arg(long, value_name = "ADDR", env = "ICQ_LISTEN", value_parser = cli::listen_address)]
+    listen: Option<HostPort>,
     /// Peer mode: join the room of the peer at HOST:PORT (repeat, or separate with commas,
     /// to give others to try in turn). Without it, start a new room.
     #[arg(
@@ -161,9 +163,10 @@ struct Args {
         value_name = "HOST:PORT",
         env = "ICQ_PEER",
         value_delimiter = ',',
-        requires = "listen"
+        requires = "listen",
+        value_parser = cli::remote_address
     )]
-    peers: Vec<String>,
+    peers: Vec<HostPort>,
     /// Peer mode: a ban file (as the server's): peers at these addresses are neither heard
     /// nor talked to, and may not join through us. Reloaded when it changes.
     #[arg(long, value_name = "FILE", env = "ICQ_BANS", requires = "listen")]
@@ -282,12 +285,14 @@ impl Output {
 }
 
 fn main() -> ExitCode {
-    let matches = Args::command().get_matches();
-    let args = Args::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let matches = cli::matches_or_exit(PROGRAM, Args::command());
+    let args =
+        Args::from_arg_matches(&matches).unwrap_or_else(|error| cli::exit_on(PROGRAM, &error));
     // A --server typed next to --listen is a mistake worth saying; ICQ_SERVER left in the
     // environment for the usual server is not.
     if args.listen.is_some() && matches.value_source("server") == Some(ValueSource::CommandLine) {
-        usage_error(
+        cli::usage_error(
+            PROGRAM,
             "--server and --listen cannot be used together: --listen runs a peer, with no server",
         );
     }
@@ -304,13 +309,16 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<()> {
     let name = match args.name.clone().or_else(|| std::env::var("USER").ok()) {
         Some(name) => name,
-        None => usage_error("no name given: use --name NAME (or set ICQ_NAME or USER)"),
+        None => cli::usage_error(
+            PROGRAM,
+            "no name given: use --name NAME (or set ICQ_NAME or USER)",
+        ),
     };
     if let Err(error) = names::validate(&name) {
-        usage_error(&format!(
-            "invalid name '{}': {error}",
-            display::sanitize(&name)
-        ));
+        cli::usage_error(
+            PROGRAM,
+            &format!("invalid name '{}': {error}", display::sanitize(&name)),
+        );
     }
     let look = ClientLook {
         color: style::use_color_here(args.color, io::stdout().is_terminal()),
@@ -383,7 +391,7 @@ fn start_client(
     let socket = UdpSocket::bind(local).context("opening a UDP socket")?;
     let joining = format!(
         "joining {} as {}...",
-        display::sanitize(&args.server),
+        display::sanitize(&args.server.to_string()),
         display::sanitize(name)
     );
     match &out {
@@ -400,7 +408,7 @@ fn start_client(
         )))),
         socket_is_v6,
         look,
-        server_text: args.server.clone(),
+        server_text: args.server.to_string(),
         out,
         names,
         ban_file: None,
@@ -411,15 +419,17 @@ fn start_client(
 /// the `--peer` addresses. The first line printed says where we listen, port included.
 fn start_peer(
     args: &Args,
-    listen: &str,
+    listen: &HostPort,
     name: &str,
     look: ClientLook,
     out: Output,
     names: Arc<Mutex<NameBook>>,
 ) -> Result<Arc<Shared>> {
-    let listen_addr = resolve_listen(listen)?;
+    let listen_addr = listen
+        .to_listen_address()
+        .with_context(|| format!("resolving --listen address '{listen}'"))?;
     let socket = UdpSocket::bind(listen_addr)
-        .with_context(|| format!("listening on {}", display::sanitize(listen)))?;
+        .with_context(|| format!("listening on {}", display::sanitize(&listen.to_string())))?;
     let local = socket
         .local_addr()
         .context("reading the socket's address")?;
@@ -469,7 +479,7 @@ fn start_peer(
         format!(
             "listening on {local} as {}; joining the room through {}...",
             display::sanitize(name),
-            display::sanitize(&args.peers.join(", "))
+            display::sanitize(&peer_list(&args.peers))
         )
     };
     // On stdout in every mode: scripts and tests learn the port from it.
@@ -479,33 +489,22 @@ fn start_peer(
         core: Mutex::new(Core::Peer(Box::new(peer))),
         socket_is_v6,
         look,
-        server_text: args.peers.first().cloned().unwrap_or_default(),
+        server_text: args
+            .peers
+            .first()
+            .map(HostPort::to_string)
+            .unwrap_or_default(),
         out,
         names,
         ban_file,
     }))
 }
 
-/// `--listen`: an IP address and port (`127.0.0.1:0`, `[::]:5000`), or a host name and
-/// port, resolved.
-fn resolve_listen(listen: &str) -> Result<SocketAddr> {
-    if let Ok(addr) = listen.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    let (host, port) = split_host_port(listen)?;
-    (host, port)
-        .to_socket_addrs()
-        .with_context(|| format!("resolving --listen address '{listen}'"))?
-        .min_by_key(SocketAddr::is_ipv6)
-        .with_context(|| format!("--listen address '{listen}' resolved to no address"))
-}
-
-/// Splits `--server` into host and port, then resolves the host with the system resolver.
-/// IPv4 addresses are tried first: the server listens on IPv4 by default, and a name such
-/// as `localhost` often resolves to `::1` before `127.0.0.1`.
-fn resolve_server(server: &str) -> Result<Vec<SocketAddr>> {
-    let (host, port) = split_host_port(server)?;
-    let mut addrs: Vec<SocketAddr> = (host, port)
+/// Resolves `--server` (or a `--peer`) with the system resolver. IPv4 addresses are tried
+/// first: the server listens on IPv4 by default, and a name such as `localhost` often
+/// resolves to `::1` before `127.0.0.1`.
+fn resolve_server(server: &HostPort) -> Result<Vec<SocketAddr>> {
+    let mut addrs: Vec<SocketAddr> = (server.host.as_str(), server.port)
         .to_socket_addrs()
         .with_context(|| format!("resolving server address '{server}'"))?
         .collect();
@@ -517,32 +516,13 @@ fn resolve_server(server: &str) -> Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
-fn split_host_port(server: &str) -> Result<(&str, u16)> {
-    if server.parse::<IpAddr>().is_ok() {
-        // A bare address, IPv6 ones included (their colons are not a port separator).
-        return Ok((server, DEFAULT_PORT));
-    }
-    if let Some(rest) = server.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .with_context(|| format!("'{server}': missing ']' after the IPv6 address"))?;
-        return match after {
-            "" => Ok((host, DEFAULT_PORT)),
-            _ => Ok((
-                host,
-                parse_port(server, after.strip_prefix(':').unwrap_or(after))?,
-            )),
-        };
-    }
-    match server.rsplit_once(':') {
-        Some((host, port)) => Ok((host, parse_port(server, port)?)),
-        None => Ok((server, DEFAULT_PORT)),
-    }
-}
-
-fn parse_port(server: &str, port: &str) -> Result<u16> {
-    port.parse()
-        .with_context(|| format!("'{server}': '{port}' is not a port number (1-65535)"))
+/// `a:1, b:2`.
+fn peer_list(peers: &[HostPort]) -> String {
+    peers
+        .iter()
+        .map(HostPort::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Reads typed lines until end of input or `/exit` (plain mode).
@@ -796,11 +776,6 @@ fn finish(shared: &Shared, text: &str, failure: bool, status: u8) -> ! {
         }
     }
     std::process::exit(i32::from(status));
-}
-
-fn usage_error(message: &str) -> ! {
-    say_err!("icq-client: {message}");
-    std::process::exit(2);
 }
 
 /// A dual-stack IPv6 socket reaches IPv4 peers through IPv4-mapped addresses.

@@ -17,17 +17,18 @@
 //! lines color the sender's name and other events are dimmed (`icq::style`).
 
 use std::io::{self, IsTerminal};
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use clap::Parser;
+use anyhow::{Context, Result};
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use icq::banfile::{Edit, RealTime};
 use icq::bankeeper::{self, BanKeeper, BanNotice};
+use icq::cli::{self, HostPort};
 use icq::command::{self, Command, Input, Side};
 use icq::completion;
 use icq::display;
@@ -56,6 +57,9 @@ macro_rules! say_err {
         let _ = writeln!(std::io::stderr(), $($arg)*);
     }};
 }
+
+/// The program's name, for messages.
+const PROGRAM: &str = "icq-server";
 
 /// What the console's line editor shows before the line being typed.
 const PROMPT: &str = "> ";
@@ -92,9 +96,10 @@ Up/Down recall lines, Tab completes commands and the names online, Ctrl-C clears
 (on an empty line it closes the server, as /exit does), Ctrl-D ends console input."
 )]
 struct Args {
-    /// Address to listen on: IP:PORT, HOST:PORT, or just PORT (all IPv4 interfaces).
-    #[arg(long, default_value = "0.0.0.0:4000", env = "ICQ_BIND")]
-    bind: String,
+    /// Address to listen on: IP:PORT, HOST:PORT, IP or HOST (port 4000), or just PORT (all
+    /// IPv4 interfaces); port 0 for any free one (printed at start).
+    #[arg(long, default_value = "0.0.0.0:4000", env = "ICQ_BIND", value_parser = cli::bind_address)]
+    bind: HostPort,
     /// Ban list file: one address or CIDR range per line; `#` comments.
     #[arg(long, default_value = "banned_ips.txt", env = "ICQ_BANS")]
     bans: PathBuf,
@@ -108,7 +113,7 @@ struct Args {
     #[arg(long, default_value_t = 30.0, env = "ICQ_TIMEOUT")]
     timeout: f64,
     /// Accept plain-text UDP clients (e.g. `nc -u`) as guests named after their address.
-    #[arg(long, env = "ICQ_GUESTS")]
+    #[arg(long, env = "ICQ_GUESTS", value_parser = cli::switch)]
     guests: bool,
     /// The most clients served at once.
     #[arg(long, default_value_t = 1024, env = "ICQ_MAX_CLIENTS")]
@@ -142,7 +147,9 @@ struct State {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let matches = cli::matches_or_exit(PROGRAM, Args::command());
+    let args =
+        Args::from_arg_matches(&matches).unwrap_or_else(|error| cli::exit_on(PROGRAM, &error));
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -157,8 +164,11 @@ fn run(args: Args) -> Result<()> {
         args.color,
         io::stdout().is_terminal(),
     ));
-    let config = config_from(&args)?;
-    let bind = resolve_bind(&args.bind)?;
+    let config = config_from(&args).unwrap_or_else(|error| cli::usage_error(PROGRAM, error));
+    let bind = args
+        .bind
+        .to_listen_address()
+        .with_context(|| format!("resolving --bind '{}'", args.bind))?;
     // The error names the file already.
     let (keeper, notices) = BanKeeper::open(&args.bans)?;
     print_ban_notices(&notices);
@@ -205,17 +215,18 @@ fn run(args: Args) -> Result<()> {
     serve(&shared)
 }
 
-fn config_from(args: &Args) -> Result<ServerConfig> {
+/// The core's settings from the options, or what is wrong with them.
+fn config_from(args: &Args) -> Result<ServerConfig, &'static str> {
     if !(args.flood_rate.is_finite() && args.flood_rate >= 0.0) {
-        bail!("--flood-rate must be a number of messages per second, 0 or more");
+        return Err("--flood-rate must be a number of messages per second, 0 or more");
     }
     // Clients send a heartbeat every third of the timeout, and never more often than every
     // 50 ms; below 0.3 s a live client could not keep up.
     if !(args.timeout.is_finite() && args.timeout >= 0.3 && args.timeout <= 86_400.0) {
-        bail!("--timeout must be a number of seconds between 0.3 and 86400");
+        return Err("--timeout must be a number of seconds between 0.3 and 86400");
     }
     if args.max_clients == 0 {
-        bail!("--max-clients must be at least 1");
+        return Err("--max-clients must be at least 1");
     }
     Ok(ServerConfig {
         flood_limit: FloodLimit::from_options(args.flood_rate, args.flood_burst),
@@ -226,21 +237,6 @@ fn config_from(args: &Args) -> Result<ServerConfig> {
         flood_kick: (args.flood_kick > 0).then_some(args.flood_kick),
         ..ServerConfig::default()
     })
-}
-
-/// `4000` means every IPv4 interface, port 4000; anything else is resolved as HOST:PORT.
-fn resolve_bind(bind: &str) -> Result<SocketAddr> {
-    if let Ok(port) = bind.parse::<u16>() {
-        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
-    }
-    // IPv4 first, as the client tries it first: `localhost` often lists ::1 before
-    // 127.0.0.1, and a server on ::1 alone would not hear clients that chose 127.0.0.1.
-    bind.to_socket_addrs()
-        .with_context(|| {
-            format!("resolving --bind '{bind}' (expected IP:PORT, HOST:PORT or PORT)")
-        })?
-        .min_by_key(SocketAddr::is_ipv6)
-        .with_context(|| format!("--bind '{bind}' resolved to no address"))
 }
 
 /// The receive loop: runs until the process exits.
