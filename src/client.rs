@@ -138,6 +138,9 @@ pub enum CloseReason {
     Left,
     /// No server answered the join in time.
     JoinTimedOut,
+    /// No server answered the join in time, but the server's address answered in another
+    /// protocol than ours.
+    ForeignAnswer,
     /// The server refused the join.
     Refused(RefuseReason),
     /// The server ended the session.
@@ -203,6 +206,8 @@ pub struct JoinAttempt {
     pub nonce: u64,
     /// The cookie the asked address gave us for this nonce, once it has (0 before).
     pub cookie: u64,
+    /// Whether one of the addresses sent something that is not our protocol.
+    foreign: bool,
 }
 
 /// What [`JoinAttempt::poll`] asks for.
@@ -226,7 +231,20 @@ impl JoinAttempt {
             candidate_since: now,
             nonce: new_nonce(),
             cookie: 0,
+            foreign: false,
         }
+    }
+
+    /// One of the addresses asked sent a datagram that is not our protocol: something else
+    /// listens there. The attempt goes on (it may be a stray datagram, or a forgery), but
+    /// if it gives up, that is worth telling apart from silence.
+    pub fn on_foreign_answer(&mut self) {
+        self.foreign = true;
+    }
+
+    /// Whether [`JoinAttempt::on_foreign_answer`] was called.
+    pub fn heard_foreign(&self) -> bool {
+        self.foreign
     }
 
     /// The address at `from` challenged us with `cookie`: ask it again at once, with it.
@@ -375,7 +393,14 @@ impl Client {
                 }
                 return;
             }
-            Err(_) => return,
+            Err(_) => {
+                // Something answering a join in another protocol: worth saying so if the
+                // join gives up.
+                if let State::Joining(attempt) = &mut self.state {
+                    attempt.on_foreign_answer();
+                }
+                return;
+            }
         };
         match &mut self.state {
             State::Joining(attempt) => {
@@ -766,6 +791,9 @@ impl Client {
     pub fn handle_timeout(&mut self, now: Instant) {
         match &mut self.state {
             State::Joining(attempt) => match attempt.poll(now, self.servers.len()) {
+                JoinStep::GiveUp if attempt.heard_foreign() => {
+                    self.close(CloseReason::ForeignAnswer)
+                }
                 JoinStep::GiveUp => self.close(CloseReason::JoinTimedOut),
                 JoinStep::Send(candidate) => {
                     let join = Frame::Join {

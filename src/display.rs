@@ -359,6 +359,8 @@ pub fn refuse_text(reason: RefuseReason) -> &'static str {
         RefuseReason::KickedRecently => {
             "this address was kicked for flooding; try again in a minute"
         }
+        RefuseReason::IsAServer => "it is an icq server, not a peer",
+        RefuseReason::IsAPeer => "it is an icq peer, not a server",
     }
 }
 
@@ -469,6 +471,12 @@ pub fn close_text(reason: &CloseReason, server: &str) -> String {
         CloseReason::JoinTimedOut => {
             format!("no answer from {server}: is the server running, and is the address right?")
         }
+        CloseReason::ForeignAnswer => format!(
+            "{server} answers, but not in icq's protocol: is the address right (the port above all)?"
+        ),
+        CloseReason::Refused(RefuseReason::IsAPeer) => format!(
+            "{server} is an icq peer, not a server: to join its room, use --listen and --peer"
+        ),
         CloseReason::Refused(RefuseReason::NameTaken) => format!(
             "{server} refused to let us join: the name is already taken; choose another with --name"
         ),
@@ -658,6 +666,12 @@ pub fn peer_close_text(reason: &PeerCloseReason, contact: &str, name: &str) -> S
         PeerCloseReason::JoinTimedOut => format!(
             "no answer from {contact}: is a peer running there (in a room, not leaving), and \
              is the address right?"
+        ),
+        PeerCloseReason::ForeignAnswer => format!(
+            "{contact} answers, but not in icq's protocol: is the address right (the port above all)?"
+        ),
+        PeerCloseReason::Refused(RefuseReason::IsAServer) => format!(
+            "{contact} is an icq server, not a peer: to join it, use --server (without --listen)"
         ),
         PeerCloseReason::Refused(RefuseReason::NameTaken) => {
             refused("the name is already taken in the room; choose another with --name")

@@ -236,6 +236,9 @@ pub enum PeerCloseReason {
     /// No member answered the join in time (or the one that answered went silent before
     /// sending the member list).
     JoinTimedOut,
+    /// No member answered the join in time, but a contact's address answered in another
+    /// protocol than ours.
+    ForeignAnswer,
     /// The member asked refused the join.
     Refused(RefuseReason),
     /// Another peer joined under our name at the same moment, and keeps it.
@@ -777,12 +780,27 @@ impl Peer {
         }
         let frame = match Frame::decode(datagram) {
             Ok(frame) if frame.is_peer() => frame,
-            // Client–server frames mean nothing here.
+            // A client given a peer's address for a server's: its join is told so, in the
+            // refusal a client reads (13 bytes for 512).
+            Ok(Frame::Join { nonce, .. }) => {
+                let reason = RefuseReason::IsAPeer;
+                return self.send_unsequenced(from, &Frame::Refused { nonce, reason });
+            }
+            // Other client–server frames mean nothing here.
             Ok(_) => return,
             Err(DecodeError::UnsupportedVersion { .. }) => {
                 return self.on_other_version(from, datagram);
             }
-            Err(_) => return,
+            Err(_) => {
+                // Something answering a join in another protocol: worth saying so if the
+                // join gives up (see `JoinAttempt::heard_foreign`).
+                if let State::Joining(attempt) = &mut self.state
+                    && self.contacts.contains(&from)
+                {
+                    attempt.on_foreign_answer();
+                }
+                return;
+            }
         };
         match self.state {
             State::Joining(_) => {
@@ -1722,6 +1740,9 @@ impl Peer {
     pub fn handle_timeout(&mut self, now: Instant) {
         match &mut self.state {
             State::Joining(attempt) => match attempt.poll(now, self.contacts.len()) {
+                JoinStep::GiveUp if attempt.heard_foreign() => {
+                    self.close(PeerCloseReason::ForeignAnswer)
+                }
                 JoinStep::GiveUp => self.close(PeerCloseReason::JoinTimedOut),
                 JoinStep::Send(candidate) => {
                     let join = Frame::PeerJoin {

@@ -644,7 +644,13 @@ impl Server {
     fn handle_frame(&mut self, now: Instant, from: SocketAddr, frame: Frame) {
         if frame.is_peer() {
             // Peer mode needs no server: a peer frame here is a peer given the server's
-            // address by mistake, or a forgery. Never answered, like a server-only frame.
+            // address by mistake, or a forgery. Only a join is answered, with a refusal
+            // the peer's join reads (13 bytes for 512: a forgery gains nothing), so the
+            // person learns this is a server; nothing else, like a server-only frame.
+            if let Frame::PeerJoin { nonce, .. } = frame {
+                let reason = RefuseReason::IsAServer;
+                self.send_unsequenced(from, &Frame::PeerRefused { nonce, reason });
+            }
             return self.note_malformed(now, from, "a peer-mode frame (servers take no part)");
         }
         if !frame.travels_to_server() {

@@ -74,6 +74,10 @@ pub enum RefuseReason {
     TooManyFromAddress,
     /// The client was kicked for flooding a moment ago and may not rejoin yet.
     KickedRecently,
+    /// A peer's join reached a server, which takes no part in peer mode (in `PeerRefused`).
+    IsAServer,
+    /// A client's join reached a peer, which is no server (in `Refused`).
+    IsAPeer,
 }
 
 /// Why the server ended a client's session.
@@ -589,6 +593,8 @@ impl RefuseReason {
             RefuseReason::AddressInUse => 6,
             RefuseReason::TooManyFromAddress => 7,
             RefuseReason::KickedRecently => 8,
+            RefuseReason::IsAServer => 9,
+            RefuseReason::IsAPeer => 10,
         }
     }
 
@@ -602,6 +608,8 @@ impl RefuseReason {
             6 => RefuseReason::AddressInUse,
             7 => RefuseReason::TooManyFromAddress,
             8 => RefuseReason::KickedRecently,
+            9 => RefuseReason::IsAServer,
+            10 => RefuseReason::IsAPeer,
             _ => return None,
         })
     }

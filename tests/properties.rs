@@ -132,6 +132,8 @@ fn arb_refuse_reason() -> impl Strategy<Value = RefuseReason> {
         RefuseReason::AddressInUse,
         RefuseReason::TooManyFromAddress,
         RefuseReason::KickedRecently,
+        RefuseReason::IsAServer,
+        RefuseReason::IsAPeer,
     ])
 }
 

@@ -86,7 +86,7 @@ mod exit {
 fn close_status(reason: &CloseReason) -> u8 {
     match reason {
         CloseReason::Left => 0,
-        CloseReason::JoinTimedOut => exit::NO_ANSWER,
+        CloseReason::JoinTimedOut | CloseReason::ForeignAnswer => exit::NO_ANSWER,
         CloseReason::Refused(_) => exit::REFUSED,
         CloseReason::Disconnected { .. } => exit::DISCONNECTED,
     }
@@ -96,7 +96,7 @@ fn close_status(reason: &CloseReason) -> u8 {
 fn peer_close_status(reason: &PeerCloseReason) -> u8 {
     match reason {
         PeerCloseReason::Left => 0,
-        PeerCloseReason::JoinTimedOut => exit::NO_ANSWER,
+        PeerCloseReason::JoinTimedOut | PeerCloseReason::ForeignAnswer => exit::NO_ANSWER,
         PeerCloseReason::Refused(_) | PeerCloseReason::NameConflict => exit::REFUSED,
     }
 }
@@ -127,13 +127,15 @@ Type a line and press Enter to send it to everyone. Commands: /list (who is onli
 /exit (or Ctrl-D). Start a message with // to send one beginning with /. In peer
 mode, /me, /nick, /away and /back are not available yet.
 On a terminal, lines arriving while you type appear above your line; Ctrl-C clears the
-line, and on an empty line leaves; Up/Down recall what you typed, Tab completes the names of people online (and commands after /). Names have
-colors, your own messages are bold, messages that mention your name are highlighted.
+line, and on an empty line leaves; Up/Down recall what you typed, Tab completes the names of
+people online (and commands after /). Names have colors, your own messages are bold,
+messages that mention your name are highlighted.
 
 Exit status: 0 after /exit; 1 another error (a host name that does not resolve); 2 bad
-arguments; 3 the server (peer mode: the --peer) did not
-answer; 4 the join was refused (name taken or invalid, address banned, server or room
-full) or, in peer mode, another peer took the name at the same moment; 5 the server ended
+arguments; 3 the server (peer mode: the --peer) did not answer, or answered in another
+protocol; 4 the join was refused (name taken or invalid, address banned, server or room
+full, a peer's address given to --server or a server's to --peer) or, in peer mode,
+another peer took the name at the same moment; 5 the server ended
 the session (kicked, banned, closing, timed out)."
 )]
 struct Args {
