@@ -890,7 +890,7 @@ fn garbage_and_mangled_frames_never_panic_a_peer_in_any_state() {
 }
 
 #[test]
-fn a_server_ignores_peer_frames_and_never_answers_them() {
+fn a_server_answers_no_peer_frame_but_a_join_and_that_with_a_refusal() {
     use icq::server::{Server, ServerConfig};
     let start = std::time::Instant::now();
     let mut server = Server::new(ServerConfig::default(), BanList::default(), start, 0);
@@ -919,7 +919,21 @@ fn a_server_ignores_peer_frames_and_never_answers_them() {
     ];
     for frame in frames {
         assert!(!frame.travels_to_server() && frame.is_peer());
-        server.handle_datagram(start, from, &frame.to_bytes());
+        let bytes = frame.to_bytes();
+        server.handle_datagram(start, from, &bytes);
+        if let Frame::PeerJoin { nonce, .. } = frame {
+            // A peer pointed at a server is told so, in fewer bytes than it sent
+            // (tests/wrong_address.rs follows it through to what the person sees).
+            let refusal = server.poll_transmit().expect("a refusal of the peer join");
+            let mut answer = Vec::new();
+            refusal.write_to(&mut answer);
+            assert!(answer.len() < bytes.len(), "{answer:?}");
+            let reason = RefuseReason::IsAServer;
+            assert_eq!(
+                Frame::decode(&answer),
+                Ok(Frame::PeerRefused { nonce, reason })
+            );
+        }
         assert_eq!(server.poll_transmit(), None, "{frame:?} was answered");
     }
 }
