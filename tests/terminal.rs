@@ -378,6 +378,17 @@ fn three_lines_typed_ahead_in_one_write_all_arrive_in_order() {
     // And the editor goes on reading after them.
     write_once(&alice, b"four\r");
     assert_eq!(lines_from(&mut bob, "alice", 1), ["four"]);
+
+    // From a pipe too: three lines in one write, all sent, in order.
+    bob.stdin
+        .write_all(b"uno\ndos\ntres\n")
+        .expect("writing to the piped client");
+    bob.stdin
+        .flush()
+        .expect("flushing the piped client's input");
+    for word in ["uno", "dos", "tres"] {
+        expect(&mut alice, &format!("{}: {word}", colored("bob")));
+    }
 }
 
 #[test]
