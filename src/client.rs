@@ -598,6 +598,19 @@ impl Client {
                 }
                 return;
             }
+            Frame::Probe { .. } => {
+                // Someone asks for our name and the server checks we are still here: say
+                // so at once, or the session ends.
+                let heartbeat = Frame::Heartbeat {
+                    token: session.token,
+                    acks: session.inbox.acks(),
+                };
+                session.inbox.ack_sent();
+                session.last_sent = now;
+                self.transmits
+                    .push_back((self.servers[self.server], heartbeat.to_bytes()));
+                return;
+            }
             Frame::NotJoined { .. } => {
                 if matches!(self.state, State::Leaving { .. }) {
                     // Forgotten by the server: as good as gone.

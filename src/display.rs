@@ -478,7 +478,7 @@ pub fn close_text(reason: &CloseReason, server: &str) -> String {
             "{server} is an icq peer, not a server: to join its room, use --listen and --peer"
         ),
         CloseReason::Refused(RefuseReason::NameTaken) => format!(
-            "{server} refused to let us join: the name is already taken; choose another with --name"
+            "{server} refused to let us join: the name is already taken by someone online; choose another with --name"
         ),
         CloseReason::Refused(reason) => {
             format!("{server} refused to let us join: {}", refuse_text(*reason))

@@ -73,6 +73,18 @@ pub const LEFT_MEMORY: Duration = Duration::from_secs(60);
 /// useless.
 pub const COOKIE_PERIOD: Duration = Duration::from_secs(30);
 
+/// A join under a name whose session has been silent for longer than this probes that
+/// session ([`Frame::Probe`]) instead of being refused at once: the holder may have crashed
+/// (a name is held by a live session, not for the whole timeout of a dead one).
+pub const PROBE_AFTER_SILENCE: Duration = Duration::from_secs(1);
+
+/// How long a probed session has to answer before it is ended as timed out, and the name
+/// given to the join that asked for it.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A probe is sent again (it may be lost) when the join is repeated, at most this often.
+pub const PROBE_REPEAT: Duration = Duration::from_millis(500);
+
 /// How many ended sessions may still be repeating their farewell ([`Frame::Disconnected`])
 /// at once; past it, a farewell is sent once and not repeated.
 const FAREWELL_LIMIT: usize = 4096;
@@ -445,6 +457,28 @@ struct Session {
     away: Option<String>,
     /// The reliable streams; `None` for guests.
     streams: Option<Streams>,
+    /// Someone asked for this session's name and it was probed, unanswered so far.
+    probe: Option<Probe>,
+}
+
+/// An unanswered [`Frame::Probe`] of a session whose name a join asked for.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    /// When the session is ended unless it has answered.
+    deadline: Instant,
+    /// When the probe was last sent.
+    sent: Instant,
+}
+
+/// What a join under a name in use learns of the session holding it.
+enum Holder {
+    /// It was heard from a moment ago (or is a guest, which cannot be asked): the name is
+    /// taken.
+    Live,
+    /// It is being probed: no answer to the join yet (the client repeats it).
+    Probing,
+    /// It did not answer its probe in time: end it and give the name away.
+    Gone,
 }
 
 /// A named session that ended by the server's decision: its streams live on until the
@@ -485,6 +519,9 @@ pub struct Server {
     stats: ServerStats,
     /// Flooders to tell how many messages were dropped, and when.
     flood_notices_due: Vec<(Instant, SocketAddr)>,
+    /// Probed sessions and when their probe runs out (at most a few per session: one is
+    /// added per probe, and a probe is answered or runs out within [`PROBE_TIMEOUT`]).
+    probes: Vec<(Instant, SocketAddr)>,
     next_sweep: Instant,
     /// When a malformed datagram from each address was last logged.
     malformed_logged_at: HashMap<SocketAddr, Instant, FixedState>,
@@ -521,6 +558,7 @@ impl Server {
             timers: BinaryHeap::new(),
             stats: ServerStats::default(),
             flood_notices_due: Vec::new(),
+            probes: Vec::new(),
             malformed_logged_at: HashMap::with_hasher(hasher.clone()),
             flood_kicked: HashMap::with_hasher(hasher.clone()),
             left: HashMap::with_hasher(hasher.clone()),
@@ -729,6 +767,8 @@ impl Server {
             return;
         };
         session.last_heard = now;
+        // Any frame of the session answers a probe.
+        session.probe = None;
         if let Some(acks) = frame.acks() {
             streams.outbox.on_acks(now, acks);
         }
@@ -833,8 +873,17 @@ impl Server {
             return self.refuse(now, from, nonce, name, RefuseReason::NameInvalid);
         }
         let name_key = names::key(&name);
-        if self.by_name.contains_key(&name_key) {
-            return self.refuse(now, from, nonce, name, RefuseReason::NameTaken);
+        if let Some(&holder) = self.by_name.get(&name_key) {
+            match self.check_holder(now, holder) {
+                Holder::Live => {
+                    return self.refuse(now, from, nonce, name, RefuseReason::NameTaken);
+                }
+                // The join gets no answer yet; the client repeats it until it does.
+                Holder::Probing => return,
+                Holder::Gone => {
+                    self.remove_session(now, holder, Removal::TimedOut);
+                }
+            }
         }
         if self.sessions.len() >= self.config.max_clients {
             return self.refuse(now, from, nonce, name, RefuseReason::ServerFull);
@@ -847,6 +896,41 @@ impl Server {
         self.send_unsequenced(from, &welcome);
         let streams = Streams::new(token, nonce);
         self.add_session(now, from, name, name_key, Some(streams));
+    }
+
+    /// Whether the session at `holder`, whose name a join (with a valid cookie) asks for,
+    /// is alive: heard from within [`PROBE_AFTER_SILENCE`], or answering a [`Frame::Probe`]
+    /// within [`PROBE_TIMEOUT`]. Only cookie-proven joins get here, and what is kept is
+    /// kept on the holder's session, never for the joiner: a join repeated meanwhile
+    /// finds the same probe.
+    fn check_holder(&mut self, now: Instant, holder: SocketAddr) -> Holder {
+        let Some(session) = self.sessions.get_mut(&holder) else {
+            return Holder::Gone;
+        };
+        // A guest has no way to answer: its name is held until it times out.
+        let Some(token) = session.streams.as_ref().map(|s| s.token) else {
+            return Holder::Live;
+        };
+        if now.saturating_duration_since(session.last_heard) <= PROBE_AFTER_SILENCE {
+            return Holder::Live;
+        }
+        match &mut session.probe {
+            Some(probe) if now >= probe.deadline => return Holder::Gone,
+            Some(probe) if now.saturating_duration_since(probe.sent) < PROBE_REPEAT => {
+                return Holder::Probing;
+            }
+            Some(probe) => probe.sent = now,
+            None => {
+                let deadline = now + PROBE_TIMEOUT;
+                session.probe = Some(Probe {
+                    deadline,
+                    sent: now,
+                });
+                self.probes.push((deadline, holder));
+            }
+        }
+        self.send_unsequenced(holder, &Frame::Probe { token });
+        Holder::Probing
     }
 
     fn welcome(&self, nonce: u64, token: u64, name: &str) -> Frame {
@@ -906,6 +990,7 @@ impl Server {
                 flood_warnings: Vec::new(),
                 away: None,
                 streams,
+                probe: None,
             },
         );
         let time_ms = self.wall_ms(now);
@@ -1344,6 +1429,19 @@ impl Server {
         for (_, addr) in due {
             self.send_flood_notice(now, addr);
         }
+        let (due, later): (Vec<_>, Vec<_>) =
+            self.probes.drain(..).partition(|(when, _)| *when <= now);
+        self.probes = later;
+        for (deadline, addr) in due {
+            let unanswered = self
+                .sessions
+                .get(&addr)
+                .and_then(|s| s.probe)
+                .is_some_and(|probe| probe.deadline == deadline);
+            if unanswered {
+                self.remove_session(now, addr, Removal::TimedOut);
+            }
+        }
 
         if now >= self.next_sweep {
             self.next_sweep = now + self.config.sweep_interval();
@@ -1377,7 +1475,11 @@ impl Server {
             || !self.flood_kicked.is_empty()
             || !self.left.is_empty())
         .then_some(self.next_sweep);
-        let notices = self.flood_notices_due.iter().map(|(when, _)| *when);
+        let notices = self
+            .flood_notices_due
+            .iter()
+            .chain(&self.probes)
+            .map(|(when, _)| *when);
         let retransmit = self.timers.peek().map(|Reverse((when, _))| *when);
         sweep.into_iter().chain(notices).chain(retransmit).min()
     }
@@ -1904,6 +2006,7 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::ServerAck { .. } => "server ack",
         Frame::LeaveAck { .. } => "leave ack",
         Frame::NotJoined { .. } => "not joined",
+        Frame::Probe { .. } => "probe",
         Frame::PeerJoin { .. }
         | Frame::PeerChallenge { .. }
         | Frame::PeerWelcome { .. }

@@ -346,6 +346,10 @@ pub enum Frame {
     /// Server confirms a [`Frame::Leave`] (and so every frame before it): the client can
     /// stop repeating it.
     LeaveAck { token: u64 },
+    /// Server asks the client of session `token` whether it is still there: someone wants
+    /// its name, and it has been silent for a while. The client answers at once with a
+    /// [`Frame::Heartbeat`]; a session that does not is ended (see the server's probe).
+    Probe { token: u64 },
     /// Server does not know the session `token` (never joined, or forgotten after a restart
     /// or a timeout). Deliberately tiny: it may go to an address that never proved it is
     /// real; it repeats the token so only the real client believes it.
@@ -533,6 +537,7 @@ mod kind {
     pub const ACTION_MESSAGE: u8 = 0x8D;
     pub const RENAMED: u8 = 0x8E;
     pub const PRESENCE: u8 = 0x8F;
+    pub const PROBE: u8 = 0x90;
     // Peer mode: 0xC0..=0xDF.
     pub const PEER_JOIN: u8 = 0xC0;
     pub const PEER_CHALLENGE: u8 = 0xC1;
@@ -783,6 +788,7 @@ impl Frame {
             | Frame::ServerAck { token, .. }
             | Frame::LeaveAck { token }
             | Frame::NotJoined { token }
+            | Frame::Probe { token }
             | Frame::PeerAck { token, .. }
             | Frame::PeerNotMember { token, .. } => Some(*token),
             other => other.envelope().map(|e| e.token),
@@ -1006,6 +1012,10 @@ impl Frame {
             }
             Frame::NotJoined { token } => {
                 out.push(kind::NOT_JOINED);
+                out.extend_from_slice(&token.to_be_bytes());
+            }
+            Frame::Probe { token } => {
+                out.push(kind::PROBE);
                 out.extend_from_slice(&token.to_be_bytes());
             }
             Frame::PeerJoin {
@@ -1337,6 +1347,7 @@ impl Frame {
             },
             kind::LEAVE_ACK => Frame::LeaveAck { token: r.u64()? },
             kind::NOT_JOINED => Frame::NotJoined { token: r.u64()? },
+            kind::PROBE => Frame::Probe { token: r.u64()? },
             kind::PEER_JOIN => {
                 let nonce = r.u64()?;
                 let cookie = r.u64()?;
@@ -1789,6 +1800,7 @@ mod tests {
             Frame::ServerAck { token: 9, acks },
             Frame::LeaveAck { token: 9 },
             Frame::NotJoined { token: 9 },
+            Frame::Probe { token: 9 },
             Frame::PeerJoin {
                 nonce: 42,
                 cookie: 0,

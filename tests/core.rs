@@ -1886,3 +1886,119 @@ fn every_way_of_leaving_removes_the_name_from_completion() {
     );
     assert!(sim.client(dave).is_joined());
 }
+
+// A name is held by a live session -------------------------------------------------------
+
+/// The probes the server sent since `mark`, by destination.
+fn probes_since(sim: &Sim, mark: usize) -> Vec<SocketAddr> {
+    sim.sent_since(mark)
+        .iter()
+        .filter(|d| matches!(d.frame(), Some(Frame::Probe { .. })))
+        .map(|d| d.to)
+        .collect()
+}
+
+#[test]
+fn a_crashed_holder_is_probed_and_its_name_given_to_the_newcomer_after_two_seconds() {
+    let mut sim = default_sim();
+    let old = sim.join("alice");
+    let bob = sim.join("bob");
+    // alice's program dies: nothing it is sent is read any more.
+    sim.frozen.insert(old);
+    sim.advance(ms(1500));
+    sim.clear_events();
+    let mark = sim.mark();
+    let asked_at = sim.now;
+
+    let new = sim.add_client_at(addr([127, 0, 0, 1], 7000), "alice", vec![SERVER_ADDR]);
+    sim.drive();
+    assert!(!sim.client(new).is_joined(), "the join waits for the probe");
+    assert_eq!(probes_since(&sim, mark), [old]);
+    assert_eq!(listed_names(&sim), ["alice", "bob"]);
+
+    sim.run_for(server::PROBE_TIMEOUT + ms(600));
+    assert!(sim.client(new).is_joined());
+    let joined_at = sim
+        .events(bob)
+        .iter()
+        .position(|e| {
+            matches!(
+                e,
+                ClientEvent::Presence {
+                    change: PresenceChange::Joined,
+                    ..
+                }
+            )
+        })
+        .expect("the newcomer is announced");
+    let bob_saw = notices(sim.events(bob));
+    assert_eq!(bob_saw, ["alice timed out", "alice joined"], "{joined_at}");
+    let took = sim.now.duration_since(asked_at);
+    assert!(took <= ms(2600), "the name came after {took:?}");
+    // The probe was repeated with the join's retries, never more often than PROBE_REPEAT.
+    let probes = probes_since(&sim, mark);
+    assert!(
+        probes.len() <= 5 && probes.iter().all(|&to| to == old),
+        "{probes:?}"
+    );
+    assert_eq!(listed_names(&sim), ["alice", "bob"]);
+    assert_eq!(sim.server.clients(sim.now)[0].addr, new.to_owned());
+}
+
+#[test]
+fn a_live_holder_answers_its_probe_and_keeps_its_name() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    // Idle, but alive: well within its heartbeat interval (10 s), silent for 3 s.
+    sim.run_for(ms(3000));
+    sim.clear_events();
+    let mark = sim.mark();
+
+    let impostor = sim.add_client("ALICE");
+    sim.drive();
+    assert_eq!(probes_since(&sim, mark), [alice]);
+    sim.run_for(ms(600));
+    assert_eq!(
+        sim.take_events(impostor),
+        vec![ClientEvent::Closed(CloseReason::Refused(
+            RefuseReason::NameTaken
+        ))]
+    );
+    assert!(sim.client(alice).is_joined());
+    assert_eq!(sim.take_events(alice), vec![], "the probe is not shown");
+    // The answer was a heartbeat, sent at once.
+    let answered = sim
+        .sent_since(mark)
+        .iter()
+        .any(|d| d.from == alice && matches!(d.frame(), Some(Frame::Heartbeat { .. })));
+    assert!(answered);
+    sim.run_for(server::PROBE_TIMEOUT * 2);
+    assert_eq!(listed_names(&sim), ["alice"]);
+}
+
+#[test]
+fn a_holder_heard_a_moment_ago_is_not_probed_and_unproven_joins_probe_nothing() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    sim.advance(ms(800));
+    let mark = sim.mark();
+    let impostor = sim.add_client("alice");
+    sim.drive();
+    assert!(sim.client(impostor).is_closed());
+    assert_eq!(probes_since(&sim, mark), Vec::<SocketAddr>::new());
+
+    // A join without a valid cookie (forged, or not yet challenged) costs no probe and no
+    // state: it only gets its challenge.
+    sim.run_for(ms(2000));
+    let mark = sim.mark();
+    for port in 0..50u16 {
+        let replies = sim.inject_frame(addr([10, 0, 0, 1], 30000 + port), &join_frame("alice"));
+        assert!(
+            matches!(replies[..], [Frame::Challenge { .. }]),
+            "{replies:?}"
+        );
+    }
+    assert_eq!(probes_since(&sim, mark), Vec::<SocketAddr>::new());
+    sim.run_for(server::PROBE_TIMEOUT * 2);
+    assert!(sim.client(alice).is_joined());
+}

@@ -855,6 +855,49 @@ fn send_signal(process: &Process, signal: &str) {
 }
 
 #[test]
+fn a_client_killed_with_sigkill_rejoins_under_its_name_within_8_seconds() {
+    let mut server = TestServer::start();
+    let mut alice = join_client(&server.address(), "alice", &[]);
+    let mut bob = join_client(&server.address(), "bob", &[]);
+    alice.expect_line(notice("bob joined"), WAIT);
+    send_signal(&alice, "KILL");
+    alice.wait_exit(WAIT);
+    let killed = Instant::now();
+    // A person starts the program again a moment later: the server refuses a name whose
+    // session was heard from within the last second (it is live), so wait until the dead
+    // session has been silent that long, as the server's /list shows it.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let rows = server_list(&mut server);
+        let idle = rows
+            .iter()
+            .find(|row| row.name == "alice")
+            .and_then(|row| row.rest.split("idle").nth(1))
+            .and_then(|idle| idle.trim().strip_suffix('s'))
+            .and_then(|secs| secs.parse::<u64>().ok());
+        if idle.is_some_and(|secs| secs >= 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice never went idle: {rows:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The same name, from a new program (and port), as after a crash.
+    let mut again = start_client(&server.address(), "alice", &[]);
+    again.expect_stream_line(Stream::Stdout, "-- connected to ", Duration::from_secs(8));
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(8), "rejoined after {took:?}");
+    again.expect_line(notice("2 online: alice, bob"), WAIT);
+    bob.expect_line(notice("alice timed out"), WAIT);
+    bob.expect_line(notice("alice joined"), WAIT);
+    again.send_line("back again");
+    bob.expect_line(message_from("alice", "back again"), WAIT);
+    // A live holder keeps its name: bob's is refused at once.
+    let mut impostor = start_client(&server.address(), "BOB", &[]);
+    expect_client_ended(&mut impostor, EXIT_REFUSED, "the name is already taken");
+    assert_eq!(names(&server_list(&mut server)), ["alice", "bob"]);
+}
+
+#[test]
 fn server_kick_disconnects_one_client_by_name_in_any_case() {
     let mut server = TestServer::start();
     let mut alice = join_client(&server.address(), "alice", &[]);

@@ -344,7 +344,7 @@ fn arb_client_frame() -> BoxedStrategy<Frame> {
 fn arb_server_frame() -> BoxedStrategy<Frame> {
     prop_oneof![
         10 => arb_server_frame_first(),
-        5 => arb_server_frame_second(),
+        6 => arb_server_frame_second(),
     ]
     .boxed()
 }
@@ -377,6 +377,7 @@ fn arb_server_frame_second() -> BoxedStrategy<Frame> {
             }
         ),
         (arb_envelope(), arb_name()).prop_map(|(envelope, name)| Frame::Renamed { envelope, name }),
+        any::<u64>().prop_map(|token| Frame::Probe { token }),
         (
             arb_envelope(),
             any::<i64>(),
@@ -474,7 +475,7 @@ fn arb_server_frame_first() -> BoxedStrategy<Frame> {
 }
 
 /// Every kind's name, for `arb_frame_makes_every_kind`.
-const KINDS: [&str; 39] = [
+const KINDS: [&str; 40] = [
     "join",
     "chat",
     "list request",
@@ -500,6 +501,7 @@ const KINDS: [&str; 39] = [
     "action message",
     "renamed",
     "presence",
+    "probe",
     "peer join",
     "peer challenge",
     "peer welcome",
@@ -544,6 +546,7 @@ fn kind_name(frame: &Frame) -> &'static str {
         Frame::ActionMessage { .. } => "action message",
         Frame::Renamed { .. } => "renamed",
         Frame::Presence { .. } => "presence",
+        Frame::Probe { .. } => "probe",
         Frame::PeerJoin { .. } => "peer join",
         Frame::PeerChallenge { .. } => "peer challenge",
         Frame::PeerWelcome { .. } => "peer welcome",
@@ -600,6 +603,7 @@ fn token_mut(frame: &mut Frame) -> Option<&mut u64> {
         | Frame::ServerAck { token, .. }
         | Frame::LeaveAck { token }
         | Frame::NotJoined { token }
+        | Frame::Probe { token }
         | Frame::PeerAck { token, .. }
         | Frame::PeerNotMember { token, .. } => Some(token),
         other => envelope_mut(other).map(|envelope| &mut envelope.token),

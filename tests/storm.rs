@@ -173,7 +173,7 @@ fn random_envelope(rng: &mut SplitMix64) -> Envelope {
 }
 
 /// How many kinds [`random_frame`] makes.
-const KINDS: usize = 39;
+const KINDS: usize = 40;
 
 /// A valid frame of a random kind with random fields (and so, for every kind that carries
 /// one, a random token). Every kind is listed here once: a new kind is one more arm (and
@@ -374,6 +374,7 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
             envelope: random_envelope(rng),
             dropped: rng.next() as u32,
         },
+        38 => Frame::Probe { token: rng.next() },
         _ => Frame::Presence {
             envelope: random_envelope(rng),
             time_ms: rng.next() as i64,
@@ -454,7 +455,8 @@ fn kind_index(frame: &Frame) -> usize {
         Frame::PeerGone { .. } => 35,
         Frame::PeerLeave { .. } => 36,
         Frame::PeerFlooded { .. } => 37,
-        Frame::Presence { .. } => 38,
+        Frame::Probe { .. } => 38,
+        Frame::Presence { .. } => 39,
     }
 }
 
