@@ -25,9 +25,9 @@ use crate::reliable::Acks;
 pub const MAGIC: [u8; 2] = [0xFF, b'I'];
 
 /// A [`Frame::Join`] datagram is zero-padded to at least this many bytes. Until an address
-/// has joined, everything the server sends it (welcome and join notice, about 300 bytes at
-/// most) must fit in what it sent, so that a forged join cannot turn the server into an
-/// amplifier aimed at someone else's address.
+/// has proved it receives there (the cookie of a [`Frame::Challenge`]), what the server
+/// answers it (a challenge, a refusal) must be far smaller than what it sent, so that a
+/// forged join cannot turn the server into an amplifier aimed at someone else's address.
 pub const JOIN_MIN_LEN: usize = 512;
 
 /// The protocol version this build speaks. A server refuses a join of any other version.
