@@ -175,6 +175,7 @@ enum Inbound {
     Event(ClientEvent),
     Renamed(String),
     Disconnected {
+        time_ms: i64,
         reason: DisconnectReason,
         text: String,
     },
@@ -581,10 +582,17 @@ impl Client {
             Frame::Renamed { envelope, name } => Some((envelope.seq, Inbound::Renamed(name))),
             Frame::Disconnected {
                 envelope,
+                time_ms,
                 reason,
                 text,
-                ..
-            } => Some((envelope.seq, Inbound::Disconnected { reason, text })),
+            } => Some((
+                envelope.seq,
+                Inbound::Disconnected {
+                    time_ms,
+                    reason,
+                    text,
+                },
+            )),
             Frame::Missed { envelope, last } => {
                 session.inbox.skip_through(now, envelope.seq, last);
                 None
@@ -638,7 +646,11 @@ impl Client {
                     self.name = name.clone();
                     self.events.push_back(ClientEvent::Renamed { name });
                 }
-                Ready::Item(Inbound::Disconnected { reason, text }) => {
+                Ready::Item(Inbound::Disconnected {
+                    time_ms,
+                    reason,
+                    text,
+                }) => {
                     // Say we got it, so the server stops repeating it.
                     session.inbox.ack_sent();
                     let ack = Frame::ClientAck {
@@ -651,8 +663,10 @@ impl Client {
                         return self.close(CloseReason::Left);
                     }
                     if reason == DisconnectReason::TimedOut {
-                        // We were silent too long (a suspended laptop, a network outage)
-                        // but are back: join again, as after a server restart.
+                        // We were silent too long (a suspended laptop, a network outage),
+                        // or acknowledged nothing for too long, but are back: say why,
+                        // and join again, as after a server restart.
+                        self.events.push_back(ClientEvent::Notice { time_ms, text });
                         return self.rejoin(now);
                     }
                     return self.close(CloseReason::Disconnected { reason, text });
@@ -944,7 +958,10 @@ impl Client {
         let (State::Joined(session) | State::Leaving { session, .. }) = &mut self.state else {
             return;
         };
-        let seq = session.outbox.push(now, request.clone());
+        // Past the cap on requests in flight it waits, and goes from `session_timers`.
+        let Some(seq) = session.outbox.push(now, request.clone()) else {
+            return;
+        };
         let frame = request_frame(session, seq, &request);
         session.inbox.ack_sent();
         session.last_sent = now;

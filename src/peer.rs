@@ -1944,7 +1944,10 @@ impl Peer {
             link.pending.push_back(item);
             return;
         }
-        let seq = link.outbox.push(now, item.clone());
+        // Past the cap on items in flight it waits, and goes when the link's timers run.
+        let Some(seq) = link.outbox.push(now, item.clone()) else {
+            return;
+        };
         let frame = item.frame(link.envelope(seq));
         link.inbox.ack_sent();
         link.last_sent = now;

@@ -2,7 +2,7 @@
 //!
 //! This module owns the bookkeeping both ends of a session share: numbering what one side
 //! sends ([`SendWindow`]: sequence numbers, round-trip-time estimation, retransmission with
-//! exponential backoff, giving up after [`GIVE_UP_AFTER`]), and putting what the other
+//! exponential backoff, a cap on what is in flight, giving up after [`GIVE_UP_AFTER`]), and putting what the other
 //! side receives back in order exactly once ([`ReceiveWindow`]: duplicate detection, holding
 //! early arrivals, cumulative acknowledgements with a selective bitmap, deciding when an
 //! acknowledgement is due). It is generic over what is carried and never builds frames or
@@ -14,10 +14,20 @@
 //! retransmitted frame (Karn's rule); and a frame counted lost, whatever its backoff, once a
 //! frame sent after it has been acknowledged and a retransmission timeout has passed since
 //! it was sent (QUIC's time threshold, RFC 9002 §6.1.2, with TCP's margin). While
-//! acknowledgements flow, a lost frame is therefore repeated about once per timeout; backoff
-//! only slows the sender down when nothing comes back at all. Frames beyond what the
-//! receiver's acknowledgement bitmap can describe are not repeated while it is known to be
-//! alive: their fate is learned once the gap before them fills.
+//! acknowledgements flow, a lost frame is therefore repeated about once per timeout.
+//!
+//! The timeout and its backoff belong to the session, not to each frame (as TCP's): a
+//! timeout doubles it once, however many frames time out together, and a clean round trip
+//! resets it. While the receiver is silent the backoff stops at [`MAX_RTO`] (an outage is
+//! probed every couple of seconds); while it acknowledges, but late, it grows to
+//! [`SLOW_MAX_RTO`], and acknowledgements are trusted as evidence of loss only by the first
+//! send of what they acknowledge, so a slow receiver costs a bounded number of copies of
+//! each frame instead of one per timeout. At most [`MAX_IN_FLIGHT`] items are in flight at
+//! once; later ones wait unsent. Frames beyond what the receiver's acknowledgement bitmap
+//! can describe are not repeated while it is known to be alive: their fate is learned once
+//! the gap before them fills. Time the caller itself could not run (a stopped process, a
+//! loop that fell behind) can be forgiven ([`SendWindow::forgive`]), so it does not count
+//! towards giving up.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -32,6 +42,20 @@ pub const MIN_RTO: Duration = Duration::from_millis(50);
 /// Exponential backoff stops growing here, so a frame is still retried every couple of
 /// seconds during a long outage.
 pub const MAX_RTO: Duration = Duration::from_secs(2);
+
+/// Backoff goes on growing up to this while the receiver is alive but late (it
+/// acknowledged something since the frame that timed out was sent): such a receiver is
+/// asked again at most every 8 s instead of every [`MAX_RTO`], so one whose
+/// acknowledgements come 15 s late costs two datagrams a frame, not ten. Short enough that
+/// a frame still gets three tries within [`GIVE_UP_AFTER`].
+pub const SLOW_MAX_RTO: Duration = Duration::from_secs(8);
+
+/// The most items a window keeps sent and unacknowledged; later ones wait (in the window,
+/// unsent) until acknowledgements make room. With datagrams of at most
+/// [`crate::wire::MAX_DATAGRAM`] bytes, that caps a session's bytes in flight at 600 KB:
+/// a receiver that stops acknowledging costs its sender that much per timeout, however
+/// much is queued for it.
+pub const MAX_IN_FLIGHT: usize = 512;
 
 /// A frame still unacknowledged this long after it was first sent is given up on (and,
 /// since the stream cannot go on with a hole, so is the session). With backoff capped at
@@ -137,12 +161,20 @@ impl RttEstimator {
 struct InFlight<T> {
     seq: u32,
     item: T,
-    /// When it was last sent; `None` if it never was (a replacement waiting to go).
+    /// When it was first sent; `None` while it waits to go (for room in the window, or a
+    /// replacement).
+    first_sent: Option<Instant>,
+    /// When it was last sent; `None` if it never was.
     sent_at: Option<Instant>,
-    /// When it was queued: the clock for [`GIVE_UP_AFTER`].
+    /// When it was queued: the clock for [`GIVE_UP_AFTER`], moved on by
+    /// [`SendWindow::forgive`].
     queued_at: Instant,
-    /// When to send it again (or give up) if no acknowledgement comes first.
+    /// When to send it again if no acknowledgement comes first (for one never sent: when
+    /// it may go).
     due: Instant,
+    /// The receiver's acknowledgements show this copy was lost: the next send is a repair
+    /// on a path that works, not a timeout, and does not back the session off.
+    lost: bool,
     transmissions: u32,
     acked: bool,
 }
@@ -150,18 +182,20 @@ struct InFlight<T> {
 /// What [`SendWindow::poll_due`] asks the caller to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Due<T> {
-    /// Send this item (again) under sequence number `seq`.
+    /// Send this item (again, or for the first time if [`SendWindow::push`] held it back)
+    /// under sequence number `seq`.
     Send { seq: u32, item: T },
     /// This item went unacknowledged for [`GIVE_UP_AFTER`] (or through
-    /// [`MAX_TRANSMISSIONS`] tries); it has been removed from the window. The stream now has a hole the receiver cannot fill.
+    /// [`MAX_TRANSMISSIONS`] tries); it has been removed from the window. The stream now
+    /// has a hole the receiver cannot fill.
     GaveUp { seq: u32, item: T },
 }
 
 /// The sending half of a session: items sent and not yet acknowledged, in sequence order.
 ///
-/// The caller sends an item right after [`SendWindow::push`], feeds every acknowledgement to
-/// [`SendWindow::on_acks`], and sends whatever [`SendWindow::poll_due`] returns once
-/// [`SendWindow::next_deadline`] has passed.
+/// The caller sends an item right after [`SendWindow::push`] when it returns a sequence
+/// number, feeds every acknowledgement to [`SendWindow::on_acks`], and sends whatever
+/// [`SendWindow::poll_due`] returns once [`SendWindow::next_deadline`] has passed.
 #[derive(Debug)]
 pub struct SendWindow<T> {
     next_seq: u32,
@@ -171,6 +205,22 @@ pub struct SendWindow<T> {
     ack_horizon: u32,
     /// When the peer last acknowledged anything: it is alive.
     last_ack_at: Option<Instant>,
+    /// The session's retransmission timeout now: the estimator's, doubled by each timeout
+    /// (at most once per timeout) and reset by the next clean round trip.
+    interval: Duration,
+    /// When `interval` was last doubled.
+    backed_off_at: Option<Instant>,
+    /// How late acknowledgements came since the last backoff, at the least: from the
+    /// first send of the newest frame one acknowledged to its arrival. About the round
+    /// trip, unless the receiver is slow. `None` if none came since.
+    ack_lag: Option<Duration>,
+    /// Whether acknowledgements since the last backoff showed a gap: the receiver is
+    /// losing frames, not just late, so the backoff stays at [`MAX_RTO`].
+    gaps_since_backoff: bool,
+    /// Items sent and not acknowledged: what [`MAX_IN_FLIGHT`] bounds.
+    outstanding: usize,
+    /// Items never sent yet, waiting for room.
+    waiting: usize,
     /// How many frames were sent again: a figure for tests and benchmarks.
     retransmissions: u64,
     /// `next_seq` at the last [`SendWindow::release_memory_if_idle`].
@@ -186,6 +236,12 @@ impl<T> Default for SendWindow<T> {
             // Before any acknowledgement, the first bitmap's reach.
             ack_horizon: 1 + ACK_BITS,
             last_ack_at: None,
+            interval: INITIAL_RTO,
+            backed_off_at: None,
+            ack_lag: None,
+            gaps_since_backoff: false,
+            outstanding: 0,
+            waiting: 0,
             retransmissions: 0,
             next_seq_at_idle_check: 1,
         }
@@ -198,22 +254,32 @@ impl<T: Clone> SendWindow<T> {
         Self::default()
     }
 
-    /// Numbers `item` and records it as sent at `now`; returns its sequence number. The
-    /// caller sends it at once.
-    pub fn push(&mut self, now: Instant, item: T) -> u32 {
+    /// Numbers `item` and queues it at `now`. Returns its sequence number when the caller
+    /// is to send it at once; `None` when [`MAX_IN_FLIGHT`] items already wait for an
+    /// acknowledgement (or earlier items wait to go): it then comes out of
+    /// [`SendWindow::poll_due`] when acknowledgements make room.
+    pub fn push(&mut self, now: Instant, item: T) -> Option<u32> {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1).max(1);
-        let due = now + self.rtt.rto();
+        let send = self.outstanding < MAX_IN_FLIGHT && self.waiting == 0;
         self.in_flight.push_back(InFlight {
             seq,
             item,
-            sent_at: Some(now),
+            first_sent: send.then_some(now),
+            sent_at: send.then_some(now),
             queued_at: now,
-            due,
-            transmissions: 1,
+            due: if send { now + self.interval } else { now },
+            lost: false,
+            transmissions: u32::from(send),
             acked: false,
         });
-        seq
+        if send {
+            self.outstanding += 1;
+            Some(seq)
+        } else {
+            self.waiting += 1;
+            None
+        }
     }
 
     /// How many items are waiting for an acknowledgement (or behind one that is).
@@ -236,6 +302,11 @@ impl<T: Clone> SendWindow<T> {
         &self.rtt
     }
 
+    /// The session's retransmission timeout now, backoff included.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
     /// How many times an item was sent again, over the window's life.
     pub fn retransmissions(&self) -> u64 {
         self.retransmissions
@@ -249,6 +320,8 @@ impl<T: Clone> SendWindow<T> {
     /// Removes and returns every item not yet acknowledged, oldest first (the session is
     /// over, or starts again under new sequence numbers).
     pub fn drain_unacked(&mut self) -> Vec<T> {
+        self.outstanding = 0;
+        self.waiting = 0;
         self.in_flight
             .drain(..)
             .filter(|f| !f.acked)
@@ -271,22 +344,38 @@ impl<T: Clone> SendWindow<T> {
         self.next_seq_at_idle_check = self.next_seq;
     }
 
+    /// The caller could not run for `stalled` just before `now` (its process was stopped,
+    /// or its loop fell behind): that time does not count towards [`GIVE_UP_AFTER`], since
+    /// the peer's acknowledgements may have waited on us, not on the peer.
+    pub fn forgive(&mut self, now: Instant, stalled: Duration) {
+        for flight in self.in_flight.iter_mut().filter(|f| !f.acked) {
+            flight.queued_at = (flight.queued_at + stalled).min(now);
+        }
+    }
+
     /// Takes the peer's acknowledgements into account; returns how many items they newly
     /// acknowledged. Acknowledgements of numbers never sent are ignored.
     pub fn on_acks(&mut self, now: Instant, acks: Acks) -> usize {
         let mut newly_acked = 0;
         let mut rtt_sample = None;
-        // The latest send time among the frames acknowledged now: anything sent before it
-        // and still unacknowledged was probably lost.
-        let mut newest_acked_send = None;
+        // The latest first send among the frames acknowledged now: anything last sent
+        // before it and still unacknowledged was probably lost. The first send, because an
+        // acknowledgement of a frame sent several times may be for its first copy: a late
+        // receiver's acknowledgements must not make every frame look lost.
+        let mut evidence = None;
         for flight in self.in_flight.iter_mut() {
             if flight.acked || !acks.contains(flight.seq) {
                 continue;
             }
             flight.acked = true;
             newly_acked += 1;
+            if flight.sent_at.is_some() {
+                self.outstanding -= 1;
+            } else {
+                self.waiting -= 1;
+            }
+            evidence = evidence.max(flight.first_sent);
             if let Some(sent_at) = flight.sent_at {
-                newest_acked_send = newest_acked_send.max(Some(sent_at));
                 // Karn's rule: an acknowledged retransmission is ambiguous (which copy was
                 // acknowledged?), so only frames sent once give a sample. Nor does a frame
                 // the receiver could not describe until now: its acknowledgement waited for
@@ -298,6 +387,11 @@ impl<T: Clone> SendWindow<T> {
         }
         if let Some(rtt) = rtt_sample {
             self.rtt.sample(rtt);
+            // A clean round trip ends the backoff (RFC 6298 §5.7), but the timeout stays
+            // above the round trip just measured: a receiver that is slow, not gone, is not
+            // sent everything twice.
+            self.interval = self.rtt.rto().max((rtt + rtt / 2).min(SLOW_MAX_RTO));
+            self.backed_off_at = None;
         }
         self.last_ack_at = Some(now);
         self.ack_horizon = self
@@ -311,17 +405,24 @@ impl<T: Clone> SendWindow<T> {
             self.in_flight.shrink_to(8);
         }
         // A frame is known to be missing when the receiver reports frames after it, or when
-        // a frame sent after it has been acknowledged. Such a frame goes again a timeout
-        // after its last send, without backoff: the path works, this copy was unlucky.
+        // a frame first sent after its last copy has been acknowledged. Such a frame goes
+        // again a timeout after its last send (the margin for reordering), without backoff:
+        // the path works, this copy was unlucky.
+        let Some(evidence) = evidence else {
+            return newly_acked;
+        };
+        self.gaps_since_backoff |= acks.also != 0;
+        let lag = now.saturating_duration_since(evidence);
+        self.ack_lag = Some(self.ack_lag.map_or(lag, |least| least.min(lag)));
         let reported_through = acks.largest();
         let rto = self.rtt.rto();
         for flight in self.in_flight.iter_mut().filter(|f| !f.acked) {
             let Some(sent_at) = flight.sent_at else {
                 continue;
             };
-            let missing = flight.seq < reported_through
-                || newest_acked_send.is_some_and(|newest| sent_at < newest);
-            if missing {
+            if sent_at < evidence || flight.seq < reported_through {
+                self.gaps_since_backoff = true;
+                flight.lost = true;
                 flight.due = flight.due.min((sent_at + rto).max(now));
             }
         }
@@ -337,49 +438,91 @@ impl<T: Clone> SendWindow<T> {
             .min()
     }
 
-    /// When a frame is really due: a frame the receiver's acknowledgements cannot describe
-    /// yet waits while the receiver shows it is alive (until [`MAX_RTO`] after its last
-    /// acknowledgement), instead of being repeated blindly behind a gap that is being
-    /// filled.
+    /// When a frame is really due: a frame waiting for room goes when there is room; a
+    /// frame the receiver's acknowledgements cannot describe yet waits while the receiver
+    /// shows it is alive (until [`MAX_RTO`] after its last acknowledgement), instead of
+    /// being repeated blindly behind a gap that is being filled; and any frame is given up
+    /// on [`GIVE_UP_AFTER`] after it was queued.
     fn effective_due(&self, flight: &InFlight<T>) -> Instant {
-        match self.last_ack_at {
-            Some(last_ack_at) if flight.seq > self.ack_horizon && flight.sent_at.is_some() => {
+        let give_up = flight.queued_at + GIVE_UP_AFTER;
+        let due = match (flight.sent_at, self.last_ack_at) {
+            (None, _) if self.outstanding >= MAX_IN_FLIGHT => give_up,
+            (Some(_), Some(last_ack_at)) if flight.seq > self.ack_horizon => {
                 flight.due.max(last_ack_at + MAX_RTO)
             }
             _ => flight.due,
-        }
+        };
+        due.min(give_up)
     }
 
-    /// The next item to send again (or to give up on) at `now`, if any. Call until `None`.
+    /// The next item to send (again) or to give up on at `now`, if any. Call until `None`.
     pub fn poll_due(&mut self, now: Instant) -> Option<Due<T>> {
         let index = self
             .in_flight
             .iter()
             .position(|f| !f.acked && self.effective_due(f) <= now)?;
-        let rto = self.rtt.rto();
-        let flight = &mut self.in_flight[index];
+        let flight = &self.in_flight[index];
         if flight.transmissions >= MAX_TRANSMISSIONS
             || now.saturating_duration_since(flight.queued_at) >= GIVE_UP_AFTER
         {
             let flight = self.in_flight.remove(index).expect("index is in range");
+            if flight.sent_at.is_some() {
+                self.outstanding -= 1;
+            } else {
+                self.waiting -= 1;
+            }
             return Some(Due::GaveUp {
                 seq: flight.seq,
                 item: flight.item,
             });
         }
-        if flight.sent_at.is_some() {
-            self.retransmissions += 1;
+        match flight.sent_at {
+            None => {
+                self.waiting -= 1;
+                self.outstanding += 1;
+            }
+            Some(sent_at) => {
+                self.retransmissions += 1;
+                if !flight.lost {
+                    self.back_off(now, sent_at);
+                }
+            }
         }
-        flight.transmissions += 1;
+        let interval = self.interval;
+        let flight = &mut self.in_flight[index];
+        flight.first_sent = flight.first_sent.or(Some(now));
         flight.sent_at = Some(now);
-        // Exponential backoff: each try waits twice as long as the one before, up to
-        // MAX_RTO.
-        let backoff = 1u32 << (flight.transmissions - 1).min(16);
-        flight.due = now + rto.saturating_mul(backoff).min(MAX_RTO);
+        flight.transmissions += 1;
+        flight.lost = false;
+        flight.due = now + interval;
         Some(Due::Send {
             seq: flight.seq,
             item: flight.item.clone(),
         })
+    }
+
+    /// A frame last sent at `sent_at` timed out at `now`: doubles the session's timeout, at
+    /// most once per timeout (a burst of frames timing out together is one event, not a
+    /// reason to wait 2¹⁰ times longer). The doubling stops at [`MAX_RTO`] while the
+    /// receiver is silent, so an outage is probed every couple of seconds, and also while
+    /// it acknowledges promptly or reports gaps (frames are being lost: retry as before);
+    /// but a receiver that acknowledges everything, in order and late, backs us off up to
+    /// how late (at most [`SLOW_MAX_RTO`]), so it is not sent every frame again and again.
+    fn back_off(&mut self, now: Instant, sent_at: Instant) {
+        if self
+            .backed_off_at
+            .is_some_and(|at| now < at + self.interval)
+        {
+            return;
+        }
+        let alive = self.last_ack_at.is_some_and(|at| at > sent_at);
+        let steady = !std::mem::take(&mut self.gaps_since_backoff);
+        let cap = match self.ack_lag.take() {
+            Some(lag) if alive && steady => lag.clamp(MAX_RTO, SLOW_MAX_RTO),
+            _ => MAX_RTO,
+        };
+        self.interval = (self.interval * 2).min(cap).max(self.rtt.rto());
+        self.backed_off_at = Some(now);
     }
 
     /// Makes every unacknowledged item due at `now`: the peer has just shown it is there
@@ -387,6 +530,7 @@ impl<T: Clone> SendWindow<T> {
     pub fn expedite(&mut self, now: Instant) {
         for flight in self.in_flight.iter_mut().filter(|f| !f.acked) {
             flight.due = flight.due.min(now);
+            flight.lost = true;
         }
     }
 
@@ -406,13 +550,22 @@ impl<T: Clone> SendWindow<T> {
         }
         let first = self.in_flight[0].seq;
         let last = self.in_flight[count - 1].seq;
-        self.in_flight.drain(..count);
+        for flight in self.in_flight.drain(..count).filter(|f| !f.acked) {
+            if flight.sent_at.is_some() {
+                self.outstanding -= 1;
+            } else {
+                self.waiting -= 1;
+            }
+        }
+        self.waiting += 1;
         self.in_flight.push_front(InFlight {
             seq: first,
             item: replacement(first, last),
+            first_sent: None,
             sent_at: None,
             queued_at: now,
             due: now,
+            lost: false,
             transmissions: 0,
             acked: false,
         });
@@ -635,7 +788,7 @@ mod tests {
     fn unacked_item_is_resent_with_backoff_then_given_up() {
         let start = Instant::now();
         let mut window = SendWindow::new();
-        assert_eq!(window.push(start, "a"), 1);
+        assert_eq!(window.push(start, "a"), Some(1));
         assert_eq!(window.next_deadline(), Some(start + INITIAL_RTO));
         assert_eq!(window.poll_due(start + ms(199)), None);
 
@@ -653,9 +806,10 @@ mod tests {
                 }
             }
         }
-        // Sent at 0, 0.2, 0.6, 1.4, 3 s, then every 2 s up to 19 s; given up at 21 s.
+        // Sent at 0, 0.2, 0.6, 1.4, 3 s, then every 2 s up to 19 s (nothing ever came back,
+        // so the backoff stops at MAX_RTO); given up at GIVE_UP_AFTER exactly.
         assert_eq!(&gaps[..5], &[ms(200), ms(400), ms(800), ms(1600), ms(2000)]);
-        assert_eq!(now - start, Duration::from_secs(21));
+        assert_eq!(now - start, GIVE_UP_AFTER);
         assert_eq!(gaps.len(), 13);
         assert!(window.is_empty());
         assert_eq!(window.retransmissions(), 12);

@@ -364,22 +364,30 @@ impl Streams {
     /// Sends a sequenced frame (already encoded with a blank envelope).
     fn send(&mut self, now: Instant, to: SocketAddr, payload: Arc<[u8]>, out: &mut Outgoing<'_>) {
         if self.outbox.len() >= OUTBOX_LIMIT {
-            let mut missed = 0;
-            self.outbox
-                .replace_oldest(now, OUTBOX_LIMIT / 2, |first, last| {
-                    missed = u64::from(last - first + 1);
-                    Frame::Missed {
-                        envelope: Envelope::default(),
-                        last,
-                    }
-                    .to_bytes()
-                    .into()
-                });
-            out.stats.frames_missed += missed;
+            out.stats.frames_missed += self.replace_oldest(now, OUTBOX_LIMIT / 2);
         }
-        let seq = self.outbox.push(now, payload.clone());
-        self.transmit(to, seq, payload, out);
+        // Past the cap on frames in flight it waits in the window, and `arm` makes the
+        // timer fetch it as soon as acknowledgements make room.
+        if let Some(seq) = self.outbox.push(now, payload.clone()) {
+            self.transmit(to, seq, payload, out);
+        }
         self.arm(now, to, out.timers);
+    }
+
+    /// Replaces the `count` oldest frames by one [`Frame::Missed`] telling the client how
+    /// many it will never get; returns that many.
+    fn replace_oldest(&mut self, now: Instant, count: usize) -> u64 {
+        let mut missed = 0;
+        self.outbox.replace_oldest(now, count, |first, last| {
+            missed = u64::from(last - first + 1);
+            Frame::Missed {
+                envelope: Envelope::default(),
+                last,
+            }
+            .to_bytes()
+            .into()
+        });
+        missed
     }
 
     fn transmit(&mut self, to: SocketAddr, seq: u32, payload: Arc<[u8]>, out: &mut Outgoing<'_>) {
@@ -494,6 +502,10 @@ struct Farewell {
 enum Removal {
     Left,
     TimedOut,
+    /// Heard from, maybe, but acknowledged nothing of what it was sent for
+    /// [`GIVE_UP_AFTER`](crate::reliable::GIVE_UP_AFTER): a receiver this slow costs work
+    /// and gets nothing.
+    Unresponsive,
     Kicked,
     /// Kicked automatically for flooding on after warnings.
     FloodKicked,
@@ -1521,7 +1533,7 @@ impl Server {
             }
         }
         for addr in unreachable {
-            self.remove_session(now, addr, Removal::TimedOut);
+            self.remove_session(now, addr, Removal::Unresponsive);
         }
     }
 
@@ -1685,16 +1697,32 @@ impl Server {
     /// Ends a session, telling the client why (unless it left by itself) and everyone else
     /// what happened. Returns the session's token, if it had one.
     fn remove_session(&mut self, now: Instant, addr: SocketAddr, why: Removal) -> Option<u64> {
-        let session = self.sessions.remove(&addr)?;
+        let mut session = self.sessions.remove(&addr)?;
+        if why == Removal::Unresponsive
+            && let Some(streams) = session.streams.as_mut()
+        {
+            // What it never acknowledged would hold the farewell back for ever: the client
+            // is told it missed it, then why it was dropped, should it come back in time.
+            let backlog = streams.outbox.len();
+            self.stats.frames_missed += streams.replace_oldest(now, backlog);
+        }
         self.by_name.remove(&session.name_key);
         let token = session.streams.as_ref().map(|s| s.token);
         let time_ms = self.wall_ms(now);
         let name = session.name.clone();
+        let unresponsive = format!(
+            "you acknowledged nothing the server sent for {} seconds",
+            crate::reliable::GIVE_UP_AFTER.as_secs()
+        );
         let (change, farewell) = match why {
             Removal::Left | Removal::Replaced => (PresenceChange::Left, None),
             Removal::TimedOut => (
                 PresenceChange::TimedOut,
                 Some((DisconnectReason::TimedOut, "you were silent for too long")),
+            ),
+            Removal::Unresponsive => (
+                PresenceChange::TimedOut,
+                Some((DisconnectReason::TimedOut, unresponsive.as_str())),
             ),
             Removal::Kicked => (
                 PresenceChange::Kicked,
@@ -1722,7 +1750,7 @@ impl Server {
                 name,
                 addr,
             },
-            Removal::TimedOut => ServerEvent::TimedOut {
+            Removal::TimedOut | Removal::Unresponsive => ServerEvent::TimedOut {
                 time_ms,
                 name,
                 addr,
