@@ -358,10 +358,11 @@ impl<T: Clone> SendWindow<T> {
     pub fn on_acks(&mut self, now: Instant, acks: Acks) -> usize {
         let mut newly_acked = 0;
         let mut rtt_sample = None;
-        // The latest first send among the frames acknowledged now: anything last sent
-        // before it and still unacknowledged was probably lost. The first send, because an
-        // acknowledgement of a frame sent several times may be for its first copy: a late
-        // receiver's acknowledgements must not make every frame look lost.
+        // The latest send among the frames acknowledged now: anything last sent before it
+        // and still unacknowledged was probably lost. For a frame sent several times, the
+        // send of a copy that can have been the one acknowledged: the acknowledgement of a
+        // slow receiver comes long after we sent the frame again, and is for its first
+        // copy; it must not make every frame sent in between look lost.
         let mut evidence = None;
         for flight in self.in_flight.iter_mut() {
             if flight.acked || !acks.contains(flight.seq) {
@@ -374,7 +375,15 @@ impl<T: Clone> SendWindow<T> {
             } else {
                 self.waiting -= 1;
             }
-            evidence = evidence.max(flight.first_sent);
+            // Which copy was acknowledged? The last one could have been only if it was
+            // sent at least half a round trip ago; otherwise count from the first.
+            let plausible_copy = match (flight.sent_at, self.rtt.smoothed()) {
+                (Some(last), Some(srtt)) if now.saturating_duration_since(last) >= srtt / 2 => {
+                    Some(last)
+                }
+                _ => flight.first_sent,
+            };
+            evidence = evidence.max(plausible_copy);
             if let Some(sent_at) = flight.sent_at {
                 // Karn's rule: an acknowledged retransmission is ambiguous (which copy was
                 // acknowledged?), so only frames sent once give a sample. Nor does a frame
