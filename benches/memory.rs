@@ -151,6 +151,7 @@ fn measure(n: usize) -> Measured {
             Frame::Join {
                 nonce,
                 cookie,
+                previous_token: 0,
                 name: name.clone(),
             }
             .to_bytes()
@@ -196,6 +197,7 @@ fn measure(n: usize) -> Measured {
                 seq,
                 acks: Acks::default(),
             },
+            sent_ms: 0,
             text: "hello everyone".to_owned(),
         };
         let before = live();

@@ -2,10 +2,12 @@
 //!
 //! [`Client`] owns the client's side of a session: joining (retrying, trying each address
 //! the server's name resolved to, giving up after a deadline), sending what the user types
-//! reliably (numbered, repeated until acknowledged, reported if it cannot be delivered),
-//! showing what arrives exactly once and in order, heartbeats, leaving politely, noticing a
-//! silent server, rejoining a server that restarted, and turning frames that arrive into
-//! [`ClientEvent`]s. Inputs are method calls (a datagram arrived, the user typed
+//! reliably (numbered, repeated until acknowledged) and at the pace the server's flood limit
+//! allows (the `pacing` queue, which also keeps what is typed while there is no session),
+//! showing what arrives exactly once and in order, heartbeats, leaving politely (after what
+//! is queued, for a while), noticing a silent server, surviving an outage (rejoining with
+//! backoff for as long as it takes, then sending what waited), and turning frames that
+//! arrive into [`ClientEvent`]s. Inputs are method calls (a datagram arrived, the user typed
 //! something, time passed); outputs are queued: datagrams to send, events to show, and when
 //! to call back. The `icq-client` binary moves bytes between this type, its socket and the
 //! terminal; tests drive it with a fake clock.
@@ -18,14 +20,28 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::names;
+use crate::pacing::{Backlog, Pacer};
 use crate::presence::Presence;
 use crate::reliable::{Due, Ready, ReceiveWindow, SendWindow};
 use crate::wire::{
-    self, DecodeError, DisconnectReason, Envelope, Frame, PresenceChange, RefuseReason, RosterEntry,
+    self, DecodeError, DisconnectReason, Envelope, FloodTerms, Frame, PresenceChange, RefuseReason,
+    RosterEntry,
 };
 
-/// How long to wait for the server to answer a join before giving up.
+/// How long to wait for the server to answer the first join before giving up. (Once a
+/// session has begun, losing it is an outage, and the client never gives up rejoining.)
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// After an outage, the first wait between two joins; it doubles up to
+/// [`REJOIN_MAX_RETRY`].
+pub const REJOIN_FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// The longest wait between two joins while the server is away.
+pub const REJOIN_MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// Leaving with lines still queued (for their turn, or for the server to come back) waits
+/// at most this long for them, then says how many were not sent.
+pub const QUEUE_DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 /// How often an unanswered join is repeated (UDP may have lost it, or the answer).
 pub const JOIN_RETRY: Duration = Duration::from_millis(500);
@@ -40,9 +56,14 @@ pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How many of the server's frames may arrive ahead of one that is missing.
 pub const INBOX_LIMIT: u32 = 1024;
 
-/// The most lines typed while (re)joining that are kept to send once joined. Beyond it the
-/// user is told the line was not sent, rather than memory growing without bound.
-pub const MAX_PENDING_LINES: usize = 100;
+/// The most requests queued and not sent yet (waiting for their turn under the flood
+/// limit, or for a session: joining, an outage). Beyond it the user is told the line was
+/// not sent, rather than memory growing without bound.
+pub const MAX_QUEUED_LINES: usize = 1000;
+
+/// Up to this many lines never sent are each named when the session ends; more (a paste)
+/// are counted instead, in one line.
+const NAMED_UNSENT_MAX: usize = 3;
 
 /// Something to show the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +116,17 @@ pub enum ClientEvent {
     ServerBack,
     /// The server no longer knows us (it restarted, or timed us out): joining again.
     Rejoining,
+    /// The server stopped answering (what we sent went unacknowledged through every
+    /// retry): joining again, with backoff, until it is back; what is typed meanwhile waits.
+    ServerLost,
+    /// A new session began after an outage, under `name`; `queued` typed lines that waited
+    /// go out now.
+    Rejoined { name: String, queued: usize },
+    /// More was typed than the flood limit lets go at once: `lines` wait, and go one every
+    /// `every` (told once per backlog).
+    Queued { lines: usize, every: Duration },
+    /// `count` queued lines were never sent, because `why`.
+    Unsent { count: usize, why: &'static str },
     /// A typed line could not be sent, or was sent but never acknowledged.
     NotSent { text: String, why: &'static str },
     /// The server dropped `count` messages meant for us because we fell too far behind.
@@ -136,6 +168,8 @@ impl ClientEvent {
 pub enum CloseReason {
     /// The user left.
     Left,
+    /// The user left while the server was not answering (an outage), before it came back.
+    LeftUnreachable,
     /// No server answered the join in time.
     JoinTimedOut,
     /// No server answered the join in time, but the server's address answered in another
@@ -185,20 +219,29 @@ enum Inbound {
 #[derive(Debug)]
 struct Session {
     token: u64,
+    /// When the welcome arrived: the zero of the stamps on what we send (`sent_ms`).
+    started: Instant,
     heartbeat_interval: Duration,
     last_sent: Instant,
     last_heard: Instant,
     silent_reported: bool,
-    outbox: SendWindow<Request>,
+    /// What we sent, with its stamp, until acknowledged.
+    outbox: SendWindow<(Request, u64)>,
     inbox: ReceiveWindow<Inbound>,
 }
 
 /// One attempt to join: asking a list of addresses in turn, repeating the join until one
-/// answers, giving up after [`JOIN_TIMEOUT`]. The client joining a server and a peer joining
-/// a room (`peer`) both run one; what they send and how they read answers is theirs.
+/// answers, giving up after [`JOIN_TIMEOUT`] — or, after an outage, never giving up and
+/// repeating with backoff ([`JoinAttempt::persistent`]). The client joining a server and a
+/// peer joining a room (`peer`) both run one; what they send and how they read answers is
+/// theirs.
 #[derive(Debug, Clone)]
 pub struct JoinAttempt {
     started: Instant,
+    /// `None`: keep asking until an answer comes (backoff between tries).
+    give_up_at: Option<Instant>,
+    /// The wait before the next repeat.
+    retry: Duration,
     next_send: Instant,
     /// Which of the addresses is being asked now.
     pub candidate: usize,
@@ -227,6 +270,8 @@ impl JoinAttempt {
     pub fn new(now: Instant, first: usize) -> JoinAttempt {
         JoinAttempt {
             started: now,
+            give_up_at: Some(now + JOIN_TIMEOUT),
+            retry: JOIN_RETRY,
             next_send: now,
             candidate: first,
             candidate_since: now,
@@ -248,19 +293,54 @@ impl JoinAttempt {
         self.foreign
     }
 
+    /// Like [`JoinAttempt::new`], but never giving up: the join is repeated after
+    /// [`REJOIN_FIRST_RETRY`], then twice as long each time up to [`REJOIN_MAX_RETRY`],
+    /// each time to the next address. For coming back after an outage, when the server will
+    /// be back some time.
+    pub fn persistent(now: Instant, first: usize) -> JoinAttempt {
+        JoinAttempt {
+            give_up_at: None,
+            retry: REJOIN_FIRST_RETRY,
+            ..JoinAttempt::new(now, first)
+        }
+    }
+
+    /// Whether this attempt never gives up (see [`JoinAttempt::persistent`]).
+    pub fn is_persistent(&self) -> bool {
+        self.give_up_at.is_none()
+    }
+
     /// The address at `from` challenged us with `cookie`: ask it again at once, with it.
     pub fn on_challenge(&mut self, now: Instant, from: usize, cookie: u64) {
         self.cookie = cookie;
         self.candidate = from;
         self.next_send = now;
+        if self.is_persistent() {
+            // It answers: the outage is over, no reason to wait long for the next try.
+            self.retry = REJOIN_FIRST_RETRY;
+        }
     }
 
     /// Advances the attempt among `addresses` addresses: moves to the next one after
     /// [`ADDRESS_FALLBACK`], repeats the join every [`JOIN_RETRY`], gives up at
     /// [`JOIN_TIMEOUT`].
     pub fn poll(&mut self, now: Instant, addresses: usize) -> JoinStep {
-        if now.saturating_duration_since(self.started) >= JOIN_TIMEOUT {
+        if self.give_up_at.is_some_and(|at| now >= at) {
             return JoinStep::GiveUp;
+        }
+        if self.is_persistent() {
+            if now < self.next_send {
+                return JoinStep::Wait;
+            }
+            let candidate = self.candidate;
+            if addresses > 1 && self.cookie == 0 {
+                // The next try goes to the next address (a cookie is only good for the
+                // address that gave it, so a challenged one is asked again first).
+                self.candidate = (self.candidate + 1) % addresses;
+            }
+            self.next_send = now + self.retry;
+            self.retry = (self.retry * 2).min(REJOIN_MAX_RETRY);
+            return JoinStep::Send(candidate);
         }
         if addresses > 1 && now.saturating_duration_since(self.candidate_since) >= ADDRESS_FALLBACK
         {
@@ -273,17 +353,25 @@ impl JoinAttempt {
         if now < self.next_send {
             return JoinStep::Wait;
         }
-        self.next_send = now + JOIN_RETRY;
+        self.next_send = now + self.retry;
         JoinStep::Send(self.candidate)
     }
 
     /// When [`JoinAttempt::poll`] next has something to do.
     pub fn next_deadline(&self, addresses: usize) -> Instant {
-        let mut next = self.next_send.min(self.started + JOIN_TIMEOUT);
+        let Some(give_up_at) = self.give_up_at else {
+            return self.next_send;
+        };
+        let mut next = self.next_send.min(give_up_at);
         if addresses > 1 {
             next = next.min(self.candidate_since + ADDRESS_FALLBACK);
         }
         next
+    }
+
+    /// When the attempt began.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 }
 
@@ -304,9 +392,14 @@ pub struct Client {
     servers: Vec<SocketAddr>,
     server: usize,
     state: State,
-    /// Requests waiting for a session: lines typed while joining, and requests not yet
-    /// acknowledged when the server forgot us (sent again after the rejoin).
-    pending: VecDeque<Request>,
+    /// Requests not sent yet, in order: waiting for their turn under the server's flood
+    /// limit, or for a session (lines typed while joining or during an outage, and those
+    /// sent but not acknowledged when the session was lost, to send again).
+    queue: Pacer<Request>,
+    /// Leaving with requests still queued: the latest moment to wait for them.
+    drain_deadline: Option<Instant>,
+    /// The token of the last session we had (0 before the first): a rejoin says it.
+    previous_token: u64,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<ClientEvent>,
     /// Requests sent again for lack of an acknowledgement, over the client's life.
@@ -326,7 +419,9 @@ impl Client {
             servers,
             server: 0,
             state: State::Closed,
-            pending: VecDeque::new(),
+            queue: Pacer::new(MAX_QUEUED_LINES),
+            drain_deadline: None,
+            previous_token: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             retransmissions: 0,
@@ -338,6 +433,45 @@ impl Client {
     fn start_joining(&mut self, now: Instant) {
         self.state = State::Joining(JoinAttempt::new(now, self.server));
         self.handle_timeout(now);
+    }
+
+    /// The session is lost (the server restarted, timed us out, or stopped answering):
+    /// join again until it answers, however long that takes, and send again what it had
+    /// not acknowledged, before anything typed since.
+    fn start_rejoining(&mut self, now: Instant) {
+        if let State::Joined(session) | State::Leaving { session, .. } = &mut self.state {
+            let unacked = session.outbox.drain_unacked();
+            self.queue.requeue(
+                unacked
+                    .into_iter()
+                    .map(|(request, _)| {
+                        let charged = request.is_flood_limited();
+                        (request, charged)
+                    })
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            );
+        }
+        self.state = State::Joining(JoinAttempt::persistent(now, self.server));
+        self.handle_timeout(now);
+    }
+
+    /// Whether we are trying to come back after an outage (not a first join).
+    fn is_rejoining(&self) -> bool {
+        matches!(&self.state, State::Joining(attempt) if attempt.is_persistent())
+    }
+
+    /// Whether a leave waits in the queue.
+    fn leave_queued(&self) -> bool {
+        self.queue.iter().any(|request| *request == Request::Leave)
+    }
+
+    /// How many queued requests are things the user typed.
+    fn typed_in_queue(&self) -> usize {
+        self.queue
+            .iter()
+            .filter(|request| request.as_typed().is_some())
+            .count()
     }
 
     /// The name we asked for or were registered under.
@@ -366,13 +500,18 @@ impl Client {
     }
 
     /// How many requests (typed lines, `/list`, leaving) are not confirmed by the server
-    /// yet: sent and not acknowledged, or waiting for the join to complete.
+    /// yet: sent and not acknowledged, or queued (for their turn, or for a session).
     pub fn unacknowledged(&self) -> usize {
         let sent = match &self.state {
             State::Joined(session) | State::Leaving { session, .. } => session.outbox.len(),
             _ => 0,
         };
-        sent + self.pending.len()
+        sent + self.queue.len()
+    }
+
+    /// How many requests are queued and not sent yet.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
     }
 
     /// Processes a datagram that arrived from `from`. Datagrams from anyone but the server,
@@ -420,10 +559,11 @@ impl Client {
                         nonce: answered,
                         token,
                         heartbeat_ms,
+                        flood,
                         name,
                     } if answered == attempt.nonce => {
                         self.server = from_index;
-                        self.on_welcome(now, token, heartbeat_ms, name);
+                        self.on_welcome(now, token, heartbeat_ms, flood, name);
                     }
                     Frame::Refused {
                         nonce: answered,
@@ -453,12 +593,22 @@ impl Client {
         }
     }
 
-    fn on_welcome(&mut self, now: Instant, token: u64, heartbeat_ms: u32, name: String) {
+    fn on_welcome(
+        &mut self,
+        now: Instant,
+        token: u64,
+        heartbeat_ms: u32,
+        flood: FloodTerms,
+        name: String,
+    ) {
         // A zero interval from a broken server would make us send in a busy loop.
         let heartbeat_interval = Duration::from_millis(u64::from(heartbeat_ms.max(50)));
         self.name = name.clone();
+        let rejoined = self.previous_token != 0;
+        self.previous_token = token;
         self.state = State::Joined(Session {
             token,
+            started: now,
             heartbeat_interval,
             last_sent: now,
             last_heard: now,
@@ -466,21 +616,51 @@ impl Client {
             outbox: SendWindow::new(),
             inbox: ReceiveWindow::new(INBOX_LIMIT),
         });
-        self.events.push_back(ClientEvent::Joined {
-            name,
-            server: self.server(),
-        });
-        let mut leave = false;
-        for request in std::mem::take(&mut self.pending) {
-            match request {
-                Request::Leave => leave = true,
-                // Typed whole while joining; split now like any line typed once joined.
-                Request::Chat(text) => self.send_text(now, &text),
-                request => self.send_request(now, request),
-            }
+        // A new session: the server's bucket for us is full again.
+        self.queue.restart(now, flood.limit());
+        if rejoined {
+            let queued = self.typed_in_queue();
+            self.events
+                .push_back(ClientEvent::Rejoined { name, queued });
+        } else {
+            self.events.push_back(ClientEvent::Joined {
+                name,
+                server: self.server(),
+            });
         }
-        if leave {
-            self.leave(now);
+        self.release(now);
+    }
+
+    /// Sends what the queue lets go at `now`: everything the flood limit allows, in order;
+    /// a queued leave last of all.
+    fn release(&mut self, now: Instant) {
+        loop {
+            let State::Joined(session) = &self.state else {
+                return;
+            };
+            // The stamp is in whole milliseconds, and the pacer's bucket runs on the same
+            // instants, so the server's gate does the very same arithmetic.
+            let sent_ms = now.saturating_duration_since(session.started).as_millis() as u64;
+            let at = session.started + Duration::from_millis(sent_ms);
+            let Some(request) = self.queue.pop(at) else {
+                return;
+            };
+            if request == Request::Leave {
+                return self.send_leave(now);
+            }
+            self.send_request(now, request, sent_ms);
+        }
+    }
+
+    /// Tells the server we leave, after everything sent before.
+    fn send_leave(&mut self, now: Instant) {
+        self.drain_deadline = None;
+        if let State::Joined(session) = std::mem::replace(&mut self.state, State::Closed) {
+            self.state = State::Leaving {
+                session,
+                deadline: now + LEAVE_TIMEOUT,
+            };
+            self.send_request(now, Request::Leave, 0);
         }
     }
 
@@ -679,45 +859,16 @@ impl Client {
     /// The server no longer knows us (it restarted, or timed us out): join again under the
     /// same name, and send again what it had not acknowledged.
     fn rejoin(&mut self, now: Instant) {
-        if let State::Joined(session) = &mut self.state {
-            let unacked = session.outbox.drain_unacked();
-            for request in unacked.into_iter().rev() {
-                self.pending.push_front(request);
-            }
-        }
         self.events.push_back(ClientEvent::Rejoining);
-        self.start_joining(now);
+        self.start_rejoining(now);
     }
 
     /// Sends a line the user typed to everyone; a line too long for one datagram becomes
-    /// several messages. Typed while joining, it waits until the join completes.
+    /// several messages. It goes at once if the flood limit allows, else in its turn; typed
+    /// while there is no session (joining, an outage), it waits for one.
     pub fn send_text(&mut self, now: Instant, text: &str) {
-        match self.state {
-            State::Joined(_) => {
-                for piece in wire::split_text(text) {
-                    self.send_request(now, Request::Chat(piece.to_owned()));
-                }
-            }
-            State::Joining(_)
-                if self.pending.len() < MAX_PENDING_LINES
-                    && !self.pending.contains(&Request::Leave) =>
-            {
-                self.pending.push_back(Request::Chat(text.to_owned()));
-            }
-            State::Joining(_) if self.pending.contains(&Request::Leave) => {
-                self.events.push_back(ClientEvent::NotSent {
-                    text: text.to_owned(),
-                    why: "you are leaving",
-                })
-            }
-            State::Joining(_) => self.events.push_back(ClientEvent::NotSent {
-                text: text.to_owned(),
-                why: "too many lines are waiting for the server to answer",
-            }),
-            State::Leaving { .. } | State::Closed => self.events.push_back(ClientEvent::NotSent {
-                text: text.to_owned(),
-                why: "the session is over",
-            }),
+        for piece in wire::split_text(text) {
+            self.request(now, Request::Chat(piece.to_owned()));
         }
     }
 
@@ -753,63 +904,93 @@ impl Client {
         self.request(now, Request::Away(reason.unwrap_or("").to_owned()));
     }
 
-    /// Sends a request now, or keeps it for when the join completes.
+    /// Queues a request behind everything queued before and sends what may go.
     fn request(&mut self, now: Instant, request: Request) {
-        match self.state {
-            State::Joined(_) => self.send_request(now, request),
-            State::Joining(_)
-                if self.pending.len() < MAX_PENDING_LINES
-                    && !self.pending.contains(&Request::Leave) =>
-            {
-                self.pending.push_back(request)
+        let refused = match self.state {
+            State::Leaving { .. } | State::Closed => Some("the session is over"),
+            _ if self.leave_queued() => Some("you are leaving"),
+            _ => None,
+        };
+        let refused = match refused {
+            Some(why) => Some((request, why)),
+            None => {
+                let charged = request.is_flood_limited();
+                self.queue.push(request, charged).err().map(|request| {
+                    let why = "too many lines are waiting to be sent (1000)";
+                    (request, why)
+                })
             }
-            _ => {
-                if let Some(text) = request.as_typed() {
-                    self.events.push_back(ClientEvent::NotSent {
-                        text,
-                        why: "the session is over, or too much waits for the server",
-                    });
-                }
+        };
+        if let Some((request, why)) = refused {
+            if let Some(text) = request.as_typed() {
+                self.events.push_back(ClientEvent::NotSent { text, why });
             }
+            return;
         }
+        self.release(now);
     }
 
     /// Asks the server who is online (the answer arrives as [`ClientEvent::Roster`]).
     pub fn request_list(&mut self, now: Instant) {
-        match self.state {
-            State::Joined(_) => self.send_request(now, Request::List),
-            State::Joining(_)
-                if !self.pending.contains(&Request::List)
-                    && !self.pending.contains(&Request::Leave) =>
-            {
-                self.pending.push_back(Request::List)
-            }
-            _ => {}
+        if !self.queue.iter().any(|request| *request == Request::List) {
+            self.request(now, Request::List);
         }
     }
 
     /// Leaves the chat: tells the server after everything typed before (repeating until it
     /// confirms, for at most [`LEAVE_TIMEOUT`]) and then closes with [`CloseReason::Left`].
+    /// Lines still queued are waited for, at most [`QUEUE_DRAIN_LIMIT`].
     pub fn leave(&mut self, now: Instant) {
-        match std::mem::replace(&mut self.state, State::Closed) {
-            State::Joined(session) => {
-                self.state = State::Leaving {
-                    session,
-                    deadline: now + LEAVE_TIMEOUT,
-                };
-                self.send_request(now, Request::Leave);
-            }
-            joining @ State::Joining(_) => {
-                // The join's outcome is still worth waiting for: lines typed before the
-                // server answered (`echo hi | icq-client`) go out once it does, then we
-                // leave politely; a refusal or no answer still ends the program with its
-                // own status, not as a normal leave.
-                self.state = joining;
-                if !self.pending.contains(&Request::Leave) {
-                    self.pending.push_back(Request::Leave);
-                }
-            }
-            other => self.state = other,
+        self.leave_within(now, QUEUE_DRAIN_LIMIT);
+    }
+
+    /// Leaves like [`Client::leave`], but gives what is queued all the time the flood
+    /// limit needs to send it (and [`QUEUE_DRAIN_LIMIT`] more): for the end of a script's
+    /// input, which is meant to be delivered whole.
+    pub fn leave_after_queue(&mut self, now: Instant) {
+        let patience = QUEUE_DRAIN_LIMIT + self.queue.time_to_send_all();
+        self.leave_within(now, patience);
+    }
+
+    /// Leaves, waiting at most `patience` for what is queued.
+    pub fn leave_within(&mut self, now: Instant, patience: Duration) {
+        if matches!(self.state, State::Leaving { .. } | State::Closed) || self.leave_queued() {
+            return;
+        }
+        if self.is_rejoining() && self.typed_in_queue() == 0 {
+            // The server is away and nothing typed waits for it: nothing to lose.
+            return self.close(CloseReason::Left);
+        }
+        // While joining, the join's outcome is still worth waiting for: lines typed before
+        // the server answered (`echo hi | icq-client`) go out once it does, then we leave
+        // politely; a refusal or no answer still ends the program with its own status.
+        // Requests already queued were counted against the capacity: the leave always fits.
+        self.queue.requeue_last(Request::Leave);
+        self.drain_deadline = Some(now + patience);
+        self.release(now);
+    }
+
+    /// Leaving waited long enough: what is still queued is not sent (the user is told how
+    /// many lines), and the leave goes now — or, the server being away, we are done.
+    fn drain_expired(&mut self, now: Instant) {
+        self.drain_deadline = None;
+        let unsent = self.typed_in_queue();
+        let rejoining = self.is_rejoining();
+        self.queue.retain(|request| *request == Request::Leave);
+        if unsent > 0 {
+            let why = if rejoining {
+                "you left while the server was not answering"
+            } else {
+                "you left before their turn came"
+            };
+            self.events
+                .push_back(ClientEvent::Unsent { count: unsent, why });
+        }
+        match self.state {
+            State::Joined(_) => self.release(now),
+            _ if rejoining => self.close(CloseReason::LeftUnreachable),
+            // The first join: its own deadline decides.
+            _ => {}
         }
     }
 
@@ -819,13 +1000,14 @@ impl Client {
         match &mut self.state {
             State::Joining(attempt) => match attempt.poll(now, self.servers.len()) {
                 JoinStep::GiveUp if attempt.heard_foreign() => {
-                    self.close(CloseReason::ForeignAnswer)
+                    return self.close(CloseReason::ForeignAnswer);
                 }
-                JoinStep::GiveUp => self.close(CloseReason::JoinTimedOut),
+                JoinStep::GiveUp => return self.close(CloseReason::JoinTimedOut),
                 JoinStep::Send(candidate) => {
                     let join = Frame::Join {
                         nonce: attempt.nonce,
                         cookie: attempt.cookie,
+                        previous_token: self.previous_token,
                         name: self.name.clone(),
                     };
                     let to = self.servers[candidate];
@@ -834,7 +1016,14 @@ impl Client {
                 JoinStep::Wait => {}
             },
             State::Joined(_) | State::Leaving { .. } => self.session_timers(now),
-            State::Closed => {}
+            State::Closed => return,
+        }
+        self.release(now);
+        if let Some(Backlog { lines, every }) = self.queue.take_notice(now) {
+            self.events.push_back(ClientEvent::Queued { lines, every });
+        }
+        if self.drain_deadline.is_some_and(|at| now >= at) {
+            self.drain_expired(now);
         }
     }
 
@@ -852,7 +1041,7 @@ impl Client {
                     session.last_sent = now;
                     self.transmits.push_back((server, frame.to_bytes()));
                 }
-                Due::GaveUp { item, .. } => return self.lost_server(now, item),
+                Due::GaveUp { item, .. } => return self.lost_server(now, item.0),
             }
         }
         if let State::Leaving { deadline, .. } = self.state
@@ -883,25 +1072,36 @@ impl Client {
     }
 
     /// A request went unacknowledged through every retry: the server is gone or cut off.
-    /// Everything unacknowledged is reported as not delivered, and we try to join again.
+    /// Leaving, we report what was not confirmed and are done; otherwise this is an
+    /// outage: everything unacknowledged waits, first in the queue, and we join again until
+    /// the server is back.
     fn lost_server(&mut self, now: Instant, given_up: Request) {
-        let mut undelivered = vec![given_up];
-        let leaving = matches!(self.state, State::Leaving { .. });
-        if let State::Joined(session) | State::Leaving { session, .. } = &mut self.state {
-            undelivered.extend(session.outbox.drain_unacked());
+        if let State::Leaving { session, .. } = &mut self.state {
+            let mut undelivered = vec![given_up];
+            undelivered.extend(session.outbox.drain_unacked().into_iter().map(|(r, _)| r));
+            for text in undelivered.iter().filter_map(Request::as_typed) {
+                self.events.push_back(ClientEvent::NotSent {
+                    text,
+                    why: "the server stopped answering",
+                });
+            }
+            return self.close(CloseReason::Left);
         }
-        for text in undelivered.iter().filter_map(Request::as_typed) {
-            self.events.push_back(ClientEvent::NotSent {
-                text,
-                why: "the server stopped answering",
-            });
+        let charged = given_up.is_flood_limited();
+        // It was the oldest unacknowledged request (the first to reach the give-up time):
+        // it goes back first, ahead of the others `start_rejoining` puts back after it.
+        if let State::Joined(session) = &mut self.state {
+            let rest = session.outbox.drain_unacked();
+            let items: Vec<(Request, bool)> = std::iter::once((given_up, charged))
+                .chain(rest.into_iter().map(|(request, _)| {
+                    let charged = request.is_flood_limited();
+                    (request, charged)
+                }))
+                .collect();
+            self.queue.requeue(items.into_iter());
         }
-        if leaving {
-            self.close(CloseReason::Left);
-        } else {
-            self.events.push_back(ClientEvent::Rejoining);
-            self.start_joining(now);
-        }
+        self.events.push_back(ClientEvent::ServerLost);
+        self.start_rejoining(now);
     }
 
     fn send_ack_if_due(&mut self, now: Instant) {
@@ -921,6 +1121,19 @@ impl Client {
 
     /// When [`Client::handle_timeout`] should next be called, unless the session is over.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let own = [
+            self.queue.notice_deadline(),
+            self.drain_deadline,
+            match &self.state {
+                State::Joined(_) => self.queue.waiting_until(),
+                _ => None,
+            },
+        ];
+        let session = self.session_deadline()?;
+        Some(own.into_iter().flatten().fold(session, Instant::min))
+    }
+
+    fn session_deadline(&self) -> Option<Instant> {
         match &self.state {
             State::Joining(attempt) => Some(attempt.next_deadline(self.servers.len())),
             State::Joined(session) | State::Leaving { session, .. } => {
@@ -953,39 +1166,68 @@ impl Client {
         self.events.pop_front()
     }
 
-    fn send_request(&mut self, now: Instant, request: Request) {
+    /// Sends `request` now, stamped `sent_ms` (see [`Frame::Chat`]).
+    fn send_request(&mut self, now: Instant, request: Request, sent_ms: u64) {
         let server = self.server();
         let (State::Joined(session) | State::Leaving { session, .. }) = &mut self.state else {
             return;
         };
+        let item = (request, sent_ms);
         // Past the cap on requests in flight it waits, and goes from `session_timers`.
-        let Some(seq) = session.outbox.push(now, request.clone()) else {
+        let Some(seq) = session.outbox.push(now, item.clone()) else {
             return;
         };
-        let frame = request_frame(session, seq, &request);
+        let frame = request_frame(session, seq, &item);
         session.inbox.ack_sent();
         session.last_sent = now;
         self.transmits.push_back((server, frame.to_bytes()));
     }
 
     fn close(&mut self, reason: CloseReason) {
-        let mut undelivered: Vec<Request> = self.pending.drain(..).collect();
-        let why = match &mut self.state {
-            State::Joined(session) | State::Leaving { session, .. } => {
-                undelivered.extend(session.outbox.drain_unacked());
-                "the session ended before the server confirmed it"
-            }
+        let queued: Vec<String> = self.queue.drain().filter_map(|r| r.as_typed()).collect();
+        self.drain_deadline = None;
+        let (undelivered, why) = match &mut self.state {
+            State::Joined(session) | State::Leaving { session, .. } => (
+                session.outbox.drain_unacked(),
+                "the session ended before the server confirmed it",
+            ),
+            _ => (Vec::new(), "the session ended before the server answered"),
+        };
+        let queue_why = match self.state {
+            State::Joined(_) | State::Leaving { .. } => "the session ended before their turn came",
             _ => "the session ended before the server answered",
         };
         self.state = State::Closed;
-        for text in undelivered.iter().filter_map(Request::as_typed) {
+        for text in undelivered
+            .iter()
+            .filter_map(|(request, _)| request.as_typed())
+        {
             self.events.push_back(ClientEvent::NotSent { text, why });
+        }
+        if queued.len() > NAMED_UNSENT_MAX {
+            self.events.push_back(ClientEvent::Unsent {
+                count: queued.len(),
+                why: queue_why,
+            });
+        } else {
+            for text in queued {
+                self.events.push_back(ClientEvent::NotSent {
+                    text,
+                    why: queue_why,
+                });
+            }
         }
         self.events.push_back(ClientEvent::Closed(reason));
     }
 }
 
 impl Request {
+    /// Whether the server counts this request against the flood limit (it may not, for a
+    /// rename to the same name: counting it anyway only makes us a little slower).
+    fn is_flood_limited(&self) -> bool {
+        !matches!(self, Request::List | Request::Leave)
+    }
+
     /// What the user typed for this request, to tell them it was not delivered; `None` for
     /// what needs no report (`/list`, leaving).
     fn as_typed(&self) -> Option<String> {
@@ -1001,36 +1243,42 @@ impl Request {
     }
 }
 
-/// The frame carrying `request` under sequence number `seq`, with our current
-/// acknowledgements.
-fn request_frame(session: &Session, seq: u32, request: &Request) -> Frame {
+/// The frame carrying `request` (stamped `sent_ms`) under sequence number `seq`, with our
+/// current acknowledgements.
+fn request_frame(session: &Session, seq: u32, (request, sent_ms): &(Request, u64)) -> Frame {
     let envelope = Envelope {
         token: session.token,
         seq,
         acks: session.inbox.acks(),
     };
+    let sent_ms = *sent_ms;
     match request {
         Request::Chat(text) => Frame::Chat {
             envelope,
+            sent_ms,
             text: text.clone(),
         },
         Request::List => Frame::ListRequest { envelope },
         Request::Leave => Frame::Leave { envelope },
         Request::Private { to, text } => Frame::Private {
             envelope,
+            sent_ms,
             to: to.clone(),
             text: text.clone(),
         },
         Request::Action(text) => Frame::Action {
             envelope,
+            sent_ms,
             text: text.clone(),
         },
         Request::Nick(name) => Frame::Nick {
             envelope,
+            sent_ms,
             name: name.clone(),
         },
         Request::Away(reason) => Frame::Away {
             envelope,
+            sent_ms,
             reason: reason.clone(),
         },
     }

@@ -450,6 +450,29 @@ pub fn client_event_line(event: &ClientEvent, now_ms: i64, bell: bool) -> Option
             now_ms,
             "the server no longer knows this session (it restarted, or timed us out); joining again",
         ),
+        ClientEvent::ServerLost => notice_line(
+            now_ms,
+            "the server stopped answering; joining again until it is back (what you type \
+             meanwhile is kept, and sent then)",
+        ),
+        ClientEvent::Rejoined { name, queued: 0 } => {
+            notice_line(now_ms, &format!("back in the chat as {}", sanitize(name)))
+        }
+        ClientEvent::Rejoined { name, queued } => notice_line(
+            now_ms,
+            &format!(
+                "back in the chat as {}; sending the {} typed meanwhile",
+                sanitize(name),
+                lines(*queued)
+            ),
+        ),
+        ClientEvent::Queued {
+            lines: count,
+            every,
+        } => queued_line(now_ms, *count, *every),
+        ClientEvent::Unsent { count, why } => {
+            notice_line(now_ms, &format!("{} not sent: {why}", lines(*count)))
+        }
         ClientEvent::NotSent { text, why } => {
             notice_line(now_ms, &format!("not delivered ({why}): {text}"))
         }
@@ -464,10 +487,41 @@ pub fn client_event_line(event: &ClientEvent, now_ms: i64, bell: bool) -> Option
     })
 }
 
+/// `1 line`, `20 lines`.
+fn lines(count: usize) -> String {
+    let plural = if count == 1 { "" } else { "s" };
+    format!("{count} line{plural}")
+}
+
+/// `-- 20 lines queued (sending 5 a second)`: a paste beyond the flood limit's burst.
+fn queued_line(now_ms: i64, count: usize, every: Duration) -> String {
+    notice_line(
+        now_ms,
+        &format!("{} queued (sending {})", lines(count), pace_text(every)),
+    )
+}
+
+/// `5 a second`, `2.5 a second`, `one every 4s`.
+pub fn pace_text(every: Duration) -> String {
+    if every > Duration::from_secs(1) {
+        return format!("one every {}", duration(every));
+    }
+    let per_second = 1.0 / every.as_secs_f64().max(1e-9);
+    let rounded = (per_second * 10.0).round() / 10.0;
+    if rounded.fract() == 0.0 {
+        format!("{rounded:.0} a second")
+    } else {
+        format!("{rounded:.1} a second")
+    }
+}
+
 /// What a client says when its session ends, naming the server.
 pub fn close_text(reason: &CloseReason, server: &str) -> String {
     match reason {
         CloseReason::Left => "left the chat".to_owned(),
+        CloseReason::LeftUnreachable => {
+            format!("left the chat without reaching {server} again (it was not answering)")
+        }
         CloseReason::JoinTimedOut => {
             format!("no answer from {server}: is the server running, and is the address right?")
         }
@@ -606,6 +660,13 @@ pub fn peer_event_lines(event: &PeerEvent, now_ms: i64, bell: bool) -> Vec<Strin
                     .map(|member| notice_line(*time_ms, &format!("  {}", member_text(member)))),
             );
             return lines;
+        }
+        PeerEvent::Queued {
+            lines: count,
+            every,
+        } => queued_line(now_ms, *count, *every),
+        PeerEvent::Unsent { count, why } => {
+            notice_line(now_ms, &format!("{} not sent: {why}", lines(*count)))
         }
         PeerEvent::NotSent { text, why } => {
             notice_line(now_ms, &format!("not delivered ({why}): {text}"))

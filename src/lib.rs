@@ -37,7 +37,10 @@
 //!   `/unban`, saved or not) and what the operator is told.
 //! - [`reliable`]: sequence numbers, acknowledgements and retransmission — what makes
 //!   every message arrive exactly once and in order over a lossy network.
-//! - [`ratelimit`]: the token bucket behind the flood limit.
+//! - [`ratelimit`]: the token bucket behind the flood limit, and the flood gate that counts
+//!   one sender's messages by when it says it sent them.
+//! - [`pacing`]: an honest sender's side of the flood limit — the queue of what waits for
+//!   its turn, released at the announced rate (client and peer).
 //! - [`names`]: which names are allowed and when two names are the same.
 //! - [`display`]: how lines look on a terminal, and neutralizing hostile text.
 //! - [`style`]: colors and emphasis on a color terminal (`--color`, `NO_COLOR`), the stable
@@ -62,6 +65,7 @@ pub mod command;
 pub mod completion;
 pub mod display;
 pub mod names;
+pub mod pacing;
 pub mod peer;
 pub mod presence;
 pub mod ratelimit;

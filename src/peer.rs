@@ -8,8 +8,9 @@
 //! [`SendWindow`] and one [`ReceiveWindow`] per member, so each sender's messages are shown
 //! exactly once and in order), heartbeats and eviction of silent members, names unique in
 //! the room (concurrent joins under one name settled the same way by everyone), a flood
-//! limit per sender, the peer's own ban list, leaving politely, and turning what arrives
-//! into [`PeerEvent`]s. Inputs and outputs are those of the client core: a datagram arrived,
+//! limit per sender (counted by the sender's stamps, `ratelimit::FloodGate`) and pacing
+//! what we send to the strictest limit the members announced (`pacing`), the peer's own
+//! ban list, leaving politely, and turning what arrives into [`PeerEvent`]s. Inputs and outputs are those of the client core: a datagram arrived,
 //! the user typed something, time passed; datagrams to send, events to show, when to call
 //! back. The `icq-client` binary runs it when given `--listen`; tests drive it with a fake
 //! clock.
@@ -51,16 +52,19 @@ use crate::banlist::BanList;
 use crate::client::{JoinAttempt, JoinStep};
 use crate::display;
 use crate::names;
+use crate::pacing::{Backlog, Pacer};
 use crate::presence::Presence;
-use crate::ratelimit::{FloodLimit, TokenBucket};
+use crate::ratelimit::{FloodGate, FloodLimit};
 use crate::reliable::{Acks, Due, Ready, ReceiveWindow, SendWindow};
 use crate::wire::{
-    self, DecodeError, Envelope, Frame, GoneReason, MAX_DATAGRAM, MemberRecord, RefuseReason,
+    self, DecodeError, Envelope, FloodTerms, Frame, GoneReason, MAX_DATAGRAM, MemberRecord,
+    RefuseReason,
 };
 
 /// Joining a room runs the client's [`JoinAttempt`], with its timers: give up after
 /// `JOIN_TIMEOUT`, repeat every `JOIN_RETRY`, try the next `--peer` after `ADDRESS_FALLBACK`.
-pub use crate::client::{ADDRESS_FALLBACK, JOIN_RETRY, JOIN_TIMEOUT};
+/// Leaving with lines queued waits for them `QUEUE_DRAIN_LIMIT` at most, as a client does.
+pub use crate::client::{ADDRESS_FALLBACK, JOIN_RETRY, JOIN_TIMEOUT, QUEUE_DRAIN_LIMIT};
 
 /// How long leaving waits for every member to confirm (the leave, and every message sent
 /// before it, is repeated meanwhile) before the program exits anyway.
@@ -88,8 +92,9 @@ pub const INBOX_LIMIT: u32 = 1024;
 /// far behind is as good as gone, and memory stays bounded.
 pub const MAX_UNACKED: usize = 2048;
 
-/// The most lines typed while joining that are kept to send once in the room.
-pub const MAX_PENDING_LINES: usize = 100;
+/// The most lines queued and not sent yet (waiting for their turn under the members' flood
+/// limits, or typed while joining).
+pub const MAX_QUEUED_LINES: usize = crate::client::MAX_QUEUED_LINES;
 
 /// How long after the first dropped message its sender is told how many were dropped: one
 /// notice for a whole burst.
@@ -191,6 +196,11 @@ pub enum PeerEvent {
         time_ms: i64,
         members: Vec<MemberInfo>,
     },
+    /// More was typed than the members' flood limits let go at once: `lines` wait, and go
+    /// one every `every` (told once per backlog).
+    Queued { lines: usize, every: Duration },
+    /// `count` queued lines were never sent, because `why`.
+    Unsent { count: usize, why: &'static str },
     /// A typed line could not be sent at all.
     NotSent { text: String, why: &'static str },
     /// `count` of our messages to `to` were never confirmed, for the reason `why`.
@@ -311,10 +321,12 @@ impl std::error::Error for PeerError {}
 enum Item {
     Chat {
         time_ms: i64,
+        sent_ms: u64,
         text: String,
     },
     Private {
         time_ms: i64,
+        sent_ms: u64,
         text: String,
     },
     Members {
@@ -332,6 +344,17 @@ enum Item {
     },
 }
 
+impl Typed {
+    /// The line as the user typed it; `None` for a leave.
+    fn text(&self) -> Option<String> {
+        match self {
+            Typed::Chat(text) => Some(text.clone()),
+            Typed::Private { name, text, .. } => Some(format!("/msg {name} {text}")),
+            Typed::Leave => None,
+        }
+    }
+}
+
 impl Item {
     /// Whether the item is a message the user typed (what "undelivered" counts).
     fn is_message(&self) -> bool {
@@ -340,14 +363,24 @@ impl Item {
 
     fn frame(&self, envelope: Envelope) -> Frame {
         match self.clone() {
-            Item::Chat { time_ms, text } => Frame::PeerChat {
+            Item::Chat {
+                time_ms,
+                sent_ms,
+                text,
+            } => Frame::PeerChat {
                 envelope,
                 time_ms,
+                sent_ms,
                 text,
             },
-            Item::Private { time_ms, text } => Frame::PeerPrivate {
+            Item::Private {
+                time_ms,
+                sent_ms,
+                text,
+            } => Frame::PeerPrivate {
                 envelope,
                 time_ms,
+                sent_ms,
                 text,
             },
             Item::Members { last, members } => Frame::PeerMembers {
@@ -372,13 +405,29 @@ impl Item {
             Frame::PeerChat {
                 envelope,
                 time_ms,
+                sent_ms,
                 text,
-            } => (envelope.seq, Item::Chat { time_ms, text }),
+            } => (
+                envelope.seq,
+                Item::Chat {
+                    time_ms,
+                    sent_ms,
+                    text,
+                },
+            ),
             Frame::PeerPrivate {
                 envelope,
                 time_ms,
+                sent_ms,
                 text,
-            } => (envelope.seq, Item::Private { time_ms, text }),
+            } => (
+                envelope.seq,
+                Item::Private {
+                    time_ms,
+                    sent_ms,
+                    text,
+                },
+            ),
             Frame::PeerMembers {
                 envelope,
                 last,
@@ -420,14 +469,17 @@ struct Link {
     last_heard: Instant,
     /// When we last sent it anything carrying our acknowledgements.
     last_sent: Instant,
-    flood: Option<TokenBucket>,
+    /// The limit on its messages (counted by its stamps, against the clock it told us).
+    flood: Option<FloodGate>,
+    /// The limit it applies to ours, once its join, welcome or hello said it.
+    their_terms: Option<FloodTerms>,
     /// Its messages dropped since it was last told.
     flood_dropped: u32,
     flood_notice_at: Option<Instant>,
 }
 
 impl Link {
-    fn new(now: Instant, flood_limit: Option<FloodLimit>) -> Link {
+    fn new(now: Instant, flood_limit: Option<FloodLimit>, max_lag: Duration) -> Link {
         Link {
             my_token: random_u64(),
             their_token: None,
@@ -440,7 +492,8 @@ impl Link {
             inbox: ReceiveWindow::new(INBOX_LIMIT),
             last_heard: now,
             last_sent: now,
-            flood: flood_limit.map(|limit| TokenBucket::new(limit, now)),
+            flood: flood_limit.map(|limit| FloodGate::new(limit, now, max_lag)),
+            their_terms: None,
             flood_dropped: 0,
             flood_notice_at: None,
         }
@@ -449,6 +502,15 @@ impl Link {
     /// Whether both streams are open: we may send it anything.
     fn is_open(&self) -> bool {
         self.proven && self.their_token.is_some()
+    }
+
+    /// What its join, welcome or hello said: its clock (against which its stamps are
+    /// read) and its limit on what we send it.
+    fn learn_terms(&mut self, now: Instant, clock_ms: u64, terms: FloodTerms) {
+        if let Some(gate) = &mut self.flood {
+            gate.sender_clock(now, clock_ms);
+        }
+        self.their_terms = Some(terms);
     }
 
     fn envelope(&self, seq: u32) -> Envelope {
@@ -500,10 +562,16 @@ struct Tombstone {
     last_answer: Option<Instant>,
 }
 
-/// A line typed before we were in the room.
-#[derive(Debug, Clone)]
+/// Something the user did, queued for its turn: while joining, or beyond the flood limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Typed {
     Chat(String),
+    /// A private message to the member at this address (called `name` when typed).
+    Private {
+        to: SocketAddr,
+        name: String,
+        text: String,
+    },
     Leave,
 }
 
@@ -556,8 +624,11 @@ pub struct Peer {
     members: BTreeMap<SocketAddr, Member>,
     tombstones: VecDeque<Tombstone>,
     bans: BanList,
-    /// Lines typed before we were in the room, to send once we are.
-    typed: VecDeque<Typed>,
+    /// What the user typed and is not sent yet: before we were in the room, or beyond what
+    /// the members' flood limits let go at once (released at the strictest one's pace).
+    typed: Pacer<Typed>,
+    /// Leaving with lines still queued: the latest moment to wait for them.
+    drain_deadline: Option<Instant>,
     /// Frames of our contact's stream that overtook its welcome, replayed after it.
     early: Vec<(SocketAddr, Vec<u8>)>,
     local_addr: Option<SocketAddr>,
@@ -619,7 +690,6 @@ impl Peer {
         wall_ms: i64,
     ) -> Peer {
         Peer {
-            config,
             name: name.to_owned(),
             key: names::key(name),
             id: random_u64(),
@@ -632,13 +702,20 @@ impl Peer {
             members: BTreeMap::new(),
             tombstones: VecDeque::new(),
             bans,
-            typed: VecDeque::new(),
+            typed: {
+                // Until the members say theirs, assume they keep the same limit as we do.
+                let mut pacer = Pacer::new(MAX_QUEUED_LINES);
+                pacer.restart(now, config.flood_limit);
+                pacer
+            },
+            drain_deadline: None,
             early: Vec::new(),
             local_addr: None,
             cookie_key: std::hash::RandomState::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: PeerStats::default(),
+            config,
         }
     }
 
@@ -685,6 +762,11 @@ impl Peer {
             .map(|m| m.link.pending.len() + m.link.outbox.len())
             .sum::<usize>()
             + self.typed.len()
+    }
+
+    /// How many typed lines are queued and not sent yet.
+    pub fn queued(&self) -> usize {
+        self.typed.len()
     }
 
     /// Tells the core which address its socket is bound to. Datagrams claiming to come
@@ -876,6 +958,8 @@ impl Peer {
                 your_addr,
                 id,
                 joined_ms,
+                clock_ms,
+                flood,
                 name,
             } if answered == attempt.nonce => {
                 if names::validate(&name).is_err() || id == self.id {
@@ -893,7 +977,9 @@ impl Peer {
                 member.link.my_token = self.join_token;
                 member.link.their_token = Some(token);
                 member.link.proven = true;
+                member.link.learn_terms(now, clock_ms, flood);
                 self.members.insert(from, member);
+                self.update_pace(now);
                 self.state = State::Syncing { contact: from };
                 // Tell the contact at once that we are here and have nothing yet.
                 self.send_ack_now(now, from);
@@ -913,14 +999,24 @@ impl Peer {
                 cookie,
                 id,
                 token,
+                clock_ms,
+                flood,
                 name,
-            } => self.on_join(now, from, nonce, cookie, id, token, name),
+            } => {
+                let terms = (clock_ms, flood);
+                self.on_join(now, from, nonce, cookie, id, token, terms, name)
+            }
             Frame::PeerHello {
                 from_id,
                 to_id,
                 token,
                 echo,
-            } => self.on_hello(now, from, from_id, to_id, token, echo),
+                clock_ms,
+                flood,
+            } => {
+                let terms = (clock_ms, flood);
+                self.on_hello(now, from, from_id, to_id, token, echo, terms)
+            }
             // Late answers to our own join.
             Frame::PeerChallenge { .. } | Frame::PeerWelcome { .. } | Frame::PeerRefused { .. } => {
             }
@@ -1037,6 +1133,7 @@ impl Peer {
         cookie: u64,
         id: u64,
         token: u64,
+        (clock_ms, flood): (u64, FloodTerms),
         name: String,
     ) {
         // Until our own member list is complete we could let in a duplicate name or hand
@@ -1056,7 +1153,7 @@ impl Peer {
                 // Our welcome was lost and it asked again: answer, change nothing. The
                 // member list sent with the welcome was ignored (it came before the
                 // welcome did): send it again now rather than after the backoff.
-                let welcome = self.welcome(nonce, member);
+                let welcome = self.welcome(now, nonce, member);
                 self.send_unsequenced(from, &welcome);
                 if let Some(member) = self.members.get_mut(&from) {
                     member.link.outbox.expedite(now);
@@ -1100,8 +1197,10 @@ impl Peer {
         member.link.their_token = Some(token);
         // The cookie proved the address.
         member.link.proven = true;
-        let welcome = self.welcome(nonce, &member);
+        member.link.learn_terms(now, clock_ms, flood);
+        let welcome = self.welcome(now, nonce, &member);
         self.members.insert(from, member);
+        self.update_pace(now);
         self.send_unsequenced(from, &welcome);
         for part in self.member_list_parts(from) {
             self.send_item(now, from, part);
@@ -1120,7 +1219,7 @@ impl Peer {
             .push_back(PeerEvent::MemberJoined { time_ms, name });
     }
 
-    fn welcome(&self, nonce: u64, member: &Member) -> Frame {
+    fn welcome(&self, now: Instant, nonce: u64, member: &Member) -> Frame {
         Frame::PeerWelcome {
             nonce,
             token: member.link.my_token,
@@ -1128,7 +1227,46 @@ impl Peer {
             your_addr: member.record.addr,
             id: self.id,
             joined_ms: self.joined_ms,
+            clock_ms: self.clock_ms(now),
+            flood: FloodTerms::from_limit(self.config.flood_limit),
             name: self.name.clone(),
+        }
+    }
+
+    /// Our clock for stamps and for what we tell members: milliseconds since we started.
+    fn clock_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.clock_origin.0)
+            .as_millis() as u64
+    }
+
+    /// What our hellos say besides the pair's tokens: who we are, our clock, our limit.
+    fn hello_terms(&self, now: Instant) -> (u64, u64, FloodTerms) {
+        let terms = FloodTerms::from_limit(self.config.flood_limit);
+        (self.id, self.clock_ms(now), terms)
+    }
+
+    /// Keeps our pace to the strictest limit the members announced (our own until one
+    /// has): every member's gate must let through what we send everyone.
+    fn update_pace(&mut self, now: Instant) {
+        let mut strictest: Option<FloodLimit> = None;
+        let mut any_known = false;
+        for member in self.members.values().filter(|m| !m.banned) {
+            let Some(terms) = member.link.their_terms else {
+                continue;
+            };
+            any_known = true;
+            if let Some(limit) = terms.limit() {
+                strictest = Some(match strictest {
+                    None => limit,
+                    Some(known) => FloodLimit {
+                        rate_per_sec: known.rate_per_sec.min(limit.rate_per_sec),
+                        burst: known.burst.min(limit.burst),
+                    },
+                });
+            }
+        }
+        if any_known && strictest != self.typed.limit() {
+            self.typed.set_limit(now, strictest);
         }
     }
 
@@ -1166,6 +1304,7 @@ impl Peer {
         parts
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_hello(
         &mut self,
         now: Instant,
@@ -1174,10 +1313,12 @@ impl Peer {
         to_id: u64,
         token: u64,
         echo: u64,
+        (clock_ms, flood): (u64, FloodTerms),
     ) {
         if to_id != self.id {
             return;
         }
+        let terms = self.hello_terms(now);
         // Only members the room told us about: a hello from anyone else is ignored (it
         // may come before the news of its join; it is repeated).
         let Some(member) = self.members.get_mut(&from) else {
@@ -1201,6 +1342,11 @@ impl Peer {
             Some(_) => {}
         }
         let was_open = link.is_open();
+        if echoed || link.their_token == Some(token) {
+            // From the member (it knows our token, or holds the one it gave us): believe
+            // its clock and limit.
+            link.learn_terms(now, clock_ms, flood);
+        }
         if echoed {
             link.proven = true;
             link.last_heard = now;
@@ -1213,14 +1359,13 @@ impl Peer {
         } else {
             // It does not know our token yet: tell it, echoing its own. (A hello that
             // echoes ours never gets an answer, so two hellos cannot ping-pong.)
-            let answer = Frame::PeerHello {
-                from_id: self.id,
-                to_id: from_id,
-                token: link.my_token,
-                echo: token,
-            };
+            let mut answer = hello_frame(terms, from_id, link);
+            if let Frame::PeerHello { echo, .. } = &mut answer {
+                *echo = token;
+            }
             self.send_unsequenced(from, &answer);
         }
+        self.update_pace(now);
         if !was_open {
             self.opened(now, from);
         }
@@ -1248,8 +1393,12 @@ impl Peer {
     /// Carries out one item from the member at `from`, in its turn.
     fn on_item(&mut self, now: Instant, from: SocketAddr, item: Item) {
         match item {
-            Item::Chat { time_ms, text } => {
-                if let Some(name) = self.admit_message(now, from, &text) {
+            Item::Chat {
+                time_ms,
+                sent_ms,
+                text,
+            } => {
+                if let Some(name) = self.admit_message(now, from, sent_ms, &text) {
                     self.events.push_back(PeerEvent::Message {
                         time_ms,
                         from: name,
@@ -1258,8 +1407,12 @@ impl Peer {
                     });
                 }
             }
-            Item::Private { time_ms, text } => {
-                if let Some(name) = self.admit_message(now, from, &text) {
+            Item::Private {
+                time_ms,
+                sent_ms,
+                text,
+            } => {
+                if let Some(name) = self.admit_message(now, from, sent_ms, &text) {
                     self.events.push_back(PeerEvent::Private {
                         time_ms,
                         from: name,
@@ -1301,16 +1454,23 @@ impl Peer {
         }
     }
 
-    /// Whether a message from the member at `from` is within its flood limit; its name if
-    /// so. Dropped ones are counted, and the sender told after [`FLOOD_NOTICE_DELAY`].
-    fn admit_message(&mut self, now: Instant, from: SocketAddr, text: &str) -> Option<String> {
+    /// Whether a message from the member at `from`, stamped `sent_ms` on its clock, is
+    /// within its flood limit; its name if so. Dropped ones are counted, and the sender told
+    /// after [`FLOOD_NOTICE_DELAY`].
+    fn admit_message(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        sent_ms: u64,
+        text: &str,
+    ) -> Option<String> {
         let member = self.members.get_mut(&from)?;
         if text.is_empty() {
             return None;
         }
         let link = &mut member.link;
-        if let Some(bucket) = link.flood.as_mut()
-            && !bucket.try_take(now)
+        if let Some(gate) = link.flood.as_mut()
+            && !gate.admit(now, Some(sent_ms))
         {
             link.flood_dropped = link.flood_dropped.saturating_add(1);
             link.flood_notice_at.get_or_insert(now + FLOOD_NOTICE_DELAY);
@@ -1331,12 +1491,7 @@ impl Peer {
             through,
             members: self.member_names(),
         });
-        for typed in std::mem::take(&mut self.typed) {
-            match typed {
-                Typed::Chat(text) => self.send_text(now, &text),
-                Typed::Leave => return self.leave(now),
-            }
-        }
+        self.release(now);
     }
 
     /// Learns of a member from the member at `via`: from the member list (`news` false) or
@@ -1415,7 +1570,9 @@ impl Peer {
             banned: self.bans.is_banned(record.addr.ip()),
             join_nonce: None,
             doomed: None,
-            link: Link::new(now, self.config.flood_limit),
+            // A backlog older than the timeout cannot be honest: a member silent that long
+            // has been evicted.
+            link: Link::new(now, self.config.flood_limit, self.config.timeout),
             record,
         }
     }
@@ -1609,48 +1766,16 @@ impl Peer {
     // What the user does -----------------------------------------------------------------
 
     /// Sends a line the user typed to everyone in the room; a line too long for one
-    /// datagram becomes several messages. Typed while joining, it waits until we are in.
+    /// datagram becomes several messages. It goes at once if the members' flood limits
+    /// allow, else in its turn; typed while joining, it waits until we are in.
     pub fn send_text(&mut self, now: Instant, text: &str) {
-        match self.state {
-            State::InRoom => {
-                let time_ms = self.wall_ms(now);
-                for piece in wire::split_text(text) {
-                    self.events.push_back(PeerEvent::Message {
-                        time_ms,
-                        from: self.name.clone(),
-                        text: display::sanitize(piece).into_owned(),
-                        own: true,
-                    });
-                    let item = Item::Chat {
-                        time_ms,
-                        text: piece.to_owned(),
-                    };
-                    let addrs: Vec<SocketAddr> = self.members.keys().copied().collect();
-                    for addr in addrs {
-                        self.send_message(now, addr, item.clone());
-                    }
-                }
-            }
-            State::Joining(_) | State::Syncing { .. }
-                if self.typed.len() < MAX_PENDING_LINES
-                    && !self.typed.iter().any(|t| matches!(t, Typed::Leave)) =>
-            {
-                self.typed.push_back(Typed::Chat(text.to_owned()));
-            }
-            State::Joining(_) | State::Syncing { .. } => {
-                self.events.push_back(PeerEvent::NotSent {
-                    text: text.to_owned(),
-                    why: "too many lines are waiting for the join to complete",
-                })
-            }
-            State::Leaving { .. } | State::Closed => self.events.push_back(PeerEvent::NotSent {
-                text: text.to_owned(),
-                why: "we are leaving the room",
-            }),
+        for piece in wire::split_text(text) {
+            self.enqueue(now, Typed::Chat(piece.to_owned()));
         }
     }
 
-    /// Sends a private message to the member called `to` (in any letter case) only.
+    /// Sends a private message to the member called `to` (in any letter case) only, in its
+    /// turn like any line.
     pub fn send_private(&mut self, now: Instant, to: &str, text: &str) -> Result<(), PeerError> {
         if !matches!(self.state, State::InRoom) {
             return Err(PeerError::NotInRoom);
@@ -1669,23 +1794,104 @@ impl Peer {
                 name: member.record.name.clone(),
             });
         }
-        let (addr, to_name) = (*addr, member.record.name.clone());
-        let time_ms = self.wall_ms(now);
+        let (addr, name) = (*addr, member.record.name.clone());
         for piece in wire::split_text(text) {
-            self.events.push_back(PeerEvent::Private {
-                time_ms,
-                from: self.name.clone(),
-                to: to_name.clone(),
-                text: display::sanitize(piece).into_owned(),
-                own: true,
-            });
-            let item = Item::Private {
-                time_ms,
+            let private = Typed::Private {
+                to: addr,
+                name: name.clone(),
                 text: piece.to_owned(),
             };
-            self.send_message(now, addr, item);
+            self.enqueue(now, private);
         }
         Ok(())
+    }
+
+    /// Queues what the user typed behind everything before, and sends what may go.
+    fn enqueue(&mut self, now: Instant, typed: Typed) {
+        let why = match self.state {
+            State::Leaving { .. } | State::Closed => Some("we are leaving the room"),
+            _ if self.leave_queued() => Some("we are leaving the room"),
+            _ => None,
+        };
+        let refused = match why {
+            Some(why) => Some((typed, why)),
+            None => self
+                .typed
+                .push(typed, true)
+                .err()
+                .map(|typed| (typed, "too many lines are waiting to be sent (1000)")),
+        };
+        if let Some((typed, why)) = refused {
+            if let Some(text) = typed.text() {
+                self.events.push_back(PeerEvent::NotSent { text, why });
+            }
+            return;
+        }
+        self.release(now);
+    }
+
+    fn leave_queued(&self) -> bool {
+        self.typed.iter().any(|typed| *typed == Typed::Leave)
+    }
+
+    fn typed_in_queue(&self) -> usize {
+        self.typed.iter().filter(|t| t.text().is_some()).count()
+    }
+
+    /// Sends what the queue lets go at `now` (in the room only): everything the members'
+    /// flood limits allow, in order; a queued leave last of all.
+    fn release(&mut self, now: Instant) {
+        while matches!(self.state, State::InRoom) {
+            // Whole milliseconds, as stamped: the members' gates do the same arithmetic.
+            let sent_ms = self.clock_ms(now);
+            let at = self.clock_origin.0 + Duration::from_millis(sent_ms);
+            let Some(typed) = self.typed.pop(at) else {
+                return;
+            };
+            let time_ms = self.wall_ms(now);
+            match typed {
+                Typed::Chat(text) => {
+                    self.events.push_back(PeerEvent::Message {
+                        time_ms,
+                        from: self.name.clone(),
+                        text: display::sanitize(&text).into_owned(),
+                        own: true,
+                    });
+                    let item = Item::Chat {
+                        time_ms,
+                        sent_ms,
+                        text,
+                    };
+                    let addrs: Vec<SocketAddr> = self.members.keys().copied().collect();
+                    for addr in addrs {
+                        self.send_message(now, addr, item.clone());
+                    }
+                }
+                Typed::Private { to, name, text } => {
+                    if !self.members.contains_key(&to) {
+                        self.events.push_back(PeerEvent::NotSent {
+                            text: format!("/msg {name} {text}"),
+                            why: "they left the room before its turn",
+                        });
+                        continue;
+                    }
+                    self.events.push_back(PeerEvent::Private {
+                        time_ms,
+                        from: self.name.clone(),
+                        to: name,
+                        text: display::sanitize(&text).into_owned(),
+                        own: true,
+                    });
+                    let item = Item::Private {
+                        time_ms,
+                        sent_ms,
+                        text,
+                    };
+                    self.send_message(now, to, item);
+                }
+                Typed::Leave => return self.start_leaving(now),
+            }
+        }
     }
 
     /// Shows who is in the room (a [`PeerEvent::Members`]).
@@ -1698,26 +1904,54 @@ impl Peer {
 
     /// Leaves the room: tells every member after everything typed before (repeating until
     /// each confirms, for at most [`LEAVE_TIMEOUT`]) and then closes with
-    /// [`PeerCloseReason::Left`]. While joining, the join's outcome is awaited first.
+    /// [`PeerCloseReason::Left`]. While joining, the join's outcome is awaited first; lines
+    /// still queued are waited for, at most [`QUEUE_DRAIN_LIMIT`].
     pub fn leave(&mut self, now: Instant) {
-        match self.state {
-            State::InRoom => {
-                self.state = State::Leaving {
-                    deadline: now + LEAVE_TIMEOUT,
-                };
-                let addrs: Vec<SocketAddr> = self.members.keys().copied().collect();
-                for addr in addrs {
-                    self.send_item(now, addr, Item::Leave);
-                }
-                self.check_left();
-            }
-            State::Joining(_) | State::Syncing { .. } => {
-                if !self.typed.iter().any(|t| matches!(t, Typed::Leave)) {
-                    self.typed.push_back(Typed::Leave);
-                }
-            }
-            State::Leaving { .. } | State::Closed => {}
+        self.leave_within(now, QUEUE_DRAIN_LIMIT);
+    }
+
+    /// Leaves like [`Peer::leave`], but gives what is queued all the time the flood limits
+    /// need to send it (and [`QUEUE_DRAIN_LIMIT`] more): the end of a script's input.
+    pub fn leave_after_queue(&mut self, now: Instant) {
+        let patience = QUEUE_DRAIN_LIMIT + self.typed.time_to_send_all();
+        self.leave_within(now, patience);
+    }
+
+    /// Leaves, waiting at most `patience` for what is queued.
+    pub fn leave_within(&mut self, now: Instant, patience: Duration) {
+        if matches!(self.state, State::Leaving { .. } | State::Closed) || self.leave_queued() {
+            return;
         }
+        self.typed.requeue_last(Typed::Leave);
+        self.drain_deadline = Some(now + patience);
+        self.release(now);
+    }
+
+    /// Leaving waited long enough: what is still queued is not sent (the user is told how
+    /// many lines), and the leave goes now (once in the room).
+    fn drain_expired(&mut self, now: Instant) {
+        self.drain_deadline = None;
+        let unsent = self.typed_in_queue();
+        self.typed.retain(|typed| *typed == Typed::Leave);
+        if unsent > 0 {
+            self.events.push_back(PeerEvent::Unsent {
+                count: unsent,
+                why: "you left before their turn came",
+            });
+        }
+        self.release(now);
+    }
+
+    fn start_leaving(&mut self, now: Instant) {
+        self.drain_deadline = None;
+        self.state = State::Leaving {
+            deadline: now + LEAVE_TIMEOUT,
+        };
+        let addrs: Vec<SocketAddr> = self.members.keys().copied().collect();
+        for addr in addrs {
+            self.send_item(now, addr, Item::Leave);
+        }
+        self.check_left();
     }
 
     /// Closes once every member we can reach has confirmed everything, the leave included.
@@ -1750,6 +1984,10 @@ impl Peer {
                         cookie: attempt.cookie,
                         id: self.id,
                         token: self.join_token,
+                        clock_ms: now
+                            .saturating_duration_since(self.clock_origin.0)
+                            .as_millis() as u64,
+                        flood: FloodTerms::from_limit(self.config.flood_limit),
                         name: self.name.clone(),
                     };
                     self.send_unsequenced(self.contacts[candidate], &join);
@@ -1771,9 +2009,17 @@ impl Peer {
                 self.check_left();
             }
         }
+        self.release(now);
+        if let Some(Backlog { lines, every }) = self.typed.take_notice(now) {
+            self.events.push_back(PeerEvent::Queued { lines, every });
+        }
+        if self.drain_deadline.is_some_and(|at| now >= at) {
+            self.drain_expired(now);
+        }
     }
 
     fn member_timers(&mut self, now: Instant, addr: SocketAddr) {
+        let terms = self.hello_terms(now);
         let timeout = self.config.timeout;
         let heartbeat = self.config.heartbeat_interval();
         let Some(member) = self.members.get_mut(&addr) else {
@@ -1799,12 +2045,7 @@ impl Peer {
             // open pair asks for an acknowledgement at once, so a few round trips decide
             // before the timeout does; a member is not evicted for two unlucky datagrams.
             link.next_probe = now + timeout / 10;
-            let hello = Frame::PeerHello {
-                from_id: self.id,
-                to_id: member.record.id,
-                token: link.my_token,
-                echo: link.their_token.unwrap_or_default(),
-            };
+            let hello = hello_frame(terms, member.record.id, link);
             self.send_unsequenced(addr, &hello);
         }
         let Some(member) = self.members.get_mut(&addr) else {
@@ -1854,6 +2095,19 @@ impl Peer {
 
     /// When [`Peer::handle_timeout`] should next be called, unless we are done.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let own = [
+            self.typed.notice_deadline(),
+            self.drain_deadline,
+            match self.state {
+                State::InRoom => self.typed.waiting_until(),
+                _ => None,
+            },
+        ];
+        let next = self.member_deadline()?;
+        Some(own.into_iter().flatten().fold(next, Instant::min))
+    }
+
+    fn member_deadline(&self) -> Option<Instant> {
         match &self.state {
             State::Joining(attempt) => Some(attempt.next_deadline(self.contacts.len())),
             State::Closed => None,
@@ -1956,6 +2210,7 @@ impl Peer {
     }
 
     fn say_hello(&mut self, now: Instant, addr: SocketAddr) {
+        let terms = self.hello_terms(now);
         let Some(member) = self.members.get_mut(&addr) else {
             return;
         };
@@ -1963,12 +2218,7 @@ impl Peer {
             return;
         }
         let link = &mut member.link;
-        let hello = Frame::PeerHello {
-            from_id: self.id,
-            to_id: member.record.id,
-            token: link.my_token,
-            echo: link.their_token.unwrap_or_default(),
-        };
+        let hello = hello_frame(terms, member.record.id, link);
         link.next_hello = now + link.hello_wait;
         // Many tries fit in a timeout, however short it is set: a member we fail to reach
         // in time is evicted (by us).
@@ -2027,13 +2277,15 @@ impl Peer {
                 });
             }
         }
-        for typed in std::mem::take(&mut self.typed) {
-            if let Typed::Chat(text) = typed {
-                self.events.push_back(PeerEvent::NotSent {
-                    text,
-                    why: "we never got into the room",
-                });
-            }
+        let unsent = self.typed_in_queue();
+        self.typed.drain().for_each(drop);
+        if unsent > 0 {
+            let why = match self.state {
+                State::Joining(_) | State::Syncing { .. } => "we never got into the room",
+                _ => "we left before their turn came",
+            };
+            self.events
+                .push_back(PeerEvent::Unsent { count: unsent, why });
         }
         self.state = State::Closed;
         self.events.push_back(PeerEvent::Closed(reason));
@@ -2092,6 +2344,22 @@ fn address_order(addr: SocketAddr) -> (IpAddr, u16) {
 
 /// When to probe a quiet member: half a timeout after we last heard from it, then every
 /// tenth of a timeout.
+/// A hello on `link` to the member `to_id`, with our `(id, clock, limit)`.
+fn hello_frame(
+    (from_id, clock_ms, flood): (u64, u64, FloodTerms),
+    to_id: u64,
+    link: &Link,
+) -> Frame {
+    Frame::PeerHello {
+        from_id,
+        to_id,
+        token: link.my_token,
+        echo: link.their_token.unwrap_or_default(),
+        clock_ms,
+        flood,
+    }
+}
+
 fn probe_at(link: &Link, timeout: Duration) -> Instant {
     (link.last_heard + timeout / 2).max(link.next_probe)
 }

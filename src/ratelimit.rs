@@ -1,11 +1,17 @@
 //! Flood limiting: how many chat messages a client may send, as a token bucket.
 //!
-//! This module owns the arithmetic of the bucket: it refills at a steady rate up to a burst
-//! size, and each message takes one token. It does not own what happens to a message over
-//! the limit, nor telling anyone (the server core drops it and notifies the sender). Time is
-//! passed in as `now`, never read from the clock, so tests drive it with a fake clock.
+//! This module owns the arithmetic of the bucket (it refills at a steady rate up to a burst
+//! size, and each message takes one token) and the receiving side's flood gate
+//! ([`FloodGate`]): the rule that decides, for one sender's stream, whether a message is
+//! within the limit. The gate counts messages by when the sender says it first sent them,
+//! bounded so that a lying sender gains little (see [`FloodGate`]); that is what lets a
+//! backlog repeated after an outage or a partition through, while a flood is still stopped.
+//! It does not own what happens to a message over the limit, nor telling anyone (the server
+//! and peer cores drop it and notify the sender), nor the sending side's pacing (`pacing`).
+//! Time is passed in as `now`, never read from the clock, so tests drive it with a fake
+//! clock.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A sending limit: `rate_per_sec` messages per second on average, with bursts of up to
 /// `burst` messages after a quiet spell (people paste a few lines at once).
@@ -48,19 +54,136 @@ impl TokenBucket {
 
     /// Takes one token if there is one: `true` means the message may go out.
     pub fn try_take(&mut self, now: Instant) -> bool {
-        // A clock that appears to run backwards (it should not, with Instant) refills nothing.
+        self.try_take_within(now, 0.0)
+    }
+
+    /// Takes one token if there are at least `1 - slack` (so the bucket may go `slack`
+    /// below empty): what a receiver allows for rounding between its arithmetic and the
+    /// sender's.
+    fn try_take_within(&mut self, now: Instant, slack: f64) -> bool {
+        self.refill(now);
+        if self.tokens + slack >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        // A clock that appears to run backwards refills nothing (a flood gate may ask about
+        // a moment before the bucket's last refill: see `FloodGate::admit`).
         let elapsed = now
             .saturating_duration_since(self.refilled_at)
             .as_secs_f64();
         self.tokens =
             (self.tokens + elapsed * self.limit.rate_per_sec).min(f64::from(self.limit.burst));
         self.refilled_at = now;
+    }
+
+    /// When the next token will be there: the last refill if there is one now. Never
+    /// earlier than the truth, so waiting until then and trying again succeeds.
+    pub fn next_token_at(&self) -> Instant {
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
+            return self.refilled_at;
         }
+        let wait = (1.0 - self.tokens) / self.limit.rate_per_sec;
+        // Rounded up to the next whole millisecond, plus one, so float rounding can never
+        // leave the caller a hair short of the token and waking in a loop.
+        let wait_ms = (wait * 1000.0).ceil().min(1e12) as u64 + 1;
+        self.refilled_at + Duration::from_millis(wait_ms)
+    }
+
+    /// The limit this bucket applies.
+    pub fn limit(&self) -> FloodLimit {
+        self.limit
+    }
+
+    /// Applies another limit from `now` on, keeping the tokens (at most the new burst).
+    pub fn set_limit(&mut self, now: Instant, limit: FloodLimit) {
+        self.refill(now);
+        self.limit = limit;
+        self.tokens = self.tokens.min(f64::from(limit.burst));
+    }
+}
+
+/// How far below empty a [`FloodGate`]'s bucket may go: the sender's pacing and the gate
+/// do the same arithmetic on the same stamps, but the gate's estimate of the sender's clock
+/// may slip by a few milliseconds. A liar gains a quarter of a message from it, once.
+const GATE_SLACK: f64 = 0.25;
+
+/// The flood limit applied to one sender's stream, counting each message at the moment the
+/// sender says it first sent it rather than when it arrived.
+///
+/// A sender stamps every flood-limited message with its own clock (milliseconds since some
+/// start of its choosing) and tells the receiver that clock once (for a client, the welcome
+/// is its zero; a peer says it in its join, welcome or hello). A backlog repeated at once
+/// after an outage or a partition therefore counts at the pace it was first sent, so an
+/// honest sender that paces itself (`pacing`) is never cut, however its messages bunch up
+/// on the way. What a liar can claim is bounded:
+///
+/// - a message never counts later than it arrived: the estimate of the sender's clock only
+///   moves so that every stamp maps to no later than its arrival, so claiming the future
+///   buys nothing;
+/// - a message never counts earlier than `max_lag` before it arrived, and never earlier
+///   than the message before it: claiming the past buys at most one extra `max_lag` worth
+///   of the rate, and only after keeping quiet for as long.
+///
+/// So over any stretch of time `t`, at most `burst + rate × (t + max_lag)` messages pass:
+/// the sustained rate is the limit's, and the largest burst a liar can save up is
+/// `rate × max_lag` beyond the limit's own.
+#[derive(Debug, Clone)]
+pub struct FloodGate {
+    bucket: TokenBucket,
+    /// Our instant at which the sender's clock read zero, as far as we can tell (the
+    /// earliest its frames allow).
+    origin: Option<Instant>,
+    /// The moment the previous message counted at: later ones never count earlier.
+    last: Option<Instant>,
+    max_lag: Duration,
+}
+
+impl FloodGate {
+    /// A gate with a full bucket, admitting stamps at most `max_lag` old.
+    pub fn new(limit: FloodLimit, now: Instant, max_lag: Duration) -> FloodGate {
+        FloodGate {
+            bucket: TokenBucket::new(limit, now),
+            origin: None,
+            last: None,
+            max_lag,
+        }
+    }
+
+    /// The sender's clock read `clock_ms` when it sent a frame that arrived at `now`.
+    pub fn sender_clock(&mut self, now: Instant, clock_ms: u64) {
+        // The frame took some time to arrive: the earliest estimate is the best one.
+        if let Some(origin) = now.checked_sub(Duration::from_millis(clock_ms)) {
+            self.origin = Some(self.origin.map_or(origin, |known| known.min(origin)));
+        }
+    }
+
+    /// Whether a message that arrived at `now` is within the limit. `sent_ms` is its stamp
+    /// on the sender's clock; `None` for a sender that stamps nothing (a guest's line),
+    /// which counts when it arrives.
+    pub fn admit(&mut self, now: Instant, sent_ms: Option<u64>) -> bool {
+        let sent = Duration::from_millis(sent_ms.unwrap_or(0));
+        if sent_ms.is_some() {
+            // A stamp later than the arrival moves our idea of the sender's clock back.
+            self.sender_clock(now, sent.as_millis() as u64);
+        }
+        let claimed = match (sent_ms, self.origin) {
+            (Some(_), Some(origin)) => origin.checked_add(sent).unwrap_or(now).min(now),
+            _ => now,
+        };
+        let mut at = match now.checked_sub(self.max_lag) {
+            Some(earliest) => claimed.max(earliest),
+            None => claimed,
+        };
+        if let Some(last) = self.last {
+            at = at.max(last);
+        }
+        self.last = Some(at);
+        self.bucket.try_take_within(at, GATE_SLACK)
     }
 }
 
@@ -114,6 +237,90 @@ mod tests {
         let much_later = start + Duration::from_secs(3600);
         let allowed = (0..10).filter(|_| bucket.try_take(much_later)).count();
         assert_eq!(allowed, 3);
+    }
+
+    #[test]
+    fn next_token_at_is_never_early() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(limit(5.0, 2), start);
+        assert_eq!(bucket.next_token_at(), start);
+        assert!(bucket.try_take(start) && bucket.try_take(start));
+        let next = bucket.next_token_at();
+        assert!(next > start + Duration::from_millis(199), "{next:?}");
+        assert!(next <= start + Duration::from_millis(202));
+        assert!(!bucket.try_take(next - Duration::from_millis(2)));
+        assert!(bucket.try_take(next));
+    }
+
+    const LAG: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_gate_counts_a_backlog_at_the_pace_it_was_sent() {
+        let start = Instant::now();
+        let mut gate = FloodGate::new(limit(5.0, 10), start, LAG);
+        gate.sender_clock(start, 0);
+        // 60 messages sent 200 ms apart after the first 10 (what a paced sender does), all
+        // arriving together 15 s later (a partition healed).
+        let stamps: Vec<u64> = (0..10)
+            .map(|_| 0)
+            .chain((1..=50).map(|i| i * 200))
+            .collect();
+        let arrival = start + Duration::from_secs(15);
+        assert!(stamps.iter().all(|&ms| gate.admit(arrival, Some(ms))));
+        // Counted by arrival, the same backlog would be cut to the burst.
+        let mut naive = FloodGate::new(limit(5.0, 10), start, LAG);
+        let passed = stamps.iter().filter(|_| naive.admit(arrival, None)).count();
+        assert_eq!(passed, 10);
+    }
+
+    #[test]
+    fn a_gate_still_stops_a_flood_whatever_the_stamps_say() {
+        let start = Instant::now();
+        // Stamps from the future: they count when they arrive.
+        let mut gate = FloodGate::new(limit(5.0, 10), start, LAG);
+        gate.sender_clock(start, 0);
+        let passed = (0..100)
+            .filter(|i| gate.admit(start, Some(1_000_000 + i * 10_000)))
+            .count();
+        assert_eq!(passed, 10);
+        // Stamps spread over an hour in the past, sent an hour in: at most one lag's
+        // worth of the rate beyond the burst.
+        let mut gate = FloodGate::new(limit(5.0, 10), start, LAG);
+        gate.sender_clock(start, 0);
+        let hour = start + Duration::from_secs(3600);
+        let passed = (0..20_000u64)
+            .filter(|i| gate.admit(hour, Some(i * 180)))
+            .count();
+        assert!((155..=161).contains(&passed), "{passed}");
+        // And then no more than the rate: the saved-up time is spent.
+        let passed = (0..100u64)
+            .filter(|i| gate.admit(hour + Duration::from_secs(1), Some(3_600_000 + i)))
+            .count();
+        assert!(passed <= 6, "{passed}");
+        // Stamps going backwards count no earlier than the one before.
+        let mut gate = FloodGate::new(limit(5.0, 10), start, LAG);
+        gate.sender_clock(start, 0);
+        let later = start + Duration::from_secs(10);
+        let passed = (0..100u64)
+            .filter(|i| gate.admit(later, Some(10_000 - i * 100)))
+            .count();
+        assert_eq!(passed, 10);
+    }
+
+    #[test]
+    fn a_gate_learns_a_clock_that_is_ahead_from_the_stamps() {
+        let start = Instant::now();
+        let mut gate = FloodGate::new(limit(5.0, 10), start, LAG);
+        // The sender's clock said 5 s at our start, but its hello was slow: by its stamps,
+        // its clock is 7 s ahead of ours. Paced messages 200 ms apart all pass.
+        gate.sender_clock(start, 5_000);
+        let passed = (0..60u64)
+            .filter(|i| {
+                let now = start + Duration::from_millis(i * 200);
+                gate.admit(now, Some(7_000 + i * 200))
+            })
+            .count();
+        assert_eq!(passed, 60);
     }
 
     #[test]

@@ -26,10 +26,11 @@ use crate::banlist::{BanList, IpNet};
 use crate::command::{self, Command, Input, Side};
 use crate::display::{self, ClockText, sanitize};
 use crate::names::{self, SERVER_NAME};
-use crate::ratelimit::{FloodLimit, TokenBucket};
+use crate::ratelimit::{FloodGate, FloodLimit};
 use crate::reliable::{Due, Ready, ReceiveWindow, SendWindow};
 use crate::wire::{
-    self, DecodeError, DisconnectReason, Envelope, Frame, PresenceChange, RefuseReason, RosterEntry,
+    self, DecodeError, DisconnectReason, Envelope, FloodTerms, Frame, PresenceChange, RefuseReason,
+    RosterEntry,
 };
 
 /// How long after the first dropped message the flooder is told how many were dropped. The
@@ -58,6 +59,11 @@ pub const INBOX_LIMIT: u32 = 64;
 /// Flood warnings count towards a kick only within this window: a client that bursts now
 /// and then is warned, one that floods on and on is removed.
 pub const FLOOD_KICK_WINDOW: Duration = Duration::from_secs(60);
+
+/// What a client that comes back after losing its session (the server restarted, or timed
+/// it out) is told: the server keeps no history to replay.
+pub const MISSED_WHILE_AWAY: &str = "you were away: messages sent to the chat meanwhile are \
+     not replayed and may have been missed";
 
 /// The reason `/away` sends when none is given; shown as a plain "is away".
 pub const AWAY_WITHOUT_REASON: &str = "away";
@@ -344,8 +350,11 @@ struct Streams {
     nonce: u64,
     /// Frames sent to the client and not yet acknowledged.
     outbox: SendWindow<Arc<[u8]>>,
-    /// The client's requests, put back in order.
-    inbox: ReceiveWindow<Request>,
+    /// The client's requests, put back in order, each with the client's stamp of when it
+    /// first sent it (`sent_ms`, see [`Frame::Chat`]).
+    inbox: ReceiveWindow<(Request, u64)>,
+    /// The stamp of the request being carried out, which its flood check counts by.
+    stamp: Option<u64>,
     /// The retransmission deadline this session has in `Server::timers`, if any.
     timer: Option<Instant>,
 }
@@ -357,6 +366,7 @@ impl Streams {
             nonce,
             outbox: SendWindow::new(),
             inbox: ReceiveWindow::new(INBOX_LIMIT),
+            stamp: None,
             timer: None,
         }
     }
@@ -456,7 +466,8 @@ struct Session {
     kind: ClientKind,
     joined_at: Instant,
     last_heard: Instant,
-    flood_bucket: Option<TokenBucket>,
+    /// The flood limit on what the client says (by its stamps; a guest's by arrival).
+    flood: Option<FloodGate>,
     /// Messages dropped since the last flood notice to this client.
     flood_dropped: u32,
     /// When this client was warned for flooding, within the last [`FLOOD_KICK_WINDOW`].
@@ -712,6 +723,7 @@ impl Server {
         if let Frame::Join {
             nonce,
             cookie,
+            previous_token,
             name,
         } = frame
         {
@@ -721,7 +733,7 @@ impl Server {
                 let cookie = self.cookie(from, nonce, self.cookie_period(now));
                 return self.send_unsequenced(from, &Frame::Challenge { nonce, cookie });
             }
-            return self.handle_join(now, from, nonce, name);
+            return self.handle_join(now, from, nonce, previous_token, name);
         }
         let token = frame.token().unwrap_or_default();
         let is_session = self
@@ -786,27 +798,57 @@ impl Server {
         }
         // A heartbeat is always answered: that answer is how the client knows we are alive.
         let heartbeat = matches!(frame, Frame::Heartbeat { .. });
+        // Requests the flood limit does not count carry no stamp: 0 stands in.
         let request = match frame {
-            Frame::Chat { envelope, text } => Some((envelope.seq, Request::Chat(text))),
-            Frame::ListRequest { envelope } => Some((envelope.seq, Request::List)),
-            Frame::Leave { envelope } => Some((envelope.seq, Request::Leave)),
-            Frame::Private { envelope, to, text } => {
-                Some((envelope.seq, Request::Private { to, text }))
-            }
-            Frame::Action { envelope, text } => Some((envelope.seq, Request::Action(text))),
-            Frame::Nick { envelope, name } => Some((envelope.seq, Request::Nick(name))),
-            Frame::Away { envelope, reason } => Some((envelope.seq, Request::Away(reason))),
+            Frame::Chat {
+                envelope,
+                sent_ms,
+                text,
+            } => Some((envelope.seq, Request::Chat(text), sent_ms)),
+            Frame::ListRequest { envelope } => Some((envelope.seq, Request::List, 0)),
+            Frame::Leave { envelope } => Some((envelope.seq, Request::Leave, 0)),
+            Frame::Private {
+                envelope,
+                sent_ms,
+                to,
+                text,
+            } => Some((envelope.seq, Request::Private { to, text }, sent_ms)),
+            Frame::Action {
+                envelope,
+                sent_ms,
+                text,
+            } => Some((envelope.seq, Request::Action(text), sent_ms)),
+            Frame::Nick {
+                envelope,
+                sent_ms,
+                name,
+            } => Some((envelope.seq, Request::Nick(name), sent_ms)),
+            Frame::Away {
+                envelope,
+                sent_ms,
+                reason,
+            } => Some((envelope.seq, Request::Away(reason), sent_ms)),
             _ => None,
         };
-        if let Some((seq, request)) = request {
-            streams.inbox.insert(now, seq, request);
+        if let Some((seq, request, sent_ms)) = request {
+            streams.inbox.insert(now, seq, (request, sent_ms));
         }
         // Requests are carried out in the order the client sent them, each once.
         while let Some(ready) = self
             .sessions
             .get_mut(&from)
             .and_then(|s| s.streams.as_mut())
-            .and_then(|streams| streams.inbox.pop_ready())
+            .and_then(|streams| {
+                let ready = streams.inbox.pop_ready();
+                streams.stamp = match &ready {
+                    Some(Ready::Item((_, sent_ms))) => Some(*sent_ms),
+                    _ => None,
+                };
+                ready.map(|ready| match ready {
+                    Ready::Item((request, _)) => Ready::Item(request),
+                    Ready::Skipped(count) => Ready::Skipped(count),
+                })
+            })
         {
             match ready {
                 Ready::Item(Request::Chat(text)) => self.handle_chat(now, from, &text),
@@ -855,7 +897,14 @@ impl Server {
         }
     }
 
-    fn handle_join(&mut self, now: Instant, from: SocketAddr, nonce: u64, name: String) {
+    fn handle_join(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        nonce: u64,
+        previous_token: u64,
+        name: String,
+    ) {
         self.farewells.remove(&from);
         if let Some(session) = self.sessions.get(&from) {
             match &session.streams {
@@ -908,6 +957,12 @@ impl Server {
         self.send_unsequenced(from, &welcome);
         let streams = Streams::new(token, nonce);
         self.add_session(now, from, name, name_key, Some(streams));
+        if previous_token != 0 {
+            // Coming back after losing its session: whatever was said meanwhile is gone
+            // (a history to replay is for later), and silence would hide that.
+            let time_ms = self.wall_ms(now);
+            self.send_notice_to(now, from, time_ms, MISSED_WHILE_AWAY);
+        }
     }
 
     /// Whether the session at `holder`, whose name a join (with a valid cookie) asks for,
@@ -951,6 +1006,7 @@ impl Server {
             nonce,
             token,
             heartbeat_ms: u32::try_from(heartbeat_ms).unwrap_or(u32::MAX),
+            flood: FloodTerms::from_limit(self.config.flood_limit),
             name: name.to_owned(),
         }
     }
@@ -997,7 +1053,16 @@ impl Server {
                 kind,
                 joined_at: now,
                 last_heard: now,
-                flood_bucket: self.config.flood_limit.map(|l| TokenBucket::new(l, now)),
+                flood: self.config.flood_limit.map(|limit| {
+                    // A backlog older than the timeout cannot be honest: a client silent
+                    // that long has been evicted.
+                    let mut gate = FloodGate::new(limit, now, self.config.timeout);
+                    if kind == ClientKind::Named {
+                        // The client's stamps count from the welcome, sent now.
+                        gate.sender_clock(now, 0);
+                    }
+                    gate
+                }),
                 flood_dropped: 0,
                 flood_warnings: Vec::new(),
                 away: None,
@@ -1143,10 +1208,11 @@ impl Server {
         let Some(session) = self.sessions.get_mut(&from) else {
             return false;
         };
-        let Some(bucket) = session.flood_bucket.as_mut() else {
+        let Some(gate) = session.flood.as_mut() else {
             return true;
         };
-        if bucket.try_take(now) {
+        let stamp = session.streams.as_ref().and_then(|streams| streams.stamp);
+        if gate.admit(now, stamp) {
             return true;
         }
         if session.flood_dropped == 0 {

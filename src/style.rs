@@ -201,10 +201,13 @@ impl ClientLook {
                 offset,
                 entries,
             } => styled_roster(*time_ms, usize::from(*total), usize::from(*offset), entries),
-            ClientEvent::ServerSilent { .. } | ClientEvent::NotSent { .. } => {
-                paint(sgr::RED_BOLD, &line)
+            ClientEvent::ServerSilent { .. }
+            | ClientEvent::ServerLost
+            | ClientEvent::NotSent { .. }
+            | ClientEvent::Unsent { .. } => paint(sgr::RED_BOLD, &line),
+            ClientEvent::Joined { .. } | ClientEvent::ServerBack | ClientEvent::Rejoined { .. } => {
+                paint(sgr::GREEN, &line)
             }
-            ClientEvent::Joined { .. } | ClientEvent::ServerBack => paint(sgr::GREEN, &line),
             ClientEvent::Rejoining => paint(sgr::YELLOW, &line),
             // Server notices, and any kind of event added later: quiet, like a notice.
             _ => paint(sgr::DIM, &line),
@@ -272,6 +275,7 @@ impl ClientLook {
                     PeerEvent::Joined { .. } => sgr::GREEN,
                     PeerEvent::DroppedBy { .. }
                     | PeerEvent::NotSent { .. }
+                    | PeerEvent::Unsent { .. }
                     | PeerEvent::Undelivered { .. }
                     | PeerEvent::FloodWarned { .. } => sgr::RED_BOLD,
                     _ => sgr::DIM,

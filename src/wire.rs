@@ -19,6 +19,7 @@
 
 use std::fmt;
 
+use crate::ratelimit::FloodLimit;
 use crate::reliable::Acks;
 
 /// First two bytes of every frame.
@@ -217,6 +218,54 @@ impl PresenceChange {
     }
 }
 
+/// The flood limit a receiver applies to what one sender sends it, as it tells that sender
+/// (in [`Frame::Welcome`], [`Frame::PeerJoin`], [`Frame::PeerWelcome`] and
+/// [`Frame::PeerHello`]), so an honest sender can pace itself: on average `rate_milli`
+/// thousandths of a message per second, bursts of up to `burst` messages. A zero rate means
+/// no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FloodTerms {
+    /// Sustained rate, in thousandths of a message per second (5 000: five a second).
+    pub rate_milli: u32,
+    /// Messages that may go at once after a quiet spell.
+    pub burst: u16,
+}
+
+/// Encoded size of [`FloodTerms`]: rate (4), burst (2).
+pub const FLOOD_TERMS_LEN: usize = 6;
+
+impl FloodTerms {
+    /// No limit at all.
+    pub const NONE: FloodTerms = FloodTerms {
+        rate_milli: 0,
+        burst: 0,
+    };
+
+    /// The terms of a limit (`None`: no limit). A rate is rounded to a thousandth; a burst
+    /// beyond what the field holds is sent as its largest value.
+    pub fn from_limit(limit: Option<FloodLimit>) -> FloodTerms {
+        let Some(limit) = limit else {
+            return FloodTerms::NONE;
+        };
+        let rate_milli = (limit.rate_per_sec * 1000.0).round();
+        FloodTerms {
+            // At least one thousandth: a positive rate must not read as "no limit".
+            rate_milli: rate_milli.clamp(1.0, f64::from(u32::MAX)) as u32,
+            burst: u16::try_from(limit.burst).unwrap_or(u16::MAX),
+        }
+    }
+
+    /// The limit these terms describe (`None`: no limit).
+    pub fn limit(self) -> Option<FloodLimit> {
+        FloodLimit::from_options(f64::from(self.rate_milli) / 1000.0, u32::from(self.burst))
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.rate_milli.to_be_bytes());
+        out.extend_from_slice(&self.burst.to_be_bytes());
+    }
+}
+
 /// One protocol message. Kinds below `0x80` travel from client to server, kinds
 /// `0xC0..=0xDF` ([`PEER_KINDS`]) between peers in peer mode, the others from server to
 /// client.
@@ -232,13 +281,24 @@ pub enum Frame {
     /// header, so a server can refuse a version it does not speak to the right client.
     /// `cookie` is 0 at first; the server answers with a [`Frame::Challenge`], and the
     /// join repeated with that cookie proves the client receives at its address.
+    /// `previous_token` is the token of the session this client had before (0 on its first
+    /// join): a client coming back after an outage says so, and is told what it may have
+    /// missed.
     Join {
         nonce: u64,
         cookie: u64,
+        previous_token: u64,
         name: String,
     },
-    /// Client sends one chat message to everyone (sequenced).
-    Chat { envelope: Envelope, text: String },
+    /// Client sends one chat message to everyone (sequenced). `sent_ms` is when the client
+    /// first sent it, in milliseconds of its own clock since the session's welcome arrived:
+    /// the flood limit counts by it, so a backlog repeated after a loss is not taken for
+    /// a flood. Every flood-limited request carries it.
+    Chat {
+        envelope: Envelope,
+        sent_ms: u64,
+        text: String,
+    },
     /// Client asks who is online (sequenced).
     ListRequest { envelope: Envelope },
     /// Client leaves the chat (sequenced, so it comes after every message sent before it).
@@ -251,24 +311,39 @@ pub enum Frame {
     /// Client sends `text` to the client called `to` only (sequenced; `/msg`).
     Private {
         envelope: Envelope,
+        sent_ms: u64,
         to: String,
         text: String,
     },
     /// Client describes what it does, shown as `* alice waves` (sequenced; `/me`).
-    Action { envelope: Envelope, text: String },
+    Action {
+        envelope: Envelope,
+        sent_ms: u64,
+        text: String,
+    },
     /// Client asks to be called `name` from now on (sequenced; `/nick`).
-    Nick { envelope: Envelope, name: String },
+    Nick {
+        envelope: Envelope,
+        sent_ms: u64,
+        name: String,
+    },
     /// Client is away for `reason` (at most [`MAX_NAME_BYTES`] bytes), or back when it is
     /// empty (sequenced; `/away`, `/back`).
-    Away { envelope: Envelope, reason: String },
+    Away {
+        envelope: Envelope,
+        sent_ms: u64,
+        reason: String,
+    },
 
     /// Server accepted the join. `name` is the name as registered; `token` must be in every
     /// later frame of the session, both ways; `heartbeat_ms` tells the client how often to
-    /// prove it is alive.
+    /// prove it is alive; `flood` is the limit the server applies to the client's messages,
+    /// which an honest client paces itself to.
     Welcome {
         nonce: u64,
         token: u64,
         heartbeat_ms: u32,
+        flood: FloodTerms,
         name: String,
     },
     /// Server refused the join.
@@ -361,11 +436,15 @@ pub enum Frame {
     /// [`Frame::Join`], padded the same way and answered with [`Frame::PeerChallenge`]
     /// until it carries the member's `cookie`. `id` is the joining program's incarnation;
     /// `token` is the secret the member must put in every frame it sends the newcomer.
+    /// `clock_ms` is the joining program's clock (milliseconds since it started) and `flood`
+    /// the limit it applies to the member's messages (see [`Frame::PeerHello`]).
     PeerJoin {
         nonce: u64,
         cookie: u64,
         id: u64,
         token: u64,
+        clock_ms: u64,
+        flood: FloodTerms,
         name: String,
     },
     /// A member asks a joining peer to repeat its join with `cookie`, which only someone
@@ -374,8 +453,9 @@ pub enum Frame {
     /// A member let the joining peer in. `token` is the secret the newcomer must put in
     /// every frame it sends this member; `your_joined_ms` is the newcomer's join time and
     /// `your_addr` the address it was seen at (how the room will know it); `id`,
-    /// `joined_ms` and `name` describe the member that answers. The rest of the room
-    /// follows as [`Frame::PeerMembers`].
+    /// `joined_ms` and `name` describe the member that answers, `clock_ms` and `flood` its
+    /// clock and limit (see [`Frame::PeerHello`]). The rest of the room follows as
+    /// [`Frame::PeerMembers`].
     PeerWelcome {
         nonce: u64,
         token: u64,
@@ -383,6 +463,8 @@ pub enum Frame {
         your_addr: std::net::SocketAddr,
         id: u64,
         joined_ms: i64,
+        clock_ms: u64,
+        flood: FloodTerms,
         name: String,
     },
     /// A member refused the join (name taken or invalid, address banned, room full).
@@ -390,12 +472,17 @@ pub enum Frame {
     /// Two members who learned of each other through the room open their pair's streams.
     /// `token` is the secret the receiver must put in the frames it sends back; `echo` is
     /// the receiver's own secret if the sender knows it yet (0 otherwise): echoing it
-    /// proves the sender receives at its address.
+    /// proves the sender receives at its address. `clock_ms` is the sender's clock
+    /// (milliseconds since its program started), against which the receiver reads the
+    /// `sent_ms` of the sender's messages; `flood` is the limit the sender applies to the
+    /// receiver's messages, which the receiver paces itself to.
     PeerHello {
         from_id: u64,
         to_id: u64,
         token: u64,
         echo: u64,
+        clock_ms: u64,
+        flood: FloodTerms,
     },
     /// Acknowledgements with nothing else to say; also the heartbeat that keeps a pair
     /// alive when nothing else flows.
@@ -403,17 +490,21 @@ pub enum Frame {
     /// The sender no longer counts the receiver as a member, for `reason`. Tiny, and it
     /// repeats the receiver's own secret, so only the real member believes it.
     PeerNotMember { token: u64, reason: GoneReason },
-    /// A chat message from the sender to everyone, stamped with the sender's clock
-    /// (sequenced).
+    /// A chat message from the sender to everyone, stamped with the sender's wall clock
+    /// (`time_ms`, shown) and with when the sender first sent it (`sent_ms`, on the clock
+    /// of its hello; the flood limit counts by it) (sequenced).
     PeerChat {
         envelope: Envelope,
         time_ms: i64,
+        sent_ms: u64,
         text: String,
     },
-    /// A private message from the sender to the receiver only (sequenced).
+    /// A private message from the sender to the receiver only, stamped like
+    /// [`Frame::PeerChat`] (sequenced).
     PeerPrivate {
         envelope: Envelope,
         time_ms: i64,
+        sent_ms: u64,
         text: String,
     },
     /// Part of the member list a newcomer receives from the member that let it in, that
@@ -819,20 +910,27 @@ impl Frame {
             Frame::Join {
                 nonce,
                 cookie,
+                previous_token,
                 name,
             } => {
                 out.push(kind::JOIN);
                 out.extend_from_slice(&nonce.to_be_bytes());
                 out.extend_from_slice(&cookie.to_be_bytes());
+                out.extend_from_slice(&previous_token.to_be_bytes());
                 put_name(out, name);
                 let padded_end = frame_start + JOIN_MIN_LEN;
                 if out.len() < padded_end {
                     out.resize(padded_end, 0);
                 }
             }
-            Frame::Chat { envelope, text } => {
+            Frame::Chat {
+                envelope,
+                sent_ms,
+                text,
+            } => {
                 out.push(kind::CHAT);
                 envelope.encode(out);
+                out.extend_from_slice(&sent_ms.to_be_bytes());
                 put_text(out, text);
             }
             Frame::ListRequest { envelope } => {
@@ -857,12 +955,14 @@ impl Frame {
                 nonce,
                 token,
                 heartbeat_ms,
+                flood,
                 name,
             } => {
                 out.push(kind::WELCOME);
                 out.extend_from_slice(&nonce.to_be_bytes());
                 out.extend_from_slice(&token.to_be_bytes());
                 out.extend_from_slice(&heartbeat_ms.to_be_bytes());
+                flood.encode(out);
                 put_name(out, name);
             }
             Frame::Refused { nonce, reason } => {
@@ -927,25 +1027,46 @@ impl Frame {
                 out.push(reason.code());
                 put_text(out, text);
             }
-            Frame::Private { envelope, to, text } => {
+            Frame::Private {
+                envelope,
+                sent_ms,
+                to,
+                text,
+            } => {
                 out.push(kind::PRIVATE);
                 envelope.encode(out);
+                out.extend_from_slice(&sent_ms.to_be_bytes());
                 put_name(out, to);
                 put_text(out, text);
             }
-            Frame::Action { envelope, text } => {
+            Frame::Action {
+                envelope,
+                sent_ms,
+                text,
+            } => {
                 out.push(kind::ACTION);
                 envelope.encode(out);
+                out.extend_from_slice(&sent_ms.to_be_bytes());
                 put_text(out, text);
             }
-            Frame::Nick { envelope, name } => {
+            Frame::Nick {
+                envelope,
+                sent_ms,
+                name,
+            } => {
                 out.push(kind::NICK);
                 envelope.encode(out);
+                out.extend_from_slice(&sent_ms.to_be_bytes());
                 put_name(out, name);
             }
-            Frame::Away { envelope, reason } => {
+            Frame::Away {
+                envelope,
+                sent_ms,
+                reason,
+            } => {
                 out.push(kind::AWAY);
                 envelope.encode(out);
+                out.extend_from_slice(&sent_ms.to_be_bytes());
                 put_name(out, reason);
             }
             Frame::PrivateMessage {
@@ -1023,6 +1144,8 @@ impl Frame {
                 cookie,
                 id,
                 token,
+                clock_ms,
+                flood,
                 name,
             } => {
                 out.push(kind::PEER_JOIN);
@@ -1030,6 +1153,8 @@ impl Frame {
                 out.extend_from_slice(&cookie.to_be_bytes());
                 out.extend_from_slice(&id.to_be_bytes());
                 out.extend_from_slice(&token.to_be_bytes());
+                out.extend_from_slice(&clock_ms.to_be_bytes());
+                flood.encode(out);
                 put_name(out, name);
                 let padded_end = frame_start + JOIN_MIN_LEN;
                 if out.len() < padded_end {
@@ -1048,6 +1173,8 @@ impl Frame {
                 your_addr,
                 id,
                 joined_ms,
+                clock_ms,
+                flood,
                 name,
             } => {
                 out.push(kind::PEER_WELCOME);
@@ -1057,6 +1184,8 @@ impl Frame {
                 put_addr(out, *your_addr);
                 out.extend_from_slice(&id.to_be_bytes());
                 out.extend_from_slice(&joined_ms.to_be_bytes());
+                out.extend_from_slice(&clock_ms.to_be_bytes());
+                flood.encode(out);
                 put_name(out, name);
             }
             Frame::PeerRefused { nonce, reason } => {
@@ -1069,12 +1198,16 @@ impl Frame {
                 to_id,
                 token,
                 echo,
+                clock_ms,
+                flood,
             } => {
                 out.push(kind::PEER_HELLO);
                 out.extend_from_slice(&from_id.to_be_bytes());
                 out.extend_from_slice(&to_id.to_be_bytes());
                 out.extend_from_slice(&token.to_be_bytes());
                 out.extend_from_slice(&echo.to_be_bytes());
+                out.extend_from_slice(&clock_ms.to_be_bytes());
+                flood.encode(out);
             }
             Frame::PeerAck { token, acks } => {
                 out.push(kind::PEER_ACK);
@@ -1089,21 +1222,25 @@ impl Frame {
             Frame::PeerChat {
                 envelope,
                 time_ms,
+                sent_ms,
                 text,
             } => {
                 out.push(kind::PEER_CHAT);
                 envelope.encode(out);
                 out.extend_from_slice(&time_ms.to_be_bytes());
+                out.extend_from_slice(&sent_ms.to_be_bytes());
                 put_text(out, text);
             }
             Frame::PeerPrivate {
                 envelope,
                 time_ms,
+                sent_ms,
                 text,
             } => {
                 out.push(kind::PEER_PRIVATE);
                 envelope.encode(out);
                 out.extend_from_slice(&time_ms.to_be_bytes());
+                out.extend_from_slice(&sent_ms.to_be_bytes());
                 put_text(out, text);
             }
             Frame::PeerMembers {
@@ -1175,6 +1312,7 @@ impl Frame {
             kind::JOIN => {
                 let nonce = r.u64()?;
                 let cookie = r.u64()?;
+                let previous_token = r.u64()?;
                 let name = r.name()?;
                 if datagram.len() < JOIN_MIN_LEN || r.rest.iter().any(|&b| b != 0) {
                     return Err(DecodeError::UnpaddedJoin {
@@ -1185,11 +1323,13 @@ impl Frame {
                 Frame::Join {
                     nonce,
                     cookie,
+                    previous_token,
                     name,
                 }
             }
             kind::CHAT => Frame::Chat {
                 envelope: r.envelope()?,
+                sent_ms: r.u64()?,
                 text: r.text()?,
             },
             kind::LIST_REQUEST => Frame::ListRequest {
@@ -1210,6 +1350,7 @@ impl Frame {
                 nonce: r.u64()?,
                 token: r.u64()?,
                 heartbeat_ms: r.u32()?,
+                flood: r.flood_terms()?,
                 name: r.name()?,
             },
             kind::REFUSED => {
@@ -1281,19 +1422,23 @@ impl Frame {
             }
             kind::PRIVATE => Frame::Private {
                 envelope: r.envelope()?,
+                sent_ms: r.u64()?,
                 to: r.name()?,
                 text: r.text()?,
             },
             kind::ACTION => Frame::Action {
                 envelope: r.envelope()?,
+                sent_ms: r.u64()?,
                 text: r.text()?,
             },
             kind::NICK => Frame::Nick {
                 envelope: r.envelope()?,
+                sent_ms: r.u64()?,
                 name: r.name()?,
             },
             kind::AWAY => Frame::Away {
                 envelope: r.envelope()?,
+                sent_ms: r.u64()?,
                 reason: r.name()?,
             },
             kind::PRIVATE_MESSAGE => Frame::PrivateMessage {
@@ -1353,6 +1498,8 @@ impl Frame {
                 let cookie = r.u64()?;
                 let id = r.u64()?;
                 let token = r.u64()?;
+                let clock_ms = r.u64()?;
+                let flood = r.flood_terms()?;
                 let name = r.name()?;
                 if datagram.len() < JOIN_MIN_LEN || r.rest.iter().any(|&b| b != 0) {
                     return Err(DecodeError::UnpaddedJoin {
@@ -1365,6 +1512,8 @@ impl Frame {
                     cookie,
                     id,
                     token,
+                    clock_ms,
+                    flood,
                     name,
                 }
             }
@@ -1379,6 +1528,8 @@ impl Frame {
                 your_addr: r.addr()?,
                 id: r.u64()?,
                 joined_ms: r.i64()?,
+                clock_ms: r.u64()?,
+                flood: r.flood_terms()?,
                 name: r.name()?,
             },
             kind::PEER_REFUSED => {
@@ -1397,6 +1548,8 @@ impl Frame {
                 to_id: r.u64()?,
                 token: r.u64()?,
                 echo: r.u64()?,
+                clock_ms: r.u64()?,
+                flood: r.flood_terms()?,
             },
             kind::PEER_ACK => Frame::PeerAck {
                 token: r.u64()?,
@@ -1409,11 +1562,13 @@ impl Frame {
             kind::PEER_CHAT => Frame::PeerChat {
                 envelope: r.envelope()?,
                 time_ms: r.i64()?,
+                sent_ms: r.u64()?,
                 text: r.text()?,
             },
             kind::PEER_PRIVATE => Frame::PeerPrivate {
                 envelope: r.envelope()?,
                 time_ms: r.i64()?,
+                sent_ms: r.u64()?,
                 text: r.text()?,
             },
             kind::PEER_MEMBERS => {
@@ -1597,6 +1752,13 @@ impl<'a> Reader<'a> {
         Ok(text.to_owned())
     }
 
+    fn flood_terms(&mut self) -> Result<FloodTerms, DecodeError> {
+        Ok(FloodTerms {
+            rate_milli: self.u32()?,
+            burst: self.u16()?,
+        })
+    }
+
     fn name(&mut self) -> Result<String, DecodeError> {
         let len = usize::from(self.u8()?);
         self.string(len, "name", MAX_NAME_BYTES)
@@ -1661,11 +1823,13 @@ mod tests {
             Frame::Join {
                 nonce: 42,
                 cookie: 0,
+                previous_token: 0,
                 name: "alice".into(),
             },
             Frame::Join {
                 nonce: 42,
                 cookie: u64::MAX,
+                previous_token: 0x0BAD_CAFE,
                 name: "alice".into(),
             },
             Frame::Challenge {
@@ -1674,6 +1838,7 @@ mod tests {
             },
             Frame::Chat {
                 envelope,
+                sent_ms: 1234,
                 text: "héllo wörld 日本 🎉".into(),
             },
             Frame::ListRequest { envelope },
@@ -1684,6 +1849,10 @@ mod tests {
                 nonce: 42,
                 token: u64::MAX,
                 heartbeat_ms: 10_000,
+                flood: FloodTerms {
+                    rate_milli: 5000,
+                    burst: 10,
+                },
                 name: "Alice".into(),
             },
             Frame::Refused {
@@ -1729,19 +1898,23 @@ mod tests {
             },
             Frame::Private {
                 envelope,
+                sent_ms: 1,
                 to: "bob".into(),
                 text: "psst".into(),
             },
             Frame::Action {
                 envelope,
+                sent_ms: 2,
                 text: "waves".into(),
             },
             Frame::Nick {
                 envelope,
+                sent_ms: 3,
                 name: "alicia".into(),
             },
             Frame::Away {
                 envelope,
+                sent_ms: u64::MAX,
                 reason: String::new(),
             },
             Frame::PrivateMessage {
@@ -1806,6 +1979,8 @@ mod tests {
                 cookie: 0,
                 id: 11,
                 token: 12,
+                clock_ms: 99,
+                flood: FloodTerms::NONE,
                 name: "dave".into(),
             },
             Frame::PeerChallenge {
@@ -1819,6 +1994,11 @@ mod tests {
                 your_addr: "[::1]:4000".parse().expect("an address"),
                 id: 14,
                 joined_ms: -1,
+                clock_ms: 7,
+                flood: FloodTerms {
+                    rate_milli: 500,
+                    burst: 3,
+                },
                 name: "alice".into(),
             },
             Frame::PeerRefused {
@@ -1830,6 +2010,11 @@ mod tests {
                 to_id: 2,
                 token: 3,
                 echo: 0,
+                clock_ms: 1_000_000,
+                flood: FloodTerms {
+                    rate_milli: 5000,
+                    burst: 10,
+                },
             },
             Frame::PeerAck { token: 9, acks },
             Frame::PeerNotMember {
@@ -1839,11 +2024,13 @@ mod tests {
             Frame::PeerChat {
                 envelope,
                 time_ms: 5,
+                sent_ms: 4,
                 text: "salut 🎉".into(),
             },
             Frame::PeerPrivate {
                 envelope,
                 time_ms: 6,
+                sent_ms: 5,
                 text: "psst".into(),
             },
             Frame::PeerMembers {
@@ -1915,6 +2102,7 @@ mod tests {
                     also: 0x2122_2324_2526_2728,
                 },
             },
+            sent_ms: 0x3132_3334_3536_3738,
             text: "hi".into(),
         };
         let bytes = frame.to_bytes();
@@ -1925,6 +2113,7 @@ mod tests {
             0x0A, 0x0B, 0x0C, 0x0D,
             0x11, 0x12, 0x13, 0x14,
             0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28,
+            0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38,
             0, 2, b'h', b'i',
         ];
         assert_eq!(bytes, expected);
@@ -1948,6 +2137,7 @@ mod tests {
         let join = Frame::Join {
             nonce: 77,
             cookie: 0,
+            previous_token: 0,
             name: "al".into(),
         }
         .to_bytes();
@@ -1990,6 +2180,7 @@ mod tests {
         let bytes = Frame::Join {
             nonce: 0x0102_0304_0506_0708,
             cookie: 0x1112_1314_1516_1718,
+            previous_token: 0x2122_2324_2526_2728,
             name: "al".into(),
         }
         .to_bytes();
@@ -1999,10 +2190,11 @@ mod tests {
             0xFF, b'I', VERSION, 0x01,
             1, 2, 3, 4, 5, 6, 7, 8,
             0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18,
+            0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28,
             2, b'a', b'l',
         ];
-        assert_eq!(&bytes[..23], &expected);
-        assert!(bytes[23..].iter().all(|&b| b == 0));
+        assert_eq!(&bytes[..31], &expected);
+        assert!(bytes[31..].iter().all(|&b| b == 0));
         let mut dirty = bytes.clone();
         dirty[100] = 1;
         assert_eq!(
@@ -2010,8 +2202,8 @@ mod tests {
             Err(DecodeError::UnpaddedJoin { len: JOIN_MIN_LEN })
         );
         assert_eq!(
-            Frame::decode(&bytes[..23]),
-            Err(DecodeError::UnpaddedJoin { len: 23 })
+            Frame::decode(&bytes[..31]),
+            Err(DecodeError::UnpaddedJoin { len: 31 })
         );
     }
 
@@ -2022,6 +2214,8 @@ mod tests {
             cookie: 0,
             id: 1,
             token: 2,
+            clock_ms: 3,
+            flood: FloodTerms::NONE,
             name: "dave".into(),
         };
         let mut bytes = join.to_bytes();
@@ -2154,7 +2348,7 @@ mod tests {
 
     #[test]
     fn invalid_utf8_and_oversized_fields_are_rejected() {
-        let join_header = [&[0xFF, b'I', VERSION, kind::JOIN][..], &[0; 16]].concat();
+        let join_header = [&[0xFF, b'I', VERSION, kind::JOIN][..], &[0; 24]].concat();
         assert_eq!(
             Frame::decode(&[&join_header[..], &[2, 0xC3, 0x28]].concat()),
             Err(DecodeError::InvalidUtf8)
@@ -2210,6 +2404,7 @@ mod tests {
     fn oversized_fields_are_cut_on_encode_not_rejected_by_peer() {
         let frame = Frame::Chat {
             envelope: envelope(),
+            sent_ms: 0,
             text: "ü".repeat(MAX_TEXT_BYTES),
         };
         let decoded = Frame::decode(&frame.to_bytes()).expect("decodes");

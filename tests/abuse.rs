@@ -209,13 +209,19 @@ fn a_flooder_is_capped_then_kicked_while_others_are_heard_at_once() {
     let carol = sim.join("carol");
     sim.clear_events();
     let start = sim.now;
+    let token = sim.token(flooder);
 
-    // The flooder types 200 lines a second; bob says something now and then.
+    // The flooder's program is not an icq-client (which paces itself): it sends 200 lines
+    // a second, stamped truthfully; bob says something now and then.
     let mut bob_said = Vec::new();
     for tick in 0..1_000u32 {
         let now = sim.now;
-        sim.client_mut(flooder)
-            .send_text(now, &format!("spam {tick}"));
+        let chat = Frame::Chat {
+            envelope: util::envelope(token, tick + 1),
+            sent_ms: now.duration_since(start).as_millis() as u64,
+            text: format!("spam {tick}"),
+        };
+        sim.inject_frame(flooder, &chat);
         if tick % 100 == 50 {
             sim.client_mut(bob).send_text(now, &format!("bob {tick}"));
             bob_said.push((tick, sim.now));
@@ -531,6 +537,7 @@ fn a_joining_client_believes_only_answers_that_repeat_its_nonce() {
             nonce: 1,
             token: 99,
             heartbeat_ms: 1000,
+            flood: icq::wire::FloodTerms::NONE,
             name: "alice".to_owned(),
         },
         Frame::Refused {

@@ -14,6 +14,7 @@ use icq::banlist::{BanList, IpNet};
 use icq::client::{self, ClientEvent, CloseReason};
 use icq::completion::NameBook;
 use icq::display;
+use icq::pacing;
 use icq::ratelimit::FloodLimit;
 use icq::reliable::Acks;
 use icq::server::{self, Server, ServerConfig, ServerError, ServerEvent};
@@ -507,10 +508,15 @@ fn a_suspended_client_is_evicted_and_rejoins_when_it_wakes_up() {
         "{bob_events:?}"
     );
     assert!(
-        bob_events.contains(&ClientEvent::Joined {
+        bob_events.contains(&ClientEvent::Rejoined {
             name: "bob".to_owned(),
-            server: SERVER_ADDR
+            queued: 0,
         }),
+        "{bob_events:?}"
+    );
+    // And the server says it may have missed something, rather than nothing.
+    assert!(
+        notices(&bob_events).contains(&server::MISSED_WHILE_AWAY.to_owned()),
         "{bob_events:?}"
     );
     assert_eq!(listed_names(&sim), ["alice", "bob"]);
@@ -582,11 +588,19 @@ fn a_flood_is_cut_to_the_burst_and_the_sender_told_once() {
     let bob = sim.join("bob");
     sim.clear_events();
 
+    // Not an icq-client (which paces itself, see below): a program that sends 30 lines at
+    // once, stamped truthfully.
+    let token = sim.token(alice);
+    let session_start = sim.now;
+    let chat = |seq: u32, at: std::time::Instant, text: &str| Frame::Chat {
+        envelope: envelope(token, seq),
+        sent_ms: at.duration_since(session_start).as_millis() as u64,
+        text: text.to_owned(),
+    };
     let now = sim.now;
     for i in 0..30 {
-        sim.client_mut(alice).send_text(now, &format!("line {i}"));
+        sim.inject_frame(alice, &chat(i + 1, now, &format!("line {i}")));
     }
-    sim.drive();
 
     let first_ten: Vec<(String, String, bool)> = (0..10)
         .map(|i| ("alice".to_owned(), format!("line {i}"), false))
@@ -629,8 +643,9 @@ fn a_flood_is_cut_to_the_burst_and_the_sender_told_once() {
 
     // Two seconds refill the bucket (5/s): alice may talk again, and nobody is told more.
     sim.advance(Duration::from_secs(2));
-    for text in ["back", "again", "ok"] {
-        sim.send_text(alice, text);
+    for (seq, text) in (31..).zip(["back", "again", "ok"]) {
+        let now = sim.now;
+        sim.inject_frame(alice, &chat(seq, now, text));
     }
     sim.advance(server::FLOOD_NOTICE_DELAY * 2);
     let texts: Vec<String> = messages(&sim.take_events(bob))
@@ -639,6 +654,93 @@ fn a_flood_is_cut_to_the_burst_and_the_sender_told_once() {
         .collect();
     assert_eq!(texts, ["back", "again", "ok"]);
     assert_eq!(notices(&sim.take_events(alice)), Vec::<String>::new());
+}
+
+#[test]
+fn thirty_lines_at_once_are_paced_by_the_client_and_all_arrive_in_order() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+
+    // A paste of 30 lines: the burst goes at once, the rest is queued and told once.
+    let now = sim.now;
+    for i in 0..30 {
+        sim.client_mut(alice).send_text(now, &format!("line {i}"));
+    }
+    sim.drive();
+    assert_eq!(messages(&sim.take_events(bob)).len(), 10);
+    assert_eq!(sim.client(alice).queued(), 20);
+    sim.run_for(pacing::BACKLOG_NOTICE_DELAY);
+    let queued: Vec<ClientEvent> = sim
+        .take_events(alice)
+        .into_iter()
+        .filter(|e| matches!(e, ClientEvent::Queued { .. }))
+        .collect();
+    assert_eq!(
+        queued,
+        [ClientEvent::Queued {
+            lines: 20,
+            every: ms(200)
+        }]
+    );
+    assert_eq!(
+        display::client_event_line(&queued[0], 0, false)
+            .map(|l| l[l.find("--").unwrap()..].to_owned()),
+        Some("-- 20 lines queued (sending 5 a second)".to_owned())
+    );
+
+    // Then one every 200 ms: all 30 in order within 4 s, nothing dropped, nobody warned.
+    sim.run_for(Duration::from_secs(4));
+    let expected: Vec<(String, String, bool)> = (10..30)
+        .map(|i| ("alice".to_owned(), format!("line {i}"), false))
+        .collect();
+    assert_eq!(messages(&sim.take_events(bob)), expected);
+    assert!(
+        !sim.server_events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::FloodDropped { .. })),
+        "an icq-client is never cut by the flood limit"
+    );
+    let told = notices(&sim.take_events(alice));
+    assert!(told.iter().all(|n| !n.contains("too fast")), "{told:?}");
+    assert_eq!(sim.client(alice).queued(), 0);
+}
+
+#[test]
+fn a_client_that_types_on_for_minutes_is_never_kicked() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+    // 150 lines at once, then 20 lines a second for 10 s: everything arrives, in order,
+    // at the server's pace; nobody is warned or kicked.
+    let now = sim.now;
+    for i in 0..150 {
+        sim.client_mut(alice).send_text(now, &format!("paste {i}"));
+    }
+    let mut typed: Vec<String> = (0..150).map(|i| format!("paste {i}")).collect();
+    for i in 0..200 {
+        sim.run_for(ms(50));
+        let now = sim.now;
+        sim.client_mut(alice).send_text(now, &format!("typed {i}"));
+        typed.push(format!("typed {i}"));
+    }
+    sim.run_for(Duration::from_secs(80));
+    let texts: Vec<String> = messages(&sim.take_events(bob))
+        .into_iter()
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(texts, typed);
+    assert!(!sim.client(alice).is_closed());
+    assert!(
+        !sim.server_events.iter().any(|e| matches!(
+            e,
+            ServerEvent::FloodDropped { .. } | ServerEvent::Kicked { .. }
+        )),
+        "{:?}",
+        sim.server_events
+    );
 }
 
 #[test]
@@ -1403,11 +1505,16 @@ fn clients_rejoin_a_restarted_server_under_the_same_name() {
         sim.take_events(bob),
         vec![
             ClientEvent::Rejoining,
-            ClientEvent::Joined {
+            ClientEvent::Rejoined {
                 name: "bob".to_owned(),
-                server: SERVER_ADDR,
+                queued: 1,
             },
             online(restarted_at, &["bob"]),
+            // Not silence: the restarted server says what it cannot give.
+            ClientEvent::Notice {
+                time_ms: restarted_at,
+                text: server::MISSED_WHILE_AWAY.to_owned(),
+            },
             // The line the old server never acknowledged is sent again after the rejoin.
             message(restarted_at, "bob", "anyone there?", true),
         ]
@@ -1421,9 +1528,9 @@ fn clients_rejoin_a_restarted_server_under_the_same_name() {
         &alice_events[..2],
         [
             ClientEvent::Rejoining,
-            ClientEvent::Joined {
+            ClientEvent::Rejoined {
                 name: "alice".to_owned(),
-                server: SERVER_ADDR,
+                queued: 0,
             }
         ]
     );
@@ -2001,4 +2108,282 @@ fn a_holder_heard_a_moment_ago_is_not_probed_and_unproven_joins_probe_nothing() 
     assert_eq!(probes_since(&sim, mark), Vec::<SocketAddr>::new());
     sim.run_for(server::PROBE_TIMEOUT * 2);
     assert!(sim.client(alice).is_joined());
+}
+
+// Outages: the server stops answering, or the path to it breaks ----------------------------
+
+/// Drops every datagram to and from the server while `down` is set: a dead server (with
+/// [`Sim::restart_server`] when it comes back) or a broken path to a live one.
+struct Outage {
+    down: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl util::Link for Outage {
+    fn route(&mut self, _now: std::time::Instant, datagram: &Datagram) -> Vec<Duration> {
+        let touches = datagram.from == SERVER_ADDR || datagram.to == SERVER_ADDR;
+        if self.down.get() && touches {
+            Vec::new()
+        } else {
+            vec![Duration::ZERO]
+        }
+    }
+}
+
+fn outage(sim: &mut Sim) -> std::rc::Rc<std::cell::Cell<bool>> {
+    let down = std::rc::Rc::new(std::cell::Cell::new(false));
+    sim.set_link(Outage { down: down.clone() });
+    down
+}
+
+fn count_events(events: &[ClientEvent], wanted: impl Fn(&ClientEvent) -> bool) -> usize {
+    events.iter().filter(|e| wanted(e)).count()
+}
+
+#[test]
+fn a_server_killed_and_back_20_s_later_gets_the_lines_typed_meanwhile() {
+    let mut sim = default_sim();
+    let down = outage(&mut sim);
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+
+    // The server dies; alice types a line a second later, and 29 more at once after that.
+    down.set(true);
+    sim.run_for(Duration::from_secs(1));
+    sim.send_text(alice, "are you there?");
+    sim.run_for(Duration::from_secs(5));
+    let now = sim.now;
+    for i in 0..29 {
+        sim.client_mut(alice)
+            .send_text(now, &format!("meanwhile {i}"));
+    }
+    sim.run_for(Duration::from_secs(14));
+    // 20 s later it is back (a new process: it knows nobody).
+    sim.restart_server(ServerConfig::default());
+    down.set(false);
+    sim.run_for(Duration::from_secs(45));
+
+    let alice_events = sim.take_events(alice);
+    assert!(!sim.client(alice).is_closed() && !sim.client(bob).is_closed());
+    // Told once that the server went away (or that it forgot us), never that a line was
+    // lost, then told it is back.
+    let lost = count_events(&alice_events, |e| {
+        matches!(e, ClientEvent::ServerLost | ClientEvent::Rejoining)
+    });
+    assert_eq!(lost, 1, "{alice_events:?}");
+    assert_eq!(
+        count_events(&alice_events, |e| matches!(e, ClientEvent::NotSent { .. })),
+        0,
+        "{alice_events:?}"
+    );
+    assert!(
+        alice_events.contains(&ClientEvent::Rejoined {
+            name: "alice".to_owned(),
+            queued: 30
+        }),
+        "{alice_events:?}"
+    );
+    // Every line reached the restarted server, in order, none dropped as a flood.
+    let said: Vec<String> = sim
+        .server_events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Chat { from, text, .. } if from == "alice" => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    let typed: Vec<String> = std::iter::once("are you there?".to_owned())
+        .chain((0..29).map(|i| format!("meanwhile {i}")))
+        .collect();
+    assert_eq!(said, typed);
+    assert!(
+        !sim.server_events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::FloodDropped { .. })),
+        "resent after an outage is not flooding"
+    );
+    // Both are in the chat again and carry on.
+    assert_eq!(listed_names(&sim), ["alice", "bob"]);
+    sim.send_text(bob, "welcome back");
+    sim.run_for(ms(100));
+    assert_eq!(
+        messages(&sim.take_events(alice)),
+        [("bob".to_owned(), "welcome back".to_owned(), false)]
+    );
+}
+
+#[test]
+fn rejoining_backs_off_from_one_second_to_thirty_and_never_gives_up() {
+    let mut sim = default_sim();
+    let down = outage(&mut sim);
+    let alice = sim.join("alice");
+    sim.clear_events();
+    down.set(true);
+    sim.send_text(alice, "hello?");
+    // The line goes unacknowledged until the reliable layer gives up (20 s): then joins.
+    let mark = sim.mark();
+    sim.run_for(Duration::from_secs(300));
+    assert!(!sim.client(alice).is_closed(), "a client never gives up");
+    let joins: Vec<std::time::Instant> = sim
+        .sent_since(mark)
+        .iter()
+        .filter(|d| d.from == alice && matches!(d.frame(), Some(Frame::Join { .. })))
+        .map(|d| d.sent_at)
+        .collect();
+    let gaps: Vec<u64> = joins.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
+    assert_eq!(&gaps[..6], [1, 2, 4, 8, 16, 30], "{gaps:?}");
+    assert!(gaps[6..].iter().all(|&gap| gap == 30), "{gaps:?}");
+    let events = sim.take_events(alice);
+    assert_eq!(events, [ClientEvent::ServerLost], "said once, nothing lost");
+    // The rejoin says which session it had: the server will say what may have been missed.
+    let previous = joins.len();
+    assert!(previous > 6);
+    let Some(Frame::Join { previous_token, .. }) = sim
+        .sent_since(mark)
+        .iter()
+        .rev()
+        .find(|d| d.from == alice)
+        .and_then(Datagram::frame)
+    else {
+        panic!("a join");
+    };
+    assert_ne!(previous_token, 0);
+}
+
+#[test]
+fn leaving_during_an_outage_waits_ten_seconds_then_says_what_was_not_sent() {
+    let mut sim = default_sim();
+    let down = outage(&mut sim);
+    let alice = sim.join("alice");
+    sim.clear_events();
+    down.set(true);
+    sim.send_text(alice, "one");
+    sim.run_for(Duration::from_secs(25));
+    for text in ["two", "three"] {
+        sim.send_text(alice, text);
+    }
+    assert_eq!(sim.take_events(alice), [ClientEvent::ServerLost]);
+    sim.leave(alice);
+    sim.run_for(client::QUEUE_DRAIN_LIMIT - ms(1));
+    assert!(
+        !sim.client(alice).is_closed(),
+        "waits for the server a while"
+    );
+    sim.run_for(ms(1));
+    assert_eq!(
+        sim.take_events(alice),
+        [
+            ClientEvent::Unsent {
+                count: 3,
+                why: "you left while the server was not answering"
+            },
+            ClientEvent::Closed(CloseReason::LeftUnreachable)
+        ]
+    );
+}
+
+#[test]
+fn leaving_as_the_server_comes_back_sends_what_waited_first() {
+    let mut sim = default_sim();
+    let down = outage(&mut sim);
+    let alice = sim.join("alice");
+    sim.clear_events();
+    down.set(true);
+    sim.send_text(alice, "one");
+    sim.run_for(Duration::from_secs(25));
+    // The server comes back while alice is about to leave: what waited goes, then the
+    // leave, and the exit is a normal one.
+    sim.restart_server(ServerConfig::default());
+    down.set(false);
+    sim.leave(alice);
+    sim.run_for(Duration::from_secs(31));
+    let events = sim.take_events(alice);
+    assert_eq!(events.last(), Some(&ClientEvent::Closed(CloseReason::Left)));
+    assert!(
+        sim.server_events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Chat { text, .. } if text == "one")),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_backlog_resent_after_a_broken_path_heals_is_not_taken_for_a_flood() {
+    let mut sim = default_sim();
+    let down = outage(&mut sim);
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+    // The path to a live server breaks for 15 s (less than its timeout, and than the
+    // client's give-up time); alice types five lines a second meanwhile.
+    down.set(true);
+    let mut typed = Vec::new();
+    for i in 0..75 {
+        let line = format!("line {i}");
+        sim.send_text(alice, &line);
+        typed.push(line);
+        sim.run_for(ms(200));
+    }
+    down.set(false);
+    // What was sent during the break arrives at once, retransmitted, stamped as it went.
+    sim.run_for(Duration::from_secs(10));
+    let texts: Vec<String> = messages(&sim.take_events(bob))
+        .into_iter()
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(texts, typed);
+    assert!(
+        !sim.server_events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::FloodDropped { .. })),
+        "{:?}",
+        sim.server_events
+    );
+    assert_eq!(listed_names(&sim), ["alice", "bob"], "the same sessions");
+}
+
+#[test]
+fn leaving_with_lines_queued_waits_for_them_at_most_ten_seconds() {
+    let mut sim = default_sim();
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+    let now = sim.now;
+    for i in 0..100 {
+        sim.client_mut(alice).send_text(now, &format!("line {i}"));
+    }
+    sim.leave(alice);
+    sim.run_for(Duration::from_secs(11));
+    // The burst, then five a second for ten seconds; the rest is counted, not lost silently.
+    let shown = messages(&sim.take_events(bob)).len();
+    assert!((59..=61).contains(&shown), "{shown}");
+    let events = sim.take_events(alice);
+    let unsent: Vec<&ClientEvent> = events
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::Unsent { .. }))
+        .collect();
+    assert_eq!(
+        unsent,
+        [&ClientEvent::Unsent {
+            count: 100 - shown,
+            why: "you left before their turn came"
+        }]
+    );
+    assert_eq!(events.last(), Some(&ClientEvent::Closed(CloseReason::Left)));
+
+    // The end of a script's input gives the queue the time it needs.
+    let carol = sim.join("carol");
+    sim.clear_events();
+    let now = sim.now;
+    for i in 0..100 {
+        sim.client_mut(carol).send_text(now, &format!("line {i}"));
+    }
+    let now = sim.now;
+    sim.client_mut(carol).leave_after_queue(now);
+    sim.run_for(Duration::from_secs(30));
+    assert_eq!(messages(&sim.take_events(bob)).len(), 100);
+    assert_eq!(
+        sim.take_events(carol).last(),
+        Some(&ClientEvent::Closed(CloseReason::Left))
+    );
 }

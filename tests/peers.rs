@@ -607,8 +607,27 @@ fn each_receiver_applies_the_flood_limit_and_tells_the_sender() {
     });
     let peers = room(&mut sim, &["ann", "bob", "cid"]);
     let (ann, bob, cid) = (peers[0], peers[1], peers[2]);
-    for i in 0..30 {
-        sim.type_text(bob, &format!("spam {i}"));
+    sim.record = true;
+    sim.type_text(bob, "hello");
+    sim.run_until_quiet(secs(5)).unwrap();
+    // Long enough for the buckets to fill again, and for a stamp of 0 to be stale.
+    sim.run_for(secs(4));
+    sim.clear_events();
+    // Not an icq-client (which paces itself): a program at bob's address, with bob's
+    // tokens, sends ann and cid 30 lines at once.
+    for to in [ann, cid] {
+        let token = token_on_wire(&sim, bob, to);
+        let next_seq = sim
+            .wire
+            .iter()
+            .filter(|d| d.from == bob && d.to == to)
+            .filter_map(|d| d.frame()?.envelope().map(|e| e.seq))
+            .max()
+            .unwrap()
+            + 1;
+        for i in 0..30 {
+            sim.inject(bob, to, &chat(token, next_seq + i, &format!("spam {i}")));
+        }
     }
     sim.run_for(secs(2));
     for at in [ann, cid] {
@@ -628,13 +647,89 @@ fn each_receiver_applies_the_flood_limit_and_tells_the_sender() {
         })
         .collect();
     assert_eq!(warnings, [("ann".to_owned(), 20), ("cid".to_owned(), 20)]);
-    // The bucket refills: a line a little later is shown.
-    sim.run_for(secs(2));
-    sim.type_text(bob, "calm now");
+}
+
+/// What a member showed from `from`, in order.
+fn texts_from(sim: &PeerSim, at: SocketAddr, from: &str) -> Vec<String> {
+    messages(sim.events(at))
+        .into_iter()
+        .filter(|(sender, ..)| sender == from)
+        .map(|(_, text, _)| text)
+        .collect()
+}
+
+fn flood_dropped_anywhere(sim: &PeerSim, peers: &[SocketAddr]) -> bool {
+    peers.iter().any(|at| {
+        sim.events(*at).iter().any(|e| {
+            matches!(
+                e,
+                PeerEvent::FloodDropped { .. } | PeerEvent::FloodWarned { .. }
+            )
+        })
+    })
+}
+
+#[test]
+fn a_peer_paces_a_paste_and_every_member_shows_all_of_it_in_order() {
+    let mut sim = PeerSim::new(PeerConfig::default());
+    let peers = room(&mut sim, &["ann", "bob", "cid"]);
+    let (ann, bob, cid) = (peers[0], peers[1], peers[2]);
+    sim.clear_events();
+    let typed: Vec<String> = (0..30).map(|i| format!("line {i}")).collect();
+    for line in &typed {
+        sim.type_text(bob, line);
+    }
+    sim.run_for(ms(150));
+    assert!(
+        sim.events(bob).contains(&PeerEvent::Queued {
+            lines: 20,
+            every: ms(200)
+        }),
+        "{:?}",
+        sim.events(bob)
+    );
+    // 20 beyond the burst at 5 a second: all there within 4 s and a little.
+    sim.run_for(ms(4100));
+    for at in [ann, cid] {
+        assert_eq!(texts_from(&sim, at, "bob"), typed);
+    }
+    assert!(!flood_dropped_anywhere(&sim, &peers));
+    assert_eq!(sim.peer(bob).queued(), 0);
+}
+
+#[test]
+fn a_backlog_resent_after_a_partition_is_not_taken_for_a_flood() {
+    let mut sim = PeerSim::new(PeerConfig::default());
+    let peers = room(&mut sim, &["ann", "bob", "cid"]);
+    let (ann, bob, cid) = (peers[0], peers[1], peers[2]);
+    sim.clear_events();
+    let cut = std::rc::Rc::new(std::cell::Cell::new(true));
+    sim.set_link(Partition {
+        side: vec![bob],
+        cut: cut.clone(),
+    });
+    // Bob types five lines a second for 15 s, cut off from everyone.
+    let mut typed = Vec::new();
+    for i in 0..75 {
+        let line = format!("cut off {i}");
+        sim.type_text(bob, &line);
+        typed.push(line);
+        sim.run_for(ms(200));
+    }
+    assert_eq!(texts_from(&sim, ann, "bob"), Vec::<String>::new());
+    // The partition heals: the backlog comes all at once, counted as it was sent.
+    cut.set(false);
+    sim.run_for(secs(5));
+    for at in [ann, cid] {
+        assert_eq!(texts_from(&sim, at, "bob"), typed);
+    }
+    assert!(!flood_dropped_anywhere(&sim, &peers));
+    // And the pair carries on: a line after it arrives at once.
+    sim.type_text(bob, "still here");
     sim.run_until_quiet(secs(5)).unwrap();
     assert_eq!(
-        messages(sim.events(ann)).last().map(|m| m.1.as_str()),
-        Some("calm now")
+        texts_from(&sim, cid, "bob").last().map(String::as_str),
+        Some("still here")
     );
 }
 
@@ -712,6 +807,7 @@ fn chat(token: u64, seq: u32, text: &str) -> Vec<u8> {
             acks: Default::default(),
         },
         time_ms: 0,
+        sent_ms: 0,
         text: text.to_owned(),
     }
     .to_bytes()
@@ -763,6 +859,8 @@ fn a_forged_join_gets_one_small_challenge_and_unknown_hellos_get_nothing() {
         cookie: 0,
         id: 1,
         token: 2,
+        clock_ms: 0,
+        flood: icq::wire::FloodTerms::NONE,
         name: "zed".into(),
     }
     .to_bytes();
@@ -783,6 +881,8 @@ fn a_forged_join_gets_one_small_challenge_and_unknown_hellos_get_nothing() {
         cookie: 12345,
         id: 1,
         token: 2,
+        clock_ms: 0,
+        flood: icq::wire::FloodTerms::NONE,
         name: "zed".into(),
     };
     let replies = sim.inject(victim, ann, &guessed.to_bytes());
@@ -796,6 +896,8 @@ fn a_forged_join_gets_one_small_challenge_and_unknown_hellos_get_nothing() {
         to_id: sim.peer(ann).id(),
         token: 3,
         echo: 0,
+        clock_ms: 0,
+        flood: icq::wire::FloodTerms::NONE,
     };
     assert!(sim.inject(victim, ann, &hello.to_bytes()).is_empty());
 }
@@ -841,7 +943,7 @@ fn news_of_a_member_at_a_victims_address_sends_it_only_a_few_small_hellos() {
     assert!(
         to_victim
             .iter()
-            .all(|d| matches!(d.frame(), Some(Frame::PeerHello { .. })) && d.bytes.len() <= 40),
+            .all(|d| matches!(d.frame(), Some(Frame::PeerHello { .. })) && d.bytes.len() <= 50),
         "{to_victim:?}"
     );
     // Hellos back off up to an eighth of the timeout; the member is evicted at the timeout.
@@ -901,6 +1003,8 @@ fn a_server_answers_no_peer_frame_but_a_join_and_that_with_a_refusal() {
             cookie: 0,
             id: 2,
             token: 3,
+            clock_ms: 0,
+            flood: icq::wire::FloodTerms::NONE,
             name: "ann".into(),
         },
         Frame::PeerHello {
@@ -908,6 +1012,8 @@ fn a_server_answers_no_peer_frame_but_a_join_and_that_with_a_refusal() {
             to_id: 2,
             token: 3,
             echo: 4,
+            clock_ms: 0,
+            flood: icq::wire::FloodTerms::NONE,
         },
         Frame::PeerAck {
             token: 1,

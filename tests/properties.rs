@@ -43,8 +43,8 @@ use icq::ratelimit::FloodLimit;
 use icq::reliable::Acks;
 use icq::server::{Server, ServerConfig, ServerEvent};
 use icq::wire::{
-    self, DecodeError, DisconnectReason, ENVELOPE_RANGE, Envelope, Frame, GoneReason, HEADER_LEN,
-    JOIN_MIN_LEN, MAGIC, MAX_DATAGRAM, MAX_NAME_BYTES, MAX_TEXT_BYTES, MemberRecord,
+    self, DecodeError, DisconnectReason, ENVELOPE_RANGE, Envelope, FloodTerms, Frame, GoneReason,
+    HEADER_LEN, JOIN_MIN_LEN, MAGIC, MAX_DATAGRAM, MAX_NAME_BYTES, MAX_TEXT_BYTES, MemberRecord,
     PresenceChange, RefuseReason, RosterEntry, VERSION,
 };
 
@@ -216,30 +216,46 @@ fn arb_peer_frame() -> BoxedStrategy<Frame> {
     .boxed()
 }
 
+fn arb_terms() -> BoxedStrategy<FloodTerms> {
+    (any::<u32>(), any::<u16>())
+        .prop_map(|(rate_milli, burst)| FloodTerms { rate_milli, burst })
+        .boxed()
+}
+
 fn arb_peer_frame_unsequenced() -> BoxedStrategy<Frame> {
     prop_oneof![
         (
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>(),
-            arb_name()
+            (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
+            (any::<u64>(), arb_terms(), arb_name())
         )
-            .prop_map(|(nonce, cookie, id, token, name)| Frame::PeerJoin {
-                nonce,
-                cookie,
-                id,
-                token,
-                name,
+            .prop_map(|((nonce, cookie, id, token), (clock_ms, flood, name))| {
+                Frame::PeerJoin {
+                    nonce,
+                    cookie,
+                    id,
+                    token,
+                    clock_ms,
+                    flood,
+                    name,
+                }
             }),
         (any::<u64>(), any::<u64>())
             .prop_map(|(nonce, cookie)| Frame::PeerChallenge { nonce, cookie }),
         (
             (any::<u64>(), any::<u64>(), any::<i64>(), arb_addr()),
-            (any::<u64>(), any::<i64>(), arb_name())
+            (
+                any::<u64>(),
+                any::<i64>(),
+                any::<u64>(),
+                arb_terms(),
+                arb_name()
+            )
         )
             .prop_map(
-                |((nonce, token, your_joined_ms, your_addr), (id, joined_ms, name))| {
+                |(
+                    (nonce, token, your_joined_ms, your_addr),
+                    (id, joined_ms, clock_ms, flood, name),
+                )| {
                     Frame::PeerWelcome {
                         nonce,
                         token,
@@ -247,20 +263,28 @@ fn arb_peer_frame_unsequenced() -> BoxedStrategy<Frame> {
                         your_addr,
                         id,
                         joined_ms,
+                        clock_ms,
+                        flood,
                         name,
                     }
                 }
             ),
         (any::<u64>(), arb_refuse_reason())
             .prop_map(|(nonce, reason)| Frame::PeerRefused { nonce, reason }),
-        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
-            |(from_id, to_id, token, echo)| Frame::PeerHello {
-                from_id,
-                to_id,
-                token,
-                echo,
-            }
-        ),
+        (
+            (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
+            (any::<u64>(), arb_terms())
+        )
+            .prop_map(|((from_id, to_id, token, echo), (clock_ms, flood))| {
+                Frame::PeerHello {
+                    from_id,
+                    to_id,
+                    token,
+                    echo,
+                    clock_ms,
+                    flood,
+                }
+            }),
         (any::<u64>(), arb_acks()).prop_map(|(token, acks)| Frame::PeerAck { token, acks }),
         (any::<u64>(), arb_gone_reason())
             .prop_map(|(token, reason)| Frame::PeerNotMember { token, reason }),
@@ -270,20 +294,22 @@ fn arb_peer_frame_unsequenced() -> BoxedStrategy<Frame> {
 
 fn arb_peer_frame_sequenced() -> BoxedStrategy<Frame> {
     prop_oneof![
-        (arb_envelope(), any::<i64>(), arb_text()).prop_map(|(envelope, time_ms, text)| {
-            Frame::PeerChat {
+        (arb_envelope(), any::<i64>(), any::<u64>(), arb_text()).prop_map(
+            |(envelope, time_ms, sent_ms, text)| Frame::PeerChat {
                 envelope,
                 time_ms,
+                sent_ms,
                 text,
             }
-        }),
-        (arb_envelope(), any::<i64>(), arb_text()).prop_map(|(envelope, time_ms, text)| {
-            Frame::PeerPrivate {
+        ),
+        (arb_envelope(), any::<i64>(), any::<u64>(), arb_text()).prop_map(
+            |(envelope, time_ms, sent_ms, text)| Frame::PeerPrivate {
                 envelope,
                 time_ms,
+                sent_ms,
                 text,
             }
-        }),
+        ),
         // At most 6 records of at most MAX_MEMBER_RECORD_LEN bytes: within a datagram.
         (arb_envelope(), any::<bool>(), vec(arb_member(), 0..=6)).prop_map(
             |(envelope, last, members)| Frame::PeerMembers {
@@ -315,27 +341,54 @@ const CLIENT_KINDS: u32 = 10;
 /// kind: a new kind is one more line in one of them (and one more arm in [`kind_name`]).
 fn arb_client_frame() -> BoxedStrategy<Frame> {
     prop_oneof![
-        (any::<u64>(), any::<u64>(), arb_name()).prop_map(|(nonce, cookie, name)| {
-            Frame::Join {
+        (any::<u64>(), any::<u64>(), any::<u64>(), arb_name()).prop_map(
+            |(nonce, cookie, previous_token, name)| Frame::Join {
                 nonce,
                 cookie,
+                previous_token,
                 name,
             }
+        ),
+        (arb_envelope(), any::<u64>(), arb_text()).prop_map(|(envelope, sent_ms, text)| {
+            Frame::Chat {
+                envelope,
+                sent_ms,
+                text,
+            }
         }),
-        (arb_envelope(), arb_text()).prop_map(|(envelope, text)| Frame::Chat { envelope, text }),
         arb_envelope().prop_map(|envelope| Frame::ListRequest { envelope }),
         arb_envelope().prop_map(|envelope| Frame::Leave { envelope }),
         (any::<u64>(), arb_acks()).prop_map(|(token, acks)| Frame::Heartbeat { token, acks }),
         (any::<u64>(), arb_acks()).prop_map(|(token, acks)| Frame::ClientAck { token, acks }),
-        (arb_envelope(), arb_name(), arb_text()).prop_map(|(envelope, to, text)| Frame::Private {
-            envelope,
-            to,
-            text
+        (arb_envelope(), any::<u64>(), arb_name(), arb_text()).prop_map(
+            |(envelope, sent_ms, to, text)| Frame::Private {
+                envelope,
+                sent_ms,
+                to,
+                text
+            }
+        ),
+        (arb_envelope(), any::<u64>(), arb_text()).prop_map(|(envelope, sent_ms, text)| {
+            Frame::Action {
+                envelope,
+                sent_ms,
+                text,
+            }
         }),
-        (arb_envelope(), arb_text()).prop_map(|(envelope, text)| Frame::Action { envelope, text }),
-        (arb_envelope(), arb_name()).prop_map(|(envelope, name)| Frame::Nick { envelope, name }),
-        (arb_envelope(), arb_name())
-            .prop_map(|(envelope, reason)| Frame::Away { envelope, reason }),
+        (arb_envelope(), any::<u64>(), arb_name()).prop_map(|(envelope, sent_ms, name)| {
+            Frame::Nick {
+                envelope,
+                sent_ms,
+                name,
+            }
+        }),
+        (arb_envelope(), any::<u64>(), arb_name()).prop_map(|(envelope, sent_ms, reason)| {
+            Frame::Away {
+                envelope,
+                sent_ms,
+                reason,
+            }
+        }),
     ]
     .boxed()
 }
@@ -412,14 +465,20 @@ fn arb_presence_change() -> impl Strategy<Value = PresenceChange> {
 
 fn arb_server_frame_first() -> BoxedStrategy<Frame> {
     prop_oneof![
-        (any::<u64>(), any::<u64>(), any::<u32>(), arb_name()).prop_map(
-            |(nonce, token, heartbeat_ms, name)| Frame::Welcome {
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+            arb_terms(),
+            arb_name()
+        )
+            .prop_map(|(nonce, token, heartbeat_ms, flood, name)| Frame::Welcome {
                 nonce,
                 token,
                 heartbeat_ms,
+                flood,
                 name,
-            }
-        ),
+            }),
         (any::<u64>(), arb_refuse_reason())
             .prop_map(|(nonce, reason)| Frame::Refused { nonce, reason }),
         (arb_envelope(), any::<i64>(), arb_name(), arb_text()).prop_map(
@@ -1445,6 +1504,7 @@ fn run_server(setup: &Setup, ops: &[Op], mode: Mode) -> Result<(), TestCaseError
                             Frame::Join {
                                 nonce,
                                 cookie,
+                                previous_token: 0,
                                 name: name.clone(),
                             }
                             .to_bytes()
@@ -1540,6 +1600,7 @@ proptest! {
         let join = Frame::Join {
             nonce: 1,
             cookie: 0,
+            previous_token: 0,
             name: "alice".to_owned(),
         };
         let ops = [

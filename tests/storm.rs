@@ -30,8 +30,9 @@ use std::time::{Duration, Instant};
 
 use icq::reliable::Acks;
 use icq::wire::{
-    self, DisconnectReason, Envelope, Frame, GoneReason, MAGIC, MAX_DATAGRAM, MAX_NAME_BYTES,
-    MAX_TEXT_BYTES, MemberRecord, PresenceChange, RefuseReason, RosterEntry, VERSION,
+    self, DisconnectReason, Envelope, FloodTerms, Frame, GoneReason, MAGIC, MAX_DATAGRAM,
+    MAX_NAME_BYTES, MAX_TEXT_BYTES, MemberRecord, PresenceChange, RefuseReason, RosterEntry,
+    VERSION,
 };
 use process::{
     LineMatcher, Process, ServerOptions, TestServer, WAIT, join_client, matching, split_stamp,
@@ -172,6 +173,21 @@ fn random_envelope(rng: &mut SplitMix64) -> Envelope {
     }
 }
 
+/// Random flood terms: none, the usual, or anything.
+fn random_terms(rng: &mut SplitMix64) -> FloodTerms {
+    match rng.below(3) {
+        0 => FloodTerms::NONE,
+        1 => FloodTerms {
+            rate_milli: 5000,
+            burst: 10,
+        },
+        _ => FloodTerms {
+            rate_milli: rng.next() as u32,
+            burst: rng.next() as u16,
+        },
+    }
+}
+
 /// How many kinds [`random_frame`] makes.
 const KINDS: usize = 40;
 
@@ -183,10 +199,12 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
         0 => Frame::Join {
             nonce: rng.next(),
             cookie: if rng.chance(50) { 0 } else { rng.next() },
+            previous_token: if rng.chance(50) { 0 } else { rng.next() },
             name: random_name(rng),
         },
         1 => Frame::Chat {
             envelope: random_envelope(rng),
+            sent_ms: rng.next(),
             text: random_text(rng),
         },
         2 => Frame::ListRequest {
@@ -207,6 +225,7 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
             nonce: rng.next(),
             token: rng.next(),
             heartbeat_ms: rng.next() as u32,
+            flood: random_terms(rng),
             name: random_name(rng),
         },
         7 => Frame::Refused {
@@ -273,19 +292,23 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
         },
         17 => Frame::Private {
             envelope: random_envelope(rng),
+            sent_ms: rng.next(),
             to: random_name(rng),
             text: random_text(rng),
         },
         18 => Frame::Action {
             envelope: random_envelope(rng),
+            sent_ms: rng.next(),
             text: random_text(rng),
         },
         19 => Frame::Nick {
             envelope: random_envelope(rng),
+            sent_ms: rng.next(),
             name: random_name(rng),
         },
         20 => Frame::Away {
             envelope: random_envelope(rng),
+            sent_ms: rng.next(),
             reason: random_name(rng),
         },
         21 => Frame::PrivateMessage {
@@ -310,6 +333,8 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
             cookie: if rng.chance(50) { 0 } else { rng.next() },
             id: rng.next(),
             token: rng.next(),
+            clock_ms: rng.next(),
+            flood: random_terms(rng),
             name: random_name(rng),
         },
         25 => Frame::PeerChallenge {
@@ -323,6 +348,8 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
             your_addr: random_addr(rng),
             id: rng.next(),
             joined_ms: rng.next() as i64,
+            clock_ms: rng.next(),
+            flood: random_terms(rng),
             name: random_name(rng),
         },
         27 => Frame::PeerRefused {
@@ -334,6 +361,8 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
             to_id: rng.next(),
             token: rng.next(),
             echo: rng.next(),
+            clock_ms: rng.next(),
+            flood: random_terms(rng),
         },
         29 => Frame::PeerAck {
             token: rng.next(),
@@ -346,11 +375,13 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
         31 => Frame::PeerChat {
             envelope: random_envelope(rng),
             time_ms: rng.next() as i64,
+            sent_ms: rng.next(),
             text: random_text(rng),
         },
         32 => Frame::PeerPrivate {
             envelope: random_envelope(rng),
             time_ms: rng.next() as i64,
+            sent_ms: rng.next(),
             text: random_text(rng),
         },
         33 => Frame::PeerMembers {

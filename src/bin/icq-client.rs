@@ -74,7 +74,8 @@ const BAN_FILE_CHECK: Duration = Duration::from_secs(1);
 
 /// Exit statuses, so scripts can tell failures apart.
 mod exit {
-    /// The server did not answer the join.
+    /// The server did not answer the first join, or the user left during an outage,
+    /// before the server came back.
     pub const NO_ANSWER: u8 = 3;
     /// The server refused the join (name taken or invalid, address banned, server full).
     pub const REFUSED: u8 = 4;
@@ -86,7 +87,9 @@ mod exit {
 fn close_status(reason: &CloseReason) -> u8 {
     match reason {
         CloseReason::Left => 0,
-        CloseReason::JoinTimedOut | CloseReason::ForeignAnswer => exit::NO_ANSWER,
+        CloseReason::JoinTimedOut | CloseReason::ForeignAnswer | CloseReason::LeftUnreachable => {
+            exit::NO_ANSWER
+        }
         CloseReason::Refused(_) => exit::REFUSED,
         CloseReason::Disconnected { .. } => exit::DISCONNECTED,
     }
@@ -132,11 +135,11 @@ people online (and commands after /). Names have colors, your own messages are b
 messages that mention your name are highlighted.
 
 Exit status: 0 after /exit; 1 another error (a host name that does not resolve); 2 bad
-arguments; 3 the server (peer mode: the --peer) did not answer, or answered in another
-protocol; 4 the join was refused (name taken or invalid, address banned, server or room
-full, a peer's address given to --server or a server's to --peer) or, in peer mode,
-another peer took the name at the same moment; 5 the server ended
-the session (kicked, banned, closing, timed out)."
+arguments; 3 the server (peer mode: the --peer) did not answer the first join, or answered
+in another protocol, or you left during an outage before the server was back; 4 the join
+was refused (name taken or invalid, address banned, server or room full, a peer's address
+given to --server or a server's to --peer) or, in peer mode, another peer took the name at
+the same moment; 5 the server ended the session (kicked, banned, closing, timed out)."
 )]
 struct Args {
     /// Your name in the chat: 1-32 characters, no spaces [default: $USER].
@@ -228,6 +231,15 @@ impl Core {
         match self {
             Core::Client(client) => client.leave(now),
             Core::Peer(peer) => peer.leave(now),
+        }
+    }
+
+    /// Leaves once everything queued is sent (at the flood limit's pace): the end of piped
+    /// input, which a script means to be delivered whole.
+    fn leave_after_queue(&mut self, now: Instant) {
+        match self {
+            Core::Client(client) => client.leave_after_queue(now),
+            Core::Peer(peer) => peer.leave_after_queue(now),
         }
     }
 }
@@ -359,14 +371,18 @@ fn run(args: Args) -> Result<()> {
         .spawn(move || receive(&for_receiver))
         .context("starting the receiver thread")?;
 
-    match editor {
+    let ended = match editor {
         Some(editor) => edit_typing(&shared, editor),
         None => read_typing(&shared),
-    }
-    // End of input: leave, and let the receiver finish the goodbye and exit the process.
+    };
+    // Leave, and let the receiver finish the goodbye and exit the process. `/exit` and
+    // Ctrl-D wait a little for lines still queued; the end of piped input waits for all.
     {
         let mut core = lock(&shared);
-        core.leave(Instant::now());
+        match ended {
+            Ended::InputClosed => core.leave_after_queue(Instant::now()),
+            Ended::Exit => core.leave(Instant::now()),
+        }
         pump(&shared, &mut core);
     }
     match receiver.join() {
@@ -527,14 +543,30 @@ fn peer_list(peers: &[HostPort]) -> String {
         .join(", ")
 }
 
+/// How typing ended.
+enum Ended {
+    /// `/exit`, Ctrl-D or Ctrl-C: someone waits for the program to end.
+    Exit,
+    /// The end of piped input.
+    InputClosed,
+}
+
 /// Reads typed lines until end of input or `/exit` (plain mode).
-fn read_typing(shared: &Shared) {
-    terminal::read_plain_lines(|line| typed(shared, line) == Next::More);
+fn read_typing(shared: &Shared) -> Ended {
+    let mut ended = Ended::InputClosed;
+    terminal::read_plain_lines(|line| {
+        let more = typed(shared, line) == Next::More;
+        if !more {
+            ended = Ended::Exit;
+        }
+        more
+    });
+    ended
 }
 
 /// Reads typed lines with the line editor until `/exit`, or Ctrl-C or Ctrl-D on an empty
 /// line (Ctrl-C on a line being typed only clears it, in the editor).
-fn edit_typing(shared: &Shared, mut editor: LineEditor) {
+fn edit_typing(shared: &Shared, mut editor: LineEditor) -> Ended {
     loop {
         match editor.read(PROMPT) {
             // A paste of several lines arrives at once: each is a line of its own, as if
@@ -542,11 +574,11 @@ fn edit_typing(shared: &Shared, mut editor: LineEditor) {
             Typed::Line(text) => {
                 for line in text.split('\n') {
                     if typed(shared, line) == Next::Exit {
-                        return;
+                        return Ended::Exit;
                     }
                 }
             }
-            Typed::Interrupted | Typed::Eof => return,
+            Typed::Interrupted | Typed::Eof => return Ended::Exit,
         }
     }
 }
