@@ -396,8 +396,6 @@ pub struct Client {
     /// limit, or for a session (lines typed while joining or during an outage, and those
     /// sent but not acknowledged when the session was lost, to send again).
     queue: Pacer<Request>,
-    /// Leaving with requests still queued: the latest moment to wait for them.
-    drain_deadline: Option<Instant>,
     /// The token of the last session we had (0 before the first): a rejoin says it.
     previous_token: u64,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
@@ -420,7 +418,6 @@ impl Client {
             server: 0,
             state: State::Closed,
             queue: Pacer::new(MAX_QUEUED_LINES),
-            drain_deadline: None,
             previous_token: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -463,7 +460,7 @@ impl Client {
 
     /// Whether a leave waits in the queue.
     fn leave_queued(&self) -> bool {
-        self.queue.iter().any(|request| *request == Request::Leave)
+        self.queue.is_finishing()
     }
 
     /// How many queued requests are things the user typed.
@@ -654,7 +651,6 @@ impl Client {
 
     /// Tells the server we leave, after everything sent before.
     fn send_leave(&mut self, now: Instant) {
-        self.drain_deadline = None;
         if let State::Joined(session) = std::mem::replace(&mut self.state, State::Closed) {
             self.state = State::Leaving {
                 session,
@@ -965,18 +961,14 @@ impl Client {
         // the server answered (`echo hi | icq-client`) go out once it does, then we leave
         // politely; a refusal or no answer still ends the program with its own status.
         // Requests already queued were counted against the capacity: the leave always fits.
-        self.queue.requeue_last(Request::Leave);
-        self.drain_deadline = Some(now + patience);
+        self.queue.finish_with(now, Request::Leave, patience);
         self.release(now);
     }
 
-    /// Leaving waited long enough: what is still queued is not sent (the user is told how
-    /// many lines), and the leave goes now — or, the server being away, we are done.
-    fn drain_expired(&mut self, now: Instant) {
-        self.drain_deadline = None;
-        let unsent = self.typed_in_queue();
+    /// Leaving waited long enough: what was still queued is not sent (`unsent` lines, the
+    /// user is told), and the leave goes now — or, the server being away, we are done.
+    fn drain_expired(&mut self, now: Instant, unsent: usize) {
         let rejoining = self.is_rejoining();
-        self.queue.retain(|request| *request == Request::Leave);
         if unsent > 0 {
             let why = if rejoining {
                 "you left while the server was not answering"
@@ -1022,8 +1014,8 @@ impl Client {
         if let Some(Backlog { lines, every }) = self.queue.take_notice(now) {
             self.events.push_back(ClientEvent::Queued { lines, every });
         }
-        if self.drain_deadline.is_some_and(|at| now >= at) {
-            self.drain_expired(now);
+        if let Some(unsent) = self.queue.take_expired(now) {
+            self.drain_expired(now, unsent);
         }
     }
 
@@ -1123,7 +1115,7 @@ impl Client {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let own = [
             self.queue.notice_deadline(),
-            self.drain_deadline,
+            self.queue.finish_deadline(),
             match &self.state {
                 State::Joined(_) => self.queue.waiting_until(),
                 _ => None,
@@ -1185,7 +1177,6 @@ impl Client {
 
     fn close(&mut self, reason: CloseReason) {
         let queued: Vec<String> = self.queue.drain().filter_map(|r| r.as_typed()).collect();
-        self.drain_deadline = None;
         let (undelivered, why) = match &mut self.state {
             State::Joined(session) | State::Leaving { session, .. } => (
                 session.outbox.drain_unacked(),

@@ -8,7 +8,8 @@
 //! once when a paste is queued. Items that the receiver does not count (a `/list`, a leave)
 //! are not charged, but wait their turn like the others, so everything goes out in the order
 //! it was typed. The queue is also where lines wait while there is no session at all (a
-//! join, an outage), up to its capacity.
+//! join, an outage), up to its capacity; and leaving waits on it, for a while
+//! ([`Pacer::finish_with`]).
 //!
 //! It does not own sending (the caller pops what may go and sends it, stamped with the
 //! moment it was released: see `ratelimit::FloodGate` for how the receiver counts those
@@ -49,6 +50,8 @@ pub struct Pacer<T> {
     notice_at: Option<Instant>,
     /// Whether this backlog has been told (until the queue empties).
     told: bool,
+    /// Leaving: the last item is the leave, and the rest gets until then.
+    finish_by: Option<Instant>,
 }
 
 impl<T> Pacer<T> {
@@ -60,6 +63,7 @@ impl<T> Pacer<T> {
             bucket: None,
             notice_at: None,
             told: false,
+            finish_by: None,
         }
     }
 
@@ -102,13 +106,38 @@ impl<T> Pacer<T> {
         }
     }
 
-    /// Queues `item` last even when the queue is full: a leave, which must follow what the
-    /// user typed, and costs nothing.
-    pub fn requeue_last(&mut self, item: T) {
+    /// Leaving: queues `last` (the leave, which costs nothing) behind everything, even when
+    /// the queue is full, and gives what is ahead of it until `now + patience`; after that,
+    /// [`Pacer::take_expired`] drops it.
+    pub fn finish_with(&mut self, now: Instant, last: T, patience: Duration) {
         self.queue.push_back(Queued {
-            item,
+            item: last,
             charged: false,
         });
+        self.finish_by = Some(now + patience);
+    }
+
+    /// Whether [`Pacer::finish_with`] queued the last item and it has not gone yet.
+    pub fn is_finishing(&self) -> bool {
+        self.finish_by.is_some()
+    }
+
+    /// When the wait given by [`Pacer::finish_with`] ends.
+    pub fn finish_deadline(&self) -> Option<Instant> {
+        self.finish_by
+    }
+
+    /// Once that wait is over: drops everything queued but the last item and says how many
+    /// of the dropped items the receiver would have counted (typed lines); `None` before.
+    pub fn take_expired(&mut self, now: Instant) -> Option<usize> {
+        if self.finish_by.is_none_or(|at| now < at) {
+            return None;
+        }
+        let last = self.queue.pop_back();
+        let dropped = self.queue.iter().filter(|queued| queued.charged).count();
+        self.queue.clear();
+        self.queue.extend(last);
+        Some(dropped)
     }
 
     /// The head of the queue if it may go at `now` (taking its token); `None` if the queue
@@ -128,6 +157,7 @@ impl<T> Pacer<T> {
         if self.queue.is_empty() {
             self.told = false;
             self.notice_at = None;
+            self.finish_by = None;
         }
         item
     }
@@ -181,12 +211,8 @@ impl<T> Pacer<T> {
     pub fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
         self.told = false;
         self.notice_at = None;
+        self.finish_by = None;
         self.queue.drain(..).map(|queued| queued.item)
-    }
-
-    /// Keeps only the queued items for which `keep` is true.
-    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
-        self.queue.retain(|queued| keep(&queued.item));
     }
 
     /// The queued items, oldest first.
@@ -279,6 +305,25 @@ mod tests {
         assert_eq!(pacer.len(), 5);
         assert_eq!(release(&mut pacer, start), [7, 8, 0, 1, 2]);
         assert_eq!(pacer.waiting_until(), None);
+    }
+
+    #[test]
+    fn finishing_waits_for_the_queue_then_drops_all_but_the_last() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(3);
+        pacer.restart(start, FloodLimit::from_options(1.0, 1));
+        for line in 0..3 {
+            pacer.push(line, true).expect("room");
+        }
+        assert_eq!(release(&mut pacer, start), [0]);
+        // The leave fits even in a full queue, and goes last.
+        pacer.finish_with(start, 99, Duration::from_secs(1));
+        assert!(pacer.is_finishing());
+        assert_eq!(pacer.take_expired(start + ms(999)), None);
+        assert_eq!(release(&mut pacer, start + ms(1001)), [1]);
+        assert_eq!(pacer.take_expired(start + ms(1001)), Some(1));
+        assert_eq!(release(&mut pacer, start + ms(1001)), [99]);
+        assert!(!pacer.is_finishing() && pacer.is_empty());
     }
 
     #[test]

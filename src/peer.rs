@@ -627,8 +627,6 @@ pub struct Peer {
     /// What the user typed and is not sent yet: before we were in the room, or beyond what
     /// the members' flood limits let go at once (released at the strictest one's pace).
     typed: Pacer<Typed>,
-    /// Leaving with lines still queued: the latest moment to wait for them.
-    drain_deadline: Option<Instant>,
     /// Frames of our contact's stream that overtook its welcome, replayed after it.
     early: Vec<(SocketAddr, Vec<u8>)>,
     local_addr: Option<SocketAddr>,
@@ -708,7 +706,6 @@ impl Peer {
                 pacer.restart(now, config.flood_limit);
                 pacer
             },
-            drain_deadline: None,
             early: Vec::new(),
             local_addr: None,
             cookie_key: std::hash::RandomState::new(),
@@ -1831,7 +1828,7 @@ impl Peer {
     }
 
     fn leave_queued(&self) -> bool {
-        self.typed.iter().any(|typed| *typed == Typed::Leave)
+        self.typed.is_finishing()
     }
 
     fn typed_in_queue(&self) -> usize {
@@ -1922,17 +1919,13 @@ impl Peer {
         if matches!(self.state, State::Leaving { .. } | State::Closed) || self.leave_queued() {
             return;
         }
-        self.typed.requeue_last(Typed::Leave);
-        self.drain_deadline = Some(now + patience);
+        self.typed.finish_with(now, Typed::Leave, patience);
         self.release(now);
     }
 
     /// Leaving waited long enough: what is still queued is not sent (the user is told how
     /// many lines), and the leave goes now (once in the room).
-    fn drain_expired(&mut self, now: Instant) {
-        self.drain_deadline = None;
-        let unsent = self.typed_in_queue();
-        self.typed.retain(|typed| *typed == Typed::Leave);
+    fn drain_expired(&mut self, now: Instant, unsent: usize) {
         if unsent > 0 {
             self.events.push_back(PeerEvent::Unsent {
                 count: unsent,
@@ -1943,7 +1936,6 @@ impl Peer {
     }
 
     fn start_leaving(&mut self, now: Instant) {
-        self.drain_deadline = None;
         self.state = State::Leaving {
             deadline: now + LEAVE_TIMEOUT,
         };
@@ -2013,8 +2005,8 @@ impl Peer {
         if let Some(Backlog { lines, every }) = self.typed.take_notice(now) {
             self.events.push_back(PeerEvent::Queued { lines, every });
         }
-        if self.drain_deadline.is_some_and(|at| now >= at) {
-            self.drain_expired(now);
+        if let Some(unsent) = self.typed.take_expired(now) {
+            self.drain_expired(now, unsent);
         }
     }
 
@@ -2097,7 +2089,7 @@ impl Peer {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let own = [
             self.typed.notice_deadline(),
-            self.drain_deadline,
+            self.typed.finish_deadline(),
             match self.state {
                 State::InRoom => self.typed.waiting_until(),
                 _ => None,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use process::{
     BELL, LineMatcher, Process, ServerOptions, Stdin, Stream, TestServer, WAIT, join_client,
-    matching, split_stamp, start_client,
+    matching, send_signal, split_stamp, start_client,
 };
 
 /// How long to watch for something that must *not* happen (a datagram to a refused guest).
@@ -843,16 +843,6 @@ fn the_server_logs_one_timestamped_line_per_join_message_and_leave() {
 
 // Further behaviour issue 2 asks for (console commands, signals, timeouts, IPv6, flood
 // limits, piped input), checked the same way.
-
-/// Sends `signal` (`TERM`, `INT`) to `process` with the system's `kill` program.
-fn send_signal(process: &Process, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(process.id().to_string())
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} failed: {status}");
-}
 
 #[test]
 fn a_client_killed_with_sigkill_rejoins_under_its_name_within_8_seconds() {

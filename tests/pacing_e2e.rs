@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use icq::wire::{Envelope, Frame};
 use process::{
     CLIENT_BIN, LineMatcher, Process, ServerOptions, Stdin, Stream, TestServer, WAIT, join_client,
-    matching, parse_listening_line, split_stamp,
+    matching, parse_listening_line, send_signal, split_stamp,
 };
 
 /// `[HH:MM:SS] FROM: TEXT`, exactly (the bell byte after it aside).
@@ -252,16 +252,6 @@ fn a_program_that_does_not_pace_itself_is_still_cut_to_the_burst() {
         delivered >= 10 && delivered + dropped <= SENT,
         "{delivered} + {dropped}"
     );
-}
-
-/// Sends `signal` to `process` with the system's `kill` program.
-fn send_signal(process: &Process, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(process.id().to_string())
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} failed: {status}");
 }
 
 /// Kills the server with SIGKILL, lets `alice` type a line, starts a new server on the

@@ -698,6 +698,16 @@ pub fn parse_listening_line(line: &str) -> Option<SocketAddr> {
     after.split_whitespace().next()?.parse().ok()
 }
 
+/// Sends `signal` (`TERM`, `INT`, `KILL`) to `process` with the system's `kill` program.
+pub fn send_signal(process: &Process, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(process.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} failed: {status}");
+}
+
 /// Starts `icq-client --name NAME --server SERVER [args]` without waiting for anything.
 pub fn start_client(server: &str, name: &str, args: &[&str]) -> Process {
     let mut command = Command::new(CLIENT_BIN);
