@@ -139,9 +139,9 @@ impl ClientEvent {
     /// What this event says about who is online, as typed news (see [`Presence`]).
     pub fn presence(&self) -> Vec<Presence> {
         let one = match self {
-            ClientEvent::Joined { name, .. } | ClientEvent::Renamed { name } => {
-                Presence::Me { name: name.clone() }
-            }
+            ClientEvent::Joined { name, .. }
+            | ClientEvent::Rejoined { name, .. }
+            | ClientEvent::Renamed { name } => Presence::Me { name: name.clone() },
             ClientEvent::Roster {
                 offset, entries, ..
             } => Presence::Online {
