@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::lateness::{self, Lateness};
 use crate::names;
 use crate::pacing::{Backlog, Pacer};
 use crate::presence::Presence;
@@ -45,6 +46,11 @@ pub const QUEUE_DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 /// How often an unanswered join is repeated (UDP may have lost it, or the answer).
 pub const JOIN_RETRY: Duration = Duration::from_millis(500);
+
+/// How long to wait before asking again a server that answered "busy" (`Refused Busy`):
+/// it is saturated, and joins only add to its load. A busy answer is an answer: the
+/// attempt's [`JOIN_TIMEOUT`] starts again, so a client waits out a long join storm.
+pub const BUSY_RETRY: Duration = Duration::from_secs(2);
 
 /// How long to keep asking one of the server's addresses before trying the next one.
 pub const ADDRESS_FALLBACK: Duration = Duration::from_secs(1);
@@ -321,6 +327,17 @@ impl JoinAttempt {
         }
     }
 
+    /// The address at `from` is there but too busy to take a join: ask it again after
+    /// [`BUSY_RETRY`], with a fresh [`JOIN_TIMEOUT`] (it did answer).
+    pub fn on_busy(&mut self, now: Instant, from: usize) {
+        if self.give_up_at.is_some() {
+            self.give_up_at = Some(now + BUSY_RETRY + JOIN_TIMEOUT);
+        }
+        self.candidate = from;
+        self.candidate_since = now;
+        self.next_send = now + BUSY_RETRY;
+    }
+
     /// Advances the attempt among `addresses` addresses: moves to the next one after
     /// [`ADDRESS_FALLBACK`], repeats the join every [`JOIN_RETRY`], gives up at
     /// [`JOIN_TIMEOUT`].
@@ -402,6 +419,9 @@ pub struct Client {
     events: VecDeque<ClientEvent>,
     /// Requests sent again for lack of an acknowledgement, over the client's life.
     retransmissions: u64,
+    /// Time this program itself could not run (it was stopped): the server's silence then
+    /// is not the server's.
+    lateness: Lateness,
 }
 
 impl Client {
@@ -422,6 +442,7 @@ impl Client {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             retransmissions: 0,
+            lateness: Lateness::new(),
         };
         client.start_joining(now);
         client
@@ -566,6 +587,10 @@ impl Client {
                         nonce: answered,
                         reason,
                     } if answered == attempt.nonce => {
+                        if reason == RefuseReason::Busy {
+                            attempt.on_busy(now, from_index);
+                            return;
+                        }
                         self.server = from_index;
                         self.close(CloseReason::Refused(reason));
                     }
@@ -989,6 +1014,15 @@ impl Client {
     /// Advances timers: join retries and deadline, retransmissions, acknowledgements,
     /// heartbeats, the leave deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
+        // Called late (the process was stopped): the server's silence meanwhile, and its
+        // missing acknowledgements, are ours.
+        if let Some(due) = self.poll_timeout() {
+            let owed = self.lateness.timer_ran(now, due);
+            if let State::Joined(session) | State::Leaving { session, .. } = &mut self.state {
+                lateness::forgive_silence(&mut session.last_heard, now, owed);
+                session.outbox.forgive(now, owed);
+            }
+        }
         match &mut self.state {
             State::Joining(attempt) => match attempt.poll(now, self.servers.len()) {
                 JoinStep::GiveUp if attempt.heard_foreign() => {

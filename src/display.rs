@@ -361,6 +361,7 @@ pub fn refuse_text(reason: RefuseReason) -> &'static str {
         }
         RefuseReason::IsAServer => "it is an icq server, not a peer",
         RefuseReason::IsAPeer => "it is an icq peer, not a server",
+        RefuseReason::Busy => "the server is busy",
     }
 }
 

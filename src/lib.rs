@@ -37,6 +37,8 @@
 //!   `/unban`, saved or not) and what the operator is told.
 //! - [`reliable`]: sequence numbers, acknowledgements and retransmission — what makes
 //!   every message arrive exactly once and in order over a lossy network.
+//! - [`lateness`]: how far behind its own schedule a role fell, so its own lateness is
+//!   never blamed on the other side (eviction, giving up on a frame).
 //! - [`ratelimit`]: the token bucket behind the flood limit, and the flood gate that counts
 //!   one sender's messages by when it says it sent them.
 //! - [`pacing`]: an honest sender's side of the flood limit — the queue of what waits for
@@ -64,6 +66,7 @@ pub mod client;
 pub mod command;
 pub mod completion;
 pub mod display;
+pub mod lateness;
 pub mod names;
 pub mod pacing;
 pub mod peer;

@@ -51,6 +51,7 @@ use std::time::{Duration, Instant};
 use crate::banlist::BanList;
 use crate::client::{JoinAttempt, JoinStep};
 use crate::display;
+use crate::lateness::{self, Lateness};
 use crate::names;
 use crate::pacing::{Backlog, Pacer};
 use crate::presence::Presence;
@@ -634,6 +635,9 @@ pub struct Peer {
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<PeerEvent>,
     stats: PeerStats,
+    /// Time this program itself could not run (it was stopped): members' silence then is
+    /// not theirs, and nobody is evicted for it.
+    lateness: Lateness,
 }
 
 impl Peer {
@@ -713,6 +717,7 @@ impl Peer {
             events: VecDeque::new(),
             stats: PeerStats::default(),
             config,
+            lateness: Lateness::new(),
         }
     }
 
@@ -1964,6 +1969,17 @@ impl Peer {
     /// Advances timers: join retries and deadline, hellos, retransmissions,
     /// acknowledgements, heartbeats, evictions, flood notices, the leave deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
+        // Called late (the process was stopped): every member's silence meanwhile, and its
+        // missing acknowledgements, are ours. (Few members: crediting each one is cheap.)
+        if let Some(due) = self.poll_timeout() {
+            let owed = self.lateness.timer_ran(now, due);
+            if !owed.is_zero() {
+                for member in self.members.values_mut() {
+                    lateness::forgive_silence(&mut member.link.last_heard, now, owed);
+                    member.link.outbox.forgive(now, owed);
+                }
+            }
+        }
         match &mut self.state {
             State::Joining(attempt) => match attempt.poll(now, self.contacts.len()) {
                 JoinStep::GiveUp if attempt.heard_foreign() => {

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use crate::banlist::{BanList, IpNet};
 use crate::command::{self, Command, Input, Side};
 use crate::display::{self, ClockText, sanitize};
+use crate::lateness::{self, Credited, Lateness};
 use crate::names::{self, SERVER_NAME};
 use crate::ratelimit::{FloodGate, FloodLimit};
 use crate::reliable::{Due, Ready, ReceiveWindow, SendWindow};
@@ -90,6 +91,13 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A probe is sent again (it may be lost) when the join is repeated, at most this often.
 pub const PROBE_REPEAT: Duration = Duration::from_millis(500);
+
+/// While the loop falls behind, at most this many joins are carried out per turn of the
+/// loop (between two [`Server::handle_loop_report`]s); later ones are refused with
+/// [`RefuseReason::Busy`] and asked again after a while. A join costs a roster and a
+/// presence frame to everyone, a heartbeat or an acknowledgement almost nothing: under
+/// saturation the cheap, vital datagrams must not wait behind a queue of joins.
+pub const JOINS_PER_TURN: usize = 8;
 
 /// How many ended sessions may still be repeating their farewell ([`Frame::Disconnected`])
 /// at once; past it, a farewell is sent once and not repeated.
@@ -476,6 +484,8 @@ struct Session {
     away: Option<String>,
     /// The reliable streams; `None` for guests.
     streams: Option<Streams>,
+    /// How much of the server's own lateness this session's clocks were credited with.
+    credited: Credited,
     /// Someone asked for this session's name and it was probed, unanswered so far.
     probe: Option<Probe>,
 }
@@ -498,6 +508,21 @@ enum Holder {
     Probing,
     /// It did not answer its probe in time: end it and give the name away.
     Gone,
+}
+
+impl Session {
+    /// Credits the session with the server's lateness since it was last credited: the
+    /// client's silence, and its missing acknowledgements, during that time are ours.
+    fn catch_up(&mut self, now: Instant, lateness: &Lateness) {
+        let owed = self.credited.take(lateness);
+        if owed.is_zero() {
+            return;
+        }
+        lateness::forgive_silence(&mut self.last_heard, now, owed);
+        if let Some(streams) = self.streams.as_mut() {
+            streams.outbox.forgive(now, owed);
+        }
+    }
 }
 
 /// A named session that ended by the server's decision: its streams live on until the
@@ -561,6 +586,10 @@ pub struct Server {
     cookie_key: std::hash::RandomState,
     /// The clock of guests' chat lines, formatted once a second.
     clock_text: ClockText,
+    /// Time the server itself could not run or keep up: clients' silence then is ours.
+    lateness: Lateness,
+    /// Joins carried out since the loop's last report ([`Server::handle_loop_report`]).
+    joins_this_turn: usize,
 }
 
 impl Server {
@@ -579,6 +608,8 @@ impl Server {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
+            lateness: Lateness::new(),
+            joins_this_turn: 0,
             stats: ServerStats::default(),
             flood_notices_due: Vec::new(),
             probes: Vec::new(),
@@ -733,7 +764,7 @@ impl Server {
                 let cookie = self.cookie(from, nonce, self.cookie_period(now));
                 return self.send_unsequenced(from, &Frame::Challenge { nonce, cookie });
             }
-            return self.handle_join(now, from, nonce, previous_token, name);
+            return self.admit_join(now, from, nonce, previous_token, name);
         }
         let token = frame.token().unwrap_or_default();
         let is_session = self
@@ -895,6 +926,46 @@ impl Server {
             // Acknowledgements may have emptied the outbox or changed its deadline.
             streams.arm(now, from, &mut self.timers);
         }
+    }
+
+    /// The loop reports, after each batch of datagrams, whether more were waiting
+    /// (`behind`: it is not keeping up). While it falls behind, the time counts as the
+    /// server's own lateness (no client is evicted for silence meanwhile, its datagrams
+    /// may have waited or been dropped in the socket's buffer), and joins wait their turn
+    /// so heartbeats and acknowledgements are handled first.
+    pub fn handle_loop_report(&mut self, now: Instant, behind: bool) {
+        self.lateness.loop_report(now, behind);
+        self.joins_this_turn = 0;
+    }
+
+    /// A join with a valid cookie: carried out now, unless the loop is falling behind
+    /// and [`JOINS_PER_TURN`] joins were carried out since its last report; then it is
+    /// refused as busy, and the client asks again after
+    /// [`BUSY_RETRY`](crate::client::BUSY_RETRY), not at once. A repeated join of a live
+    /// session (its welcome was lost) is cheap and never refused.
+    fn admit_join(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        nonce: u64,
+        previous_token: u64,
+        name: String,
+    ) {
+        let repeat = self
+            .sessions
+            .get(&from)
+            .and_then(|s| s.streams.as_ref())
+            .is_some_and(|streams| streams.nonce == nonce);
+        if !repeat && self.lateness.is_behind() && self.joins_this_turn >= JOINS_PER_TURN {
+            // Not logged: a storm would flood the log with one line per join.
+            let busy = Frame::Refused {
+                nonce,
+                reason: RefuseReason::Busy,
+            };
+            return self.send_unsequenced(from, &busy);
+        }
+        self.joins_this_turn += 1;
+        self.handle_join(now, from, nonce, previous_token, name);
     }
 
     fn handle_join(
@@ -1068,6 +1139,7 @@ impl Server {
                 away: None,
                 streams,
                 probe: None,
+                credited: Credited::now(&self.lateness),
             },
         );
         let time_ms = self.wall_ms(now);
@@ -1526,6 +1598,7 @@ impl Server {
             let timeout = self.config.timeout;
             let mut silent = Vec::new();
             for (addr, session) in &mut self.sessions {
+                session.catch_up(now, &self.lateness);
                 if now.saturating_duration_since(session.last_heard) >= timeout {
                     silent.push(*addr);
                 } else if let Some(streams) = session.streams.as_mut() {
@@ -1584,6 +1657,16 @@ impl Server {
                 if streams.timer != Some(deadline) {
                     continue; // stale: re-armed for another instant since
                 }
+                if let Some(session) = self.sessions.get_mut(&addr) {
+                    session.catch_up(now, &self.lateness);
+                }
+                let Some(streams) = self
+                    .sessions
+                    .get_mut(&addr)
+                    .and_then(|s| s.streams.as_mut())
+                else {
+                    continue;
+                };
                 if !streams.retransmit_due(now, addr, &mut out) {
                     unreachable.push(addr);
                 }

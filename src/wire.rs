@@ -79,6 +79,9 @@ pub enum RefuseReason {
     IsAServer,
     /// A client's join reached a peer, which is no server (in `Refused`).
     IsAPeer,
+    /// The server is saturated and takes no new joins for now: the client retries (after
+    /// [`crate::client::BUSY_RETRY`]), it does not give up.
+    Busy,
 }
 
 /// Why the server ended a client's session.
@@ -691,6 +694,7 @@ impl RefuseReason {
             RefuseReason::KickedRecently => 8,
             RefuseReason::IsAServer => 9,
             RefuseReason::IsAPeer => 10,
+            RefuseReason::Busy => 11,
         }
     }
 
@@ -706,6 +710,7 @@ impl RefuseReason {
             8 => RefuseReason::KickedRecently,
             9 => RefuseReason::IsAServer,
             10 => RefuseReason::IsAPeer,
+            11 => RefuseReason::Busy,
             _ => return None,
         })
     }

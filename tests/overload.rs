@@ -9,12 +9,14 @@
 
 mod util;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use icq::client::ClientEvent;
-use icq::server::{ServerConfig, ServerEvent};
+use icq::banlist::BanList;
+use icq::client::{Client, ClientEvent};
+use icq::server::{Server, ServerConfig, ServerEvent};
+use icq::wire::{Frame, RefuseReason};
 
 use util::{Datagram, Link, Sim, messages, notices};
 
@@ -228,4 +230,272 @@ fn a_receiver_that_acknowledges_nothing_is_dropped_with_a_reason_at_bounded_cost
     );
     // And it joined again, being alive after all.
     assert!(events.contains(&ClientEvent::Rejoining), "{events:?}");
+}
+
+/// A server whose work takes time on the fake clock, behind a socket buffer that drops
+/// what does not fit: the loop of `icq-server`, but slow enough to fall behind.
+struct SlowLoop {
+    server: Server,
+    clients: BTreeMap<SocketAddr, Client>,
+    events: BTreeMap<SocketAddr, Vec<ClientEvent>>,
+    server_events: Vec<ServerEvent>,
+    now: Instant,
+    /// The server socket's receive buffer.
+    buffer: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Datagrams the full buffer dropped, by sender.
+    dropped: BTreeMap<SocketAddr, usize>,
+    /// How many joins the server refused as busy.
+    busy: usize,
+    /// When the loop last found datagrams still waiting after a batch.
+    behind_until: Option<Instant>,
+    behind_for: Duration,
+}
+
+/// What handling something costs the server: 20 µs, plus 50 µs per datagram it makes the
+/// server send. A join (a roster, and a presence frame to everyone) is the expensive kind.
+fn cost(sent: u64) -> Duration {
+    Duration::from_micros(20 + 50 * sent)
+}
+
+/// What the simulated socket buffer holds, and what one receive takes.
+const BUFFER: usize = 1024;
+const BATCH: usize = 32;
+
+impl SlowLoop {
+    fn new(config: ServerConfig) -> SlowLoop {
+        let now = Instant::now();
+        let mut server = Server::new(config, BanList::default(), now, util::WALL_START_MS);
+        server.set_local_address(util::SERVER_ADDR);
+        SlowLoop {
+            server,
+            clients: BTreeMap::new(),
+            events: BTreeMap::new(),
+            server_events: Vec::new(),
+            now,
+            buffer: VecDeque::new(),
+            dropped: BTreeMap::new(),
+            busy: 0,
+            behind_until: None,
+            behind_for: Duration::ZERO,
+        }
+    }
+
+    fn add_client(&mut self, port: u16, name: &str) -> SocketAddr {
+        let at = util::addr([127, 0, 0, 1], port);
+        let client = Client::new(name, vec![util::SERVER_ADDR], self.now);
+        self.clients.insert(at, client);
+        self.collect(at);
+        at
+    }
+
+    /// Queues what client `at` sent (dropping what the buffer cannot hold) and keeps
+    /// what it reported.
+    fn collect(&mut self, at: SocketAddr) {
+        let client = self.clients.get_mut(&at).expect("a client");
+        while let Some((_, bytes)) = client.poll_transmit() {
+            if self.buffer.len() < BUFFER {
+                self.buffer.push_back((at, bytes));
+            } else {
+                *self.dropped.entry(at).or_default() += 1;
+            }
+        }
+        let events = self.events.entry(at).or_default();
+        events.extend(std::iter::from_fn(|| client.poll_event()));
+    }
+
+    /// Every client whose timer is due runs it.
+    fn client_timers(&mut self) {
+        let due: Vec<SocketAddr> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.poll_timeout().is_some_and(|t| t <= self.now))
+            .map(|(at, _)| *at)
+            .collect();
+        for at in due {
+            let now = self.now;
+            self.clients.get_mut(&at).unwrap().handle_timeout(now);
+            self.collect(at);
+        }
+    }
+
+    /// Delivers what the server sent, at once (the way back is not the bottleneck).
+    fn deliver(&mut self) {
+        let mut bytes = Vec::new();
+        while let Some(transmit) = self.server.poll_transmit() {
+            transmit.write_to(&mut bytes);
+            let to = transmit.destination;
+            if matches!(
+                Frame::decode(&bytes),
+                Ok(Frame::Refused {
+                    reason: RefuseReason::Busy,
+                    ..
+                })
+            ) {
+                self.busy += 1;
+            }
+            if let Some(client) = self.clients.get_mut(&to) {
+                client.handle_datagram(self.now, util::SERVER_ADDR, &bytes);
+                self.collect(to);
+            }
+        }
+        self.server_events
+            .extend(std::iter::from_fn(|| self.server.poll_event()));
+    }
+
+    /// One turn of the loop: a batch of datagrams, each costing time in proportion to what
+    /// it made the server send, then the report, the timers and the deliveries. When
+    /// nothing waits, time moves to the next deadline.
+    fn turn(&mut self) {
+        if self.buffer.is_empty() {
+            let next = self
+                .clients
+                .values()
+                .filter_map(Client::poll_timeout)
+                .chain(self.server.poll_timeout())
+                .min()
+                .expect("something is pending");
+            self.now = self.now.max(next);
+        }
+        let count = self.buffer.len().min(BATCH);
+        for _ in 0..count {
+            let (from, bytes) = self.buffer.pop_front().expect("counted");
+            self.server.handle_datagram(self.now, from, &bytes);
+            let sent = self.server.stats().datagrams_sent;
+            self.deliver();
+            self.now += cost(self.server.stats().datagrams_sent - sent);
+            self.client_timers();
+        }
+        let behind = count == BATCH && !self.buffer.is_empty();
+        if behind {
+            if let Some(since) = self.behind_until {
+                self.behind_for += self.now - since;
+            }
+            self.behind_until = Some(self.now);
+        } else {
+            self.behind_until = None;
+        }
+        self.server.handle_loop_report(self.now, behind);
+        if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
+            let sent = self.server.stats().datagrams_sent;
+            self.server.handle_timeout(self.now);
+            self.deliver();
+            self.now += cost(self.server.stats().datagrams_sent - sent);
+        }
+        self.deliver();
+        self.client_timers();
+    }
+
+    fn run_until(&mut self, end: Instant) {
+        while self.now < end {
+            self.turn();
+        }
+    }
+}
+
+#[test]
+fn a_join_storm_that_saturates_the_server_evicts_no_healthy_client() {
+    const STORM: u16 = 400;
+    let config = ServerConfig {
+        timeout: secs(3),
+        max_per_ip: None,
+        ..ServerConfig::default()
+    };
+    let mut net = SlowLoop::new(config);
+    let alice = net.add_client(10_001, "alice");
+    let start = net.now;
+    net.run_until(start + secs(1));
+    assert!(net.clients[&alice].is_joined());
+    net.events.clear();
+    net.server_events.clear();
+
+    // The storm: everyone at once, while alice sits idle.
+    let storm: Vec<SocketAddr> = (0..STORM)
+        .map(|i| net.add_client(20_000 + i, &format!("user{i}")))
+        .collect();
+    let storm_start = net.now;
+    net.run_until(storm_start + secs(40));
+
+    let joined = storm
+        .iter()
+        .filter(|&&c| net.clients[&c].is_joined())
+        .count();
+    let alice_dropped = net.dropped.get(&alice).copied().unwrap_or(0);
+    let total_dropped: usize = net.dropped.values().sum();
+    println!(
+        "join storm: {STORM} clients; the loop fell behind for {:.1} s in all (timeout 3 s); \
+         {} joins refused as busy; {total_dropped} datagrams dropped by the full socket \
+         buffer, {alice_dropped} of them alice's; {joined} of {STORM} joined within 40 s",
+        net.behind_for.as_secs_f64(),
+        net.busy
+    );
+    // The storm really was one: the full buffer dropped datagrams of everyone, alice's
+    // heartbeats and acknowledgements too. (Without the server's lateness credited, this
+    // run evicts dozens of storm clients that had joined and were answering.)
+    // Nobody healthy was evicted: not alice, not any storm client that got in.
+    let evicted: Vec<&ServerEvent> = net
+        .server_events
+        .iter()
+        .filter(|e| matches!(e, ServerEvent::TimedOut { .. }))
+        .collect();
+    assert!(evicted.is_empty(), "{evicted:?}");
+    let alice_events = &net.events[&alice];
+    assert!(
+        !alice_events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Closed(_) | ClientEvent::Rejoining)),
+        "{:?}",
+        alice_events
+            .iter()
+            .filter(|e| !matches!(e, ClientEvent::Notice { .. } | ClientEvent::Presence { .. }))
+            .collect::<Vec<_>>()
+    );
+    assert!(net.clients[&alice].is_joined());
+    // And the storm got in, busy answers and all: nobody gave up.
+    assert_eq!(joined, usize::from(STORM));
+    assert!(
+        !storm.iter().any(|c| net.events[c]
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Closed(_)))),
+        "a storm client gave up"
+    );
+}
+
+#[test]
+fn silence_while_the_server_itself_falls_behind_does_not_count() {
+    let config = ServerConfig {
+        timeout: secs(3),
+        ..ServerConfig::default()
+    };
+    let mut sim = Sim::new(config);
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    sim.clear_events();
+    sim.take_server_events();
+    // For 10 s the server's loop reports that it cannot keep up, and everything alice
+    // sends is lost in its overflowing socket buffer.
+    sim.muted.insert(alice);
+    for _ in 0..100 {
+        let now = sim.now;
+        sim.server.handle_loop_report(now, true);
+        sim.run_for(ms(100));
+    }
+    let now = sim.now;
+    sim.server.handle_loop_report(now, false);
+    sim.muted.remove(&alice);
+    sim.run_for(secs(2));
+    let evicted: Vec<ServerEvent> = sim
+        .take_server_events()
+        .into_iter()
+        .filter(|e| matches!(e, ServerEvent::TimedOut { .. }))
+        .collect();
+    assert!(evicted.is_empty(), "{evicted:?}");
+    assert!(sim.client(alice).is_joined() && sim.client(bob).is_joined());
+    // Once the loop keeps up, silence counts again: a client that stops is evicted.
+    sim.frozen.insert(bob);
+    sim.run_for(secs(5));
+    assert!(
+        sim.take_server_events()
+            .iter()
+            .any(|e| matches!(e, ServerEvent::TimedOut { name, .. } if name == "bob"))
+    );
 }

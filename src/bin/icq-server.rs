@@ -266,6 +266,11 @@ fn serve(shared: &Shared) -> Result<()> {
             }
             state.server.handle_datagram(now, from, datagram);
         }
+        // A full batch means more is waiting: the core then puts heartbeats and
+        // acknowledgements before joins, and blames nobody for silence meanwhile.
+        state
+            .server
+            .handle_loop_report(now, batch::fell_behind(count));
         if state.server.poll_timeout().is_some_and(|t| t <= now) {
             state.server.handle_timeout(now);
         }
@@ -763,6 +768,12 @@ mod batch {
 
     /// Datagrams taken per `recvmmsg`.
     pub const RECV_BATCH: usize = 32;
+
+    /// Whether a receive of `count` datagrams filled the batch: more are probably waiting,
+    /// the loop is not keeping up.
+    pub fn fell_behind(count: usize) -> bool {
+        count >= RECV_BATCH
+    }
     /// Datagrams sent per `sendmmsg` (the kernel accepts up to 1024).
     pub const SEND_BATCH: usize = 256;
     /// Large enough for any UDP datagram, so an oversized one is seen whole and rejected by
@@ -1055,6 +1066,11 @@ mod batch {
 
     /// Keeps the system's default receive buffer.
     pub fn enlarge_receive_buffer(_socket: &UdpSocket) {}
+
+    /// One datagram per call cannot tell a backlog from a quiet socket: never reported.
+    pub fn fell_behind(_count: usize) -> bool {
+        false
+    }
 
     /// Leaves memory to the system allocator.
     pub fn return_free_memory(_now: std::time::Instant) {}
