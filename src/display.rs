@@ -15,7 +15,7 @@ use chrono::{DateTime, Local};
 use crate::client::{ClientEvent, CloseReason};
 use crate::names::is_invisible_or_bidi;
 use crate::peer::{MemberInfo, PeerCloseReason, PeerEvent};
-use crate::server::ServerEvent;
+use crate::server::{ServerEvent, SuppressedKind};
 use crate::wire::{DisconnectReason, GoneReason, PresenceChange, RefuseReason, RosterEntry};
 
 /// The bell byte: terminals beep or flash when it is printed.
@@ -339,11 +339,50 @@ pub fn server_event_line(event: &ServerEvent) -> String {
                 "ignored a malformed datagram from {addr}: {why} (not logged again for this address for a minute)"
             ),
         ),
+        ServerEvent::Suppressed {
+            time_ms,
+            kind,
+            from,
+            count,
+            period,
+        } => {
+            let (verb, what) = match (kind, count) {
+                (SuppressedKind::Refusals, 1) => ("refused", "join"),
+                (SuppressedKind::Refusals, _) => ("refused", "joins"),
+                (SuppressedKind::Malformed, 1) => ("ignored", "malformed datagram"),
+                (SuppressedKind::Malformed, _) => ("ignored", "malformed datagrams"),
+            };
+            let from = from.as_deref().unwrap_or("other addresses");
+            let over = match period.as_secs() {
+                60 => "the last minute".to_owned(),
+                secs => format!("the last {secs}s"),
+            };
+            notice_line(
+                *time_ms,
+                &format!(
+                    "{verb} {} more {what} from {from} in {over}",
+                    grouped(*count)
+                ),
+            )
+        }
         ServerEvent::Closing { time_ms, clients } => notice_line(
             *time_ms,
             &format!("server closing; told {clients} client(s)"),
         ),
     }
+}
+
+/// `19980` as `19 980`: counts in summaries are read at a glance.
+pub fn grouped(count: u64) -> String {
+    let digits = count.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(' ');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// Why a join was refused, in words.
@@ -758,6 +797,14 @@ pub fn peer_close_text(reason: &PeerCloseReason, contact: &str, name: &str) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(19_980), "19 980");
+        assert_eq!(grouped(1_234_567), "1 234 567");
+    }
 
     #[test]
     fn peer_lines_have_the_documented_shape() {

@@ -43,6 +43,8 @@
 //!   one sender's messages by when it says it sent them.
 //! - [`pacing`]: an honest sender's side of the flood limit — the queue of what waits for
 //!   its turn, released at the announced rate (client and peer).
+//! - [`loggate`]: how often a log line a stranger can cause is written, and the summary
+//!   of the rest.
 //! - [`names`]: which names are allowed and when two names are the same.
 //! - [`display`]: how lines look on a terminal, and neutralizing hostile text.
 //! - [`style`]: colors and emphasis on a color terminal (`--color`, `NO_COLOR`), the stable
@@ -67,6 +69,7 @@ pub mod command;
 pub mod completion;
 pub mod display;
 pub mod lateness;
+pub mod loggate;
 pub mod names;
 pub mod pacing;
 pub mod peer;

@@ -18,7 +18,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use foldhash::fast::FixedState;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,7 @@ use crate::banlist::{BanList, IpNet};
 use crate::command::{self, Command, Input, Side};
 use crate::display::{self, ClockText, sanitize};
 use crate::lateness::{self, Credited, Lateness};
+use crate::loggate::{GateLimits, LogGate, Summary};
 use crate::names::{self, SERVER_NAME};
 use crate::ratelimit::{FloodGate, FloodLimit};
 use crate::reliable::{Due, Ready, ReceiveWindow, SendWindow};
@@ -285,8 +286,43 @@ pub enum ServerEvent {
         addr: SocketAddr,
         why: String,
     },
+    /// Lines that strangers caused and the log gate held back over `period`: `count` more
+    /// of `kind` from `from` (`None`: from addresses not counted one by one).
+    Suppressed {
+        time_ms: i64,
+        kind: SuppressedKind,
+        from: Option<String>,
+        count: u64,
+        period: Duration,
+    },
     /// The server told every client it is closing.
     Closing { time_ms: i64, clients: usize },
+}
+
+/// What a [`ServerEvent::Suppressed`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuppressedKind {
+    /// Refused joins ([`ServerEvent::Refused`]).
+    Refusals,
+    /// Malformed datagrams ([`ServerEvent::Malformed`]).
+    Malformed,
+}
+
+/// Whose refused joins one log-gate key counts: a banned range as a whole (a forger picks
+/// any address in it), any other refusal by address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum RefusalKey {
+    Banned(IpNet),
+    Address(IpAddr),
+}
+
+impl fmt::Display for RefusalKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RefusalKey::Banned(net) => write!(f, "banned {net}"),
+            RefusalKey::Address(ip) => write!(f, "{}", ip.to_canonical()),
+        }
+    }
 }
 
 /// What the operator's `/list` shows about one client.
@@ -571,8 +607,10 @@ pub struct Server {
     /// added per probe, and a probe is answered or runs out within [`PROBE_TIMEOUT`]).
     probes: Vec<(Instant, SocketAddr)>,
     next_sweep: Instant,
-    /// When a malformed datagram from each address was last logged.
-    malformed_logged_at: HashMap<SocketAddr, Instant, FixedState>,
+    /// Malformed-datagram log lines, per address.
+    malformed_log: LogGate<SocketAddr>,
+    /// Refused-join log lines, per banned range or address.
+    refusal_log: LogGate<RefusalKey>,
     /// The address the server's socket is bound to, once the binary has said so; datagrams
     /// that claim to come from it are forgeries and are dropped.
     local_addr: Option<SocketAddr>,
@@ -613,7 +651,15 @@ impl Server {
             stats: ServerStats::default(),
             flood_notices_due: Vec::new(),
             probes: Vec::new(),
-            malformed_logged_at: HashMap::with_hasher(hasher.clone()),
+            malformed_log: LogGate::new(GateLimits {
+                period: MALFORMED_LOG_PERIOD,
+                keys: MALFORMED_LOG_MEMORY,
+                ..GateLimits::default()
+            }),
+            refusal_log: LogGate::new(GateLimits {
+                keys: MALFORMED_LOG_MEMORY,
+                ..GateLimits::default()
+            }),
             flood_kicked: HashMap::with_hasher(hasher.clone()),
             left: HashMap::with_hasher(hasher.clone()),
             local_addr: None,
@@ -1091,6 +1137,15 @@ impl Server {
         reason: RefuseReason,
     ) {
         self.send_unsequenced(from, &Frame::Refused { nonce, reason });
+        // Anyone can make us refuse: the log says so a few times, then sums up.
+        let banned_by = match reason {
+            RefuseReason::Banned => self.bans.matching(from.ip()).map(|entry| entry.net),
+            _ => None,
+        };
+        let key = banned_by.map_or(RefusalKey::Address(from.ip()), RefusalKey::Banned);
+        if !self.refusal_log.admit(now, &key) {
+            return;
+        }
         self.events.push_back(ServerEvent::Refused {
             time_ms: self.wall_ms(now),
             name: display::sanitize(&name).into_owned(),
@@ -1593,6 +1648,20 @@ impl Server {
             }
         }
 
+        let time_ms = self.wall_ms(now);
+        let summaries = self
+            .refusal_log
+            .poll(now)
+            .into_iter()
+            .map(|summary| suppressed(time_ms, SuppressedKind::Refusals, summary))
+            .chain(
+                self.malformed_log
+                    .poll(now)
+                    .into_iter()
+                    .map(|summary| suppressed(time_ms, SuppressedKind::Malformed, summary)),
+            );
+        self.events.extend(summaries.collect::<Vec<_>>());
+
         if now >= self.next_sweep {
             self.next_sweep = now + self.config.sweep_interval();
             let timeout = self.config.timeout;
@@ -1610,8 +1679,6 @@ impl Server {
             for addr in silent {
                 self.remove_session(now, addr, Removal::TimedOut);
             }
-            self.malformed_logged_at
-                .retain(|_, at| now.saturating_duration_since(*at) < MALFORMED_LOG_PERIOD);
             self.flood_kicked
                 .retain(|_, at| now.saturating_duration_since(*at) < FLOOD_KICK_WINDOW);
             self.left
@@ -1621,18 +1688,25 @@ impl Server {
 
     /// When [`Server::handle_timeout`] should next be called, if anything is pending.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let sweep = (!self.sessions.is_empty()
-            || !self.malformed_logged_at.is_empty()
-            || !self.flood_kicked.is_empty()
-            || !self.left.is_empty())
-        .then_some(self.next_sweep);
+        let sweep =
+            (!self.sessions.is_empty() || !self.flood_kicked.is_empty() || !self.left.is_empty())
+                .then_some(self.next_sweep);
         let notices = self
             .flood_notices_due
             .iter()
             .chain(&self.probes)
             .map(|(when, _)| *when);
         let retransmit = self.timers.peek().map(|Reverse((when, _))| *when);
-        sweep.into_iter().chain(notices).chain(retransmit).min()
+        let summaries = [
+            self.refusal_log.next_deadline(),
+            self.malformed_log.next_deadline(),
+        ];
+        sweep
+            .into_iter()
+            .chain(notices)
+            .chain(retransmit)
+            .chain(summaries.into_iter().flatten())
+            .min()
     }
 
     /// Sends again every sequenced frame whose acknowledgement is overdue, to sessions and
@@ -2100,14 +2174,9 @@ impl Server {
     }
 
     fn note_malformed(&mut self, now: Instant, from: SocketAddr, why: &str) {
-        if let Some(at) = self.malformed_logged_at.get(&from) {
-            if now.saturating_duration_since(*at) < MALFORMED_LOG_PERIOD {
-                return;
-            }
-        } else if self.malformed_logged_at.len() >= MALFORMED_LOG_MEMORY {
+        if !self.malformed_log.admit(now, &from) {
             return;
         }
-        self.malformed_logged_at.insert(from, now);
         self.events.push_back(ServerEvent::Malformed {
             time_ms: self.wall_ms(now),
             addr: from,
@@ -2120,6 +2189,21 @@ impl Server {
         let (origin, origin_ms) = self.clock_origin;
         let since = now.saturating_duration_since(origin).as_millis();
         origin_ms.saturating_add(i64::try_from(since).unwrap_or(i64::MAX))
+    }
+}
+
+/// The event for one summary of a log gate.
+fn suppressed<K: fmt::Display>(
+    time_ms: i64,
+    kind: SuppressedKind,
+    summary: Summary<K>,
+) -> ServerEvent {
+    ServerEvent::Suppressed {
+        time_ms,
+        kind,
+        from: summary.key.map(|key| key.to_string()),
+        count: summary.suppressed,
+        period: summary.period,
     }
 }
 

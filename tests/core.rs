@@ -313,6 +313,9 @@ fn the_server_refuses_invalid_names_sent_in_raw_join_frames() {
         "bell\u{7}".to_owned(),
     ];
     for name in &invalid {
+        // Refusals are logged once per address per minute (then summed up): one a minute.
+        sim.advance_in_steps(Duration::from_secs(61), Duration::from_secs(1));
+        sim.take_server_events();
         let mark = sim.mark();
         let replies = forge_join(&mut sim, STRANGER, name);
         assert_eq!(
@@ -1018,10 +1021,22 @@ fn a_malformed_datagram_is_logged_once_per_address_per_minute() {
         Duration::from_secs(1),
     );
     sim.inject(STRANGER, garbage);
-    assert_eq!(
-        sim.take_server_events().len(),
-        1,
-        "a minute later it is logged again"
+    let logged: Vec<String> = sim
+        .take_server_events()
+        .iter()
+        .map(display::server_event_line)
+        .collect();
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    // The two held back are summed up when the minute ends, and it is logged again.
+    assert!(
+        logged[0].ends_with(&format!(
+            "ignored 2 more malformed datagrams from {STRANGER} in the last minute"
+        )),
+        "{logged:?}"
+    );
+    assert!(
+        logged[1].contains("ignored a malformed datagram from"),
+        "a minute later it is logged again: {logged:?}"
     );
 }
 
@@ -2385,5 +2400,80 @@ fn leaving_with_lines_queued_waits_for_them_at_most_ten_seconds() {
     assert_eq!(
         sim.take_events(carol).last(),
         Some(&ClientEvent::Closed(CloseReason::Left))
+    );
+}
+
+#[test]
+fn a_flood_of_joins_from_a_banned_range_is_logged_once_then_summed_up() {
+    // The report's case: 20 000 forged joins from a banned range wrote 20 000 lines.
+    let mut sim = Sim::with_bans(ServerConfig::default(), BanList::parse("10.0.0.0/8\n").0);
+    let join = join_frame("mallory").to_bytes();
+    for i in 0..20_000u32 {
+        let [_, b, c, d] = i.to_be_bytes();
+        let from = SocketAddr::from(([10, b, c, d], 40_000 + (i % 1000) as u16));
+        let replies = sim.inject(from, &join);
+        // Each is still refused, so a person behind the range learns why.
+        assert_eq!(replies.len(), 1);
+    }
+    let logged = sim.take_server_events();
+    assert!(
+        matches!(
+            logged.as_slice(),
+            [ServerEvent::Refused {
+                reason: RefuseReason::Banned,
+                ..
+            }]
+        ),
+        "one line for the whole flood: {logged:?}"
+    );
+    // Another banned address outside the range has its own line.
+    let mut sim_other = sim;
+    let now = sim_other.now;
+    sim_other
+        .server
+        .set_ban_list(now, BanList::parse("10.0.0.0/8\n192.0.2.1\n").0);
+    sim_other.inject(addr([192, 0, 2, 1], 40_000), &join);
+    assert_eq!(sim_other.take_server_events().len(), 1);
+
+    // A minute after the first line, one line sums up the rest.
+    sim_other.advance_in_steps(Duration::from_secs(60), Duration::from_secs(1));
+    let summaries: Vec<String> = sim_other
+        .take_server_events()
+        .iter()
+        .map(display::server_event_line)
+        .collect();
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert!(
+        summaries[0]
+            .ends_with("-- refused 19 999 more joins from banned 10.0.0.0/8 in the last minute"),
+        "{summaries:?}"
+    );
+    // The next minute starts afresh: one line again.
+    sim_other.inject(addr([10, 1, 2, 3], 40_000), &join);
+    assert_eq!(sim_other.take_server_events().len(), 1);
+}
+
+#[test]
+fn malformed_datagrams_from_one_address_are_summed_up_after_the_minute() {
+    let mut sim = default_sim();
+    for _ in 0..500 {
+        sim.inject(STRANGER, b"\xFFI\x01\x7Fgarbage");
+    }
+    assert_eq!(sim.take_server_events().len(), 1);
+    sim.advance_in_steps(server::MALFORMED_LOG_PERIOD, Duration::from_secs(1));
+    let summaries: Vec<String> = sim
+        .take_server_events()
+        .iter()
+        .map(display::server_event_line)
+        .collect();
+    assert_eq!(
+        summaries
+            .iter()
+            .filter(|l| l.ends_with(&format!(
+                "-- ignored 499 more malformed datagrams from {STRANGER} in the last minute"
+            )))
+            .count(),
+        1,
+        "{summaries:?}"
     );
 }
