@@ -45,6 +45,8 @@
 //!   its turn, released at the announced rate (client and peer).
 //! - [`loggate`]: how often a log line a stranger can cause is written, and the summary
 //!   of the rest.
+//! - [`history`]: the room's recent public lines, numbered within an epoch, and the
+//!   queries for replay, resume and paging; in memory or in an SQLite file.
 //! - [`names`]: which names are allowed and when two names are the same.
 //! - [`display`]: how lines look on a terminal, and neutralizing hostile text.
 //! - [`style`]: colors and emphasis on a color terminal (`--color`, `NO_COLOR`), the stable
@@ -68,6 +70,7 @@ pub mod client;
 pub mod command;
 pub mod completion;
 pub mod display;
+pub mod history;
 pub mod lateness;
 pub mod loggate;
 pub mod names;
