@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use icq::banlist::{BanEntry, BanList, IpNet};
-use icq::reliable::Acks;
+use icq::proto::reliable::Acks;
 use icq::server::{Server, ServerConfig};
 use icq::wire::Frame;
 

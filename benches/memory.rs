@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use icq::banlist::BanList;
-use icq::reliable::Acks;
+use icq::proto::reliable::Acks;
 use icq::server::{Server, ServerConfig};
 use icq::wire::{Envelope, Frame};
 

@@ -19,11 +19,11 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::lateness::{self, Lateness};
 use crate::names;
-use crate::pacing::{Backlog, Pacer};
-use crate::presence::Presence;
-use crate::reliable::{Due, Ready, ReceiveWindow, SendWindow};
+use crate::proto::lateness::{self, Lateness};
+use crate::proto::pacing::{Backlog, Pacer};
+use crate::proto::presence::Presence;
+use crate::proto::reliable::{Due, Ready, ReceiveWindow, SendWindow};
 use crate::wire::{
     self, DecodeError, DisconnectReason, Envelope, FloodTerms, Frame, PresenceChange, RefuseReason,
     RosterEntry,

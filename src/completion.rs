@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use crate::command::{self, Side};
 use crate::names::{self, NameError};
-use crate::presence::Presence;
+use crate::proto::presence::Presence;
 
 /// The names the client knows to be online. See the module documentation.
 #[derive(Debug, Default, Clone)]

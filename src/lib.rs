@@ -35,16 +35,8 @@
 //!   checked, atomic rewrite that keeps every hand-written line, symlinks.
 //! - [`bankeeper`]: which bans are in force (the file plus the console's `/ban` and
 //!   `/unban`, saved or not) and what the operator is told.
-//! - [`reliable`]: sequence numbers, acknowledgements and retransmission — what makes
-//!   every message arrive exactly once and in order over a lossy network.
-//! - [`lateness`]: how far behind its own schedule a role fell, so its own lateness is
-//!   never blamed on the other side (eviction, giving up on a frame).
-//! - [`ratelimit`]: the token bucket behind the flood limit, and the flood gate that counts
-//!   one sender's messages by when it says it sent them.
-//! - [`pacing`]: an honest sender's side of the flood limit — the queue of what waits for
-//!   its turn, released at the announced rate (client and peer).
-//! - [`loggate`]: how often a log line a stranger can cause is written, and the summary
-//!   of the rest.
+//! - [`proto`]: the session layer under the three roles — reliable delivery, flood limits
+//!   and pacing, lateness, the log gate, presence news (its `//!` has the map).
 //! - [`history`]: the room's recent public lines, numbered within an epoch, and the
 //!   queries for replay, resume and paging; in memory or in an SQLite file.
 //! - [`names`]: which names are allowed and when two names are the same.
@@ -52,7 +44,6 @@
 //! - [`style`]: colors and emphasis on a color terminal (`--color`, `NO_COLOR`), the stable
 //!   color of each name.
 //! - [`alert`]: which messages mention you, and when the bell rings (`--bell`).
-//! - [`presence`]: who is online as typed news, the one kind both roles give the UI.
 //! - [`completion`]: the names seen online and what Tab completes (client and console).
 //! - [`terminal`]: the line editor that keeps the typed line intact while lines arrive
 //!   (the one module here that does terminal I/O, shared by the binaries).
@@ -71,14 +62,9 @@ pub mod command;
 pub mod completion;
 pub mod display;
 pub mod history;
-pub mod lateness;
-pub mod loggate;
 pub mod names;
-pub mod pacing;
 pub mod peer;
-pub mod presence;
-pub mod ratelimit;
-pub mod reliable;
+pub mod proto;
 pub mod server;
 pub mod style;
 pub mod terminal;

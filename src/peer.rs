@@ -8,7 +8,7 @@
 //! [`SendWindow`] and one [`ReceiveWindow`] per member, so each sender's messages are shown
 //! exactly once and in order), heartbeats and eviction of silent members, names unique in
 //! the room (concurrent joins under one name settled the same way by everyone), a flood
-//! limit per sender (counted by the sender's stamps, `ratelimit::FloodGate`) and pacing
+//! limit per sender (counted by the sender's stamps, `flood::FloodGate`) and pacing
 //! what we send to the strictest limit the members announced (`pacing`), the peer's own
 //! ban list, leaving politely, and turning what arrives into [`PeerEvent`]s. Inputs and outputs are those of the client core: a datagram arrived,
 //! the user typed something, time passed; datagrams to send, events to show, when to call
@@ -51,12 +51,12 @@ use std::time::{Duration, Instant};
 use crate::banlist::BanList;
 use crate::client::{JoinAttempt, JoinStep};
 use crate::display;
-use crate::lateness::{self, Lateness};
 use crate::names;
-use crate::pacing::{Backlog, Pacer};
-use crate::presence::Presence;
-use crate::ratelimit::{FloodGate, FloodLimit};
-use crate::reliable::{Acks, Due, Ready, ReceiveWindow, SendWindow};
+use crate::proto::flood::{FloodGate, FloodLimit};
+use crate::proto::lateness::{self, Lateness};
+use crate::proto::pacing::{Backlog, Pacer};
+use crate::proto::presence::Presence;
+use crate::proto::reliable::{Acks, Due, Ready, ReceiveWindow, SendWindow};
 use crate::wire::{
     self, DecodeError, Envelope, FloodTerms, Frame, GoneReason, MAX_DATAGRAM, MemberRecord,
     RefuseReason,

@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 use crate::banlist::{BanList, IpNet};
 use crate::command::{self, Command, Input, Side};
 use crate::display::{self, ClockText, sanitize};
-use crate::lateness::{self, Credited, Lateness};
-use crate::loggate::{GateLimits, LogGate, Summary};
 use crate::names::{self, SERVER_NAME};
-use crate::ratelimit::{FloodGate, FloodLimit};
-use crate::reliable::{Due, Ready, ReceiveWindow, SendWindow};
+use crate::proto::flood::{FloodGate, FloodLimit};
+use crate::proto::lateness::{self, Credited, Lateness};
+use crate::proto::loggate::{GateLimits, LogGate, Summary};
+use crate::proto::reliable::{Due, Ready, ReceiveWindow, SendWindow};
 use crate::wire::{
     self, DecodeError, DisconnectReason, Envelope, FloodTerms, Frame, PresenceChange, RefuseReason,
     RosterEntry,
@@ -472,7 +472,7 @@ impl Streams {
     }
 
     /// Sends whatever is due; returns false if a frame was given up on (the client stopped
-    /// acknowledging for [`reliable::MAX_TRANSMISSIONS`](crate::reliable::MAX_TRANSMISSIONS)
+    /// acknowledging for [`reliable::MAX_TRANSMISSIONS`](crate::proto::reliable::MAX_TRANSMISSIONS)
     /// tries).
     fn retransmit_due(&mut self, now: Instant, to: SocketAddr, out: &mut Outgoing<'_>) -> bool {
         while let Some(due) = self.outbox.poll_due(now) {
@@ -575,7 +575,7 @@ enum Removal {
     Left,
     TimedOut,
     /// Heard from, maybe, but acknowledged nothing of what it was sent for
-    /// [`GIVE_UP_AFTER`](crate::reliable::GIVE_UP_AFTER): a receiver this slow costs work
+    /// [`GIVE_UP_AFTER`](crate::proto::reliable::GIVE_UP_AFTER): a receiver this slow costs work
     /// and gets nothing.
     Unresponsive,
     Kicked,
@@ -1935,7 +1935,7 @@ impl Server {
         let name = session.name.clone();
         let unresponsive = format!(
             "you acknowledged nothing the server sent for {} seconds",
-            crate::reliable::GIVE_UP_AFTER.as_secs()
+            crate::proto::reliable::GIVE_UP_AFTER.as_secs()
         );
         let (change, farewell) = match why {
             Removal::Left | Removal::Replaced => (PresenceChange::Left, None),

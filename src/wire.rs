@@ -19,8 +19,8 @@
 
 use std::fmt;
 
-use crate::ratelimit::FloodLimit;
-use crate::reliable::Acks;
+use crate::proto::flood::FloodLimit;
+use crate::proto::reliable::Acks;
 
 /// First two bytes of every frame.
 pub const MAGIC: [u8; 2] = [0xFF, b'I'];

@@ -16,9 +16,9 @@ use icq::client::{ClientEvent, CloseReason};
 use icq::completion::NameBook;
 use icq::display;
 use icq::names;
-use icq::presence::Presence;
-use icq::ratelimit::FloodLimit;
-use icq::reliable::Acks;
+use icq::proto::flood::FloodLimit;
+use icq::proto::presence::Presence;
+use icq::proto::reliable::Acks;
 use icq::server::{ServerConfig, ServerEvent};
 use icq::wire::{DisconnectReason, Frame, RefuseReason};
 

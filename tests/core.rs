@@ -14,9 +14,9 @@ use icq::banlist::{BanList, IpNet};
 use icq::client::{self, ClientEvent, CloseReason};
 use icq::completion::NameBook;
 use icq::display;
-use icq::pacing;
-use icq::ratelimit::FloodLimit;
-use icq::reliable::Acks;
+use icq::proto::flood::FloodLimit;
+use icq::proto::pacing;
+use icq::proto::reliable::Acks;
 use icq::server::{self, Server, ServerConfig, ServerError, ServerEvent};
 use icq::wire::{self, DisconnectReason, Frame, PresenceChange, RefuseReason, RosterEntry};
 

@@ -210,7 +210,7 @@ fn a_receiver_that_acknowledges_nothing_is_dropped_with_a_reason_at_bounded_cost
         cost.datagrams,
         cost.frames
     );
-    assert!(dropped_after <= icq::reliable::GIVE_UP_AFTER + secs(1));
+    assert!(dropped_after <= icq::proto::reliable::GIVE_UP_AFTER + secs(1));
     // About 200 frames queued for it by then, each tried every 2 s at most.
     assert!(
         cost.datagrams <= 11 * cost.frames,

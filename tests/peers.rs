@@ -20,7 +20,7 @@ use std::time::Duration;
 use icq::banlist::BanList;
 use icq::completion::NameBook;
 use icq::peer::{PeerCloseReason, PeerConfig, PeerEvent};
-use icq::ratelimit::FloodLimit;
+use icq::proto::flood::FloodLimit;
 use icq::wire::{Frame, GoneReason, RefuseReason};
 
 use peer_util::{LossyLink, PeerSim, Rng, converged, messages, roster};

@@ -39,8 +39,8 @@ use icq::banlist::BanList;
 use icq::command::{self, Command, CommandError, Input, Side};
 use icq::display;
 use icq::names;
-use icq::ratelimit::FloodLimit;
-use icq::reliable::Acks;
+use icq::proto::flood::FloodLimit;
+use icq::proto::reliable::Acks;
 use icq::server::{Server, ServerConfig, ServerEvent};
 use icq::wire::{
     self, DecodeError, DisconnectReason, ENVELOPE_RANGE, Envelope, FloodTerms, Frame, GoneReason,

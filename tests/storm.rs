@@ -28,7 +28,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use icq::reliable::Acks;
+use icq::proto::reliable::Acks;
 use icq::wire::{
     self, DisconnectReason, Envelope, FloodTerms, Frame, GoneReason, MAGIC, MAX_DATAGRAM,
     MAX_NAME_BYTES, MAX_TEXT_BYTES, MemberRecord, PresenceChange, RefuseReason, RosterEntry,

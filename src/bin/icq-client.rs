@@ -36,7 +36,7 @@ use icq::completion::NameBook;
 use icq::display;
 use icq::names;
 use icq::peer::{Peer, PeerCloseReason, PeerConfig, PeerEvent};
-use icq::presence::Presence;
+use icq::proto::presence::Presence;
 use icq::server::AWAY_WITHOUT_REASON;
 use icq::style::{self, ClientLook, ColorChoice};
 use icq::terminal::{self, LineEditor, Printer, Typed};

@@ -32,7 +32,7 @@ use icq::cli::{self, HostPort};
 use icq::command::{self, Command, Input, Side};
 use icq::completion;
 use icq::display;
-use icq::ratelimit::FloodLimit;
+use icq::proto::flood::FloodLimit;
 use icq::server::{Server, ServerConfig};
 
 use batch::Io;

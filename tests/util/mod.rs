@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use icq::banlist::BanList;
 use icq::client::{Client, ClientEvent};
-use icq::reliable::Acks;
+use icq::proto::reliable::Acks;
 use icq::server::{Server, ServerConfig, ServerEvent};
 use icq::wire::{Envelope, Frame, RefuseReason};
 

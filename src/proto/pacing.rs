@@ -12,13 +12,13 @@
 //! ([`Pacer::finish_with`]).
 //!
 //! It does not own sending (the caller pops what may go and sends it, stamped with the
-//! moment it was released: see `ratelimit::FloodGate` for how the receiver counts those
+//! moment it was released: see `flood::FloodGate` for how the receiver counts those
 //! stamps), nor how the notice looks (`display`). Like the cores, it reads no clock.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::ratelimit::{FloodLimit, TokenBucket};
+use crate::proto::flood::{FloodLimit, TokenBucket};
 
 /// How long after a paste first has to wait the user is told how much is queued: long
 /// enough for the whole paste to have been read, so the count is the paste's.

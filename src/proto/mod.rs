@@ -1,0 +1,25 @@
+//! The session layer: the mechanisms the server, the client and the peer share, written once.
+//!
+//! Everything here sits between the byte layout (`wire`) and the roles (`server`, `client`,
+//! `peer`): it knows what a sequence number, a flood limit or a deadline is, but not which
+//! role is speaking, nor how a frame is laid out in bytes. Like the roles it is sans-IO: no
+//! socket, and no clock read — every method takes `now`.
+//!
+//! - [`reliable`]: sequence numbers, acknowledgements and retransmission — what makes every
+//!   message arrive exactly once and in order over a lossy network.
+//! - [`flood`]: the token bucket behind the flood limit, and the flood gate that counts one
+//!   sender's messages by when it says it sent them.
+//! - [`pacing`]: an honest sender's side of the flood limit — the queue of what waits for its
+//!   turn, released at the announced rate (client and peer).
+//! - [`lateness`]: how far behind its own schedule a role fell, so its own lateness is never
+//!   blamed on the other side (eviction, giving up on a frame).
+//! - [`loggate`]: how often a log line a stranger can cause is written, and the summary of
+//!   the rest.
+//! - [`presence`]: who is online as typed news, the one kind every role gives the UI.
+
+pub mod flood;
+pub mod lateness;
+pub mod loggate;
+pub mod pacing;
+pub mod presence;
+pub mod reliable;
