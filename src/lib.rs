@@ -17,15 +17,17 @@
 //!
 //! - [`wire`]: the byte layout of every frame; encoding and strict decoding. Start here to
 //!   learn the protocol (also described in `PROTOCOL.md`).
-//! - [`server`]: the server's state machine — join cookies and session tokens, sessions,
-//!   broadcast and private messages, timeouts, flood limits and kicks, bans in force,
-//!   guests.
+//! - [`server`]: the server's state machine — `front` (forged addresses, bans in force,
+//!   version, join cookies, admission), `sessions` (sessions, their streams, timeouts,
+//!   probes, leaving, farewells), `room` (broadcast, roster, private messages, nick, away,
+//!   flood limits and kicks), `guests` (plain-text guests).
 //! - [`client`]: the client's state machine — joining (nonce, cookie), sending what the user
 //!   types reliably, showing what arrives exactly once and in order, heartbeats, leaving,
 //!   server silence, rejoining a restarted server.
 //! - [`peer`]: serverless mode — one peer's state machine in a room of identical peers:
-//!   joining through any member, membership by gossip, a reliable stream pair per member,
-//!   names unique in the room, eviction of silent members.
+//!   `join` (joining through any member, names unique in the room), `membership` (the
+//!   member list by gossip, departures, tombstones), `links` (a reliable stream pair per
+//!   member, flood limit and pacing, eviction of silent members).
 //! - [`command`]: parsing the slash-commands people type, shared by both programs.
 //! - [`cli`]: the values the programs' options take (addresses, ports, switches) and
 //!   one-line argument errors.

@@ -1,0 +1,173 @@
+//! Plain-text guests (`nc -u host 4000`, when the server runs with `--guests`).
+//!
+//! Owns turning a guest's datagram into lines and commands, a guest joining by its first
+//! line, the lines a guest is sent (chat, notices, the roster) as plain text.
+//!
+//! It does not own the room's rules that guests share with named clients (`room`: the
+//! flood limit, broadcast), or the front door's bans and forged addresses (`front`).
+
+use super::*;
+
+impl Server {
+    /// A guest's datagram: one or more plain text lines. The first one registers the guest.
+    pub(super) fn handle_guest_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) {
+        let Ok(text) = std::str::from_utf8(datagram) else {
+            return self.note_malformed(now, from, "guest text is not valid UTF-8");
+        };
+        if !self.sessions.contains_key(&from) {
+            if from.port() < 1024 || self.local_addr.is_some_and(|l| l.port() == from.port()) {
+                // Plain text from a well-known service port (echo, chargen, DNS...) or from
+                // another chat server's port is a forgery meant to start an endless
+                // exchange: every line we send there would come back as a new line.
+                return self.note_malformed(now, from, "guest text from a service port");
+            }
+            if self.cooling_down(now, from) {
+                return self.note_malformed(now, from, "guest kicked for flooding a moment ago");
+            }
+            if self.sessions.len() >= self.config.max_clients {
+                return self.note_malformed(now, from, "guest refused: server full");
+            }
+            if self.at_per_ip_cap(from) {
+                return self.note_malformed(now, from, "guest refused: too many from this IP");
+            }
+            // IPv4 peers of a server bound to [::] appear as ::ffff:a.b.c.d; name them by the
+            // address people know.
+            let shown = SocketAddr::new(from.ip().to_canonical(), from.port());
+            let name = format!("{}{shown}", names::GUEST_PREFIX);
+            let name_key = names::key(&name);
+            self.add_session(now, from, name, name_key, None);
+        }
+        if let Some(session) = self.sessions.get_mut(&from) {
+            session.last_heard = now;
+        }
+        // `lines` also drops the `\r` of a `\r\n`, as sent by some terminals and netcat -C.
+        for line in text.lines().filter(|line| !line.trim().is_empty()) {
+            if !self.sessions.contains_key(&from) {
+                break; // it said /exit
+            }
+            self.handle_guest_line(now, from, line);
+        }
+    }
+
+    /// One line from a guest: a command when it starts with `/` (the client's commands, read
+    /// by the client's parser), chat otherwise (`//text` is the chat line `/text`). What a
+    /// command answers goes to the guest only.
+    fn handle_guest_line(&mut self, now: Instant, from: SocketAddr, line: &str) {
+        let time_ms = self.wall_ms(now);
+        let command = match command::parse(line, Side::Client) {
+            Ok(Input::Empty) => return,
+            Ok(Input::Text(text)) => return self.handle_chat(now, from, &text),
+            Ok(Input::Command(command)) => command,
+            Err(error) => {
+                // An answer the guest did not pay for with a datagram of its size: it
+                // costs a flood token, like everything a guest makes us send.
+                if self.admit_under_flood_limit(now, from) {
+                    self.send_notice_to(now, from, time_ms, &error.to_string());
+                }
+                return;
+            }
+        };
+        match command {
+            Command::Msg { to, text } => self.handle_private(now, from, &to, &text),
+            Command::Me { text } => self.handle_action(now, from, &text),
+            Command::Nick { name } => self.handle_nick(now, from, name),
+            Command::Away { reason } => {
+                let reason = reason.as_deref().unwrap_or(AWAY_WITHOUT_REASON);
+                self.handle_away(now, from, reason)
+            }
+            Command::Back => self.handle_away(now, from, ""),
+            Command::Exit => {
+                self.send_notice_to(now, from, time_ms, "you left the chat");
+                self.remove_session(now, from, Removal::Left);
+            }
+            Command::List if self.admit_under_flood_limit(now, from) => self.send_roster(now, from),
+            Command::Help if self.admit_under_flood_limit(now, from) => {
+                let mut text = String::new();
+                for line in command::help_lines(Side::Client) {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+                self.push(from, text.into_bytes().into());
+            }
+            // Over the flood limit (counted and reported like chat), or a server command,
+            // which the client's parser never returns.
+            _ => {}
+        }
+    }
+
+    /// A guest's `/list`: one line, `-- 3 online: alice, bob, carol`, in one datagram (a
+    /// guest never proved its address: the answer to its few bytes stays small), ending
+    /// `and N more` when not everyone fits.
+    pub(super) fn send_guest_roster(
+        &mut self,
+        to: SocketAddr,
+        time_ms: i64,
+        people: &[RosterEntry],
+    ) {
+        // Room for the clock, the newline, and "and 65535 more".
+        const RESERVE: usize = 40;
+        let mut shown = people.len();
+        let mut text = display::online_text(people.len(), 0, people);
+        while text.len() + RESERVE > wire::MAX_DATAGRAM && shown > 0 {
+            shown -= 1;
+            text = display::online_text(people.len(), 0, &people[..shown]);
+        }
+        if shown < people.len() {
+            text.push_str(&format!(" and {} more", people.len() - shown));
+        }
+        self.push(to, guest_line(display::notice_line(time_ms, &text)));
+    }
+}
+
+pub(super) fn guest_line(mut line: String) -> Arc<[u8]> {
+    line.push('\n');
+    line.into_bytes().into()
+}
+
+/// A guest's copy of a chat message: [`display::message_line`] and a newline, built in one
+/// buffer from a clock already formatted (see [`ClockText`]). `text` is sanitized by the
+/// caller; the name is sanitized here all the same, as the last step before a terminal.
+pub(super) fn guest_message_line(clock: &str, from: &str, text: &str) -> Arc<[u8]> {
+    let from = sanitize(from);
+    let text = sanitize(text);
+    let mut line = Vec::with_capacity(clock.len() + from.len() + text.len() + 6);
+    for part in ["[", clock, "] ", &from, ": ", &text, "\n"] {
+        line.extend_from_slice(part.as_bytes());
+    }
+    line.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shortcuts of the chat path must print exactly what `display` would.
+    #[test]
+    fn guest_lines_and_sanitizing_match_display() {
+        let time_ms = 1_700_000_123_456;
+        let mut clock = ClockText::default();
+        for (from, text) in [
+            ("alice", "hello, world ~ 100% {ok}"),
+            ("zoë", "naïve café 日本語 🎉"),
+            (
+                "bob",
+                "tab\there, escape \u{1b}[2J, bidi \u{202e}evil, del \u{7f}",
+            ),
+            ("guest-127.0.0.1:5000", ""),
+        ] {
+            assert_eq!(sanitize(text), display::sanitize(text));
+            let expected = format!("{}\n", display::message_line(time_ms, from, text));
+            let line = guest_message_line(clock.get(time_ms), from, &sanitize(text));
+            assert_eq!(std::str::from_utf8(&line).unwrap(), expected);
+        }
+        // The kept clock follows the seconds, including before 1970.
+        for time_ms in [time_ms + 999, time_ms + 1_000, -1, -1_000, -1_001, 0] {
+            assert_eq!(clock.get(time_ms), display::clock(time_ms));
+        }
+    }
+}

@@ -1,0 +1,863 @@
+//! The server's protocol logic as a plain state machine, with no sockets, threads or clock.
+//!
+//! [`Server`] owns everything the server knows: who is connected at which address under
+//! which name, flood buckets, timeouts, the ban list in force, guests. Inputs are method
+//! calls — a datagram arrived ([`Server::handle_datagram`]), time passed
+//! ([`Server::handle_timeout`]), the operator typed something (`say`, `kick`, `shutdown`,
+//! [`Server::set_ban_list`]) — and outputs are queued for the caller to collect:
+//! datagrams to send ([`Server::poll_transmit`]), things to log ([`Server::poll_event`]), and
+//! when to call back ([`Server::poll_timeout`]). The `icq-server` binary is a thin loop that
+//! moves bytes between its socket and this type; tests drive it directly with a fake clock.
+//! (The shape follows quinn-proto's `Endpoint`.)
+//!
+//! This file owns the `Server` type and its state, the configuration, the events and
+//! errors it gives, the public API (operator commands, statistics) and the timer and
+//! output entry points (`handle_timeout`, `poll_*`). The rest is split by concern into
+//! `impl Server` blocks: `front.rs` (what every datagram meets first: forged
+//! addresses, bans, version, join cookies, admission), `sessions.rs` (sessions and their
+//! streams, requests in order, retransmission, probes, leaving and farewells), `room.rs`
+//! (broadcast, roster, private messages, `/me`, `/nick`, `/away`, the flood limit) and
+//! `guests.rs` (plain-text guests).
+//!
+//! It does not own the byte layout of frames (`wire`), reading or writing the ban file
+//! (`banlist`), or how log lines look (`display`).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+use foldhash::fast::FixedState;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::banlist::{BanList, IpNet};
+use crate::command::{self, Command, Input, Side};
+use crate::display::{self, ClockText, sanitize};
+use crate::names::{self, SERVER_NAME};
+use crate::proto::flood::{FloodGate, FloodLimit};
+use crate::proto::lateness::{self, Credited, Lateness};
+use crate::proto::loggate::{GateLimits, LogGate, Summary};
+use crate::proto::reliable::{Due, Ready, ReceiveWindow, SendWindow};
+use crate::wire::{
+    self, DecodeError, DisconnectReason, Envelope, FloodTerms, Frame, PresenceChange, RefuseReason,
+    RosterEntry,
+};
+
+mod front;
+mod guests;
+mod room;
+mod sessions;
+
+use guests::{guest_line, guest_message_line};
+use sessions::{Farewell, Holder, Probe, Removal, Session, Streams};
+
+/// How long after the first dropped message the flooder is told how many were dropped. The
+/// delay gathers a whole burst into one notice instead of one notice per dropped message.
+pub const FLOOD_NOTICE_DELAY: Duration = Duration::from_secs(1);
+
+/// A malformed datagram is logged at most once per address per this period, so garbage
+/// cannot flood the operator's log.
+pub const MALFORMED_LOG_PERIOD: Duration = Duration::from_secs(60);
+
+/// At most this many addresses are remembered for rate-limiting malformed-datagram log
+/// lines; past that, further malformed datagrams are not logged until entries expire. This
+/// keeps memory bounded when garbage comes from forged, ever-changing source addresses.
+const MALFORMED_LOG_MEMORY: usize = 4096;
+
+/// The most frames sent to one client and not yet acknowledged. A client that falls this far
+/// behind (a stalled program, a path losing nearly everything) has its oldest half replaced
+/// by one [`Frame::Missed`] telling it how many it will never get: memory stays bounded and
+/// the gap is never silent.
+pub const OUTBOX_LIMIT: usize = 2048;
+
+/// How many of a client's frames may arrive ahead of one that is missing; later ones are
+/// dropped unacknowledged and come again. Bounds the memory a client can make us hold.
+pub const INBOX_LIMIT: u32 = 64;
+
+/// Flood warnings count towards a kick only within this window: a client that bursts now
+/// and then is warned, one that floods on and on is removed.
+pub const FLOOD_KICK_WINDOW: Duration = Duration::from_secs(60);
+
+/// What a client that comes back after losing its session (the server restarted, or timed
+/// it out) is told: the server keeps no history to replay.
+pub const MISSED_WHILE_AWAY: &str = "you were away: messages sent to the chat meanwhile are \
+     not replayed and may have been missed";
+
+/// The reason `/away` sends when none is given; shown as a plain "is away".
+pub const AWAY_WITHOUT_REASON: &str = "away";
+
+/// How long the token of a session that left is remembered, so a repeated leave is
+/// confirmed (its first confirmation was lost) while a leave for a session the server never
+/// had (it restarted) is not: confirming that one would tell the client its unconfirmed
+/// lines were delivered.
+pub const LEFT_MEMORY: Duration = Duration::from_secs(60);
+
+/// A join cookie is good for the period it was made in and the next one: long enough for
+/// a client's join retries, short enough that an old cookie seen on the wire is soon
+/// useless.
+pub const COOKIE_PERIOD: Duration = Duration::from_secs(30);
+
+/// A join under a name whose session has been silent for longer than this probes that
+/// session ([`Frame::Probe`]) instead of being refused at once: the holder may have crashed
+/// (a name is held by a live session, not for the whole timeout of a dead one).
+pub const PROBE_AFTER_SILENCE: Duration = Duration::from_secs(1);
+
+/// How long a probed session has to answer before it is ended as timed out, and the name
+/// given to the join that asked for it.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A probe is sent again (it may be lost) when the join is repeated, at most this often.
+pub const PROBE_REPEAT: Duration = Duration::from_millis(500);
+
+/// While the loop falls behind, at most this many joins are carried out per turn of the
+/// loop (between two [`Server::handle_loop_report`]s); later ones are refused with
+/// [`RefuseReason::Busy`] and asked again after a while. A join costs a roster and a
+/// presence frame to everyone, a heartbeat or an acknowledgement almost nothing: under
+/// saturation the cheap, vital datagrams must not wait behind a queue of joins.
+pub const JOINS_PER_TURN: usize = 8;
+
+/// How many ended sessions may still be repeating their farewell ([`Frame::Disconnected`])
+/// at once; past it, a farewell is sent once and not repeated.
+const FAREWELL_LIMIT: usize = 4096;
+
+/// Settings chosen on the command line.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Per-client chat limit; `None` turns flood limiting off.
+    pub flood_limit: Option<FloodLimit>,
+    /// A client silent for this long is evicted.
+    pub timeout: Duration,
+    /// Whether plain-text datagrams are accepted as chat from guests.
+    pub guests: bool,
+    /// The most clients (named and guests together) served at once.
+    pub max_clients: usize,
+    /// The most clients served at once from one IP address (any ports); `None` lifts the
+    /// cap (for benchmarks, or a classroom behind one NAT).
+    pub max_per_ip: Option<usize>,
+    /// A client that is warned this many times within [`FLOOD_KICK_WINDOW`] for sending too
+    /// fast is kicked; `None` only drops and warns.
+    pub flood_kick: Option<u32>,
+    /// Seeds the hash tables. Random by default, so nobody can predict which addresses
+    /// collide; tests fix it so a simulation replays exactly.
+    pub hash_seed: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            flood_limit: FloodLimit::from_options(5.0, 10),
+            timeout: Duration::from_secs(30),
+            guests: false,
+            max_clients: 1024,
+            max_per_ip: Some(16),
+            flood_kick: Some(3),
+            hash_seed: getrandom::u64().unwrap_or(0x1C0_5EED),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// How often clients must send something: a third of the timeout, so two heartbeats in
+    /// a row can be lost before a live client is evicted.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.timeout / 3
+    }
+
+    /// How often the sessions are scanned for timeouts. Eviction happens between `timeout`
+    /// and `timeout` plus this; scanning on a period instead of tracking a deadline per
+    /// client keeps each datagram's work independent of how many clients there are.
+    fn sweep_interval(&self) -> Duration {
+        (self.timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+}
+
+/// One datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where it goes.
+    pub destination: SocketAddr,
+    /// The bytes, or for a sequenced frame the bytes with a blank envelope. A broadcast
+    /// encodes its frame once and shares it among all recipients.
+    pub payload: Arc<[u8]>,
+    /// The recipient's own envelope (token, sequence number, acknowledgements), to write
+    /// over the blank one; `None` when `payload` is complete as it is.
+    pub envelope: Option<Envelope>,
+}
+
+impl Transmit {
+    /// Writes the datagram into `out` (cleared first): the payload with the envelope in
+    /// place. The binary reuses one buffer, so sending allocates nothing.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&self.payload);
+        if let Some(envelope) = &self.envelope {
+            envelope.patch(out);
+        }
+    }
+
+    /// The datagram as a new buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_to(&mut out);
+        out
+    }
+}
+
+/// Counters for tests and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Datagrams queued for sending, of every kind.
+    pub datagrams_sent: u64,
+    /// Sequenced frames sent again because no acknowledgement came in time.
+    pub retransmissions: u64,
+    /// Frames a client will never get because it fell [`OUTBOX_LIMIT`] behind.
+    pub frames_missed: u64,
+}
+
+/// Something the operator should see in the log. Each becomes one timestamped line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// A client joined (a guest joins by sending its first line).
+    Joined {
+        time_ms: i64,
+        name: String,
+        addr: SocketAddr,
+        guest: bool,
+    },
+    /// A client left by saying so.
+    Left {
+        time_ms: i64,
+        name: String,
+        addr: SocketAddr,
+    },
+    /// A client was silent for longer than the timeout, or stopped acknowledging what it
+    /// was sent, and was evicted.
+    TimedOut {
+        time_ms: i64,
+        name: String,
+        addr: SocketAddr,
+    },
+    /// The operator kicked a client.
+    Kicked {
+        time_ms: i64,
+        name: String,
+        addr: SocketAddr,
+    },
+    /// A connected client was disconnected because its address is now banned.
+    Banned {
+        time_ms: i64,
+        name: String,
+        addr: SocketAddr,
+    },
+    /// A join was refused.
+    Refused {
+        time_ms: i64,
+        name: String,
+        addr: SocketAddr,
+        reason: RefuseReason,
+    },
+    /// A client sent faster than the flood limit; `dropped` of its messages were not sent.
+    FloodDropped {
+        time_ms: i64,
+        name: String,
+        addr: SocketAddr,
+        dropped: u32,
+    },
+    /// A chat message was broadcast.
+    Chat {
+        time_ms: i64,
+        from: String,
+        text: String,
+    },
+    /// A private message went from `from` to `to` (the operator's log shows it: the server
+    /// relays it in the clear anyway, and abuse must be traceable).
+    Private {
+        time_ms: i64,
+        from: String,
+        to: String,
+        text: String,
+    },
+    /// A `/me` action was broadcast.
+    Action {
+        time_ms: i64,
+        from: String,
+        text: String,
+    },
+    /// A client said it is away (`reason`), or back (`None`).
+    Away {
+        time_ms: i64,
+        name: String,
+        reason: Option<String>,
+    },
+    /// A client changed its name.
+    Renamed {
+        time_ms: i64,
+        from: String,
+        to: String,
+        addr: SocketAddr,
+    },
+    /// A datagram was dropped as malformed (logged once per address per minute at most).
+    Malformed {
+        time_ms: i64,
+        addr: SocketAddr,
+        why: String,
+    },
+    /// Lines that strangers caused and the log gate held back over `period`: `count` more
+    /// of `kind` from `from` (`None`: from addresses not counted one by one).
+    Suppressed {
+        time_ms: i64,
+        kind: SuppressedKind,
+        from: Option<String>,
+        count: u64,
+        period: Duration,
+    },
+    /// The server told every client it is closing.
+    Closing { time_ms: i64, clients: usize },
+}
+
+/// What a [`ServerEvent::Suppressed`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuppressedKind {
+    /// Refused joins ([`ServerEvent::Refused`]).
+    Refusals,
+    /// Malformed datagrams ([`ServerEvent::Malformed`]).
+    Malformed,
+}
+
+/// Whose refused joins one log-gate key counts: a banned range as a whole (a forger picks
+/// any address in it), any other refusal by address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum RefusalKey {
+    Banned(IpNet),
+    Address(IpAddr),
+}
+
+impl fmt::Display for RefusalKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RefusalKey::Banned(net) => write!(f, "banned {net}"),
+            RefusalKey::Address(ip) => write!(f, "{}", ip.to_canonical()),
+        }
+    }
+}
+
+/// What the operator's `/list` shows about one client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// Registered name.
+    pub name: String,
+    /// Address the client sends from.
+    pub addr: SocketAddr,
+    /// Whether it is a plain-text guest.
+    pub guest: bool,
+    /// Time since it joined.
+    pub connected_for: Duration,
+    /// Time since it was last heard from.
+    pub idle_for: Duration,
+    /// Why it is away, if it said so with `/away`.
+    pub away: Option<String>,
+}
+
+/// A console command that could not be carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerError {
+    /// No client has this name.
+    NoSuchClient { name: String },
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::NoSuchClient { name } => {
+                write!(
+                    f,
+                    "no client named '{}' is online (see /list)",
+                    display::sanitize(name)
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientKind {
+    /// Speaks the protocol and joined with a name.
+    Named,
+    /// Sends and receives plain text lines.
+    Guest,
+}
+
+/// A sequenced request from a client, in the order the client sent it.
+#[derive(Debug)]
+enum Request {
+    Chat(String),
+    List,
+    Leave,
+    Private { to: String, text: String },
+    Action(String),
+    Nick(String),
+    Away(String),
+}
+
+/// Retransmission deadlines, earliest first. Entries are never removed early: a popped
+/// entry that no longer matches its session's `timer` is stale and skipped.
+type Timers = BinaryHeap<Reverse<(Instant, SocketAddr)>>;
+
+/// Where sending puts things; borrowed from `Server` beside a borrowed session.
+struct Outgoing<'a> {
+    transmits: &'a mut VecDeque<Transmit>,
+    timers: &'a mut Timers,
+    stats: &'a mut ServerStats,
+}
+
+/// The server's state machine. See the module documentation.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    /// An instant and the wall-clock time (ms since the Unix epoch) it corresponds to, so the
+    /// server stamps messages with wall-clock time while its logic runs on `Instant`s.
+    clock_origin: (Instant, i64),
+    sessions: HashMap<SocketAddr, Session, FixedState>,
+    by_name: HashMap<String, SocketAddr, FixedState>,
+    farewells: HashMap<SocketAddr, Farewell, FixedState>,
+    bans: BanList,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<ServerEvent>,
+    timers: Timers,
+    stats: ServerStats,
+    /// Flooders to tell how many messages were dropped, and when.
+    flood_notices_due: Vec<(Instant, SocketAddr)>,
+    /// Probed sessions and when their probe runs out (at most a few per session: one is
+    /// added per probe, and a probe is answered or runs out within [`PROBE_TIMEOUT`]).
+    probes: Vec<(Instant, SocketAddr)>,
+    next_sweep: Instant,
+    /// Malformed-datagram log lines, per address.
+    malformed_log: LogGate<SocketAddr>,
+    /// Refused-join log lines, per banned range or address.
+    refusal_log: LogGate<RefusalKey>,
+    /// The address the server's socket is bound to, once the binary has said so; datagrams
+    /// that claim to come from it are forgeries and are dropped.
+    local_addr: Option<SocketAddr>,
+    /// Sessions that left recently: address, token and when, for [`LEFT_MEMORY`].
+    left: HashMap<SocketAddr, (u64, Instant), FixedState>,
+    /// Addresses kicked for flooding, and when: they may not come back (a guest by sending
+    /// another line, a client by joining) until [`FLOOD_KICK_WINDOW`] has passed.
+    flood_kicked: HashMap<SocketAddr, Instant, FixedState>,
+    /// The secret key of join cookies: SipHash with random keys, a keyed hash built for
+    /// exactly this (a short tag nobody without the key can compute).
+    cookie_key: std::hash::RandomState,
+    /// The clock of guests' chat lines, formatted once a second.
+    clock_text: ClockText,
+    /// Time the server itself could not run or keep up: clients' silence then is ours.
+    lateness: Lateness,
+    /// Joins carried out since the loop's last report ([`Server::handle_loop_report`]).
+    joins_this_turn: usize,
+}
+
+impl Server {
+    /// A server with no clients. `wall_ms` is the wall-clock time at `now`, in milliseconds
+    /// since the Unix epoch.
+    pub fn new(config: ServerConfig, bans: BanList, now: Instant, wall_ms: i64) -> Server {
+        let hasher = FixedState::with_seed(config.hash_seed);
+        Server {
+            next_sweep: now + config.sweep_interval(),
+            config,
+            clock_origin: (now, wall_ms),
+            sessions: HashMap::with_hasher(hasher.clone()),
+            by_name: HashMap::with_hasher(hasher.clone()),
+            farewells: HashMap::with_hasher(hasher.clone()),
+            bans,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            lateness: Lateness::new(),
+            joins_this_turn: 0,
+            stats: ServerStats::default(),
+            flood_notices_due: Vec::new(),
+            probes: Vec::new(),
+            malformed_log: LogGate::new(GateLimits {
+                period: MALFORMED_LOG_PERIOD,
+                keys: MALFORMED_LOG_MEMORY,
+                ..GateLimits::default()
+            }),
+            refusal_log: LogGate::new(GateLimits {
+                keys: MALFORMED_LOG_MEMORY,
+                ..GateLimits::default()
+            }),
+            flood_kicked: HashMap::with_hasher(hasher.clone()),
+            left: HashMap::with_hasher(hasher.clone()),
+            local_addr: None,
+            cookie_key: std::hash::RandomState::new(),
+            clock_text: ClockText::default(),
+        }
+    }
+
+    /// Tells the core which address its socket is bound to. Datagrams claiming to come from
+    /// that address (or, for a wildcard bind, from the same port on a loopback address) are
+    /// forgeries: answering them would make the server talk to itself forever.
+    pub fn set_local_address(&mut self, local_addr: SocketAddr) {
+        self.local_addr = Some(local_addr);
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Counters since the server started.
+    pub fn stats(&self) -> ServerStats {
+        self.stats
+    }
+
+    /// Whether any frame sent to a client still waits for its acknowledgement.
+    pub fn has_unacknowledged(&self) -> bool {
+        self.farewells_pending()
+            || self
+                .sessions
+                .values()
+                .filter_map(|s| s.streams.as_ref())
+                .any(|streams| !streams.outbox.is_empty())
+    }
+
+    /// Whether ended sessions are still repeating their farewell; a closing server waits
+    /// (briefly) for this to turn false so its last words arrive.
+    pub fn farewells_pending(&self) -> bool {
+        !self.farewells.is_empty()
+    }
+
+    /// The loop reports, after each batch of datagrams, whether more were waiting
+    /// (`behind`: it is not keeping up). While it falls behind, the time counts as the
+    /// server's own lateness (no client is evicted for silence meanwhile, its datagrams
+    /// may have waited or been dropped in the socket's buffer), and joins wait their turn
+    /// so heartbeats and acknowledgements are handled first.
+    pub fn handle_loop_report(&mut self, now: Instant, behind: bool) {
+        self.lateness.loop_report(now, behind);
+        self.joins_this_turn = 0;
+    }
+
+    /// Advances timers: evicts silent clients, sends due flood notices. Call when
+    /// [`Server::poll_timeout`]'s instant has passed (calling early is harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.retransmit_due(now);
+        let (due, later): (Vec<_>, Vec<_>) = self
+            .flood_notices_due
+            .drain(..)
+            .partition(|(when, _)| *when <= now);
+        self.flood_notices_due = later;
+        for (_, addr) in due {
+            self.send_flood_notice(now, addr);
+        }
+        let (due, later): (Vec<_>, Vec<_>) =
+            self.probes.drain(..).partition(|(when, _)| *when <= now);
+        self.probes = later;
+        for (deadline, addr) in due {
+            let unanswered = self
+                .sessions
+                .get(&addr)
+                .and_then(|s| s.probe)
+                .is_some_and(|probe| probe.deadline == deadline);
+            if unanswered {
+                self.remove_session(now, addr, Removal::TimedOut);
+            }
+        }
+
+        let time_ms = self.wall_ms(now);
+        let summaries = self
+            .refusal_log
+            .poll(now)
+            .into_iter()
+            .map(|summary| suppressed(time_ms, SuppressedKind::Refusals, summary))
+            .chain(
+                self.malformed_log
+                    .poll(now)
+                    .into_iter()
+                    .map(|summary| suppressed(time_ms, SuppressedKind::Malformed, summary)),
+            );
+        self.events.extend(summaries.collect::<Vec<_>>());
+
+        if now >= self.next_sweep {
+            self.next_sweep = now + self.config.sweep_interval();
+            let timeout = self.config.timeout;
+            let mut silent = Vec::new();
+            for (addr, session) in &mut self.sessions {
+                session.catch_up(now, &self.lateness);
+                if now.saturating_duration_since(session.last_heard) >= timeout {
+                    silent.push(*addr);
+                } else if let Some(streams) = session.streams.as_mut() {
+                    // Idle clients are most of them on a big server: each one's outbox
+                    // would keep room for its largest burst (~5 KB for 64 frames).
+                    streams.outbox.release_memory_if_idle();
+                }
+            }
+            for addr in silent {
+                self.remove_session(now, addr, Removal::TimedOut);
+            }
+            self.flood_kicked
+                .retain(|_, at| now.saturating_duration_since(*at) < FLOOD_KICK_WINDOW);
+            self.left
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < LEFT_MEMORY);
+        }
+    }
+
+    /// When [`Server::handle_timeout`] should next be called, if anything is pending.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let sweep =
+            (!self.sessions.is_empty() || !self.flood_kicked.is_empty() || !self.left.is_empty())
+                .then_some(self.next_sweep);
+        let notices = self
+            .flood_notices_due
+            .iter()
+            .chain(&self.probes)
+            .map(|(when, _)| *when);
+        let retransmit = self.timers.peek().map(|Reverse((when, _))| *when);
+        let summaries = [
+            self.refusal_log.next_deadline(),
+            self.malformed_log.next_deadline(),
+        ];
+        sweep
+            .into_iter()
+            .chain(notices)
+            .chain(retransmit)
+            .chain(summaries.into_iter().flatten())
+            .min()
+    }
+
+    /// The next datagram to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next thing to log, if any.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Sends a private message from the operator (`/msg` on the console) to the client
+    /// called `to`.
+    pub fn say_privately(&mut self, now: Instant, to: &str, text: &str) -> Result<(), ServerError> {
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        self.send_private(now, SERVER_NAME, None, to, text)
+    }
+
+    /// Broadcasts a line the operator typed on the console, as from `server`.
+    pub fn say(&mut self, now: Instant, text: &str) {
+        if !text.trim().is_empty() {
+            self.broadcast_chat(now, None, SERVER_NAME, text);
+        }
+    }
+
+    /// Disconnects the client called `name` (case-insensitively); it may join again.
+    pub fn kick(&mut self, now: Instant, name: &str) -> Result<(), ServerError> {
+        let addr = self
+            .address_of(name)
+            .ok_or_else(|| ServerError::NoSuchClient {
+                name: name.to_owned(),
+            })?;
+        self.remove_session(now, addr, Removal::Kicked);
+        Ok(())
+    }
+
+    /// What `/ban TARGET` bans: an address or range as written, or the address of the client
+    /// called TARGET.
+    pub fn ban_target(&self, target: &str) -> Result<IpNet, ServerError> {
+        if let Ok(net) = target.parse::<IpNet>() {
+            return Ok(net);
+        }
+        self.address_of(target)
+            .map(|addr| IpNet::host(addr.ip().to_canonical()))
+            .ok_or_else(|| ServerError::NoSuchClient {
+                name: target.to_owned(),
+            })
+    }
+
+    fn address_of(&self, name: &str) -> Option<SocketAddr> {
+        self.by_name.get(&names::key(name)).copied()
+    }
+
+    /// Puts a new ban list in force (after `/ban`, `/unban` or a hand edit of the file) and
+    /// disconnects every client whose address it bans.
+    pub fn set_ban_list(&mut self, now: Instant, bans: BanList) {
+        self.bans = bans;
+        let banned: Vec<SocketAddr> = self
+            .sessions
+            .keys()
+            .filter(|addr| self.bans.is_banned(addr.ip()))
+            .copied()
+            .collect();
+        for addr in banned {
+            self.remove_session(now, addr, Removal::Banned);
+        }
+    }
+
+    /// The ban list in force.
+    pub fn ban_list(&self) -> &BanList {
+        &self.bans
+    }
+
+    /// Tells every client the server is closing and forgets them all.
+    pub fn shutdown(&mut self, now: Instant) {
+        let time_ms = self.wall_ms(now);
+        let text = "the server is closing";
+        let clients = self.sessions.len();
+        let addrs: Vec<SocketAddr> = self.sessions.keys().copied().collect();
+        for addr in addrs {
+            if let Some(session) = self.sessions.remove(&addr) {
+                self.say_farewell(
+                    now,
+                    addr,
+                    session,
+                    time_ms,
+                    DisconnectReason::ServerClosing,
+                    text,
+                );
+            }
+        }
+        self.by_name.clear();
+        self.flood_notices_due.clear();
+        self.events
+            .push_back(ServerEvent::Closing { time_ms, clients });
+    }
+
+    /// Who is connected, sorted by name, for the operator's `/list`.
+    pub fn clients(&self, now: Instant) -> Vec<ClientInfo> {
+        let mut clients: Vec<ClientInfo> = self
+            .sessions
+            .iter()
+            .map(|(addr, s)| ClientInfo {
+                name: s.name.clone(),
+                addr: *addr,
+                guest: s.kind == ClientKind::Guest,
+                connected_for: now.saturating_duration_since(s.joined_at),
+                idle_for: now.saturating_duration_since(s.last_heard),
+                away: s.away.clone(),
+            })
+            .collect();
+        clients.sort_by_cached_key(|c| names::fold(&c.name));
+        clients
+    }
+
+    /// Sends a sequenced frame (encoded with a blank envelope) to one named client.
+    fn send_sequenced(&mut self, now: Instant, to: SocketAddr, payload: Arc<[u8]>) {
+        let Some(streams) = self.sessions.get_mut(&to).and_then(|s| s.streams.as_mut()) else {
+            return;
+        };
+        let mut out = Outgoing {
+            transmits: &mut self.transmits,
+            timers: &mut self.timers,
+            stats: &mut self.stats,
+        };
+        streams.send(now, to, payload, &mut out);
+    }
+
+    /// Sends a frame that stands alone (no sequence number, never repeated by us).
+    fn send_unsequenced(&mut self, to: SocketAddr, frame: &Frame) {
+        self.push(to, frame.to_bytes().into());
+    }
+
+    fn push(&mut self, destination: SocketAddr, payload: Arc<[u8]>) {
+        self.stats.datagrams_sent += 1;
+        self.transmits.push_back(Transmit {
+            destination,
+            payload,
+            envelope: None,
+        });
+    }
+
+    fn note_malformed(&mut self, now: Instant, from: SocketAddr, why: &str) {
+        if !self.malformed_log.admit(now, &from) {
+            return;
+        }
+        self.events.push_back(ServerEvent::Malformed {
+            time_ms: self.wall_ms(now),
+            addr: from,
+            why: why.to_owned(),
+        });
+    }
+
+    /// Wall-clock milliseconds since the Unix epoch at `now`.
+    fn wall_ms(&self, now: Instant) -> i64 {
+        let (origin, origin_ms) = self.clock_origin;
+        let since = now.saturating_duration_since(origin).as_millis();
+        origin_ms.saturating_add(i64::try_from(since).unwrap_or(i64::MAX))
+    }
+}
+
+/// The event for one summary of a log gate.
+fn suppressed<K: fmt::Display>(
+    time_ms: i64,
+    kind: SuppressedKind,
+    summary: Summary<K>,
+) -> ServerEvent {
+    ServerEvent::Suppressed {
+        time_ms,
+        kind,
+        from: summary.key.map(|key| key.to_string()),
+        count: summary.suppressed,
+        period: summary.period,
+    }
+}
+
+/// A fresh session token from the operating system's random source. Tokens only need to be
+/// unguessable by someone who cannot see the traffic; should the OS source fail (it does
+/// not on any supported system), the clock's nanoseconds mixed with a counter still keep
+/// sessions apart.
+fn new_token() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        nanos ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+    })
+}
+
+fn frame_name(frame: &Frame) -> &'static str {
+    match frame {
+        Frame::Join { .. } => "join",
+        Frame::Chat { .. } => "chat",
+        Frame::ListRequest { .. } => "list request",
+        Frame::Leave { .. } => "leave",
+        Frame::Heartbeat { .. } => "heartbeat",
+        Frame::ClientAck { .. } => "ack",
+        Frame::Welcome { .. } => "welcome",
+        Frame::Refused { .. } => "refused",
+        Frame::Challenge { .. } => "challenge",
+        Frame::Private { .. } => "private",
+        Frame::Action { .. } => "action",
+        Frame::Nick { .. } => "nick",
+        Frame::Away { .. } => "away",
+        Frame::PrivateMessage { .. } => "private message",
+        Frame::ActionMessage { .. } => "action message",
+        Frame::Renamed { .. } => "renamed",
+        Frame::Presence { .. } => "presence",
+        Frame::Message { .. } => "message",
+        Frame::Notice { .. } => "notice",
+        Frame::Roster { .. } => "roster",
+        Frame::Disconnected { .. } => "disconnected",
+        Frame::Missed { .. } => "missed",
+        Frame::ServerAck { .. } => "server ack",
+        Frame::LeaveAck { .. } => "leave ack",
+        Frame::NotJoined { .. } => "not joined",
+        Frame::Probe { .. } => "probe",
+        Frame::PeerJoin { .. }
+        | Frame::PeerChallenge { .. }
+        | Frame::PeerWelcome { .. }
+        | Frame::PeerRefused { .. }
+        | Frame::PeerHello { .. }
+        | Frame::PeerAck { .. }
+        | Frame::PeerNotMember { .. }
+        | Frame::PeerChat { .. }
+        | Frame::PeerPrivate { .. }
+        | Frame::PeerMembers { .. }
+        | Frame::PeerAnnounce { .. }
+        | Frame::PeerGone { .. }
+        | Frame::PeerLeave { .. }
+        | Frame::PeerFlooded { .. } => "peer-mode frame",
+    }
+}

@@ -1,0 +1,469 @@
+//! The room: what members say and what everyone is shown.
+//!
+//! Owns broadcasting chat lines, notices and presence changes to every session (named or
+//! guest), the roster (`/who`), private messages, actions (`/me`), renaming (`/nick`),
+//! away and back (`/away`), and the flood limit on what a session says, with its delayed
+//! notice of how many messages were dropped.
+//!
+//! It does not own sessions' streams and their end (`sessions`), joins (`front`), or how a
+//! guest's datagram becomes a line (`guests`).
+
+use super::*;
+
+impl Server {
+    pub(super) fn handle_chat(&mut self, now: Instant, from: SocketAddr, text: &str) {
+        if text.is_empty() || !self.admit_under_flood_limit(now, from) {
+            return;
+        }
+        if let Some(name) = self.sessions.get(&from).map(|s| s.name.clone()) {
+            self.broadcast_chat(now, Some(from), &name, text);
+        }
+    }
+
+    pub(super) fn admit_under_flood_limit(&mut self, now: Instant, from: SocketAddr) -> bool {
+        let Some(session) = self.sessions.get_mut(&from) else {
+            return false;
+        };
+        let Some(gate) = session.flood.as_mut() else {
+            return true;
+        };
+        let stamp = session.streams.as_ref().and_then(|streams| streams.stamp);
+        if gate.admit(now, stamp) {
+            return true;
+        }
+        if session.flood_dropped == 0 {
+            self.flood_notices_due
+                .push((now + FLOOD_NOTICE_DELAY, from));
+        }
+        session.flood_dropped = session.flood_dropped.saturating_add(1);
+        false
+    }
+
+    pub(super) fn send_roster(&mut self, now: Instant, to: SocketAddr) {
+        let mut people: Vec<RosterEntry> = self
+            .sessions
+            .values()
+            .map(|s| RosterEntry {
+                name: s.name.clone(),
+                away: s.away.clone().unwrap_or_default(),
+                guest: s.kind == ClientKind::Guest,
+            })
+            .collect();
+        people.sort_by_cached_key(|entry| names::fold(&entry.name));
+        let time_ms = self.wall_ms(now);
+        if self
+            .sessions
+            .get(&to)
+            .is_some_and(|s| s.kind == ClientKind::Guest)
+        {
+            return self.send_guest_roster(to, time_ms, &people);
+        }
+        let total = u16::try_from(people.len()).unwrap_or(u16::MAX);
+        people.truncate(usize::from(total));
+        // Header, envelope, time, total and offset; then as many entries as fit in one
+        // datagram.
+        const ROSTER_FIXED_LEN: usize = wire::HEADER_LEN + wire::ENVELOPE_LEN + 8 + 2 + 2;
+        let mut frames = Vec::new();
+        let mut chunk: Vec<RosterEntry> = Vec::new();
+        let mut chunk_len = ROSTER_FIXED_LEN;
+        let mut offset = 0usize;
+        for (index, entry) in people.into_iter().enumerate() {
+            let entry_len = 3 + entry.name.len() + entry.away.len();
+            if chunk_len + entry_len > wire::MAX_DATAGRAM {
+                frames.push((offset, std::mem::take(&mut chunk)));
+                offset = index;
+                chunk_len = ROSTER_FIXED_LEN;
+            }
+            chunk_len += entry_len;
+            chunk.push(entry);
+        }
+        frames.push((offset, chunk));
+        for (offset, entries) in frames {
+            let offset = u16::try_from(offset).unwrap_or(u16::MAX);
+            let roster = Frame::Roster {
+                envelope: Envelope::default(),
+                time_ms,
+                total,
+                offset,
+                entries,
+            };
+            self.send_sequenced(now, to, roster.to_bytes().into());
+        }
+    }
+
+    /// `/msg`: delivers `text` to the client called `to` and echoes it to the sender, so
+    /// both see it (and only they do). An unknown name gets the sender a notice.
+    pub(super) fn handle_private(&mut self, now: Instant, from: SocketAddr, to: &str, text: &str) {
+        if text.trim().is_empty() || !self.admit_under_flood_limit(now, from) {
+            return;
+        }
+        let Some(sender) = self.sessions.get(&from).map(|s| s.name.clone()) else {
+            return;
+        };
+        // An unknown name is already reported to the sender as a notice.
+        let _ = self.send_private(now, &sender, Some(from), to, text);
+    }
+
+    /// Sends a private message from `sender` (at `from`, or the console when `None`).
+    pub(super) fn send_private(
+        &mut self,
+        now: Instant,
+        sender: &str,
+        from: Option<SocketAddr>,
+        to: &str,
+        text: &str,
+    ) -> Result<(), ServerError> {
+        let time_ms = self.wall_ms(now);
+        let Some(recipient_addr) = self.address_of(to) else {
+            if let Some(from) = from {
+                let notice = format!(
+                    "not delivered: no one called {} is online (see /list)",
+                    display::sanitize(to)
+                );
+                self.send_notice_to(now, from, time_ms, &notice);
+            }
+            return Err(ServerError::NoSuchClient {
+                name: to.to_owned(),
+            });
+        };
+        let recipient = self.sessions[&recipient_addr].name.clone();
+        let clean = display::sanitize(text);
+        for piece in wire::split_text(&clean) {
+            let frame = Frame::PrivateMessage {
+                envelope: Envelope::default(),
+                time_ms,
+                from: sender.to_owned(),
+                to: recipient.clone(),
+                text: piece.to_owned(),
+            };
+            let payload: Arc<[u8]> = frame.to_bytes().into();
+            let mut recipients = vec![recipient_addr];
+            if let Some(from) = from
+                && from != recipient_addr
+            {
+                recipients.push(from);
+            }
+            for addr in recipients {
+                match self.sessions.get(&addr).map(|s| s.kind) {
+                    Some(ClientKind::Named) => self.send_sequenced(now, addr, payload.clone()),
+                    Some(ClientKind::Guest) => {
+                        let line = format!(
+                            "{} (private)",
+                            display::message_line(time_ms, sender, piece)
+                        );
+                        self.push(addr, guest_line(line));
+                    }
+                    None => {}
+                }
+            }
+            self.events.push_back(ServerEvent::Private {
+                time_ms,
+                from: sender.to_owned(),
+                to: recipient.clone(),
+                text: piece.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `/me`: an action, broadcast as `* alice waves`.
+    pub(super) fn handle_action(&mut self, now: Instant, from: SocketAddr, text: &str) {
+        if text.trim().is_empty() || !self.admit_under_flood_limit(now, from) {
+            return;
+        }
+        let Some(name) = self.sessions.get(&from).map(|s| s.name.clone()) else {
+            return;
+        };
+        let time_ms = self.wall_ms(now);
+        let clean = display::sanitize(text);
+        for piece in wire::split_text(&clean) {
+            let frame = || Frame::ActionMessage {
+                envelope: Envelope::default(),
+                time_ms,
+                from: name.clone(),
+                text: piece.to_owned(),
+            };
+            let guest = |clock: &mut ClockText| {
+                guest_line(format!("[{}] * {name} {piece}", clock.get(time_ms)))
+            };
+            self.broadcast(now, Some(from), frame, guest);
+            self.events.push_back(ServerEvent::Action {
+                time_ms,
+                from: name.clone(),
+                text: piece.to_owned(),
+            });
+        }
+    }
+
+    /// `/nick`: renames the client if the new name is valid and free, and tells everyone.
+    pub(super) fn handle_nick(&mut self, now: Instant, from: SocketAddr, new_name: String) {
+        let time_ms = self.wall_ms(now);
+        let Some(old_name) = self.sessions.get(&from).map(|s| s.name.clone()) else {
+            return;
+        };
+        let new_key = names::key(&new_name);
+        let refusal = if let Err(error) = names::validate(&new_name) {
+            Some(format!(
+                "cannot rename to {}: {error}",
+                display::sanitize(&new_name)
+            ))
+        } else if self.by_name.get(&new_key).is_some_and(|addr| *addr != from) {
+            Some(format!(
+                "cannot rename: {} is taken",
+                display::sanitize(&new_name)
+            ))
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            return self.send_notice_to(now, from, time_ms, &refusal);
+        }
+        if new_name == old_name {
+            return;
+        }
+        // A rename is announced to everyone: it costs a flood token like a message.
+        if !self.admit_under_flood_limit(now, from) {
+            return;
+        }
+        let Some(session) = self.sessions.get_mut(&from) else {
+            return;
+        };
+        let old_key = std::mem::replace(&mut session.name_key, new_key.clone());
+        session.name = new_name.clone();
+        let kind = session.kind;
+        self.by_name.remove(&old_key);
+        self.by_name.insert(new_key, from);
+        let renamed = Frame::Renamed {
+            envelope: Envelope::default(),
+            name: new_name.clone(),
+        };
+        match kind {
+            ClientKind::Named => self.send_sequenced(now, from, renamed.to_bytes().into()),
+            ClientKind::Guest => {
+                let text = format!("you are now known as {}", display::sanitize(&new_name));
+                self.send_notice_to(now, from, time_ms, &text);
+            }
+        }
+        self.broadcast_presence(
+            now,
+            &old_name,
+            PresenceChange::Renamed {
+                to: new_name.clone(),
+            },
+        );
+        self.events.push_back(ServerEvent::Renamed {
+            time_ms,
+            from: old_name,
+            to: new_name,
+            addr: from,
+        });
+    }
+
+    /// `/away REASON` (or `/back`: an empty reason): shown in `/list`, announced once.
+    pub(super) fn handle_away(&mut self, now: Instant, from: SocketAddr, reason: &str) {
+        let reason = reason.trim();
+        // Sanitizing can lengthen a reason; keep it within what a roster entry carries.
+        let new = (!reason.is_empty()).then(|| {
+            let clean = display::sanitize(reason);
+            wire::truncate_to_char_boundary(&clean, wire::MAX_NAME_BYTES).to_owned()
+        });
+        if self.sessions.get(&from).is_none_or(|s| s.away == new) {
+            return;
+        }
+        // Each change is announced to everyone: it costs a flood token like a message.
+        if !self.admit_under_flood_limit(now, from) {
+            return;
+        }
+        let Some(session) = self.sessions.get_mut(&from) else {
+            return;
+        };
+        let name = session.name.clone();
+        session.away = new.clone();
+        let change = match &new {
+            Some(reason) => PresenceChange::Away {
+                reason: reason.clone(),
+            },
+            None => PresenceChange::Back,
+        };
+        self.broadcast_presence(now, &name, change);
+        self.events.push_back(ServerEvent::Away {
+            time_ms: self.wall_ms(now),
+            name,
+            reason: new,
+        });
+    }
+
+    pub(super) fn send_flood_notice(&mut self, now: Instant, addr: SocketAddr) {
+        let Some(session) = self.sessions.get_mut(&addr) else {
+            return;
+        };
+        let dropped = std::mem::take(&mut session.flood_dropped);
+        if dropped == 0 {
+            return;
+        }
+        session
+            .flood_warnings
+            .retain(|at| now.saturating_duration_since(*at) < FLOOD_KICK_WINDOW);
+        session.flood_warnings.push(now);
+        let warnings = session.flood_warnings.len();
+        let name = session.name.clone();
+        let limit = self.config.flood_limit.map_or(String::new(), |l| {
+            format!(" (limit: {}/s, bursts of {})", l.rate_per_sec, l.burst)
+        });
+        let plural = if dropped == 1 { "" } else { "s" };
+        let text = format!("{dropped} message{plural} not sent: you are sending too fast{limit}");
+        let time_ms = self.wall_ms(now);
+        self.send_notice_to(now, addr, time_ms, &text);
+        self.events.push_back(ServerEvent::FloodDropped {
+            time_ms,
+            name,
+            addr,
+            dropped,
+        });
+        if self
+            .config
+            .flood_kick
+            .is_some_and(|kick_after| warnings >= kick_after as usize)
+        {
+            self.remove_session(now, addr, Removal::FloodKicked);
+            // Bounded like the malformed-datagram log: past the bound, a kicked flooder
+            // may come back at once (and is kicked again by the same rule).
+            if self.flood_kicked.len() < MALFORMED_LOG_MEMORY {
+                self.flood_kicked.insert(addr, now);
+            }
+        }
+    }
+
+    /// Sends a chat message from `from` to everyone, the sender included (that echo is how
+    /// a client knows its message went out, with the server's time on it). Text from the
+    /// network is neutralized first, so guests' terminals and the log are safe too.
+    /// The sender (`sender`, when a client) gets its copy first: the echo is what a sender
+    /// waits for before its next lines (a client's window of unacknowledged messages), and
+    /// everyone else's copies can go out meanwhile.
+    pub(super) fn broadcast_chat(
+        &mut self,
+        now: Instant,
+        sender: Option<SocketAddr>,
+        from: &str,
+        text: &str,
+    ) {
+        let time_ms = self.wall_ms(now);
+        let clean = sanitize(text);
+        for piece in wire::split_text(&clean) {
+            let frame = || Frame::Message {
+                envelope: Envelope::default(),
+                time_ms,
+                from: from.to_owned(),
+                text: piece.to_owned(),
+            };
+            let guest_text =
+                |clock: &mut ClockText| guest_message_line(clock.get(time_ms), from, piece);
+            self.broadcast(now, sender, frame, guest_text);
+            self.events.push_back(ServerEvent::Chat {
+                time_ms,
+                from: from.to_owned(),
+                text: piece.to_owned(),
+            });
+        }
+    }
+
+    /// Tells everyone of a change of `name`'s presence: named clients in a typed
+    /// [`Frame::Presence`], guests in words ([`display::presence_text`]).
+    pub(super) fn broadcast_presence(&mut self, now: Instant, name: &str, change: PresenceChange) {
+        let time_ms = self.wall_ms(now);
+        let text = display::presence_text(name, &change);
+        let frame = || Frame::Presence {
+            envelope: Envelope::default(),
+            time_ms,
+            name: name.to_owned(),
+            change,
+        };
+        self.broadcast(now, None, frame, |_: &mut ClockText| {
+            guest_line(display::notice_line(time_ms, &text))
+        });
+    }
+
+    /// Queues one copy of the frame for every named client and one copy of the plain-text
+    /// line for every guest, `first`'s copy first, each built and encoded only once (and only
+    /// if someone of that kind is there): named clients share one payload, and only their
+    /// envelopes differ. The loop over recipients allocates nothing; it is the server's
+    /// innermost loop.
+    pub(super) fn broadcast(
+        &mut self,
+        now: Instant,
+        first: Option<SocketAddr>,
+        frame: impl FnOnce() -> Frame,
+        guest_text: impl FnOnce(&mut ClockText) -> Arc<[u8]>,
+    ) {
+        let mut frame = Some(frame);
+        let mut encoded: Option<Arc<[u8]>> = None;
+        let mut guest_text = Some(guest_text);
+        let mut guest_encoded: Option<Arc<[u8]>> = None;
+        let mut out = Outgoing {
+            transmits: &mut self.transmits,
+            timers: &mut self.timers,
+            stats: &mut self.stats,
+        };
+        let clock = &mut self.clock_text;
+        let mut deliver = |addr: SocketAddr, session: &mut Session| match session.streams.as_mut() {
+            Some(streams) => {
+                let payload = encoded
+                    .get_or_insert_with(|| {
+                        let make = frame.take().expect("taken only once");
+                        make().to_bytes().into()
+                    })
+                    .clone();
+                streams.send(now, addr, payload, &mut out);
+            }
+            None => {
+                let payload = guest_encoded
+                    .get_or_insert_with(|| {
+                        let make = guest_text.take().expect("taken only once");
+                        make(clock)
+                    })
+                    .clone();
+                out.stats.datagrams_sent += 1;
+                out.transmits.push_back(Transmit {
+                    destination: addr,
+                    payload,
+                    envelope: None,
+                });
+            }
+        };
+        let first = first.filter(|addr| match self.sessions.get_mut(addr) {
+            Some(session) => {
+                deliver(*addr, session);
+                true
+            }
+            None => false,
+        });
+        for (addr, session) in &mut self.sessions {
+            if Some(*addr) != first {
+                deliver(*addr, session);
+            }
+        }
+    }
+
+    pub(super) fn send_notice_to(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        time_ms: i64,
+        text: &str,
+    ) {
+        match self.sessions.get(&addr).map(|s| s.kind) {
+            Some(ClientKind::Named) => {
+                let notice = Frame::Notice {
+                    envelope: Envelope::default(),
+                    time_ms,
+                    text: text.to_owned(),
+                };
+                self.send_sequenced(now, addr, notice.to_bytes().into());
+            }
+            Some(ClientKind::Guest) => {
+                self.push(addr, guest_line(display::notice_line(time_ms, text)))
+            }
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,553 @@
+//! Sessions of named clients and their reliable streams.
+//!
+//! Owns what the server keeps per session ([`Session`], its [`Streams`]: token, send and
+//! receive windows, retransmission timer), admitting a session once the front door said
+//! yes, carrying out a session's requests in order, retransmission and giving up, the
+//! probe of a silent session, crediting sessions with the server's own lateness, and the
+//! end of a session: leaving, timeouts, kicks, and the farewell that is repeated until the
+//! client acknowledges it.
+//!
+//! It does not own the checks before a join is admitted (`front`), what the requests do to
+//! the room (`room`), or guests, which have no streams (`guests`).
+
+use super::*;
+
+/// The reliable streams of one named session.
+#[derive(Debug)]
+pub(super) struct Streams {
+    /// The session's secret: frames without it are not from this client.
+    pub(super) token: u64,
+    /// The join's nonce, to tell a repeated join from a new program at the same address.
+    pub(super) nonce: u64,
+    /// Frames sent to the client and not yet acknowledged.
+    pub(super) outbox: SendWindow<Arc<[u8]>>,
+    /// The client's requests, put back in order, each with the client's stamp of when it
+    /// first sent it (`sent_ms`, see [`Frame::Chat`]).
+    pub(super) inbox: ReceiveWindow<(Request, u64)>,
+    /// The stamp of the request being carried out, which its flood check counts by.
+    pub(super) stamp: Option<u64>,
+    /// The retransmission deadline this session has in `Server::timers`, if any.
+    pub(super) timer: Option<Instant>,
+}
+
+impl Streams {
+    pub(super) fn new(token: u64, nonce: u64) -> Streams {
+        Streams {
+            token,
+            nonce,
+            outbox: SendWindow::new(),
+            inbox: ReceiveWindow::new(INBOX_LIMIT),
+            stamp: None,
+            timer: None,
+        }
+    }
+
+    /// Sends a sequenced frame (already encoded with a blank envelope).
+    pub(super) fn send(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        payload: Arc<[u8]>,
+        out: &mut Outgoing<'_>,
+    ) {
+        if self.outbox.len() >= OUTBOX_LIMIT {
+            out.stats.frames_missed += self.replace_oldest(now, OUTBOX_LIMIT / 2);
+        }
+        // Past the cap on frames in flight it waits in the window, and `arm` makes the
+        // timer fetch it as soon as acknowledgements make room.
+        if let Some(seq) = self.outbox.push(now, payload.clone()) {
+            self.transmit(to, seq, payload, out);
+        }
+        self.arm(now, to, out.timers);
+    }
+
+    /// Replaces the `count` oldest frames by one [`Frame::Missed`] telling the client how
+    /// many it will never get; returns that many.
+    fn replace_oldest(&mut self, now: Instant, count: usize) -> u64 {
+        let mut missed = 0;
+        self.outbox.replace_oldest(now, count, |first, last| {
+            missed = u64::from(last - first + 1);
+            Frame::Missed {
+                envelope: Envelope::default(),
+                last,
+            }
+            .to_bytes()
+            .into()
+        });
+        missed
+    }
+
+    fn transmit(&mut self, to: SocketAddr, seq: u32, payload: Arc<[u8]>, out: &mut Outgoing<'_>) {
+        let envelope = Envelope {
+            token: self.token,
+            seq,
+            acks: self.inbox.acks(),
+        };
+        self.inbox.ack_sent();
+        out.stats.datagrams_sent += 1;
+        out.transmits.push_back(Transmit {
+            destination: to,
+            payload,
+            envelope: Some(envelope),
+        });
+    }
+
+    /// Makes sure `timers` holds this session's next retransmission deadline.
+    fn arm(&mut self, now: Instant, addr: SocketAddr, timers: &mut Timers) {
+        let Some(deadline) = self.outbox.next_deadline() else {
+            return;
+        };
+        let deadline = deadline.max(now);
+        if self.timer.is_none_or(|armed| deadline < armed) {
+            self.timer = Some(deadline);
+            timers.push(Reverse((deadline, addr)));
+        }
+    }
+
+    /// Sends whatever is due; returns false if a frame was given up on (the client stopped
+    /// acknowledging for [`reliable::MAX_TRANSMISSIONS`](crate::proto::reliable::MAX_TRANSMISSIONS)
+    /// tries).
+    pub(super) fn retransmit_due(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        out: &mut Outgoing<'_>,
+    ) -> bool {
+        while let Some(due) = self.outbox.poll_due(now) {
+            match due {
+                Due::Send { seq, item } => {
+                    out.stats.retransmissions += 1;
+                    self.transmit(to, seq, item, out);
+                }
+                Due::GaveUp { .. } => return false,
+            }
+        }
+        self.timer = None;
+        self.arm(now, to, out.timers);
+        true
+    }
+}
+
+/// Everything the server remembers about one connected client.
+#[derive(Debug)]
+pub(super) struct Session {
+    pub(super) name: String,
+    /// `name` folded for case-insensitive lookup (the key in `Server::by_name`).
+    pub(super) name_key: String,
+    pub(super) kind: ClientKind,
+    pub(super) joined_at: Instant,
+    pub(super) last_heard: Instant,
+    /// The flood limit on what the client says (by its stamps; a guest's by arrival).
+    pub(super) flood: Option<FloodGate>,
+    /// Messages dropped since the last flood notice to this client.
+    pub(super) flood_dropped: u32,
+    /// When this client was warned for flooding, within the last [`FLOOD_KICK_WINDOW`].
+    pub(super) flood_warnings: Vec<Instant>,
+    /// Why the client is away (`/away`), or `None` while it is here.
+    pub(super) away: Option<String>,
+    /// The reliable streams; `None` for guests.
+    pub(super) streams: Option<Streams>,
+    /// How much of the server's own lateness this session's clocks were credited with.
+    pub(super) credited: Credited,
+    /// Someone asked for this session's name and it was probed, unanswered so far.
+    pub(super) probe: Option<Probe>,
+}
+
+/// An unanswered [`Frame::Probe`] of a session whose name a join asked for.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Probe {
+    /// When the session is ended unless it has answered.
+    pub(super) deadline: Instant,
+    /// When the probe was last sent.
+    pub(super) sent: Instant,
+}
+
+/// What a join under a name in use learns of the session holding it.
+pub(super) enum Holder {
+    /// It was heard from a moment ago (or is a guest, which cannot be asked): the name is
+    /// taken.
+    Live,
+    /// It is being probed: no answer to the join yet (the client repeats it).
+    Probing,
+    /// It did not answer its probe in time: end it and give the name away.
+    Gone,
+}
+
+impl Session {
+    /// Credits the session with the server's lateness since it was last credited: the
+    /// client's silence, and its missing acknowledgements, during that time are ours.
+    pub(super) fn catch_up(&mut self, now: Instant, lateness: &Lateness) {
+        let owed = self.credited.take(lateness);
+        if owed.is_zero() {
+            return;
+        }
+        lateness::forgive_silence(&mut self.last_heard, now, owed);
+        if let Some(streams) = self.streams.as_mut() {
+            streams.outbox.forgive(now, owed);
+        }
+    }
+}
+
+/// A named session that ended by the server's decision: its streams live on until the
+/// client acknowledges the [`Frame::Disconnected`] (or stops answering), so a lost farewell
+/// is repeated and the client never rejoins by mistake.
+#[derive(Debug)]
+pub(super) struct Farewell {
+    pub(super) streams: Streams,
+}
+
+/// Why a session ended; decides what the client and everyone else are told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Removal {
+    Left,
+    TimedOut,
+    /// Heard from, maybe, but acknowledged nothing of what it was sent for
+    /// [`GIVE_UP_AFTER`](crate::proto::reliable::GIVE_UP_AFTER): a receiver this slow costs work
+    /// and gets nothing.
+    Unresponsive,
+    Kicked,
+    /// Kicked automatically for flooding on after warnings.
+    FloodKicked,
+    Banned,
+    /// A new program joined from the same address and port.
+    Replaced,
+}
+
+impl Server {
+    pub(super) fn handle_session_frame(&mut self, now: Instant, from: SocketAddr, frame: Frame) {
+        let Some(session) = self.sessions.get_mut(&from) else {
+            return;
+        };
+        let Some(streams) = session.streams.as_mut() else {
+            return;
+        };
+        session.last_heard = now;
+        // Any frame of the session answers a probe.
+        session.probe = None;
+        if let Some(acks) = frame.acks() {
+            streams.outbox.on_acks(now, acks);
+        }
+        // A heartbeat is always answered: that answer is how the client knows we are alive.
+        let heartbeat = matches!(frame, Frame::Heartbeat { .. });
+        // Requests the flood limit does not count carry no stamp: 0 stands in.
+        let request = match frame {
+            Frame::Chat {
+                envelope,
+                sent_ms,
+                text,
+            } => Some((envelope.seq, Request::Chat(text), sent_ms)),
+            Frame::ListRequest { envelope } => Some((envelope.seq, Request::List, 0)),
+            Frame::Leave { envelope } => Some((envelope.seq, Request::Leave, 0)),
+            Frame::Private {
+                envelope,
+                sent_ms,
+                to,
+                text,
+            } => Some((envelope.seq, Request::Private { to, text }, sent_ms)),
+            Frame::Action {
+                envelope,
+                sent_ms,
+                text,
+            } => Some((envelope.seq, Request::Action(text), sent_ms)),
+            Frame::Nick {
+                envelope,
+                sent_ms,
+                name,
+            } => Some((envelope.seq, Request::Nick(name), sent_ms)),
+            Frame::Away {
+                envelope,
+                sent_ms,
+                reason,
+            } => Some((envelope.seq, Request::Away(reason), sent_ms)),
+            _ => None,
+        };
+        if let Some((seq, request, sent_ms)) = request {
+            streams.inbox.insert(now, seq, (request, sent_ms));
+        }
+        // Requests are carried out in the order the client sent them, each once.
+        while let Some(ready) = self
+            .sessions
+            .get_mut(&from)
+            .and_then(|s| s.streams.as_mut())
+            .and_then(|streams| {
+                let ready = streams.inbox.pop_ready();
+                streams.stamp = match &ready {
+                    Some(Ready::Item((_, sent_ms))) => Some(*sent_ms),
+                    _ => None,
+                };
+                ready.map(|ready| match ready {
+                    Ready::Item((request, _)) => Ready::Item(request),
+                    Ready::Skipped(count) => Ready::Skipped(count),
+                })
+            })
+        {
+            match ready {
+                Ready::Item(Request::Chat(text)) => self.handle_chat(now, from, &text),
+                Ready::Item(Request::List) => self.send_roster(now, from),
+                Ready::Item(Request::Private { to, text }) => {
+                    self.handle_private(now, from, &to, &text)
+                }
+                Ready::Item(Request::Action(text)) => self.handle_action(now, from, &text),
+                Ready::Item(Request::Nick(name)) => self.handle_nick(now, from, name),
+                Ready::Item(Request::Away(reason)) => self.handle_away(now, from, &reason),
+                Ready::Item(Request::Leave) => {
+                    let token = self.remove_session(now, from, Removal::Left);
+                    if let Some(token) = token {
+                        self.send_unsequenced(from, &Frame::LeaveAck { token });
+                        // Bounded like the other per-address memories.
+                        if self.left.len() < MALFORMED_LOG_MEMORY {
+                            self.left.insert(from, (token, now));
+                        }
+                    }
+                    return;
+                }
+                Ready::Skipped(_) => {}
+            }
+        }
+        // Whatever we sent meanwhile carried the acknowledgements; if nothing did, say so.
+        if let Some(streams) = self
+            .sessions
+            .get_mut(&from)
+            .and_then(|s| s.streams.as_mut())
+            && (heartbeat || streams.inbox.ack_deadline().is_some())
+        {
+            let ack = Frame::ServerAck {
+                token: streams.token,
+                acks: streams.inbox.acks(),
+            };
+            streams.inbox.ack_sent();
+            self.send_unsequenced(from, &ack);
+        }
+        if let Some(streams) = self
+            .sessions
+            .get_mut(&from)
+            .and_then(|s| s.streams.as_mut())
+        {
+            // Acknowledgements may have emptied the outbox or changed its deadline.
+            streams.arm(now, from, &mut self.timers);
+        }
+    }
+
+    pub(super) fn add_session(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        name: String,
+        name_key: String,
+        streams: Option<Streams>,
+    ) {
+        let kind = if streams.is_some() {
+            ClientKind::Named
+        } else {
+            ClientKind::Guest
+        };
+        // Everyone already here hears of the newcomer; the newcomer hears who is here
+        // instead (a named client) or its own arrival (a guest, which has no roster).
+        self.broadcast_presence(now, &name, PresenceChange::Joined);
+        self.by_name.insert(name_key.clone(), addr);
+        self.sessions.insert(
+            addr,
+            Session {
+                name: name.clone(),
+                name_key,
+                kind,
+                joined_at: now,
+                last_heard: now,
+                flood: self.config.flood_limit.map(|limit| {
+                    // A backlog older than the timeout cannot be honest: a client silent
+                    // that long has been evicted.
+                    let mut gate = FloodGate::new(limit, now, self.config.timeout);
+                    if kind == ClientKind::Named {
+                        // The client's stamps count from the welcome, sent now.
+                        gate.sender_clock(now, 0);
+                    }
+                    gate
+                }),
+                flood_dropped: 0,
+                flood_warnings: Vec::new(),
+                away: None,
+                streams,
+                probe: None,
+                credited: Credited::now(&self.lateness),
+            },
+        );
+        let time_ms = self.wall_ms(now);
+        match kind {
+            ClientKind::Named => self.send_roster(now, addr),
+            ClientKind::Guest => {
+                let line = display::presence_text(&name, &PresenceChange::Joined);
+                self.push(addr, guest_line(display::notice_line(time_ms, &line)));
+            }
+        }
+        self.events.push_back(ServerEvent::Joined {
+            time_ms,
+            name,
+            addr,
+            guest: kind == ClientKind::Guest,
+        });
+    }
+
+    /// Sends again every sequenced frame whose acknowledgement is overdue, to sessions and
+    /// farewells alike. Evicts a client that stopped acknowledging altogether.
+    pub(super) fn retransmit_due(&mut self, now: Instant) {
+        let mut unreachable = Vec::new();
+        while let Some(&Reverse((deadline, addr))) = self.timers.peek() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            let mut out = Outgoing {
+                transmits: &mut self.transmits,
+                timers: &mut self.timers,
+                stats: &mut self.stats,
+            };
+            if let Some(streams) = self
+                .sessions
+                .get_mut(&addr)
+                .and_then(|s| s.streams.as_mut())
+            {
+                if streams.timer != Some(deadline) {
+                    continue; // stale: re-armed for another instant since
+                }
+                if let Some(session) = self.sessions.get_mut(&addr) {
+                    session.catch_up(now, &self.lateness);
+                }
+                let Some(streams) = self
+                    .sessions
+                    .get_mut(&addr)
+                    .and_then(|s| s.streams.as_mut())
+                else {
+                    continue;
+                };
+                if !streams.retransmit_due(now, addr, &mut out) {
+                    unreachable.push(addr);
+                }
+            } else if let Some(farewell) = self.farewells.get_mut(&addr) {
+                if farewell.streams.timer != Some(deadline) {
+                    continue;
+                }
+                if !farewell.streams.retransmit_due(now, addr, &mut out)
+                    || farewell.streams.outbox.is_empty()
+                {
+                    self.farewells.remove(&addr);
+                }
+            }
+        }
+        for addr in unreachable {
+            self.remove_session(now, addr, Removal::Unresponsive);
+        }
+    }
+
+    /// Ends a session, telling the client why (unless it left by itself) and everyone else
+    /// what happened. Returns the session's token, if it had one.
+    pub(super) fn remove_session(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        why: Removal,
+    ) -> Option<u64> {
+        let mut session = self.sessions.remove(&addr)?;
+        if why == Removal::Unresponsive
+            && let Some(streams) = session.streams.as_mut()
+        {
+            // What it never acknowledged would hold the farewell back for ever: the client
+            // is told it missed it, then why it was dropped, should it come back in time.
+            let backlog = streams.outbox.len();
+            self.stats.frames_missed += streams.replace_oldest(now, backlog);
+        }
+        self.by_name.remove(&session.name_key);
+        let token = session.streams.as_ref().map(|s| s.token);
+        let time_ms = self.wall_ms(now);
+        let name = session.name.clone();
+        let unresponsive = format!(
+            "you acknowledged nothing the server sent for {} seconds",
+            crate::proto::reliable::GIVE_UP_AFTER.as_secs()
+        );
+        let (change, farewell) = match why {
+            Removal::Left | Removal::Replaced => (PresenceChange::Left, None),
+            Removal::TimedOut => (
+                PresenceChange::TimedOut,
+                Some((DisconnectReason::TimedOut, "you were silent for too long")),
+            ),
+            Removal::Unresponsive => (
+                PresenceChange::TimedOut,
+                Some((DisconnectReason::TimedOut, unresponsive.as_str())),
+            ),
+            Removal::Kicked => (
+                PresenceChange::Kicked,
+                Some((DisconnectReason::Kicked, "you were kicked by the operator")),
+            ),
+            Removal::FloodKicked => (
+                PresenceChange::KickedForFlooding,
+                Some((
+                    DisconnectReason::Kicked,
+                    "you were kicked for sending too fast after warnings",
+                )),
+            ),
+            Removal::Banned => (
+                PresenceChange::Banned,
+                Some((DisconnectReason::Banned, "your address was banned")),
+            ),
+        };
+        if let Some((reason, text)) = farewell {
+            self.say_farewell(now, addr, session, time_ms, reason, text);
+        }
+        self.broadcast_presence(now, &name, change);
+        self.events.push_back(match why {
+            Removal::Left | Removal::Replaced => ServerEvent::Left {
+                time_ms,
+                name,
+                addr,
+            },
+            Removal::TimedOut | Removal::Unresponsive => ServerEvent::TimedOut {
+                time_ms,
+                name,
+                addr,
+            },
+            Removal::Kicked | Removal::FloodKicked => ServerEvent::Kicked {
+                time_ms,
+                name,
+                addr,
+            },
+            Removal::Banned => ServerEvent::Banned {
+                time_ms,
+                name,
+                addr,
+            },
+        });
+        token
+    }
+
+    /// Tells a removed client why its session ended. A named client's streams live on as a
+    /// farewell until it acknowledges, so everything sent before (and the farewell itself)
+    /// arrives despite loss.
+    pub(super) fn say_farewell(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        session: Session,
+        time_ms: i64,
+        reason: DisconnectReason,
+        text: &str,
+    ) {
+        let Some(mut streams) = session.streams else {
+            return self.push(addr, guest_line(display::notice_line(time_ms, text)));
+        };
+        let frame = Frame::Disconnected {
+            envelope: Envelope::default(),
+            time_ms,
+            reason,
+            text: text.to_owned(),
+        };
+        let mut out = Outgoing {
+            transmits: &mut self.transmits,
+            timers: &mut self.timers,
+            stats: &mut self.stats,
+        };
+        streams.timer = None;
+        streams.send(now, addr, frame.to_bytes().into(), &mut out);
+        if self.farewells.len() < FAREWELL_LIMIT {
+            self.farewells.insert(addr, Farewell { streams });
+        }
+    }
+}
