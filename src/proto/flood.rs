@@ -1,15 +1,17 @@
-//! Flood limiting: how many chat messages a client may send, as a token bucket.
+//! Flood limiting: how many chat messages a sender may send, as a token bucket, and what a
+//! receiver keeps per sender to stop a flood and say so once.
 //!
 //! This module owns the arithmetic of the bucket (it refills at a steady rate up to a burst
-//! size, and each message takes one token) and the receiving side's flood gate
+//! size, and each message takes one token), the receiving side's flood gate
 //! ([`FloodGate`]): the rule that decides, for one sender's stream, whether a message is
-//! within the limit. The gate counts messages by when the sender says it first sent them,
-//! bounded so that a lying sender gains little (see [`FloodGate`]); that is what lets a
-//! backlog repeated after an outage or a partition through, while a flood is still stopped.
-//! It does not own what happens to a message over the limit, nor telling anyone (the server
-//! and peer cores drop it and notify the sender), nor the sending side's pacing (`pacing`).
-//! Time is passed in as `now`, never read from the clock, so tests drive it with a fake
-//! clock.
+//! within the limit, and the count of what was dropped with its delayed notice
+//! ([`FloodWatch`], used by the server for each client and by a peer for each member). The
+//! gate counts messages by when the sender says it first sent them, bounded so that a lying
+//! sender gains little (see [`FloodGate`]); that is what lets a backlog repeated after an
+//! outage or a partition through, while a flood is still stopped. It does not own what the
+//! notice says nor how it travels (the server and peer cores), what else a flood costs
+//! (the server's warnings and kick), nor the sending side's pacing (`pacing`). Time is
+//! passed in as `now`, never read from the clock, so tests drive it with a fake clock.
 
 use std::time::{Duration, Instant};
 
@@ -187,6 +189,92 @@ impl FloodGate {
     }
 }
 
+/// How long after the first dropped message the sender is told how many were dropped. The
+/// delay gathers a whole burst into one notice instead of one notice per dropped message.
+pub const FLOOD_NOTICE_DELAY: Duration = Duration::from_secs(1);
+
+/// One sender's flood gate (none while flood limiting is off) with the count of what it
+/// dropped and when the sender is to be told.
+#[derive(Debug, Clone)]
+pub struct FloodWatch {
+    gate: Option<FloodGate>,
+    /// Messages dropped since the last notice.
+    dropped: u32,
+    /// When the next notice is due: [`FLOOD_NOTICE_DELAY`] after the first of them.
+    notice_at: Option<Instant>,
+}
+
+/// What [`FloodWatch::admit`] decided about one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Admission {
+    /// Within the limit.
+    Admitted,
+    /// Over it; counted for the notice already due.
+    Dropped,
+    /// Over it, the first since the last notice: one is due at this instant.
+    DroppedNoticeAt(Instant),
+}
+
+impl Admission {
+    /// Whether the message goes through.
+    pub fn admitted(self) -> bool {
+        self == Admission::Admitted
+    }
+}
+
+impl FloodWatch {
+    /// A watch over `gate`; `None` admits everything.
+    pub fn new(gate: Option<FloodGate>) -> FloodWatch {
+        FloodWatch {
+            gate,
+            dropped: 0,
+            notice_at: None,
+        }
+    }
+
+    /// The sender's clock read `clock_ms` at `now` (see [`FloodGate::sender_clock`]).
+    pub fn sender_clock(&mut self, now: Instant, clock_ms: u64) {
+        if let Some(gate) = &mut self.gate {
+            gate.sender_clock(now, clock_ms);
+        }
+    }
+
+    /// Whether a message that arrived at `now`, stamped `sent_ms` (see
+    /// [`FloodGate::admit`]), is within the limit; one that is not is counted for the
+    /// notice.
+    pub fn admit(&mut self, now: Instant, sent_ms: Option<u64>) -> Admission {
+        let Some(gate) = &mut self.gate else {
+            return Admission::Admitted;
+        };
+        if gate.admit(now, sent_ms) {
+            return Admission::Admitted;
+        }
+        self.dropped = self.dropped.saturating_add(1);
+        if self.notice_at.is_some() {
+            return Admission::Dropped;
+        }
+        let at = now + FLOOD_NOTICE_DELAY;
+        self.notice_at = Some(at);
+        Admission::DroppedNoticeAt(at)
+    }
+
+    /// When the sender is next to be told, if anything was dropped.
+    pub fn notice_deadline(&self) -> Option<Instant> {
+        self.notice_at
+    }
+
+    /// How many messages were dropped, once the notice is due at `now` (the count starts
+    /// again from zero).
+    pub fn take_notice(&mut self, now: Instant) -> Option<u32> {
+        if self.notice_at.is_none_or(|at| at > now) {
+            return None;
+        }
+        self.notice_at = None;
+        Some(std::mem::take(&mut self.dropped)).filter(|&dropped| dropped > 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +282,60 @@ mod tests {
 
     fn limit(rate: f64, burst: u32) -> FloodLimit {
         FloodLimit::from_options(rate, burst).expect("enabled")
+    }
+
+    fn watch(now: Instant) -> FloodWatch {
+        FloodWatch::new(Some(FloodGate::new(
+            limit(5.0, 2),
+            now,
+            Duration::from_secs(10),
+        )))
+    }
+
+    #[test]
+    fn a_watch_without_a_gate_admits_everything_and_never_tells() {
+        let start = Instant::now();
+        let mut watch = FloodWatch::new(None);
+        assert!((0..100).all(|_| watch.admit(start, None).admitted()));
+        assert_eq!(watch.notice_deadline(), None);
+        assert_eq!(watch.take_notice(start + Duration::from_secs(5)), None);
+    }
+
+    #[test]
+    fn the_first_drop_schedules_one_notice_for_the_whole_burst() {
+        let start = Instant::now();
+        let mut watch = watch(start);
+        assert_eq!(watch.admit(start, None), Admission::Admitted);
+        assert_eq!(watch.admit(start, None), Admission::Admitted);
+        let due = start + FLOOD_NOTICE_DELAY;
+        assert_eq!(watch.admit(start, None), Admission::DroppedNoticeAt(due));
+        assert_eq!(watch.admit(start, None), Admission::Dropped);
+        assert_eq!(
+            watch.admit(start + Duration::from_millis(10), None),
+            Admission::Dropped
+        );
+        assert_eq!(watch.notice_deadline(), Some(due));
+        assert_eq!(watch.take_notice(due - Duration::from_millis(1)), None);
+        assert_eq!(watch.take_notice(due), Some(3));
+        assert_eq!(watch.notice_deadline(), None);
+        assert_eq!(watch.take_notice(due), None);
+    }
+
+    #[test]
+    fn drops_after_a_notice_start_the_next_one() {
+        let start = Instant::now();
+        let mut watch = watch(start);
+        while watch.admit(start, None).admitted() {}
+        let first = start + FLOOD_NOTICE_DELAY;
+        assert_eq!(watch.take_notice(first), Some(1));
+        // A second later the bucket is full again: one burst passes, the rest is counted.
+        let later = first + Duration::from_millis(100);
+        let admitted = (0..10)
+            .filter(|_| watch.admit(later, None).admitted())
+            .count();
+        assert_eq!(admitted, 2);
+        assert_eq!(watch.notice_deadline(), Some(later + FLOOD_NOTICE_DELAY));
+        assert_eq!(watch.take_notice(later + FLOOD_NOTICE_DELAY), Some(8));
     }
 
     #[test]

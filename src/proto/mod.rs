@@ -5,10 +5,17 @@
 //! role is speaking, nor how a frame is laid out in bytes. Like the roles it is sans-IO: no
 //! socket, and no clock read — every method takes `now`.
 //!
+//! - [`token`]: random tokens and nonces — the one wrapper around the OS's random source.
+//! - [`cookie`]: join cookies and their secret, and the wall clock the roles stamp with.
+//! - [`address`]: one endpoint in either address form, and the forged own-address check.
+//! - [`addrmem`]: capped, expiring memories about addresses (left, kicked recently).
 //! - [`reliable`]: sequence numbers, acknowledgements and retransmission — what makes every
 //!   message arrive exactly once and in order over a lossy network.
-//! - [`flood`]: the token bucket behind the flood limit, and the flood gate that counts one
-//!   sender's messages by when it says it sent them.
+//! - [`stream`]: one reliable stream pair (token, both windows, envelope, ack when due,
+//!   retransmission timer), the one every role keeps per other end.
+//! - [`flood`]: the token bucket behind the flood limit, the flood gate that counts one
+//!   sender's messages by when it says it sent them, and the delayed notice of what it
+//!   dropped.
 //! - [`pacing`]: an honest sender's side of the flood limit — the queue of what waits for its
 //!   turn, released at the announced rate (client and peer).
 //! - [`lateness`]: how far behind its own schedule a role fell, so its own lateness is never
@@ -17,9 +24,14 @@
 //!   the rest.
 //! - [`presence`]: who is online as typed news, the one kind every role gives the UI.
 
+pub mod address;
+pub mod addrmem;
+pub mod cookie;
 pub mod flood;
 pub mod lateness;
 pub mod loggate;
 pub mod pacing;
 pub mod presence;
 pub mod reliable;
+pub mod stream;
+pub mod token;

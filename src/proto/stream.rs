@@ -1,0 +1,272 @@
+//! One reliable stream pair between two ends: what the server keeps per client, the client
+//! per session and a peer per member, written once.
+//!
+//! A [`Stream`] owns the token its frames carry, both windows ([`SendWindow`] for what we
+//! send, [`ReceiveWindow`] for what we receive), the envelope every sequenced frame gets
+//! (our acknowledgements ride on it, so they are no longer due once it goes), when an
+//! acknowledgement of its own is due, when we last sent anything, and the retransmission
+//! timer an owner with many streams files in its own queue. It is generic over what is
+//! carried and builds no frames: the role turns an item and its [`Envelope`] into bytes,
+//! and decides what an acknowledgement frame looks like. Like the windows, it reads no
+//! clock: every method takes `now`.
+
+use std::time::{Duration, Instant};
+
+use super::reliable::{Acks, Due, ReceiveWindow, SendWindow};
+use crate::wire::Envelope;
+
+/// A stream pair: `S` is what we send (kept until acknowledged), `R` what we receive.
+#[derive(Debug)]
+pub struct Stream<S, R = S> {
+    /// What every frame we send on it carries, so the other end knows it is ours.
+    token: u64,
+    /// What we sent and is not acknowledged yet.
+    pub outbox: SendWindow<S>,
+    /// What arrives, put back in order.
+    pub inbox: ReceiveWindow<R>,
+    /// When we last sent anything carrying our acknowledgements.
+    last_sent: Instant,
+    /// The retransmission deadline filed in the owner's timer queue, if any.
+    timer: Option<Instant>,
+}
+
+/// What [`Stream::poll_due`] asks the owner to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resend<S> {
+    /// Send `item` (again, or for the first time if it waited for room) in `envelope`.
+    Send { envelope: Envelope, item: S },
+    /// `item` went unacknowledged through every retry (see [`Due::GaveUp`]).
+    GaveUp { item: S },
+}
+
+impl<S: Clone, R> Stream<S, R> {
+    /// A stream whose frames carry `token`, holding at most `inbox_limit` early arrivals.
+    /// Nothing was sent on it before `now`.
+    pub fn new(token: u64, now: Instant, inbox_limit: u32) -> Stream<S, R> {
+        Stream {
+            token,
+            outbox: SendWindow::new(),
+            inbox: ReceiveWindow::new(inbox_limit),
+            last_sent: now,
+            timer: None,
+        }
+    }
+
+    /// The token our frames carry.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+
+    /// From now on our frames carry `token` (a peer learns its member's late).
+    pub fn set_token(&mut self, token: u64) {
+        self.token = token;
+    }
+
+    /// When we last sent anything carrying our acknowledgements.
+    pub fn last_sent(&self) -> Instant {
+        self.last_sent
+    }
+
+    /// Numbers `item` and keeps it until acknowledged. Returns the envelope to send it in
+    /// now, or `None` when it waits for room (it then comes out of [`Stream::poll_due`]).
+    pub fn send(&mut self, now: Instant, item: &S) -> Option<Envelope> {
+        let seq = self.outbox.push(now, item.clone())?;
+        Some(self.envelope(now, seq))
+    }
+
+    /// The envelope of frame `seq` sent at `now`: it carries our acknowledgements, so none
+    /// is due any more.
+    pub fn envelope(&mut self, now: Instant, seq: u32) -> Envelope {
+        Envelope {
+            token: self.token,
+            seq,
+            acks: self.take_ack(now),
+        }
+    }
+
+    /// What is due at `now` on the sending side: one item to send (again) at a time, or the
+    /// news that one was given up on.
+    pub fn poll_due(&mut self, now: Instant) -> Option<Resend<S>> {
+        Some(match self.outbox.poll_due(now)? {
+            Due::Send { seq, item } => Resend::Send {
+                envelope: self.envelope(now, seq),
+                item,
+            },
+            Due::GaveUp { item, .. } => Resend::GaveUp { item },
+        })
+    }
+
+    /// Our acknowledgements, to send at `now` on a frame of their own (a heartbeat, an
+    /// acknowledgement): none is due any more.
+    pub fn take_ack(&mut self, now: Instant) -> Acks {
+        let acks = self.inbox.acks();
+        self.inbox.ack_sent();
+        self.last_sent = self.last_sent.max(now);
+        acks
+    }
+
+    /// Our acknowledgements, if one is due by `now`.
+    pub fn take_ack_if_due(&mut self, now: Instant) -> Option<Acks> {
+        self.inbox
+            .ack_deadline()
+            .is_some_and(|due| due <= now)
+            .then(|| self.take_ack(now))
+    }
+
+    /// Whether an acknowledgement is owed at all, however soon it is due.
+    pub fn ack_pending(&self) -> bool {
+        self.inbox.ack_deadline().is_some()
+    }
+
+    /// The earliest of the next retransmission and the next acknowledgement owed.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [self.outbox.next_deadline(), self.inbox.ack_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// We could not run for `stalled` before `now`: that time does not count against the
+    /// other end's acknowledgements (see [`SendWindow::forgive`]).
+    pub fn forgive(&mut self, now: Instant, stalled: Duration) {
+        self.outbox.forgive(now, stalled);
+    }
+
+    /// The retransmission deadline to file in the owner's timer queue, if it is earlier
+    /// than the one filed (or none is): the owner pushes it and later calls
+    /// [`Stream::timer_fired`] with it. Filed deadlines are never taken back; a stale one
+    /// is told apart by [`Stream::is_armed_for`].
+    pub fn arm(&mut self, now: Instant) -> Option<Instant> {
+        let deadline = self.outbox.next_deadline()?.max(now);
+        if self.timer.is_some_and(|armed| armed <= deadline) {
+            return None;
+        }
+        self.timer = Some(deadline);
+        Some(deadline)
+    }
+
+    /// Whether `deadline`, popped from the owner's queue, is the one this stream is armed
+    /// for (and not a stale one, superseded since).
+    pub fn is_armed_for(&self, deadline: Instant) -> bool {
+        self.timer == Some(deadline)
+    }
+
+    /// Forgets the filed deadline: the next [`Stream::arm`] files a new one whatever it is.
+    pub fn disarm(&mut self) {
+        self.timer = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::reliable::{GIVE_UP_AFTER, Ready};
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Two ends of one stream pair, started at `start`.
+    fn pair(start: Instant) -> (Stream<&'static str>, Stream<&'static str>) {
+        (Stream::new(11, start, 64), Stream::new(22, start, 64))
+    }
+
+    #[test]
+    fn a_sent_item_carries_the_token_and_our_acknowledgements() {
+        let start = Instant::now();
+        let (mut a, mut b) = pair(start);
+        let envelope = a.send(start, &"hello").expect("room");
+        assert_eq!((envelope.token, envelope.seq), (11, 1));
+        b.inbox.insert(start, envelope.seq, "hello");
+        assert!(matches!(b.inbox.pop_ready(), Some(Ready::Item("hello"))));
+        assert!(b.ack_pending());
+        // B's reply carries the acknowledgement: none is owed afterwards.
+        let reply = b.send(start + ms(1), &"hi").expect("room");
+        assert_eq!(reply.token, 22);
+        assert!(reply.acks.contains(1));
+        assert!(!b.ack_pending());
+        assert_eq!(b.last_sent(), start + ms(1));
+        assert_eq!(a.outbox.on_acks(start + ms(2), reply.acks), 1);
+        assert!(a.outbox.is_empty());
+    }
+
+    #[test]
+    fn an_acknowledgement_goes_alone_only_when_due() {
+        let start = Instant::now();
+        let (_, mut b) = pair(start);
+        b.inbox.insert(start, 1, "one");
+        assert!(matches!(b.inbox.pop_ready(), Some(Ready::Item("one"))));
+        let due = b.next_deadline().expect("an acknowledgement is owed");
+        assert!(due > start);
+        assert_eq!(b.take_ack_if_due(due - ms(1)), None);
+        let acks = b.take_ack_if_due(due).expect("due");
+        assert_eq!(acks.through, 1);
+        assert_eq!(b.take_ack_if_due(due), None);
+        assert_eq!(b.next_deadline(), None);
+        assert_eq!(b.last_sent(), due);
+    }
+
+    #[test]
+    fn an_unacknowledged_item_is_sent_again_then_given_up() {
+        let start = Instant::now();
+        let (mut a, _) = pair(start);
+        a.send(start, &"hello").expect("room");
+        let first = a.next_deadline().expect("retransmission timer");
+        assert_eq!(a.poll_due(first - ms(1)), None);
+        match a.poll_due(first) {
+            Some(Resend::Send { envelope, item }) => {
+                assert_eq!((envelope.token, envelope.seq, item), (11, 1, "hello"));
+            }
+            other => panic!("expected a retransmission, got {other:?}"),
+        }
+        let gave_up = loop {
+            let now = a.next_deadline().expect("still trying");
+            match a.poll_due(now) {
+                Some(Resend::GaveUp { item }) => break item,
+                Some(Resend::Send { .. }) | None => {}
+            }
+            assert!(now < start + Duration::from_secs(60), "never gave up");
+        };
+        assert_eq!(gave_up, "hello");
+        assert!(a.outbox.is_empty());
+    }
+
+    #[test]
+    fn forgiven_time_does_not_count_towards_giving_up() {
+        let start = Instant::now();
+        let (mut a, _) = pair(start);
+        a.send(start, &"hello").expect("room");
+        let late = start + GIVE_UP_AFTER + ms(1);
+        // We were stopped for all but the last millisecond: nothing is given up yet.
+        a.forgive(late, late - start - ms(1));
+        assert!(!matches!(a.poll_due(late), Some(Resend::GaveUp { .. })));
+    }
+
+    #[test]
+    fn the_timer_files_only_earlier_deadlines_and_tells_stale_ones() {
+        let start = Instant::now();
+        let (mut a, _) = pair(start);
+        assert_eq!(a.arm(start), None, "nothing to retransmit");
+        a.send(start, &"one").expect("room");
+        let filed = a.arm(start).expect("a first deadline");
+        assert!(a.is_armed_for(filed));
+        a.send(start + ms(5), &"two").expect("room");
+        assert_eq!(a.arm(start + ms(5)), None, "the filed deadline comes first");
+        a.disarm();
+        assert!(!a.is_armed_for(filed), "stale once disarmed");
+        let again = a.arm(start + ms(5)).expect("re-filed");
+        assert!(a.is_armed_for(again));
+        // A deadline already past is filed as now.
+        a.disarm();
+        assert_eq!(a.arm(again + ms(500)), Some(again + ms(500)));
+    }
+
+    #[test]
+    fn a_token_learned_late_is_on_every_later_frame() {
+        let start = Instant::now();
+        let mut a: Stream<&str> = Stream::new(0, start, 64);
+        a.set_token(99);
+        assert_eq!(a.token(), 99);
+        assert_eq!(a.send(start, &"x").expect("room").token, 99);
+    }
+}
