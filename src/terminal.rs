@@ -19,7 +19,7 @@
 //!
 //! Unlike the rest of the library this module does I/O: it exists so that both binaries can
 //! share it, and it has no logic worth a unit test beyond what the pseudo-terminal tests in
-//! `tests/terminal.rs` check end to end.
+//! `tests/programs/terminal.rs` check end to end.
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::mpsc;

@@ -20,9 +20,6 @@
 //!
 //! It does not own any expectation about what the programs print: the tests do.
 
-// Each test file uses its own part of these helpers; the rest would be reported as unused.
-#![allow(dead_code)]
-
 use std::fmt;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -326,28 +323,6 @@ impl Process {
                     "expected all of several lines within {within:?}; still missing: {}",
                     missing.join("; ")
                 ));
-            }
-        }
-    }
-
-    /// Watches the output for `period` and panics if a line after the cursor matches. Use it
-    /// only to show that something does *not* happen; to wait for something, use
-    /// [`Process::expect_line`]. Does not move the cursor.
-    pub fn expect_no_line(&mut self, unwanted: impl LineMatcher, period: Duration) {
-        let deadline = Instant::now() + period;
-        loop {
-            if let Some(line) = self.seen[self.cursor..]
-                .iter()
-                .find(|line| unwanted.is_match(&line.text))
-            {
-                let line = line.to_string();
-                self.fail(&format!(
-                    "expected no {} for {period:?}, but got {line}",
-                    unwanted.describe()
-                ));
-            }
-            if !self.receive_until(deadline) {
-                return;
             }
         }
     }

@@ -27,9 +27,6 @@
 //! It is for tests only: it listens on loopback, serves at most [`MAX_CLIENTS`] client
 //! addresses, and does not own any expectation about the protocol.
 
-// Each test file uses its own part of the relay; the rest would be reported as unused.
-#![allow(dead_code)]
-
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
@@ -431,11 +428,6 @@ impl Relay {
             front_thread: Some(front_thread),
             send_thread: Some(send_thread),
         }
-    }
-
-    /// Where clients send: the relay's client-facing socket.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
     }
 
     /// The address as given to `icq-client --server`.

@@ -4,19 +4,17 @@
 //! gets what was typed meanwhile, and every client carries on.
 //!
 //! This file owns those end-to-end checks; the rules themselves are tested with a fake
-//! clock in `tests/core.rs` and `tests/peers.rs`, the harness is `process`.
-
-mod process;
+//! clock in `tests/sansio/server_client.rs` and `tests/sansio/peers.rs`, the harness is `process`.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use icq::wire::{Envelope, Frame};
-use process::{
+use crate::process::{
     CLIENT_BIN, LineMatcher, Process, ServerOptions, Stdin, Stream, TestServer, WAIT, join_client,
     matching, parse_listening_line, send_signal, split_stamp,
 };
+use icq::wire::{Envelope, Frame};
 
 /// `[HH:MM:SS] FROM: TEXT`, exactly (the bell byte after it aside).
 fn message_from(from: &str, text: &str) -> impl LineMatcher + use<> {

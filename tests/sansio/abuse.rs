@@ -5,8 +5,6 @@
 //! This file owns the proof that each attack is defeated. Parser robustness (property tests)
 //! and the garbage storm against the real binaries live in their own files.
 
-mod util;
-
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -22,7 +20,10 @@ use icq::proto::reliable::Acks;
 use icq::server::{ServerConfig, ServerEvent};
 use icq::wire::{DisconnectReason, Frame, RefuseReason};
 
-use util::{Sim, addr, chat_frame, envelope, forge_join, join_frame, messages, notices, refused};
+use crate::util;
+use crate::util::{
+    Sim, addr, chat_frame, envelope, forge_join, join_frame, messages, notices, refused,
+};
 
 fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)

@@ -6,10 +6,8 @@
 //! lost leave, lost heartbeats, a server restart mid-conversation). It does not own the
 //! byte layout (`wire`) nor the chat rules on a perfect network (`core.rs`).
 //!
-//! A failing seed is printed; `ICQ_SEED=N cargo test --test lossy` runs that seed alone,
-//! and `ICQ_DEBUG=1` adds what every party reported and a count of datagrams by kind.
-
-mod util;
+//! A failing seed is printed; `ICQ_SEED=N cargo test --test sansio lossy::` runs that seed
+//! alone, and `ICQ_DEBUG=1` adds what every party reported and a count of datagrams by kind.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -19,7 +17,7 @@ use icq::client::{ClientEvent, CloseReason};
 use icq::server::{ServerConfig, ServerEvent};
 use icq::wire::Frame;
 
-use util::{Datagram, Link, SERVER_ADDR, Sim, messages, notices};
+use crate::util::{Datagram, Link, SERVER_ADDR, Sim, messages, notices};
 
 /// A small, fast, seedable generator (SplitMix64). Good enough to pick losses and delays;
 /// a test must not depend on a crate's idea of randomness changing between versions.

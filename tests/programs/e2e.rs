@@ -7,14 +7,13 @@
 //! sans-IO tests in `core.rs` do, with a fake clock) nor the process plumbing (`process`).
 //! Every wait has a deadline (see `process::WAIT`); nothing sleeps "long enough".
 
-mod process;
-
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use process::{
+use crate::process;
+use crate::process::{
     BELL, LineMatcher, Process, ServerOptions, Stdin, Stream, TestServer, WAIT, join_client,
     matching, send_signal, split_stamp, start_client,
 };

@@ -12,9 +12,6 @@
 //! contain. The only rule it enforces itself is that the system settles: a burst of datagrams
 //! that never dies down, or a timer that stays due after it fired, is a livelock and panics.
 
-// Each test file uses its own part of the harness; the rest would be reported as unused.
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -165,11 +162,6 @@ impl Sim {
     pub fn wall_ms(&self) -> i64 {
         let elapsed = self.now.duration_since(self.start).as_millis();
         WALL_START_MS + i64::try_from(elapsed).expect("a test runs for less than 292 My")
-    }
-
-    /// Time since the simulation started.
-    pub fn elapsed(&self) -> Duration {
-        self.now.duration_since(self.start)
     }
 
     /// Replaces the server by a fresh one at the same address, as if the process restarted:

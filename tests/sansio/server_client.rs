@@ -5,8 +5,6 @@
 //! This file owns the end-to-end rules — what each party must see when they talk to each
 //! other. It does not own the byte layout (`wire`'s unit tests) nor the harness (`util`).
 
-mod util;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -20,7 +18,8 @@ use icq::proto::reliable::Acks;
 use icq::server::{self, Server, ServerConfig, ServerError, ServerEvent};
 use icq::wire::{self, DisconnectReason, Frame, PresenceChange, RefuseReason, RosterEntry};
 
-use util::{
+use crate::util;
+use crate::util::{
     Datagram, Link, SERVER_ADDR, Sim, WALL_START_MS, addr, chat_frame, envelope, forge_join,
     heartbeat_frame, join_frame, join_with_cookie, messages, notices, refused,
 };
@@ -1180,7 +1179,7 @@ fn the_server_never_sends_an_unjoined_address_more_than_it_received() {
         reply_bytes(&mut sim, stranger(), &[0xFF, b'I', other_version, 1]),
         0
     );
-    // Found by tests/properties.rs: a bare header and nonce (12 bytes) of another version
+    // Found by tests/sansio/properties.rs: a bare header and nonce (12 bytes) of another version
     // used to get the 13-byte refusal. A real join has a name after the nonce.
     let mut bare = vec![0xFF, b'I', other_version, 1];
     bare.extend_from_slice(&7u64.to_be_bytes());

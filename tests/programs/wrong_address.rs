@@ -7,8 +7,6 @@
 //! loopback, for the words people read and the exit statuses. Every wait has a deadline;
 //! dropping a `Process` kills it.
 
-mod process;
-
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::sync::Arc;
@@ -21,7 +19,8 @@ use icq::peer::{Peer, PeerCloseReason, PeerConfig, PeerEvent};
 use icq::server::{Server, ServerConfig};
 use icq::wire::{Frame, RefuseReason};
 
-use process::{CLIENT_BIN, Process, Stdin, Stream, TestServer, WAIT, parse_listening_line};
+use crate::process;
+use crate::process::{CLIENT_BIN, Process, Stdin, Stream, TestServer, WAIT, parse_listening_line};
 
 /// Exit codes of `icq-client` (see its `--help`).
 const EXIT_NO_ANSWER: i32 = 3;

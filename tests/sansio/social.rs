@@ -4,15 +4,13 @@
 //! This file owns who sees what for those commands. The parser's side is in
 //! `command.rs`'s unit tests; the real binaries' side in `e2e.rs`.
 
-mod util;
-
 use std::net::SocketAddr;
 
 use icq::client::ClientEvent;
 use icq::server::{ServerConfig, ServerEvent};
 use icq::wire::RosterEntry;
 
-use util::{Sim, messages, notices};
+use crate::util::{Sim, messages, notices};
 
 fn sim() -> Sim {
     Sim::new(ServerConfig::default())

@@ -10,17 +10,14 @@
 //! clock) keep the promise too.
 //!
 //! Figures (datagrams per delivered line, the relay's counters) are printed; see them with
-//! `cargo test --test lossy_e2e -- --nocapture`. `ICQ_SEED=N` runs with another seed.
-
-mod process;
-mod relay;
+//! `cargo test --test programs lossy_e2e -- --nocapture`. `ICQ_SEED=N` runs with another seed.
 
 use std::time::{Duration, Instant};
 
-use process::{
+use crate::process::{
     Process, ServerOptions, Stream, TestServer, WAIT, join_client, matching, split_stamp,
 };
-use relay::{Impairment, Relay, RelayStats};
+use crate::relay::{Impairment, Relay, RelayStats};
 
 /// The seed of the relay's decisions, unless `ICQ_SEED` says otherwise.
 const SEED: u64 = 3;

@@ -8,10 +8,8 @@
 //! (no impersonation, no traffic to unproven addresses, no panic on garbage). It does not own
 //! the byte layout (`wire`) nor the real binaries (`peers_e2e.rs`).
 //!
-//! A failing seed is printed; `ICQ_SEED=N cargo test --test peers` runs that seed alone, and
-//! `ICQ_SEEDS=N` runs seeds 0 to N-1 instead of the usual 50.
-
-mod peer_util;
+//! A failing seed is printed; `ICQ_SEED=N cargo test --test sansio peers::` runs that seed
+//! alone, and `ICQ_SEEDS=N` runs seeds 0 to N-1 instead of the usual 50.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,7 +21,8 @@ use icq::peer::{PeerCloseReason, PeerConfig, PeerEvent};
 use icq::proto::flood::FloodLimit;
 use icq::wire::{Frame, GoneReason, RefuseReason};
 
-use peer_util::{LossyLink, PeerSim, Rng, converged, messages, roster};
+use crate::peer_util;
+use crate::peer_util::{LossyLink, PeerSim, Rng, converged, messages, roster};
 
 fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
@@ -1029,7 +1028,7 @@ fn a_server_answers_no_peer_frame_but_a_join_and_that_with_a_refusal() {
         server.handle_datagram(start, from, &bytes);
         if let Frame::PeerJoin { nonce, .. } = frame {
             // A peer pointed at a server is told so, in fewer bytes than it sent
-            // (tests/wrong_address.rs follows it through to what the person sees).
+            // (tests/programs/wrong_address.rs follows it through to what the person sees).
             let refusal = server.poll_transmit().expect("a refusal of the peer join");
             let mut answer = Vec::new();
             refusal.write_to(&mut answer);

@@ -350,7 +350,12 @@ fn a_writer_killed_with_sigkill_loses_no_flushed_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("history.db");
     let child = Command::new(std::env::current_exe().unwrap())
-        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "history::crash_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CRASH_ENV, &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

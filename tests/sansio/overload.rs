@@ -7,8 +7,6 @@
 //! evicts a healthy client for the silence its own lateness caused. It does not own
 //! delivery over loss (`lossy.rs`) nor the flood rules (`core.rs`).
 
-mod util;
-
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -18,7 +16,8 @@ use icq::client::{Client, ClientEvent};
 use icq::server::{Server, ServerConfig, ServerEvent};
 use icq::wire::{Frame, RefuseReason};
 
-use util::{Datagram, Link, Sim, messages, notices};
+use crate::util;
+use crate::util::{Datagram, Link, Sim, messages, notices};
 
 fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)

@@ -7,12 +7,10 @@
 //! sockets in `peers.rs`; the process plumbing is `process`. Every wait has a deadline
 //! (`process::WAIT`); nothing sleeps "long enough", and dropping a `Process` kills it.
 
-mod process;
-
 use std::net::SocketAddr;
 use std::process::Command;
 
-use process::{
+use crate::process::{
     CLIENT_BIN, LineMatcher, Process, Stdin, Stream, TempDir, WAIT, matching, parse_listening_line,
     split_stamp,
 };

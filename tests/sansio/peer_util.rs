@@ -14,9 +14,6 @@
 //! is that the system settles: a burst of datagrams that never dies down, or a timer that is
 //! still due right after it fired, is a livelock and panics.
 
-// Each test file uses its own part of the harness; the rest would be reported as unused.
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -309,13 +306,6 @@ impl PeerSim {
 
     pub fn events(&self, at: SocketAddr) -> &[PeerEvent] {
         self.events.get(&at).map_or(&[], Vec::as_slice)
-    }
-
-    pub fn take_events(&mut self, at: SocketAddr) -> Vec<PeerEvent> {
-        self.events
-            .get_mut(&at)
-            .map(std::mem::take)
-            .unwrap_or_default()
     }
 
     pub fn clear_events(&mut self) {

@@ -19,8 +19,6 @@
 //! Nothing here sleeps "long enough": the clients type when the storm has reached a given
 //! count, and every wait has a deadline.
 
-mod process;
-
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,14 +26,14 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::process::{
+    LineMatcher, Process, ServerOptions, TestServer, WAIT, join_client, matching, split_stamp,
+};
 use icq::proto::reliable::Acks;
 use icq::wire::{
     self, DisconnectReason, Envelope, FloodTerms, Frame, GoneReason, MAGIC, MAX_DATAGRAM,
     MAX_NAME_BYTES, MAX_TEXT_BYTES, MemberRecord, PresenceChange, RefuseReason, RosterEntry,
     VERSION,
-};
-use process::{
-    LineMatcher, Process, ServerOptions, TestServer, WAIT, join_client, matching, split_stamp,
 };
 
 /// How many datagrams the storm fires in all.
