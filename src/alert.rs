@@ -3,7 +3,7 @@
 //! This module owns two decisions the client makes for every chat message that arrives:
 //! whether it *mentions* you (your name appears in it as a word, in any letter case), and
 //! whether it rings the terminal bell under the `--bell all|mention|off` setting. It only
-//! decides: how a mention is highlighted belongs to [`crate::style`], and printing the bell
+//! decides: how a mention is highlighted belongs to [`crate::render`], and printing the bell
 //! byte to the binary. Everything here is pure, so the rules are unit tested.
 
 use std::fmt;

@@ -22,7 +22,7 @@ use crate::banlist::{BanEntry, BanList, BanWarning, IpNet, parse_bytes};
 
 /// Something the operator should read. Display gives the line, e.g. `banned 10.0.0.5 (added
 /// to banned_ips.txt)` or `banned 10.0.0.5 (NOT saved to bans.txt: permission denied (os
-/// error 13))`. The text may quote the file: print it through `display::sanitize`.
+/// error 13))`. The text may quote the file: print it through `text::sanitize`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BanNotice {
     /// `/ban` wrote its line (`added`), or found `net` already listed.

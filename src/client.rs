@@ -13,7 +13,7 @@
 //! terminal; tests drive it with a fake clock.
 //!
 //! It does not own parsing what the user types (`command`), how events look on screen
-//! (`display`), or the byte layout of frames (`wire`).
+//! (`render`), or the byte layout of frames (`wire`).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -42,9 +42,10 @@
 //! - [`history`]: the room's recent public lines, numbered within an epoch, and the
 //!   queries for replay, resume and paging; in memory or in an SQLite file.
 //! - [`names`]: which names are allowed and when two names are the same.
-//! - [`display`]: how lines look on a terminal, and neutralizing hostile text.
-//! - [`style`]: colors and emphasis on a color terminal (`--color`, `NO_COLOR`), the stable
-//!   color of each name.
+//! - [`text`]: neutralizing hostile text, the clock at a UTC offset handed in, the words
+//!   and line shapes the cores put into guests' lines (below the roles; imports none).
+//! - [`render`]: the line a person reads for each of the cores' events, plain or colored
+//!   (`--color`, `NO_COLOR`), the local clock, the stable color of each name.
 //! - [`alert`]: which messages mention you, and when the bell rings (`--bell`).
 //! - [`completion`]: the names seen online and what Tab completes (client and console).
 //! - [`terminal`]: the line editor that keeps the typed line intact while lines arrive
@@ -62,12 +63,12 @@ pub mod cli;
 pub mod client;
 pub mod command;
 pub mod completion;
-pub mod display;
 pub mod history;
 pub mod names;
 pub mod peer;
 pub mod proto;
+pub mod render;
 pub mod server;
-pub mod style;
 pub mod terminal;
+pub mod text;
 pub mod wire;

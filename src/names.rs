@@ -145,7 +145,7 @@ fn is_forbidden_in_name(ch: char) -> bool {
 
 /// Characters that draw nothing or reorder the text around them. In a name they would let
 /// `alice` and `al\u{200B}ice` coexist while looking the same; in text they are neutralized
-/// by the display module.
+/// by [`crate::text::sanitize`].
 pub fn is_invisible_or_bidi(ch: char) -> bool {
     matches!(ch,
         '\u{00AD}'                // soft hyphen

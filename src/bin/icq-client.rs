@@ -7,7 +7,7 @@
 //!
 //! On a terminal (stdin and stdout both), typing goes through the line editor of
 //! `icq::terminal` and every printed line goes through its printer, so arrivals appear above
-//! the line being typed; colors and the bell follow `icq::style`. Otherwise the client
+//! the line being typed; colors and the bell follow `icq::render`. Otherwise the client
 //! reads and prints plain lines, as scripts and tests expect.
 //!
 //! With `--listen` it runs in peer mode instead: no server, the state machine is
@@ -33,13 +33,12 @@ use icq::cli::{self, HostPort};
 use icq::client::{Client, ClientEvent, CloseReason};
 use icq::command::{self, Command, Input, Side};
 use icq::completion::NameBook;
-use icq::display;
 use icq::names;
 use icq::peer::{Peer, PeerCloseReason, PeerConfig, PeerEvent};
 use icq::proto::presence::Presence;
-use icq::server::AWAY_WITHOUT_REASON;
-use icq::style::{self, ClientLook, ColorChoice};
+use icq::render::{self, ClientLook, ColorChoice};
 use icq::terminal::{self, LineEditor, Printer, Typed};
+use icq::text::{self, AWAY_WITHOUT_REASON};
 use icq::wire::MAX_DATAGRAM;
 
 /// `println!` that shrugs off a closed stdout (`icq-client | head`): the log reader went away,
@@ -331,11 +330,11 @@ fn run(args: Args) -> Result<()> {
     if let Err(error) = names::validate(&name) {
         cli::usage_error(
             PROGRAM,
-            &format!("invalid name '{}': {error}", display::sanitize(&name)),
+            &format!("invalid name '{}': {error}", text::sanitize(&name)),
         );
     }
     let look = ClientLook {
-        color: style::use_color_here(args.color, io::stdout().is_terminal()),
+        color: render::use_color_here(args.color, io::stdout().is_terminal()),
         bell: if args.no_bell {
             BellMode::Off
         } else {
@@ -409,8 +408,8 @@ fn start_client(
     let socket = UdpSocket::bind(local).context("opening a UDP socket")?;
     let joining = format!(
         "joining {} as {}...",
-        display::sanitize(&args.server.to_string()),
-        display::sanitize(name)
+        text::sanitize(&args.server.to_string()),
+        text::sanitize(name)
     );
     match &out {
         Output::Editor(_) => out.line(look.notice(wall_ms(), &joining)),
@@ -447,7 +446,7 @@ fn start_peer(
         .to_listen_address()
         .with_context(|| format!("resolving --listen address '{listen}'"))?;
     let socket = UdpSocket::bind(listen_addr)
-        .with_context(|| format!("listening on {}", display::sanitize(&listen.to_string())))?;
+        .with_context(|| format!("listening on {}", text::sanitize(&listen.to_string())))?;
     let local = socket
         .local_addr()
         .context("reading the socket's address")?;
@@ -470,7 +469,7 @@ fn start_peer(
             // The error names the file already.
             let (keeper, notices) = BanKeeper::open(path)?;
             for notice in &notices {
-                say_err!("icq-client: {}", display::sanitize(&notice.to_string()));
+                say_err!("icq-client: {}", text::sanitize(&notice.to_string()));
             }
             let file = BanFile {
                 keeper,
@@ -491,13 +490,13 @@ fn start_peer(
     let first_line = if args.peers.is_empty() {
         format!(
             "listening on {local} as {} (new room)",
-            display::sanitize(name)
+            text::sanitize(name)
         )
     } else {
         format!(
             "listening on {local} as {}; joining the room through {}...",
-            display::sanitize(name),
-            display::sanitize(&peer_list(&args.peers))
+            text::sanitize(name),
+            text::sanitize(&peer_list(&args.peers))
         )
     };
     // On stdout in every mode: scripts and tests learn the port from it.
@@ -628,7 +627,7 @@ fn typed(shared: &Shared, line: &str) -> Next {
             Ok(()) => with_client(shared, "/nick", |client| client.rename(now, &name)),
             Err(error) => shared.out.line(format!(
                 "cannot rename to {}: {error}",
-                display::sanitize(&name)
+                text::sanitize(&name)
             )),
         },
         Ok(Input::Command(Command::Away { reason })) => {
@@ -710,7 +709,7 @@ fn reload_bans_if_changed(shared: &Shared) {
         peer.set_ban_list(now, file.keeper.in_force().clone());
     }
     for notice in &polled.notices {
-        let text = display::sanitize(&notice.to_string()).into_owned();
+        let text = text::sanitize(&notice.to_string()).into_owned();
         match notice {
             BanNotice::Warning { .. } => say_err!("icq-client: {text}"),
             _ => shared.out.line(shared.look.notice(wall_ms(), &text)),
@@ -737,7 +736,7 @@ fn pump(shared: &Shared, core: &mut Core) {
             while let Some(event) = client.poll_event() {
                 if let ClientEvent::Closed(reason) = event {
                     shared.out.lines(&lines);
-                    let text = display::close_text(&reason, &server_shown(shared, client.server()));
+                    let text = render::close_text(&reason, &server_shown(shared, client.server()));
                     finish(shared, &text, reason.is_failure(), close_status(&reason));
                 }
                 observe_presence(shared, &event.presence());
@@ -753,7 +752,7 @@ fn pump(shared: &Shared, core: &mut Core) {
                     let contact = peer
                         .contact()
                         .map_or(String::new(), |addr| server_shown(shared, addr));
-                    let text = display::peer_close_text(&reason, &contact, peer.name());
+                    let text = render::peer_close_text(&reason, &contact, peer.name());
                     finish(
                         shared,
                         &text,

@@ -13,8 +13,8 @@
 //! otherwise (a daemon, stdin at /dev/null, pipes) it reads plain lines.
 //!
 //! Everything printed that may carry text from outside (names, messages, the ban file,
-//! errors that quote what was typed) goes through `display::sanitize`; on a terminal, chat
-//! lines color the sender's name and other events are dimmed (`icq::style`).
+//! errors that quote what was typed) goes through `text::sanitize`; on a terminal, chat
+//! lines color the sender's name and other events are dimmed (`icq::render`).
 
 use std::io::{self, IsTerminal};
 use std::net::{SocketAddr, UdpSocket};
@@ -31,13 +31,13 @@ use icq::bankeeper::{self, BanKeeper, BanNotice};
 use icq::cli::{self, HostPort};
 use icq::command::{self, Command, Input, Side};
 use icq::completion;
-use icq::display;
 use icq::proto::flood::FloodLimit;
 use icq::server::{Server, ServerConfig};
 
 use batch::Io;
-use icq::style::{self, ColorChoice};
+use icq::render::{self, ColorChoice};
 use icq::terminal::{self, LineEditor, Typed};
+use icq::text;
 use icq::wire::MAX_DATAGRAM;
 
 /// `println!` through the log buffer, flushed at once: for the console's answers and the
@@ -160,7 +160,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
-    let _ = COLOR.set(style::use_color_here(
+    let _ = COLOR.set(render::use_color_here(
         args.color,
         io::stdout().is_terminal(),
     ));
@@ -235,6 +235,7 @@ fn config_from(args: &Args) -> Result<ServerConfig, &'static str> {
         max_clients: args.max_clients,
         max_per_ip: (args.max_per_ip > 0).then_some(args.max_per_ip),
         flood_kick: (args.flood_kick > 0).then_some(args.flood_kick),
+        utc_offset: render::local_offset(wall_ms()),
         ..ServerConfig::default()
     })
 }
@@ -276,6 +277,8 @@ fn serve(shared: &Shared) -> Result<()> {
         }
         if now >= next_ban_check {
             next_ban_check = now + BAN_FILE_CHECK;
+            // Guests' clocks follow the local zone into and out of daylight saving time.
+            state.server.set_utc_offset(render::local_offset(wall_ms()));
             batch::return_free_memory(now);
         }
         io.send(&shared.socket, &mut state.server);
@@ -404,7 +407,7 @@ fn console_line(shared: &Shared, line: &str) {
             flush(shared, &mut state.server);
         }
         Ok(Input::Command(command)) => run_command(shared, command),
-        Err(error) => say!("{}", display::sanitize(&error.to_string())),
+        Err(error) => say!("{}", text::sanitize(&error.to_string())),
     }
 }
 
@@ -421,7 +424,7 @@ fn run_command(shared: &Shared, command: Command) {
         Command::Kick { name } => {
             let mut state = lock(shared);
             if let Err(error) = state.server.kick(now, &name) {
-                say!("{}", display::sanitize(&error.to_string()));
+                say!("{}", text::sanitize(&error.to_string()));
             }
             flush(shared, &mut state.server);
         }
@@ -430,7 +433,7 @@ fn run_command(shared: &Shared, command: Command) {
         Command::Msg { to, text } => {
             let mut state = lock(shared);
             if let Err(error) = state.server.say_privately(now, &to, &text) {
-                say!("{}", display::sanitize(&error.to_string()));
+                say!("{}", text::sanitize(&error.to_string()));
             }
             flush(shared, &mut state.server);
         }
@@ -459,14 +462,14 @@ fn print_clients(server: &Server, now: Instant) {
     for client in clients {
         say!(
             "  {:<name_width$}  {:<addr_width$}  connected {:>7}  idle {:>7}{}",
-            display::sanitize(&client.name),
+            text::sanitize(&client.name),
             client.addr.to_string(),
-            display::duration(client.connected_for),
-            display::duration(client.idle_for),
+            text::duration(client.connected_for),
+            text::duration(client.idle_for),
             if client.guest { "  (guest)" } else { "" },
         );
         if let Some(reason) = client.away {
-            say!("      away: {}", display::sanitize(&reason));
+            say!("      away: {}", text::sanitize(&reason));
         }
     }
 }
@@ -479,7 +482,7 @@ fn ban(shared: &Shared, target: &str) {
         Err(error) => {
             return say!(
                 "{}",
-                display::sanitize(&format!("cannot ban '{target}': {error}"))
+                text::sanitize(&format!("cannot ban '{target}': {error}"))
             );
         }
     };
@@ -496,7 +499,7 @@ fn ban(shared: &Shared, target: &str) {
 fn unban(shared: &Shared, target: &str) {
     match target.parse() {
         Ok(net) => change_bans(shared, Edit::Unban { net }),
-        Err(error) => say!("{}", display::sanitize(&format!("cannot unban: {error}"))),
+        Err(error) => say!("{}", text::sanitize(&format!("cannot unban: {error}"))),
     }
 }
 
@@ -543,7 +546,7 @@ fn loopback_of(local: SocketAddr) -> SocketAddr {
 /// notices. Everything quoted from the file or typed goes through `sanitize`.
 fn print_ban_notices(notices: &[BanNotice]) {
     for notice in notices {
-        let text = display::sanitize(&notice.to_string()).into_owned();
+        let text = text::sanitize(&notice.to_string()).into_owned();
         match notice {
             BanNotice::Warning { .. } => log::warning(format_args!("icq-server: warning: {text}")),
             _ => log_notice(&text),
@@ -552,7 +555,7 @@ fn print_ban_notices(notices: &[BanNotice]) {
 }
 
 fn log_notice(text: &str) {
-    say!("{}", style::server_notice(wall_ms(), text, color()));
+    say!("{}", render::server_notice(wall_ms(), text, color()));
 }
 
 fn color() -> bool {
@@ -593,10 +596,10 @@ mod log {
     use std::io::{IsTerminal as _, Write as _};
     use std::sync::{Mutex, MutexGuard, OnceLock};
 
-    use icq::display::{ClockText, sanitize};
+    use icq::render;
     use icq::server::ServerEvent;
-    use icq::style;
     use icq::terminal::Printer;
+    use icq::text::ClockText;
 
     /// The line editor's printer, once the console has one.
     static PRINTER: OnceLock<Printer> = OnceLock::new();
@@ -619,7 +622,7 @@ mod log {
 
     static LOG: Mutex<Log> = Mutex::new(Log {
         buffer: Vec::new(),
-        clock: ClockText::new(),
+        clock: ClockText::at(icq::text::UTC),
     });
 
     fn lock() -> MutexGuard<'static, Log> {
@@ -633,37 +636,13 @@ mod log {
         log.buffer.push(b'\n');
     }
 
-    /// Adds the line for one of the core's events. A chat line without colors is built
-    /// here from a clock formatted once a second: it is the one event a busy server logs
-    /// thousands of times a second (the result is [`style::server_line`]'s, as a test
-    /// checks).
+    /// Adds the line for one of the core's events ([`render::push_server_line`]: a chat
+    /// line with a clock formatted once a second, the one event a busy server logs
+    /// thousands of times a second).
     pub fn event(event: &ServerEvent, color: bool) {
         let mut log = lock();
         let Log { buffer, clock } = &mut *log;
-        match event {
-            ServerEvent::Chat {
-                time_ms,
-                from,
-                text,
-            } if !color => {
-                let clock = clock.get(*time_ms);
-                for part in [
-                    "[",
-                    clock,
-                    "] ",
-                    &sanitize(from),
-                    ": ",
-                    &sanitize(text),
-                    "\n",
-                ] {
-                    buffer.extend_from_slice(part.as_bytes());
-                }
-            }
-            _ => {
-                buffer.extend_from_slice(style::server_line(event, color).as_bytes());
-                buffer.push(b'\n');
-            }
-        }
+        render::push_server_line(buffer, clock, event, color);
     }
 
     /// Writes the buffer to stdout. A closed stdout (`icq-server | head`) is no reason to
@@ -712,36 +691,6 @@ mod log {
     pub fn flush_if_large() {
         if lock().buffer.len() >= FLUSH_AT {
             flush();
-        }
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn chat_lines_are_the_styled_ones() {
-            for (from, text) in [
-                ("alice", "hello ~ {100%}"),
-                ("zoë", "café 日本語 🎉"),
-                ("bob", "tab\t, escape \u{1b}[2J, bidi \u{202e}x, del \u{7f}"),
-            ] {
-                let event = ServerEvent::Chat {
-                    time_ms: 1_700_000_123_456,
-                    from: from.to_owned(),
-                    text: text.to_owned(),
-                };
-                lock().buffer.clear();
-                event_line_check(&event);
-            }
-        }
-
-        fn event_line_check(event: &ServerEvent) {
-            super::event(event, false);
-            let expected = format!("{}\n", style::server_line(event, false));
-            let mut log = lock();
-            assert_eq!(String::from_utf8_lossy(&log.buffer), expected);
-            log.buffer.clear();
         }
     }
 }

@@ -391,7 +391,7 @@ impl Peer {
                     self.events.push_back(PeerEvent::Message {
                         time_ms,
                         from: name,
-                        text: display::sanitize(&text).into_owned(),
+                        text: text::sanitize(&text).into_owned(),
                         own: false,
                     });
                 }
@@ -406,7 +406,7 @@ impl Peer {
                         time_ms,
                         from: name,
                         to: self.name.clone(),
-                        text: display::sanitize(&text).into_owned(),
+                        text: text::sanitize(&text).into_owned(),
                         own: false,
                     });
                 }

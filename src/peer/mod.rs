@@ -16,7 +16,7 @@
 //! clock.
 //!
 //! It does not own the byte layout of frames (`wire`), the reliability rules (`reliable`),
-//! how events look (`display`, `style`), the naming rules (`names`) or the ban file
+//! how events look (`render`), the naming rules (`names`) or the ban file
 //! (`banlist`). `PROTOCOL.md` describes the peer protocol for people.
 //!
 //! This file owns the `Peer` type and its state, configuration, events and errors, the
@@ -59,13 +59,13 @@ use std::time::{Duration, Instant};
 
 use crate::banlist::BanList;
 use crate::client::{JoinAttempt, JoinStep};
-use crate::display;
 use crate::names;
 use crate::proto::flood::{FloodGate, FloodLimit};
 use crate::proto::lateness::{self, Lateness};
 use crate::proto::pacing::{Backlog, Pacer};
 use crate::proto::presence::Presence;
 use crate::proto::reliable::{Acks, Due, Ready, ReceiveWindow, SendWindow};
+use crate::text;
 use crate::wire::{
     self, DecodeError, Envelope, FloodTerms, Frame, GoneReason, MAX_DATAGRAM, MemberRecord,
     RefuseReason,
@@ -319,13 +319,13 @@ impl fmt::Display for PeerError {
             PeerError::NoSuchMember { name } => write!(
                 f,
                 "nobody called '{}' is in the room (see /list)",
-                display::sanitize(name)
+                text::sanitize(name)
             ),
             PeerError::ToSelf => write!(f, "that is your own name"),
             PeerError::Banned { name } => write!(
                 f,
                 "your ban list bans {}'s address: you do not talk to it",
-                display::sanitize(name)
+                text::sanitize(name)
             ),
             PeerError::NotInRoom => write!(f, "not in the room yet: wait until you have joined"),
         }
@@ -822,7 +822,7 @@ impl Peer {
                     self.events.push_back(PeerEvent::Message {
                         time_ms,
                         from: self.name.clone(),
-                        text: display::sanitize(&text).into_owned(),
+                        text: text::sanitize(&text).into_owned(),
                         own: true,
                     });
                     let item = Item::Chat {
@@ -847,7 +847,7 @@ impl Peer {
                         time_ms,
                         from: self.name.clone(),
                         to: name,
-                        text: display::sanitize(&text).into_owned(),
+                        text: text::sanitize(&text).into_owned(),
                         own: true,
                     });
                     let item = Item::Private {

@@ -13,7 +13,7 @@
 //!
 //! It does not own sending (the caller pops what may go and sends it, stamped with the
 //! moment it was released: see `flood::FloodGate` for how the receiver counts those
-//! stamps), nor how the notice looks (`display`). Like the cores, it reads no clock.
+//! stamps), nor how the notice looks (`render`). Like the cores, it reads no clock.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

@@ -336,7 +336,7 @@ impl Server {
         }
         self.events.push_back(ServerEvent::Refused {
             time_ms: self.wall_ms(now),
-            name: display::sanitize(&name).into_owned(),
+            name: sanitize(&name).into_owned(),
             addr: from,
             reason,
         });

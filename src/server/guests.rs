@@ -112,15 +112,21 @@ impl Server {
         // Room for the clock, the newline, and "and 65535 more".
         const RESERVE: usize = 40;
         let mut shown = people.len();
-        let mut text = display::online_text(people.len(), 0, people);
-        while text.len() + RESERVE > wire::MAX_DATAGRAM && shown > 0 {
+        let mut words = text::online_text(people.len(), 0, people);
+        while words.len() + RESERVE > wire::MAX_DATAGRAM && shown > 0 {
             shown -= 1;
-            text = display::online_text(people.len(), 0, &people[..shown]);
+            words = text::online_text(people.len(), 0, &people[..shown]);
         }
         if shown < people.len() {
-            text.push_str(&format!(" and {} more", people.len() - shown));
+            words.push_str(&format!(" and {} more", people.len() - shown));
         }
-        self.push(to, guest_line(display::notice_line(time_ms, &text)));
+        let line = self.guest_notice(time_ms, &words);
+        self.push(to, line);
+    }
+
+    /// A guest's copy of a notice: `[12:00:00] -- text` and a newline, with the kept clock.
+    pub(super) fn guest_notice(&mut self, time_ms: i64, words: &str) -> Arc<[u8]> {
+        guest_line(text::notice_line(self.clock_text.get(time_ms), words))
     }
 }
 
@@ -129,45 +135,11 @@ pub(super) fn guest_line(mut line: String) -> Arc<[u8]> {
     line.into_bytes().into()
 }
 
-/// A guest's copy of a chat message: [`display::message_line`] and a newline, built in one
-/// buffer from a clock already formatted (see [`ClockText`]). `text` is sanitized by the
-/// caller; the name is sanitized here all the same, as the last step before a terminal.
-pub(super) fn guest_message_line(clock: &str, from: &str, text: &str) -> Arc<[u8]> {
-    let from = sanitize(from);
-    let text = sanitize(text);
-    let mut line = Vec::with_capacity(clock.len() + from.len() + text.len() + 6);
-    for part in ["[", clock, "] ", &from, ": ", &text, "\n"] {
-        line.extend_from_slice(part.as_bytes());
-    }
+/// A guest's copy of a chat message: [`text::push_message_line`] and a newline, built in
+/// one buffer from a clock already formatted (see [`ClockText`]).
+pub(super) fn guest_message_line(clock: &str, from: &str, words: &str) -> Arc<[u8]> {
+    let mut line = Vec::new();
+    text::push_message_line(&mut line, clock, from, words);
+    line.push(b'\n');
     line.into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The shortcuts of the chat path must print exactly what `display` would.
-    #[test]
-    fn guest_lines_and_sanitizing_match_display() {
-        let time_ms = 1_700_000_123_456;
-        let mut clock = ClockText::default();
-        for (from, text) in [
-            ("alice", "hello, world ~ 100% {ok}"),
-            ("zoë", "naïve café 日本語 🎉"),
-            (
-                "bob",
-                "tab\there, escape \u{1b}[2J, bidi \u{202e}evil, del \u{7f}",
-            ),
-            ("guest-127.0.0.1:5000", ""),
-        ] {
-            assert_eq!(sanitize(text), display::sanitize(text));
-            let expected = format!("{}\n", display::message_line(time_ms, from, text));
-            let line = guest_message_line(clock.get(time_ms), from, &sanitize(text));
-            assert_eq!(std::str::from_utf8(&line).unwrap(), expected);
-        }
-        // The kept clock follows the seconds, including before 1970.
-        for time_ms in [time_ms + 999, time_ms + 1_000, -1, -1_000, -1_001, 0] {
-            assert_eq!(clock.get(time_ms), display::clock(time_ms));
-        }
-    }
 }

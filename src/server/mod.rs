@@ -20,11 +20,13 @@
 //! `guests.rs` (plain-text guests).
 //!
 //! It does not own the byte layout of frames (`wire`), reading or writing the ban file
-//! (`banlist`), or how log lines look (`display`).
+//! (`banlist`), or how log lines look (`render`; the words guests read are
+//! [`crate::text`]'s).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
+use chrono::FixedOffset;
 use foldhash::fast::FixedState;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -33,12 +35,12 @@ use std::time::{Duration, Instant};
 
 use crate::banlist::{BanList, IpNet};
 use crate::command::{self, Command, Input, Side};
-use crate::display::{self, ClockText, sanitize};
 use crate::names::{self, SERVER_NAME};
 use crate::proto::flood::{FloodGate, FloodLimit};
 use crate::proto::lateness::{self, Credited, Lateness};
 use crate::proto::loggate::{GateLimits, LogGate, Summary};
 use crate::proto::reliable::{Due, Ready, ReceiveWindow, SendWindow};
+use crate::text::{self, AWAY_WITHOUT_REASON, ClockText, sanitize};
 use crate::wire::{
     self, DecodeError, DisconnectReason, Envelope, FloodTerms, Frame, PresenceChange, RefuseReason,
     RosterEntry,
@@ -83,9 +85,6 @@ pub const FLOOD_KICK_WINDOW: Duration = Duration::from_secs(60);
 /// it out) is told: the server keeps no history to replay.
 pub const MISSED_WHILE_AWAY: &str = "you were away: messages sent to the chat meanwhile are \
      not replayed and may have been missed";
-
-/// The reason `/away` sends when none is given; shown as a plain "is away".
-pub const AWAY_WITHOUT_REASON: &str = "away";
 
 /// How long the token of a session that left is remembered, so a repeated leave is
 /// confirmed (its first confirmation was lost) while a leave for a session the server never
@@ -141,6 +140,10 @@ pub struct ServerConfig {
     /// Seeds the hash tables. Random by default, so nobody can predict which addresses
     /// collide; tests fix it so a simulation replays exactly.
     pub hash_seed: u64,
+    /// The offset from UTC of the clock in guests' lines (`[12:00:00] alice: hi`): the
+    /// core never reads the host's time zone, its binary says it (UTC by default; see
+    /// [`Server::set_utc_offset`] for when it changes).
+    pub utc_offset: FixedOffset,
 }
 
 impl Default for ServerConfig {
@@ -153,6 +156,7 @@ impl Default for ServerConfig {
             max_per_ip: Some(16),
             flood_kick: Some(3),
             hash_seed: getrandom::u64().unwrap_or(0x1C0_5EED),
+            utc_offset: text::UTC,
         }
     }
 }
@@ -373,7 +377,7 @@ impl fmt::Display for ServerError {
                 write!(
                     f,
                     "no client named '{}' is online (see /list)",
-                    display::sanitize(name)
+                    sanitize(name)
                 )
             }
         }
@@ -449,7 +453,7 @@ pub struct Server {
     /// The secret key of join cookies: SipHash with random keys, a keyed hash built for
     /// exactly this (a short tag nobody without the key can compute).
     cookie_key: std::hash::RandomState,
-    /// The clock of guests' chat lines, formatted once a second.
+    /// The clock of guests' lines at [`ServerConfig::utc_offset`], formatted once a second.
     clock_text: ClockText,
     /// Time the server itself could not run or keep up: clients' silence then is ours.
     lateness: Lateness,
@@ -464,6 +468,7 @@ impl Server {
         let hasher = FixedState::with_seed(config.hash_seed);
         Server {
             next_sweep: now + config.sweep_interval(),
+            clock_text: ClockText::at(config.utc_offset),
             config,
             clock_origin: (now, wall_ms),
             sessions: HashMap::with_hasher(hasher.clone()),
@@ -491,7 +496,6 @@ impl Server {
             left: HashMap::with_hasher(hasher.clone()),
             local_addr: None,
             cookie_key: std::hash::RandomState::new(),
-            clock_text: ClockText::default(),
         }
     }
 
@@ -500,6 +504,16 @@ impl Server {
     /// forgeries: answering them would make the server talk to itself forever.
     pub fn set_local_address(&mut self, local_addr: SocketAddr) {
         self.local_addr = Some(local_addr);
+    }
+
+    /// Tells the core the offset from UTC its host's clock now has, for guests' lines: the
+    /// binary looks it up (the core reads no time zone) and says so when it changes, as at
+    /// the start or end of daylight saving time.
+    pub fn set_utc_offset(&mut self, offset: FixedOffset) {
+        if offset != self.config.utc_offset {
+            self.config.utc_offset = offset;
+            self.clock_text = ClockText::at(offset);
+        }
     }
 
     /// The settings in force.

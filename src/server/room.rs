@@ -118,7 +118,7 @@ impl Server {
             if let Some(from) = from {
                 let notice = format!(
                     "not delivered: no one called {} is online (see /list)",
-                    display::sanitize(to)
+                    sanitize(to)
                 );
                 self.send_notice_to(now, from, time_ms, &notice);
             }
@@ -127,7 +127,7 @@ impl Server {
             });
         };
         let recipient = self.sessions[&recipient_addr].name.clone();
-        let clean = display::sanitize(text);
+        let clean = sanitize(text);
         for piece in wire::split_text(&clean) {
             let frame = Frame::PrivateMessage {
                 envelope: Envelope::default(),
@@ -147,11 +147,11 @@ impl Server {
                 match self.sessions.get(&addr).map(|s| s.kind) {
                     Some(ClientKind::Named) => self.send_sequenced(now, addr, payload.clone()),
                     Some(ClientKind::Guest) => {
-                        let line = format!(
-                            "{} (private)",
-                            display::message_line(time_ms, sender, piece)
-                        );
-                        self.push(addr, guest_line(line));
+                        let mut line = Vec::new();
+                        let clock = self.clock_text.get(time_ms);
+                        text::push_message_line(&mut line, clock, sender, piece);
+                        line.extend_from_slice(b" (private)\n");
+                        self.push(addr, line.into());
                     }
                     None => {}
                 }
@@ -175,7 +175,7 @@ impl Server {
             return;
         };
         let time_ms = self.wall_ms(now);
-        let clean = display::sanitize(text);
+        let clean = sanitize(text);
         for piece in wire::split_text(&clean) {
             let frame = || Frame::ActionMessage {
                 envelope: Envelope::default(),
@@ -184,7 +184,7 @@ impl Server {
                 text: piece.to_owned(),
             };
             let guest = |clock: &mut ClockText| {
-                guest_line(format!("[{}] * {name} {piece}", clock.get(time_ms)))
+                guest_line(text::action_line(clock.get(time_ms), &name, piece))
             };
             self.broadcast(now, Some(from), frame, guest);
             self.events.push_back(ServerEvent::Action {
@@ -203,15 +203,9 @@ impl Server {
         };
         let new_key = names::key(&new_name);
         let refusal = if let Err(error) = names::validate(&new_name) {
-            Some(format!(
-                "cannot rename to {}: {error}",
-                display::sanitize(&new_name)
-            ))
+            Some(format!("cannot rename to {}: {error}", sanitize(&new_name)))
         } else if self.by_name.get(&new_key).is_some_and(|addr| *addr != from) {
-            Some(format!(
-                "cannot rename: {} is taken",
-                display::sanitize(&new_name)
-            ))
+            Some(format!("cannot rename: {} is taken", sanitize(&new_name)))
         } else {
             None
         };
@@ -240,7 +234,7 @@ impl Server {
         match kind {
             ClientKind::Named => self.send_sequenced(now, from, renamed.to_bytes().into()),
             ClientKind::Guest => {
-                let text = format!("you are now known as {}", display::sanitize(&new_name));
+                let text = format!("you are now known as {}", sanitize(&new_name));
                 self.send_notice_to(now, from, time_ms, &text);
             }
         }
@@ -264,7 +258,7 @@ impl Server {
         let reason = reason.trim();
         // Sanitizing can lengthen a reason; keep it within what a roster entry carries.
         let new = (!reason.is_empty()).then(|| {
-            let clean = display::sanitize(reason);
+            let clean = sanitize(reason);
             wire::truncate_to_char_boundary(&clean, wire::MAX_NAME_BYTES).to_owned()
         });
         if self.sessions.get(&from).is_none_or(|s| s.away == new) {
@@ -368,18 +362,18 @@ impl Server {
     }
 
     /// Tells everyone of a change of `name`'s presence: named clients in a typed
-    /// [`Frame::Presence`], guests in words ([`display::presence_text`]).
+    /// [`Frame::Presence`], guests in words ([`text::presence_text`]).
     pub(super) fn broadcast_presence(&mut self, now: Instant, name: &str, change: PresenceChange) {
         let time_ms = self.wall_ms(now);
-        let text = display::presence_text(name, &change);
+        let words = text::presence_text(name, &change);
         let frame = || Frame::Presence {
             envelope: Envelope::default(),
             time_ms,
             name: name.to_owned(),
             change,
         };
-        self.broadcast(now, None, frame, |_: &mut ClockText| {
-            guest_line(display::notice_line(time_ms, &text))
+        self.broadcast(now, None, frame, |clock: &mut ClockText| {
+            guest_line(text::notice_line(clock.get(time_ms), &words))
         });
     }
 
@@ -461,7 +455,8 @@ impl Server {
                 self.send_sequenced(now, addr, notice.to_bytes().into());
             }
             Some(ClientKind::Guest) => {
-                self.push(addr, guest_line(display::notice_line(time_ms, text)))
+                let line = self.guest_notice(time_ms, text);
+                self.push(addr, line)
             }
             None => {}
         }

@@ -375,8 +375,9 @@ impl Server {
         match kind {
             ClientKind::Named => self.send_roster(now, addr),
             ClientKind::Guest => {
-                let line = display::presence_text(&name, &PresenceChange::Joined);
-                self.push(addr, guest_line(display::notice_line(time_ms, &line)));
+                let line = text::presence_text(&name, &PresenceChange::Joined);
+                let line = self.guest_notice(time_ms, &line);
+                self.push(addr, line);
             }
         }
         self.events.push_back(ServerEvent::Joined {
@@ -531,7 +532,8 @@ impl Server {
         text: &str,
     ) {
         let Some(mut streams) = session.streams else {
-            return self.push(addr, guest_line(display::notice_line(time_ms, text)));
+            let line = self.guest_notice(time_ms, text);
+            return self.push(addr, line);
         };
         let frame = Frame::Disconnected {
             envelope: Envelope::default(),

@@ -6,7 +6,7 @@
 //! is printed above it and leaves it intact, colors appear on the terminal and never in
 //! the pipe, Tab completes names, mentions ring the bell under `--bell mention`, Ctrl-D
 //! leaves, Ctrl-C clears a line or leaves from an empty one, and nothing typed ahead or
-//! pasted (in one `write`, with or without bracketed paste) is lost. The look of each line is unit tested in `style`; the protocol in `core.rs`.
+//! pasted (in one `write`, with or without bracketed paste) is lost. The look of each line is unit tested in `render`; the protocol in `core.rs`.
 //!
 //! Every wait has a deadline (rexpect's per-expectation timeout, `recv_timeout` for pipes);
 //! every child is killed when its handle is dropped, so a failing test leaves nothing
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use rexpect::process::WaitStatus;
 use rexpect::session::{PtySession, spawn_command};
 
-use icq::style::name_color;
+use icq::render::name_color;
 
 /// How long any one expected output may take to show up. Generous: a loaded CI machine may
 /// be slow, and a passing test never waits this long.

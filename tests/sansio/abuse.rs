@@ -12,11 +12,11 @@ use icq::banfile::{self, Edit, RealTime, Settle};
 use icq::banlist::{BanList, IpNet};
 use icq::client::{ClientEvent, CloseReason};
 use icq::completion::NameBook;
-use icq::display;
 use icq::names;
 use icq::proto::flood::FloodLimit;
 use icq::proto::presence::Presence;
 use icq::proto::reliable::Acks;
+use icq::render::{self, ClientLook};
 use icq::server::{ServerConfig, ServerEvent};
 use icq::wire::{DisconnectReason, Frame, RefuseReason};
 
@@ -401,14 +401,16 @@ fn escape_sequences_and_bidi_tricks_are_neutralized_but_unicode_is_kept() {
     let log = sim
         .take_server_events()
         .iter()
-        .map(display::server_event_line)
+        .map(|event| render::server_line(event, false))
         .collect::<Vec<_>>()
         .join("\n");
     assert!(
         !log.contains('\u{1b}') && !log.contains('\u{202E}'),
         "{log:?}"
     );
-    let line = display::client_event_line(&sim.events(alice)[0], 0, false).expect("a line");
+    let line = ClientLook::PLAIN
+        .client_line(&sim.events(alice)[0], 0, "alice")
+        .expect("a line");
     assert!(
         !line.contains('\u{1b}') && !line.contains('\u{9b}'),
         "{line:?}"

@@ -9,7 +9,7 @@
 //!   patching an envelope equals encoding with it.
 //! - `command`: [`command::parse`] never panics on any line, on either side, and agrees with
 //!   a model of the documented rules (text, `//` escape, commands, errors).
-//! - `display`: [`display::sanitize`] leaves no control character, escape or bidi control,
+//! - `text`: [`text::sanitize`] leaves no control character, escape or bidi control,
 //!   handles each character on its own, and passes printable text through unchanged.
 //! - `server`: the sans-IO [`Server`] fed thousands of hostile datagrams from any address
 //!   (garbage, mutated frames, valid frames with random or learned tokens, joins), time jumps
@@ -37,11 +37,12 @@ use proptest::test_runner::TestRunner;
 
 use icq::banlist::BanList;
 use icq::command::{self, Command, CommandError, Input, Side};
-use icq::display;
 use icq::names;
 use icq::proto::flood::FloodLimit;
 use icq::proto::reliable::Acks;
+use icq::render;
 use icq::server::{Server, ServerConfig, ServerEvent};
+use icq::text;
 use icq::wire::{
     self, DecodeError, DisconnectReason, ENVELOPE_RANGE, Envelope, FloodTerms, Frame, GoneReason,
     HEADER_LEN, JOIN_MIN_LEN, MAGIC, MAX_DATAGRAM, MAX_NAME_BYTES, MAX_TEXT_BYTES, MemberRecord,
@@ -1160,7 +1161,7 @@ proptest! {
     }
 }
 
-// display ---------------------------------------------------------------------------------
+// text ------------------------------------------------------------------------------------
 
 /// The characters Unicode calls bidirectional controls (property `Bidi_Control`), listed
 /// here apart from `names::is_invisible_or_bidi` so the check does not trust the code.
@@ -1209,7 +1210,7 @@ proptest! {
 
     #[test]
     fn sanitize_leaves_no_control_escape_or_bidi_character(text in arb_hostile_text()) {
-        let clean = display::sanitize(&text);
+        let clean = text::sanitize(&text);
         for ch in clean.chars() {
             // Joiners and variation selectors stay: emoji sequences and some scripts
             // need them, and they neither move nor hide text.
@@ -1225,15 +1226,15 @@ proptest! {
         // twice changes nothing more.
         let one_by_one: String = text
             .chars()
-            .map(|ch| display::sanitize(&ch.to_string()).into_owned())
+            .map(|ch| text::sanitize(&ch.to_string()).into_owned())
             .collect();
         prop_assert_eq!(&clean[..], &one_by_one[..]);
-        prop_assert_eq!(&display::sanitize(&clean)[..], &clean[..]);
+        prop_assert_eq!(&text::sanitize(&clean)[..], &clean[..]);
     }
 
     #[test]
     fn sanitize_keeps_printable_text_unchanged(text in arb_printable_text()) {
-        let clean = display::sanitize(&text);
+        let clean = text::sanitize(&text);
         prop_assert!(matches!(clean, Cow::Borrowed(_)), "{:?} was copied", text);
         prop_assert_eq!(&clean[..], &text[..]);
     }
@@ -1345,6 +1346,8 @@ struct Setup {
     local: Option<usize>,
     ban: bool,
     wall_ms: i64,
+    /// Seconds east of UTC of guests' clocks.
+    utc_offset: i32,
 }
 
 fn arb_setup() -> impl Strategy<Value = Setup> {
@@ -1356,9 +1359,10 @@ fn arb_setup() -> impl Strategy<Value = Setup> {
         prop_oneof![Just(None), Just(Some(0)), Just(Some(6))],
         any::<bool>(),
         prop_oneof![Just(0i64), Just(1_767_225_600_000), any::<i64>()],
+        prop_oneof![Just(0i32), -86_399i32..=86_399],
     )
         .prop_map(
-            |(guests, max_clients, flood, timeout_ms, local, ban, wall_ms)| Setup {
+            |(guests, max_clients, flood, timeout_ms, local, ban, wall_ms, utc_offset)| Setup {
                 guests,
                 max_clients,
                 flood,
@@ -1366,6 +1370,7 @@ fn arb_setup() -> impl Strategy<Value = Setup> {
                 local,
                 ban,
                 wall_ms,
+                utc_offset,
             },
         )
 }
@@ -1439,7 +1444,7 @@ impl Watch {
             }
         }
         while let Some(event) = server.poll_event() {
-            let _ = display::server_event_line(&event);
+            let _ = render::server_line(&event, false);
             if let ServerEvent::Joined { addr, .. } = event {
                 self.registered.insert(addr);
             }
@@ -1472,6 +1477,7 @@ fn run_server(setup: &Setup, ops: &[Op], mode: Mode) -> Result<(), TestCaseError
         max_per_ip: Some(4),
         flood_kick: Some(2),
         hash_seed: 7,
+        utc_offset: chrono::FixedOffset::east_opt(setup.utc_offset).expect("within a day"),
     };
     let bans = if setup.ban {
         BanList::parse(&pool[BANNABLE].ip().to_string()).0

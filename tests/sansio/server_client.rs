@@ -11,11 +11,12 @@ use std::time::Duration;
 use icq::banlist::{BanList, IpNet};
 use icq::client::{self, ClientEvent, CloseReason};
 use icq::completion::NameBook;
-use icq::display;
 use icq::proto::flood::FloodLimit;
 use icq::proto::pacing;
 use icq::proto::reliable::Acks;
+use icq::render::{self, ClientLook};
 use icq::server::{self, Server, ServerConfig, ServerError, ServerEvent};
+use icq::text;
 use icq::wire::{self, DisconnectReason, Frame, PresenceChange, RefuseReason, RosterEntry};
 
 use crate::util;
@@ -687,7 +688,8 @@ fn thirty_lines_at_once_are_paced_by_the_client_and_all_arrive_in_order() {
         }]
     );
     assert_eq!(
-        display::client_event_line(&queued[0], 0, false)
+        ClientLook::PLAIN
+            .client_line(&queued[0], 0, "alice")
             .map(|l| l[l.find("--").unwrap()..].to_owned()),
         Some("-- 20 lines queued (sending 5 a second)".to_owned())
     );
@@ -1023,7 +1025,7 @@ fn a_malformed_datagram_is_logged_once_per_address_per_minute() {
     let logged: Vec<String> = sim
         .take_server_events()
         .iter()
-        .map(display::server_event_line)
+        .map(|event| render::server_line(event, false))
         .collect();
     assert_eq!(logged.len(), 2, "{logged:?}");
     // The two held back are summed up when the minute ends, and it is logged again.
@@ -1247,9 +1249,15 @@ fn a_join_forged_with_a_victims_address_sends_the_victim_nothing_more() {
 
 // 13 --------------------------------------------------------------------------------------
 
+/// The offset from UTC guests' clocks are given in these tests: not the test machine's.
+fn guest_offset() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(5 * 3600 + 30 * 60).expect("a valid offset")
+}
+
 fn guest_sim() -> Sim {
     Sim::new(ServerConfig {
         guests: true,
+        utc_offset: guest_offset(),
         ..ServerConfig::default()
     })
 }
@@ -1272,8 +1280,8 @@ fn a_plain_text_guest_joins_by_talking_and_reads_plain_text() {
     assert_eq!(
         lines,
         [
-            format!("[{}] -- {guest} joined\n", display::clock(at)),
-            format!("[{}] {guest}: hello\n", display::clock(at)),
+            format!("[{}] -- {guest} joined\n", text::clock(at, guest_offset())),
+            format!("[{}] {guest}: hello\n", text::clock(at, guest_offset())),
         ]
     );
     assert_eq!(
@@ -1309,7 +1317,15 @@ fn a_plain_text_guest_joins_by_talking_and_reads_plain_text() {
     let to_guest = sim.server_sent_to(STRANGER, mark);
     assert_eq!(
         to_guest,
-        [format!("[{}] alice: hi guest\n", display::clock(at)).into_bytes()]
+        [format!("[{}] alice: hi guest\n", text::clock(at, guest_offset())).into_bytes()]
+    );
+    // The binary says when its zone's offset changes; the next line follows.
+    sim.server.set_utc_offset(text::UTC);
+    let mark = sim.mark();
+    sim.send_text(alice, "in UTC");
+    assert_eq!(
+        sim.server_sent_to(STRANGER, mark),
+        [format!("[{}] alice: in UTC\n", text::clock(at, text::UTC)).into_bytes()]
     );
 
     // Several lines in one datagram, with CRLF endings and a blank line, are several messages.
@@ -1318,7 +1334,7 @@ fn a_plain_text_guest_joins_by_talking_and_reads_plain_text() {
         .into_iter()
         .map(|m| m.1)
         .collect();
-    assert_eq!(texts, ["hi guest", "one", "two"]);
+    assert_eq!(texts, ["hi guest", "in UTC", "one", "two"]);
 }
 
 #[test]
@@ -2439,7 +2455,7 @@ fn a_flood_of_joins_from_a_banned_range_is_logged_once_then_summed_up() {
     let summaries: Vec<String> = sim_other
         .take_server_events()
         .iter()
-        .map(display::server_event_line)
+        .map(|event| render::server_line(event, false))
         .collect();
     assert_eq!(summaries.len(), 1, "{summaries:?}");
     assert!(
@@ -2463,7 +2479,7 @@ fn malformed_datagrams_from_one_address_are_summed_up_after_the_minute() {
     let summaries: Vec<String> = sim
         .take_server_events()
         .iter()
-        .map(display::server_event_line)
+        .map(|event| render::server_line(event, false))
         .collect();
     assert_eq!(
         summaries

@@ -533,7 +533,7 @@ pub fn notices(events: &[ClientEvent]) -> Vec<String> {
         .filter_map(|event| match event {
             ClientEvent::Notice { text, .. } => Some(text.clone()),
             ClientEvent::Presence { name, change, .. } => {
-                Some(icq::display::presence_text(name, change))
+                Some(icq::text::presence_text(name, change))
             }
             _ => None,
         })
