@@ -199,7 +199,7 @@ impl<'a> Chat<'a> {
 /// Builds lines with colors on or off: the one place that decides what a line looks like
 /// either way. Off, it adds nothing to the plain words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Brush {
+struct Brush {
     color: bool,
 }
 

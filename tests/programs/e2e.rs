@@ -565,6 +565,36 @@ fn a_raw_udp_guest_chats_in_plain_text_when_guests_are_on() {
     assert!(guest_row.rest.ends_with("(guest)"), "{guest_row:?}");
 }
 
+/// The server binary gives its core the local offset from UTC (the core reads no time
+/// zone): a guest's clock, like the console's, is the server's local time. The zone is 5 h
+/// 30 east of UTC, written the POSIX way so that no zone file is needed.
+#[test]
+fn a_guests_clock_is_the_servers_local_time() {
+    let options = ServerOptions::default()
+        .args(&["--guests"])
+        .env("TZ", "XYZ-5:30");
+    let mut server = TestServer::start_with(options);
+    let mut guest = Guest::bind("127.0.0.1", server.addr);
+    let guest_name = guest.name();
+    let before_ms = chrono::Utc::now().timestamp_millis();
+    guest.send("what time is it\n");
+    let line = guest.expect_line(message_from(&guest_name, "what time is it"), WAIT);
+    let after_ms = chrono::Utc::now().timestamp_millis();
+    let (clock, _) = split_stamp(&line).expect("a time stamp");
+    let east = chrono::FixedOffset::east_opt(5 * 3600 + 30 * 60).expect("a valid offset");
+    let possible: Vec<String> = (before_ms.div_euclid(1000)..=after_ms.div_euclid(1000))
+        .map(|second| icq::text::clock(second * 1000, east))
+        .collect();
+    assert!(
+        possible.iter().any(|c| c == clock),
+        "{line:?}, not one of {possible:?}"
+    );
+    let logged = server
+        .process
+        .expect_line(message_from(&guest_name, "what time is it"), WAIT);
+    assert_eq!(split_stamp(&logged).map(|(clock, _)| clock), Some(clock));
+}
+
 #[test]
 fn a_guests_slash_lines_are_commands_never_chat() {
     let mut server = TestServer::start_with(ServerOptions::default().args(&["--guests"]));

@@ -561,6 +561,8 @@ pub struct ServerOptions {
     pub bans_file: String,
     /// The server's console.
     pub stdin: Stdin,
+    /// Environment variables set for the server (`TZ`...).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for ServerOptions {
@@ -571,11 +573,18 @@ impl Default for ServerOptions {
             bans: None,
             bans_file: "bans.txt".to_owned(),
             stdin: Stdin::Piped,
+            env: Vec::new(),
         }
     }
 }
 
 impl ServerOptions {
+    /// Sets the environment variable `name` to `value` for the server.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
     /// Listens on `bind` instead of `127.0.0.1:0` (say `[::1]:0`); keep it on loopback.
     pub fn bind(mut self, bind: &str) -> Self {
         self.bind = bind.to_owned();
@@ -643,7 +652,8 @@ impl TestServer {
             .arg(&options.bind)
             .arg("--bans")
             .arg(&bans_path)
-            .args(&options.args);
+            .args(&options.args)
+            .envs(options.env.iter().map(|(name, value)| (name, value)));
         let mut process = Process::spawn("server", command, options.stdin);
         let first = process.expect_line("listening on ", WAIT);
         let addr = parse_listening_line(&first)
