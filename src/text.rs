@@ -140,7 +140,8 @@ impl ClockText {
 pub fn push_message_line(out: &mut Vec<u8>, clock: &str, from: &str, text: &str) {
     let from = sanitize(from);
     let text = sanitize(text);
-    out.reserve(clock.len() + from.len() + text.len() + 5);
+    // Room for the newline both callers add.
+    out.reserve(clock.len() + from.len() + text.len() + 6);
     for part in ["[", clock, "] ", &from, ": ", &text] {
         out.extend_from_slice(part.as_bytes());
     }

@@ -226,16 +226,29 @@ impl Guest {
         }
     }
 
-    /// One datagram, or `None` if nothing came within `within`.
+    /// One datagram, or `None` if nothing came within `within`. A signal to this process
+    /// (the tests share it) interrupts the wait; it goes on for what is left of `within`.
     fn receive(&self, within: Duration) -> Option<(Vec<u8>, SocketAddr)> {
-        self.socket
-            .set_read_timeout(Some(within.max(Duration::from_millis(1))))
-            .expect("set the guest's read timeout");
+        let deadline = Instant::now() + within;
         let mut buffer = [0u8; 65_536];
-        match self.socket.recv_from(&mut buffer) {
-            Ok((len, from)) => Some((buffer[..len].to_vec(), from)),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
-            Err(e) => panic!("guest receive failed: {e}"),
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.socket
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .expect("set the guest's read timeout");
+            match self.socket.recv_from(&mut buffer) {
+                Ok((len, from)) => return Some((buffer[..len].to_vec(), from)),
+                Err(e) if e.kind() == ErrorKind::Interrupted && !left.is_zero() => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) =>
+                {
+                    return None;
+                }
+                Err(e) => panic!("guest receive failed: {e}"),
+            }
         }
     }
 }
