@@ -1,3 +1,6 @@
+//! The renderer's tests: colors only add to the plain words, hostile text is sanitized before
+//! our escape codes, the bell follows `--bell`, and each event's line has its documented shape.
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
