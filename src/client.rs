@@ -20,10 +20,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::names;
+use crate::proto::address::same_endpoint;
 use crate::proto::lateness::{self, Lateness};
 use crate::proto::pacing::{Backlog, Pacer};
 use crate::proto::presence::Presence;
 use crate::proto::reliable::{Due, Ready, ReceiveWindow, SendWindow};
+use crate::proto::token;
 use crate::wire::{
     self, DecodeError, DisconnectReason, Envelope, FloodTerms, Frame, PresenceChange, RefuseReason,
     RosterEntry,
@@ -281,7 +283,7 @@ impl JoinAttempt {
             next_send: now,
             candidate: first,
             candidate_since: now,
-            nonce: new_nonce(),
+            nonce: token::random_u64(),
             cookie: 0,
             foreign: false,
         }
@@ -1307,19 +1309,4 @@ fn request_frame(session: &Session, seq: u32, (request, sent_ms): &(Request, u64
             reason: reason.clone(),
         },
     }
-}
-
-/// A random number for a join, so only the real server's answer is believed.
-fn new_nonce() -> u64 {
-    getrandom::u64().unwrap_or_else(|_| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-    })
-}
-
-/// Whether two socket addresses are the same endpoint, treating an IPv4 address and its
-/// IPv4-mapped IPv6 form (what a dual-stack socket reports) as equal.
-fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
 }

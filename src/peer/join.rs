@@ -114,10 +114,10 @@ impl Peer {
         if !matches!(self.state, State::InRoom) {
             return;
         }
-        if !self.cookie_is_valid(now, from, nonce, cookie) {
+        if !self.cookies.is_valid(now, from, nonce, cookie) {
             // Prove the address first, keeping no state: the answer is smaller than the
             // padded join, so a forged join cannot aim us at someone else.
-            let cookie = self.cookie(from, nonce, self.cookie_period(now));
+            let cookie = self.cookies.cookie(now, from, nonce);
             return self.send_unsequenced(from, &Frame::PeerChallenge { nonce, cookie });
         }
         if let Some(member) = self.members.get(&from) {
@@ -160,7 +160,7 @@ impl Peer {
         }
         let record = MemberRecord {
             id,
-            joined_ms: self.wall_ms(now),
+            joined_ms: self.clock.wall_ms(now),
             addr: from,
             name: name.clone(),
         };
@@ -186,7 +186,7 @@ impl Peer {
         for addr in others {
             self.send_item(now, addr, Item::Announce(record.clone()));
         }
-        let time_ms = self.wall_ms(now);
+        let time_ms = self.clock.wall_ms(now);
         self.events
             .push_back(PeerEvent::MemberJoined { time_ms, name });
     }
@@ -199,7 +199,7 @@ impl Peer {
             your_addr: member.record.addr,
             id: self.id,
             joined_ms: self.joined_ms,
-            clock_ms: self.clock_ms(now),
+            clock_ms: self.clock.since_start_ms(now),
             flood: FloodTerms::from_limit(self.config.flood_limit),
             name: self.name.clone(),
         }
@@ -207,22 +207,6 @@ impl Peer {
 
     fn refuse(&mut self, to: SocketAddr, nonce: u64, reason: RefuseReason) {
         self.send_unsequenced(to, &Frame::PeerRefused { nonce, reason });
-    }
-
-    /// The cookie a join from `from` with `nonce` must carry during `period`. Never 0.
-    pub(super) fn cookie(&self, from: SocketAddr, nonce: u64, period: u64) -> u64 {
-        self.cookie_key.hash_one((from, nonce, period)).max(1)
-    }
-
-    fn cookie_period(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.clock_origin.0).as_secs() / COOKIE_PERIOD.as_secs()
-    }
-
-    fn cookie_is_valid(&self, now: Instant, from: SocketAddr, nonce: u64, cookie: u64) -> bool {
-        let period = self.cookie_period(now);
-        cookie != 0
-            && (cookie == self.cookie(from, nonce, period)
-                || (period > 0 && cookie == self.cookie(from, nonce, period - 1)))
     }
 }
 

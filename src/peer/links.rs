@@ -154,19 +154,17 @@ pub(super) struct Link {
     pub(super) last_heard: Instant,
     /// When we last sent it anything carrying our acknowledgements.
     pub(super) last_sent: Instant,
-    /// The limit on its messages (counted by its stamps, against the clock it told us).
-    pub(super) flood: Option<FloodGate>,
+    /// The limit on its messages (counted by its stamps, against the clock it told us), and
+    /// what it dropped since the member was last told.
+    pub(super) flood: FloodWatch,
     /// The limit it applies to ours, once its join, welcome or hello said it.
     pub(super) their_terms: Option<FloodTerms>,
-    /// Its messages dropped since it was last told.
-    pub(super) flood_dropped: u32,
-    pub(super) flood_notice_at: Option<Instant>,
 }
 
 impl Link {
     pub(super) fn new(now: Instant, flood_limit: Option<FloodLimit>, max_lag: Duration) -> Link {
         Link {
-            my_token: random_u64(),
+            my_token: token::random_u64(),
             their_token: None,
             proven: false,
             next_hello: now,
@@ -177,10 +175,8 @@ impl Link {
             inbox: ReceiveWindow::new(INBOX_LIMIT),
             last_heard: now,
             last_sent: now,
-            flood: flood_limit.map(|limit| FloodGate::new(limit, now, max_lag)),
+            flood: FloodWatch::new(flood_limit.map(|limit| FloodGate::new(limit, now, max_lag))),
             their_terms: None,
-            flood_dropped: 0,
-            flood_notice_at: None,
         }
     }
 
@@ -192,9 +188,7 @@ impl Link {
     /// What its join, welcome or hello said: its clock (against which its stamps are
     /// read) and its limit on what we send it.
     pub(super) fn learn_terms(&mut self, now: Instant, clock_ms: u64, terms: FloodTerms) {
-        if let Some(gate) = &mut self.flood {
-            gate.sender_clock(now, clock_ms);
-        }
+        self.flood.sender_clock(now, clock_ms);
         self.their_terms = Some(terms);
     }
 
@@ -265,7 +259,7 @@ impl Peer {
     /// What our hellos say besides the pair's tokens: who we are, our clock, our limit.
     fn hello_terms(&self, now: Instant) -> (u64, u64, FloodTerms) {
         let terms = FloodTerms::from_limit(self.config.flood_limit);
-        (self.id, self.clock_ms(now), terms)
+        (self.id, self.clock.since_start_ms(now), terms)
     }
 
     /// Keeps our pace to the strictest limit the members announced (our own until one
@@ -432,7 +426,7 @@ impl Peer {
             Item::Flooded { dropped } => {
                 if let Some(member) = self.members.get(&from) {
                     let by = member.record.name.clone();
-                    let time_ms = self.wall_ms(now);
+                    let time_ms = self.clock.wall_ms(now);
                     self.events.push_back(PeerEvent::FloodWarned {
                         time_ms,
                         by,
@@ -445,7 +439,7 @@ impl Peer {
 
     /// Whether a message from the member at `from`, stamped `sent_ms` on its clock, is
     /// within its flood limit; its name if so. Dropped ones are counted, and the sender told
-    /// after [`FLOOD_NOTICE_DELAY`].
+    /// after [`FLOOD_NOTICE_DELAY`](crate::proto::flood::FLOOD_NOTICE_DELAY).
     fn admit_message(
         &mut self,
         now: Instant,
@@ -457,15 +451,8 @@ impl Peer {
         if text.is_empty() {
             return None;
         }
-        let link = &mut member.link;
-        if let Some(gate) = link.flood.as_mut()
-            && !gate.admit(now, Some(sent_ms))
-        {
-            link.flood_dropped = link.flood_dropped.saturating_add(1);
-            link.flood_notice_at.get_or_insert(now + FLOOD_NOTICE_DELAY);
-            return None;
-        }
-        Some(member.record.name.clone())
+        let admitted = member.link.flood.admit(now, Some(sent_ms)).admitted();
+        admitted.then(|| member.record.name.clone())
     }
 
     pub(super) fn member_timers(&mut self, now: Instant, addr: SocketAddr) {
@@ -518,13 +505,9 @@ impl Peer {
                 }
             }
         }
-        if let Some(at) = link.flood_notice_at
-            && now >= at
-        {
-            link.flood_notice_at = None;
-            let dropped = std::mem::take(&mut link.flood_dropped);
+        if let Some(dropped) = link.flood.take_notice(now) {
             let from = member.record.name.clone();
-            let time_ms = self.wall_ms(now);
+            let time_ms = self.clock.wall_ms(now);
             self.events.push_back(PeerEvent::FloodDropped {
                 time_ms,
                 from,
@@ -573,7 +556,7 @@ impl Peer {
                     } else {
                         consider(link.next_hello);
                     }
-                    if let Some(at) = link.flood_notice_at {
+                    if let Some(at) = link.flood.notice_deadline() {
                         consider(at);
                     }
                 }

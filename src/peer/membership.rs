@@ -159,7 +159,7 @@ impl Peer {
         if record.id == self.id
             || names::validate(&record.name).is_err()
             || !plausible_address(record.addr)
-            || self.is_own_address(record.addr)
+            || self.own_address.is_own(record.addr)
             || self.tombstones.iter().any(|t| t.id == record.id)
             || self.members.values().any(|m| m.record.id == record.id)
         {
@@ -205,7 +205,7 @@ impl Peer {
         let member = self.new_member(now, record.clone());
         self.members.insert(addr, member);
         if news {
-            let time_ms = self.wall_ms(now);
+            let time_ms = self.clock.wall_ms(now);
             self.events
                 .push_back(PeerEvent::MemberJoined { time_ms, name });
             // Pass it on once, so the news spreads even if its source dies half-way.
@@ -307,7 +307,7 @@ impl Peer {
             return;
         };
         let name = member.record.name.clone();
-        let time_ms = self.wall_ms(now);
+        let time_ms = self.clock.wall_ms(now);
         self.events
             .push_back(PeerEvent::DroppedBy { time_ms, name });
         self.forget_member(now, addr, reason, "it no longer counts us in the room");
@@ -332,7 +332,7 @@ impl Peer {
             GoneReason::NameTaken => "it gave way to another member of the same name",
         };
         self.forget_member(now, addr, reason, why);
-        let time_ms = self.wall_ms(now);
+        let time_ms = self.clock.wall_ms(now);
         self.events.push_back(PeerEvent::MemberGone {
             time_ms,
             name,

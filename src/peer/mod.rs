@@ -53,18 +53,20 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::banlist::BanList;
 use crate::client::{JoinAttempt, JoinStep};
 use crate::names;
-use crate::proto::flood::{FloodGate, FloodLimit};
+use crate::proto::address::{OwnAddress, canonical};
+use crate::proto::cookie::{CookieJar, WallClock};
+use crate::proto::flood::{FloodGate, FloodLimit, FloodWatch};
 use crate::proto::lateness::{self, Lateness};
 use crate::proto::pacing::{Backlog, Pacer};
 use crate::proto::presence::Presence;
 use crate::proto::reliable::{Acks, Due, Ready, ReceiveWindow, SendWindow};
+use crate::proto::token;
 use crate::text;
 use crate::wire::{
     self, DecodeError, Envelope, FloodTerms, Frame, GoneReason, MAX_DATAGRAM, MemberRecord,
@@ -99,9 +101,6 @@ pub const HELLO_RETRY: Duration = Duration::from_millis(250);
 /// the timeout if that is shorter).
 pub const HELLO_MAX_RETRY: Duration = Duration::from_secs(2);
 
-/// A join cookie is good for the period it was made in and the next one.
-pub const COOKIE_PERIOD: Duration = Duration::from_secs(30);
-
 /// How many of one member's frames may arrive ahead of one that is missing.
 pub const INBOX_LIMIT: u32 = 1024;
 
@@ -113,10 +112,6 @@ pub const MAX_UNACKED: usize = 2048;
 /// The most lines queued and not sent yet (waiting for their turn under the members' flood
 /// limits, or typed while joining).
 pub const MAX_QUEUED_LINES: usize = crate::client::MAX_QUEUED_LINES;
-
-/// How long after the first dropped message its sender is told how many were dropped: one
-/// notice for a whole burst.
-pub const FLOOD_NOTICE_DELAY: Duration = Duration::from_secs(1);
 
 /// How long a departed incarnation is remembered.
 pub const TOMBSTONE_TTL: Duration = Duration::from_secs(600);
@@ -396,9 +391,9 @@ pub struct Peer {
     /// The address our contact saw us at: how the room knows us. (`None` for a room we
     /// started: nobody has seen us yet.)
     seen_at: Option<SocketAddr>,
-    /// An instant and the wall-clock time it corresponds to: messages carry our wall
-    /// clock, while the logic runs on `Instant`s.
-    clock_origin: (Instant, i64),
+    /// Messages carry our wall clock, while the logic runs on `Instant`s; its start is the
+    /// zero of our stamps and of the clock we tell members.
+    clock: WallClock,
     state: State,
     /// The `--peer` addresses, tried in order when joining.
     contacts: Vec<SocketAddr>,
@@ -412,8 +407,8 @@ pub struct Peer {
     typed: Pacer<Typed>,
     /// Frames of our contact's stream that overtook its welcome, replayed after it.
     early: Vec<(SocketAddr, Vec<u8>)>,
-    local_addr: Option<SocketAddr>,
-    cookie_key: std::hash::RandomState,
+    own_address: OwnAddress,
+    cookies: CookieJar,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<PeerEvent>,
     stats: PeerStats,
@@ -476,13 +471,13 @@ impl Peer {
         Peer {
             name: name.to_owned(),
             key: names::key(name),
-            id: random_u64(),
+            id: token::random_u64(),
             joined_ms: wall_ms,
             seen_at: None,
-            clock_origin: (now, wall_ms),
+            clock: WallClock::new(now, wall_ms),
             state: State::Closed,
             contacts,
-            join_token: random_u64(),
+            join_token: token::random_u64(),
             members: BTreeMap::new(),
             tombstones: VecDeque::new(),
             bans,
@@ -493,8 +488,8 @@ impl Peer {
                 pacer
             },
             early: Vec::new(),
-            local_addr: None,
-            cookie_key: std::hash::RandomState::new(),
+            own_address: OwnAddress::default(),
+            cookies: CookieJar::new(now),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: PeerStats::default(),
@@ -557,15 +552,7 @@ impl Peer {
     /// from it are forgeries (answering them would make us talk to ourselves), and so are
     /// members said to live there.
     pub fn set_local_address(&mut self, local_addr: SocketAddr) {
-        self.local_addr = Some(canonical(local_addr));
-    }
-
-    fn is_own_address(&self, addr: SocketAddr) -> bool {
-        let Some(local) = self.local_addr else {
-            return false;
-        };
-        addr.port() == local.port()
-            && (addr.ip() == local.ip() || (local.ip().is_unspecified() && addr.ip().is_loopback()))
+        self.own_address.set(local_addr);
     }
 
     /// Everyone in the room, us included, sorted by name.
@@ -619,7 +606,7 @@ impl Peer {
     /// anything that is not a frame of a member's pair (or a join, or a hello) is ignored.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         let from = canonical(from);
-        if self.is_closed() || self.is_own_address(from) {
+        if self.is_closed() || self.own_address.is_own(from) {
             return;
         }
         if self.bans.is_banned(from.ip()) {
@@ -725,12 +712,6 @@ impl Peer {
         }
     }
 
-    /// Our clock for stamps and for what we tell members: milliseconds since we started.
-    fn clock_ms(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.clock_origin.0)
-            .as_millis() as u64
-    }
-
     // What the user does -----------------------------------------------------------------
 
     /// Sends a line the user typed to everyone in the room; a line too long for one
@@ -811,12 +792,12 @@ impl Peer {
     fn release(&mut self, now: Instant) {
         while matches!(self.state, State::InRoom) {
             // Whole milliseconds, as stamped: the members' gates do the same arithmetic.
-            let sent_ms = self.clock_ms(now);
-            let at = self.clock_origin.0 + Duration::from_millis(sent_ms);
+            let sent_ms = self.clock.since_start_ms(now);
+            let at = self.clock.origin() + Duration::from_millis(sent_ms);
             let Some(typed) = self.typed.pop(at) else {
                 return;
             };
-            let time_ms = self.wall_ms(now);
+            let time_ms = self.clock.wall_ms(now);
             match typed {
                 Typed::Chat(text) => {
                     self.events.push_back(PeerEvent::Message {
@@ -864,7 +845,7 @@ impl Peer {
 
     /// Shows who is in the room (a [`PeerEvent::Members`]).
     pub fn request_list(&mut self, now: Instant) {
-        let time_ms = self.wall_ms(now);
+        let time_ms = self.clock.wall_ms(now);
         let members = self.members(now);
         self.events
             .push_back(PeerEvent::Members { time_ms, members });
@@ -958,9 +939,7 @@ impl Peer {
                         cookie: attempt.cookie,
                         id: self.id,
                         token: self.join_token,
-                        clock_ms: now
-                            .saturating_duration_since(self.clock_origin.0)
-                            .as_millis() as u64,
+                        clock_ms: self.clock.since_start_ms(now),
                         flood: FloodTerms::from_limit(self.config.flood_limit),
                         name: self.name.clone(),
                     };
@@ -1051,33 +1030,4 @@ impl Peer {
         self.state = State::Closed;
         self.events.push_back(PeerEvent::Closed(reason));
     }
-
-    // Clocks ----------------------------------------------------------------------------------
-
-    /// Wall-clock milliseconds since the Unix epoch at `now`.
-    fn wall_ms(&self, now: Instant) -> i64 {
-        let (origin, origin_ms) = self.clock_origin;
-        let since = now.saturating_duration_since(origin).as_millis();
-        origin_ms.saturating_add(i64::try_from(since).unwrap_or(i64::MAX))
-    }
-}
-
-/// An IPv4 address and its IPv4-mapped IPv6 form (what a dual-stack socket reports) are
-/// one member: every address is kept in its canonical form.
-fn canonical(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port())
-}
-
-/// A random number from the operating system (tokens, incarnations, nonces): unguessable
-/// by anyone who cannot see the traffic. Should the source fail, the clock's nanoseconds
-/// mixed with a counter still keep them apart.
-fn random_u64() -> u64 {
-    getrandom::u64().unwrap_or_else(|_| {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        nanos ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-    })
 }

@@ -31,6 +31,11 @@ impl OwnAddress {
         self.local = Some(canonical(local));
     }
 
+    /// Our socket's port, once it is known.
+    pub fn port(&self) -> Option<u16> {
+        self.local.map(|local| local.port())
+    }
+
     /// Whether `from` is our own socket's address (or, for a wildcard bind, our port on a
     /// loopback address): a datagram claiming it is forged, and a member said to live there
     /// is a lie. Nothing is, before [`OwnAddress::set`].

@@ -13,40 +13,9 @@
 use super::*;
 
 impl Server {
-    /// The cookie a join from `from` with `nonce` must carry during `period` (a number of
-    /// [`COOKIE_PERIOD`]s since the server started). Never 0, which means "no cookie".
-    pub(super) fn cookie(&self, from: SocketAddr, nonce: u64, period: u64) -> u64 {
-        use std::hash::BuildHasher;
-        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-        self.cookie_key.hash_one((from, nonce, period)).max(1)
-    }
-
-    fn cookie_period(&self, now: Instant) -> u64 {
-        let elapsed = now.saturating_duration_since(self.clock_origin.0);
-        elapsed.as_secs() / COOKIE_PERIOD.as_secs()
-    }
-
-    /// Whether a join carries the cookie of this period or the one before.
-    fn cookie_is_valid(&self, now: Instant, from: SocketAddr, nonce: u64, cookie: u64) -> bool {
-        let period = self.cookie_period(now);
-        cookie != 0
-            && (cookie == self.cookie(from, nonce, period)
-                || (period > 0 && cookie == self.cookie(from, nonce, period - 1)))
-    }
-
-    fn is_own_address(&self, from: SocketAddr) -> bool {
-        let Some(local) = self.local_addr else {
-            return false;
-        };
-        let from_ip = from.ip().to_canonical();
-        from.port() == local.port()
-            && (from_ip == local.ip().to_canonical()
-                || (local.ip().is_unspecified() && from_ip.is_loopback()))
-    }
-
     /// Processes one datagram that arrived from `from`. Never panics, whatever the bytes.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        if self.is_own_address(from) {
+        if self.own_address.is_own(from) {
             return self.note_malformed(now, from, "forged with the server's own address");
         }
         if self.bans.is_banned(from.ip()) {
@@ -116,10 +85,10 @@ impl Server {
             name,
         } = frame
         {
-            if !self.cookie_is_valid(now, from, nonce, cookie) {
+            if !self.cookies.is_valid(now, from, nonce, cookie) {
                 // Prove the address first: answer with a cookie only its owner receives,
                 // keeping no state (a storm of forged joins costs us no memory).
-                let cookie = self.cookie(from, nonce, self.cookie_period(now));
+                let cookie = self.cookies.cookie(now, from, nonce);
                 return self.send_unsequenced(from, &Frame::Challenge { nonce, cookie });
             }
             return self.admit_join(now, from, nonce, previous_token, name);
@@ -161,10 +130,7 @@ impl Server {
         // Unknown session: a client of a server that restarted, one we evicted, or a
         // forgery. The answer is tiny and repeats only what was sent, so it is safe to send
         // to an address that proved nothing; a Leave's answer lets the client stop.
-        let left_recently = self
-            .left
-            .get(&from)
-            .is_some_and(|(left_token, _)| *left_token == token);
+        let left_recently = self.left.recall(from, now) == Some(&token);
         if matches!(frame, Frame::Leave { .. }) && left_recently {
             self.send_unsequenced(from, &Frame::LeaveAck { token });
         } else {
@@ -257,7 +223,7 @@ impl Server {
         if self.at_per_ip_cap(from) {
             return self.refuse(now, from, nonce, name, RefuseReason::TooManyFromAddress);
         }
-        let token = new_token();
+        let token = token::random_u64();
         let welcome = self.welcome(nonce, token, &name);
         self.send_unsequenced(from, &welcome);
         let streams = Streams::new(token, nonce);
@@ -265,7 +231,7 @@ impl Server {
         if previous_token != 0 {
             // Coming back after losing its session: whatever was said meanwhile is gone
             // (a history to replay is for later), and silence would hide that.
-            let time_ms = self.wall_ms(now);
+            let time_ms = self.clock.wall_ms(now);
             self.send_notice_to(now, from, time_ms, MISSED_WHILE_AWAY);
         }
     }
@@ -335,7 +301,7 @@ impl Server {
             return;
         }
         self.events.push_back(ServerEvent::Refused {
-            time_ms: self.wall_ms(now),
+            time_ms: self.clock.wall_ms(now),
             name: sanitize(&name).into_owned(),
             addr: from,
             reason,
@@ -344,9 +310,7 @@ impl Server {
 
     /// Whether `from` was kicked for flooding less than [`FLOOD_KICK_WINDOW`] ago.
     pub(super) fn cooling_down(&self, now: Instant, from: SocketAddr) -> bool {
-        self.flood_kicked
-            .get(&from)
-            .is_some_and(|at| now.saturating_duration_since(*at) < FLOOD_KICK_WINDOW)
+        self.flood_kicked.recall(from, now).is_some()
     }
 
     /// Whether `from`'s IP address already has as many sessions as one address may.

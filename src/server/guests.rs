@@ -20,7 +20,7 @@ impl Server {
             return self.note_malformed(now, from, "guest text is not valid UTF-8");
         };
         if !self.sessions.contains_key(&from) {
-            if from.port() < 1024 || self.local_addr.is_some_and(|l| l.port() == from.port()) {
+            if from.port() < 1024 || self.own_address.port() == Some(from.port()) {
                 // Plain text from a well-known service port (echo, chargen, DNS...) or from
                 // another chat server's port is a forgery meant to start an endless
                 // exchange: every line we send there would come back as a new line.
@@ -58,7 +58,7 @@ impl Server {
     /// by the client's parser), chat otherwise (`//text` is the chat line `/text`). What a
     /// command answers goes to the guest only.
     fn handle_guest_line(&mut self, now: Instant, from: SocketAddr, line: &str) {
-        let time_ms = self.wall_ms(now);
+        let time_ms = self.clock.wall_ms(now);
         let command = match command::parse(line, Side::Client) {
             Ok(Input::Empty) => return,
             Ok(Input::Text(text)) => return self.handle_chat(now, from, &text),

@@ -36,10 +36,14 @@ use std::time::{Duration, Instant};
 use crate::banlist::{BanList, IpNet};
 use crate::command::{self, Command, Input, Side};
 use crate::names::{self, SERVER_NAME};
-use crate::proto::flood::{FloodGate, FloodLimit};
+use crate::proto::address::OwnAddress;
+use crate::proto::addrmem::AddrMemory;
+use crate::proto::cookie::{CookieJar, WallClock};
+use crate::proto::flood::{Admission, FloodGate, FloodLimit, FloodWatch};
 use crate::proto::lateness::{self, Credited, Lateness};
 use crate::proto::loggate::{GateLimits, LogGate, Summary};
 use crate::proto::reliable::{Due, Ready, ReceiveWindow, SendWindow};
+use crate::proto::token;
 use crate::text::{self, AWAY_WITHOUT_REASON, ClockText, sanitize};
 use crate::wire::{
     self, DecodeError, DisconnectReason, Envelope, FloodTerms, Frame, PresenceChange, RefuseReason,
@@ -54,18 +58,15 @@ mod sessions;
 use guests::{guest_line, guest_message_line};
 use sessions::{Farewell, Holder, Probe, Removal, Session, Streams};
 
-/// How long after the first dropped message the flooder is told how many were dropped. The
-/// delay gathers a whole burst into one notice instead of one notice per dropped message.
-pub const FLOOD_NOTICE_DELAY: Duration = Duration::from_secs(1);
-
 /// A malformed datagram is logged at most once per address per this period, so garbage
 /// cannot flood the operator's log.
 pub const MALFORMED_LOG_PERIOD: Duration = Duration::from_secs(60);
 
-/// At most this many addresses are remembered for rate-limiting malformed-datagram log
-/// lines; past that, further malformed datagrams are not logged until entries expire. This
-/// keeps memory bounded when garbage comes from forged, ever-changing source addresses.
-const MALFORMED_LOG_MEMORY: usize = 4096;
+/// At most this many addresses are remembered by each per-address memory (the log gates,
+/// sessions that left, flooders kicked); past that, nothing new is remembered until
+/// entries expire. This keeps memory bounded when datagrams come from forged,
+/// ever-changing source addresses.
+const ADDRESS_MEMORY: usize = 4096;
 
 /// The most frames sent to one client and not yet acknowledged. A client that falls this far
 /// behind (a stalled program, a path losing nearly everything) has its oldest half replaced
@@ -91,11 +92,6 @@ pub const MISSED_WHILE_AWAY: &str = "you were away: messages sent to the chat me
 /// had (it restarted) is not: confirming that one would tell the client its unconfirmed
 /// lines were delivered.
 pub const LEFT_MEMORY: Duration = Duration::from_secs(60);
-
-/// A join cookie is good for the period it was made in and the next one: long enough for
-/// a client's join retries, short enough that an old cookie seen on the wire is soon
-/// useless.
-pub const COOKIE_PERIOD: Duration = Duration::from_secs(30);
 
 /// A join under a name whose session has been silent for longer than this probes that
 /// session ([`Frame::Probe`]) instead of being refused at once: the holder may have crashed
@@ -155,7 +151,7 @@ impl Default for ServerConfig {
             max_clients: 1024,
             max_per_ip: Some(16),
             flood_kick: Some(3),
-            hash_seed: getrandom::u64().unwrap_or(0x1C0_5EED),
+            hash_seed: token::random_u64(),
             utc_offset: text::UTC,
         }
     }
@@ -421,9 +417,8 @@ struct Outgoing<'a> {
 #[derive(Debug)]
 pub struct Server {
     config: ServerConfig,
-    /// An instant and the wall-clock time (ms since the Unix epoch) it corresponds to, so the
-    /// server stamps messages with wall-clock time while its logic runs on `Instant`s.
-    clock_origin: (Instant, i64),
+    /// Wall-clock time for the stamps on messages, while the logic runs on `Instant`s.
+    clock: WallClock,
     sessions: HashMap<SocketAddr, Session, FixedState>,
     by_name: HashMap<String, SocketAddr, FixedState>,
     farewells: HashMap<SocketAddr, Farewell, FixedState>,
@@ -444,15 +439,14 @@ pub struct Server {
     refusal_log: LogGate<RefusalKey>,
     /// The address the server's socket is bound to, once the binary has said so; datagrams
     /// that claim to come from it are forgeries and are dropped.
-    local_addr: Option<SocketAddr>,
-    /// Sessions that left recently: address, token and when, for [`LEFT_MEMORY`].
-    left: HashMap<SocketAddr, (u64, Instant), FixedState>,
+    own_address: OwnAddress,
+    /// The tokens of sessions that left recently, for [`LEFT_MEMORY`].
+    left: AddrMemory<u64>,
     /// Addresses kicked for flooding, and when: they may not come back (a guest by sending
     /// another line, a client by joining) until [`FLOOD_KICK_WINDOW`] has passed.
-    flood_kicked: HashMap<SocketAddr, Instant, FixedState>,
-    /// The secret key of join cookies: SipHash with random keys, a keyed hash built for
-    /// exactly this (a short tag nobody without the key can compute).
-    cookie_key: std::hash::RandomState,
+    flood_kicked: AddrMemory<()>,
+    /// The secret of join cookies.
+    cookies: CookieJar,
     /// The clock of guests' lines at [`ServerConfig::utc_offset`], formatted once a second.
     clock_text: ClockText,
     /// Time the server itself could not run or keep up: clients' silence then is ours.
@@ -470,7 +464,7 @@ impl Server {
             next_sweep: now + config.sweep_interval(),
             clock_text: ClockText::at(config.utc_offset),
             config,
-            clock_origin: (now, wall_ms),
+            clock: WallClock::new(now, wall_ms),
             sessions: HashMap::with_hasher(hasher.clone()),
             by_name: HashMap::with_hasher(hasher.clone()),
             farewells: HashMap::with_hasher(hasher.clone()),
@@ -485,17 +479,17 @@ impl Server {
             probes: Vec::new(),
             malformed_log: LogGate::new(GateLimits {
                 period: MALFORMED_LOG_PERIOD,
-                keys: MALFORMED_LOG_MEMORY,
+                keys: ADDRESS_MEMORY,
                 ..GateLimits::default()
             }),
             refusal_log: LogGate::new(GateLimits {
-                keys: MALFORMED_LOG_MEMORY,
+                keys: ADDRESS_MEMORY,
                 ..GateLimits::default()
             }),
-            flood_kicked: HashMap::with_hasher(hasher.clone()),
-            left: HashMap::with_hasher(hasher.clone()),
-            local_addr: None,
-            cookie_key: std::hash::RandomState::new(),
+            flood_kicked: AddrMemory::new(ADDRESS_MEMORY, FLOOD_KICK_WINDOW, hasher.clone()),
+            left: AddrMemory::new(ADDRESS_MEMORY, LEFT_MEMORY, hasher.clone()),
+            own_address: OwnAddress::default(),
+            cookies: CookieJar::new(now),
         }
     }
 
@@ -503,7 +497,7 @@ impl Server {
     /// that address (or, for a wildcard bind, from the same port on a loopback address) are
     /// forgeries: answering them would make the server talk to itself forever.
     pub fn set_local_address(&mut self, local_addr: SocketAddr) {
-        self.local_addr = Some(local_addr);
+        self.own_address.set(local_addr);
     }
 
     /// Tells the core the offset from UTC its host's clock now has, for guests' lines: the
@@ -578,7 +572,7 @@ impl Server {
             }
         }
 
-        let time_ms = self.wall_ms(now);
+        let time_ms = self.clock.wall_ms(now);
         let summaries = self
             .refusal_log
             .poll(now)
@@ -609,10 +603,8 @@ impl Server {
             for addr in silent {
                 self.remove_session(now, addr, Removal::TimedOut);
             }
-            self.flood_kicked
-                .retain(|_, at| now.saturating_duration_since(*at) < FLOOD_KICK_WINDOW);
-            self.left
-                .retain(|_, (_, at)| now.saturating_duration_since(*at) < LEFT_MEMORY);
+            self.flood_kicked.forget_expired(now);
+            self.left.forget_expired(now);
         }
     }
 
@@ -715,7 +707,7 @@ impl Server {
 
     /// Tells every client the server is closing and forgets them all.
     pub fn shutdown(&mut self, now: Instant) {
-        let time_ms = self.wall_ms(now);
+        let time_ms = self.clock.wall_ms(now);
         let text = "the server is closing";
         let clients = self.sessions.len();
         let addrs: Vec<SocketAddr> = self.sessions.keys().copied().collect();
@@ -787,17 +779,10 @@ impl Server {
             return;
         }
         self.events.push_back(ServerEvent::Malformed {
-            time_ms: self.wall_ms(now),
+            time_ms: self.clock.wall_ms(now),
             addr: from,
             why: why.to_owned(),
         });
-    }
-
-    /// Wall-clock milliseconds since the Unix epoch at `now`.
-    fn wall_ms(&self, now: Instant) -> i64 {
-        let (origin, origin_ms) = self.clock_origin;
-        let since = now.saturating_duration_since(origin).as_millis();
-        origin_ms.saturating_add(i64::try_from(since).unwrap_or(i64::MAX))
     }
 }
 
@@ -814,21 +799,6 @@ fn suppressed<K: fmt::Display>(
         count: summary.suppressed,
         period: summary.period,
     }
-}
-
-/// A fresh session token from the operating system's random source. Tokens only need to be
-/// unguessable by someone who cannot see the traffic; should the OS source fail (it does
-/// not on any supported system), the clock's nanoseconds mixed with a counter still keep
-/// sessions apart.
-fn new_token() -> u64 {
-    getrandom::u64().unwrap_or_else(|_| {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        nanos ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-    })
 }
 
 fn frame_name(frame: &Frame) -> &'static str {

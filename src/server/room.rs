@@ -24,19 +24,15 @@ impl Server {
         let Some(session) = self.sessions.get_mut(&from) else {
             return false;
         };
-        let Some(gate) = session.flood.as_mut() else {
-            return true;
-        };
         let stamp = session.streams.as_ref().and_then(|streams| streams.stamp);
-        if gate.admit(now, stamp) {
-            return true;
+        match session.flood.admit(now, stamp) {
+            Admission::Admitted => true,
+            Admission::Dropped => false,
+            Admission::DroppedNoticeAt(at) => {
+                self.flood_notices_due.push((at, from));
+                false
+            }
         }
-        if session.flood_dropped == 0 {
-            self.flood_notices_due
-                .push((now + FLOOD_NOTICE_DELAY, from));
-        }
-        session.flood_dropped = session.flood_dropped.saturating_add(1);
-        false
     }
 
     pub(super) fn send_roster(&mut self, now: Instant, to: SocketAddr) {
@@ -50,7 +46,7 @@ impl Server {
             })
             .collect();
         people.sort_by_cached_key(|entry| names::fold(&entry.name));
-        let time_ms = self.wall_ms(now);
+        let time_ms = self.clock.wall_ms(now);
         if self
             .sessions
             .get(&to)
@@ -113,7 +109,7 @@ impl Server {
         to: &str,
         text: &str,
     ) -> Result<(), ServerError> {
-        let time_ms = self.wall_ms(now);
+        let time_ms = self.clock.wall_ms(now);
         let Some(recipient_addr) = self.address_of(to) else {
             if let Some(from) = from {
                 let notice = format!(
@@ -174,7 +170,7 @@ impl Server {
         let Some(name) = self.sessions.get(&from).map(|s| s.name.clone()) else {
             return;
         };
-        let time_ms = self.wall_ms(now);
+        let time_ms = self.clock.wall_ms(now);
         let clean = sanitize(text);
         for piece in wire::split_text(&clean) {
             let frame = || Frame::ActionMessage {
@@ -197,7 +193,7 @@ impl Server {
 
     /// `/nick`: renames the client if the new name is valid and free, and tells everyone.
     pub(super) fn handle_nick(&mut self, now: Instant, from: SocketAddr, new_name: String) {
-        let time_ms = self.wall_ms(now);
+        let time_ms = self.clock.wall_ms(now);
         let Some(old_name) = self.sessions.get(&from).map(|s| s.name.clone()) else {
             return;
         };
@@ -281,7 +277,7 @@ impl Server {
         };
         self.broadcast_presence(now, &name, change);
         self.events.push_back(ServerEvent::Away {
-            time_ms: self.wall_ms(now),
+            time_ms: self.clock.wall_ms(now),
             name,
             reason: new,
         });
@@ -291,10 +287,9 @@ impl Server {
         let Some(session) = self.sessions.get_mut(&addr) else {
             return;
         };
-        let dropped = std::mem::take(&mut session.flood_dropped);
-        if dropped == 0 {
+        let Some(dropped) = session.flood.take_notice(now) else {
             return;
-        }
+        };
         session
             .flood_warnings
             .retain(|at| now.saturating_duration_since(*at) < FLOOD_KICK_WINDOW);
@@ -306,7 +301,7 @@ impl Server {
         });
         let plural = if dropped == 1 { "" } else { "s" };
         let text = format!("{dropped} message{plural} not sent: you are sending too fast{limit}");
-        let time_ms = self.wall_ms(now);
+        let time_ms = self.clock.wall_ms(now);
         self.send_notice_to(now, addr, time_ms, &text);
         self.events.push_back(ServerEvent::FloodDropped {
             time_ms,
@@ -320,11 +315,9 @@ impl Server {
             .is_some_and(|kick_after| warnings >= kick_after as usize)
         {
             self.remove_session(now, addr, Removal::FloodKicked);
-            // Bounded like the malformed-datagram log: past the bound, a kicked flooder
-            // may come back at once (and is kicked again by the same rule).
-            if self.flood_kicked.len() < MALFORMED_LOG_MEMORY {
-                self.flood_kicked.insert(addr, now);
-            }
+            // Past the memory's bound, a kicked flooder may come back at once (and is
+            // kicked again by the same rule).
+            self.flood_kicked.remember(addr, (), now);
         }
     }
 
@@ -341,7 +334,7 @@ impl Server {
         from: &str,
         text: &str,
     ) {
-        let time_ms = self.wall_ms(now);
+        let time_ms = self.clock.wall_ms(now);
         let clean = sanitize(text);
         for piece in wire::split_text(&clean) {
             let frame = || Frame::Message {
@@ -364,7 +357,7 @@ impl Server {
     /// Tells everyone of a change of `name`'s presence: named clients in a typed
     /// [`Frame::Presence`], guests in words ([`text::presence_text`]).
     pub(super) fn broadcast_presence(&mut self, now: Instant, name: &str, change: PresenceChange) {
-        let time_ms = self.wall_ms(now);
+        let time_ms = self.clock.wall_ms(now);
         let words = text::presence_text(name, &change);
         let frame = || Frame::Presence {
             envelope: Envelope::default(),

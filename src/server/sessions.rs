@@ -137,10 +137,9 @@ pub(super) struct Session {
     pub(super) kind: ClientKind,
     pub(super) joined_at: Instant,
     pub(super) last_heard: Instant,
-    /// The flood limit on what the client says (by its stamps; a guest's by arrival).
-    pub(super) flood: Option<FloodGate>,
-    /// Messages dropped since the last flood notice to this client.
-    pub(super) flood_dropped: u32,
+    /// The flood limit on what the client says (by its stamps; a guest's by arrival), and
+    /// what it dropped since the last notice.
+    pub(super) flood: FloodWatch,
     /// When this client was warned for flooding, within the last [`FLOOD_KICK_WINDOW`].
     pub(super) flood_warnings: Vec<Instant>,
     /// Why the client is away (`/away`), or `None` while it is here.
@@ -294,10 +293,7 @@ impl Server {
                     let token = self.remove_session(now, from, Removal::Left);
                     if let Some(token) = token {
                         self.send_unsequenced(from, &Frame::LeaveAck { token });
-                        // Bounded like the other per-address memories.
-                        if self.left.len() < MALFORMED_LOG_MEMORY {
-                            self.left.insert(from, (token, now));
-                        }
+                        self.left.remember(from, token, now);
                     }
                     return;
                 }
@@ -353,7 +349,7 @@ impl Server {
                 kind,
                 joined_at: now,
                 last_heard: now,
-                flood: self.config.flood_limit.map(|limit| {
+                flood: FloodWatch::new(self.config.flood_limit.map(|limit| {
                     // A backlog older than the timeout cannot be honest: a client silent
                     // that long has been evicted.
                     let mut gate = FloodGate::new(limit, now, self.config.timeout);
@@ -362,8 +358,7 @@ impl Server {
                         gate.sender_clock(now, 0);
                     }
                     gate
-                }),
-                flood_dropped: 0,
+                })),
                 flood_warnings: Vec::new(),
                 away: None,
                 streams,
@@ -371,7 +366,7 @@ impl Server {
                 credited: Credited::now(&self.lateness),
             },
         );
-        let time_ms = self.wall_ms(now);
+        let time_ms = self.clock.wall_ms(now);
         match kind {
             ClientKind::Named => self.send_roster(now, addr),
             ClientKind::Guest => {
@@ -458,7 +453,7 @@ impl Server {
         }
         self.by_name.remove(&session.name_key);
         let token = session.streams.as_ref().map(|s| s.token);
-        let time_ms = self.wall_ms(now);
+        let time_ms = self.clock.wall_ms(now);
         let name = session.name.clone();
         let unresponsive = format!(
             "you acknowledged nothing the server sent for {} seconds",

@@ -11,7 +11,7 @@ use std::time::Duration;
 use icq::banlist::{BanList, IpNet};
 use icq::client::{self, ClientEvent, CloseReason};
 use icq::completion::NameBook;
-use icq::proto::flood::FloodLimit;
+use icq::proto::flood::{self, FloodLimit};
 use icq::proto::pacing;
 use icq::proto::reliable::Acks;
 use icq::render::{self, ClientLook};
@@ -616,7 +616,7 @@ fn a_flood_is_cut_to_the_burst_and_the_sender_told_once() {
         .filter(|e| matches!(e, ServerEvent::Chat { .. }));
     assert_eq!(chats.count(), 10);
 
-    sim.advance(server::FLOOD_NOTICE_DELAY - ms(1));
+    sim.advance(flood::FLOOD_NOTICE_DELAY - ms(1));
     assert_eq!(
         notices(sim.events(alice)),
         Vec::<String>::new(),
@@ -650,7 +650,7 @@ fn a_flood_is_cut_to_the_burst_and_the_sender_told_once() {
         let now = sim.now;
         sim.inject_frame(alice, &chat(seq, now, text));
     }
-    sim.advance(server::FLOOD_NOTICE_DELAY * 2);
+    sim.advance(flood::FLOOD_NOTICE_DELAY * 2);
     let texts: Vec<String> = messages(&sim.take_events(bob))
         .into_iter()
         .map(|m| m.1)
@@ -767,7 +767,7 @@ fn without_a_flood_limit_every_line_goes_out() {
         sim.client_mut(alice).send_text(now, &format!("line {i}"));
     }
     sim.drive();
-    sim.advance(server::FLOOD_NOTICE_DELAY * 2);
+    sim.advance(flood::FLOOD_NOTICE_DELAY * 2);
 
     assert_eq!(messages(&sim.take_events(bob)).len(), 30);
     assert_eq!(notices(&sim.take_events(alice)), Vec::<String>::new());
