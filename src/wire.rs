@@ -1807,6 +1807,10 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
+#[path = "wire/golden.rs"]
+mod golden;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
