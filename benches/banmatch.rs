@@ -19,9 +19,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use icq::banlist::{BanEntry, BanList, IpNet};
-use icq::proto::reliable::Acks;
+
 use icq::server::{Server, ServerConfig};
+use icq::wire::Acks;
 use icq::wire::Frame;
+use icq::wire::ToServer;
 
 const SIZES: [usize; 3] = [0, 1_000, 100_000];
 const DATAGRAMS_PER_ROUND: usize = 200_000;
@@ -95,10 +97,10 @@ impl Bench {
             sources: sources(),
             heartbeats: (0..64u64)
                 .map(|token| {
-                    Frame::Heartbeat {
+                    Frame::ToServer(ToServer::Heartbeat {
                         token: 0x5eed_0000 + token,
                         acks: Acks::default(),
-                    }
+                    })
                     .to_bytes()
                 })
                 .collect(),

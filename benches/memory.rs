@@ -21,9 +21,11 @@ use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use icq::banlist::BanList;
-use icq::proto::reliable::Acks;
+
 use icq::server::{Server, ServerConfig};
+use icq::wire::Acks;
 use icq::wire::{Envelope, Frame};
+use icq::wire::{Request, ToClient, ToServer};
 
 /// Counts live bytes and allocations on top of the system allocator.
 struct Counting;
@@ -90,10 +92,10 @@ impl Clients {
                 continue;
             }
             match Frame::decode(&transmit.payload) {
-                Ok(Frame::Challenge { cookie, .. }) => {
+                Ok(Frame::ToClient(ToClient::Challenge { cookie, .. })) => {
                     self.cookies.insert(to, cookie);
                 }
-                Ok(Frame::Welcome { token, .. }) => {
+                Ok(Frame::ToClient(ToClient::Welcome { token, .. })) => {
                     self.tokens.insert(to, token);
                 }
                 _ => {}
@@ -108,13 +110,13 @@ impl Clients {
             let Some(&token) = self.tokens.get(&addr) else {
                 continue;
             };
-            let ack = Frame::ClientAck {
+            let ack = Frame::ToServer(ToServer::ClientAck {
                 token,
                 acks: Acks {
                     through: seq,
                     also: 0,
                 },
-            };
+            });
             server.handle_datagram(now, addr, &ack.to_bytes());
         }
         self.receive(server);
@@ -148,12 +150,12 @@ fn measure(n: usize) -> Measured {
         let nonce = i as u64 + 1;
         let name = format!("user{i}");
         let join = |cookie| {
-            Frame::Join {
+            Frame::ToServer(ToServer::Join {
                 nonce,
                 cookie,
                 previous_token: 0,
                 name: name.clone(),
-            }
+            })
             .to_bytes()
         };
         server.handle_datagram(now, addr, &join(0));
@@ -191,15 +193,17 @@ fn measure(n: usize) -> Measured {
     // (every outbox was given back and is allocated again), then one more.
     let first = address(0);
     let mut broadcast = |seq: u32| {
-        let chat = Frame::Chat {
-            envelope: Envelope {
+        let chat = Frame::ToServer(ToServer::Sequenced(
+            Envelope {
                 token: clients.tokens[&first],
                 seq,
                 acks: Acks::default(),
             },
-            sent_ms: 0,
-            text: "hello everyone".to_owned(),
-        };
+            Request::Chat {
+                sent_ms: 0,
+                text: "hello everyone".to_owned(),
+            },
+        ));
         let before = live();
         let allocations_before = allocations();
         server.handle_datagram(now, first, &chat.to_bytes());

@@ -21,14 +21,15 @@ use std::time::{Duration, Instant};
 
 use crate::names;
 use crate::proto::address::same_endpoint;
+use crate::proto::flood::FloodLimit;
 use crate::proto::lateness::{self, Lateness};
 use crate::proto::pacing::{Backlog, Pacer};
 use crate::proto::presence::Presence;
 use crate::proto::reliable::{Due, Ready, ReceiveWindow, SendWindow};
 use crate::proto::token;
 use crate::wire::{
-    self, DecodeError, DisconnectReason, Envelope, FloodTerms, Frame, PresenceChange, RefuseReason,
-    RosterEntry,
+    self, DecodeError, Delivery, DisconnectReason, Envelope, FloodTerms, Frame, PresenceChange,
+    RefuseReason, Request, RosterEntry, ToClient, ToServer,
 };
 
 /// How long to wait for the server to answer the first join before giving up. (Once a
@@ -199,18 +200,6 @@ impl CloseReason {
     }
 }
 
-/// A sequenced request to the server, kept until acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Request {
-    Chat(String),
-    List,
-    Leave,
-    Private { to: String, text: String },
-    Action(String),
-    Nick(String),
-    Away(String),
-}
-
 /// A sequenced frame from the server, held until its turn.
 #[derive(Debug)]
 enum Inbound {
@@ -233,8 +222,8 @@ struct Session {
     last_sent: Instant,
     last_heard: Instant,
     silent_reported: bool,
-    /// What we sent, with its stamp, until acknowledged.
-    outbox: SendWindow<(Request, u64)>,
+    /// What we sent, stamped, until acknowledged.
+    outbox: SendWindow<Request>,
     inbox: ReceiveWindow<Inbound>,
 }
 
@@ -464,8 +453,8 @@ impl Client {
             self.queue.requeue(
                 unacked
                     .into_iter()
-                    .map(|(request, _)| {
-                        let charged = request.is_flood_limited();
+                    .map(|request| {
+                        let charged = is_flood_limited(&request);
                         (request, charged)
                     })
                     .collect::<Vec<_>>()
@@ -490,7 +479,7 @@ impl Client {
     fn typed_in_queue(&self) -> usize {
         self.queue
             .iter()
-            .filter(|request| request.as_typed().is_some())
+            .filter(|request| as_typed(request).is_some())
             .count()
     }
 
@@ -567,28 +556,28 @@ impl Client {
                 // Any of the server's addresses may answer (a late answer from the one we
                 // asked first is as good as any); the nonce proves it answers us.
                 match frame {
-                    Frame::Challenge {
+                    Frame::ToClient(ToClient::Challenge {
                         nonce: answered,
                         cookie: challenge,
-                    } if answered == attempt.nonce => {
+                    }) if answered == attempt.nonce => {
                         // Join again at once, from the address that was challenged.
                         attempt.on_challenge(now, from_index, challenge);
                         self.handle_timeout(now);
                     }
-                    Frame::Welcome {
+                    Frame::ToClient(ToClient::Welcome {
                         nonce: answered,
                         token,
                         heartbeat_ms,
                         flood,
                         name,
-                    } if answered == attempt.nonce => {
+                    }) if answered == attempt.nonce => {
                         self.server = from_index;
                         self.on_welcome(now, token, heartbeat_ms, flood, name);
                     }
-                    Frame::Refused {
+                    Frame::ToClient(ToClient::Refused {
                         nonce: answered,
                         reason,
-                    } if answered == attempt.nonce => {
+                    }) if answered == attempt.nonce => {
                         if reason == RefuseReason::Busy {
                             attempt.on_busy(now, from_index);
                             return;
@@ -641,7 +630,7 @@ impl Client {
             inbox: ReceiveWindow::new(INBOX_LIMIT),
         });
         // A new session: the server's bucket for us is full again.
-        self.queue.restart(now, flood.limit());
+        self.queue.restart(now, FloodLimit::from_terms(flood));
         if rejoined {
             let queued = self.typed_in_queue();
             self.events
@@ -688,119 +677,16 @@ impl Client {
     }
 
     fn on_session_frame(&mut self, now: Instant, frame: Frame) {
+        // Frames travelling any other way carry nothing for us.
+        let Frame::ToClient(frame) = frame else {
+            return;
+        };
         let (State::Joined(session) | State::Leaving { session, .. }) = &mut self.state else {
             return;
         };
-        let own_name = names::fold(&self.name);
-        let inbound = match frame {
-            Frame::Message {
-                envelope,
-                time_ms,
-                from,
-                text,
-            } => {
-                let own = names::fold(&from) == own_name;
-                Some((
-                    envelope.seq,
-                    Inbound::Event(ClientEvent::Message {
-                        time_ms,
-                        from,
-                        text,
-                        own,
-                    }),
-                ))
-            }
-            Frame::Notice {
-                envelope,
-                time_ms,
-                text,
-            } => Some((
-                envelope.seq,
-                Inbound::Event(ClientEvent::Notice { time_ms, text }),
-            )),
-            Frame::Roster {
-                envelope,
-                time_ms,
-                total,
-                offset,
-                entries,
-            } => Some((
-                envelope.seq,
-                Inbound::Event(ClientEvent::Roster {
-                    time_ms,
-                    total,
-                    offset,
-                    entries,
-                }),
-            )),
-            Frame::PrivateMessage {
-                envelope,
-                time_ms,
-                from,
-                to,
-                text,
-            } => {
-                let own = names::fold(&from) == own_name;
-                Some((
-                    envelope.seq,
-                    Inbound::Event(ClientEvent::Private {
-                        time_ms,
-                        from,
-                        to,
-                        text,
-                        own,
-                    }),
-                ))
-            }
-            Frame::ActionMessage {
-                envelope,
-                time_ms,
-                from,
-                text,
-            } => {
-                let own = names::fold(&from) == own_name;
-                Some((
-                    envelope.seq,
-                    Inbound::Event(ClientEvent::Action {
-                        time_ms,
-                        from,
-                        text,
-                        own,
-                    }),
-                ))
-            }
-            Frame::Presence {
-                envelope,
-                time_ms,
-                name,
-                change,
-            } => Some((
-                envelope.seq,
-                Inbound::Event(ClientEvent::Presence {
-                    time_ms,
-                    name,
-                    change,
-                }),
-            )),
-            Frame::Renamed { envelope, name } => Some((envelope.seq, Inbound::Renamed(name))),
-            Frame::Disconnected {
-                envelope,
-                time_ms,
-                reason,
-                text,
-            } => Some((
-                envelope.seq,
-                Inbound::Disconnected {
-                    time_ms,
-                    reason,
-                    text,
-                },
-            )),
-            Frame::Missed { envelope, last } => {
-                session.inbox.skip_through(now, envelope.seq, last);
-                None
-            }
-            Frame::LeaveAck { .. } => {
+        let (envelope, delivery) = match frame {
+            ToClient::Sequenced(envelope, delivery) => (envelope, delivery),
+            ToClient::LeaveAck { .. } => {
                 if let State::Leaving { session, .. } = &mut self.state {
                     // The server handles requests in order: confirming the leave confirms
                     // everything sent before it, even if those acknowledgements were lost.
@@ -809,20 +695,20 @@ impl Client {
                 }
                 return;
             }
-            Frame::Probe { .. } => {
+            ToClient::Probe { .. } => {
                 // Someone asks for our name and the server checks we are still here: say
                 // so at once, or the session ends.
-                let heartbeat = Frame::Heartbeat {
+                let heartbeat = Frame::ToServer(ToServer::Heartbeat {
                     token: session.token,
                     acks: session.inbox.acks(),
-                };
+                });
                 session.inbox.ack_sent();
                 session.last_sent = now;
                 self.transmits
                     .push_back((self.servers[self.server], heartbeat.to_bytes()));
                 return;
             }
-            Frame::NotJoined { .. } => {
+            ToClient::NotJoined { .. } => {
                 if matches!(self.state, State::Leaving { .. }) {
                     // Forgotten by the server: as good as gone.
                     return self.close(CloseReason::Left);
@@ -830,10 +716,83 @@ impl Client {
                 return self.rejoin(now);
             }
             // Acknowledgements were taken above; duplicates of the welcome mean nothing.
-            _ => None,
+            _ => return,
         };
-        if let Some((seq, inbound)) = inbound {
-            session.inbox.insert(now, seq, inbound);
+        let own_name = names::fold(&self.name);
+        let own = |from: &str| names::fold(from) == own_name;
+        let inbound = match delivery {
+            Delivery::Message {
+                time_ms,
+                from,
+                text,
+            } => Some(Inbound::Event(ClientEvent::Message {
+                own: own(&from),
+                time_ms,
+                from,
+                text,
+            })),
+            Delivery::Notice { time_ms, text } => {
+                Some(Inbound::Event(ClientEvent::Notice { time_ms, text }))
+            }
+            Delivery::Roster {
+                time_ms,
+                total,
+                offset,
+                entries,
+            } => Some(Inbound::Event(ClientEvent::Roster {
+                time_ms,
+                total,
+                offset,
+                entries,
+            })),
+            Delivery::PrivateMessage {
+                time_ms,
+                from,
+                to,
+                text,
+            } => Some(Inbound::Event(ClientEvent::Private {
+                own: own(&from),
+                time_ms,
+                from,
+                to,
+                text,
+            })),
+            Delivery::ActionMessage {
+                time_ms,
+                from,
+                text,
+            } => Some(Inbound::Event(ClientEvent::Action {
+                own: own(&from),
+                time_ms,
+                from,
+                text,
+            })),
+            Delivery::Presence {
+                time_ms,
+                name,
+                change,
+            } => Some(Inbound::Event(ClientEvent::Presence {
+                time_ms,
+                name,
+                change,
+            })),
+            Delivery::Renamed { name } => Some(Inbound::Renamed(name)),
+            Delivery::Disconnected {
+                time_ms,
+                reason,
+                text,
+            } => Some(Inbound::Disconnected {
+                time_ms,
+                reason,
+                text,
+            }),
+            Delivery::Missed { last } => {
+                session.inbox.skip_through(now, envelope.seq, last);
+                None
+            }
+        };
+        if let Some(inbound) = inbound {
+            session.inbox.insert(now, envelope.seq, inbound);
         }
         loop {
             let (State::Joined(session) | State::Leaving { session, .. }) = &mut self.state else {
@@ -856,10 +815,10 @@ impl Client {
                 }) => {
                     // Say we got it, so the server stops repeating it.
                     session.inbox.ack_sent();
-                    let ack = Frame::ClientAck {
+                    let ack = Frame::ToServer(ToServer::ClientAck {
                         token: session.token,
                         acks: session.inbox.acks(),
-                    };
+                    });
                     self.transmits
                         .push_back((self.servers[self.server], ack.to_bytes()));
                     if matches!(self.state, State::Leaving { .. }) {
@@ -891,7 +850,8 @@ impl Client {
     /// while there is no session (joining, an outage), it waits for one.
     pub fn send_text(&mut self, now: Instant, text: &str) {
         for piece in wire::split_text(text) {
-            self.request(now, Request::Chat(piece.to_owned()));
+            let text = piece.to_owned();
+            self.request(now, Request::Chat { sent_ms: 0, text });
         }
     }
 
@@ -901,6 +861,7 @@ impl Client {
             self.request(
                 now,
                 Request::Private {
+                    sent_ms: 0,
                     to: to.to_owned(),
                     text: piece.to_owned(),
                 },
@@ -911,20 +872,23 @@ impl Client {
     /// `/me`: tells everyone what we do.
     pub fn send_action(&mut self, now: Instant, text: &str) {
         for piece in wire::split_text(text) {
-            self.request(now, Request::Action(piece.to_owned()));
+            let text = piece.to_owned();
+            self.request(now, Request::Action { sent_ms: 0, text });
         }
     }
 
     /// `/nick`: asks to be called `name` (the server answers with
     /// [`ClientEvent::Renamed`], or a notice saying why not).
     pub fn rename(&mut self, now: Instant, name: &str) {
-        self.request(now, Request::Nick(name.to_owned()));
+        let name = name.to_owned();
+        self.request(now, Request::Nick { sent_ms: 0, name });
     }
 
     /// `/away REASON`, or `/back` with `None`.
     pub fn set_away(&mut self, now: Instant, reason: Option<&str>) {
         let reason = reason.map(|r| wire::truncate_to_char_boundary(r, wire::MAX_NAME_BYTES));
-        self.request(now, Request::Away(reason.unwrap_or("").to_owned()));
+        let reason = reason.unwrap_or("").to_owned();
+        self.request(now, Request::Away { sent_ms: 0, reason });
     }
 
     /// Queues a request behind everything queued before and sends what may go.
@@ -937,7 +901,7 @@ impl Client {
         let refused = match refused {
             Some(why) => Some((request, why)),
             None => {
-                let charged = request.is_flood_limited();
+                let charged = is_flood_limited(&request);
                 self.queue.push(request, charged).err().map(|request| {
                     let why = "too many lines are waiting to be sent (1000)";
                     (request, why)
@@ -945,7 +909,7 @@ impl Client {
             }
         };
         if let Some((request, why)) = refused {
-            if let Some(text) = request.as_typed() {
+            if let Some(text) = as_typed(&request) {
                 self.events.push_back(ClientEvent::NotSent { text, why });
             }
             return;
@@ -1032,12 +996,12 @@ impl Client {
                 }
                 JoinStep::GiveUp => return self.close(CloseReason::JoinTimedOut),
                 JoinStep::Send(candidate) => {
-                    let join = Frame::Join {
+                    let join = Frame::ToServer(ToServer::Join {
                         nonce: attempt.nonce,
                         cookie: attempt.cookie,
                         previous_token: self.previous_token,
                         name: self.name.clone(),
-                    };
+                    });
                     let to = self.servers[candidate];
                     self.transmits.push_back((to, join.to_bytes()));
                 }
@@ -1064,12 +1028,12 @@ impl Client {
             match due {
                 Due::Send { seq, item } => {
                     self.retransmissions += 1;
-                    let frame = request_frame(session, seq, &item);
+                    let datagram = request_frame(session, seq, &item);
                     session.inbox.ack_sent();
                     session.last_sent = now;
-                    self.transmits.push_back((server, frame.to_bytes()));
+                    self.transmits.push_back((server, datagram));
                 }
-                Due::GaveUp { item, .. } => return self.lost_server(now, item.0),
+                Due::GaveUp { item, .. } => return self.lost_server(now, item),
             }
         }
         if let State::Leaving { deadline, .. } = self.state
@@ -1089,10 +1053,10 @@ impl Client {
                 .push_back(ClientEvent::ServerSilent { silent_for });
         }
         if now >= session.last_sent + session.heartbeat_interval {
-            let heartbeat = Frame::Heartbeat {
+            let heartbeat = Frame::ToServer(ToServer::Heartbeat {
                 token: session.token,
                 acks: session.inbox.acks(),
-            };
+            });
             session.inbox.ack_sent();
             session.last_sent = now;
             self.transmits.push_back((server, heartbeat.to_bytes()));
@@ -1106,8 +1070,8 @@ impl Client {
     fn lost_server(&mut self, now: Instant, given_up: Request) {
         if let State::Leaving { session, .. } = &mut self.state {
             let mut undelivered = vec![given_up];
-            undelivered.extend(session.outbox.drain_unacked().into_iter().map(|(r, _)| r));
-            for text in undelivered.iter().filter_map(Request::as_typed) {
+            undelivered.extend(session.outbox.drain_unacked());
+            for text in undelivered.iter().filter_map(as_typed) {
                 self.events.push_back(ClientEvent::NotSent {
                     text,
                     why: "the server stopped answering",
@@ -1115,14 +1079,14 @@ impl Client {
             }
             return self.close(CloseReason::Left);
         }
-        let charged = given_up.is_flood_limited();
+        let charged = is_flood_limited(&given_up);
         // It was the oldest unacknowledged request (the first to reach the give-up time):
         // it goes back first, ahead of the others `start_rejoining` puts back after it.
         if let State::Joined(session) = &mut self.state {
             let rest = session.outbox.drain_unacked();
             let items: Vec<(Request, bool)> = std::iter::once((given_up, charged))
-                .chain(rest.into_iter().map(|(request, _)| {
-                    let charged = request.is_flood_limited();
+                .chain(rest.into_iter().map(|request| {
+                    let charged = is_flood_limited(&request);
                     (request, charged)
                 }))
                 .collect();
@@ -1138,10 +1102,10 @@ impl Client {
             return;
         };
         if session.inbox.ack_deadline().is_some_and(|due| due <= now) {
-            let ack = Frame::ClientAck {
+            let ack = Frame::ToServer(ToServer::ClientAck {
                 token: session.token,
                 acks: session.inbox.acks(),
-            };
+            });
             session.inbox.ack_sent();
             self.transmits.push_back((server, ack.to_bytes()));
         }
@@ -1194,25 +1158,25 @@ impl Client {
         self.events.pop_front()
     }
 
-    /// Sends `request` now, stamped `sent_ms` (see [`Frame::Chat`]).
-    fn send_request(&mut self, now: Instant, request: Request, sent_ms: u64) {
+    /// Sends `request` now, stamped `sent_ms` (see [`Request`]).
+    fn send_request(&mut self, now: Instant, mut request: Request, sent_ms: u64) {
         let server = self.server();
         let (State::Joined(session) | State::Leaving { session, .. }) = &mut self.state else {
             return;
         };
-        let item = (request, sent_ms);
+        request.stamp(sent_ms);
         // Past the cap on requests in flight it waits, and goes from `session_timers`.
-        let Some(seq) = session.outbox.push(now, item.clone()) else {
+        let Some(seq) = session.outbox.push(now, request.clone()) else {
             return;
         };
-        let frame = request_frame(session, seq, &item);
+        let datagram = request_frame(session, seq, &request);
         session.inbox.ack_sent();
         session.last_sent = now;
-        self.transmits.push_back((server, frame.to_bytes()));
+        self.transmits.push_back((server, datagram));
     }
 
     fn close(&mut self, reason: CloseReason) {
-        let queued: Vec<String> = self.queue.drain().filter_map(|r| r.as_typed()).collect();
+        let queued: Vec<String> = self.queue.drain().filter_map(|r| as_typed(&r)).collect();
         let (undelivered, why) = match &mut self.state {
             State::Joined(session) | State::Leaving { session, .. } => (
                 session.outbox.drain_unacked(),
@@ -1225,10 +1189,7 @@ impl Client {
             _ => "the session ended before the server answered",
         };
         self.state = State::Closed;
-        for text in undelivered
-            .iter()
-            .filter_map(|(request, _)| request.as_typed())
-        {
+        for text in undelivered.iter().filter_map(as_typed) {
             self.events.push_back(ClientEvent::NotSent { text, why });
         }
         if queued.len() > NAMED_UNSENT_MAX {
@@ -1248,65 +1209,33 @@ impl Client {
     }
 }
 
-impl Request {
-    /// Whether the server counts this request against the flood limit (it may not, for a
-    /// rename to the same name: counting it anyway only makes us a little slower).
-    fn is_flood_limited(&self) -> bool {
-        !matches!(self, Request::List | Request::Leave)
-    }
+/// Whether the server counts this request against the flood limit (it may not, for a
+/// rename to the same name: counting it anyway only makes us a little slower).
+fn is_flood_limited(request: &Request) -> bool {
+    !matches!(request, Request::List | Request::Leave)
+}
 
-    /// What the user typed for this request, to tell them it was not delivered; `None` for
-    /// what needs no report (`/list`, leaving).
-    fn as_typed(&self) -> Option<String> {
-        match self {
-            Request::Chat(text) => Some(text.clone()),
-            Request::Private { to, text } => Some(format!("/msg {to} {text}")),
-            Request::Action(text) => Some(format!("/me {text}")),
-            Request::Nick(name) => Some(format!("/nick {name}")),
-            Request::Away(reason) if reason.is_empty() => Some("/back".to_owned()),
-            Request::Away(reason) => Some(format!("/away {reason}")),
-            Request::List | Request::Leave => None,
-        }
+/// What the user typed for this request, to tell them it was not delivered; `None` for
+/// what needs no report (`/list`, leaving).
+fn as_typed(request: &Request) -> Option<String> {
+    match request {
+        Request::Chat { text, .. } => Some(text.clone()),
+        Request::Private { to, text, .. } => Some(format!("/msg {to} {text}")),
+        Request::Action { text, .. } => Some(format!("/me {text}")),
+        Request::Nick { name, .. } => Some(format!("/nick {name}")),
+        Request::Away { reason, .. } if reason.is_empty() => Some("/back".to_owned()),
+        Request::Away { reason, .. } => Some(format!("/away {reason}")),
+        Request::List | Request::Leave => None,
     }
 }
 
-/// The frame carrying `request` (stamped `sent_ms`) under sequence number `seq`, with our
-/// current acknowledgements.
-fn request_frame(session: &Session, seq: u32, (request, sent_ms): &(Request, u64)) -> Frame {
+/// The datagram carrying `request` under sequence number `seq`, with our current
+/// acknowledgements.
+fn request_frame(session: &Session, seq: u32, request: &Request) -> Vec<u8> {
     let envelope = Envelope {
         token: session.token,
         seq,
         acks: session.inbox.acks(),
     };
-    let sent_ms = *sent_ms;
-    match request {
-        Request::Chat(text) => Frame::Chat {
-            envelope,
-            sent_ms,
-            text: text.clone(),
-        },
-        Request::List => Frame::ListRequest { envelope },
-        Request::Leave => Frame::Leave { envelope },
-        Request::Private { to, text } => Frame::Private {
-            envelope,
-            sent_ms,
-            to: to.clone(),
-            text: text.clone(),
-        },
-        Request::Action(text) => Frame::Action {
-            envelope,
-            sent_ms,
-            text: text.clone(),
-        },
-        Request::Nick(name) => Frame::Nick {
-            envelope,
-            sent_ms,
-            name: name.clone(),
-        },
-        Request::Away(reason) => Frame::Away {
-            envelope,
-            sent_ms,
-            reason: reason.clone(),
-        },
-    }
+    request.to_bytes(&envelope)
 }

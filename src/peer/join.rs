@@ -17,10 +17,10 @@ impl Peer {
         match self.state {
             State::InRoom => {
                 if let Some(nonce) = wire::any_version_peer_join_nonce(datagram) {
-                    let refusal = Frame::Refused {
+                    let refusal = Frame::ToClient(ToClient::Refused {
                         nonce,
                         reason: RefuseReason::VersionUnsupported,
-                    };
+                    });
                     // Never more bytes back than came in, whatever the other version pads.
                     if refusal.to_bytes().len() <= datagram.len() {
                         self.send_unsequenced(from, &refusal);
@@ -39,7 +39,7 @@ impl Peer {
         }
     }
 
-    pub(super) fn on_joining_frame(&mut self, now: Instant, from: SocketAddr, frame: Frame) {
+    pub(super) fn on_joining_frame(&mut self, now: Instant, from: SocketAddr, frame: PeerFrame) {
         let State::Joining(attempt) = &mut self.state else {
             return;
         };
@@ -48,14 +48,14 @@ impl Peer {
             return;
         };
         match frame {
-            Frame::PeerChallenge {
+            PeerFrame::Challenge {
                 nonce: answered,
                 cookie: challenge,
             } if answered == attempt.nonce => {
                 attempt.on_challenge(now, from_index, challenge);
                 self.handle_timeout(now);
             }
-            Frame::PeerWelcome {
+            PeerFrame::Welcome {
                 nonce: answered,
                 token,
                 your_joined_ms,
@@ -88,7 +88,7 @@ impl Peer {
                 // Tell the contact at once that we are here and have nothing yet.
                 self.send_ack_now(now, from);
             }
-            Frame::PeerRefused {
+            PeerFrame::Refused {
                 nonce: answered,
                 reason,
             } if answered == attempt.nonce => self.close(PeerCloseReason::Refused(reason)),
@@ -118,7 +118,8 @@ impl Peer {
             // Prove the address first, keeping no state: the answer is smaller than the
             // padded join, so a forged join cannot aim us at someone else.
             let cookie = self.cookies.cookie(now, from, nonce);
-            return self.send_unsequenced(from, &Frame::PeerChallenge { nonce, cookie });
+            return self
+                .send_unsequenced(from, &Frame::Peer(PeerFrame::Challenge { nonce, cookie }));
         }
         if let Some(member) = self.members.get(&from) {
             if member.join_nonce == Some(nonce) && member.record.id == id {
@@ -184,7 +185,13 @@ impl Peer {
             .copied()
             .collect();
         for addr in others {
-            self.send_item(now, addr, Item::Announce(record.clone()));
+            self.send_item(
+                now,
+                addr,
+                PeerItem::Announce {
+                    member: record.clone(),
+                },
+            );
         }
         let time_ms = self.clock.wall_ms(now);
         self.events
@@ -192,7 +199,7 @@ impl Peer {
     }
 
     pub(super) fn welcome(&self, now: Instant, nonce: u64, member: &Member) -> Frame {
-        Frame::PeerWelcome {
+        Frame::Peer(PeerFrame::Welcome {
             nonce,
             token: member.link.my_token,
             your_joined_ms: member.record.joined_ms,
@@ -200,13 +207,13 @@ impl Peer {
             id: self.id,
             joined_ms: self.joined_ms,
             clock_ms: self.clock.since_start_ms(now),
-            flood: FloodTerms::from_limit(self.config.flood_limit),
+            flood: FloodLimit::terms(self.config.flood_limit),
             name: self.name.clone(),
-        }
+        })
     }
 
     fn refuse(&mut self, to: SocketAddr, nonce: u64, reason: RefuseReason) {
-        self.send_unsequenced(to, &Frame::PeerRefused { nonce, reason });
+        self.send_unsequenced(to, &Frame::Peer(PeerFrame::Refused { nonce, reason }));
     }
 }
 

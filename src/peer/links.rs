@@ -1,6 +1,6 @@
 //! Links: the pair of reliable streams between us and each other member.
 //!
-//! Owns what travels on a pair's streams ([`Item`]) and each member's [`Link`] (tokens,
+//! Owns what travels on a pair's streams ([`PeerItem`]) and each member's [`Link`] (tokens,
 //! send and receive windows, the sender's flood terms and gate), the hello exchange that
 //! opens a link only once the other side proved its address, carrying out items in order,
 //! the flood limit on what a member says, pacing what we send to the strictest announced
@@ -12,123 +12,9 @@
 
 use super::*;
 
-/// A sequenced item of a pair's stream, kept until acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Item {
-    Chat {
-        time_ms: i64,
-        sent_ms: u64,
-        text: String,
-    },
-    Private {
-        time_ms: i64,
-        sent_ms: u64,
-        text: String,
-    },
-    Members {
-        last: bool,
-        members: Vec<MemberRecord>,
-    },
-    Announce(MemberRecord),
-    Gone {
-        id: u64,
-        reason: GoneReason,
-    },
-    Leave,
-    Flooded {
-        dropped: u32,
-    },
-}
-
-impl Item {
-    /// Whether the item is a message the user typed (what "undelivered" counts).
-    fn is_message(&self) -> bool {
-        matches!(self, Item::Chat { .. } | Item::Private { .. })
-    }
-
-    pub(super) fn frame(&self, envelope: Envelope) -> Frame {
-        match self.clone() {
-            Item::Chat {
-                time_ms,
-                sent_ms,
-                text,
-            } => Frame::PeerChat {
-                envelope,
-                time_ms,
-                sent_ms,
-                text,
-            },
-            Item::Private {
-                time_ms,
-                sent_ms,
-                text,
-            } => Frame::PeerPrivate {
-                envelope,
-                time_ms,
-                sent_ms,
-                text,
-            },
-            Item::Members { last, members } => Frame::PeerMembers {
-                envelope,
-                last,
-                members,
-            },
-            Item::Announce(member) => Frame::PeerAnnounce { envelope, member },
-            Item::Gone { id, reason } => Frame::PeerGone {
-                envelope,
-                id,
-                reason,
-            },
-            Item::Leave => Frame::PeerLeave { envelope },
-            Item::Flooded { dropped } => Frame::PeerFlooded { envelope, dropped },
-        }
-    }
-
-    /// The item a sequenced frame carries, with its sequence number.
-    fn from_frame(frame: Frame) -> Option<(u32, Item)> {
-        Some(match frame {
-            Frame::PeerChat {
-                envelope,
-                time_ms,
-                sent_ms,
-                text,
-            } => (
-                envelope.seq,
-                Item::Chat {
-                    time_ms,
-                    sent_ms,
-                    text,
-                },
-            ),
-            Frame::PeerPrivate {
-                envelope,
-                time_ms,
-                sent_ms,
-                text,
-            } => (
-                envelope.seq,
-                Item::Private {
-                    time_ms,
-                    sent_ms,
-                    text,
-                },
-            ),
-            Frame::PeerMembers {
-                envelope,
-                last,
-                members,
-            } => (envelope.seq, Item::Members { last, members }),
-            Frame::PeerAnnounce { envelope, member } => (envelope.seq, Item::Announce(member)),
-            Frame::PeerGone {
-                envelope,
-                id,
-                reason,
-            } => (envelope.seq, Item::Gone { id, reason }),
-            Frame::PeerLeave { envelope } => (envelope.seq, Item::Leave),
-            Frame::PeerFlooded { envelope, dropped } => (envelope.seq, Item::Flooded { dropped }),
-            _ => return None,
-        })
-    }
+/// Whether the item is a message the user typed (what "undelivered" counts).
+fn is_message(item: &PeerItem) -> bool {
+    matches!(item, PeerItem::Chat { .. } | PeerItem::Private { .. })
 }
 
 /// The two streams between us and one member, and what opens them.
@@ -147,9 +33,9 @@ pub(super) struct Link {
     /// When to probe it again once it has gone quiet (see `Peer::member_timers`).
     pub(super) next_probe: Instant,
     /// Items waiting for the streams to open.
-    pub(super) pending: VecDeque<Item>,
-    pub(super) outbox: SendWindow<Item>,
-    pub(super) inbox: ReceiveWindow<Item>,
+    pub(super) pending: VecDeque<PeerItem>,
+    pub(super) outbox: SendWindow<PeerItem>,
+    pub(super) inbox: ReceiveWindow<PeerItem>,
     /// When the member last proved it is alive (or when we learned of it).
     pub(super) last_heard: Instant,
     /// When we last sent it anything carrying our acknowledgements.
@@ -202,18 +88,18 @@ impl Link {
 
     /// How many typed messages to this member are not confirmed yet.
     pub(super) fn unconfirmed_messages(&self) -> usize {
-        self.pending.iter().filter(|item| item.is_message()).count()
+        self.pending.iter().filter(|item| is_message(item)).count()
             + self
                 .outbox
                 .unacked()
-                .filter(|item| item.is_message())
+                .filter(|item| is_message(item))
                 .count()
     }
 }
 
 impl Peer {
     /// A frame of a pair's streams, from the member at `from` with our token.
-    pub(super) fn on_link_frame(&mut self, now: Instant, from: SocketAddr, frame: Frame) {
+    pub(super) fn on_link_frame(&mut self, now: Instant, from: SocketAddr, frame: PeerFrame) {
         let Some(member) = self.members.get_mut(&from) else {
             return;
         };
@@ -235,11 +121,11 @@ impl Peer {
         if let Some(acks) = frame.acks() {
             link.outbox.on_acks(now, acks);
         }
-        if let Frame::PeerNotMember { reason, .. } = frame {
+        if let PeerFrame::NotMember { reason, .. } = frame {
             return self.dropped_by(now, from, reason);
         }
-        if let Some((seq, item)) = Item::from_frame(frame) {
-            link.inbox.insert(now, seq, item);
+        if let PeerFrame::Sequenced(envelope, item) = frame {
+            link.inbox.insert(now, envelope.seq, item);
         }
         // Items are handled in the order the member sent them, each once.
         while let Some(ready) = self
@@ -258,7 +144,7 @@ impl Peer {
 
     /// What our hellos say besides the pair's tokens: who we are, our clock, our limit.
     fn hello_terms(&self, now: Instant) -> (u64, u64, FloodTerms) {
-        let terms = FloodTerms::from_limit(self.config.flood_limit);
+        let terms = FloodLimit::terms(self.config.flood_limit);
         (self.id, self.clock.since_start_ms(now), terms)
     }
 
@@ -272,7 +158,7 @@ impl Peer {
                 continue;
             };
             any_known = true;
-            if let Some(limit) = terms.limit() {
+            if let Some(limit) = FloodLimit::from_terms(terms) {
                 strictest = Some(match strictest {
                     None => limit,
                     Some(known) => FloodLimit {
@@ -343,7 +229,7 @@ impl Peer {
             // It does not know our token yet: tell it, echoing its own. (A hello that
             // echoes ours never gets an answer, so two hellos cannot ping-pong.)
             let mut answer = hello_frame(terms, from_id, link);
-            if let Frame::PeerHello { echo, .. } = &mut answer {
+            if let Frame::Peer(PeerFrame::Hello { echo, .. }) = &mut answer {
                 *echo = token;
             }
             self.send_unsequenced(from, &answer);
@@ -362,7 +248,7 @@ impl Peer {
         if !member.link.is_open() {
             return;
         }
-        let waiting: Vec<Item> = member.link.pending.drain(..).collect();
+        let waiting: Vec<PeerItem> = member.link.pending.drain(..).collect();
         if waiting.is_empty() {
             // Whatever carries its token proves to it that we are at our address: do not
             // keep it waiting for our next heartbeat.
@@ -374,9 +260,9 @@ impl Peer {
     }
 
     /// Carries out one item from the member at `from`, in its turn.
-    fn on_item(&mut self, now: Instant, from: SocketAddr, item: Item) {
+    fn on_item(&mut self, now: Instant, from: SocketAddr, item: PeerItem) {
         match item {
-            Item::Chat {
+            PeerItem::Chat {
                 time_ms,
                 sent_ms,
                 text,
@@ -390,7 +276,7 @@ impl Peer {
                     });
                 }
             }
-            Item::Private {
+            PeerItem::Private {
                 time_ms,
                 sent_ms,
                 text,
@@ -405,7 +291,7 @@ impl Peer {
                     });
                 }
             }
-            Item::Members { last, members } => {
+            PeerItem::Members { last, members } => {
                 for record in members {
                     self.learn(now, from, record, false);
                 }
@@ -416,14 +302,14 @@ impl Peer {
                     self.synced(now, from);
                 }
             }
-            Item::Announce(record) => self.learn(now, from, record, true),
-            Item::Gone { id, reason } => self.hear_gone(now, from, id, reason),
-            Item::Leave => {
+            PeerItem::Announce { member } => self.learn(now, from, member, true),
+            PeerItem::Gone { id, reason } => self.hear_gone(now, from, id, reason),
+            PeerItem::Leave => {
                 // Say we got it before forgetting the pair, so it can stop repeating.
                 self.send_ack_now(now, from);
                 self.remove_member(now, from, GoneReason::Left, true);
             }
-            Item::Flooded { dropped } => {
+            PeerItem::Flooded { dropped } => {
                 if let Some(member) = self.members.get(&from) {
                     let by = member.record.name.clone();
                     let time_ms = self.clock.wall_ms(now);
@@ -493,11 +379,11 @@ impl Peer {
             match due {
                 Due::Send { seq, item } => {
                     self.stats.retransmissions += 1;
-                    let frame = item.frame(link.envelope(seq));
+                    let datagram = item.to_bytes(&link.envelope(seq));
                     link.inbox.ack_sent();
                     link.last_sent = now;
                     self.stats.datagrams_sent += 1;
-                    self.transmits.push_back((addr, frame.to_bytes()));
+                    self.transmits.push_back((addr, datagram));
                 }
                 Due::GaveUp { .. } => {
                     // Unacknowledged through every retry: it is gone, whatever it last said.
@@ -513,7 +399,7 @@ impl Peer {
                 from,
                 dropped,
             });
-            self.send_item(now, addr, Item::Flooded { dropped });
+            self.send_item(now, addr, PeerItem::Flooded { dropped });
         }
         self.send_ack_if_due(now, addr);
         let Some(member) = self.members.get_mut(&addr) else {
@@ -573,7 +459,7 @@ impl Peer {
 
     /// Sends a typed message to one member, unless it is banned or hopelessly behind (then
     /// it is reported undelivered).
-    pub(super) fn send_message(&mut self, now: Instant, addr: SocketAddr, item: Item) {
+    pub(super) fn send_message(&mut self, now: Instant, addr: SocketAddr, item: PeerItem) {
         let Some(member) = self.members.get(&addr) else {
             return;
         };
@@ -593,7 +479,7 @@ impl Peer {
 
     /// Sends a sequenced item to the member at `addr` if the pair's streams are open, or
     /// keeps it until they are. Nothing goes to a banned member.
-    pub(super) fn send_item(&mut self, now: Instant, addr: SocketAddr, item: Item) {
+    pub(super) fn send_item(&mut self, now: Instant, addr: SocketAddr, item: PeerItem) {
         let Some(member) = self.members.get_mut(&addr) else {
             return;
         };
@@ -609,11 +495,11 @@ impl Peer {
         let Some(seq) = link.outbox.push(now, item.clone()) else {
             return;
         };
-        let frame = item.frame(link.envelope(seq));
+        let datagram = item.to_bytes(&link.envelope(seq));
         link.inbox.ack_sent();
         link.last_sent = now;
         self.stats.datagrams_sent += 1;
-        self.transmits.push_back((addr, frame.to_bytes()));
+        self.transmits.push_back((addr, datagram));
     }
 
     pub(super) fn say_hello(&mut self, now: Instant, addr: SocketAddr) {
@@ -654,10 +540,10 @@ impl Peer {
         let Some(token) = link.their_token else {
             return;
         };
-        let ack = Frame::PeerAck {
+        let ack = Frame::Peer(PeerFrame::Ack {
             token,
             acks: link.inbox.acks(),
-        };
+        });
         link.inbox.ack_sent();
         link.last_sent = link.last_sent.max(now);
         self.stats.datagrams_sent += 1;
@@ -673,14 +559,14 @@ fn hello_frame(
     to_id: u64,
     link: &Link,
 ) -> Frame {
-    Frame::PeerHello {
+    Frame::Peer(PeerFrame::Hello {
         from_id,
         to_id,
         token: link.my_token,
         echo: link.their_token.unwrap_or_default(),
         clock_ms,
         flood,
-    }
+    })
 }
 
 fn probe_at(link: &Link, timeout: Duration) -> Instant {

@@ -61,9 +61,9 @@ impl Peer {
         now: Instant,
         from: SocketAddr,
         token: u64,
-        frame: &Frame,
+        frame: &PeerFrame,
     ) {
-        if matches!(frame, Frame::PeerNotMember { .. }) {
+        if matches!(frame, PeerFrame::NotMember { .. }) {
             // Two peers that dropped each other must not tell each other so forever.
             return;
         }
@@ -79,10 +79,10 @@ impl Peer {
         };
         if tomb.reason == GoneReason::Left {
             if frame.envelope().is_some() {
-                let ack = Frame::PeerAck {
+                let ack = Frame::Peer(PeerFrame::Ack {
                     token: their_token,
                     acks: tomb.acks,
-                };
+                });
                 self.send_unsequenced(from, &ack);
             }
             return;
@@ -94,17 +94,17 @@ impl Peer {
             return;
         }
         tomb.last_answer = Some(now);
-        let answer = Frame::PeerNotMember {
+        let answer = Frame::Peer(PeerFrame::NotMember {
             token: their_token,
             reason: tomb.reason,
-        };
+        });
         self.send_unsequenced(from, &answer);
     }
 
     /// The member list for the newcomer at `newcomer`, in parts that each fit in a
     /// datagram: everyone but us (the welcome describes us) and the newcomer, and not the
     /// members already on their way out.
-    pub(super) fn member_list_parts(&self, newcomer: SocketAddr) -> Vec<Item> {
+    pub(super) fn member_list_parts(&self, newcomer: SocketAddr) -> Vec<PeerItem> {
         const FIXED: usize = wire::HEADER_LEN + wire::ENVELOPE_LEN + 1;
         let mut parts = Vec::new();
         let mut part: Vec<MemberRecord> = Vec::new();
@@ -115,7 +115,7 @@ impl Peer {
             }
             let record_len = member.record.encoded_len();
             if len + record_len > MAX_DATAGRAM {
-                parts.push(Item::Members {
+                parts.push(PeerItem::Members {
                     last: false,
                     members: std::mem::take(&mut part),
                 });
@@ -124,7 +124,7 @@ impl Peer {
             len += record_len;
             part.push(member.record.clone());
         }
-        parts.push(Item::Members {
+        parts.push(PeerItem::Members {
             last: true,
             members: part,
         });
@@ -216,7 +216,13 @@ impl Peer {
                 .copied()
                 .collect();
             for other in others {
-                self.send_item(now, other, Item::Announce(record.clone()));
+                self.send_item(
+                    now,
+                    other,
+                    PeerItem::Announce {
+                        member: record.clone(),
+                    },
+                );
             }
         }
         self.say_hello(now, addr);
@@ -294,7 +300,7 @@ impl Peer {
             .copied()
             .collect();
         for addr in others {
-            self.send_item(now, addr, Item::Gone { id, reason });
+            self.send_item(now, addr, PeerItem::Gone { id, reason });
         }
     }
 
@@ -341,7 +347,7 @@ impl Peer {
         if tell_others {
             let others: Vec<SocketAddr> = self.members.keys().copied().collect();
             for other in others {
-                self.send_item(now, other, Item::Gone { id, reason });
+                self.send_item(now, other, PeerItem::Gone { id, reason });
             }
         }
         if let State::Syncing { contact } = self.state
@@ -418,7 +424,7 @@ impl Peer {
         let Some(token) = self.members.get(&addr).and_then(|m| m.link.their_token) else {
             return;
         };
-        self.send_unsequenced(addr, &Frame::PeerNotMember { token, reason });
+        self.send_unsequenced(addr, &Frame::Peer(PeerFrame::NotMember { token, reason }));
     }
 }
 

@@ -30,23 +30,23 @@
 //!
 //! # Membership, in short
 //!
-//! - A newcomer sends a padded [`Frame::PeerJoin`] to any member (its *contact*), answers
-//!   the [`Frame::PeerChallenge`], and gets a [`Frame::PeerWelcome`] and the member list.
+//! - A newcomer sends a padded [`PeerFrame::Join`] to any member (its *contact*), answers
+//!   the [`PeerFrame::Challenge`], and gets a [`PeerFrame::Welcome`] and the member list.
 //!   The contact stamps the newcomer's join time and tells every member
-//!   ([`Frame::PeerAnnounce`]); each member that learns of a join passes it on once, so the
+//!   ([`PeerItem::Announce`]); each member that learns of a join passes it on once, so the
 //!   news spreads even if the contact dies half-way.
-//! - Two members who learn of each other through the room exchange [`Frame::PeerHello`]s:
+//! - Two members who learn of each other through the room exchange [`PeerFrame::Hello`]s:
 //!   each gives the other a secret token that must be in every frame sent back, and only
 //!   talks once the other has echoed its own token — proof that it receives at the address
 //!   the room gave for it. Nothing but these small hellos ever goes to an address that has
 //!   not proved itself, so a forged address cannot make peers send traffic to a victim.
 //! - A frame is accepted only from the member's address and with the token we gave that
 //!   member: a name is never taken from a frame, so nobody can speak as someone else.
-//! - Departures spread like joins ([`Frame::PeerGone`]). A member silent for
+//! - Departures spread like joins ([`PeerItem::Gone`]). A member silent for
 //!   [`PeerConfig::timeout`] is evicted; news that a member timed out is only believed by
 //!   peers that do not hear it themselves. Departed incarnations are remembered for a while
 //!   (tombstones), so late news cannot bring them back, and their late frames get an
-//!   answer ([`Frame::PeerNotMember`]) that tells them.
+//!   answer ([`PeerFrame::NotMember`]) that tells them.
 //! - Of two members with one name (two joins through different members at the same
 //!   moment), the one with the earlier (join time, address, incarnation) keeps it; every
 //!   peer computes the same winner, and the other is told and exits.
@@ -65,12 +65,12 @@ use crate::proto::flood::{FloodGate, FloodLimit, FloodWatch};
 use crate::proto::lateness::{self, Lateness};
 use crate::proto::pacing::{Backlog, Pacer};
 use crate::proto::presence::Presence;
-use crate::proto::reliable::{Acks, Due, Ready, ReceiveWindow, SendWindow};
+use crate::proto::reliable::{Due, Ready, ReceiveWindow, SendWindow};
 use crate::proto::token;
 use crate::text;
 use crate::wire::{
-    self, DecodeError, Envelope, FloodTerms, Frame, GoneReason, MAX_DATAGRAM, MemberRecord,
-    RefuseReason,
+    self, Acks, DecodeError, Envelope, FloodTerms, Frame, GoneReason, MAX_DATAGRAM, MemberRecord,
+    PeerFrame, PeerItem, RefuseReason, ToClient, ToServer,
 };
 
 mod join;
@@ -78,7 +78,7 @@ mod links;
 mod membership;
 
 use join::wins;
-use links::{Item, Link};
+use links::Link;
 use membership::{Member, Tombstone};
 
 /// Joining a room runs the client's [`JoinAttempt`], with its timers: give up after
@@ -613,20 +613,21 @@ impl Peer {
             // A banned address gets no service; its join gets a refusal (far smaller than
             // the padded join) so a person using a real client learns why.
             if matches!(self.state, State::InRoom)
-                && let Ok(Frame::PeerJoin { nonce, .. }) = Frame::decode(datagram)
+                && let Ok(Frame::Peer(PeerFrame::Join { nonce, .. })) = Frame::decode(datagram)
             {
                 let reason = RefuseReason::Banned;
-                self.send_unsequenced(from, &Frame::PeerRefused { nonce, reason });
+                self.send_unsequenced(from, &Frame::Peer(PeerFrame::Refused { nonce, reason }));
             }
             return;
         }
         let frame = match Frame::decode(datagram) {
-            Ok(frame) if frame.is_peer() => frame,
+            Ok(Frame::Peer(frame)) => frame,
             // A client given a peer's address for a server's: its join is told so, in the
             // refusal a client reads (13 bytes for 512).
-            Ok(Frame::Join { nonce, .. }) => {
+            Ok(Frame::ToServer(ToServer::Join { nonce, .. })) => {
                 let reason = RefuseReason::IsAPeer;
-                return self.send_unsequenced(from, &Frame::Refused { nonce, reason });
+                return self
+                    .send_unsequenced(from, &Frame::ToClient(ToClient::Refused { nonce, reason }));
             }
             // Other client–server frames mean nothing here.
             Ok(_) => return,
@@ -667,9 +668,9 @@ impl Peer {
         self.check_left();
     }
 
-    fn on_room_frame(&mut self, now: Instant, from: SocketAddr, frame: Frame) {
+    fn on_room_frame(&mut self, now: Instant, from: SocketAddr, frame: PeerFrame) {
         match frame {
-            Frame::PeerJoin {
+            PeerFrame::Join {
                 nonce,
                 cookie,
                 id,
@@ -681,7 +682,7 @@ impl Peer {
                 let terms = (clock_ms, flood);
                 self.on_join(now, from, nonce, cookie, id, token, terms, name)
             }
-            Frame::PeerHello {
+            PeerFrame::Hello {
                 from_id,
                 to_id,
                 token,
@@ -693,7 +694,7 @@ impl Peer {
                 self.on_hello(now, from, from_id, to_id, token, echo, terms)
             }
             // Late answers to our own join.
-            Frame::PeerChallenge { .. } | Frame::PeerWelcome { .. } | Frame::PeerRefused { .. } => {
+            PeerFrame::Challenge { .. } | PeerFrame::Welcome { .. } | PeerFrame::Refused { .. } => {
             }
             frame => {
                 let Some(token) = frame.token() else {
@@ -806,7 +807,7 @@ impl Peer {
                         text: text::sanitize(&text).into_owned(),
                         own: true,
                     });
-                    let item = Item::Chat {
+                    let item = PeerItem::Chat {
                         time_ms,
                         sent_ms,
                         text,
@@ -831,7 +832,7 @@ impl Peer {
                         text: text::sanitize(&text).into_owned(),
                         own: true,
                     });
-                    let item = Item::Private {
+                    let item = PeerItem::Private {
                         time_ms,
                         sent_ms,
                         text,
@@ -893,7 +894,7 @@ impl Peer {
         };
         let addrs: Vec<SocketAddr> = self.members.keys().copied().collect();
         for addr in addrs {
-            self.send_item(now, addr, Item::Leave);
+            self.send_item(now, addr, PeerItem::Leave);
         }
         self.check_left();
     }
@@ -934,15 +935,15 @@ impl Peer {
                 }
                 JoinStep::GiveUp => self.close(PeerCloseReason::JoinTimedOut),
                 JoinStep::Send(candidate) => {
-                    let join = Frame::PeerJoin {
+                    let join = Frame::Peer(PeerFrame::Join {
                         nonce: attempt.nonce,
                         cookie: attempt.cookie,
                         id: self.id,
                         token: self.join_token,
                         clock_ms: self.clock.since_start_ms(now),
-                        flood: FloodTerms::from_limit(self.config.flood_limit),
+                        flood: FloodLimit::terms(self.config.flood_limit),
                         name: self.name.clone(),
-                    };
+                    });
                     self.send_unsequenced(self.contacts[candidate], &join);
                 }
                 JoinStep::Wait => {}

@@ -15,6 +15,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::wire::FloodTerms;
+
 /// A sending limit: `rate_per_sec` messages per second on average, with bursts of up to
 /// `burst` messages after a quiet spell (people paste a few lines at once).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,6 +35,26 @@ impl FloodLimit {
             // A bucket that can never hold a whole token would refuse everything.
             burst: burst.max(1),
         })
+    }
+
+    /// How a receiver states a limit (`None`: no limit) to the sender it applies to. A rate
+    /// is rounded to a thousandth; a burst beyond what the field holds is sent as its
+    /// largest value.
+    pub fn terms(limit: Option<FloodLimit>) -> FloodTerms {
+        let Some(limit) = limit else {
+            return FloodTerms::NONE;
+        };
+        let rate_milli = (limit.rate_per_sec * 1000.0).round();
+        FloodTerms {
+            // At least one thousandth: a positive rate must not read as "no limit".
+            rate_milli: rate_milli.clamp(1.0, f64::from(u32::MAX)) as u32,
+            burst: u16::try_from(limit.burst).unwrap_or(u16::MAX),
+        }
+    }
+
+    /// The limit a sender was told (`None`: no limit).
+    pub fn from_terms(terms: FloodTerms) -> Option<FloodLimit> {
+        FloodLimit::from_options(f64::from(terms.rate_milli) / 1000.0, u32::from(terms.burst))
     }
 }
 

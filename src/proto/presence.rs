@@ -1,7 +1,7 @@
 //! Who is online, as data: the one typed kind of presence news that both roles give the UI.
 //!
 //! A client of a server learns presence from the server's typed frames (the roster at join
-//! and after `/list`, [`crate::wire::Frame::Presence`] for every join, departure and
+//! and after `/list`, [`crate::Delivery::Presence`] for every join, departure and
 //! rename); a peer learns it from its room's membership (the member list at join,
 //! announcements, departures). Each role turns its own events into [`Presence`] values
 //! (`ClientEvent::presence`, `PeerEvent::presence`), and whatever keeps a list of who is

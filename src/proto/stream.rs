@@ -12,8 +12,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::reliable::{Acks, Due, ReceiveWindow, SendWindow};
-use crate::wire::Envelope;
+use super::reliable::{Due, ReceiveWindow, SendWindow};
+use crate::wire::{Acks, Envelope};
 
 /// A stream pair: `S` is what we send (kept until acknowledged), `R` what we receive.
 #[derive(Debug)]

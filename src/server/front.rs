@@ -21,7 +21,8 @@ impl Server {
         if self.bans.is_banned(from.ip()) {
             // A banned address gets no service; its join gets a refusal so a person using
             // a real client learns why (the refusal is smaller than the padded join).
-            if let Ok(Frame::Join { nonce, name, .. }) = Frame::decode(datagram) {
+            if let Ok(Frame::ToServer(ToServer::Join { nonce, name, .. })) = Frame::decode(datagram)
+            {
                 self.refuse(now, from, nonce, name, RefuseReason::Banned);
             }
             return;
@@ -42,10 +43,10 @@ impl Server {
                 // servers of different versions could answer each other forever), and never
                 // with more bytes than the join had.
                 if let Some(nonce) = wire::any_version_join_nonce(datagram) {
-                    let refusal = Frame::Refused {
+                    let refusal = Frame::ToClient(ToClient::Refused {
                         nonce,
                         reason: RefuseReason::VersionUnsupported,
-                    }
+                    })
                     .to_bytes();
                     // A real join of any version has a name after the nonce, so it is at
                     // least as long as the refusal; a bare header and nonce (12 bytes) is a
@@ -61,24 +62,28 @@ impl Server {
     }
 
     fn handle_frame(&mut self, now: Instant, from: SocketAddr, frame: Frame) {
-        if frame.is_peer() {
-            // Peer mode needs no server: a peer frame here is a peer given the server's
-            // address by mistake, or a forgery. Only a join is answered, with a refusal
-            // the peer's join reads (13 bytes for 512: a forgery gains nothing), so the
-            // person learns this is a server; nothing else, like a server-only frame.
-            if let Frame::PeerJoin { nonce, .. } = frame {
-                let reason = RefuseReason::IsAServer;
-                self.send_unsequenced(from, &Frame::PeerRefused { nonce, reason });
+        let frame = match frame {
+            Frame::ToServer(frame) => frame,
+            Frame::Peer(frame) => {
+                // Peer mode needs no server: a peer frame here is a peer given the server's
+                // address by mistake, or a forgery. Only a join is answered, with a refusal
+                // the peer's join reads (13 bytes for 512: a forgery gains nothing), so the
+                // person learns this is a server; nothing else, like a server-only frame.
+                if let PeerFrame::Join { nonce, .. } = frame {
+                    let reason = RefuseReason::IsAServer;
+                    self.send_unsequenced(from, &PeerFrame::Refused { nonce, reason }.into());
+                }
+                let why = "a peer-mode frame (servers take no part)";
+                return self.note_malformed(now, from, why);
             }
-            return self.note_malformed(now, from, "a peer-mode frame (servers take no part)");
-        }
-        if !frame.travels_to_server() {
-            // Never answered, not even with NotJoined: answering a server-bound frame is how
-            // two servers, or one server fed a forgery of its own address, would loop.
-            let why = format!("a server-only frame ({})", frame_name(&frame));
-            return self.note_malformed(now, from, &why);
-        }
-        if let Frame::Join {
+            Frame::ToClient(frame) => {
+                // Never answered, not even with NotJoined: answering a server-bound frame is
+                // how two servers, or one server fed a forgery of its own address, would loop.
+                let why = format!("a server-only frame ({})", frame.name());
+                return self.note_malformed(now, from, &why);
+            }
+        };
+        if let ToServer::Join {
             nonce,
             cookie,
             previous_token,
@@ -89,7 +94,8 @@ impl Server {
                 // Prove the address first: answer with a cookie only its owner receives,
                 // keeping no state (a storm of forged joins costs us no memory).
                 let cookie = self.cookies.cookie(now, from, nonce);
-                return self.send_unsequenced(from, &Frame::Challenge { nonce, cookie });
+                let challenge = ToClient::Challenge { nonce, cookie };
+                return self.send_unsequenced(from, &challenge.into());
             }
             return self.admit_join(now, from, nonce, previous_token, name);
         }
@@ -131,10 +137,10 @@ impl Server {
         // forgery. The answer is tiny and repeats only what was sent, so it is safe to send
         // to an address that proved nothing; a Leave's answer lets the client stop.
         let left_recently = self.left.recall(from, now) == Some(&token);
-        if matches!(frame, Frame::Leave { .. }) && left_recently {
-            self.send_unsequenced(from, &Frame::LeaveAck { token });
+        if matches!(frame, ToServer::Sequenced(_, Request::Leave)) && left_recently {
+            self.send_unsequenced(from, &Frame::ToClient(ToClient::LeaveAck { token }));
         } else {
-            self.send_unsequenced(from, &Frame::NotJoined { token });
+            self.send_unsequenced(from, &Frame::ToClient(ToClient::NotJoined { token }));
         }
     }
 
@@ -158,10 +164,10 @@ impl Server {
             .is_some_and(|streams| streams.nonce == nonce);
         if !repeat && self.lateness.is_behind() && self.joins_this_turn >= JOINS_PER_TURN {
             // Not logged: a storm would flood the log with one line per join.
-            let busy = Frame::Refused {
+            let busy = Frame::ToClient(ToClient::Refused {
                 nonce,
                 reason: RefuseReason::Busy,
-            };
+            });
             return self.send_unsequenced(from, &busy);
         }
         self.joins_this_turn += 1;
@@ -237,7 +243,7 @@ impl Server {
     }
 
     /// Whether the session at `holder`, whose name a join (with a valid cookie) asks for,
-    /// is alive: heard from within [`PROBE_AFTER_SILENCE`], or answering a [`Frame::Probe`]
+    /// is alive: heard from within [`PROBE_AFTER_SILENCE`], or answering a [`ToClient::Probe`]
     /// within [`PROBE_TIMEOUT`]. Only cookie-proven joins get here, and what is kept is
     /// kept on the holder's session, never for the joiner: a join repeated meanwhile
     /// finds the same probe.
@@ -267,19 +273,19 @@ impl Server {
                 self.probes.push((deadline, holder));
             }
         }
-        self.send_unsequenced(holder, &Frame::Probe { token });
+        self.send_unsequenced(holder, &Frame::ToClient(ToClient::Probe { token }));
         Holder::Probing
     }
 
     pub(super) fn welcome(&self, nonce: u64, token: u64, name: &str) -> Frame {
         let heartbeat_ms = self.config.heartbeat_interval().as_millis();
-        Frame::Welcome {
+        Frame::ToClient(ToClient::Welcome {
             nonce,
             token,
             heartbeat_ms: u32::try_from(heartbeat_ms).unwrap_or(u32::MAX),
-            flood: FloodTerms::from_limit(self.config.flood_limit),
+            flood: FloodLimit::terms(self.config.flood_limit),
             name: name.to_owned(),
-        }
+        })
     }
 
     fn refuse(
@@ -290,7 +296,7 @@ impl Server {
         name: String,
         reason: RefuseReason,
     ) {
-        self.send_unsequenced(from, &Frame::Refused { nonce, reason });
+        self.send_unsequenced(from, &Frame::ToClient(ToClient::Refused { nonce, reason }));
         // Anyone can make us refuse: the log says so a few times, then sums up.
         let banned_by = match reason {
             RefuseReason::Banned => self.bans.matching(from.ip()).map(|entry| entry.net),

@@ -46,8 +46,8 @@ use crate::proto::reliable::{Due, Ready, ReceiveWindow, SendWindow};
 use crate::proto::token;
 use crate::text::{self, AWAY_WITHOUT_REASON, ClockText, sanitize};
 use crate::wire::{
-    self, DecodeError, DisconnectReason, Envelope, FloodTerms, Frame, PresenceChange, RefuseReason,
-    RosterEntry,
+    self, DecodeError, Delivery, DisconnectReason, Envelope, Frame, PeerFrame, PresenceChange,
+    RefuseReason, Request, RosterEntry, ToClient, ToServer,
 };
 
 mod front;
@@ -70,7 +70,7 @@ const ADDRESS_MEMORY: usize = 4096;
 
 /// The most frames sent to one client and not yet acknowledged. A client that falls this far
 /// behind (a stalled program, a path losing nearly everything) has its oldest half replaced
-/// by one [`Frame::Missed`] telling it how many it will never get: memory stays bounded and
+/// by one [`Delivery::Missed`] telling it how many it will never get: memory stays bounded and
 /// the gap is never silent.
 pub const OUTBOX_LIMIT: usize = 2048;
 
@@ -94,7 +94,7 @@ pub const MISSED_WHILE_AWAY: &str = "you were away: messages sent to the chat me
 pub const LEFT_MEMORY: Duration = Duration::from_secs(60);
 
 /// A join under a name whose session has been silent for longer than this probes that
-/// session ([`Frame::Probe`]) instead of being refused at once: the holder may have crashed
+/// session ([`ToClient::Probe`]) instead of being refused at once: the holder may have crashed
 /// (a name is held by a live session, not for the whole timeout of a dead one).
 pub const PROBE_AFTER_SILENCE: Duration = Duration::from_secs(1);
 
@@ -112,7 +112,7 @@ pub const PROBE_REPEAT: Duration = Duration::from_millis(500);
 /// saturation the cheap, vital datagrams must not wait behind a queue of joins.
 pub const JOINS_PER_TURN: usize = 8;
 
-/// How many ended sessions may still be repeating their farewell ([`Frame::Disconnected`])
+/// How many ended sessions may still be repeating their farewell ([`Delivery::Disconnected`])
 /// at once; past it, a farewell is sent once and not repeated.
 const FAREWELL_LIMIT: usize = 4096;
 
@@ -388,18 +388,6 @@ enum ClientKind {
     Named,
     /// Sends and receives plain text lines.
     Guest,
-}
-
-/// A sequenced request from a client, in the order the client sent it.
-#[derive(Debug)]
-enum Request {
-    Chat(String),
-    List,
-    Leave,
-    Private { to: String, text: String },
-    Action(String),
-    Nick(String),
-    Away(String),
 }
 
 /// Retransmission deadlines, earliest first. Entries are never removed early: a popped
@@ -798,50 +786,5 @@ fn suppressed<K: fmt::Display>(
         from: summary.key.map(|key| key.to_string()),
         count: summary.suppressed,
         period: summary.period,
-    }
-}
-
-fn frame_name(frame: &Frame) -> &'static str {
-    match frame {
-        Frame::Join { .. } => "join",
-        Frame::Chat { .. } => "chat",
-        Frame::ListRequest { .. } => "list request",
-        Frame::Leave { .. } => "leave",
-        Frame::Heartbeat { .. } => "heartbeat",
-        Frame::ClientAck { .. } => "ack",
-        Frame::Welcome { .. } => "welcome",
-        Frame::Refused { .. } => "refused",
-        Frame::Challenge { .. } => "challenge",
-        Frame::Private { .. } => "private",
-        Frame::Action { .. } => "action",
-        Frame::Nick { .. } => "nick",
-        Frame::Away { .. } => "away",
-        Frame::PrivateMessage { .. } => "private message",
-        Frame::ActionMessage { .. } => "action message",
-        Frame::Renamed { .. } => "renamed",
-        Frame::Presence { .. } => "presence",
-        Frame::Message { .. } => "message",
-        Frame::Notice { .. } => "notice",
-        Frame::Roster { .. } => "roster",
-        Frame::Disconnected { .. } => "disconnected",
-        Frame::Missed { .. } => "missed",
-        Frame::ServerAck { .. } => "server ack",
-        Frame::LeaveAck { .. } => "leave ack",
-        Frame::NotJoined { .. } => "not joined",
-        Frame::Probe { .. } => "probe",
-        Frame::PeerJoin { .. }
-        | Frame::PeerChallenge { .. }
-        | Frame::PeerWelcome { .. }
-        | Frame::PeerRefused { .. }
-        | Frame::PeerHello { .. }
-        | Frame::PeerAck { .. }
-        | Frame::PeerNotMember { .. }
-        | Frame::PeerChat { .. }
-        | Frame::PeerPrivate { .. }
-        | Frame::PeerMembers { .. }
-        | Frame::PeerAnnounce { .. }
-        | Frame::PeerGone { .. }
-        | Frame::PeerLeave { .. }
-        | Frame::PeerFlooded { .. } => "peer-mode frame",
     }
 }

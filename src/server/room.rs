@@ -76,13 +76,15 @@ impl Server {
         frames.push((offset, chunk));
         for (offset, entries) in frames {
             let offset = u16::try_from(offset).unwrap_or(u16::MAX);
-            let roster = Frame::Roster {
-                envelope: Envelope::default(),
-                time_ms,
-                total,
-                offset,
-                entries,
-            };
+            let roster = Frame::ToClient(ToClient::Sequenced(
+                Envelope::default(),
+                Delivery::Roster {
+                    time_ms,
+                    total,
+                    offset,
+                    entries,
+                },
+            ));
             self.send_sequenced(now, to, roster.to_bytes().into());
         }
     }
@@ -125,13 +127,15 @@ impl Server {
         let recipient = self.sessions[&recipient_addr].name.clone();
         let clean = sanitize(text);
         for piece in wire::split_text(&clean) {
-            let frame = Frame::PrivateMessage {
-                envelope: Envelope::default(),
-                time_ms,
-                from: sender.to_owned(),
-                to: recipient.clone(),
-                text: piece.to_owned(),
-            };
+            let frame = Frame::ToClient(ToClient::Sequenced(
+                Envelope::default(),
+                Delivery::PrivateMessage {
+                    time_ms,
+                    from: sender.to_owned(),
+                    to: recipient.clone(),
+                    text: piece.to_owned(),
+                },
+            ));
             let payload: Arc<[u8]> = frame.to_bytes().into();
             let mut recipients = vec![recipient_addr];
             if let Some(from) = from
@@ -173,11 +177,15 @@ impl Server {
         let time_ms = self.clock.wall_ms(now);
         let clean = sanitize(text);
         for piece in wire::split_text(&clean) {
-            let frame = || Frame::ActionMessage {
-                envelope: Envelope::default(),
-                time_ms,
-                from: name.clone(),
-                text: piece.to_owned(),
+            let frame = || {
+                Frame::ToClient(ToClient::Sequenced(
+                    Envelope::default(),
+                    Delivery::ActionMessage {
+                        time_ms,
+                        from: name.clone(),
+                        text: piece.to_owned(),
+                    },
+                ))
             };
             let guest = |clock: &mut ClockText| {
                 guest_line(text::action_line(clock.get(time_ms), &name, piece))
@@ -223,10 +231,12 @@ impl Server {
         let kind = session.kind;
         self.by_name.remove(&old_key);
         self.by_name.insert(new_key, from);
-        let renamed = Frame::Renamed {
-            envelope: Envelope::default(),
-            name: new_name.clone(),
-        };
+        let renamed = Frame::ToClient(ToClient::Sequenced(
+            Envelope::default(),
+            Delivery::Renamed {
+                name: new_name.clone(),
+            },
+        ));
         match kind {
             ClientKind::Named => self.send_sequenced(now, from, renamed.to_bytes().into()),
             ClientKind::Guest => {
@@ -337,11 +347,15 @@ impl Server {
         let time_ms = self.clock.wall_ms(now);
         let clean = sanitize(text);
         for piece in wire::split_text(&clean) {
-            let frame = || Frame::Message {
-                envelope: Envelope::default(),
-                time_ms,
-                from: from.to_owned(),
-                text: piece.to_owned(),
+            let frame = || {
+                Frame::ToClient(ToClient::Sequenced(
+                    Envelope::default(),
+                    Delivery::Message {
+                        time_ms,
+                        from: from.to_owned(),
+                        text: piece.to_owned(),
+                    },
+                ))
             };
             let guest_text =
                 |clock: &mut ClockText| guest_message_line(clock.get(time_ms), from, piece);
@@ -355,15 +369,19 @@ impl Server {
     }
 
     /// Tells everyone of a change of `name`'s presence: named clients in a typed
-    /// [`Frame::Presence`], guests in words ([`text::presence_text`]).
+    /// [`Delivery::Presence`], guests in words ([`text::presence_text`]).
     pub(super) fn broadcast_presence(&mut self, now: Instant, name: &str, change: PresenceChange) {
         let time_ms = self.clock.wall_ms(now);
         let words = text::presence_text(name, &change);
-        let frame = || Frame::Presence {
-            envelope: Envelope::default(),
-            time_ms,
-            name: name.to_owned(),
-            change,
+        let frame = || {
+            Frame::ToClient(ToClient::Sequenced(
+                Envelope::default(),
+                Delivery::Presence {
+                    time_ms,
+                    name: name.to_owned(),
+                    change,
+                },
+            ))
         };
         self.broadcast(now, None, frame, |clock: &mut ClockText| {
             guest_line(text::notice_line(clock.get(time_ms), &words))
@@ -440,11 +458,13 @@ impl Server {
     ) {
         match self.sessions.get(&addr).map(|s| s.kind) {
             Some(ClientKind::Named) => {
-                let notice = Frame::Notice {
-                    envelope: Envelope::default(),
-                    time_ms,
-                    text: text.to_owned(),
-                };
+                let notice = Frame::ToClient(ToClient::Sequenced(
+                    Envelope::default(),
+                    Delivery::Notice {
+                        time_ms,
+                        text: text.to_owned(),
+                    },
+                ));
                 self.send_sequenced(now, addr, notice.to_bytes().into());
             }
             Some(ClientKind::Guest) => {

@@ -22,8 +22,8 @@ pub(super) struct Streams {
     /// Frames sent to the client and not yet acknowledged.
     pub(super) outbox: SendWindow<Arc<[u8]>>,
     /// The client's requests, put back in order, each with the client's stamp of when it
-    /// first sent it (`sent_ms`, see [`Frame::Chat`]).
-    pub(super) inbox: ReceiveWindow<(Request, u64)>,
+    /// first sent it (`sent_ms`, see [`Request`]).
+    pub(super) inbox: ReceiveWindow<Request>,
     /// The stamp of the request being carried out, which its flood check counts by.
     pub(super) stamp: Option<u64>,
     /// The retransmission deadline this session has in `Server::timers`, if any.
@@ -61,16 +61,16 @@ impl Streams {
         self.arm(now, to, out.timers);
     }
 
-    /// Replaces the `count` oldest frames by one [`Frame::Missed`] telling the client how
+    /// Replaces the `count` oldest frames by one [`Delivery::Missed`] telling the client how
     /// many it will never get; returns that many.
     fn replace_oldest(&mut self, now: Instant, count: usize) -> u64 {
         let mut missed = 0;
         self.outbox.replace_oldest(now, count, |first, last| {
             missed = u64::from(last - first + 1);
-            Frame::Missed {
-                envelope: Envelope::default(),
-                last,
-            }
+            Frame::ToClient(ToClient::Sequenced(
+                Envelope::default(),
+                Delivery::Missed { last },
+            ))
             .to_bytes()
             .into()
         });
@@ -152,7 +152,7 @@ pub(super) struct Session {
     pub(super) probe: Option<Probe>,
 }
 
-/// An unanswered [`Frame::Probe`] of a session whose name a join asked for.
+/// An unanswered [`ToClient::Probe`] of a session whose name a join asked for.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Probe {
     /// When the session is ended unless it has answered.
@@ -188,7 +188,7 @@ impl Session {
 }
 
 /// A named session that ended by the server's decision: its streams live on until the
-/// client acknowledges the [`Frame::Disconnected`] (or stops answering), so a lost farewell
+/// client acknowledges the [`Delivery::Disconnected`] (or stops answering), so a lost farewell
 /// is repeated and the client never rejoins by mistake.
 #[derive(Debug)]
 pub(super) struct Farewell {
@@ -213,7 +213,7 @@ pub(super) enum Removal {
 }
 
 impl Server {
-    pub(super) fn handle_session_frame(&mut self, now: Instant, from: SocketAddr, frame: Frame) {
+    pub(super) fn handle_session_frame(&mut self, now: Instant, from: SocketAddr, frame: ToServer) {
         let Some(session) = self.sessions.get_mut(&from) else {
             return;
         };
@@ -227,41 +227,9 @@ impl Server {
             streams.outbox.on_acks(now, acks);
         }
         // A heartbeat is always answered: that answer is how the client knows we are alive.
-        let heartbeat = matches!(frame, Frame::Heartbeat { .. });
-        // Requests the flood limit does not count carry no stamp: 0 stands in.
-        let request = match frame {
-            Frame::Chat {
-                envelope,
-                sent_ms,
-                text,
-            } => Some((envelope.seq, Request::Chat(text), sent_ms)),
-            Frame::ListRequest { envelope } => Some((envelope.seq, Request::List, 0)),
-            Frame::Leave { envelope } => Some((envelope.seq, Request::Leave, 0)),
-            Frame::Private {
-                envelope,
-                sent_ms,
-                to,
-                text,
-            } => Some((envelope.seq, Request::Private { to, text }, sent_ms)),
-            Frame::Action {
-                envelope,
-                sent_ms,
-                text,
-            } => Some((envelope.seq, Request::Action(text), sent_ms)),
-            Frame::Nick {
-                envelope,
-                sent_ms,
-                name,
-            } => Some((envelope.seq, Request::Nick(name), sent_ms)),
-            Frame::Away {
-                envelope,
-                sent_ms,
-                reason,
-            } => Some((envelope.seq, Request::Away(reason), sent_ms)),
-            _ => None,
-        };
-        if let Some((seq, request, sent_ms)) = request {
-            streams.inbox.insert(now, seq, (request, sent_ms));
+        let heartbeat = matches!(frame, ToServer::Heartbeat { .. });
+        if let ToServer::Sequenced(envelope, request) = frame {
+            streams.inbox.insert(now, envelope.seq, request);
         }
         // Requests are carried out in the order the client sent them, each once.
         while let Some(ready) = self
@@ -271,28 +239,25 @@ impl Server {
             .and_then(|streams| {
                 let ready = streams.inbox.pop_ready();
                 streams.stamp = match &ready {
-                    Some(Ready::Item((_, sent_ms))) => Some(*sent_ms),
+                    Some(Ready::Item(request)) => Some(request.sent_ms()),
                     _ => None,
                 };
-                ready.map(|ready| match ready {
-                    Ready::Item((request, _)) => Ready::Item(request),
-                    Ready::Skipped(count) => Ready::Skipped(count),
-                })
+                ready
             })
         {
             match ready {
-                Ready::Item(Request::Chat(text)) => self.handle_chat(now, from, &text),
+                Ready::Item(Request::Chat { text, .. }) => self.handle_chat(now, from, &text),
                 Ready::Item(Request::List) => self.send_roster(now, from),
-                Ready::Item(Request::Private { to, text }) => {
+                Ready::Item(Request::Private { to, text, .. }) => {
                     self.handle_private(now, from, &to, &text)
                 }
-                Ready::Item(Request::Action(text)) => self.handle_action(now, from, &text),
-                Ready::Item(Request::Nick(name)) => self.handle_nick(now, from, name),
-                Ready::Item(Request::Away(reason)) => self.handle_away(now, from, &reason),
+                Ready::Item(Request::Action { text, .. }) => self.handle_action(now, from, &text),
+                Ready::Item(Request::Nick { name, .. }) => self.handle_nick(now, from, name),
+                Ready::Item(Request::Away { reason, .. }) => self.handle_away(now, from, &reason),
                 Ready::Item(Request::Leave) => {
                     let token = self.remove_session(now, from, Removal::Left);
                     if let Some(token) = token {
-                        self.send_unsequenced(from, &Frame::LeaveAck { token });
+                        self.send_unsequenced(from, &ToClient::LeaveAck { token }.into());
                         self.left.remember(from, token, now);
                     }
                     return;
@@ -307,10 +272,10 @@ impl Server {
             .and_then(|s| s.streams.as_mut())
             && (heartbeat || streams.inbox.ack_deadline().is_some())
         {
-            let ack = Frame::ServerAck {
+            let ack = Frame::ToClient(ToClient::ServerAck {
                 token: streams.token,
                 acks: streams.inbox.acks(),
-            };
+            });
             streams.inbox.ack_sent();
             self.send_unsequenced(from, &ack);
         }
@@ -530,12 +495,14 @@ impl Server {
             let line = self.guest_notice(time_ms, text);
             return self.push(addr, line);
         };
-        let frame = Frame::Disconnected {
-            envelope: Envelope::default(),
-            time_ms,
-            reason,
-            text: text.to_owned(),
-        };
+        let frame = Frame::ToClient(ToClient::Sequenced(
+            Envelope::default(),
+            Delivery::Disconnected {
+                time_ms,
+                reason,
+                text: text.to_owned(),
+            },
+        ));
         let mut out = Outgoing {
             transmits: &mut self.transmits,
             timers: &mut self.timers,

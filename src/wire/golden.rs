@@ -50,38 +50,38 @@ fn envelope(token: u64, seq: u32, through: u32) -> Envelope {
 #[test]
 fn the_documents_worked_session() {
     assert_golden(
-        Frame::Join {
+        Frame::ToServer(ToServer::Join {
             nonce: ALICE_NONCE,
             cookie: 0,
             previous_token: 0,
             name: "alice".into(),
-        },
+        }),
         padded(
             "FF 49 03 01 03 E4 94 52 6B 51 00 82 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
              05 61 6C 69 63 65",
         ),
     );
     assert_golden(
-        Frame::Challenge {
+        Frame::ToClient(ToClient::Challenge {
             nonce: ALICE_NONCE,
             cookie: ALICE_COOKIE,
-        },
+        }),
         hex("FF 49 03 8B 03 E4 94 52 6B 51 00 82 18 9A 21 D2 4D 3E 16 84"),
     );
     assert_golden(
-        Frame::Join {
+        Frame::ToServer(ToServer::Join {
             nonce: ALICE_NONCE,
             cookie: ALICE_COOKIE,
             previous_token: 0,
             name: "alice".into(),
-        },
+        }),
         padded(
             "FF 49 03 01 03 E4 94 52 6B 51 00 82 18 9A 21 D2 4D 3E 16 84 00 00 00 00 00 00 00 00 \
              05 61 6C 69 63 65",
         ),
     );
     assert_golden(
-        Frame::Welcome {
+        Frame::ToClient(ToClient::Welcome {
             nonce: ALICE_NONCE,
             token: ALICE,
             heartbeat_ms: 10_000,
@@ -90,59 +90,67 @@ fn the_documents_worked_session() {
                 burst: 10,
             },
             name: "alice".into(),
-        },
+        }),
         hex(
             "FF 49 03 81 03 E4 94 52 6B 51 00 82 77 9C D8 3D C1 5C 9E DE 00 00 27 10 00 00 13 88 \
              00 0A 05 61 6C 69 63 65",
         ),
     );
     assert_golden(
-        Frame::Roster {
-            envelope: envelope(ALICE, 1, 0),
-            time_ms: 0x019A_B697_E88F,
-            total: 2,
-            offset: 0,
-            entries: vec![
-                RosterEntry {
-                    name: "alice".into(),
-                    ..RosterEntry::default()
-                },
-                RosterEntry {
-                    name: "bob".into(),
-                    ..RosterEntry::default()
-                },
-            ],
-        },
+        Frame::ToClient(ToClient::Sequenced(
+            envelope(ALICE, 1, 0),
+            Delivery::Roster {
+                time_ms: 0x019A_B697_E88F,
+                total: 2,
+                offset: 0,
+                entries: vec![
+                    RosterEntry {
+                        name: "alice".into(),
+                        ..RosterEntry::default()
+                    },
+                    RosterEntry {
+                        name: "bob".into(),
+                        ..RosterEntry::default()
+                    },
+                ],
+            },
+        )),
         hex(
             "FF 49 03 85 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00 \
              00 00 01 9A B6 97 E8 8F 00 02 00 00 05 61 6C 69 63 65 00 00 03 62 6F 62 00 00",
         ),
     );
     assert_golden(
-        Frame::ClientAck {
+        Frame::ToServer(ToServer::ClientAck {
             token: ALICE,
             acks: acks(1, 0),
-        },
+        }),
         hex("FF 49 03 06 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 00 00 00 00 00"),
     );
     let chat = "h\u{e9}llo \u{1F389}";
     assert_golden(
-        Frame::Chat {
-            envelope: envelope(ALICE, 1, 1),
-            sent_ms: 30,
-            text: chat.into(),
-        },
+        Frame::ToServer(ToServer::Sequenced(
+            envelope(ALICE, 1, 1),
+            Request::Chat {
+                sent_ms: 30,
+                text: chat.into(),
+            },
+        )),
         hex(
             "FF 49 03 02 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 01 \
              00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 1E \
              00 0B 68 C3 A9 6C 6C 6F 20 F0 9F 8E 89",
         ),
     );
-    let message = |envelope| Frame::Message {
-        envelope,
-        time_ms: CHAT_TIME,
-        from: "alice".into(),
-        text: chat.into(),
+    let message = |envelope| {
+        Frame::ToClient(ToClient::Sequenced(
+            envelope,
+            Delivery::Message {
+                time_ms: CHAT_TIME,
+                from: "alice".into(),
+                text: chat.into(),
+            },
+        ))
     };
     assert_golden(
         message(envelope(ALICE, 2, 1)),
@@ -161,17 +169,17 @@ fn the_documents_worked_session() {
         ),
     );
     assert_golden(
-        Frame::Heartbeat {
+        Frame::ToServer(ToServer::Heartbeat {
             token: ALICE,
             acks: acks(2, 0),
-        },
+        }),
         hex("FF 49 03 03 77 9C D8 3D C1 5C 9E DE 00 00 00 02 00 00 00 00 00 00 00 00"),
     );
     assert_golden(
-        Frame::ServerAck {
+        Frame::ToClient(ToClient::ServerAck {
             token: ALICE,
             acks: acks(1, 0),
-        },
+        }),
         hex("FF 49 03 86 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 00 00 00 00 00"),
     );
 }
@@ -203,38 +211,38 @@ fn the_documents_reference_table() {
     let envelope = reference_envelope();
     let name = |name: &str| name.to_owned();
     assert_golden(
-        Frame::Join {
+        Frame::ToServer(ToServer::Join {
             nonce: NONCE,
             cookie: 0,
             previous_token: 0,
             name: name("alice"),
-        },
+        }),
         padded(
             "FF 49 03 01 11 22 33 44 55 66 77 88 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
              05 61 6C 69 63 65",
         ),
     );
     assert_golden(
-        Frame::Challenge {
+        Frame::ToClient(ToClient::Challenge {
             nonce: NONCE,
             cookie: COOKIE,
-        },
+        }),
         hex("FF 49 03 8B 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00"),
     );
     assert_golden(
-        Frame::Join {
+        Frame::ToServer(ToServer::Join {
             nonce: NONCE,
             cookie: COOKIE,
             previous_token: 0,
             name: name("alice"),
-        },
+        }),
         padded(
             "FF 49 03 01 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00 00 00 00 00 00 00 00 00 \
              05 61 6C 69 63 65",
         ),
     );
     assert_golden(
-        Frame::Welcome {
+        Frame::ToClient(ToClient::Welcome {
             nonce: NONCE,
             token: TOKEN,
             heartbeat_ms: 10_000,
@@ -243,24 +251,24 @@ fn the_documents_reference_table() {
                 burst: 10,
             },
             name: name("alice"),
-        },
+        }),
         hex(
             "FF 49 03 81 11 22 33 44 55 66 77 88 01 23 45 67 89 AB CD EF 00 00 27 10 00 00 13 88 \
              00 0A 05 61 6C 69 63 65",
         ),
     );
     assert_golden(
-        Frame::Refused {
+        Frame::ToClient(ToClient::Refused {
             nonce: NONCE,
             reason: RefuseReason::VersionUnsupported,
-        },
+        }),
         hex("FF 49 03 82 11 22 33 44 55 66 77 88 05"),
     );
     assert_golden(
-        Frame::Refused {
+        Frame::ToClient(ToClient::Refused {
             nonce: NONCE,
             reason: RefuseReason::TooManyFromAddress,
-        },
+        }),
         hex("FF 49 03 82 11 22 33 44 55 66 77 88 07"),
     );
     let ack_bytes = |kind: &str| {
@@ -269,50 +277,67 @@ fn the_documents_reference_table() {
         ))
     };
     let acks = envelope.acks;
-    assert_golden(Frame::Heartbeat { token: TOKEN, acks }, ack_bytes("03"));
-    assert_golden(Frame::ClientAck { token: TOKEN, acks }, ack_bytes("06"));
-    assert_golden(Frame::ServerAck { token: TOKEN, acks }, ack_bytes("86"));
-    assert_golden(Frame::ListRequest { envelope }, sequenced("05", ""));
-    assert_golden(Frame::Leave { envelope }, sequenced("04", ""));
     assert_golden(
-        Frame::LeaveAck { token: TOKEN },
+        Frame::ToServer(ToServer::Heartbeat { token: TOKEN, acks }),
+        ack_bytes("03"),
+    );
+    assert_golden(
+        Frame::ToServer(ToServer::ClientAck { token: TOKEN, acks }),
+        ack_bytes("06"),
+    );
+    assert_golden(
+        Frame::ToClient(ToClient::ServerAck { token: TOKEN, acks }),
+        ack_bytes("86"),
+    );
+    assert_golden(
+        Frame::ToServer(ToServer::Sequenced(envelope, Request::List)),
+        sequenced("05", ""),
+    );
+    assert_golden(
+        Frame::ToServer(ToServer::Sequenced(envelope, Request::Leave)),
+        sequenced("04", ""),
+    );
+    assert_golden(
+        Frame::ToClient(ToClient::LeaveAck { token: TOKEN }),
         hex("FF 49 03 87 01 23 45 67 89 AB CD EF"),
     );
     assert_golden(
-        Frame::NotJoined { token: TOKEN },
+        Frame::ToClient(ToClient::NotJoined { token: TOKEN }),
         hex("FF 49 03 89 01 23 45 67 89 AB CD EF"),
     );
     assert_golden(
-        Frame::Missed {
-            envelope: Envelope {
+        Frame::ToClient(ToClient::Sequenced(
+            Envelope {
                 seq: 40,
                 ..envelope
             },
-            last: 1063,
-        },
+            Delivery::Missed { last: 1063 },
+        )),
         hex(
             "FF 49 03 8A 01 23 45 67 89 AB CD EF 00 00 00 28 00 00 00 03 00 00 00 00 00 00 00 05 \
              00 00 04 27",
         ),
     );
     assert_golden(
-        Frame::Roster {
+        Frame::ToClient(ToClient::Sequenced(
             envelope,
-            time_ms: TIME,
-            total: 2,
-            offset: 0,
-            entries: vec![
-                RosterEntry {
-                    name: name("alice"),
-                    ..RosterEntry::default()
-                },
-                RosterEntry {
-                    name: name("bob"),
-                    away: name("lunch"),
-                    guest: false,
-                },
-            ],
-        },
+            Delivery::Roster {
+                time_ms: TIME,
+                total: 2,
+                offset: 0,
+                entries: vec![
+                    RosterEntry {
+                        name: name("alice"),
+                        ..RosterEntry::default()
+                    },
+                    RosterEntry {
+                        name: name("bob"),
+                        away: name("lunch"),
+                        guest: false,
+                    },
+                ],
+            },
+        )),
         // The document's table (57 bytes) predates the flags byte after each entry (`00`:
         // not a guest) that its section 5 and its worked session show: these are 59.
         sequenced(
@@ -322,88 +347,106 @@ fn the_documents_reference_table() {
         ),
     );
     assert_golden(
-        Frame::Private {
+        Frame::ToServer(ToServer::Sequenced(
             envelope,
-            sent_ms: 1000,
-            to: name("bob"),
-            text: name("psst"),
-        },
+            Request::Private {
+                sent_ms: 1000,
+                to: name("bob"),
+                text: name("psst"),
+            },
+        )),
         sequenced(
             "07",
             "00 00 00 00 00 00 03 E8 03 62 6F 62 00 04 70 73 73 74",
         ),
     );
     assert_golden(
-        Frame::Action {
+        Frame::ToServer(ToServer::Sequenced(
             envelope,
-            sent_ms: 1000,
-            text: name("waves"),
-        },
+            Request::Action {
+                sent_ms: 1000,
+                text: name("waves"),
+            },
+        )),
         sequenced("08", "00 00 00 00 00 00 03 E8 00 05 77 61 76 65 73"),
     );
     assert_golden(
-        Frame::Nick {
+        Frame::ToServer(ToServer::Sequenced(
             envelope,
-            sent_ms: 1000,
-            name: name("alicia"),
-        },
+            Request::Nick {
+                sent_ms: 1000,
+                name: name("alicia"),
+            },
+        )),
         sequenced("09", "00 00 00 00 00 00 03 E8 06 61 6C 69 63 69 61"),
     );
     assert_golden(
-        Frame::Away {
+        Frame::ToServer(ToServer::Sequenced(
             envelope,
-            sent_ms: 1000,
-            reason: name("lunch"),
-        },
+            Request::Away {
+                sent_ms: 1000,
+                reason: name("lunch"),
+            },
+        )),
         sequenced("0A", "00 00 00 00 00 00 03 E8 05 6C 75 6E 63 68"),
     );
     assert_golden(
-        Frame::Away {
+        Frame::ToServer(ToServer::Sequenced(
             envelope,
-            sent_ms: 1000,
-            reason: String::new(),
-        },
+            Request::Away {
+                sent_ms: 1000,
+                reason: String::new(),
+            },
+        )),
         sequenced("0A", "00 00 00 00 00 00 03 E8 00"),
     );
     assert_golden(
-        Frame::PrivateMessage {
+        Frame::ToClient(ToClient::Sequenced(
             envelope,
-            time_ms: TIME,
-            from: name("alice"),
-            to: name("bob"),
-            text: name("psst"),
-        },
+            Delivery::PrivateMessage {
+                time_ms: TIME,
+                from: name("alice"),
+                to: name("bob"),
+                text: name("psst"),
+            },
+        )),
         sequenced(
             "8C",
             "00 00 01 9A B6 97 E8 7B 05 61 6C 69 63 65 03 62 6F 62 00 04 70 73 73 74",
         ),
     );
     assert_golden(
-        Frame::ActionMessage {
+        Frame::ToClient(ToClient::Sequenced(
             envelope,
-            time_ms: TIME,
-            from: name("alice"),
-            text: name("waves"),
-        },
+            Delivery::ActionMessage {
+                time_ms: TIME,
+                from: name("alice"),
+                text: name("waves"),
+            },
+        )),
         sequenced(
             "8D",
             "00 00 01 9A B6 97 E8 7B 05 61 6C 69 63 65 00 05 77 61 76 65 73",
         ),
     );
     assert_golden(
-        Frame::Renamed {
+        Frame::ToClient(ToClient::Sequenced(
             envelope,
-            name: name("alicia"),
-        },
+            Delivery::Renamed {
+                name: name("alicia"),
+            },
+        )),
         sequenced("8E", "06 61 6C 69 63 69 61"),
     );
     assert_golden(
-        Frame::Disconnected {
+        Frame::ToClient(ToClient::Sequenced(
             envelope,
-            time_ms: TIME,
-            reason: DisconnectReason::Kicked,
-            text: name("you were kicked by the operator"),
-        },
+            Delivery::Disconnected {
+                time_ms: TIME,
+                reason: DisconnectReason::Kicked,
+                text: name("you were kicked by the operator"),
+            },
+        )),
         sequenced(
             "88",
             "00 00 01 9A B6 97 E8 7B 01 00 1F 79 6F 75 20 77 65 72 65 20 6B 69 63 6B 65 64 20 62 \
@@ -415,7 +458,7 @@ fn the_documents_reference_table() {
 #[test]
 fn the_documents_peer_hello() {
     assert_golden(
-        Frame::PeerHello {
+        Frame::Peer(PeerFrame::Hello {
             from_id: 0x0102_0304_0506_0708,
             to_id: 0x1112_1314_1516_1718,
             token: 0x2122_2324_2526_2728,
@@ -425,7 +468,7 @@ fn the_documents_peer_hello() {
                 rate_milli: 5000,
                 burst: 10,
             },
-        },
+        }),
         hex(
             "FF 49 03 C4 01 02 03 04 05 06 07 08 11 12 13 14 15 16 17 18 \
              21 22 23 24 25 26 27 28 00 00 00 00 00 00 00 00 00 00 00 00 00 00 EA 60 \
@@ -453,64 +496,78 @@ fn other_kinds() -> Vec<Frame> {
         burst: 3,
     };
     vec![
-        Frame::Join {
+        Frame::ToServer(ToServer::Join {
             nonce: NONCE,
             cookie: COOKIE,
             previous_token: TOKEN,
             name: "zo\u{eb}".into(),
-        },
-        Frame::Notice {
+        }),
+        Frame::ToClient(ToClient::Sequenced(
             envelope,
-            time_ms: TIME,
-            text: "bob joined".into(),
-        },
-        Frame::Roster {
-            envelope,
-            time_ms: TIME,
-            total: 9,
-            offset: 8,
-            entries: vec![RosterEntry {
-                name: "guest1".into(),
-                away: String::new(),
-                guest: true,
-            }],
-        },
-        Frame::Presence {
-            envelope,
-            time_ms: TIME,
-            name: "alice".into(),
-            change: PresenceChange::Joined,
-        },
-        Frame::Presence {
-            envelope,
-            time_ms: TIME,
-            name: "bob".into(),
-            change: PresenceChange::Renamed {
-                to: "robert".into(),
+            Delivery::Notice {
+                time_ms: TIME,
+                text: "bob joined".into(),
             },
-        },
-        Frame::Presence {
+        )),
+        Frame::ToClient(ToClient::Sequenced(
             envelope,
-            time_ms: TIME,
-            name: "bob".into(),
-            change: PresenceChange::Away {
-                reason: "lunch".into(),
+            Delivery::Roster {
+                time_ms: TIME,
+                total: 9,
+                offset: 8,
+                entries: vec![RosterEntry {
+                    name: "guest1".into(),
+                    away: String::new(),
+                    guest: true,
+                }],
             },
-        },
-        Frame::Presence {
+        )),
+        Frame::ToClient(ToClient::Sequenced(
             envelope,
-            time_ms: TIME,
-            name: "bob".into(),
-            change: PresenceChange::Back,
-        },
-        Frame::Disconnected {
+            Delivery::Presence {
+                time_ms: TIME,
+                name: "alice".into(),
+                change: PresenceChange::Joined,
+            },
+        )),
+        Frame::ToClient(ToClient::Sequenced(
             envelope,
-            time_ms: TIME,
-            reason: DisconnectReason::TimedOut,
-            text: String::new(),
-        },
-        Frame::Probe { token: TOKEN },
-        Frame::PeerJoin {
+            Delivery::Presence {
+                time_ms: TIME,
+                name: "bob".into(),
+                change: PresenceChange::Renamed {
+                    to: "robert".into(),
+                },
+            },
+        )),
+        Frame::ToClient(ToClient::Sequenced(
+            envelope,
+            Delivery::Presence {
+                time_ms: TIME,
+                name: "bob".into(),
+                change: PresenceChange::Away {
+                    reason: "lunch".into(),
+                },
+            },
+        )),
+        Frame::ToClient(ToClient::Sequenced(
+            envelope,
+            Delivery::Presence {
+                time_ms: TIME,
+                name: "bob".into(),
+                change: PresenceChange::Back,
+            },
+        )),
+        Frame::ToClient(ToClient::Sequenced(
+            envelope,
+            Delivery::Disconnected {
+                time_ms: TIME,
+                reason: DisconnectReason::TimedOut,
+                text: String::new(),
+            },
+        )),
+        Frame::ToClient(ToClient::Probe { token: TOKEN }),
+        Frame::Peer(PeerFrame::Join {
             nonce: NONCE,
             cookie: COOKIE,
             id: 0x0102_0304_0506_0708,
@@ -518,12 +575,12 @@ fn other_kinds() -> Vec<Frame> {
             clock_ms: 60_000,
             flood,
             name: "dave".into(),
-        },
-        Frame::PeerChallenge {
+        }),
+        Frame::Peer(PeerFrame::Challenge {
             nonce: NONCE,
             cookie: COOKIE,
-        },
-        Frame::PeerWelcome {
+        }),
+        Frame::Peer(PeerFrame::Welcome {
             nonce: NONCE,
             token: TOKEN,
             your_joined_ms: TIME,
@@ -533,8 +590,8 @@ fn other_kinds() -> Vec<Frame> {
             clock_ms: 60_000,
             flood,
             name: "alice".into(),
-        },
-        Frame::PeerWelcome {
+        }),
+        Frame::Peer(PeerFrame::Welcome {
             nonce: NONCE,
             token: TOKEN,
             your_joined_ms: TIME,
@@ -544,59 +601,71 @@ fn other_kinds() -> Vec<Frame> {
             clock_ms: 60_000,
             flood: FloodTerms::NONE,
             name: "alice".into(),
-        },
-        Frame::PeerRefused {
+        }),
+        Frame::Peer(PeerFrame::Refused {
             nonce: NONCE,
             reason: RefuseReason::IsAServer,
-        },
-        Frame::Refused {
+        }),
+        Frame::ToClient(ToClient::Refused {
             nonce: NONCE,
             reason: RefuseReason::Busy,
-        },
-        Frame::PeerAck { token: TOKEN, acks },
-        Frame::PeerNotMember {
+        }),
+        Frame::Peer(PeerFrame::Ack { token: TOKEN, acks }),
+        Frame::Peer(PeerFrame::NotMember {
             token: TOKEN,
             reason: GoneReason::TimedOut,
-        },
-        Frame::PeerChat {
+        }),
+        Frame::Peer(PeerFrame::Sequenced(
             envelope,
-            time_ms: TIME,
-            sent_ms: 1000,
-            text: "salut".into(),
-        },
-        Frame::PeerPrivate {
+            PeerItem::Chat {
+                time_ms: TIME,
+                sent_ms: 1000,
+                text: "salut".into(),
+            },
+        )),
+        Frame::Peer(PeerFrame::Sequenced(
             envelope,
-            time_ms: TIME,
-            sent_ms: 1000,
-            text: "psst".into(),
-        },
-        Frame::PeerMembers {
+            PeerItem::Private {
+                time_ms: TIME,
+                sent_ms: 1000,
+                text: "psst".into(),
+            },
+        )),
+        Frame::Peer(PeerFrame::Sequenced(
             envelope,
-            last: true,
-            members: vec![
-                member(7, "127.0.0.1:5000", "bob"),
-                member(8, "[::1]:6000", "carol"),
-            ],
-        },
-        Frame::PeerMembers {
+            PeerItem::Members {
+                last: true,
+                members: vec![
+                    member(7, "127.0.0.1:5000", "bob"),
+                    member(8, "[::1]:6000", "carol"),
+                ],
+            },
+        )),
+        Frame::Peer(PeerFrame::Sequenced(
             envelope,
-            last: false,
-            members: vec![],
-        },
-        Frame::PeerAnnounce {
+            PeerItem::Members {
+                last: false,
+                members: vec![],
+            },
+        )),
+        Frame::Peer(PeerFrame::Sequenced(
             envelope,
-            member: member(9, "10.0.0.1:4000", "erin"),
-        },
-        Frame::PeerGone {
+            PeerItem::Announce {
+                member: member(9, "10.0.0.1:4000", "erin"),
+            },
+        )),
+        Frame::Peer(PeerFrame::Sequenced(
             envelope,
-            id: 9,
-            reason: GoneReason::NameTaken,
-        },
-        Frame::PeerLeave { envelope },
-        Frame::PeerFlooded {
+            PeerItem::Gone {
+                id: 9,
+                reason: GoneReason::NameTaken,
+            },
+        )),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Leave)),
+        Frame::Peer(PeerFrame::Sequenced(
             envelope,
-            dropped: 3,
-        },
+            PeerItem::Flooded { dropped: 3 },
+        )),
     ]
 }
 

@@ -14,7 +14,7 @@ use crate::process::{
     CLIENT_BIN, LineMatcher, Process, ServerOptions, Stdin, Stream, TestServer, WAIT, join_client,
     matching, parse_listening_line, send_signal, split_stamp,
 };
-use icq::wire::{Envelope, Frame};
+use icq::wire::{Delivery, Envelope, Frame, Request, ToClient, ToServer};
 
 /// `[HH:MM:SS] FROM: TEXT`, exactly (the bell byte after it aside).
 fn message_from(from: &str, text: &str) -> impl LineMatcher + use<> {
@@ -160,20 +160,20 @@ impl RawClient {
         let deadline = Instant::now() + WAIT;
         let mut cookie = 0;
         while Instant::now() < deadline {
-            let join = Frame::Join {
+            let join = Frame::ToServer(ToServer::Join {
                 nonce: 77,
                 cookie,
                 previous_token: 0,
                 name: name.to_owned(),
-            };
+            });
             socket.send_to(&join.to_bytes(), server).expect("send");
             let mut buffer = [0u8; 2048];
             let Ok((len, _)) = socket.recv_from(&mut buffer) else {
                 continue;
             };
             match Frame::decode(&buffer[..len]) {
-                Ok(Frame::Challenge { cookie: c, .. }) => cookie = c,
-                Ok(Frame::Welcome { token, .. }) => {
+                Ok(Frame::ToClient(ToClient::Challenge { cookie: c, .. })) => cookie = c,
+                Ok(Frame::ToClient(ToClient::Welcome { token, .. })) => {
                     return RawClient {
                         socket,
                         server,
@@ -187,15 +187,17 @@ impl RawClient {
     }
 
     fn chat(&self, seq: u32, text: &str) {
-        let chat = Frame::Chat {
-            envelope: Envelope {
+        let chat = Frame::ToServer(ToServer::Sequenced(
+            Envelope {
                 token: self.token,
                 seq,
                 acks: Default::default(),
             },
-            sent_ms: 0,
-            text: text.to_owned(),
-        };
+            Request::Chat {
+                sent_ms: 0,
+                text: text.to_owned(),
+            },
+        ));
         self.socket
             .send_to(&chat.to_bytes(), self.server)
             .expect("send");
@@ -209,7 +211,10 @@ impl RawClient {
             let Ok((len, _)) = self.socket.recv_from(&mut buffer) else {
                 continue;
             };
-            if let Ok(Frame::Notice { text: notice, .. }) = Frame::decode(&buffer[..len])
+            if let Ok(Frame::ToClient(ToClient::Sequenced(
+                _,
+                Delivery::Notice { text: notice, .. },
+            ))) = Frame::decode(&buffer[..len])
                 && notice.contains(text)
             {
                 return notice;

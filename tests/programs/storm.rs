@@ -29,12 +29,13 @@ use std::time::{Duration, Instant};
 use crate::process::{
     LineMatcher, Process, ServerOptions, TestServer, WAIT, join_client, matching, split_stamp,
 };
-use icq::proto::reliable::Acks;
+use icq::wire::Acks;
 use icq::wire::{
     self, DisconnectReason, Envelope, FloodTerms, Frame, GoneReason, MAGIC, MAX_DATAGRAM,
     MAX_NAME_BYTES, MAX_TEXT_BYTES, MemberRecord, PresenceChange, RefuseReason, RosterEntry,
     VERSION,
 };
+use icq::wire::{Delivery, PeerFrame, PeerItem, Request, ToClient, ToServer};
 
 /// How many datagrams the storm fires in all.
 const DATAGRAMS: u64 = 100_000;
@@ -194,39 +195,37 @@ const KINDS: usize = 40;
 /// [`KINDS`] one more), and `random_frame_makes_every_kind` checks none is forgotten.
 fn random_frame(rng: &mut SplitMix64) -> Frame {
     match rng.below(KINDS) {
-        0 => Frame::Join {
+        0 => Frame::ToServer(ToServer::Join {
             nonce: rng.next(),
             cookie: if rng.chance(50) { 0 } else { rng.next() },
             previous_token: if rng.chance(50) { 0 } else { rng.next() },
             name: random_name(rng),
-        },
-        1 => Frame::Chat {
-            envelope: random_envelope(rng),
-            sent_ms: rng.next(),
-            text: random_text(rng),
-        },
-        2 => Frame::ListRequest {
-            envelope: random_envelope(rng),
-        },
-        3 => Frame::Leave {
-            envelope: random_envelope(rng),
-        },
-        4 => Frame::Heartbeat {
+        }),
+        1 => Frame::ToServer(ToServer::Sequenced(
+            random_envelope(rng),
+            Request::Chat {
+                sent_ms: rng.next(),
+                text: random_text(rng),
+            },
+        )),
+        2 => Frame::ToServer(ToServer::Sequenced(random_envelope(rng), Request::List)),
+        3 => Frame::ToServer(ToServer::Sequenced(random_envelope(rng), Request::Leave)),
+        4 => Frame::ToServer(ToServer::Heartbeat {
             token: rng.next(),
             acks: random_acks(rng),
-        },
-        5 => Frame::ClientAck {
+        }),
+        5 => Frame::ToServer(ToServer::ClientAck {
             token: rng.next(),
             acks: random_acks(rng),
-        },
-        6 => Frame::Welcome {
+        }),
+        6 => Frame::ToClient(ToClient::Welcome {
             nonce: rng.next(),
             token: rng.next(),
             heartbeat_ms: rng.next() as u32,
             flood: random_terms(rng),
             name: random_name(rng),
-        },
-        7 => Frame::Refused {
+        }),
+        7 => Frame::ToClient(ToClient::Refused {
             nonce: rng.next(),
             reason: [
                 RefuseReason::NameTaken,
@@ -238,95 +237,119 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
                 RefuseReason::TooManyFromAddress,
                 RefuseReason::KickedRecently,
             ][rng.below(8)],
-        },
-        8 => Frame::Message {
-            envelope: random_envelope(rng),
-            time_ms: rng.next() as i64,
-            from: random_name(rng),
-            text: random_text(rng),
-        },
-        9 => Frame::Notice {
-            envelope: random_envelope(rng),
-            time_ms: rng.next() as i64,
-            text: random_text(rng),
-        },
-        10 => Frame::Roster {
-            envelope: random_envelope(rng),
-            time_ms: rng.next() as i64,
-            total: rng.next() as u16,
-            offset: rng.next() as u16,
-            entries: (0..rng.below(8))
-                .map(|_| RosterEntry {
-                    name: random_string(rng, 12, 48),
-                    away: random_string(rng, 4, 16),
-                    guest: rng.chance(50),
-                })
-                .collect(),
-        },
-        11 => Frame::Disconnected {
-            envelope: random_envelope(rng),
-            time_ms: rng.next() as i64,
-            reason: [
-                DisconnectReason::Kicked,
-                DisconnectReason::Banned,
-                DisconnectReason::ServerClosing,
-                DisconnectReason::TimedOut,
-            ][rng.below(4)],
-            text: random_text(rng),
-        },
-        12 => Frame::Missed {
-            envelope: random_envelope(rng),
-            last: rng.next() as u32,
-        },
-        13 => Frame::ServerAck {
+        }),
+        8 => Frame::ToClient(ToClient::Sequenced(
+            random_envelope(rng),
+            Delivery::Message {
+                time_ms: rng.next() as i64,
+                from: random_name(rng),
+                text: random_text(rng),
+            },
+        )),
+        9 => Frame::ToClient(ToClient::Sequenced(
+            random_envelope(rng),
+            Delivery::Notice {
+                time_ms: rng.next() as i64,
+                text: random_text(rng),
+            },
+        )),
+        10 => Frame::ToClient(ToClient::Sequenced(
+            random_envelope(rng),
+            Delivery::Roster {
+                time_ms: rng.next() as i64,
+                total: rng.next() as u16,
+                offset: rng.next() as u16,
+                entries: (0..rng.below(8))
+                    .map(|_| RosterEntry {
+                        name: random_string(rng, 12, 48),
+                        away: random_string(rng, 4, 16),
+                        guest: rng.chance(50),
+                    })
+                    .collect(),
+            },
+        )),
+        11 => Frame::ToClient(ToClient::Sequenced(
+            random_envelope(rng),
+            Delivery::Disconnected {
+                time_ms: rng.next() as i64,
+                reason: [
+                    DisconnectReason::Kicked,
+                    DisconnectReason::Banned,
+                    DisconnectReason::ServerClosing,
+                    DisconnectReason::TimedOut,
+                ][rng.below(4)],
+                text: random_text(rng),
+            },
+        )),
+        12 => Frame::ToClient(ToClient::Sequenced(
+            random_envelope(rng),
+            Delivery::Missed {
+                last: rng.next() as u32,
+            },
+        )),
+        13 => Frame::ToClient(ToClient::ServerAck {
             token: rng.next(),
             acks: random_acks(rng),
-        },
-        14 => Frame::LeaveAck { token: rng.next() },
-        15 => Frame::NotJoined { token: rng.next() },
-        16 => Frame::Challenge {
+        }),
+        14 => Frame::ToClient(ToClient::LeaveAck { token: rng.next() }),
+        15 => Frame::ToClient(ToClient::NotJoined { token: rng.next() }),
+        16 => Frame::ToClient(ToClient::Challenge {
             nonce: rng.next(),
             cookie: rng.next(),
-        },
-        17 => Frame::Private {
-            envelope: random_envelope(rng),
-            sent_ms: rng.next(),
-            to: random_name(rng),
-            text: random_text(rng),
-        },
-        18 => Frame::Action {
-            envelope: random_envelope(rng),
-            sent_ms: rng.next(),
-            text: random_text(rng),
-        },
-        19 => Frame::Nick {
-            envelope: random_envelope(rng),
-            sent_ms: rng.next(),
-            name: random_name(rng),
-        },
-        20 => Frame::Away {
-            envelope: random_envelope(rng),
-            sent_ms: rng.next(),
-            reason: random_name(rng),
-        },
-        21 => Frame::PrivateMessage {
-            envelope: random_envelope(rng),
-            time_ms: rng.next() as i64,
-            from: random_name(rng),
-            to: random_name(rng),
-            text: random_text(rng),
-        },
-        22 => Frame::ActionMessage {
-            envelope: random_envelope(rng),
-            time_ms: rng.next() as i64,
-            from: random_name(rng),
-            text: random_text(rng),
-        },
-        23 => Frame::Renamed {
-            envelope: random_envelope(rng),
-            name: random_name(rng),
-        },
-        24 => Frame::PeerJoin {
+        }),
+        17 => Frame::ToServer(ToServer::Sequenced(
+            random_envelope(rng),
+            Request::Private {
+                sent_ms: rng.next(),
+                to: random_name(rng),
+                text: random_text(rng),
+            },
+        )),
+        18 => Frame::ToServer(ToServer::Sequenced(
+            random_envelope(rng),
+            Request::Action {
+                sent_ms: rng.next(),
+                text: random_text(rng),
+            },
+        )),
+        19 => Frame::ToServer(ToServer::Sequenced(
+            random_envelope(rng),
+            Request::Nick {
+                sent_ms: rng.next(),
+                name: random_name(rng),
+            },
+        )),
+        20 => Frame::ToServer(ToServer::Sequenced(
+            random_envelope(rng),
+            Request::Away {
+                sent_ms: rng.next(),
+                reason: random_name(rng),
+            },
+        )),
+        21 => Frame::ToClient(ToClient::Sequenced(
+            random_envelope(rng),
+            Delivery::PrivateMessage {
+                time_ms: rng.next() as i64,
+                from: random_name(rng),
+                to: random_name(rng),
+                text: random_text(rng),
+            },
+        )),
+        22 => Frame::ToClient(ToClient::Sequenced(
+            random_envelope(rng),
+            Delivery::ActionMessage {
+                time_ms: rng.next() as i64,
+                from: random_name(rng),
+                text: random_text(rng),
+            },
+        )),
+        23 => Frame::ToClient(ToClient::Sequenced(
+            random_envelope(rng),
+            Delivery::Renamed {
+                name: random_name(rng),
+            },
+        )),
+        24 => Frame::Peer(PeerFrame::Join {
             nonce: rng.next(),
             cookie: if rng.chance(50) { 0 } else { rng.next() },
             id: rng.next(),
@@ -334,12 +357,12 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
             clock_ms: rng.next(),
             flood: random_terms(rng),
             name: random_name(rng),
-        },
-        25 => Frame::PeerChallenge {
+        }),
+        25 => Frame::Peer(PeerFrame::Challenge {
             nonce: rng.next(),
             cookie: rng.next(),
-        },
-        26 => Frame::PeerWelcome {
+        }),
+        26 => Frame::Peer(PeerFrame::Welcome {
             nonce: rng.next(),
             token: rng.next(),
             your_joined_ms: rng.next() as i64,
@@ -349,76 +372,88 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
             clock_ms: rng.next(),
             flood: random_terms(rng),
             name: random_name(rng),
-        },
-        27 => Frame::PeerRefused {
+        }),
+        27 => Frame::Peer(PeerFrame::Refused {
             nonce: rng.next(),
             reason: RefuseReason::NameTaken,
-        },
-        28 => Frame::PeerHello {
+        }),
+        28 => Frame::Peer(PeerFrame::Hello {
             from_id: rng.next(),
             to_id: rng.next(),
             token: rng.next(),
             echo: rng.next(),
             clock_ms: rng.next(),
             flood: random_terms(rng),
-        },
-        29 => Frame::PeerAck {
+        }),
+        29 => Frame::Peer(PeerFrame::Ack {
             token: rng.next(),
             acks: random_acks(rng),
-        },
-        30 => Frame::PeerNotMember {
+        }),
+        30 => Frame::Peer(PeerFrame::NotMember {
             token: rng.next(),
             reason: GoneReason::TimedOut,
-        },
-        31 => Frame::PeerChat {
-            envelope: random_envelope(rng),
-            time_ms: rng.next() as i64,
-            sent_ms: rng.next(),
-            text: random_text(rng),
-        },
-        32 => Frame::PeerPrivate {
-            envelope: random_envelope(rng),
-            time_ms: rng.next() as i64,
-            sent_ms: rng.next(),
-            text: random_text(rng),
-        },
-        33 => Frame::PeerMembers {
-            envelope: random_envelope(rng),
-            last: rng.chance(50),
-            members: (0..rng.below(6)).map(|_| random_member(rng)).collect(),
-        },
-        34 => Frame::PeerAnnounce {
-            envelope: random_envelope(rng),
-            member: random_member(rng),
-        },
-        35 => Frame::PeerGone {
-            envelope: random_envelope(rng),
-            id: rng.next(),
-            reason: GoneReason::Left,
-        },
-        36 => Frame::PeerLeave {
-            envelope: random_envelope(rng),
-        },
-        37 => Frame::PeerFlooded {
-            envelope: random_envelope(rng),
-            dropped: rng.next() as u32,
-        },
-        38 => Frame::Probe { token: rng.next() },
-        _ => Frame::Presence {
-            envelope: random_envelope(rng),
-            time_ms: rng.next() as i64,
-            name: random_name(rng),
-            change: match rng.below(4) {
-                0 => PresenceChange::Joined,
-                1 => PresenceChange::KickedForFlooding,
-                2 => PresenceChange::Renamed {
-                    to: random_name(rng),
-                },
-                _ => PresenceChange::Away {
-                    reason: random_string(rng, 4, 16),
+        }),
+        31 => Frame::Peer(PeerFrame::Sequenced(
+            random_envelope(rng),
+            PeerItem::Chat {
+                time_ms: rng.next() as i64,
+                sent_ms: rng.next(),
+                text: random_text(rng),
+            },
+        )),
+        32 => Frame::Peer(PeerFrame::Sequenced(
+            random_envelope(rng),
+            PeerItem::Private {
+                time_ms: rng.next() as i64,
+                sent_ms: rng.next(),
+                text: random_text(rng),
+            },
+        )),
+        33 => Frame::Peer(PeerFrame::Sequenced(
+            random_envelope(rng),
+            PeerItem::Members {
+                last: rng.chance(50),
+                members: (0..rng.below(6)).map(|_| random_member(rng)).collect(),
+            },
+        )),
+        34 => Frame::Peer(PeerFrame::Sequenced(
+            random_envelope(rng),
+            PeerItem::Announce {
+                member: random_member(rng),
+            },
+        )),
+        35 => Frame::Peer(PeerFrame::Sequenced(
+            random_envelope(rng),
+            PeerItem::Gone {
+                id: rng.next(),
+                reason: GoneReason::Left,
+            },
+        )),
+        36 => Frame::Peer(PeerFrame::Sequenced(random_envelope(rng), PeerItem::Leave)),
+        37 => Frame::Peer(PeerFrame::Sequenced(
+            random_envelope(rng),
+            PeerItem::Flooded {
+                dropped: rng.next() as u32,
+            },
+        )),
+        38 => Frame::ToClient(ToClient::Probe { token: rng.next() }),
+        _ => Frame::ToClient(ToClient::Sequenced(
+            random_envelope(rng),
+            Delivery::Presence {
+                time_ms: rng.next() as i64,
+                name: random_name(rng),
+                change: match rng.below(4) {
+                    0 => PresenceChange::Joined,
+                    1 => PresenceChange::KickedForFlooding,
+                    2 => PresenceChange::Renamed {
+                        to: random_name(rng),
+                    },
+                    _ => PresenceChange::Away {
+                        reason: random_string(rng, 4, 16),
+                    },
                 },
             },
-        },
+        )),
     }
 }
 
@@ -446,46 +481,46 @@ fn random_member(rng: &mut SplitMix64) -> MemberRecord {
 /// not compile until it is counted.
 fn kind_index(frame: &Frame) -> usize {
     match frame {
-        Frame::Join { .. } => 0,
-        Frame::Chat { .. } => 1,
-        Frame::ListRequest { .. } => 2,
-        Frame::Leave { .. } => 3,
-        Frame::Heartbeat { .. } => 4,
-        Frame::ClientAck { .. } => 5,
-        Frame::Welcome { .. } => 6,
-        Frame::Refused { .. } => 7,
-        Frame::Message { .. } => 8,
-        Frame::Notice { .. } => 9,
-        Frame::Roster { .. } => 10,
-        Frame::Disconnected { .. } => 11,
-        Frame::Missed { .. } => 12,
-        Frame::ServerAck { .. } => 13,
-        Frame::LeaveAck { .. } => 14,
-        Frame::NotJoined { .. } => 15,
-        Frame::Challenge { .. } => 16,
-        Frame::Private { .. } => 17,
-        Frame::Action { .. } => 18,
-        Frame::Nick { .. } => 19,
-        Frame::Away { .. } => 20,
-        Frame::PrivateMessage { .. } => 21,
-        Frame::ActionMessage { .. } => 22,
-        Frame::Renamed { .. } => 23,
-        Frame::PeerJoin { .. } => 24,
-        Frame::PeerChallenge { .. } => 25,
-        Frame::PeerWelcome { .. } => 26,
-        Frame::PeerRefused { .. } => 27,
-        Frame::PeerHello { .. } => 28,
-        Frame::PeerAck { .. } => 29,
-        Frame::PeerNotMember { .. } => 30,
-        Frame::PeerChat { .. } => 31,
-        Frame::PeerPrivate { .. } => 32,
-        Frame::PeerMembers { .. } => 33,
-        Frame::PeerAnnounce { .. } => 34,
-        Frame::PeerGone { .. } => 35,
-        Frame::PeerLeave { .. } => 36,
-        Frame::PeerFlooded { .. } => 37,
-        Frame::Probe { .. } => 38,
-        Frame::Presence { .. } => 39,
+        Frame::ToServer(ToServer::Join { .. }) => 0,
+        Frame::ToServer(ToServer::Sequenced(_, Request::Chat { .. })) => 1,
+        Frame::ToServer(ToServer::Sequenced(_, Request::List)) => 2,
+        Frame::ToServer(ToServer::Sequenced(_, Request::Leave)) => 3,
+        Frame::ToServer(ToServer::Heartbeat { .. }) => 4,
+        Frame::ToServer(ToServer::ClientAck { .. }) => 5,
+        Frame::ToClient(ToClient::Welcome { .. }) => 6,
+        Frame::ToClient(ToClient::Refused { .. }) => 7,
+        Frame::ToClient(ToClient::Sequenced(_, Delivery::Message { .. })) => 8,
+        Frame::ToClient(ToClient::Sequenced(_, Delivery::Notice { .. })) => 9,
+        Frame::ToClient(ToClient::Sequenced(_, Delivery::Roster { .. })) => 10,
+        Frame::ToClient(ToClient::Sequenced(_, Delivery::Disconnected { .. })) => 11,
+        Frame::ToClient(ToClient::Sequenced(_, Delivery::Missed { .. })) => 12,
+        Frame::ToClient(ToClient::ServerAck { .. }) => 13,
+        Frame::ToClient(ToClient::LeaveAck { .. }) => 14,
+        Frame::ToClient(ToClient::NotJoined { .. }) => 15,
+        Frame::ToClient(ToClient::Challenge { .. }) => 16,
+        Frame::ToServer(ToServer::Sequenced(_, Request::Private { .. })) => 17,
+        Frame::ToServer(ToServer::Sequenced(_, Request::Action { .. })) => 18,
+        Frame::ToServer(ToServer::Sequenced(_, Request::Nick { .. })) => 19,
+        Frame::ToServer(ToServer::Sequenced(_, Request::Away { .. })) => 20,
+        Frame::ToClient(ToClient::Sequenced(_, Delivery::PrivateMessage { .. })) => 21,
+        Frame::ToClient(ToClient::Sequenced(_, Delivery::ActionMessage { .. })) => 22,
+        Frame::ToClient(ToClient::Sequenced(_, Delivery::Renamed { .. })) => 23,
+        Frame::Peer(PeerFrame::Join { .. }) => 24,
+        Frame::Peer(PeerFrame::Challenge { .. }) => 25,
+        Frame::Peer(PeerFrame::Welcome { .. }) => 26,
+        Frame::Peer(PeerFrame::Refused { .. }) => 27,
+        Frame::Peer(PeerFrame::Hello { .. }) => 28,
+        Frame::Peer(PeerFrame::Ack { .. }) => 29,
+        Frame::Peer(PeerFrame::NotMember { .. }) => 30,
+        Frame::Peer(PeerFrame::Sequenced(_, PeerItem::Chat { .. })) => 31,
+        Frame::Peer(PeerFrame::Sequenced(_, PeerItem::Private { .. })) => 32,
+        Frame::Peer(PeerFrame::Sequenced(_, PeerItem::Members { .. })) => 33,
+        Frame::Peer(PeerFrame::Sequenced(_, PeerItem::Announce { .. })) => 34,
+        Frame::Peer(PeerFrame::Sequenced(_, PeerItem::Gone { .. })) => 35,
+        Frame::Peer(PeerFrame::Sequenced(_, PeerItem::Leave)) => 36,
+        Frame::Peer(PeerFrame::Sequenced(_, PeerItem::Flooded { .. })) => 37,
+        Frame::ToClient(ToClient::Probe { .. }) => 38,
+        Frame::ToClient(ToClient::Sequenced(_, Delivery::Presence { .. })) => 39,
     }
 }
 
@@ -636,7 +671,10 @@ fn fire(
     while report.datagrams < quota {
         let shape = loop {
             let shape = storm_datagram(&mut rng, &mut datagram);
-            if matches!(Frame::decode(&datagram), Ok(Frame::Join { .. })) {
+            if matches!(
+                Frame::decode(&datagram),
+                Ok(Frame::ToServer(ToServer::Join { .. }))
+            ) {
                 report.joins_replaced += 1;
                 continue;
             }
@@ -677,10 +715,10 @@ fn probe(
     report: &mut SenderReport,
 ) {
     let token = (seed << 32) | report.probes;
-    let probe = Frame::Heartbeat {
+    let probe = Frame::ToServer(ToServer::Heartbeat {
         token,
         acks: Acks::default(),
-    }
+    })
     .to_bytes();
     if let Err(e) = socket.send_to(&probe, server) {
         panic!("probe send failed: {e}");
@@ -701,7 +739,7 @@ fn probe(
             report.probes_unanswered += 1;
             return;
         };
-        if Frame::decode(&buffer[..len]) == Ok(Frame::NotJoined { token }) {
+        if Frame::decode(&buffer[..len]) == Ok(Frame::ToClient(ToClient::NotJoined { token })) {
             report.reply_bytes += len as u64;
             return;
         }

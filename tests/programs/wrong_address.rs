@@ -18,6 +18,7 @@ use icq::client::{Client, ClientEvent, CloseReason, JOIN_TIMEOUT};
 use icq::peer::{Peer, PeerCloseReason, PeerConfig, PeerEvent};
 use icq::server::{Server, ServerConfig};
 use icq::wire::{Frame, RefuseReason};
+use icq::wire::{PeerFrame, ToClient, ToServer};
 
 use crate::process;
 use crate::process::{CLIENT_BIN, Process, Stdin, Stream, TestServer, WAIT, parse_listening_line};
@@ -64,7 +65,7 @@ fn a_server_refuses_a_peer_join_as_a_server_in_fewer_bytes() {
     let mut peer = Peer::join("pat", vec![server_addr], config, BanList::default(), now, 0);
     let (to, join) = peer.poll_transmit().expect("the peer's join");
     assert_eq!(to, server_addr);
-    let Ok(Frame::PeerJoin { nonce, .. }) = Frame::decode(&join) else {
+    let Ok(Frame::Peer(PeerFrame::Join { nonce, .. })) = Frame::decode(&join) else {
         panic!("not a peer join: {join:?}");
     };
 
@@ -80,7 +81,7 @@ fn a_server_refuses_a_peer_join_as_a_server_in_fewer_bytes() {
     let reason = RefuseReason::IsAServer;
     assert_eq!(
         Frame::decode(refusal),
-        Ok(Frame::PeerRefused { nonce, reason })
+        Ok(Frame::Peer(PeerFrame::Refused { nonce, reason }))
     );
     // Nobody joined, and no other peer frame is answered.
     assert!(server.clients(now).is_empty());
@@ -100,7 +101,7 @@ fn a_peer_refuses_a_client_join_as_a_peer_in_fewer_bytes() {
     let mut client = Client::new("bob", vec![peer_addr], now);
     let (to, join) = client.poll_transmit().expect("the client's join");
     assert_eq!(to, peer_addr);
-    let Ok(Frame::Join { nonce, .. }) = Frame::decode(&join) else {
+    let Ok(Frame::ToServer(ToServer::Join { nonce, .. })) = Frame::decode(&join) else {
         panic!("not a join: {join:?}");
     };
 
@@ -115,7 +116,7 @@ fn a_peer_refuses_a_client_join_as_a_peer_in_fewer_bytes() {
     let reason = RefuseReason::IsAPeer;
     assert_eq!(
         Frame::decode(&refusal),
-        Ok(Frame::Refused { nonce, reason })
+        Ok(Frame::ToClient(ToClient::Refused { nonce, reason }))
     );
     client.handle_datagram(now, peer_addr, &refusal);
     assert_eq!(

@@ -15,9 +15,10 @@ use icq::completion::NameBook;
 use icq::names;
 use icq::proto::flood::FloodLimit;
 use icq::proto::presence::Presence;
-use icq::proto::reliable::Acks;
 use icq::render::{self, ClientLook};
 use icq::server::{ServerConfig, ServerEvent};
+use icq::wire::Acks;
+use icq::wire::{Delivery, Request, ToClient, ToServer};
 use icq::wire::{DisconnectReason, Frame, RefuseReason};
 
 use crate::util;
@@ -52,9 +53,7 @@ fn an_attacker_forging_alices_address_cannot_speak_leave_or_ack_for_her() {
     sim.inject_frame(alice, &chat_frame(guess, 1, "I owe bob $100"));
     sim.inject_frame(
         alice,
-        &Frame::Leave {
-            envelope: envelope(guess, 2),
-        },
+        &Frame::ToServer(ToServer::Sequenced(envelope(guess, 2), Request::Leave)),
     );
     assert_eq!(messages(sim.events(bob)), vec![]);
     assert_eq!(listed(&sim), ["alice", "bob"], "alice did not leave");
@@ -65,13 +64,13 @@ fn an_attacker_forging_alices_address_cannot_speak_leave_or_ack_for_her() {
     assert!(sim.server.has_unacknowledged());
     sim.inject_frame(
         alice,
-        &Frame::ClientAck {
+        &Frame::ToServer(ToServer::ClientAck {
             token: guess,
             acks: Acks {
                 through: 1000,
                 also: u64::MAX,
             },
-        },
+        }),
     );
     assert!(sim.server.has_unacknowledged(), "a forged ack was believed");
     sim.muted.clear();
@@ -92,15 +91,17 @@ fn a_client_ignores_frames_forged_with_the_servers_address_but_not_its_token() {
     let alice = sim.join("alice");
     sim.clear_events();
     let now = sim.now;
-    let forged = Frame::Message {
-        envelope: envelope(12345, 1),
-        time_ms: 0,
-        from: "bob".to_owned(),
-        text: "send me your password".to_owned(),
-    };
+    let forged = Frame::ToClient(ToClient::Sequenced(
+        envelope(12345, 1),
+        Delivery::Message {
+            time_ms: 0,
+            from: "bob".to_owned(),
+            text: "send me your password".to_owned(),
+        },
+    ));
     sim.client_mut(alice)
         .handle_datagram(now, util::SERVER_ADDR, &forged.to_bytes());
-    let not_joined = Frame::NotJoined { token: 12345 };
+    let not_joined = Frame::ToClient(ToClient::NotJoined { token: 12345 });
     sim.client_mut(alice)
         .handle_datagram(now, util::SERVER_ADDR, &not_joined.to_bytes());
     sim.drive();
@@ -152,7 +153,10 @@ fn one_ip_address_gets_at_most_max_per_ip_sessions() {
     });
     for i in 0..3 {
         let replies = forge_join(&mut sim, addr([10, 0, 0, 1], 5000 + i), &format!("u{i}"));
-        assert!(matches!(replies[0], Frame::Welcome { .. }), "{replies:?}");
+        assert!(
+            matches!(replies[0], Frame::ToClient(ToClient::Welcome { .. })),
+            "{replies:?}"
+        );
     }
     assert_eq!(
         forge_join(&mut sim, addr([10, 0, 0, 1], 6000), "u3"),
@@ -170,7 +174,7 @@ fn one_ip_address_gets_at_most_max_per_ip_sessions() {
     // Other addresses are not affected, and lifting the cap lifts it.
     assert!(matches!(
         forge_join(&mut sim, addr([10, 0, 0, 2], 5000), "v")[0],
-        Frame::Welcome { .. }
+        Frame::ToClient(ToClient::Welcome { .. })
     ));
     let mut open = Sim::new(ServerConfig {
         max_per_ip: None,
@@ -178,7 +182,10 @@ fn one_ip_address_gets_at_most_max_per_ip_sessions() {
     });
     for i in 0..40 {
         let replies = forge_join(&mut open, addr([10, 0, 0, 1], 5000 + i), &format!("u{i}"));
-        assert!(matches!(replies[0], Frame::Welcome { .. }));
+        assert!(matches!(
+            replies[0],
+            Frame::ToClient(ToClient::Welcome { .. })
+        ));
     }
 }
 
@@ -217,11 +224,13 @@ fn a_flooder_is_capped_then_kicked_while_others_are_heard_at_once() {
     let mut bob_said = Vec::new();
     for tick in 0..1_000u32 {
         let now = sim.now;
-        let chat = Frame::Chat {
-            envelope: util::envelope(token, tick + 1),
-            sent_ms: now.duration_since(start).as_millis() as u64,
-            text: format!("spam {tick}"),
-        };
+        let chat = Frame::ToServer(ToServer::Sequenced(
+            util::envelope(token, tick + 1),
+            Request::Chat {
+                sent_ms: now.duration_since(start).as_millis() as u64,
+                text: format!("spam {tick}"),
+            },
+        ));
         sim.inject_frame(flooder, &chat);
         if tick % 100 == 50 {
             sim.client_mut(bob).send_text(now, &format!("bob {tick}"));
@@ -330,7 +339,7 @@ fn a_client_kicked_for_flooding_cannot_rejoin_at_once() {
     });
     let flooder = addr([127, 0, 0, 1], 46_000);
     let replies = forge_join(&mut sim, flooder, "flooder");
-    let Frame::Welcome { token, .. } = replies[0] else {
+    let Frame::ToClient(ToClient::Welcome { token, .. }) = replies[0] else {
         panic!("{replies:?}");
     };
     for seq in 1..=20 {
@@ -345,7 +354,7 @@ fn a_client_kicked_for_flooding_cannot_rejoin_at_once() {
     sim.run_for(icq::server::FLOOD_KICK_WINDOW);
     assert!(matches!(
         forge_join(&mut sim, flooder, "flooder")[0],
-        Frame::Welcome { .. }
+        Frame::ToClient(ToClient::Welcome { .. })
     ));
 }
 
@@ -536,21 +545,21 @@ fn a_joining_client_believes_only_answers_that_repeat_its_nonce() {
     sim.drive();
     let now = sim.now;
     for forged in [
-        Frame::Welcome {
+        Frame::ToClient(ToClient::Welcome {
             nonce: 1,
             token: 99,
             heartbeat_ms: 1000,
             flood: icq::wire::FloodTerms::NONE,
             name: "alice".to_owned(),
-        },
-        Frame::Refused {
+        }),
+        Frame::ToClient(ToClient::Refused {
             nonce: 1,
             reason: RefuseReason::Banned,
-        },
-        Frame::Challenge {
+        }),
+        Frame::ToClient(ToClient::Challenge {
             nonce: 1,
             cookie: 5,
-        },
+        }),
     ] {
         sim.client_mut(alice)
             .handle_datagram(now, util::SERVER_ADDR, &forged.to_bytes());

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use icq::client::{ClientEvent, CloseReason};
 use icq::server::{ServerConfig, ServerEvent};
 use icq::wire::Frame;
+use icq::wire::{Delivery, Request, ToClient, ToServer};
 
 use crate::util::{Datagram, Link, SERVER_ADDR, Sim, messages, notices};
 
@@ -366,8 +367,12 @@ fn a_lost_leave_is_repeated_and_the_client_is_announced_as_left() {
     // The network loses bob's first leave.
     let mut leaves_dropped = 0;
     sim.set_link(Filter(move |d: &Datagram| {
-        let drop =
-            d.from == bob && matches!(d.frame(), Some(Frame::Leave { .. })) && leaves_dropped == 0;
+        let drop = d.from == bob
+            && matches!(
+                d.frame(),
+                Some(Frame::ToServer(ToServer::Sequenced(_, Request::Leave)))
+            )
+            && leaves_dropped == 0;
         if drop {
             leaves_dropped += 1;
         }
@@ -396,7 +401,7 @@ fn lost_heartbeats_do_not_evict_a_live_client() {
     // Two heartbeats in a row are lost, then the third gets through: bob stays.
     let mut heartbeats = 0;
     sim.set_link(Filter(move |d: &Datagram| {
-        if d.from == bob && matches!(d.frame(), Some(Frame::Heartbeat { .. })) {
+        if d.from == bob && matches!(d.frame(), Some(Frame::ToServer(ToServer::Heartbeat { .. }))) {
             heartbeats += 1;
             return heartbeats <= 2;
         }
@@ -512,7 +517,11 @@ fn the_confirmation_of_a_leave_confirms_every_line_before_it() {
         d.to == alice
             && matches!(
                 d.frame(),
-                Some(Frame::Message { .. } | Frame::ServerAck { .. } | Frame::Notice { .. })
+                Some(
+                    Frame::ToClient(ToClient::Sequenced(_, Delivery::Message { .. }))
+                        | Frame::ToClient(ToClient::ServerAck { .. })
+                        | Frame::ToClient(ToClient::Sequenced(_, Delivery::Notice { .. }))
+                )
             )
     }));
     sim.send_text(alice, "last words");
@@ -533,7 +542,14 @@ fn a_leave_confirmed_by_a_server_that_never_had_the_session_confirms_nothing() {
     sim.restart_server(ServerConfig::default());
     let mut dropped = false;
     sim.set_link(Filter(move |d: &Datagram| {
-        let drop = !dropped && matches!(d.frame(), Some(Frame::Chat { .. }));
+        let drop = !dropped
+            && matches!(
+                d.frame(),
+                Some(Frame::ToServer(ToServer::Sequenced(
+                    _,
+                    Request::Chat { .. }
+                )))
+            );
         dropped |= drop;
         drop
     }));

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use icq::banlist::BanList;
 use icq::client::{Client, ClientEvent};
 use icq::server::{Server, ServerConfig, ServerEvent};
+use icq::wire::ToClient;
 use icq::wire::{Frame, RefuseReason};
 
 use crate::util;
@@ -325,10 +326,10 @@ impl SlowLoop {
             let to = transmit.destination;
             if matches!(
                 Frame::decode(&bytes),
-                Ok(Frame::Refused {
+                Ok(Frame::ToClient(ToClient::Refused {
                     reason: RefuseReason::Busy,
                     ..
-                })
+                }))
             ) {
                 self.busy += 1;
             }

@@ -19,6 +19,7 @@ use icq::banlist::BanList;
 use icq::completion::NameBook;
 use icq::peer::{PeerCloseReason, PeerConfig, PeerEvent};
 use icq::proto::flood::FloodLimit;
+use icq::wire::{Delivery, PeerFrame, PeerItem, ToClient};
 use icq::wire::{Frame, GoneReason, RefuseReason};
 
 use crate::peer_util;
@@ -799,16 +800,18 @@ fn token_on_wire(sim: &PeerSim, from: SocketAddr, to: SocketAddr) -> u64 {
 }
 
 fn chat(token: u64, seq: u32, text: &str) -> Vec<u8> {
-    Frame::PeerChat {
-        envelope: icq::wire::Envelope {
+    Frame::Peer(PeerFrame::Sequenced(
+        icq::wire::Envelope {
             token,
             seq,
             acks: Default::default(),
         },
-        time_ms: 0,
-        sent_ms: 0,
-        text: text.to_owned(),
-    }
+        PeerItem::Chat {
+            time_ms: 0,
+            sent_ms: 0,
+            text: text.to_owned(),
+        },
+    ))
     .to_bytes()
 }
 
@@ -832,16 +835,18 @@ fn nobody_can_speak_as_a_member_without_its_address_and_token() {
         sim.inject(bob, ann, &chat(token ^ 1, 2, "fake 2"))
             .is_empty()
     );
-    let server_frame = Frame::Message {
-        envelope: icq::wire::Envelope {
+    let server_frame = Frame::ToClient(ToClient::Sequenced(
+        icq::wire::Envelope {
             token,
             seq: 2,
             acks: Default::default(),
         },
-        time_ms: 0,
-        from: "bob".into(),
-        text: "fake 3".into(),
-    };
+        Delivery::Message {
+            time_ms: 0,
+            from: "bob".into(),
+            text: "fake 3".into(),
+        },
+    ));
     assert!(sim.inject(bob, ann, &server_frame.to_bytes()).is_empty());
     sim.run_for(secs(1));
     let texts: Vec<String> = messages(sim.events(ann)).into_iter().map(|m| m.1).collect();
@@ -853,7 +858,7 @@ fn a_forged_join_gets_one_small_challenge_and_unknown_hellos_get_nothing() {
     let mut sim = PeerSim::new(quick());
     let ann = sim.start_room("ann");
     let victim = SocketAddr::new([192, 0, 2, 1].into(), 53);
-    let join = Frame::PeerJoin {
+    let join = Frame::Peer(PeerFrame::Join {
         nonce: 7,
         cookie: 0,
         id: 1,
@@ -861,7 +866,7 @@ fn a_forged_join_gets_one_small_challenge_and_unknown_hellos_get_nothing() {
         clock_ms: 0,
         flood: icq::wire::FloodTerms::NONE,
         name: "zed".into(),
-    }
+    })
     .to_bytes();
     let replies = sim.inject(victim, ann, &join);
     assert_eq!(replies.len(), 1);
@@ -872,10 +877,10 @@ fn a_forged_join_gets_one_small_challenge_and_unknown_hellos_get_nothing() {
     );
     assert!(matches!(
         Frame::decode(&replies[0]),
-        Ok(Frame::PeerChallenge { nonce: 7, .. })
+        Ok(Frame::Peer(PeerFrame::Challenge { nonce: 7, .. }))
     ));
     // A wrong cookie is challenged again; nothing is let in.
-    let guessed = Frame::PeerJoin {
+    let guessed = Frame::Peer(PeerFrame::Join {
         nonce: 7,
         cookie: 12345,
         id: 1,
@@ -883,21 +888,21 @@ fn a_forged_join_gets_one_small_challenge_and_unknown_hellos_get_nothing() {
         clock_ms: 0,
         flood: icq::wire::FloodTerms::NONE,
         name: "zed".into(),
-    };
+    });
     let replies = sim.inject(victim, ann, &guessed.to_bytes());
     assert!(matches!(
         Frame::decode(&replies[0]),
-        Ok(Frame::PeerChallenge { .. })
+        Ok(Frame::Peer(PeerFrame::Challenge { .. }))
     ));
     assert_eq!(sim.peer(ann).members(sim.now).len(), 1);
-    let hello = Frame::PeerHello {
+    let hello = Frame::Peer(PeerFrame::Hello {
         from_id: 1,
         to_id: sim.peer(ann).id(),
         token: 3,
         echo: 0,
         clock_ms: 0,
         flood: icq::wire::FloodTerms::NONE,
-    };
+    });
     assert!(sim.inject(victim, ann, &hello.to_bytes()).is_empty());
 }
 
@@ -921,28 +926,31 @@ fn news_of_a_member_at_a_victims_address_sends_it_only_a_few_small_hellos() {
         .unwrap()
         + 1;
     let victim = SocketAddr::new([192, 0, 2, 1].into(), 4000);
-    let announce = Frame::PeerAnnounce {
-        envelope: icq::wire::Envelope {
+    let announce = Frame::Peer(PeerFrame::Sequenced(
+        icq::wire::Envelope {
             token,
             seq: next_seq,
             acks: Default::default(),
         },
-        member: icq::wire::MemberRecord {
-            id: 99,
-            joined_ms: 0,
-            addr: victim,
-            name: "zed".into(),
+        PeerItem::Announce {
+            member: icq::wire::MemberRecord {
+                id: 99,
+                joined_ms: 0,
+                addr: victim,
+                name: "zed".into(),
+            },
         },
-    };
+    ));
     let mark = sim.wire.len();
     sim.inject(bob, ann, &announce.to_bytes());
     sim.run_for(quick().timeout * 3);
     let to_victim: Vec<&peer_util::Datagram> =
         sim.wire[mark..].iter().filter(|d| d.to == victim).collect();
     assert!(
-        to_victim
-            .iter()
-            .all(|d| matches!(d.frame(), Some(Frame::PeerHello { .. })) && d.bytes.len() <= 50),
+        to_victim.iter().all(
+            |d| matches!(d.frame(), Some(Frame::Peer(PeerFrame::Hello { .. })))
+                && d.bytes.len() <= 50
+        ),
         "{to_victim:?}"
     );
     // Hellos back off up to an eighth of the timeout; the member is evicted at the timeout.
@@ -997,7 +1005,7 @@ fn a_server_answers_no_peer_frame_but_a_join_and_that_with_a_refusal() {
     let mut server = Server::new(ServerConfig::default(), BanList::default(), start, 0);
     let from = SocketAddr::new([127, 0, 0, 1].into(), 5555);
     let frames = [
-        Frame::PeerJoin {
+        Frame::Peer(PeerFrame::Join {
             nonce: 1,
             cookie: 0,
             id: 2,
@@ -1005,28 +1013,26 @@ fn a_server_answers_no_peer_frame_but_a_join_and_that_with_a_refusal() {
             clock_ms: 0,
             flood: icq::wire::FloodTerms::NONE,
             name: "ann".into(),
-        },
-        Frame::PeerHello {
+        }),
+        Frame::Peer(PeerFrame::Hello {
             from_id: 1,
             to_id: 2,
             token: 3,
             echo: 4,
             clock_ms: 0,
             flood: icq::wire::FloodTerms::NONE,
-        },
-        Frame::PeerAck {
+        }),
+        Frame::Peer(PeerFrame::Ack {
             token: 1,
             acks: Default::default(),
-        },
-        Frame::PeerLeave {
-            envelope: Default::default(),
-        },
+        }),
+        Frame::Peer(PeerFrame::Sequenced(Default::default(), PeerItem::Leave)),
     ];
     for frame in frames {
         assert!(!frame.travels_to_server() && frame.is_peer());
         let bytes = frame.to_bytes();
         server.handle_datagram(start, from, &bytes);
-        if let Frame::PeerJoin { nonce, .. } = frame {
+        if let Frame::Peer(PeerFrame::Join { nonce, .. }) = frame {
             // A peer pointed at a server is told so, in fewer bytes than it sent
             // (tests/programs/wrong_address.rs follows it through to what the person sees).
             let refusal = server.poll_transmit().expect("a refusal of the peer join");
@@ -1036,7 +1042,7 @@ fn a_server_answers_no_peer_frame_but_a_join_and_that_with_a_refusal() {
             let reason = RefuseReason::IsAServer;
             assert_eq!(
                 Frame::decode(&answer),
-                Ok(Frame::PeerRefused { nonce, reason })
+                Ok(Frame::Peer(PeerFrame::Refused { nonce, reason }))
             );
         }
         assert_eq!(server.poll_transmit(), None, "{frame:?} was answered");

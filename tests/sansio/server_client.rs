@@ -13,11 +13,12 @@ use icq::client::{self, ClientEvent, CloseReason};
 use icq::completion::NameBook;
 use icq::proto::flood::{self, FloodLimit};
 use icq::proto::pacing;
-use icq::proto::reliable::Acks;
 use icq::render::{self, ClientLook};
 use icq::server::{self, Server, ServerConfig, ServerError, ServerEvent};
 use icq::text;
+use icq::wire::Acks;
 use icq::wire::{self, DisconnectReason, Frame, PresenceChange, RefuseReason, RosterEntry};
+use icq::wire::{Delivery, Request, ToClient, ToServer};
 
 use crate::util;
 use crate::util::{
@@ -349,7 +350,7 @@ fn the_server_refuses_invalid_names_sent_in_raw_join_frames() {
     let longest = "b".repeat(32);
     let replies = forge_join(&mut sim, STRANGER, &longest);
     assert!(
-        matches!(&replies[0], Frame::Welcome { name, .. } if *name == longest),
+        matches!(&replies[0], Frame::ToClient(ToClient::Welcome { name, .. }) if *name == longest),
         "{replies:?}"
     );
 }
@@ -390,18 +391,22 @@ fn a_client_that_leaves_is_announced_forgotten_and_acknowledged_again() {
     let leaves = sim
         .sent_since(mark)
         .iter()
-        .filter(|d| d.from == bob && matches!(d.frame(), Some(Frame::Leave { .. })))
+        .filter(|d| {
+            d.from == bob
+                && matches!(
+                    d.frame(),
+                    Some(Frame::ToServer(ToServer::Sequenced(_, Request::Leave)))
+                )
+        })
         .count();
     assert_eq!(leaves, 1, "acknowledged at once, so not repeated");
 
     // A copy of the leave arriving late is acknowledged, and changes nothing.
     let mark = sim.mark();
-    let late_leave = Frame::Leave {
-        envelope: envelope(bob_token, 1),
-    };
+    let late_leave = Frame::ToServer(ToServer::Sequenced(envelope(bob_token, 1), Request::Leave));
     assert_eq!(
         sim.inject_frame(bob, &late_leave),
-        [Frame::LeaveAck { token: bob_token }]
+        [Frame::ToClient(ToClient::LeaveAck { token: bob_token })]
     );
     assert_eq!(sim.sent_since(mark).len(), 2);
     assert_eq!(sim.take_server_events(), vec![]);
@@ -548,14 +553,19 @@ fn a_driven_idle_client_is_never_evicted_thanks_to_heartbeats() {
     let heartbeats = sim
         .sent_since(mark)
         .iter()
-        .filter(|d| d.from == alice && matches!(d.frame(), Some(Frame::Heartbeat { .. })))
+        .filter(|d| {
+            d.from == alice
+                && matches!(d.frame(), Some(Frame::ToServer(ToServer::Heartbeat { .. })))
+        })
         .count();
     // One per heartbeat interval (100 ms) over 6 s.
     assert!((59..=60).contains(&heartbeats), "{heartbeats} heartbeats");
     let acks = sim
         .sent_since(mark)
         .iter()
-        .filter(|d| d.to == alice && matches!(d.frame(), Some(Frame::ServerAck { .. })))
+        .filter(|d| {
+            d.to == alice && matches!(d.frame(), Some(Frame::ToClient(ToClient::ServerAck { .. })))
+        })
         .count();
     assert_eq!(acks, heartbeats);
 }
@@ -595,10 +605,14 @@ fn a_flood_is_cut_to_the_burst_and_the_sender_told_once() {
     // once, stamped truthfully.
     let token = sim.token(alice);
     let session_start = sim.now;
-    let chat = |seq: u32, at: std::time::Instant, text: &str| Frame::Chat {
-        envelope: envelope(token, seq),
-        sent_ms: at.duration_since(session_start).as_millis() as u64,
-        text: text.to_owned(),
+    let chat = |seq: u32, at: std::time::Instant, text: &str| {
+        Frame::ToServer(ToServer::Sequenced(
+            envelope(token, seq),
+            Request::Chat {
+                sent_ms: at.duration_since(session_start).as_millis() as u64,
+                text: text.to_owned(),
+            },
+        ))
     };
     let now = sim.now;
     for i in 0..30 {
@@ -930,14 +944,12 @@ fn frames_from_an_unknown_address_get_one_not_joined_and_reach_nobody() {
     for frame in [
         chat_frame(5, 1, "let me in"),
         heartbeat_frame(5),
-        Frame::ListRequest {
-            envelope: envelope(5, 2),
-        },
+        Frame::ToServer(ToServer::Sequenced(envelope(5, 2), Request::List)),
     ] {
         let mark = sim.mark();
         assert_eq!(
             sim.inject_frame(STRANGER, &frame),
-            [Frame::NotJoined { token: 5 }],
+            [Frame::ToClient(ToClient::NotJoined { token: 5 })],
             "{frame:?}"
         );
         assert_eq!(
@@ -1054,24 +1066,26 @@ fn nobody_can_speak_as_someone_else() {
     let fake = chat_frame(12345, 1, "alice: send me your password");
     assert_eq!(
         sim.inject_frame(STRANGER, &fake),
-        [Frame::NotJoined { token: 12345 }]
+        [Frame::ToClient(ToClient::NotJoined { token: 12345 })]
     );
     // Nor does a chat forged with alice's own address, without her session's token.
     let alice_token = sim.token(alice);
     let spoofed = chat_frame(alice_token ^ 1, 1, "I quit");
     assert_eq!(
         sim.inject_frame(alice, &spoofed),
-        [Frame::NotJoined {
+        [Frame::ToClient(ToClient::NotJoined {
             token: alice_token ^ 1
-        }]
+        })]
     );
     // A server-only message frame naming alice is not relayed either.
-    let forged = Frame::Message {
-        envelope: envelope(0, 1),
-        time_ms: 0,
-        from: "alice".to_owned(),
-        text: "I am alice".to_owned(),
-    };
+    let forged = Frame::ToClient(ToClient::Sequenced(
+        envelope(0, 1),
+        Delivery::Message {
+            time_ms: 0,
+            from: "alice".to_owned(),
+            text: "I am alice".to_owned(),
+        },
+    ));
     // (Whether it is answered is the business of the loop tests below; it must not be relayed.)
     sim.inject_frame(STRANGER, &forged);
     // Joining under alice's name is refused.
@@ -1084,7 +1098,7 @@ fn nobody_can_speak_as_someone_else() {
     // Once joined as mallory, every message carries the registered name, and a forged
     // message frame from a joined address is not relayed.
     let replies = forge_join(&mut sim, STRANGER, "mallory");
-    let Frame::Welcome { token, .. } = replies[0] else {
+    let Frame::ToClient(ToClient::Welcome { token, .. }) = replies[0] else {
         panic!("{replies:?}");
     };
     sim.inject_frame(STRANGER, &forged);
@@ -1158,16 +1172,12 @@ fn the_server_never_sends_an_unjoined_address_more_than_it_received() {
     assert_eq!(reply_bytes(&mut sim, stranger(), &chat), 12);
     for frame in [
         heartbeat_frame(9),
-        Frame::ClientAck {
+        Frame::ToServer(ToServer::ClientAck {
             token: 9,
             acks: Acks::default(),
-        },
-        Frame::ListRequest {
-            envelope: envelope(9, 1),
-        },
-        Frame::Leave {
-            envelope: envelope(9, 2),
-        },
+        }),
+        Frame::ToServer(ToServer::Sequenced(envelope(9, 1), Request::List)),
+        Frame::ToServer(ToServer::Sequenced(envelope(9, 2), Request::Leave)),
     ] {
         assert_eq!(
             reply_bytes(&mut sim, stranger(), &frame.to_bytes()),
@@ -1208,11 +1218,11 @@ fn the_server_never_sends_an_unjoined_address_more_than_it_received() {
     );
     assert!(matches!(
         forge_join(&mut sim, stranger(), "bob")[0],
-        Frame::Welcome { .. }
+        Frame::ToClient(ToClient::Welcome { .. })
     ));
     assert!(matches!(
         forge_join(&mut sim, stranger(), &widest)[0],
-        Frame::Welcome { .. }
+        Frame::ToClient(ToClient::Welcome { .. })
     ));
     assert_eq!(
         forge_join(&mut sim, stranger(), "zed"),
@@ -1602,7 +1612,7 @@ fn a_join_nobody_answers_times_out_and_unsent_lines_are_reported() {
     );
     let joins = frames(&sim.wire)
         .into_iter()
-        .filter(|frame| matches!(frame, Frame::Join { .. }))
+        .filter(|frame| matches!(frame, Frame::ToServer(ToServer::Join { .. })))
         .count();
     // At 0, 0.5, 1, ... 4.5 s: every JOIN_RETRY until JOIN_TIMEOUT.
     assert_eq!(joins, 10);
@@ -1696,7 +1706,10 @@ impl Link for DropFirst {
         if !self.dropped
             && datagram.from == self.from
             && datagram.to == self.to
-            && !matches!(datagram.frame(), Some(Frame::Challenge { .. }))
+            && !matches!(
+                datagram.frame(),
+                Some(Frame::ToClient(ToClient::Challenge { .. }))
+            )
         {
             self.dropped = true;
             return Vec::new();
@@ -2030,7 +2043,7 @@ fn every_way_of_leaving_removes_the_name_from_completion() {
 fn probes_since(sim: &Sim, mark: usize) -> Vec<SocketAddr> {
     sim.sent_since(mark)
         .iter()
-        .filter(|d| matches!(d.frame(), Some(Frame::Probe { .. })))
+        .filter(|d| matches!(d.frame(), Some(Frame::ToClient(ToClient::Probe { .. }))))
         .map(|d| d.to)
         .collect()
 }
@@ -2104,10 +2117,9 @@ fn a_live_holder_answers_its_probe_and_keeps_its_name() {
     assert!(sim.client(alice).is_joined());
     assert_eq!(sim.take_events(alice), vec![], "the probe is not shown");
     // The answer was a heartbeat, sent at once.
-    let answered = sim
-        .sent_since(mark)
-        .iter()
-        .any(|d| d.from == alice && matches!(d.frame(), Some(Frame::Heartbeat { .. })));
+    let answered = sim.sent_since(mark).iter().any(|d| {
+        d.from == alice && matches!(d.frame(), Some(Frame::ToServer(ToServer::Heartbeat { .. })))
+    });
     assert!(answered);
     sim.run_for(server::PROBE_TIMEOUT * 2);
     assert_eq!(listed_names(&sim), ["alice"]);
@@ -2131,7 +2143,7 @@ fn a_holder_heard_a_moment_ago_is_not_probed_and_unproven_joins_probe_nothing() 
     for port in 0..50u16 {
         let replies = sim.inject_frame(addr([10, 0, 0, 1], 30000 + port), &join_frame("alice"));
         assert!(
-            matches!(replies[..], [Frame::Challenge { .. }]),
+            matches!(replies[..], [Frame::ToClient(ToClient::Challenge { .. })]),
             "{replies:?}"
         );
     }
@@ -2257,7 +2269,9 @@ fn rejoining_backs_off_from_one_second_to_thirty_and_never_gives_up() {
     let joins: Vec<std::time::Instant> = sim
         .sent_since(mark)
         .iter()
-        .filter(|d| d.from == alice && matches!(d.frame(), Some(Frame::Join { .. })))
+        .filter(|d| {
+            d.from == alice && matches!(d.frame(), Some(Frame::ToServer(ToServer::Join { .. })))
+        })
         .map(|d| d.sent_at)
         .collect();
     let gaps: Vec<u64> = joins.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
@@ -2268,7 +2282,7 @@ fn rejoining_backs_off_from_one_second_to_thirty_and_never_gives_up() {
     // The rejoin says which session it had: the server will say what may have been missed.
     let previous = joins.len();
     assert!(previous > 6);
-    let Some(Frame::Join { previous_token, .. }) = sim
+    let Some(Frame::ToServer(ToServer::Join { previous_token, .. })) = sim
         .sent_since(mark)
         .iter()
         .rev()

@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 
 use icq::banlist::BanList;
 use icq::client::{Client, ClientEvent};
-use icq::proto::reliable::Acks;
+
 use icq::server::{Server, ServerConfig, ServerEvent};
+use icq::wire::Acks;
 use icq::wire::{Envelope, Frame, RefuseReason};
+use icq::wire::{Request, ToClient, ToServer};
 
 /// Where the simulated server listens.
 pub const SERVER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 4000);
@@ -293,7 +295,7 @@ impl Sim {
             .rev()
             .filter(|d| d.to == client)
             .find_map(|d| match d.frame() {
-                Some(Frame::Welcome { token, .. }) => Some(token),
+                Some(Frame::ToClient(ToClient::Welcome { token, .. })) => Some(token),
                 _ => None,
             })
             .expect("the client was welcomed")
@@ -551,19 +553,19 @@ pub fn join_frame(name: &str) -> Frame {
 }
 
 pub fn join_with_cookie(name: &str, cookie: u64) -> Frame {
-    Frame::Join {
+    Frame::ToServer(ToServer::Join {
         nonce: NONCE,
         cookie,
         previous_token: 0,
         name: name.to_owned(),
-    }
+    })
 }
 
 /// Joins from `from` as a real client would: a join, the server's challenge, the join again
 /// with the cookie. Returns the server's answers to the second join.
 pub fn forge_join(sim: &mut Sim, from: SocketAddr, name: &str) -> Vec<Frame> {
     let replies = sim.inject_frame(from, &join_frame(name));
-    let [Frame::Challenge { nonce, cookie }] = replies[..] else {
+    let [Frame::ToClient(ToClient::Challenge { nonce, cookie })] = replies[..] else {
         panic!("a join without a cookie is challenged, got {replies:?}");
     };
     assert_eq!(nonce, NONCE);
@@ -572,10 +574,10 @@ pub fn forge_join(sim: &mut Sim, from: SocketAddr, name: &str) -> Vec<Frame> {
 
 /// The server's refusal of a join forged with [`join_frame`].
 pub fn refused(reason: RefuseReason) -> Frame {
-    Frame::Refused {
+    Frame::ToClient(ToClient::Refused {
         nonce: NONCE,
         reason,
-    }
+    })
 }
 
 /// The envelope of a sequenced frame in session `token`, acknowledging nothing.
@@ -588,18 +590,20 @@ pub fn envelope(token: u64, seq: u32) -> Envelope {
 }
 
 pub fn chat_frame(token: u64, seq: u32, text: &str) -> Frame {
-    Frame::Chat {
-        envelope: envelope(token, seq),
-        // The client's stamp: as if sent at the start of its session. A hand-made frame
-        // is a burst, counted as sent at once, which is what the flood tests want.
-        sent_ms: 0,
-        text: text.to_owned(),
-    }
+    Frame::ToServer(ToServer::Sequenced(
+        envelope(token, seq),
+        Request::Chat {
+            // The client's stamp: as if sent at the start of its session. A hand-made frame
+            // is a burst, counted as sent at once, which is what the flood tests want.
+            sent_ms: 0,
+            text: text.to_owned(),
+        },
+    ))
 }
 
 pub fn heartbeat_frame(token: u64) -> Frame {
-    Frame::Heartbeat {
+    Frame::ToServer(ToServer::Heartbeat {
         token,
         acks: Acks::default(),
-    }
+    })
 }
