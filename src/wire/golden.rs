@@ -48,94 +48,47 @@ fn envelope(token: u64, seq: u32, through: u32) -> Envelope {
 }
 
 #[test]
+#[rustfmt::skip]
 fn the_documents_worked_session() {
     assert_golden(
-        Frame::ToServer(ToServer::Join {
-            nonce: ALICE_NONCE,
-            cookie: 0,
-            previous_token: 0,
-            name: "alice".into(),
-        }),
+        Frame::ToServer(ToServer::Join { nonce: ALICE_NONCE, cookie: 0, previous_token: 0, name: "alice".into() }),
         padded(
             "FF 49 03 01 03 E4 94 52 6B 51 00 82 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
              05 61 6C 69 63 65",
         ),
     );
     assert_golden(
-        Frame::ToClient(ToClient::Challenge {
-            nonce: ALICE_NONCE,
-            cookie: ALICE_COOKIE,
-        }),
+        Frame::ToClient(ToClient::Challenge { nonce: ALICE_NONCE, cookie: ALICE_COOKIE }),
         hex("FF 49 03 8B 03 E4 94 52 6B 51 00 82 18 9A 21 D2 4D 3E 16 84"),
     );
     assert_golden(
-        Frame::ToServer(ToServer::Join {
-            nonce: ALICE_NONCE,
-            cookie: ALICE_COOKIE,
-            previous_token: 0,
-            name: "alice".into(),
-        }),
+        Frame::ToServer(ToServer::Join { nonce: ALICE_NONCE, cookie: ALICE_COOKIE, previous_token: 0, name: "alice".into() }),
         padded(
             "FF 49 03 01 03 E4 94 52 6B 51 00 82 18 9A 21 D2 4D 3E 16 84 00 00 00 00 00 00 00 00 \
              05 61 6C 69 63 65",
         ),
     );
     assert_golden(
-        Frame::ToClient(ToClient::Welcome {
-            nonce: ALICE_NONCE,
-            token: ALICE,
-            heartbeat_ms: 10_000,
-            flood: FloodTerms {
-                rate_milli: 5000,
-                burst: 10,
-            },
-            name: "alice".into(),
-        }),
+        Frame::ToClient(ToClient::Welcome { nonce: ALICE_NONCE, token: ALICE, heartbeat_ms: 10_000, flood: FloodTerms { rate_milli: 5000, burst: 10 }, name: "alice".into() }),
         hex(
             "FF 49 03 81 03 E4 94 52 6B 51 00 82 77 9C D8 3D C1 5C 9E DE 00 00 27 10 00 00 13 88 \
              00 0A 05 61 6C 69 63 65",
         ),
     );
     assert_golden(
-        Frame::ToClient(ToClient::Sequenced(
-            envelope(ALICE, 1, 0),
-            Delivery::Roster {
-                time_ms: 0x019A_B697_E88F,
-                total: 2,
-                offset: 0,
-                entries: vec![
-                    RosterEntry {
-                        name: "alice".into(),
-                        ..RosterEntry::default()
-                    },
-                    RosterEntry {
-                        name: "bob".into(),
-                        ..RosterEntry::default()
-                    },
-                ],
-            },
-        )),
+        Frame::ToClient(ToClient::Sequenced(envelope(ALICE, 1, 0), Delivery::Roster { time_ms: 0x019A_B697_E88F, total: 2, offset: 0, entries: vec![ RosterEntry { name: "alice".into(), ..RosterEntry::default() }, RosterEntry { name: "bob".into(), ..RosterEntry::default() }, ] })),
         hex(
             "FF 49 03 85 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00 \
              00 00 01 9A B6 97 E8 8F 00 02 00 00 05 61 6C 69 63 65 00 00 03 62 6F 62 00 00",
         ),
     );
     assert_golden(
-        Frame::ToServer(ToServer::ClientAck {
-            token: ALICE,
-            acks: acks(1, 0),
-        }),
+        Frame::ToServer(ToServer::ClientAck { token: ALICE, acks: acks(1, 0) }),
         hex("FF 49 03 06 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 00 00 00 00 00"),
     );
     let chat = "h\u{e9}llo \u{1F389}";
     assert_golden(
-        Frame::ToServer(ToServer::Sequenced(
-            envelope(ALICE, 1, 1),
-            Request::Chat {
-                sent_ms: 30,
-                text: chat.into(),
-            },
-        )),
+        Frame::ToServer(ToServer::Sequenced(envelope(ALICE, 1, 1), Request::Chat { sent_ms: 30, text: chat.into() })),
         hex(
             "FF 49 03 02 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 01 \
              00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 1E \
@@ -169,17 +122,11 @@ fn the_documents_worked_session() {
         ),
     );
     assert_golden(
-        Frame::ToServer(ToServer::Heartbeat {
-            token: ALICE,
-            acks: acks(2, 0),
-        }),
+        Frame::ToServer(ToServer::Heartbeat { token: ALICE, acks: acks(2, 0) }),
         hex("FF 49 03 03 77 9C D8 3D C1 5C 9E DE 00 00 00 02 00 00 00 00 00 00 00 00"),
     );
     assert_golden(
-        Frame::ToClient(ToClient::ServerAck {
-            token: ALICE,
-            acks: acks(1, 0),
-        }),
+        Frame::ToClient(ToClient::ServerAck { token: ALICE, acks: acks(1, 0) }),
         hex("FF 49 03 86 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 00 00 00 00 00"),
     );
 }
@@ -207,68 +154,41 @@ fn sequenced(kind: &str, rest: &str) -> Vec<u8> {
 }
 
 #[test]
+#[rustfmt::skip]
 fn the_documents_reference_table() {
     let envelope = reference_envelope();
     let name = |name: &str| name.to_owned();
     assert_golden(
-        Frame::ToServer(ToServer::Join {
-            nonce: NONCE,
-            cookie: 0,
-            previous_token: 0,
-            name: name("alice"),
-        }),
+        Frame::ToServer(ToServer::Join { nonce: NONCE, cookie: 0, previous_token: 0, name: name("alice") }),
         padded(
             "FF 49 03 01 11 22 33 44 55 66 77 88 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
              05 61 6C 69 63 65",
         ),
     );
     assert_golden(
-        Frame::ToClient(ToClient::Challenge {
-            nonce: NONCE,
-            cookie: COOKIE,
-        }),
+        Frame::ToClient(ToClient::Challenge { nonce: NONCE, cookie: COOKIE }),
         hex("FF 49 03 8B 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00"),
     );
     assert_golden(
-        Frame::ToServer(ToServer::Join {
-            nonce: NONCE,
-            cookie: COOKIE,
-            previous_token: 0,
-            name: name("alice"),
-        }),
+        Frame::ToServer(ToServer::Join { nonce: NONCE, cookie: COOKIE, previous_token: 0, name: name("alice") }),
         padded(
             "FF 49 03 01 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00 00 00 00 00 00 00 00 00 \
              05 61 6C 69 63 65",
         ),
     );
     assert_golden(
-        Frame::ToClient(ToClient::Welcome {
-            nonce: NONCE,
-            token: TOKEN,
-            heartbeat_ms: 10_000,
-            flood: FloodTerms {
-                rate_milli: 5000,
-                burst: 10,
-            },
-            name: name("alice"),
-        }),
+        Frame::ToClient(ToClient::Welcome { nonce: NONCE, token: TOKEN, heartbeat_ms: 10_000, flood: FloodTerms { rate_milli: 5000, burst: 10 }, name: name("alice") }),
         hex(
             "FF 49 03 81 11 22 33 44 55 66 77 88 01 23 45 67 89 AB CD EF 00 00 27 10 00 00 13 88 \
              00 0A 05 61 6C 69 63 65",
         ),
     );
     assert_golden(
-        Frame::ToClient(ToClient::Refused {
-            nonce: NONCE,
-            reason: RefuseReason::VersionUnsupported,
-        }),
+        Frame::ToClient(ToClient::Refused { nonce: NONCE, reason: RefuseReason::VersionUnsupported }),
         hex("FF 49 03 82 11 22 33 44 55 66 77 88 05"),
     );
     assert_golden(
-        Frame::ToClient(ToClient::Refused {
-            nonce: NONCE,
-            reason: RefuseReason::TooManyFromAddress,
-        }),
+        Frame::ToClient(ToClient::Refused { nonce: NONCE, reason: RefuseReason::TooManyFromAddress }),
         hex("FF 49 03 82 11 22 33 44 55 66 77 88 07"),
     );
     let ack_bytes = |kind: &str| {
@@ -306,38 +226,14 @@ fn the_documents_reference_table() {
         hex("FF 49 03 89 01 23 45 67 89 AB CD EF"),
     );
     assert_golden(
-        Frame::ToClient(ToClient::Sequenced(
-            Envelope {
-                seq: 40,
-                ..envelope
-            },
-            Delivery::Missed { last: 1063 },
-        )),
+        Frame::ToClient(ToClient::Sequenced(Envelope { seq: 40, ..envelope }, Delivery::Missed { last: 1063 })),
         hex(
             "FF 49 03 8A 01 23 45 67 89 AB CD EF 00 00 00 28 00 00 00 03 00 00 00 00 00 00 00 05 \
              00 00 04 27",
         ),
     );
     assert_golden(
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Roster {
-                time_ms: TIME,
-                total: 2,
-                offset: 0,
-                entries: vec![
-                    RosterEntry {
-                        name: name("alice"),
-                        ..RosterEntry::default()
-                    },
-                    RosterEntry {
-                        name: name("bob"),
-                        away: name("lunch"),
-                        guest: false,
-                    },
-                ],
-            },
-        )),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Roster { time_ms: TIME, total: 2, offset: 0, entries: vec![ RosterEntry { name: name("alice"), ..RosterEntry::default() }, RosterEntry { name: name("bob"), away: name("lunch"), guest: false }, ] })),
         // The document's table (57 bytes) predates the flags byte after each entry (`00`:
         // not a guest) that its section 5 and its worked session show: these are 59.
         sequenced(
@@ -347,106 +243,48 @@ fn the_documents_reference_table() {
         ),
     );
     assert_golden(
-        Frame::ToServer(ToServer::Sequenced(
-            envelope,
-            Request::Private {
-                sent_ms: 1000,
-                to: name("bob"),
-                text: name("psst"),
-            },
-        )),
+        Frame::ToServer(ToServer::Sequenced(envelope, Request::Private { sent_ms: 1000, to: name("bob"), text: name("psst") })),
         sequenced(
             "07",
             "00 00 00 00 00 00 03 E8 03 62 6F 62 00 04 70 73 73 74",
         ),
     );
     assert_golden(
-        Frame::ToServer(ToServer::Sequenced(
-            envelope,
-            Request::Action {
-                sent_ms: 1000,
-                text: name("waves"),
-            },
-        )),
+        Frame::ToServer(ToServer::Sequenced(envelope, Request::Action { sent_ms: 1000, text: name("waves") })),
         sequenced("08", "00 00 00 00 00 00 03 E8 00 05 77 61 76 65 73"),
     );
     assert_golden(
-        Frame::ToServer(ToServer::Sequenced(
-            envelope,
-            Request::Nick {
-                sent_ms: 1000,
-                name: name("alicia"),
-            },
-        )),
+        Frame::ToServer(ToServer::Sequenced(envelope, Request::Nick { sent_ms: 1000, name: name("alicia") })),
         sequenced("09", "00 00 00 00 00 00 03 E8 06 61 6C 69 63 69 61"),
     );
     assert_golden(
-        Frame::ToServer(ToServer::Sequenced(
-            envelope,
-            Request::Away {
-                sent_ms: 1000,
-                reason: name("lunch"),
-            },
-        )),
+        Frame::ToServer(ToServer::Sequenced(envelope, Request::Away { sent_ms: 1000, reason: name("lunch") })),
         sequenced("0A", "00 00 00 00 00 00 03 E8 05 6C 75 6E 63 68"),
     );
     assert_golden(
-        Frame::ToServer(ToServer::Sequenced(
-            envelope,
-            Request::Away {
-                sent_ms: 1000,
-                reason: String::new(),
-            },
-        )),
+        Frame::ToServer(ToServer::Sequenced(envelope, Request::Away { sent_ms: 1000, reason: String::new() })),
         sequenced("0A", "00 00 00 00 00 00 03 E8 00"),
     );
     assert_golden(
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::PrivateMessage {
-                time_ms: TIME,
-                from: name("alice"),
-                to: name("bob"),
-                text: name("psst"),
-            },
-        )),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::PrivateMessage { time_ms: TIME, from: name("alice"), to: name("bob"), text: name("psst") })),
         sequenced(
             "8C",
             "00 00 01 9A B6 97 E8 7B 05 61 6C 69 63 65 03 62 6F 62 00 04 70 73 73 74",
         ),
     );
     assert_golden(
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::ActionMessage {
-                time_ms: TIME,
-                from: name("alice"),
-                text: name("waves"),
-            },
-        )),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::ActionMessage { time_ms: TIME, from: name("alice"), text: name("waves") })),
         sequenced(
             "8D",
             "00 00 01 9A B6 97 E8 7B 05 61 6C 69 63 65 00 05 77 61 76 65 73",
         ),
     );
     assert_golden(
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Renamed {
-                name: name("alicia"),
-            },
-        )),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Renamed { name: name("alicia") })),
         sequenced("8E", "06 61 6C 69 63 69 61"),
     );
     assert_golden(
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Disconnected {
-                time_ms: TIME,
-                reason: DisconnectReason::Kicked,
-                text: name("you were kicked by the operator"),
-            },
-        )),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Disconnected { time_ms: TIME, reason: DisconnectReason::Kicked, text: name("you were kicked by the operator") })),
         sequenced(
             "88",
             "00 00 01 9A B6 97 E8 7B 01 00 1F 79 6F 75 20 77 65 72 65 20 6B 69 63 6B 65 64 20 62 \
@@ -488,6 +326,7 @@ fn member(id: u64, addr: &str, name: &str) -> MemberRecord {
 
 /// One example of every kind the document shows no bytes for, and of the field shapes
 /// (IPv6 addresses, guest flags, presence changes with a name) it leaves out.
+#[rustfmt::skip]
 fn other_kinds() -> Vec<Frame> {
     let envelope = reference_envelope();
     let acks = envelope.acks;
@@ -496,176 +335,31 @@ fn other_kinds() -> Vec<Frame> {
         burst: 3,
     };
     vec![
-        Frame::ToServer(ToServer::Join {
-            nonce: NONCE,
-            cookie: COOKIE,
-            previous_token: TOKEN,
-            name: "zo\u{eb}".into(),
-        }),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Notice {
-                time_ms: TIME,
-                text: "bob joined".into(),
-            },
-        )),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Roster {
-                time_ms: TIME,
-                total: 9,
-                offset: 8,
-                entries: vec![RosterEntry {
-                    name: "guest1".into(),
-                    away: String::new(),
-                    guest: true,
-                }],
-            },
-        )),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Presence {
-                time_ms: TIME,
-                name: "alice".into(),
-                change: PresenceChange::Joined,
-            },
-        )),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Presence {
-                time_ms: TIME,
-                name: "bob".into(),
-                change: PresenceChange::Renamed {
-                    to: "robert".into(),
-                },
-            },
-        )),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Presence {
-                time_ms: TIME,
-                name: "bob".into(),
-                change: PresenceChange::Away {
-                    reason: "lunch".into(),
-                },
-            },
-        )),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Presence {
-                time_ms: TIME,
-                name: "bob".into(),
-                change: PresenceChange::Back,
-            },
-        )),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Disconnected {
-                time_ms: TIME,
-                reason: DisconnectReason::TimedOut,
-                text: String::new(),
-            },
-        )),
+        Frame::ToServer(ToServer::Join { nonce: NONCE, cookie: COOKIE, previous_token: TOKEN, name: "zo\u{eb}".into() }),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Notice { time_ms: TIME, text: "bob joined".into() })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Roster { time_ms: TIME, total: 9, offset: 8, entries: vec![RosterEntry { name: "guest1".into(), away: String::new(), guest: true }] })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Presence { time_ms: TIME, name: "alice".into(), change: PresenceChange::Joined })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Presence { time_ms: TIME, name: "bob".into(), change: PresenceChange::Renamed { to: "robert".into() } })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Presence { time_ms: TIME, name: "bob".into(), change: PresenceChange::Away { reason: "lunch".into() } })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Presence { time_ms: TIME, name: "bob".into(), change: PresenceChange::Back })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Disconnected { time_ms: TIME, reason: DisconnectReason::TimedOut, text: String::new() })),
         Frame::ToClient(ToClient::Probe { token: TOKEN }),
-        Frame::Peer(PeerFrame::Join {
-            nonce: NONCE,
-            cookie: COOKIE,
-            id: 0x0102_0304_0506_0708,
-            token: TOKEN,
-            clock_ms: 60_000,
-            flood,
-            name: "dave".into(),
-        }),
-        Frame::Peer(PeerFrame::Challenge {
-            nonce: NONCE,
-            cookie: COOKIE,
-        }),
-        Frame::Peer(PeerFrame::Welcome {
-            nonce: NONCE,
-            token: TOKEN,
-            your_joined_ms: TIME,
-            your_addr: "192.168.1.20:4000".parse().expect("an address"),
-            id: 0x0102_0304_0506_0708,
-            joined_ms: TIME - 1000,
-            clock_ms: 60_000,
-            flood,
-            name: "alice".into(),
-        }),
-        Frame::Peer(PeerFrame::Welcome {
-            nonce: NONCE,
-            token: TOKEN,
-            your_joined_ms: TIME,
-            your_addr: "[2001:db8::1]:4000".parse().expect("an address"),
-            id: 0x0102_0304_0506_0708,
-            joined_ms: TIME - 1000,
-            clock_ms: 60_000,
-            flood: FloodTerms::NONE,
-            name: "alice".into(),
-        }),
-        Frame::Peer(PeerFrame::Refused {
-            nonce: NONCE,
-            reason: RefuseReason::IsAServer,
-        }),
-        Frame::ToClient(ToClient::Refused {
-            nonce: NONCE,
-            reason: RefuseReason::Busy,
-        }),
+        Frame::Peer(PeerFrame::Join { nonce: NONCE, cookie: COOKIE, id: 0x0102_0304_0506_0708, token: TOKEN, clock_ms: 60_000, flood, name: "dave".into() }),
+        Frame::Peer(PeerFrame::Challenge { nonce: NONCE, cookie: COOKIE }),
+        Frame::Peer(PeerFrame::Welcome { nonce: NONCE, token: TOKEN, your_joined_ms: TIME, your_addr: "192.168.1.20:4000".parse().expect("an address"), id: 0x0102_0304_0506_0708, joined_ms: TIME - 1000, clock_ms: 60_000, flood, name: "alice".into() }),
+        Frame::Peer(PeerFrame::Welcome { nonce: NONCE, token: TOKEN, your_joined_ms: TIME, your_addr: "[2001:db8::1]:4000".parse().expect("an address"), id: 0x0102_0304_0506_0708, joined_ms: TIME - 1000, clock_ms: 60_000, flood: FloodTerms::NONE, name: "alice".into() }),
+        Frame::Peer(PeerFrame::Refused { nonce: NONCE, reason: RefuseReason::IsAServer }),
+        Frame::ToClient(ToClient::Refused { nonce: NONCE, reason: RefuseReason::Busy }),
         Frame::Peer(PeerFrame::Ack { token: TOKEN, acks }),
-        Frame::Peer(PeerFrame::NotMember {
-            token: TOKEN,
-            reason: GoneReason::TimedOut,
-        }),
-        Frame::Peer(PeerFrame::Sequenced(
-            envelope,
-            PeerItem::Chat {
-                time_ms: TIME,
-                sent_ms: 1000,
-                text: "salut".into(),
-            },
-        )),
-        Frame::Peer(PeerFrame::Sequenced(
-            envelope,
-            PeerItem::Private {
-                time_ms: TIME,
-                sent_ms: 1000,
-                text: "psst".into(),
-            },
-        )),
-        Frame::Peer(PeerFrame::Sequenced(
-            envelope,
-            PeerItem::Members {
-                last: true,
-                members: vec![
-                    member(7, "127.0.0.1:5000", "bob"),
-                    member(8, "[::1]:6000", "carol"),
-                ],
-            },
-        )),
-        Frame::Peer(PeerFrame::Sequenced(
-            envelope,
-            PeerItem::Members {
-                last: false,
-                members: vec![],
-            },
-        )),
-        Frame::Peer(PeerFrame::Sequenced(
-            envelope,
-            PeerItem::Announce {
-                member: member(9, "10.0.0.1:4000", "erin"),
-            },
-        )),
-        Frame::Peer(PeerFrame::Sequenced(
-            envelope,
-            PeerItem::Gone {
-                id: 9,
-                reason: GoneReason::NameTaken,
-            },
-        )),
+        Frame::Peer(PeerFrame::NotMember { token: TOKEN, reason: GoneReason::TimedOut }),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Chat { time_ms: TIME, sent_ms: 1000, text: "salut".into() })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Private { time_ms: TIME, sent_ms: 1000, text: "psst".into() })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Members { last: true, members: vec![ member(7, "127.0.0.1:5000", "bob"), member(8, "[::1]:6000", "carol"), ] })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Members { last: false, members: vec![] })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Announce { member: member(9, "10.0.0.1:4000", "erin") })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Gone { id: 9, reason: GoneReason::NameTaken })),
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Leave)),
-        Frame::Peer(PeerFrame::Sequenced(
-            envelope,
-            PeerItem::Flooded { dropped: 3 },
-        )),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Flooded { dropped: 3 })),
     ]
 }
 

@@ -140,12 +140,7 @@ frames! {
         /// the joining program's clock (milliseconds since it started) and `flood` the limit
         /// it applies to the member's messages (see [`PeerFrame::Hello`]).
         Join = PEER_JOIN_KIND, "peer join" {
-            nonce: u64,
-            cookie: u64,
-            id: u64,
-            token: u64,
-            clock_ms: u64,
-            flood: FloodTerms,
+            nonce: u64, cookie: u64, id: u64, token: u64, clock_ms: u64, flood: FloodTerms,
             name: String as PaddedName,
         },
         /// A member asks a joining peer to repeat its join with `cookie`, which only someone
@@ -158,15 +153,8 @@ frames! {
         /// its clock and limit (see [`PeerFrame::Hello`]). The rest of the room follows as
         /// [`PeerItem::Members`].
         Welcome = 0xC2, "peer welcome" {
-            nonce: u64,
-            token: u64,
-            your_joined_ms: i64,
-            your_addr: SocketAddr,
-            id: u64,
-            joined_ms: i64,
-            clock_ms: u64,
-            flood: FloodTerms,
-            name: String as Name,
+            nonce: u64, token: u64, your_joined_ms: i64, your_addr: SocketAddr,
+            id: u64, joined_ms: i64, clock_ms: u64, flood: FloodTerms, name: String as Name,
         },
         /// A member refused the join (name taken or invalid, address banned, room full).
         Refused = 0xC3, "peer refused" { nonce: u64, reason: RefuseReason },
@@ -178,12 +166,7 @@ frames! {
         /// the `sent_ms` of the sender's messages; `flood` is the limit the sender applies to
         /// the receiver's messages, which the receiver paces itself to.
         Hello = 0xC4, "peer hello" {
-            from_id: u64,
-            to_id: u64,
-            token: u64,
-            echo: u64,
-            clock_ms: u64,
-            flood: FloodTerms,
+            from_id: u64, to_id: u64, token: u64, echo: u64, clock_ms: u64, flood: FloodTerms,
         },
         /// Acknowledgements with nothing else to say; also the heartbeat that keeps a pair
         /// alive when nothing else flows.

@@ -14,291 +14,58 @@ fn envelope() -> Envelope {
     }
 }
 
+#[rustfmt::skip]
 fn every_kind() -> Vec<Frame> {
     let envelope = envelope();
     let acks = envelope.acks;
     vec![
-        Frame::ToServer(ToServer::Join {
-            nonce: 42,
-            cookie: 0,
-            previous_token: 0,
-            name: "alice".into(),
-        }),
-        Frame::ToServer(ToServer::Join {
-            nonce: 42,
-            cookie: u64::MAX,
-            previous_token: 0x0BAD_CAFE,
-            name: "alice".into(),
-        }),
-        Frame::ToClient(ToClient::Challenge {
-            nonce: 42,
-            cookie: 0xDEAD_BEEF,
-        }),
-        Frame::ToServer(ToServer::Sequenced(
-            envelope,
-            Request::Chat {
-                sent_ms: 1234,
-                text: "héllo wörld 日本 🎉".into(),
-            },
-        )),
+        Frame::ToServer(ToServer::Join { nonce: 42, cookie: 0, previous_token: 0, name: "alice".into() }),
+        Frame::ToServer(ToServer::Join { nonce: 42, cookie: u64::MAX, previous_token: 0x0BAD_CAFE, name: "alice".into() }),
+        Frame::ToClient(ToClient::Challenge { nonce: 42, cookie: 0xDEAD_BEEF }),
+        Frame::ToServer(ToServer::Sequenced(envelope, Request::Chat { sent_ms: 1234, text: "héllo wörld 日本 🎉".into() })),
         Frame::ToServer(ToServer::Sequenced(envelope, Request::List)),
         Frame::ToServer(ToServer::Sequenced(envelope, Request::Leave)),
         Frame::ToServer(ToServer::Heartbeat { token: 9, acks }),
         Frame::ToServer(ToServer::ClientAck { token: 9, acks }),
-        Frame::ToClient(ToClient::Welcome {
-            nonce: 42,
-            token: u64::MAX,
-            heartbeat_ms: 10_000,
-            flood: FloodTerms {
-                rate_milli: 5000,
-                burst: 10,
-            },
-            name: "Alice".into(),
-        }),
-        Frame::ToClient(ToClient::Refused {
-            nonce: 42,
-            reason: RefuseReason::NameTaken,
-        }),
-        Frame::ToClient(ToClient::Refused {
-            nonce: 0,
-            reason: RefuseReason::VersionUnsupported,
-        }),
-        Frame::ToClient(ToClient::Refused {
-            nonce: 1,
-            reason: RefuseReason::AddressInUse,
-        }),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Message {
-                time_ms: 1_764_000_000_123,
-                from: "bob".into(),
-                text: "hi".into(),
-            },
-        )),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Notice {
-                time_ms: -5,
-                text: "bob joined".into(),
-            },
-        )),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Roster {
-                time_ms: 7,
-                total: 3,
-                offset: 0,
-                entries: vec![
-                    RosterEntry {
-                        name: "a".into(),
-                        away: String::new(),
-                        guest: false,
-                    },
-                    RosterEntry {
-                        name: "bb".into(),
-                        away: "lunch 🍜".into(),
-                        guest: true,
-                    },
-                ],
-            },
-        )),
-        Frame::ToServer(ToServer::Sequenced(
-            envelope,
-            Request::Private {
-                sent_ms: 1,
-                to: "bob".into(),
-                text: "psst".into(),
-            },
-        )),
-        Frame::ToServer(ToServer::Sequenced(
-            envelope,
-            Request::Action {
-                sent_ms: 2,
-                text: "waves".into(),
-            },
-        )),
-        Frame::ToServer(ToServer::Sequenced(
-            envelope,
-            Request::Nick {
-                sent_ms: 3,
-                name: "alicia".into(),
-            },
-        )),
-        Frame::ToServer(ToServer::Sequenced(
-            envelope,
-            Request::Away {
-                sent_ms: u64::MAX,
-                reason: String::new(),
-            },
-        )),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::PrivateMessage {
-                time_ms: 3,
-                from: "alice".into(),
-                to: "bob".into(),
-                text: "psst".into(),
-            },
-        )),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::ActionMessage {
-                time_ms: 3,
-                from: "alice".into(),
-                text: "waves".into(),
-            },
-        )),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Renamed {
-                name: "alicia".into(),
-            },
-        )),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Presence {
-                time_ms: 4,
-                name: "bob".into(),
-                change: PresenceChange::KickedForFlooding,
-            },
-        )),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Presence {
-                time_ms: 4,
-                name: "bob".into(),
-                change: PresenceChange::Renamed {
-                    to: "robert".into(),
-                },
-            },
-        )),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Presence {
-                time_ms: 4,
-                name: "zoë".into(),
-                change: PresenceChange::Away {
-                    reason: "lunch 🍜".into(),
-                },
-            },
-        )),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Roster {
-                time_ms: 7,
-                total: 0,
-                offset: 0,
-                entries: vec![],
-            },
-        )),
-        Frame::ToClient(ToClient::Sequenced(
-            envelope,
-            Delivery::Disconnected {
-                time_ms: 9,
-                reason: DisconnectReason::Kicked,
-                text: "bye".into(),
-            },
-        )),
+        Frame::ToClient(ToClient::Welcome { nonce: 42, token: u64::MAX, heartbeat_ms: 10_000, flood: FloodTerms { rate_milli: 5000, burst: 10 }, name: "Alice".into() }),
+        Frame::ToClient(ToClient::Refused { nonce: 42, reason: RefuseReason::NameTaken }),
+        Frame::ToClient(ToClient::Refused { nonce: 0, reason: RefuseReason::VersionUnsupported }),
+        Frame::ToClient(ToClient::Refused { nonce: 1, reason: RefuseReason::AddressInUse }),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Message { time_ms: 1_764_000_000_123, from: "bob".into(), text: "hi".into() })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Notice { time_ms: -5, text: "bob joined".into() })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Roster { time_ms: 7, total: 3, offset: 0, entries: vec![ RosterEntry { name: "a".into(), away: String::new(), guest: false }, RosterEntry { name: "bb".into(), away: "lunch 🍜".into(), guest: true }] })),
+        Frame::ToServer(ToServer::Sequenced(envelope, Request::Private { sent_ms: 1, to: "bob".into(), text: "psst".into() })),
+        Frame::ToServer(ToServer::Sequenced(envelope, Request::Action { sent_ms: 2, text: "waves".into() })),
+        Frame::ToServer(ToServer::Sequenced(envelope, Request::Nick { sent_ms: 3, name: "alicia".into() })),
+        Frame::ToServer(ToServer::Sequenced(envelope, Request::Away { sent_ms: u64::MAX, reason: String::new() })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::PrivateMessage { time_ms: 3, from: "alice".into(), to: "bob".into(), text: "psst".into() })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::ActionMessage { time_ms: 3, from: "alice".into(), text: "waves".into() })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Renamed { name: "alicia".into() })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Presence { time_ms: 4, name: "bob".into(), change: PresenceChange::KickedForFlooding })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Presence { time_ms: 4, name: "bob".into(), change: PresenceChange::Renamed { to: "robert".into() } })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Presence { time_ms: 4, name: "zoë".into(), change: PresenceChange::Away { reason: "lunch 🍜".into() } })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Roster { time_ms: 7, total: 0, offset: 0, entries: vec![] })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Disconnected { time_ms: 9, reason: DisconnectReason::Kicked, text: "bye".into() })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Missed { last: 99 })),
         Frame::ToClient(ToClient::ServerAck { token: 9, acks }),
         Frame::ToClient(ToClient::LeaveAck { token: 9 }),
         Frame::ToClient(ToClient::NotJoined { token: 9 }),
         Frame::ToClient(ToClient::Probe { token: 9 }),
-        Frame::Peer(PeerFrame::Join {
-            nonce: 42,
-            cookie: 0,
-            id: 11,
-            token: 12,
-            clock_ms: 99,
-            flood: FloodTerms::NONE,
-            name: "dave".into(),
-        }),
-        Frame::Peer(PeerFrame::Challenge {
-            nonce: 42,
-            cookie: 0xBEEF,
-        }),
-        Frame::Peer(PeerFrame::Welcome {
-            nonce: 42,
-            token: 13,
-            your_joined_ms: 1_764_000_000_000,
-            your_addr: "[::1]:4000".parse().expect("an address"),
-            id: 14,
-            joined_ms: -1,
-            clock_ms: 7,
-            flood: FloodTerms {
-                rate_milli: 500,
-                burst: 3,
-            },
-            name: "alice".into(),
-        }),
-        Frame::Peer(PeerFrame::Refused {
-            nonce: 42,
-            reason: RefuseReason::NameTaken,
-        }),
-        Frame::Peer(PeerFrame::Hello {
-            from_id: 1,
-            to_id: 2,
-            token: 3,
-            echo: 0,
-            clock_ms: 1_000_000,
-            flood: FloodTerms {
-                rate_milli: 5000,
-                burst: 10,
-            },
-        }),
+        Frame::Peer(PeerFrame::Join { nonce: 42, cookie: 0, id: 11, token: 12, clock_ms: 99, flood: FloodTerms::NONE, name: "dave".into() }),
+        Frame::Peer(PeerFrame::Challenge { nonce: 42, cookie: 0xBEEF }),
+        Frame::Peer(PeerFrame::Welcome { nonce: 42, token: 13, your_joined_ms: 1_764_000_000_000, your_addr: "[::1]:4000".parse().expect("an address"), id: 14, joined_ms: -1, clock_ms: 7, flood: FloodTerms { rate_milli: 500, burst: 3 }, name: "alice".into() }),
+        Frame::Peer(PeerFrame::Refused { nonce: 42, reason: RefuseReason::NameTaken }),
+        Frame::Peer(PeerFrame::Hello { from_id: 1, to_id: 2, token: 3, echo: 0, clock_ms: 1_000_000, flood: FloodTerms { rate_milli: 5000, burst: 10 } }),
         Frame::Peer(PeerFrame::Ack { token: 9, acks }),
-        Frame::Peer(PeerFrame::NotMember {
-            token: 9,
-            reason: GoneReason::TimedOut,
-        }),
-        Frame::Peer(PeerFrame::Sequenced(
-            envelope,
-            PeerItem::Chat {
-                time_ms: 5,
-                sent_ms: 4,
-                text: "salut 🎉".into(),
-            },
-        )),
-        Frame::Peer(PeerFrame::Sequenced(
-            envelope,
-            PeerItem::Private {
-                time_ms: 6,
-                sent_ms: 5,
-                text: "psst".into(),
-            },
-        )),
-        Frame::Peer(PeerFrame::Sequenced(
-            envelope,
-            PeerItem::Members {
-                last: true,
-                members: vec![member("bob", "127.0.0.1:5000"), member("zoë", "[::1]:6000")],
-            },
-        )),
-        Frame::Peer(PeerFrame::Sequenced(
-            envelope,
-            PeerItem::Members {
-                last: false,
-                members: vec![],
-            },
-        )),
-        Frame::Peer(PeerFrame::Sequenced(
-            envelope,
-            PeerItem::Announce {
-                member: member("carol", "10.0.0.1:4000"),
-            },
-        )),
-        Frame::Peer(PeerFrame::Sequenced(
-            envelope,
-            PeerItem::Gone {
-                id: 77,
-                reason: GoneReason::NameTaken,
-            },
-        )),
+        Frame::Peer(PeerFrame::NotMember { token: 9, reason: GoneReason::TimedOut }),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Chat { time_ms: 5, sent_ms: 4, text: "salut 🎉".into() })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Private { time_ms: 6, sent_ms: 5, text: "psst".into() })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Members { last: true, members: vec![member("bob", "127.0.0.1:5000"), member("zoë", "[::1]:6000")] })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Members { last: false, members: vec![] })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Announce { member: member("carol", "10.0.0.1:4000") })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Gone { id: 77, reason: GoneReason::NameTaken })),
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Leave)),
-        Frame::Peer(PeerFrame::Sequenced(
-            envelope,
-            PeerItem::Flooded { dropped: 3 },
-        )),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Flooded { dropped: 3 })),
     ]
 }
 
