@@ -883,8 +883,8 @@ fn the_server_logs_one_timestamped_line_per_join_message_and_leave() {
     }
 }
 
-// Further behaviour issue 2 asks for (console commands, signals, timeouts, IPv6, flood
-// limits, piped input), checked the same way.
+// Console commands, signals, timeouts, IPv6, flood limits and piped input, checked the
+// same way.
 
 #[test]
 fn a_client_killed_with_sigkill_rejoins_under_its_name_within_8_seconds() {

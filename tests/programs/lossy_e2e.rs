@@ -2,7 +2,7 @@
 //! and three `icq-client`s talking through the test relay (`relay`), which drops, duplicates
 //! and delays datagrams with a seeded generator.
 //!
-//! This file owns the promise of issue 3 as a user sees it: every line typed reaches every
+//! This file owns the delivery promise as a user sees it: every line typed reaches every
 //! client exactly once, each sender's lines in the order typed, every client in the
 //! server's order, and `/exit` still ends each client with status 0. The protocol's corner
 //! cases belong to the simulation (`lossy.rs`), which runs many seeds on a fake clock; this
@@ -14,10 +14,12 @@
 
 use std::time::{Duration, Instant};
 
+use crate::impairment::Impairment;
 use crate::process::{
     Process, ServerOptions, Stream, TestServer, WAIT, join_client, matching, split_stamp,
 };
-use crate::relay::{Impairment, Relay, RelayStats};
+use crate::relay::{Relay, RelayStats};
+use crate::rng::chosen_seed;
 
 /// The seed of the relay's decisions, unless `ICQ_SEED` says otherwise.
 const SEED: u64 = 3;
@@ -97,7 +99,7 @@ fn first_difference(a: &[(String, String)], b: &[(String, String)]) -> String {
 
 /// Which seed to use: `ICQ_SEED` or [`SEED`].
 fn seed() -> u64 {
-    std::env::var("ICQ_SEED").map_or(SEED, |s| s.parse().expect("ICQ_SEED is a number"))
+    chosen_seed().unwrap_or(SEED)
 }
 
 /// What one conversation cost.

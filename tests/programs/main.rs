@@ -2,8 +2,12 @@
 //! a lossy relay, in a pseudo-terminal, with their command lines. One binary, so the process
 //! and relay helpers are compiled once.
 
+#[path = "../shared/impairment.rs"]
+mod impairment;
 mod process;
 mod relay;
+#[path = "../shared/rng.rs"]
+mod rng;
 
 mod cli;
 mod e2e;

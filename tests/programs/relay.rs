@@ -12,7 +12,7 @@
 //! them stop when the relay is dropped (a shared stop flag; receives use a short timeout so
 //! they notice it) and the drop joins them, so a test never leaves a thread behind.
 //!
-//! Determinism: each flow (one client, one direction) draws from its own [`SplitMix64`],
+//! Determinism: each flow (one client, one direction) draws from its own [`Rng`],
 //! derived from the seed, the client's number (in the order clients first spoke) and the
 //! direction, and every datagram draws the same four numbers whatever the impairment. So
 //! the fate of the n-th datagram of a flow depends only on the seed and the impairment —
@@ -38,6 +38,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::impairment::Impairment;
+use crate::rng::Rng;
+
 /// How long a receiving thread blocks before looking at the stop flag again: the most a drop
 /// waits for the threads to notice.
 const TICK: Duration = Duration::from_millis(20);
@@ -49,74 +52,6 @@ pub const MAX_CLIENTS: usize = 64;
 
 /// Large enough for any UDP datagram.
 const BUFFER: usize = 65_536;
-
-/// A small, fast, seedable generator (SplitMix64). The relay's decisions must not depend on
-/// a crate's idea of randomness changing between versions, so it is written out here.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator whose sequence is fixed by `seed`.
-    pub fn new(seed: u64) -> SplitMix64 {
-        SplitMix64(seed)
-    }
-
-    /// The next number of the sequence.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `[0, 1)`, from the top 53 bits.
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-
-    /// A duration between zero and `max`, both included, to the microsecond.
-    pub fn up_to(&mut self, max: Duration) -> Duration {
-        let max_us = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
-        Duration::from_micros(self.next_u64() % max_us.saturating_add(1))
-    }
-}
-
-/// What the relay does to each datagram: loses it with probability `loss`; otherwise sends
-/// it, and a second copy with probability `duplication`, each copy after a delay drawn
-/// evenly from zero to `max_delay` (so datagrams overtake each other).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Impairment {
-    pub loss: f64,
-    pub duplication: f64,
-    pub max_delay: Duration,
-}
-
-impl Impairment {
-    /// A perfect network: every datagram once, at once, in order.
-    pub const NONE: Impairment = Impairment {
-        loss: 0.0,
-        duplication: 0.0,
-        max_delay: Duration::ZERO,
-    };
-}
-
-impl fmt::Display for Impairment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:.0} % loss, {:.0} % duplication, 0-{} ms delay",
-            self.loss * 100.0,
-            self.duplication * 100.0,
-            self.max_delay.as_millis()
-        )
-    }
-}
 
 /// Which way a datagram travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,7 +254,7 @@ impl Shared {
     /// depend on what happened to the ones before.
     fn impair(
         &self,
-        rng: &mut SplitMix64,
+        rng: &mut Rng,
         client: usize,
         direction: Direction,
         socket: &Arc<UdpSocket>,
@@ -327,19 +262,14 @@ impl Shared {
         datagram: &[u8],
     ) {
         let impairment = *lock(&self.impairment);
-        let lost = rng.chance(impairment.loss);
-        let duplicated = rng.chance(impairment.duplication);
-        let delays = [
-            rng.up_to(impairment.max_delay),
-            rng.up_to(impairment.max_delay),
-        ];
+        let delays = impairment.copies(rng);
         let counters = self.counters(direction);
         bump(&counters.received);
         if self.trace {
-            let fate = match (lost, duplicated) {
-                (true, _) => "lost".to_owned(),
-                (false, false) => format!("after {:?}", delays[0]),
-                (false, true) => format!("twice, after {:?} and {:?}", delays[0], delays[1]),
+            let fate = match delays[..] {
+                [] => "lost".to_owned(),
+                [once] => format!("after {once:?}"),
+                _ => format!("twice, after {:?} and {:?}", delays[0], delays[1]),
             };
             let frame = match icq::wire::Frame::decode(datagram) {
                 Ok(frame) => format!("{frame:?}"),
@@ -350,20 +280,18 @@ impl Shared {
                 self.started.elapsed().as_secs_f64() * 1000.0
             );
         }
-        if lost {
-            bump(&counters.dropped);
-            return;
+        match delays.len() {
+            0 => {
+                bump(&counters.dropped);
+                return;
+            }
+            1 => {}
+            _ => bump(&counters.duplicated),
         }
-        let copies = if duplicated {
-            bump(&counters.duplicated);
-            2
-        } else {
-            1
-        };
         let now = Instant::now();
         let payload: Arc<[u8]> = datagram.into();
         let mut queue = lock(&self.queue);
-        for delay in &delays[..copies] {
+        for delay in &delays {
             let order = queue.next_order;
             queue.next_order += 1;
             queue.copies.push(Scheduled {
@@ -478,17 +406,17 @@ struct Flow {
     /// Faces the server on the client's behalf.
     upstream: Arc<UdpSocket>,
     /// Draws the fate of this client's datagrams to the server.
-    rng: SplitMix64,
+    rng: Rng,
 }
 
 /// The generator for one flow: the `2 * client + direction`-th number after `seed` seeds it.
-fn flow_rng(seed: u64, client: usize, direction: Direction) -> SplitMix64 {
-    let mut from_seed = SplitMix64::new(seed);
+fn flow_rng(seed: u64, client: usize, direction: Direction) -> Rng {
+    let mut from_seed = Rng::new(seed);
     let mut flow_seed = 0;
     for _ in 0..=(2 * client + direction.index()) {
         flow_seed = from_seed.next_u64();
     }
-    SplitMix64::new(flow_seed)
+    Rng::new(flow_seed)
 }
 
 /// The client-side thread: receives from clients, starts a flow for each new client

@@ -1,4 +1,4 @@
-//! The garbage storm (issue 4, "Parser robustness"), end to end with the real binaries: a
+//! The garbage storm (parser robustness), end to end with the real binaries: a
 //! server on loopback with three named clients chatting while raw sockets fire 100 000
 //! random datagrams at it, of random sizes up to the largest UDP payload (65 507 bytes):
 //! pure random bytes, the frame header followed by random bytes, valid frames mutated, and
@@ -14,7 +14,7 @@
 //! memory before and after) are printed for the issue's closing note: run with
 //! `--nocapture` to see them.
 //!
-//! Every random choice comes from a [`SplitMix64`] with a fixed seed per sender, so a storm
+//! Every random choice comes from a [`Rng`] with a fixed seed per sender, so a storm
 //! is the same datagrams every run (their timing, and so what the kernel drops, is not).
 //! Nothing here sleeps "long enough": the clients type when the storm has reached a given
 //! count, and every wait has a deadline.
@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use crate::process::{
     LineMatcher, Process, ServerOptions, TestServer, WAIT, join_client, matching, split_stamp,
 };
+use crate::rng::Rng;
 use icq::wire::Acks;
 use icq::wire::{
     self, DisconnectReason, Envelope, FloodTerms, Frame, GoneReason, MAGIC, MAX_DATAGRAM,
@@ -79,43 +80,9 @@ const EDGE_SIZES: [usize; 14] = [
     MAX_UDP_PAYLOAD,
 ];
 
-/// Sebastiano Vigna's SplitMix64: tiny, fast, and good enough to make garbage.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number below `n` (`n` > 0; the bias of `%` does not matter here).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// True `percent` times in a hundred.
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-
-    fn fill(&mut self, bytes: &mut [u8]) {
-        for chunk in bytes.chunks_mut(8) {
-            let word = self.next().to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
-    }
-}
-
 /// A datagram size: mostly within a frame's limit (where the decoder has most to do), often
 /// far beyond it, sometimes exactly on an edge.
-fn random_size(rng: &mut SplitMix64) -> usize {
+fn random_size(rng: &mut Rng) -> usize {
     match rng.below(100) {
         0..80 => rng.below(MAX_DATAGRAM + 101),
         80..95 => MAX_DATAGRAM + 101 + rng.below(MAX_UDP_PAYLOAD - MAX_DATAGRAM - 100),
@@ -124,14 +91,14 @@ fn random_size(rng: &mut SplitMix64) -> usize {
 }
 
 /// A string of ASCII, accented, CJK, emoji and control characters, at most `max_bytes` long.
-fn random_string(rng: &mut SplitMix64, max_chars: usize, max_bytes: usize) -> String {
+fn random_string(rng: &mut Rng, max_chars: usize, max_bytes: usize) -> String {
     const ODD: [char; 10] = [
         'é', '日', '🎉', '\u{0}', '\u{1b}', '\u{7f}', '\u{9b}', '\u{202e}', '\u{200b}', ' ',
     ];
     let chars = rng.below(max_chars + 1);
     let text: String = (0..chars)
         .map(|_| {
-            if rng.chance(80) {
+            if rng.chance(0.80) {
                 char::from(b'a' + rng.below(26) as u8)
             } else {
                 ODD[rng.below(ODD.len())]
@@ -141,39 +108,39 @@ fn random_string(rng: &mut SplitMix64, max_chars: usize, max_bytes: usize) -> St
     wire::truncate_to_char_boundary(&text, max_bytes).to_owned()
 }
 
-fn random_name(rng: &mut SplitMix64) -> String {
+fn random_name(rng: &mut Rng) -> String {
     random_string(rng, 40, MAX_NAME_BYTES)
 }
 
-fn random_text(rng: &mut SplitMix64) -> String {
-    let max_chars = if rng.chance(20) { MAX_TEXT_BYTES } else { 40 };
+fn random_text(rng: &mut Rng) -> String {
+    let max_chars = if rng.chance(0.20) { MAX_TEXT_BYTES } else { 40 };
     random_string(rng, max_chars, MAX_TEXT_BYTES)
 }
 
-fn random_acks(rng: &mut SplitMix64) -> Acks {
+fn random_acks(rng: &mut Rng) -> Acks {
     Acks {
-        through: rng.next() as u32,
-        also: rng.next(),
+        through: rng.next_u64() as u32,
+        also: rng.next_u64(),
     }
 }
 
 /// A random token and acknowledgements, and a sequence number that is small half the time
 /// (inside a session's window, were the token right).
-fn random_envelope(rng: &mut SplitMix64) -> Envelope {
-    let seq = if rng.chance(50) {
+fn random_envelope(rng: &mut Rng) -> Envelope {
+    let seq = if rng.chance(0.50) {
         rng.below(80) as u32
     } else {
-        rng.next() as u32
+        rng.next_u64() as u32
     };
     Envelope {
-        token: rng.next(),
+        token: rng.next_u64(),
         seq,
         acks: random_acks(rng),
     }
 }
 
 /// Random flood terms: none, the usual, or anything.
-fn random_terms(rng: &mut SplitMix64) -> FloodTerms {
+fn random_terms(rng: &mut Rng) -> FloodTerms {
     match rng.below(3) {
         0 => FloodTerms::NONE,
         1 => FloodTerms {
@@ -181,8 +148,8 @@ fn random_terms(rng: &mut SplitMix64) -> FloodTerms {
             burst: 10,
         },
         _ => FloodTerms {
-            rate_milli: rng.next() as u32,
-            burst: rng.next() as u16,
+            rate_milli: rng.next_u64() as u32,
+            burst: rng.next_u64() as u16,
         },
     }
 }
@@ -193,40 +160,40 @@ const KINDS: usize = 40;
 /// A valid frame of a random kind with random fields (and so, for every kind that carries
 /// one, a random token). Every kind is listed here once: a new kind is one more arm (and
 /// [`KINDS`] one more), and `random_frame_makes_every_kind` checks none is forgotten.
-fn random_frame(rng: &mut SplitMix64) -> Frame {
+fn random_frame(rng: &mut Rng) -> Frame {
     match rng.below(KINDS) {
         0 => Frame::ToServer(ToServer::Join {
-            nonce: rng.next(),
-            cookie: if rng.chance(50) { 0 } else { rng.next() },
-            previous_token: if rng.chance(50) { 0 } else { rng.next() },
+            nonce: rng.next_u64(),
+            cookie: if rng.chance(0.50) { 0 } else { rng.next_u64() },
+            previous_token: if rng.chance(0.50) { 0 } else { rng.next_u64() },
             name: random_name(rng),
         }),
         1 => Frame::ToServer(ToServer::Sequenced(
             random_envelope(rng),
             Request::Chat {
-                sent_ms: rng.next(),
+                sent_ms: rng.next_u64(),
                 text: random_text(rng),
             },
         )),
         2 => Frame::ToServer(ToServer::Sequenced(random_envelope(rng), Request::List)),
         3 => Frame::ToServer(ToServer::Sequenced(random_envelope(rng), Request::Leave)),
         4 => Frame::ToServer(ToServer::Heartbeat {
-            token: rng.next(),
+            token: rng.next_u64(),
             acks: random_acks(rng),
         }),
         5 => Frame::ToServer(ToServer::ClientAck {
-            token: rng.next(),
+            token: rng.next_u64(),
             acks: random_acks(rng),
         }),
         6 => Frame::ToClient(ToClient::Welcome {
-            nonce: rng.next(),
-            token: rng.next(),
-            heartbeat_ms: rng.next() as u32,
+            nonce: rng.next_u64(),
+            token: rng.next_u64(),
+            heartbeat_ms: rng.next_u64() as u32,
             flood: random_terms(rng),
             name: random_name(rng),
         }),
         7 => Frame::ToClient(ToClient::Refused {
-            nonce: rng.next(),
+            nonce: rng.next_u64(),
             reason: [
                 RefuseReason::NameTaken,
                 RefuseReason::NameInvalid,
@@ -241,7 +208,7 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
         8 => Frame::ToClient(ToClient::Sequenced(
             random_envelope(rng),
             Delivery::Message {
-                time_ms: rng.next() as i64,
+                time_ms: rng.next_u64() as i64,
                 from: random_name(rng),
                 text: random_text(rng),
             },
@@ -249,21 +216,21 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
         9 => Frame::ToClient(ToClient::Sequenced(
             random_envelope(rng),
             Delivery::Notice {
-                time_ms: rng.next() as i64,
+                time_ms: rng.next_u64() as i64,
                 text: random_text(rng),
             },
         )),
         10 => Frame::ToClient(ToClient::Sequenced(
             random_envelope(rng),
             Delivery::Roster {
-                time_ms: rng.next() as i64,
-                total: rng.next() as u16,
-                offset: rng.next() as u16,
+                time_ms: rng.next_u64() as i64,
+                total: rng.next_u64() as u16,
+                offset: rng.next_u64() as u16,
                 entries: (0..rng.below(8))
                     .map(|_| RosterEntry {
                         name: random_string(rng, 12, 48),
                         away: random_string(rng, 4, 16),
-                        guest: rng.chance(50),
+                        guest: rng.chance(0.50),
                     })
                     .collect(),
             },
@@ -271,7 +238,7 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
         11 => Frame::ToClient(ToClient::Sequenced(
             random_envelope(rng),
             Delivery::Disconnected {
-                time_ms: rng.next() as i64,
+                time_ms: rng.next_u64() as i64,
                 reason: [
                     DisconnectReason::Kicked,
                     DisconnectReason::Banned,
@@ -284,23 +251,27 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
         12 => Frame::ToClient(ToClient::Sequenced(
             random_envelope(rng),
             Delivery::Missed {
-                last: rng.next() as u32,
+                last: rng.next_u64() as u32,
             },
         )),
         13 => Frame::ToClient(ToClient::ServerAck {
-            token: rng.next(),
+            token: rng.next_u64(),
             acks: random_acks(rng),
         }),
-        14 => Frame::ToClient(ToClient::LeaveAck { token: rng.next() }),
-        15 => Frame::ToClient(ToClient::NotJoined { token: rng.next() }),
+        14 => Frame::ToClient(ToClient::LeaveAck {
+            token: rng.next_u64(),
+        }),
+        15 => Frame::ToClient(ToClient::NotJoined {
+            token: rng.next_u64(),
+        }),
         16 => Frame::ToClient(ToClient::Challenge {
-            nonce: rng.next(),
-            cookie: rng.next(),
+            nonce: rng.next_u64(),
+            cookie: rng.next_u64(),
         }),
         17 => Frame::ToServer(ToServer::Sequenced(
             random_envelope(rng),
             Request::Private {
-                sent_ms: rng.next(),
+                sent_ms: rng.next_u64(),
                 to: random_name(rng),
                 text: random_text(rng),
             },
@@ -308,28 +279,28 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
         18 => Frame::ToServer(ToServer::Sequenced(
             random_envelope(rng),
             Request::Action {
-                sent_ms: rng.next(),
+                sent_ms: rng.next_u64(),
                 text: random_text(rng),
             },
         )),
         19 => Frame::ToServer(ToServer::Sequenced(
             random_envelope(rng),
             Request::Nick {
-                sent_ms: rng.next(),
+                sent_ms: rng.next_u64(),
                 name: random_name(rng),
             },
         )),
         20 => Frame::ToServer(ToServer::Sequenced(
             random_envelope(rng),
             Request::Away {
-                sent_ms: rng.next(),
+                sent_ms: rng.next_u64(),
                 reason: random_name(rng),
             },
         )),
         21 => Frame::ToClient(ToClient::Sequenced(
             random_envelope(rng),
             Delivery::PrivateMessage {
-                time_ms: rng.next() as i64,
+                time_ms: rng.next_u64() as i64,
                 from: random_name(rng),
                 to: random_name(rng),
                 text: random_text(rng),
@@ -338,7 +309,7 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
         22 => Frame::ToClient(ToClient::Sequenced(
             random_envelope(rng),
             Delivery::ActionMessage {
-                time_ms: rng.next() as i64,
+                time_ms: rng.next_u64() as i64,
                 from: random_name(rng),
                 text: random_text(rng),
             },
@@ -350,69 +321,69 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
             },
         )),
         24 => Frame::Peer(PeerFrame::Join {
-            nonce: rng.next(),
-            cookie: if rng.chance(50) { 0 } else { rng.next() },
-            id: rng.next(),
-            token: rng.next(),
-            clock_ms: rng.next(),
+            nonce: rng.next_u64(),
+            cookie: if rng.chance(0.50) { 0 } else { rng.next_u64() },
+            id: rng.next_u64(),
+            token: rng.next_u64(),
+            clock_ms: rng.next_u64(),
             flood: random_terms(rng),
             name: random_name(rng),
         }),
         25 => Frame::Peer(PeerFrame::Challenge {
-            nonce: rng.next(),
-            cookie: rng.next(),
+            nonce: rng.next_u64(),
+            cookie: rng.next_u64(),
         }),
         26 => Frame::Peer(PeerFrame::Welcome {
-            nonce: rng.next(),
-            token: rng.next(),
-            your_joined_ms: rng.next() as i64,
+            nonce: rng.next_u64(),
+            token: rng.next_u64(),
+            your_joined_ms: rng.next_u64() as i64,
             your_addr: random_addr(rng),
-            id: rng.next(),
-            joined_ms: rng.next() as i64,
-            clock_ms: rng.next(),
+            id: rng.next_u64(),
+            joined_ms: rng.next_u64() as i64,
+            clock_ms: rng.next_u64(),
             flood: random_terms(rng),
             name: random_name(rng),
         }),
         27 => Frame::Peer(PeerFrame::Refused {
-            nonce: rng.next(),
+            nonce: rng.next_u64(),
             reason: RefuseReason::NameTaken,
         }),
         28 => Frame::Peer(PeerFrame::Hello {
-            from_id: rng.next(),
-            to_id: rng.next(),
-            token: rng.next(),
-            echo: rng.next(),
-            clock_ms: rng.next(),
+            from_id: rng.next_u64(),
+            to_id: rng.next_u64(),
+            token: rng.next_u64(),
+            echo: rng.next_u64(),
+            clock_ms: rng.next_u64(),
             flood: random_terms(rng),
         }),
         29 => Frame::Peer(PeerFrame::Ack {
-            token: rng.next(),
+            token: rng.next_u64(),
             acks: random_acks(rng),
         }),
         30 => Frame::Peer(PeerFrame::NotMember {
-            token: rng.next(),
+            token: rng.next_u64(),
             reason: GoneReason::TimedOut,
         }),
         31 => Frame::Peer(PeerFrame::Sequenced(
             random_envelope(rng),
             PeerItem::Chat {
-                time_ms: rng.next() as i64,
-                sent_ms: rng.next(),
+                time_ms: rng.next_u64() as i64,
+                sent_ms: rng.next_u64(),
                 text: random_text(rng),
             },
         )),
         32 => Frame::Peer(PeerFrame::Sequenced(
             random_envelope(rng),
             PeerItem::Private {
-                time_ms: rng.next() as i64,
-                sent_ms: rng.next(),
+                time_ms: rng.next_u64() as i64,
+                sent_ms: rng.next_u64(),
                 text: random_text(rng),
             },
         )),
         33 => Frame::Peer(PeerFrame::Sequenced(
             random_envelope(rng),
             PeerItem::Members {
-                last: rng.chance(50),
+                last: rng.chance(0.50),
                 members: (0..rng.below(6)).map(|_| random_member(rng)).collect(),
             },
         )),
@@ -425,7 +396,7 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
         35 => Frame::Peer(PeerFrame::Sequenced(
             random_envelope(rng),
             PeerItem::Gone {
-                id: rng.next(),
+                id: rng.next_u64(),
                 reason: GoneReason::Left,
             },
         )),
@@ -433,14 +404,16 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
         37 => Frame::Peer(PeerFrame::Sequenced(
             random_envelope(rng),
             PeerItem::Flooded {
-                dropped: rng.next() as u32,
+                dropped: rng.next_u64() as u32,
             },
         )),
-        38 => Frame::ToClient(ToClient::Probe { token: rng.next() }),
+        38 => Frame::ToClient(ToClient::Probe {
+            token: rng.next_u64(),
+        }),
         _ => Frame::ToClient(ToClient::Sequenced(
             random_envelope(rng),
             Delivery::Presence {
-                time_ms: rng.next() as i64,
+                time_ms: rng.next_u64() as i64,
                 name: random_name(rng),
                 change: match rng.below(4) {
                     0 => PresenceChange::Joined,
@@ -458,20 +431,21 @@ fn random_frame(rng: &mut SplitMix64) -> Frame {
 }
 
 /// A random IPv4 or IPv6 address and port.
-fn random_addr(rng: &mut SplitMix64) -> SocketAddr {
-    let ip: std::net::IpAddr = if rng.chance(50) {
-        std::net::Ipv4Addr::from(rng.next() as u32).into()
+fn random_addr(rng: &mut Rng) -> SocketAddr {
+    let ip: std::net::IpAddr = if rng.chance(0.50) {
+        std::net::Ipv4Addr::from(rng.next_u64() as u32).into()
     } else {
-        std::net::Ipv6Addr::from(u128::from(rng.next()) << 64 | u128::from(rng.next())).into()
+        std::net::Ipv6Addr::from(u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64()))
+            .into()
     };
-    SocketAddr::new(ip, rng.next() as u16)
+    SocketAddr::new(ip, rng.next_u64() as u16)
 }
 
 /// A peer-mode member record with random fields.
-fn random_member(rng: &mut SplitMix64) -> MemberRecord {
+fn random_member(rng: &mut Rng) -> MemberRecord {
     MemberRecord {
-        id: rng.next(),
-        joined_ms: rng.next() as i64,
+        id: rng.next_u64(),
+        joined_ms: rng.next_u64() as i64,
         addr: random_addr(rng),
         name: random_name(rng),
     }
@@ -526,11 +500,11 @@ fn kind_index(frame: &Frame) -> usize {
 
 /// Changes a datagram one to four times: flip a bit, overwrite, insert or delete a byte,
 /// truncate, append random bytes, or grow it to a random size.
-fn mutate(rng: &mut SplitMix64, bytes: &mut Vec<u8>) {
+fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
     for _ in 0..1 + rng.below(4) {
         let len = bytes.len();
         // Half the changes hit the first 48 bytes: header, envelope, length prefixes.
-        let at = if rng.chance(50) {
+        let at = if rng.chance(0.50) {
             rng.below(48)
         } else {
             rng.below(len.max(1))
@@ -568,14 +542,14 @@ enum Shape {
 }
 
 /// Writes one storm datagram into `out`, at most [`MAX_UDP_PAYLOAD`] bytes.
-fn storm_datagram(rng: &mut SplitMix64, out: &mut Vec<u8>) -> Shape {
+fn storm_datagram(rng: &mut Rng, out: &mut Vec<u8>) -> Shape {
     out.clear();
     let shape = make_datagram(rng, out);
     out.truncate(MAX_UDP_PAYLOAD);
     shape
 }
 
-fn make_datagram(rng: &mut SplitMix64, out: &mut Vec<u8>) -> Shape {
+fn make_datagram(rng: &mut Rng, out: &mut Vec<u8>) -> Shape {
     match rng.below(100) {
         0..30 => {
             out.resize(random_size(rng), 0);
@@ -583,7 +557,11 @@ fn make_datagram(rng: &mut SplitMix64, out: &mut Vec<u8>) -> Shape {
             Shape::Random
         }
         30..55 => {
-            let version = if rng.chance(80) { VERSION } else { rng.byte() };
+            let version = if rng.chance(0.80) {
+                VERSION
+            } else {
+                rng.byte()
+            };
             let kind = match rng.below(3) {
                 0 => rng.below(0x11) as u8,
                 1 => 0x80 + rng.below(0x11) as u8,
@@ -593,7 +571,7 @@ fn make_datagram(rng: &mut SplitMix64, out: &mut Vec<u8>) -> Shape {
             let size = random_size(rng).max(out.len());
             out.resize(size, 0);
             // Half the tails are small bytes, so length prefixes look plausible.
-            if rng.chance(50) {
+            if rng.chance(0.50) {
                 rng.fill(&mut out[4..]);
             } else {
                 for byte in &mut out[4..] {
@@ -662,7 +640,7 @@ fn fire(
     socket
         .set_write_timeout(Some(WAIT))
         .expect("set the storm socket's write timeout");
-    let mut rng = SplitMix64(seed);
+    let mut rng = Rng::new(seed);
     let mut report = SenderReport::default();
     let mut datagram = Vec::with_capacity(MAX_UDP_PAYLOAD);
     let mut buffer = vec![0u8; 65_536];
@@ -803,7 +781,7 @@ fn assert_still_running(server: &mut TestServer) {
 
 #[test]
 fn random_frame_makes_every_kind() {
-    let mut rng = SplitMix64(1);
+    let mut rng = Rng::new(1);
     let mut seen = [false; KINDS];
     for _ in 0..1000 {
         let frame = random_frame(&mut rng);

@@ -1,5 +1,5 @@
-//! Hostile input, one test per defence of issue 4, on the sans-IO server and clients
-//! (`util::Sim`, fake clock): spoofed frames, reflection, resource caps, flood fairness,
+//! Hostile input, one test per defence against it, on the sans-IO server and clients
+//! (`sim::room`, fake clock): spoofed frames, reflection, resource caps, flood fairness,
 //! confusable names, escape sequences, ban-list edge cases.
 //!
 //! This file owns the proof that each attack is defeated. Parser robustness (property tests)
@@ -21,10 +21,10 @@ use icq::wire::Acks;
 use icq::wire::{Delivery, Request, ToClient, ToServer};
 use icq::wire::{DisconnectReason, Frame, RefuseReason};
 
-use crate::util;
-use crate::util::{
-    Sim, addr, chat_frame, envelope, forge_join, join_frame, messages, notices, refused,
+use crate::sim::room::{
+    self, Sim, chat_frame, envelope, forge_join, join_frame, messages, notices, refused,
 };
+use crate::sim::{self, addr};
 
 fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
@@ -59,7 +59,7 @@ fn an_attacker_forging_alices_address_cannot_speak_leave_or_ack_for_her() {
     assert_eq!(listed(&sim), ["alice", "bob"], "alice did not leave");
 
     // Acknowledging on her behalf would make the server stop repeating what she missed.
-    sim.muted.insert(util::SERVER_ADDR);
+    sim.muted.insert(room::SERVER_ADDR);
     sim.send_text(bob, "did you get this, alice?");
     assert!(sim.server.has_unacknowledged());
     sim.inject_frame(
@@ -100,10 +100,10 @@ fn a_client_ignores_frames_forged_with_the_servers_address_but_not_its_token() {
         },
     ));
     sim.client_mut(alice)
-        .handle_datagram(now, util::SERVER_ADDR, &forged.to_bytes());
+        .handle_datagram(now, room::SERVER_ADDR, &forged.to_bytes());
     let not_joined = Frame::ToClient(ToClient::NotJoined { token: 12345 });
     sim.client_mut(alice)
-        .handle_datagram(now, util::SERVER_ADDR, &not_joined.to_bytes());
+        .handle_datagram(now, room::SERVER_ADDR, &not_joined.to_bytes());
     sim.drive();
     assert_eq!(sim.events(alice), []);
     assert!(sim.client(alice).is_joined());
@@ -225,7 +225,7 @@ fn a_flooder_is_capped_then_kicked_while_others_are_heard_at_once() {
     for tick in 0..1_000u32 {
         let now = sim.now;
         let chat = Frame::ToServer(ToServer::Sequenced(
-            util::envelope(token, tick + 1),
+            room::envelope(token, tick + 1),
             Request::Chat {
                 sent_ms: now.duration_since(start).as_millis() as u64,
                 text: format!("spam {tick}"),
@@ -252,7 +252,7 @@ fn a_flooder_is_capped_then_kicked_while_others_are_heard_at_once() {
             _ => None,
         })
         .expect("the flooder was kicked");
-    let flooding_for = Duration::from_millis((kicked_at - util::WALL_START_MS) as u64)
+    let flooding_for = Duration::from_millis((kicked_at - sim::WALL_START_MS) as u64)
         - start.duration_since(sim.start);
     // At most the burst plus the sustained rate over the time it flooded.
     let allowed = 10 + (5.0 * flooding_for.as_secs_f64()).ceil() as usize;
@@ -298,7 +298,7 @@ fn a_flooder_is_capped_then_kicked_while_others_are_heard_at_once() {
                 let tick: u32 = text.rsplit(' ').next()?.parse().ok()?;
                 let sent_ms = i64::from(tick) * 5;
                 let start_ms = start.duration_since(sim.start).as_millis() as i64;
-                Some(time_ms - util::WALL_START_MS - start_ms - sent_ms)
+                Some(time_ms - sim::WALL_START_MS - start_ms - sent_ms)
             }
             _ => None,
         })
@@ -540,7 +540,7 @@ fn a_ban_replaces_the_file_whole_and_never_writes_into_it() {
 fn a_joining_client_believes_only_answers_that_repeat_its_nonce() {
     let mut sim = Sim::new(ServerConfig::default());
     // The real server's answers never arrive; an off-path attacker guesses.
-    sim.muted.insert(util::SERVER_ADDR);
+    sim.muted.insert(room::SERVER_ADDR);
     let alice = sim.add_client("alice");
     sim.drive();
     let now = sim.now;
@@ -562,7 +562,7 @@ fn a_joining_client_believes_only_answers_that_repeat_its_nonce() {
         }),
     ] {
         sim.client_mut(alice)
-            .handle_datagram(now, util::SERVER_ADDR, &forged.to_bytes());
+            .handle_datagram(now, room::SERVER_ADDR, &forged.to_bytes());
     }
     sim.drive();
     assert_eq!(sim.events(alice), []);

@@ -1,4 +1,4 @@
-//! The ban file as a shared document (issue 11): `/ban` and `/unban` interleaved with hand
+//! The ban file as a shared document: `/ban` and `/unban` interleaved with hand
 //! edits — `echo >>` appends, editors that save through a temporary file and a rename,
 //! editors that rewrite the file in place and leave it torn for a while, editors that save
 //! a copy read before the `/ban` — on a real file, with a fake clock: every hand line and

@@ -1,5 +1,5 @@
 //! Delivery guarantees over a bad network, without sockets: the sans-IO server and clients
-//! wired through a simulated network (`util::Sim`) that loses, duplicates and delays
+//! wired through a simulated network (`sim::room`) that loses, duplicates and delays
 //! (so reorders) datagrams at random, from a seeded generator, on a fake clock.
 //!
 //! This file owns the promise of exactly-once, in-order delivery and its corner cases (a
@@ -18,70 +18,9 @@ use icq::server::{ServerConfig, ServerEvent};
 use icq::wire::Frame;
 use icq::wire::{Delivery, Request, ToClient, ToServer};
 
-use crate::util::{Datagram, Link, SERVER_ADDR, Sim, messages, notices};
-
-/// A small, fast, seedable generator (SplitMix64). Good enough to pick losses and delays;
-/// a test must not depend on a crate's idea of randomness changing between versions.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// True with probability `p`.
-    fn chance(&mut self, p: f64) -> bool {
-        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
-    }
-
-    /// A whole number in `0..=max`.
-    fn up_to(&mut self, max: u64) -> u64 {
-        self.next_u64() % (max + 1)
-    }
-}
-
-/// A network that drops each datagram with probability `loss`, duplicates it with
-/// probability `duplication`, and delays each copy by 0 to `max_delay` — so datagrams
-/// overtake each other.
-struct LossyLink {
-    rng: Rng,
-    loss: f64,
-    duplication: f64,
-    max_delay: Duration,
-}
-
-impl LossyLink {
-    fn new(seed: u64, loss: f64, duplication: f64, max_delay: Duration) -> LossyLink {
-        LossyLink {
-            rng: Rng(seed),
-            loss,
-            duplication,
-            max_delay,
-        }
-    }
-
-    fn delay(&mut self) -> Duration {
-        let max_us = self.max_delay.as_micros() as u64;
-        Duration::from_micros(self.rng.up_to(max_us))
-    }
-}
-
-impl Link for LossyLink {
-    fn route(&mut self, _now: Instant, _datagram: &Datagram) -> Vec<Duration> {
-        if self.rng.chance(self.loss) {
-            return Vec::new();
-        }
-        let mut copies = vec![self.delay()];
-        if self.rng.chance(self.duplication) {
-            copies.push(self.delay());
-        }
-        copies
-    }
-}
+use crate::impairment::Impairment;
+use crate::sim::room::{SERVER_ADDR, Sim, messages, notices};
+use crate::sim::{Datagram, Link, LossyLink, seeds};
 
 /// Drops the datagrams `drop` picks, delivers the rest at once.
 struct Filter<F: FnMut(&Datagram) -> bool>(F);
@@ -302,19 +241,20 @@ fn conversation(link: impl Link + 'static) -> Result<Outcome, String> {
 /// How many seeds the lossy conversation runs with.
 const SEEDS: u64 = 100;
 
+/// The network of the lossy conversation.
+const CONVERSATION: Impairment = Impairment {
+    loss: 0.20,
+    duplication: 0.10,
+    max_delay: Duration::from_millis(50),
+};
+
 #[test]
 fn every_message_arrives_exactly_once_in_order_through_loss_duplication_and_reordering() {
     let mut failures = Vec::new();
     let mut totals = (0usize, 0usize, 0u64, Duration::ZERO);
-    let seeds = match std::env::var("ICQ_SEED") {
-        Ok(seed) => {
-            let seed = seed.parse().expect("ICQ_SEED is a number");
-            seed..seed + 1
-        }
-        Err(_) => 0..SEEDS,
-    };
-    for seed in seeds {
-        let link = LossyLink::new(seed, 0.20, 0.10, ms(50));
+    let seeds = seeds(0..SEEDS);
+    for seed in seeds.clone() {
+        let link = LossyLink::new(seed, CONVERSATION);
         match conversation(link) {
             Ok(outcome) => {
                 totals.0 += outcome.datagrams;
@@ -327,24 +267,25 @@ fn every_message_arrives_exactly_once_in_order_through_loss_duplication_and_reor
     }
     assert!(
         failures.is_empty(),
-        "{} seeds failed (20 % loss, 10 % duplication, 0-50 ms delay):\n{}",
+        "{} seeds failed ({CONVERSATION}):\n{}",
         failures.len(),
         failures.join("\n")
     );
     println!(
-        "20 % loss, 10 % duplication, 0-50 ms delay, {SEEDS} seeds: {:.2} datagrams per \
+        "{CONVERSATION}, {} seeds: {:.2} datagrams per \
          message delivered, {:.3} retransmissions per delivery, settled in {:.2} s on average \
          (simulated; the lines take {:.2} s to type)",
+        seeds.clone().count(),
         totals.0 as f64 / totals.1 as f64,
         totals.2 as f64 / totals.1 as f64,
-        totals.3.as_secs_f64() / SEEDS as f64,
+        totals.3.as_secs_f64() / seeds.count() as f64,
         (MESSAGES_EACH as u32 * ms(5)).as_secs_f64()
     );
 }
 
 #[test]
 fn on_a_perfect_network_the_overhead_is_small() {
-    let outcome = conversation(LossyLink::new(1, 0.0, 0.0, Duration::ZERO)).expect("delivered");
+    let outcome = conversation(LossyLink::new(1, Impairment::NONE)).expect("delivered");
     let per_delivery = outcome.datagrams as f64 / outcome.deliveries as f64;
     println!(
         "0 % loss: {per_delivery:.2} datagrams per message delivered, {} retransmissions",
@@ -422,7 +363,14 @@ fn lost_heartbeats_do_not_evict_a_live_client() {
 #[test]
 fn a_server_restart_mid_conversation_loses_no_typed_line() {
     let mut sim = Sim::new(unlimited());
-    sim.set_link(LossyLink::new(42, 0.10, 0.05, ms(30)));
+    sim.set_link(LossyLink::new(
+        42,
+        Impairment {
+            loss: 0.10,
+            duplication: 0.05,
+            max_delay: ms(30),
+        },
+    ));
     let clients = join_all(&mut sim, &SENDERS);
 
     let typed = |sim: &mut Sim, rounds: std::ops::Range<usize>| {

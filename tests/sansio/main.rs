@@ -1,10 +1,13 @@
 //! Every test that drives the library without the binaries: the sans-IO server, client and
-//! peer cores over simulated networks with a fake clock, the parsers under generated input,
-//! and the library's own files (ban file, history store). One binary, so the harness is
-//! compiled once and nothing in it is dead code nobody notices.
+//! peer cores over one simulated network with a fake clock (`sim`), the parsers under
+//! generated input, and the library's own files (ban file, history store). One binary, so
+//! the harness is compiled once and nothing in it is dead code nobody notices.
 
-mod peer_util;
-mod util;
+#[path = "../shared/impairment.rs"]
+mod impairment;
+#[path = "../shared/rng.rs"]
+mod rng;
+mod sim;
 
 mod abuse;
 mod banfile;

@@ -1,5 +1,5 @@
 //! What overload may cost and whom it may hurt, without sockets: the sans-IO server and
-//! clients on a fake clock (`util::Sim`), with a receiver whose acknowledgements come back
+//! clients on a fake clock (`sim::room`), with a receiver whose acknowledgements come back
 //! late, and a server whose loop falls behind during a join storm.
 //!
 //! This file owns two promises: a slow receiver costs its sender bounded work (a few copies
@@ -17,8 +17,9 @@ use icq::server::{Server, ServerConfig, ServerEvent};
 use icq::wire::ToClient;
 use icq::wire::{Frame, RefuseReason};
 
-use crate::util;
-use crate::util::{Datagram, Link, Sim, messages, notices};
+use crate::sim::room;
+use crate::sim::room::{Sim, messages, notices};
+use crate::sim::{self, Datagram, Link};
 
 fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
@@ -188,7 +189,7 @@ fn a_receiver_that_acknowledges_nothing_is_dropped_with_a_reason_at_bounded_cost
         let now = sim.now;
         sim.client_mut(talker).send_text(now, &format!("line {i}"));
         if i % 50 == 0 {
-            sim.inject_frame(deaf, &util::heartbeat_frame(token));
+            sim.inject_frame(deaf, &room::heartbeat_frame(token));
         }
         sim.run_for(ms(100));
         let events = sim.take_server_events();
@@ -264,8 +265,8 @@ const BATCH: usize = 32;
 impl SlowLoop {
     fn new(config: ServerConfig) -> SlowLoop {
         let now = Instant::now();
-        let mut server = Server::new(config, BanList::default(), now, util::WALL_START_MS);
-        server.set_local_address(util::SERVER_ADDR);
+        let mut server = Server::new(config, BanList::default(), now, sim::WALL_START_MS);
+        server.set_local_address(room::SERVER_ADDR);
         SlowLoop {
             server,
             clients: BTreeMap::new(),
@@ -281,8 +282,8 @@ impl SlowLoop {
     }
 
     fn add_client(&mut self, port: u16, name: &str) -> SocketAddr {
-        let at = util::addr([127, 0, 0, 1], port);
-        let client = Client::new(name, vec![util::SERVER_ADDR], self.now);
+        let at = sim::addr([127, 0, 0, 1], port);
+        let client = Client::new(name, vec![room::SERVER_ADDR], self.now);
         self.clients.insert(at, client);
         self.collect(at);
         at
@@ -334,7 +335,7 @@ impl SlowLoop {
                 self.busy += 1;
             }
             if let Some(client) = self.clients.get_mut(&to) {
-                client.handle_datagram(self.now, util::SERVER_ADDR, &bytes);
+                client.handle_datagram(self.now, room::SERVER_ADDR, &bytes);
                 self.collect(to);
             }
         }

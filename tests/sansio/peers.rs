@@ -1,5 +1,5 @@
 //! Peer mode without sockets: sans-IO peers (`icq::peer::Peer`) wired through a simulated
-//! network (`peer_util::PeerSim`) that may lose, duplicate and reorder datagrams, on a fake
+//! network (`sim::mesh`) that may lose, duplicate and reorder datagrams, on a fake
 //! clock.
 //!
 //! This file owns the promises of peer mode: a room with no special node, membership that
@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use icq::banlist::BanList;
 use icq::completion::NameBook;
@@ -22,8 +22,10 @@ use icq::proto::flood::FloodLimit;
 use icq::wire::{Delivery, PeerFrame, PeerItem, ToClient};
 use icq::wire::{Frame, GoneReason, RefuseReason};
 
-use crate::peer_util;
-use crate::peer_util::{LossyLink, PeerSim, Rng, converged, messages, roster};
+use crate::impairment::Impairment;
+use crate::rng::Rng;
+use crate::sim::mesh::{PeerSim, converged, messages, roster};
+use crate::sim::{self, LossyLink, seeds};
 
 fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
@@ -60,7 +62,7 @@ fn chatter(
     let mut next: Vec<usize> = vec![first; senders.len()];
     while left.iter().any(|&n| n > 0) {
         let candidates: Vec<usize> = (0..senders.len()).filter(|&i| left[i] > 0).collect();
-        let pick = candidates[rng.up_to(candidates.len() as u64 - 1) as usize];
+        let pick = candidates[rng.below(candidates.len())];
         let at = senders[pick];
         let name = sim.peer(at).name().to_owned();
         let text = format!("{name} {}", next[pick]);
@@ -149,8 +151,8 @@ const NAMES: [&str; 5] = ["ann", "bob", "cid", "dee", "eve"];
 /// one joins through the youngest; a few more messages. Returns the datagrams sent.
 fn room_under_loss(seed: u64) -> Result<u64, String> {
     let mut sim = PeerSim::new(fast_config());
-    sim.set_link(LossyLink::new(seed, 0.10, 0.02, ms(20)));
-    let mut rng = Rng(seed ^ 0x5EED);
+    sim.set_link(LossyLink::new(seed, ROOM_UNDER_LOSS));
+    let mut rng = Rng::new(seed ^ 0x5EED);
 
     // Five peers, each joining through the previous one once it is in the room.
     let mut peers = vec![sim.start_room(NAMES[0])];
@@ -235,19 +237,18 @@ fn room_under_loss(seed: u64) -> Result<u64, String> {
 /// How many seeds the lossy room runs with.
 const SEEDS: u64 = 50;
 
+/// The network of the lossy room.
+const ROOM_UNDER_LOSS: Impairment = Impairment {
+    loss: 0.10,
+    duplication: 0.02,
+    max_delay: Duration::from_millis(20),
+};
+
 #[test]
 fn a_room_under_loss_shows_every_message_once_in_order_and_survives_a_death() {
-    let seeds = match std::env::var("ICQ_SEED") {
-        Ok(seed) => {
-            let seed = seed.parse().expect("ICQ_SEED is a number");
-            seed..seed + 1
-        }
-        Err(_) => {
-            let count = std::env::var("ICQ_SEEDS")
-                .map_or(SEEDS, |n| n.parse().expect("ICQ_SEEDS is a number"));
-            0..count
-        }
-    };
+    let count =
+        std::env::var("ICQ_SEEDS").map_or(SEEDS, |n| n.parse().expect("ICQ_SEEDS is a number"));
+    let seeds = seeds(0..count);
     let mut failures = Vec::new();
     let mut datagrams = 0;
     for seed in seeds.clone() {
@@ -258,8 +259,7 @@ fn a_room_under_loss_shows_every_message_once_in_order_and_survives_a_death() {
     }
     assert!(
         failures.is_empty(),
-        "{} of {} seeds failed (10 % loss, 2 % duplication, 0-20 ms delay); rerun one with \
-         ICQ_SEED=N:\n{}",
+        "{} of {} seeds failed ({ROOM_UNDER_LOSS}); rerun one with ICQ_SEED=N:\n{}",
         failures.len(),
         seeds.count(),
         failures.join("\n")
@@ -386,8 +386,8 @@ fn a_look_alike_of_a_member_name_is_taken_and_mixed_scripts_are_invalid() {
 /// Delivers every datagram after the same delay: joins through two members cross.
 struct Delay(Duration);
 
-impl peer_util::Link for Delay {
-    fn route(&mut self, _datagram: &peer_util::Datagram) -> Vec<Duration> {
+impl sim::Link for Delay {
+    fn route(&mut self, _now: Instant, _datagram: &sim::Datagram) -> Vec<Duration> {
         vec![self.0]
     }
 }
@@ -406,7 +406,7 @@ fn concurrent_joins_under_one_name_leave_the_same_single_winner_everywhere() {
         sim.peer(first).is_closed() || sim.peer(second).is_closed()
     });
     sim.run_for(secs(2));
-    // ann's clock runs behind bob's (see peer_util::CLOCK_SKEW): her newcomer joined first.
+    // ann's clock runs behind bob's (see sim::mesh::CLOCK_SKEW): her newcomer joined first.
     assert_eq!(
         closed_reason(sim.events(second)),
         Some(&PeerCloseReason::NameConflict),
@@ -944,7 +944,7 @@ fn news_of_a_member_at_a_victims_address_sends_it_only_a_few_small_hellos() {
     let mark = sim.wire.len();
     sim.inject(bob, ann, &announce.to_bytes());
     sim.run_for(quick().timeout * 3);
-    let to_victim: Vec<&peer_util::Datagram> =
+    let to_victim: Vec<&sim::Datagram> =
         sim.wire[mark..].iter().filter(|d| d.to == victim).collect();
     assert!(
         to_victim.iter().all(
@@ -975,18 +975,21 @@ fn garbage_and_mangled_frames_never_panic_a_peer_in_any_state() {
     sim.type_text(peers[1], "some traffic to mangle");
     sim.run_until_quiet(secs(5)).unwrap();
     let samples: Vec<Vec<u8>> = sim.wire.iter().map(|d| d.bytes.clone()).collect();
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let from = peers[1];
     for round in 0..3000 {
         let mut bytes = samples[round % samples.len()].clone();
         match rng.up_to(3) {
             0 => {
-                let at = rng.up_to(bytes.len() as u64 - 1) as usize;
+                let at = rng.below(bytes.len());
                 bytes[at] ^= 1 << rng.up_to(7);
             }
             1 => bytes.truncate(rng.up_to(bytes.len() as u64) as usize),
-            2 => bytes.extend((0..rng.up_to(40)).map(|_| rng.next_u64() as u8)),
-            _ => bytes = (0..rng.up_to(1300)).map(|_| rng.next_u64() as u8).collect(),
+            2 => bytes.extend((0..rng.up_to(40)).map(|_| rng.byte())),
+            _ => {
+                bytes = vec![0; rng.up_to(1300) as usize];
+                rng.fill(&mut bytes);
+            }
         }
         for to in [peers[0], peers[1], joining] {
             let now = sim.now;
@@ -1055,8 +1058,8 @@ struct Partition {
     cut: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
-impl peer_util::Link for Partition {
-    fn route(&mut self, datagram: &peer_util::Datagram) -> Vec<Duration> {
+impl sim::Link for Partition {
+    fn route(&mut self, _now: Instant, datagram: &sim::Datagram) -> Vec<Duration> {
         let across = self.side.contains(&datagram.from) != self.side.contains(&datagram.to);
         if across && self.cut.get() {
             Vec::new()
@@ -1117,12 +1120,19 @@ fn a_larger_room_converges_and_delivers_under_loss() {
             timeout: secs(10),
             ..PeerConfig::default()
         });
-        sim.set_link(LossyLink::new(seed, 0.05, 0.01, ms(20)));
-        let mut rng = Rng(seed);
+        sim.set_link(LossyLink::new(
+            seed,
+            Impairment {
+                loss: 0.05,
+                duplication: 0.01,
+                max_delay: ms(20),
+            },
+        ));
+        let mut rng = Rng::new(seed);
         let mut peers = vec![sim.start_room("p0")];
         // Each joins through a random member, a moment after the one before: joins overlap.
         for n in 1..LARGE_ROOM {
-            let contact = peers[rng.up_to(peers.len() as u64 - 1) as usize];
+            let contact = peers[rng.below(peers.len())];
             let contact = if sim.peer(contact).is_in_room() {
                 contact
             } else {
@@ -1157,8 +1167,8 @@ struct OneWay {
     cut: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
-impl peer_util::Link for OneWay {
-    fn route(&mut self, datagram: &peer_util::Datagram) -> Vec<Duration> {
+impl sim::Link for OneWay {
+    fn route(&mut self, _now: Instant, datagram: &sim::Datagram) -> Vec<Duration> {
         if self.cut.get() && datagram.from == self.from && datagram.to == self.to {
             Vec::new()
         } else {

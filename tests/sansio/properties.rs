@@ -1,4 +1,4 @@
-//! Property-based tests (issue 4, "Parser robustness"): everything that reads bytes or text
+//! Property-based tests (parser robustness): everything that reads bytes or text
 //! from outside is fed inputs made up by `proptest`, which shrinks any failure to a minimal
 //! input and prints it.
 //!

@@ -1,9 +1,9 @@
-//! The server and client cores driven together over an in-memory network (`util::Sim`), with
-//! a fake clock: joins, chat, leaves, timeouts, flood limits, kicks, bans, guests, hostile
-//! datagrams, restarts and fallbacks, end to end but without a socket.
+//! The server and client cores driven together over the simulated network (`sim::room`),
+//! with a fake clock: joins, chat, leaves, timeouts, flood limits, kicks, bans, guests,
+//! hostile datagrams, restarts and fallbacks, end to end but without a socket.
 //!
 //! This file owns the end-to-end rules — what each party must see when they talk to each
-//! other. It does not own the byte layout (`wire`'s unit tests) nor the harness (`util`).
+//! other. It does not own the byte layout (`wire`'s unit tests) nor the harness (`sim`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,11 +20,11 @@ use icq::wire::Acks;
 use icq::wire::{self, DisconnectReason, Frame, PresenceChange, RefuseReason, RosterEntry};
 use icq::wire::{Delivery, Request, ToClient, ToServer};
 
-use crate::util;
-use crate::util::{
-    Datagram, Link, SERVER_ADDR, Sim, WALL_START_MS, addr, chat_frame, envelope, forge_join,
-    heartbeat_frame, join_frame, join_with_cookie, messages, notices, refused,
+use crate::sim::room::{
+    SERVER_ADDR, Sim, chat_frame, envelope, forge_join, heartbeat_frame, join_frame,
+    join_with_cookie, messages, notices, refused,
 };
+use crate::sim::{Datagram, Link, WALL_START_MS, addr};
 
 /// An address that never joined: an attacker, a scanner, or a guest typing into netcat.
 const STRANGER: SocketAddr =
@@ -97,7 +97,7 @@ fn count_to(datagrams: &[Datagram], to: SocketAddr) -> usize {
     datagrams.iter().filter(|d| d.to == to).count()
 }
 
-// 1 ---------------------------------------------------------------------------------------
+// Joining: who is online comes first, everyone else is told -------------------------------
 
 #[test]
 fn a_client_joins_sees_who_is_online_first_and_everyone_else_is_told() {
@@ -158,7 +158,7 @@ fn a_client_joins_sees_who_is_online_first_and_everyone_else_is_told() {
     assert_eq!(sim.client(bob).server(), SERVER_ADDR);
 }
 
-// 2 ---------------------------------------------------------------------------------------
+// Chat stamped with the server's time, and the operator's lines ---------------------------
 
 #[test]
 fn three_clients_each_see_all_messages_stamped_with_the_server_time() {
@@ -220,7 +220,7 @@ fn the_operator_speaks_as_server_and_blank_lines_are_not_sent() {
     );
 }
 
-// 3 ---------------------------------------------------------------------------------------
+// One holder per name: other cases and look-alikes ----------------------------------------
 
 #[test]
 fn a_name_taken_in_another_case_is_refused() {
@@ -284,7 +284,8 @@ fn a_look_alike_of_a_name_online_is_taken_and_mixed_scripts_are_invalid() {
     );
     assert_eq!(listed_names(&sim), ["alice"]);
     // A private message or a kick addressed to the look-alike reaches the one holder.
-    assert!(sim.server.kick(sim.now, CYRILLIC_ALICE).is_ok());
+    let now = sim.now;
+    assert!(sim.server.kick(now, CYRILLIC_ALICE).is_ok());
     sim.drive();
     assert!(sim.client(alice).is_closed());
     // Once alice is gone, the Cyrillic name is free.
@@ -293,7 +294,7 @@ fn a_look_alike_of_a_name_online_is_taken_and_mixed_scripts_are_invalid() {
     assert!(sim.client(later).is_joined());
 }
 
-// 4 ---------------------------------------------------------------------------------------
+// Invalid names in raw join frames --------------------------------------------------------
 
 #[test]
 fn the_server_refuses_invalid_names_sent_in_raw_join_frames() {
@@ -355,7 +356,7 @@ fn the_server_refuses_invalid_names_sent_in_raw_join_frames() {
     );
 }
 
-// 5 ---------------------------------------------------------------------------------------
+// Leaving, and a lost leave acknowledgement -----------------------------------------------
 
 #[test]
 fn a_client_that_leaves_is_announced_forgotten_and_acknowledged_again() {
@@ -441,7 +442,7 @@ fn a_client_whose_leave_ack_is_lost_retries_and_still_closes() {
     assert_eq!(listed_names(&sim), Vec::<String>::new());
 }
 
-// 6 ---------------------------------------------------------------------------------------
+// Silent and suspended clients time out ---------------------------------------------------
 
 fn fast_timeout_config() -> ServerConfig {
     ServerConfig {
@@ -592,7 +593,7 @@ fn a_client_notices_a_silent_server_and_its_return() {
     assert_eq!(sim.take_events(alice), vec![ClientEvent::ServerBack]);
 }
 
-// 7 ---------------------------------------------------------------------------------------
+// Flood limits ----------------------------------------------------------------------------
 
 #[test]
 fn a_flood_is_cut_to_the_burst_and_the_sender_told_once() {
@@ -793,7 +794,7 @@ fn without_a_flood_limit_every_line_goes_out() {
     assert_eq!(flood_events, 0);
 }
 
-// 8 ---------------------------------------------------------------------------------------
+// Kicks -----------------------------------------------------------------------------------
 
 #[test]
 fn the_operator_kicks_a_client_by_name_in_any_case() {
@@ -850,7 +851,7 @@ fn the_operator_kicks_a_client_by_name_in_any_case() {
     assert_eq!(listed_names(&sim), ["alice", "bob", "carol"]);
 }
 
-// 9 ---------------------------------------------------------------------------------------
+// Bans ------------------------------------------------------------------------------------
 
 #[test]
 fn a_ban_disconnects_everyone_at_the_address_and_refuses_newcomers() {
@@ -932,7 +933,7 @@ fn a_ban_disconnects_everyone_at_the_address_and_refuses_newcomers() {
     assert_eq!(sim.take_events(carol), vec![]);
 }
 
-// 10 --------------------------------------------------------------------------------------
+// Strangers and garbage get nothing through -----------------------------------------------
 
 #[test]
 fn frames_from_an_unknown_address_get_one_not_joined_and_reach_nobody() {
@@ -1053,7 +1054,7 @@ fn a_malformed_datagram_is_logged_once_per_address_per_minute() {
     );
 }
 
-// 11 --------------------------------------------------------------------------------------
+// Nobody speaks as someone else -----------------------------------------------------------
 
 #[test]
 fn nobody_can_speak_as_someone_else() {
@@ -1124,7 +1125,7 @@ fn nobody_can_speak_as_someone_else() {
     );
 }
 
-// 12 --------------------------------------------------------------------------------------
+// No amplification: a stranger never gets more bytes than it sent -------------------------
 
 /// Sends `bytes` from a fresh address that never joined and checks that the server sends
 /// back no more bytes than it received; returns how many it sent back.
@@ -1257,7 +1258,7 @@ fn a_join_forged_with_a_victims_address_sends_the_victim_nothing_more() {
     assert_eq!(listed_names(&sim), ["alice"]);
 }
 
-// 13 --------------------------------------------------------------------------------------
+// Plain-text guests -----------------------------------------------------------------------
 
 /// The offset from UTC guests' clocks are given in these tests: not the test machine's.
 fn guest_offset() -> chrono::FixedOffset {
@@ -1366,7 +1367,7 @@ fn with_guests_off_plain_text_gets_nothing() {
     );
 }
 
-// 14 --------------------------------------------------------------------------------------
+// Terminal escapes are neutralized --------------------------------------------------------
 
 #[test]
 fn the_server_neutralizes_terminal_escapes_in_chat() {
@@ -1400,7 +1401,7 @@ fn the_server_neutralizes_terminal_escapes_in_chat() {
     assert_eq!(logged, expected);
 }
 
-// 15 --------------------------------------------------------------------------------------
+// The roster: sorted, and split across datagrams when long --------------------------------
 
 #[test]
 fn the_roster_lists_everyone_sorted_case_insensitively() {
@@ -1493,7 +1494,7 @@ fn a_long_roster_spans_several_datagrams_that_together_are_complete() {
     assert_eq!(all, expected);
 }
 
-// 16 --------------------------------------------------------------------------------------
+// Shutdown --------------------------------------------------------------------------------
 
 #[test]
 fn shutdown_tells_every_client_the_server_is_closing() {
@@ -1526,7 +1527,7 @@ fn shutdown_tells_every_client_the_server_is_closing() {
     assert_eq!(listed_names(&sim), Vec::<String>::new());
 }
 
-// 17 --------------------------------------------------------------------------------------
+// A restarted server ----------------------------------------------------------------------
 
 #[test]
 fn clients_rejoin_a_restarted_server_under_the_same_name() {
@@ -1584,7 +1585,7 @@ fn clients_rejoin_a_restarted_server_under_the_same_name() {
     );
 }
 
-// 18 --------------------------------------------------------------------------------------
+// A join nobody answers -------------------------------------------------------------------
 
 #[test]
 fn a_join_nobody_answers_times_out_and_unsent_lines_are_reported() {
@@ -1619,7 +1620,7 @@ fn a_join_nobody_answers_times_out_and_unsent_lines_are_reported() {
     assert_eq!(count_to(&sim.wire, nowhere), 10);
 }
 
-// 19 --------------------------------------------------------------------------------------
+// Falling back to the next server address -------------------------------------------------
 
 #[test]
 fn a_client_falls_back_to_the_next_server_address() {
@@ -1661,7 +1662,7 @@ fn a_client_falls_back_to_the_next_server_address() {
     assert_eq!(messages(&sim.take_events(alice)).len(), 1);
 }
 
-// 20 --------------------------------------------------------------------------------------
+// Long lines ------------------------------------------------------------------------------
 
 #[test]
 fn a_long_line_arrives_as_several_messages_in_order() {
@@ -1691,7 +1692,7 @@ fn a_long_line_arrives_as_several_messages_in_order() {
     }
 }
 
-// Extra: the network misbehaves ----------------------------------------------------------
+// The network misbehaves ------------------------------------------------------------------
 
 /// Drops the first datagram `from` sends to `to` after the join challenge, delivers
 /// everything else at once.
@@ -1931,7 +1932,7 @@ fn a_line_sent_to_a_restarted_server_is_sent_again_after_the_rejoin() {
     assert_eq!(sim.client(alice).unacknowledged(), 0);
 }
 
-// Guest mode's known weakness, bounded --------------------------------------------------------
+// Guest mode's known weakness, bounded ----------------------------------------------------
 
 /// Plain-text guests cannot prove their address (netcat cannot answer a challenge), so a
 /// line forged with a victim's address makes the server send the victim the chat. README's
@@ -2037,7 +2038,7 @@ fn every_way_of_leaving_removes_the_name_from_completion() {
     assert!(sim.client(dave).is_joined());
 }
 
-// A name is held by a live session -------------------------------------------------------
+// A name is held by a live session --------------------------------------------------------
 
 /// The probes the server sent since `mark`, by destination.
 fn probes_since(sim: &Sim, mark: usize) -> Vec<SocketAddr> {
@@ -2152,7 +2153,7 @@ fn a_holder_heard_a_moment_ago_is_not_probed_and_unproven_joins_probe_nothing() 
     assert!(sim.client(alice).is_joined());
 }
 
-// Outages: the server stops answering, or the path to it breaks ----------------------------
+// Outages: the server stops answering, or the path to it breaks ---------------------------
 
 /// Drops every datagram to and from the server while `down` is set: a dead server (with
 /// [`Sim::restart_server`] when it comes back) or a broken path to a live one.
@@ -2160,7 +2161,7 @@ struct Outage {
     down: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
-impl util::Link for Outage {
+impl Link for Outage {
     fn route(&mut self, _now: std::time::Instant, datagram: &Datagram) -> Vec<Duration> {
         let touches = datagram.from == SERVER_ADDR || datagram.to == SERVER_ADDR;
         if self.down.get() && touches {

@@ -1,4 +1,4 @@
-//! The conversational commands on the sans-IO cores (`util::Sim`): `/msg`, `/me`, `/nick`,
+//! The conversational commands on the sans-IO cores (`sim::room`): `/msg`, `/me`, `/nick`,
 //! `/away` and `/back`, and what each party sees.
 //!
 //! This file owns who sees what for those commands. The parser's side is in
@@ -10,7 +10,7 @@ use icq::client::ClientEvent;
 use icq::server::{ServerConfig, ServerEvent};
 use icq::wire::RosterEntry;
 
-use crate::util::{Sim, messages, notices};
+use crate::sim::room::{Sim, messages, notices};
 
 fn sim() -> Sim {
     Sim::new(ServerConfig::default())
