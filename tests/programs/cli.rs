@@ -8,6 +8,8 @@
 
 use std::process::{Command, Output};
 
+use crate::process::{CLIENT_ENV, SERVER_ENV};
+
 fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(program)
         .args(args)
@@ -48,34 +50,8 @@ fn option_entries(help: &str) -> Vec<(String, String)> {
 #[test]
 fn every_option_has_an_environment_variable_shown_in_help() {
     for (program, expected) in [
-        (
-            env!("CARGO_BIN_EXE_icq-client"),
-            &[
-                "ICQ_NAME",
-                "ICQ_SERVER",
-                "ICQ_BELL",
-                "ICQ_NO_BELL",
-                "ICQ_COLOR",
-                "ICQ_LISTEN",
-                "ICQ_PEER",
-                "ICQ_BANS",
-            ][..],
-        ),
-        (
-            env!("CARGO_BIN_EXE_icq-server"),
-            &[
-                "ICQ_BIND",
-                "ICQ_BANS",
-                "ICQ_FLOOD_RATE",
-                "ICQ_FLOOD_BURST",
-                "ICQ_TIMEOUT",
-                "ICQ_GUESTS",
-                "ICQ_MAX_CLIENTS",
-                "ICQ_MAX_PER_IP",
-                "ICQ_FLOOD_KICK",
-                "ICQ_COLOR",
-            ][..],
-        ),
+        (env!("CARGO_BIN_EXE_icq-client"), CLIENT_ENV),
+        (env!("CARGO_BIN_EXE_icq-server"), SERVER_ENV),
     ] {
         let output = run(program, &["--help"], &[]);
         assert!(output.status.success(), "{program} --help failed");

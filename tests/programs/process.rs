@@ -44,9 +44,20 @@ pub const CLIENT_BIN: &str = env!("CARGO_BIN_EXE_icq-client");
 /// The bell byte a client prints after someone else's message.
 pub const BELL: char = '\u{07}';
 
-/// Environment variables the binaries read as option defaults; removed from every child so a
-/// developer's shell settings cannot change what a test runs.
-const ICQ_ENV: &[&str] = &[
+/// The environment variables `icq-client` reads as option defaults, one per option.
+pub const CLIENT_ENV: &[&str] = &[
+    "ICQ_NAME",
+    "ICQ_SERVER",
+    "ICQ_BELL",
+    "ICQ_NO_BELL",
+    "ICQ_COLOR",
+    "ICQ_LISTEN",
+    "ICQ_PEER",
+    "ICQ_BANS",
+];
+
+/// The environment variables `icq-server` reads as option defaults, one per option.
+pub const SERVER_ENV: &[&str] = &[
     "ICQ_BIND",
     "ICQ_BANS",
     "ICQ_FLOOD_RATE",
@@ -56,13 +67,7 @@ const ICQ_ENV: &[&str] = &[
     "ICQ_MAX_CLIENTS",
     "ICQ_MAX_PER_IP",
     "ICQ_FLOOD_KICK",
-    "ICQ_NAME",
-    "ICQ_SERVER",
-    "ICQ_NO_BELL",
-    "ICQ_BELL",
     "ICQ_COLOR",
-    "ICQ_LISTEN",
-    "ICQ_PEER",
 ];
 
 /// How often [`Process::wait_exit`] looks whether the child has exited.
@@ -189,7 +194,8 @@ impl Process {
     /// Starts `command` with stdout and stderr piped to reader threads and stdin as asked.
     /// `label` names the process in failure messages.
     pub fn spawn(label: &str, mut command: Command, stdin: Stdin) -> Process {
-        for var in ICQ_ENV {
+        // A developer's shell settings must not change what a test runs.
+        for var in CLIENT_ENV.iter().chain(SERVER_ENV) {
             command.env_remove(var);
         }
         command

@@ -20,7 +20,7 @@ use icq::wire::{Delivery, Request, ToClient, ToServer};
 
 use crate::impairment::Impairment;
 use crate::sim::room::{SERVER_ADDR, Sim, messages, notices};
-use crate::sim::{Datagram, Link, LossyLink, seeds};
+use crate::sim::{Datagram, Link, LossyLink, for_each_seed};
 
 /// Drops the datagrams `drop` picks, delivers the rest at once.
 struct Filter<F: FnMut(&Datagram) -> bool>(F);
@@ -242,43 +242,23 @@ fn conversation(link: impl Link + 'static) -> Result<Outcome, String> {
 const SEEDS: u64 = 100;
 
 /// The network of the lossy conversation.
-const CONVERSATION: Impairment = Impairment {
-    loss: 0.20,
-    duplication: 0.10,
-    max_delay: Duration::from_millis(50),
-};
+const CONVERSATION: Impairment = Impairment::new(0.20, 0.10, Duration::from_millis(50));
 
 #[test]
 fn every_message_arrives_exactly_once_in_order_through_loss_duplication_and_reordering() {
-    let mut failures = Vec::new();
-    let mut totals = (0usize, 0usize, 0u64, Duration::ZERO);
-    let seeds = seeds(0..SEEDS);
-    for seed in seeds.clone() {
-        let link = LossyLink::new(seed, CONVERSATION);
-        match conversation(link) {
-            Ok(outcome) => {
-                totals.0 += outcome.datagrams;
-                totals.1 += outcome.deliveries;
-                totals.2 += outcome.retransmissions;
-                totals.3 += outcome.settled_in;
-            }
-            Err(why) => failures.push(format!("seed {seed}: {why}")),
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} seeds failed ({CONVERSATION}):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    let outcomes = for_each_seed(0..SEEDS, CONVERSATION, |seed| {
+        conversation(LossyLink::new(seed, CONVERSATION))
+    });
+    let runs = outcomes.len() as f64;
+    let sum = |of: fn(&Outcome) -> f64| outcomes.iter().map(of).sum::<f64>();
+    let deliveries = sum(|o| o.deliveries as f64);
     println!(
-        "{CONVERSATION}, {} seeds: {:.2} datagrams per \
-         message delivered, {:.3} retransmissions per delivery, settled in {:.2} s on average \
-         (simulated; the lines take {:.2} s to type)",
-        seeds.clone().count(),
-        totals.0 as f64 / totals.1 as f64,
-        totals.2 as f64 / totals.1 as f64,
-        totals.3.as_secs_f64() / seeds.count() as f64,
+        "{CONVERSATION}, {runs} seeds: {:.2} datagrams per message delivered, {:.3} \
+         retransmissions per delivery, settled in {:.2} s on average (simulated; the lines \
+         take {:.2} s to type)",
+        sum(|o| o.datagrams as f64) / deliveries,
+        sum(|o| o.retransmissions as f64) / deliveries,
+        sum(|o| o.settled_in.as_secs_f64()) / runs,
         (MESSAGES_EACH as u32 * ms(5)).as_secs_f64()
     );
 }
@@ -363,14 +343,7 @@ fn lost_heartbeats_do_not_evict_a_live_client() {
 #[test]
 fn a_server_restart_mid_conversation_loses_no_typed_line() {
     let mut sim = Sim::new(unlimited());
-    sim.set_link(LossyLink::new(
-        42,
-        Impairment {
-            loss: 0.10,
-            duplication: 0.05,
-            max_delay: ms(30),
-        },
-    ));
+    sim.set_link(LossyLink::new(42, Impairment::new(0.10, 0.05, ms(30))));
     let clients = join_all(&mut sim, &SENDERS);
 
     let typed = |sim: &mut Sim, rounds: std::ops::Range<usize>| {

@@ -25,7 +25,7 @@ use icq::wire::{Frame, GoneReason, RefuseReason};
 use crate::impairment::Impairment;
 use crate::rng::Rng;
 use crate::sim::mesh::{PeerSim, converged, messages, roster};
-use crate::sim::{self, LossyLink, seeds};
+use crate::sim::{self, LossyLink, for_each_seed};
 
 fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
@@ -238,33 +238,14 @@ fn room_under_loss(seed: u64) -> Result<u64, String> {
 const SEEDS: u64 = 50;
 
 /// The network of the lossy room.
-const ROOM_UNDER_LOSS: Impairment = Impairment {
-    loss: 0.10,
-    duplication: 0.02,
-    max_delay: Duration::from_millis(20),
-};
+const ROOM_UNDER_LOSS: Impairment = Impairment::new(0.10, 0.02, Duration::from_millis(20));
 
 #[test]
 fn a_room_under_loss_shows_every_message_once_in_order_and_survives_a_death() {
     let count =
         std::env::var("ICQ_SEEDS").map_or(SEEDS, |n| n.parse().expect("ICQ_SEEDS is a number"));
-    let seeds = seeds(0..count);
-    let mut failures = Vec::new();
-    let mut datagrams = 0;
-    for seed in seeds.clone() {
-        match room_under_loss(seed) {
-            Ok(sent) => datagrams += sent,
-            Err(why) => failures.push(format!("seed {seed}: {why}")),
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} seeds failed ({ROOM_UNDER_LOSS}); rerun one with ICQ_SEED=N:\n{}",
-        failures.len(),
-        seeds.count(),
-        failures.join("\n")
-    );
-    println!("{datagrams} datagrams over all seeds");
+    let sent = for_each_seed(0..count, ROOM_UNDER_LOSS, room_under_loss);
+    println!("{} datagrams over all seeds", sent.iter().sum::<u64>());
 }
 
 // A perfect network, one rule at a time ------------------------------------------------
@@ -1120,14 +1101,7 @@ fn a_larger_room_converges_and_delivers_under_loss() {
             timeout: secs(10),
             ..PeerConfig::default()
         });
-        sim.set_link(LossyLink::new(
-            seed,
-            Impairment {
-                loss: 0.05,
-                duplication: 0.01,
-                max_delay: ms(20),
-            },
-        ));
+        sim.set_link(LossyLink::new(seed, Impairment::new(0.05, 0.01, ms(20))));
         let mut rng = Rng::new(seed);
         let mut peers = vec![sim.start_room("p0")];
         // Each joins through a random member, a moment after the one before: joins overlap.

@@ -22,11 +22,16 @@ pub struct Impairment {
 
 impl Impairment {
     /// A perfect network: every datagram once, at once, in order.
-    pub const NONE: Impairment = Impairment {
-        loss: 0.0,
-        duplication: 0.0,
-        max_delay: Duration::ZERO,
-    };
+    pub const NONE: Impairment = Impairment::new(0.0, 0.0, Duration::ZERO);
+
+    /// Loss and duplication as probabilities, each copy delayed by 0 to `max_delay`.
+    pub const fn new(loss: f64, duplication: f64, max_delay: Duration) -> Impairment {
+        Impairment {
+            loss,
+            duplication,
+            max_delay,
+        }
+    }
 
     /// The delays after which the copies of one datagram arrive: none if it is lost, two if
     /// it is duplicated. Always draws four numbers from `rng`, so the fate of the n-th

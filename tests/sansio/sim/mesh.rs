@@ -107,15 +107,8 @@ impl PeerSim {
     /// [`PeerSim::start_room`] with a ban list.
     pub fn start_room_with(&mut self, name: &str, bans: BanList) -> SocketAddr {
         let at = self.next_addr();
-        let mut peer = Peer::new_room(
-            name,
-            self.config.clone(),
-            bans,
-            self.now,
-            self.wall_ms_of(at),
-        );
-        peer.set_local_address(at);
-        self.insert(at, peer)
+        let (config, now, wall_ms) = (self.config.clone(), self.now, self.wall_ms_of(at));
+        self.insert(at, Peer::new_room(name, config, bans, now, wall_ms))
     }
 
     /// Adds a peer called `name` at the next address, joining through `contacts`. Nothing
@@ -133,20 +126,15 @@ impl PeerSim {
         contacts: &[SocketAddr],
         bans: BanList,
     ) -> SocketAddr {
-        let mut peer = Peer::join(
-            name,
-            contacts.to_vec(),
-            self.config.clone(),
-            bans,
-            self.now,
-            self.wall_ms_of(at),
-        );
-        peer.set_local_address(at);
-        self.insert(at, peer)
+        let (config, now, wall_ms) = (self.config.clone(), self.now, self.wall_ms_of(at));
+        let contacts = contacts.to_vec();
+        self.insert(at, Peer::join(name, contacts, config, bans, now, wall_ms))
     }
 
-    fn insert(&mut self, at: SocketAddr, peer: Peer) -> SocketAddr {
+    /// Puts `peer` at `at`, telling it its own address.
+    fn insert(&mut self, at: SocketAddr, mut peer: Peer) -> SocketAddr {
         assert!(!self.peers.contains_key(&at), "two peers at {at}");
+        peer.set_local_address(at);
         self.peers.insert(at, peer);
         self.events.entry(at).or_default();
         at

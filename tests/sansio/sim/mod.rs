@@ -47,9 +47,31 @@ pub fn addr(ip: [u8; 4], port: u16) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port)
 }
 
-/// The seeds a test tries: `ICQ_SEED` alone if set, else `usual`.
-pub fn seeds(usual: Range<u64>) -> Range<u64> {
-    chosen_seed().map_or(usual, |seed| seed..seed + 1)
+/// Runs `run` with every seed of `usual` (or the one `ICQ_SEED` names) and returns what
+/// each run gave, in seed order; panics listing every seed that failed and why, so one
+/// run shows them all and each can be rerun alone. `network` is named in the message.
+pub fn for_each_seed<T>(
+    usual: Range<u64>,
+    network: Impairment,
+    mut run: impl FnMut(u64) -> Result<T, String>,
+) -> Vec<T> {
+    let seeds = chosen_seed().map_or(usual, |seed| seed..seed + 1);
+    let tried = seeds.end - seeds.start;
+    let mut outcomes = Vec::new();
+    let mut failures = Vec::new();
+    for seed in seeds {
+        match run(seed) {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(why) => failures.push(format!("seed {seed}: {why}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {tried} seeds failed ({network}); rerun one with ICQ_SEED=N:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    outcomes
 }
 
 /// A sans-IO core as the simulator drives it: datagrams and the time in, datagrams and the
