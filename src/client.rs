@@ -25,11 +25,12 @@ use crate::proto::flood::FloodLimit;
 use crate::proto::lateness::{self, Lateness};
 use crate::proto::pacing::{Backlog, Pacer};
 use crate::proto::presence::Presence;
-use crate::proto::reliable::{Due, Ready, ReceiveWindow, SendWindow};
+use crate::proto::reliable::Ready;
+use crate::proto::stream::{Resend, Stream};
 use crate::proto::token;
 use crate::wire::{
-    self, DecodeError, Delivery, DisconnectReason, Envelope, FloodTerms, Frame, PresenceChange,
-    RefuseReason, Request, RosterEntry, ToClient, ToServer,
+    self, DecodeError, Delivery, DisconnectReason, FloodTerms, Frame, PresenceChange, RefuseReason,
+    Request, RosterEntry, ToClient, ToServer,
 };
 
 /// How long to wait for the server to answer the first join before giving up. (Once a
@@ -215,16 +216,14 @@ enum Inbound {
 /// A joined session's state.
 #[derive(Debug)]
 struct Session {
-    token: u64,
+    /// The streams to and from the server: what we sent, stamped, until acknowledged;
+    /// what it sends, in order.
+    stream: Stream<Request, Inbound>,
     /// When the welcome arrived: the zero of the stamps on what we send (`sent_ms`).
     started: Instant,
     heartbeat_interval: Duration,
-    last_sent: Instant,
     last_heard: Instant,
     silent_reported: bool,
-    /// What we sent, stamped, until acknowledged.
-    outbox: SendWindow<Request>,
-    inbox: ReceiveWindow<Inbound>,
 }
 
 /// One attempt to join: asking a list of addresses in turn, repeating the join until one
@@ -449,7 +448,7 @@ impl Client {
     /// not acknowledged, before anything typed since.
     fn start_rejoining(&mut self, now: Instant) {
         if let State::Joined(session) | State::Leaving { session, .. } = &mut self.state {
-            let unacked = session.outbox.drain_unacked();
+            let unacked = session.stream.outbox.drain_unacked();
             self.queue.requeue(
                 unacked
                     .into_iter()
@@ -512,7 +511,7 @@ impl Client {
     /// yet: sent and not acknowledged, or queued (for their turn, or for a session).
     pub fn unacknowledged(&self) -> usize {
         let sent = match &self.state {
-            State::Joined(session) | State::Leaving { session, .. } => session.outbox.len(),
+            State::Joined(session) | State::Leaving { session, .. } => session.stream.outbox.len(),
             _ => 0,
         };
         sent + self.queue.len()
@@ -589,7 +588,7 @@ impl Client {
                 }
             }
             State::Joined(session) | State::Leaving { session, .. } => {
-                if from_index != self.server || frame.token() != Some(session.token) {
+                if from_index != self.server || frame.token() != Some(session.stream.token()) {
                     return;
                 }
                 session.last_heard = now;
@@ -597,7 +596,7 @@ impl Client {
                     self.events.push_back(ClientEvent::ServerBack);
                 }
                 if let Some(acks) = frame.acks() {
-                    session.outbox.on_acks(now, acks);
+                    session.stream.outbox.on_acks(now, acks);
                 }
                 self.on_session_frame(now, frame);
                 self.send_ack_if_due(now);
@@ -620,14 +619,11 @@ impl Client {
         let rejoined = self.previous_token != 0;
         self.previous_token = token;
         self.state = State::Joined(Session {
-            token,
+            stream: Stream::new(token, now, INBOX_LIMIT),
             started: now,
             heartbeat_interval,
-            last_sent: now,
             last_heard: now,
             silent_reported: false,
-            outbox: SendWindow::new(),
-            inbox: ReceiveWindow::new(INBOX_LIMIT),
         });
         // A new session: the server's bucket for us is full again.
         self.queue.restart(now, FloodLimit::from_terms(flood));
@@ -690,7 +686,7 @@ impl Client {
                 if let State::Leaving { session, .. } = &mut self.state {
                     // The server handles requests in order: confirming the leave confirms
                     // everything sent before it, even if those acknowledgements were lost.
-                    session.outbox.drain_unacked();
+                    session.stream.outbox.drain_unacked();
                     self.close(CloseReason::Left);
                 }
                 return;
@@ -699,11 +695,9 @@ impl Client {
                 // Someone asks for our name and the server checks we are still here: say
                 // so at once, or the session ends.
                 let heartbeat = Frame::ToServer(ToServer::Heartbeat {
-                    token: session.token,
-                    acks: session.inbox.acks(),
+                    token: session.stream.token(),
+                    acks: session.stream.take_ack(now),
                 });
-                session.inbox.ack_sent();
-                session.last_sent = now;
                 self.transmits
                     .push_back((self.servers[self.server], heartbeat.to_bytes()));
                 return;
@@ -787,18 +781,18 @@ impl Client {
                 text,
             }),
             Delivery::Missed { last } => {
-                session.inbox.skip_through(now, envelope.seq, last);
+                session.stream.inbox.skip_through(now, envelope.seq, last);
                 None
             }
         };
         if let Some(inbound) = inbound {
-            session.inbox.insert(now, envelope.seq, inbound);
+            session.stream.inbox.insert(now, envelope.seq, inbound);
         }
         loop {
             let (State::Joined(session) | State::Leaving { session, .. }) = &mut self.state else {
                 return;
             };
-            let Some(ready) = session.inbox.pop_ready() else {
+            let Some(ready) = session.stream.inbox.pop_ready() else {
                 return;
             };
             match ready {
@@ -814,10 +808,9 @@ impl Client {
                     text,
                 }) => {
                     // Say we got it, so the server stops repeating it.
-                    session.inbox.ack_sent();
                     let ack = Frame::ToServer(ToServer::ClientAck {
-                        token: session.token,
-                        acks: session.inbox.acks(),
+                        token: session.stream.token(),
+                        acks: session.stream.take_ack(now),
                     });
                     self.transmits
                         .push_back((self.servers[self.server], ack.to_bytes()));
@@ -986,7 +979,7 @@ impl Client {
             let owed = self.lateness.timer_ran(now, due);
             if let State::Joined(session) | State::Leaving { session, .. } = &mut self.state {
                 lateness::forgive_silence(&mut session.last_heard, now, owed);
-                session.outbox.forgive(now, owed);
+                session.stream.forgive(now, owed);
             }
         }
         match &mut self.state {
@@ -1024,16 +1017,13 @@ impl Client {
         let (State::Joined(session) | State::Leaving { session, .. }) = &mut self.state else {
             return;
         };
-        while let Some(due) = session.outbox.poll_due(now) {
+        while let Some(due) = session.stream.poll_due(now) {
             match due {
-                Due::Send { seq, item } => {
+                Resend::Send { envelope, item } => {
                     self.retransmissions += 1;
-                    let datagram = request_frame(session, seq, &item);
-                    session.inbox.ack_sent();
-                    session.last_sent = now;
-                    self.transmits.push_back((server, datagram));
+                    self.transmits.push_back((server, item.to_bytes(&envelope)));
                 }
-                Due::GaveUp { item, .. } => return self.lost_server(now, item),
+                Resend::GaveUp { item } => return self.lost_server(now, item),
             }
         }
         if let State::Leaving { deadline, .. } = self.state
@@ -1052,13 +1042,11 @@ impl Client {
             self.events
                 .push_back(ClientEvent::ServerSilent { silent_for });
         }
-        if now >= session.last_sent + session.heartbeat_interval {
+        if now >= session.stream.last_sent() + session.heartbeat_interval {
             let heartbeat = Frame::ToServer(ToServer::Heartbeat {
-                token: session.token,
-                acks: session.inbox.acks(),
+                token: session.stream.token(),
+                acks: session.stream.take_ack(now),
             });
-            session.inbox.ack_sent();
-            session.last_sent = now;
             self.transmits.push_back((server, heartbeat.to_bytes()));
         }
     }
@@ -1070,7 +1058,7 @@ impl Client {
     fn lost_server(&mut self, now: Instant, given_up: Request) {
         if let State::Leaving { session, .. } = &mut self.state {
             let mut undelivered = vec![given_up];
-            undelivered.extend(session.outbox.drain_unacked());
+            undelivered.extend(session.stream.outbox.drain_unacked());
             for text in undelivered.iter().filter_map(as_typed) {
                 self.events.push_back(ClientEvent::NotSent {
                     text,
@@ -1083,7 +1071,7 @@ impl Client {
         // It was the oldest unacknowledged request (the first to reach the give-up time):
         // it goes back first, ahead of the others `start_rejoining` puts back after it.
         if let State::Joined(session) = &mut self.state {
-            let rest = session.outbox.drain_unacked();
+            let rest = session.stream.outbox.drain_unacked();
             let items: Vec<(Request, bool)> = std::iter::once((given_up, charged))
                 .chain(rest.into_iter().map(|request| {
                     let charged = is_flood_limited(&request);
@@ -1101,12 +1089,11 @@ impl Client {
         let (State::Joined(session) | State::Leaving { session, .. }) = &mut self.state else {
             return;
         };
-        if session.inbox.ack_deadline().is_some_and(|due| due <= now) {
+        if let Some(acks) = session.stream.take_ack_if_due(now) {
             let ack = Frame::ToServer(ToServer::ClientAck {
-                token: session.token,
-                acks: session.inbox.acks(),
+                token: session.stream.token(),
+                acks,
             });
-            session.inbox.ack_sent();
             self.transmits.push_back((server, ack.to_bytes()));
         }
     }
@@ -1129,14 +1116,11 @@ impl Client {
         match &self.state {
             State::Joining(attempt) => Some(attempt.next_deadline(self.servers.len())),
             State::Joined(session) | State::Leaving { session, .. } => {
-                let mut next = session.last_sent + session.heartbeat_interval;
+                let mut next = session.stream.last_sent() + session.heartbeat_interval;
                 if !session.silent_reported {
                     next = next.min(session.last_heard + session.heartbeat_interval * 3);
                 }
-                if let Some(due) = session.outbox.next_deadline() {
-                    next = next.min(due);
-                }
-                if let Some(due) = session.inbox.ack_deadline() {
+                if let Some(due) = session.stream.next_deadline() {
                     next = next.min(due);
                 }
                 if let State::Leaving { deadline, .. } = &self.state {
@@ -1166,20 +1150,18 @@ impl Client {
         };
         request.stamp(sent_ms);
         // Past the cap on requests in flight it waits, and goes from `session_timers`.
-        let Some(seq) = session.outbox.push(now, request.clone()) else {
+        let Some(envelope) = session.stream.send(now, &request) else {
             return;
         };
-        let datagram = request_frame(session, seq, &request);
-        session.inbox.ack_sent();
-        session.last_sent = now;
-        self.transmits.push_back((server, datagram));
+        self.transmits
+            .push_back((server, request.to_bytes(&envelope)));
     }
 
     fn close(&mut self, reason: CloseReason) {
         let queued: Vec<String> = self.queue.drain().filter_map(|r| as_typed(&r)).collect();
         let (undelivered, why) = match &mut self.state {
             State::Joined(session) | State::Leaving { session, .. } => (
-                session.outbox.drain_unacked(),
+                session.stream.outbox.drain_unacked(),
                 "the session ended before the server confirmed it",
             ),
             _ => (Vec::new(), "the session ended before the server answered"),
@@ -1227,15 +1209,4 @@ fn as_typed(request: &Request) -> Option<String> {
         Request::Away { reason, .. } => Some(format!("/away {reason}")),
         Request::List | Request::Leave => None,
     }
-}
-
-/// The datagram carrying `request` under sequence number `seq`, with our current
-/// acknowledgements.
-fn request_frame(session: &Session, seq: u32, request: &Request) -> Vec<u8> {
-    let envelope = Envelope {
-        token: session.token,
-        seq,
-        acks: session.inbox.acks(),
-    };
-    request.to_bytes(&envelope)
 }

@@ -79,7 +79,7 @@ impl Peer {
                 };
                 let mut member = self.new_member(now, record);
                 member.link.my_token = self.join_token;
-                member.link.their_token = Some(token);
+                member.link.learn_token(token);
                 member.link.proven = true;
                 member.link.learn_terms(now, clock_ms, flood);
                 self.members.insert(from, member);
@@ -129,7 +129,7 @@ impl Peer {
                 let welcome = self.welcome(now, nonce, member);
                 self.send_unsequenced(from, &welcome);
                 if let Some(member) = self.members.get_mut(&from) {
-                    member.link.outbox.expedite(now);
+                    member.link.stream.outbox.expedite(now);
                 }
                 return self.member_timers(now, from);
             }
@@ -167,7 +167,7 @@ impl Peer {
         };
         let mut member = self.new_member(now, record.clone());
         member.join_nonce = Some(nonce);
-        member.link.their_token = Some(token);
+        member.link.learn_token(token);
         // The cookie proved the address.
         member.link.proven = true;
         member.link.learn_terms(now, clock_ms, flood);

@@ -22,7 +22,8 @@ fn is_message(item: &PeerItem) -> bool {
 pub(super) struct Link {
     /// The secret the member must put in every frame it sends us.
     pub(super) my_token: u64,
-    /// The secret we must put in every frame we send it, once it has told us.
+    /// The secret we must put in every frame we send it, once it has told us (the
+    /// stream's token from then on: see [`Link::learn_token`]).
     pub(super) their_token: Option<u64>,
     /// Whether the member proved it receives at its address (it knows `my_token`, which
     /// only ever went there). Nothing but hellos is sent before.
@@ -34,12 +35,10 @@ pub(super) struct Link {
     pub(super) next_probe: Instant,
     /// Items waiting for the streams to open.
     pub(super) pending: VecDeque<PeerItem>,
-    pub(super) outbox: SendWindow<PeerItem>,
-    pub(super) inbox: ReceiveWindow<PeerItem>,
+    /// The pair's streams, open once it is proven and we know its token.
+    pub(super) stream: Stream<PeerItem>,
     /// When the member last proved it is alive (or when we learned of it).
     pub(super) last_heard: Instant,
-    /// When we last sent it anything carrying our acknowledgements.
-    pub(super) last_sent: Instant,
     /// The limit on its messages (counted by its stamps, against the clock it told us), and
     /// what it dropped since the member was last told.
     pub(super) flood: FloodWatch,
@@ -57,10 +56,8 @@ impl Link {
             hello_wait: HELLO_RETRY,
             next_probe: now,
             pending: VecDeque::new(),
-            outbox: SendWindow::new(),
-            inbox: ReceiveWindow::new(INBOX_LIMIT),
+            stream: Stream::new(0, now, INBOX_LIMIT),
             last_heard: now,
-            last_sent: now,
             flood: FloodWatch::new(flood_limit.map(|limit| FloodGate::new(limit, now, max_lag))),
             their_terms: None,
         }
@@ -78,18 +75,17 @@ impl Link {
         self.their_terms = Some(terms);
     }
 
-    pub(super) fn envelope(&self, seq: u32) -> Envelope {
-        Envelope {
-            token: self.their_token.unwrap_or_default(),
-            seq,
-            acks: self.inbox.acks(),
-        }
+    /// The member told us the token to put in our frames.
+    pub(super) fn learn_token(&mut self, token: u64) {
+        self.their_token = Some(token);
+        self.stream.set_token(token);
     }
 
     /// How many typed messages to this member are not confirmed yet.
     pub(super) fn unconfirmed_messages(&self) -> usize {
         self.pending.iter().filter(|item| is_message(item)).count()
             + self
+                .stream
                 .outbox
                 .unacked()
                 .filter(|item| is_message(item))
@@ -119,19 +115,19 @@ impl Peer {
             link.next_hello = now;
         }
         if let Some(acks) = frame.acks() {
-            link.outbox.on_acks(now, acks);
+            link.stream.outbox.on_acks(now, acks);
         }
         if let PeerFrame::NotMember { reason, .. } = frame {
             return self.dropped_by(now, from, reason);
         }
         if let PeerFrame::Sequenced(envelope, item) = frame {
-            link.inbox.insert(now, envelope.seq, item);
+            link.stream.inbox.insert(now, envelope.seq, item);
         }
         // Items are handled in the order the member sent them, each once.
         while let Some(ready) = self
             .members
             .get_mut(&from)
-            .and_then(|m| m.link.inbox.pop_ready())
+            .and_then(|m| m.link.stream.inbox.pop_ready())
         {
             match ready {
                 Ready::Item(item) => self.on_item(now, from, item),
@@ -199,14 +195,14 @@ impl Peer {
         let link = &mut member.link;
         let echoed = echo == link.my_token;
         match link.their_token {
-            None => link.their_token = Some(token),
+            None => link.learn_token(token),
             Some(known) if known != token => {
                 // A token never changes within an incarnation: believe a new one only
                 // with the proof that it comes from the member.
                 if !echoed {
                     return;
                 }
-                link.their_token = Some(token);
+                link.learn_token(token);
             }
             Some(_) => {}
         }
@@ -375,17 +371,14 @@ impl Peer {
             return;
         };
         let link = &mut member.link;
-        while let Some(due) = link.outbox.poll_due(now) {
+        while let Some(due) = link.stream.poll_due(now) {
             match due {
-                Due::Send { seq, item } => {
+                Resend::Send { envelope, item } => {
                     self.stats.retransmissions += 1;
-                    let datagram = item.to_bytes(&link.envelope(seq));
-                    link.inbox.ack_sent();
-                    link.last_sent = now;
                     self.stats.datagrams_sent += 1;
-                    self.transmits.push_back((addr, datagram));
+                    self.transmits.push_back((addr, item.to_bytes(&envelope)));
                 }
-                Due::GaveUp { .. } => {
+                Resend::GaveUp { .. } => {
                     // Unacknowledged through every retry: it is gone, whatever it last said.
                     return self.remove_member(now, addr, GoneReason::TimedOut, true);
                 }
@@ -406,7 +399,7 @@ impl Peer {
             return;
         };
         let link = &mut member.link;
-        if link.is_open() && now >= link.last_sent + heartbeat {
+        if link.is_open() && now >= link.stream.last_sent() + heartbeat {
             // Nothing else went its way for a while: prove we are alive.
             self.send_ack_now(now, addr);
         }
@@ -431,12 +424,9 @@ impl Peer {
                     let link = &member.link;
                     consider(link.last_heard + timeout);
                     if link.is_open() {
-                        consider(link.last_sent + heartbeat);
+                        consider(link.stream.last_sent() + heartbeat);
                         consider(probe_at(link, timeout));
-                        if let Some(due) = link.outbox.next_deadline() {
-                            consider(due);
-                        }
-                        if let Some(due) = link.inbox.ack_deadline() {
+                        if let Some(due) = link.stream.next_deadline() {
                             consider(due);
                         }
                     } else {
@@ -466,7 +456,7 @@ impl Peer {
         if member.banned {
             return;
         }
-        if member.link.pending.len() + member.link.outbox.len() >= MAX_UNACKED {
+        if member.link.pending.len() + member.link.stream.outbox.len() >= MAX_UNACKED {
             self.events.push_back(PeerEvent::Undelivered {
                 to: member.record.name.clone(),
                 count: 1,
@@ -492,12 +482,10 @@ impl Peer {
             return;
         }
         // Past the cap on items in flight it waits, and goes when the link's timers run.
-        let Some(seq) = link.outbox.push(now, item.clone()) else {
+        let Some(envelope) = link.stream.send(now, &item) else {
             return;
         };
-        let datagram = item.to_bytes(&link.envelope(seq));
-        link.inbox.ack_sent();
-        link.last_sent = now;
+        let datagram = item.to_bytes(&envelope);
         self.stats.datagrams_sent += 1;
         self.transmits.push_back((addr, datagram));
     }
@@ -521,18 +509,17 @@ impl Peer {
     }
 
     fn send_ack_if_due(&mut self, now: Instant, addr: SocketAddr) {
-        let due = self
-            .members
-            .get(&addr)
-            .and_then(|m| m.link.inbox.ack_deadline())
-            .is_some_and(|due| due <= now);
-        if due {
-            self.send_ack_now(now, addr);
-        }
+        self.send_ack(now, addr, false);
     }
 
     /// Sends our acknowledgements to the member at `addr` at once (if we know its token).
     pub(super) fn send_ack_now(&mut self, now: Instant, addr: SocketAddr) {
+        self.send_ack(now, addr, true);
+    }
+
+    /// Sends our acknowledgements to the member at `addr` if one is due (or whether or not
+    /// one is, `always`), once we know its token.
+    fn send_ack(&mut self, now: Instant, addr: SocketAddr, always: bool) {
         let Some(member) = self.members.get_mut(&addr) else {
             return;
         };
@@ -540,12 +527,15 @@ impl Peer {
         let Some(token) = link.their_token else {
             return;
         };
-        let ack = Frame::Peer(PeerFrame::Ack {
-            token,
-            acks: link.inbox.acks(),
-        });
-        link.inbox.ack_sent();
-        link.last_sent = link.last_sent.max(now);
+        let acks = if always {
+            link.stream.take_ack(now)
+        } else {
+            let Some(acks) = link.stream.take_ack_if_due(now) else {
+                return;
+            };
+            acks
+        };
+        let ack = Frame::Peer(PeerFrame::Ack { token, acks });
         self.stats.datagrams_sent += 1;
         self.transmits.push_back((addr, ack.to_bytes()));
     }

@@ -385,7 +385,7 @@ impl Peer {
             at: now,
             my_token: member.link.my_token,
             their_token: member.link.their_token,
-            acks: member.link.inbox.acks(),
+            acks: member.link.stream.inbox.acks(),
             last_answer: None,
         });
         self.trim_tombstones(now);

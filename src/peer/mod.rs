@@ -65,12 +65,13 @@ use crate::proto::flood::{FloodGate, FloodLimit, FloodWatch};
 use crate::proto::lateness::{self, Lateness};
 use crate::proto::pacing::{Backlog, Pacer};
 use crate::proto::presence::Presence;
-use crate::proto::reliable::{Due, Ready, ReceiveWindow, SendWindow};
+use crate::proto::reliable::Ready;
+use crate::proto::stream::{Resend, Stream};
 use crate::proto::token;
 use crate::text;
 use crate::wire::{
-    self, Acks, DecodeError, Envelope, FloodTerms, Frame, GoneReason, MAX_DATAGRAM, MemberRecord,
-    PeerFrame, PeerItem, RefuseReason, ToClient, ToServer,
+    self, Acks, DecodeError, FloodTerms, Frame, GoneReason, MAX_DATAGRAM, MemberRecord, PeerFrame,
+    PeerItem, RefuseReason, ToClient, ToServer,
 };
 
 mod join;
@@ -538,7 +539,7 @@ impl Peer {
         self.members
             .values()
             .filter(|m| !m.banned)
-            .map(|m| m.link.pending.len() + m.link.outbox.len())
+            .map(|m| m.link.pending.len() + m.link.stream.outbox.len())
             .sum::<usize>()
             + self.typed.len()
     }
@@ -905,7 +906,9 @@ impl Peer {
             return;
         }
         let done = self.members.values().all(|m| {
-            m.banned || !m.link.is_open() || (m.link.pending.is_empty() && m.link.outbox.is_empty())
+            m.banned
+                || !m.link.is_open()
+                || (m.link.pending.is_empty() && m.link.stream.outbox.is_empty())
         });
         if done {
             self.close(PeerCloseReason::Left);
@@ -924,7 +927,7 @@ impl Peer {
             if !owed.is_zero() {
                 for member in self.members.values_mut() {
                     lateness::forgive_silence(&mut member.link.last_heard, now, owed);
-                    member.link.outbox.forgive(now, owed);
+                    member.link.stream.forgive(now, owed);
                 }
             }
         }
