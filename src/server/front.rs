@@ -104,12 +104,12 @@ impl Server {
             .sessions
             .get(&from)
             .and_then(|s| s.streams.as_ref())
-            .is_some_and(|streams| streams.token == token);
+            .is_some_and(|streams| streams.token() == token);
         if is_session {
             return self.handle_session_frame(now, from, frame);
         }
         if let Some(farewell) = self.farewells.get_mut(&from)
-            && farewell.streams.token == token
+            && farewell.streams.token() == token
         {
             // The session is over; only its acknowledgements still matter, to stop
             // repeating the farewell.
@@ -127,7 +127,7 @@ impl Server {
                     timers: &mut self.timers,
                     stats: &mut self.stats,
                 };
-                if !farewell.streams.retransmit_due(now, from, &mut out) {
+                if !out.retransmit_due(&mut farewell.streams, now, from) {
                     self.farewells.remove(&from);
                 }
             }
@@ -160,8 +160,7 @@ impl Server {
         let repeat = self
             .sessions
             .get(&from)
-            .and_then(|s| s.streams.as_ref())
-            .is_some_and(|streams| streams.nonce == nonce);
+            .is_some_and(|s| s.streams.is_some() && s.nonce == nonce);
         if !repeat && self.lateness.is_behind() && self.joins_this_turn >= JOINS_PER_TURN {
             // Not logged: a storm would flood the log with one line per join.
             let busy = Frame::ToClient(ToClient::Refused {
@@ -185,10 +184,10 @@ impl Server {
         self.farewells.remove(&from);
         if let Some(session) = self.sessions.get(&from) {
             match &session.streams {
-                Some(streams) if streams.nonce == nonce => {
+                Some(streams) if session.nonce == nonce => {
                     // The welcome was lost and the client asked again: answer, change
                     // nothing.
-                    let welcome = self.welcome(nonce, streams.token, &session.name);
+                    let welcome = self.welcome(nonce, streams.token(), &session.name);
                     self.send_unsequenced(from, &welcome);
                     return;
                 }
@@ -232,8 +231,7 @@ impl Server {
         let token = token::random_u64();
         let welcome = self.welcome(nonce, token, &name);
         self.send_unsequenced(from, &welcome);
-        let streams = Streams::new(token, nonce);
-        self.add_session(now, from, name, name_key, Some(streams));
+        self.add_session(now, from, name, name_key, Some((token, nonce)));
         if previous_token != 0 {
             // Coming back after losing its session: whatever was said meanwhile is gone
             // (a history to replay is for later), and silence would hide that.
@@ -252,7 +250,7 @@ impl Server {
             return Holder::Gone;
         };
         // A guest has no way to answer: its name is held until it times out.
-        let Some(token) = session.streams.as_ref().map(|s| s.token) else {
+        let Some(token) = session.streams.as_ref().map(|s| s.token()) else {
             return Holder::Live;
         };
         if now.saturating_duration_since(session.last_heard) <= PROBE_AFTER_SILENCE {

@@ -42,7 +42,8 @@ use crate::proto::cookie::{CookieJar, WallClock};
 use crate::proto::flood::{Admission, FloodGate, FloodLimit, FloodWatch};
 use crate::proto::lateness::{self, Credited, Lateness};
 use crate::proto::loggate::{GateLimits, LogGate, Summary};
-use crate::proto::reliable::{Due, Ready, ReceiveWindow, SendWindow};
+use crate::proto::reliable::Ready;
+use crate::proto::stream::{Resend, Stream};
 use crate::proto::token;
 use crate::text::{self, AWAY_WITHOUT_REASON, ClockText, sanitize};
 use crate::wire::{
@@ -56,7 +57,7 @@ mod room;
 mod sessions;
 
 use guests::{guest_line, guest_message_line};
-use sessions::{Farewell, Holder, Probe, Removal, Session, Streams};
+use sessions::{Farewell, Holder, Probe, Removal, Session};
 
 /// A malformed datagram is logged at most once per address per this period, so garbage
 /// cannot flood the operator's log.
@@ -745,7 +746,7 @@ impl Server {
             timers: &mut self.timers,
             stats: &mut self.stats,
         };
-        streams.send(now, to, payload, &mut out);
+        out.send(streams, now, to, payload);
     }
 
     /// Sends a frame that stands alone (no sequence number, never repeated by us).

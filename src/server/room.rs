@@ -24,7 +24,7 @@ impl Server {
         let Some(session) = self.sessions.get_mut(&from) else {
             return false;
         };
-        let stamp = session.streams.as_ref().and_then(|streams| streams.stamp);
+        let stamp = session.stamp;
         match session.flood.admit(now, stamp) {
             Admission::Admitted => true,
             Admission::Dropped => false,
@@ -418,7 +418,7 @@ impl Server {
                         make().to_bytes().into()
                     })
                     .clone();
-                streams.send(now, addr, payload, &mut out);
+                out.send(streams, now, addr, payload);
             }
             None => {
                 let payload = guest_encoded

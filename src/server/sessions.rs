@@ -1,7 +1,7 @@
 //! Sessions of named clients and their reliable streams.
 //!
-//! Owns what the server keeps per session ([`Session`], its [`Streams`]: token, send and
-//! receive windows, retransmission timer), admitting a session once the front door said
+//! Owns what the server keeps per session ([`Session`], its [`Streams`] and sending on
+//! them, the retransmission timers), admitting a session once the front door said
 //! yes, carrying out a session's requests in order, retransmission and giving up, the
 //! probe of a silent session, crediting sessions with the server's own lateness, and the
 //! end of a session: leaving, timeouts, kicks, and the farewell that is repeated until the
@@ -12,120 +12,87 @@
 
 use super::*;
 
-/// The reliable streams of one named session.
-#[derive(Debug)]
-pub(super) struct Streams {
-    /// The session's secret: frames without it are not from this client.
-    pub(super) token: u64,
-    /// The join's nonce, to tell a repeated join from a new program at the same address.
-    pub(super) nonce: u64,
-    /// Frames sent to the client and not yet acknowledged.
-    pub(super) outbox: SendWindow<Arc<[u8]>>,
-    /// The client's requests, put back in order, each with the client's stamp of when it
-    /// first sent it (`sent_ms`, see [`Request`]).
-    pub(super) inbox: ReceiveWindow<Request>,
-    /// The stamp of the request being carried out, which its flood check counts by.
-    pub(super) stamp: Option<u64>,
-    /// The retransmission deadline this session has in `Server::timers`, if any.
-    pub(super) timer: Option<Instant>,
-}
+/// The reliable streams of one named session (or of its farewell): frames sent to the
+/// client, encoded with a blank envelope, until acknowledged; the client's requests put
+/// back in order, each with the client's stamp of when it first sent it (`sent_ms`, see
+/// [`Request`]). Its token is the session's secret: frames without it are not from this
+/// client.
+pub(super) type Streams = Stream<Arc<[u8]>, Request>;
 
-impl Streams {
-    pub(super) fn new(token: u64, nonce: u64) -> Streams {
-        Streams {
-            token,
-            nonce,
-            outbox: SendWindow::new(),
-            inbox: ReceiveWindow::new(INBOX_LIMIT),
-            stamp: None,
-            timer: None,
-        }
-    }
-
-    /// Sends a sequenced frame (already encoded with a blank envelope).
+impl Outgoing<'_> {
+    /// Sends a sequenced frame (already encoded with a blank envelope) on `streams`.
     pub(super) fn send(
         &mut self,
+        streams: &mut Streams,
         now: Instant,
         to: SocketAddr,
         payload: Arc<[u8]>,
-        out: &mut Outgoing<'_>,
     ) {
-        if self.outbox.len() >= OUTBOX_LIMIT {
-            out.stats.frames_missed += self.replace_oldest(now, OUTBOX_LIMIT / 2);
+        if streams.outbox.len() >= OUTBOX_LIMIT {
+            self.stats.frames_missed += replace_oldest(streams, now, OUTBOX_LIMIT / 2);
         }
         // Past the cap on frames in flight it waits in the window, and `arm` makes the
         // timer fetch it as soon as acknowledgements make room.
-        if let Some(seq) = self.outbox.push(now, payload.clone()) {
-            self.transmit(to, seq, payload, out);
+        if let Some(envelope) = streams.send(now, &payload) {
+            self.transmit(to, envelope, payload);
         }
-        self.arm(now, to, out.timers);
+        arm(streams, now, to, self.timers);
     }
 
-    /// Replaces the `count` oldest frames by one [`Delivery::Missed`] telling the client how
-    /// many it will never get; returns that many.
-    fn replace_oldest(&mut self, now: Instant, count: usize) -> u64 {
-        let mut missed = 0;
-        self.outbox.replace_oldest(now, count, |first, last| {
-            missed = u64::from(last - first + 1);
-            Frame::ToClient(ToClient::Sequenced(
-                Envelope::default(),
-                Delivery::Missed { last },
-            ))
-            .to_bytes()
-            .into()
-        });
-        missed
-    }
-
-    fn transmit(&mut self, to: SocketAddr, seq: u32, payload: Arc<[u8]>, out: &mut Outgoing<'_>) {
-        let envelope = Envelope {
-            token: self.token,
-            seq,
-            acks: self.inbox.acks(),
-        };
-        self.inbox.ack_sent();
-        out.stats.datagrams_sent += 1;
-        out.transmits.push_back(Transmit {
+    fn transmit(&mut self, to: SocketAddr, envelope: Envelope, payload: Arc<[u8]>) {
+        self.stats.datagrams_sent += 1;
+        self.transmits.push_back(Transmit {
             destination: to,
             payload,
             envelope: Some(envelope),
         });
     }
 
-    /// Makes sure `timers` holds this session's next retransmission deadline.
-    fn arm(&mut self, now: Instant, addr: SocketAddr, timers: &mut Timers) {
-        let Some(deadline) = self.outbox.next_deadline() else {
-            return;
-        };
-        let deadline = deadline.max(now);
-        if self.timer.is_none_or(|armed| deadline < armed) {
-            self.timer = Some(deadline);
-            timers.push(Reverse((deadline, addr)));
-        }
-    }
-
-    /// Sends whatever is due; returns false if a frame was given up on (the client stopped
-    /// acknowledging for [`reliable::MAX_TRANSMISSIONS`](crate::proto::reliable::MAX_TRANSMISSIONS)
-    /// tries).
+    /// Sends whatever is due on `streams`; returns false if a frame was given up on (the
+    /// client stopped acknowledging for
+    /// [`reliable::MAX_TRANSMISSIONS`](crate::proto::reliable::MAX_TRANSMISSIONS) tries).
     pub(super) fn retransmit_due(
         &mut self,
+        streams: &mut Streams,
         now: Instant,
         to: SocketAddr,
-        out: &mut Outgoing<'_>,
     ) -> bool {
-        while let Some(due) = self.outbox.poll_due(now) {
+        while let Some(due) = streams.poll_due(now) {
             match due {
-                Due::Send { seq, item } => {
-                    out.stats.retransmissions += 1;
-                    self.transmit(to, seq, item, out);
+                Resend::Send { envelope, item } => {
+                    self.stats.retransmissions += 1;
+                    self.transmit(to, envelope, item);
                 }
-                Due::GaveUp { .. } => return false,
+                Resend::GaveUp { .. } => return false,
             }
         }
-        self.timer = None;
-        self.arm(now, to, out.timers);
+        streams.disarm();
+        arm(streams, now, to, self.timers);
         true
     }
+}
+
+/// Makes sure `timers` holds the next retransmission deadline of the streams at `addr`.
+pub(super) fn arm(streams: &mut Streams, now: Instant, addr: SocketAddr, timers: &mut Timers) {
+    if let Some(deadline) = streams.arm(now) {
+        timers.push(Reverse((deadline, addr)));
+    }
+}
+
+/// Replaces the `count` oldest frames by one [`Delivery::Missed`] telling the client how
+/// many it will never get; returns that many.
+pub(super) fn replace_oldest(streams: &mut Streams, now: Instant, count: usize) -> u64 {
+    let mut missed = 0;
+    streams.outbox.replace_oldest(now, count, |first, last| {
+        missed = u64::from(last - first + 1);
+        Frame::ToClient(ToClient::Sequenced(
+            Envelope::default(),
+            Delivery::Missed { last },
+        ))
+        .to_bytes()
+        .into()
+    });
+    missed
 }
 
 /// Everything the server remembers about one connected client.
@@ -146,6 +113,11 @@ pub(super) struct Session {
     pub(super) away: Option<String>,
     /// The reliable streams; `None` for guests.
     pub(super) streams: Option<Streams>,
+    /// The join's nonce, to tell a repeated join from a new program at the same address
+    /// (0 for guests).
+    pub(super) nonce: u64,
+    /// The stamp of the request being carried out, which its flood check counts by.
+    pub(super) stamp: Option<u64>,
     /// How much of the server's own lateness this session's clocks were credited with.
     pub(super) credited: Credited,
     /// Someone asked for this session's name and it was probed, unanswered so far.
@@ -182,7 +154,7 @@ impl Session {
         }
         lateness::forgive_silence(&mut self.last_heard, now, owed);
         if let Some(streams) = self.streams.as_mut() {
-            streams.outbox.forgive(now, owed);
+            streams.forgive(now, owed);
         }
     }
 }
@@ -232,19 +204,14 @@ impl Server {
             streams.inbox.insert(now, envelope.seq, request);
         }
         // Requests are carried out in the order the client sent them, each once.
-        while let Some(ready) = self
-            .sessions
-            .get_mut(&from)
-            .and_then(|s| s.streams.as_mut())
-            .and_then(|streams| {
-                let ready = streams.inbox.pop_ready();
-                streams.stamp = match &ready {
-                    Some(Ready::Item(request)) => Some(request.sent_ms()),
-                    _ => None,
-                };
-                ready
-            })
-        {
+        while let Some(ready) = self.sessions.get_mut(&from).and_then(|s| {
+            let ready = s.streams.as_mut()?.inbox.pop_ready();
+            s.stamp = match &ready {
+                Some(Ready::Item(request)) => Some(request.sent_ms()),
+                _ => None,
+            };
+            ready
+        }) {
             match ready {
                 Ready::Item(Request::Chat { text, .. }) => self.handle_chat(now, from, &text),
                 Ready::Item(Request::List) => self.send_roster(now, from),
@@ -270,13 +237,12 @@ impl Server {
             .sessions
             .get_mut(&from)
             .and_then(|s| s.streams.as_mut())
-            && (heartbeat || streams.inbox.ack_deadline().is_some())
+            && (heartbeat || streams.ack_pending())
         {
             let ack = Frame::ToClient(ToClient::ServerAck {
-                token: streams.token,
-                acks: streams.inbox.acks(),
+                token: streams.token(),
+                acks: streams.take_ack(now),
             });
-            streams.inbox.ack_sent();
             self.send_unsequenced(from, &ack);
         }
         if let Some(streams) = self
@@ -285,7 +251,7 @@ impl Server {
             .and_then(|s| s.streams.as_mut())
         {
             // Acknowledgements may have emptied the outbox or changed its deadline.
-            streams.arm(now, from, &mut self.timers);
+            arm(streams, now, from, &mut self.timers);
         }
     }
 
@@ -295,9 +261,9 @@ impl Server {
         addr: SocketAddr,
         name: String,
         name_key: String,
-        streams: Option<Streams>,
+        named: Option<(u64, u64)>,
     ) {
-        let kind = if streams.is_some() {
+        let kind = if named.is_some() {
             ClientKind::Named
         } else {
             ClientKind::Guest
@@ -326,7 +292,9 @@ impl Server {
                 })),
                 flood_warnings: Vec::new(),
                 away: None,
-                streams,
+                streams: named.map(|(token, _)| Stream::new(token, now, INBOX_LIMIT)),
+                nonce: named.map_or(0, |(_, nonce)| nonce),
+                stamp: None,
                 probe: None,
                 credited: Credited::now(&self.lateness),
             },
@@ -367,7 +335,7 @@ impl Server {
                 .get_mut(&addr)
                 .and_then(|s| s.streams.as_mut())
             {
-                if streams.timer != Some(deadline) {
+                if !streams.is_armed_for(deadline) {
                     continue; // stale: re-armed for another instant since
                 }
                 if let Some(session) = self.sessions.get_mut(&addr) {
@@ -380,14 +348,14 @@ impl Server {
                 else {
                     continue;
                 };
-                if !streams.retransmit_due(now, addr, &mut out) {
+                if !out.retransmit_due(streams, now, addr) {
                     unreachable.push(addr);
                 }
             } else if let Some(farewell) = self.farewells.get_mut(&addr) {
-                if farewell.streams.timer != Some(deadline) {
+                if !farewell.streams.is_armed_for(deadline) {
                     continue;
                 }
-                if !farewell.streams.retransmit_due(now, addr, &mut out)
+                if !out.retransmit_due(&mut farewell.streams, now, addr)
                     || farewell.streams.outbox.is_empty()
                 {
                     self.farewells.remove(&addr);
@@ -414,10 +382,10 @@ impl Server {
             // What it never acknowledged would hold the farewell back for ever: the client
             // is told it missed it, then why it was dropped, should it come back in time.
             let backlog = streams.outbox.len();
-            self.stats.frames_missed += streams.replace_oldest(now, backlog);
+            self.stats.frames_missed += replace_oldest(streams, now, backlog);
         }
         self.by_name.remove(&session.name_key);
-        let token = session.streams.as_ref().map(|s| s.token);
+        let token = session.streams.as_ref().map(|s| s.token());
         let time_ms = self.clock.wall_ms(now);
         let name = session.name.clone();
         let unresponsive = format!(
@@ -508,8 +476,8 @@ impl Server {
             timers: &mut self.timers,
             stats: &mut self.stats,
         };
-        streams.timer = None;
-        streams.send(now, addr, frame.to_bytes().into(), &mut out);
+        streams.disarm();
+        out.send(&mut streams, now, addr, frame.to_bytes().into());
         if self.farewells.len() < FAREWELL_LIMIT {
             self.farewells.insert(addr, Farewell { streams });
         }
