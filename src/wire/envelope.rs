@@ -45,11 +45,13 @@ impl Acks {
 }
 
 impl Codec<Acks> for Acks {
+    #[inline]
     fn put(value: &Acks, w: &mut Writer<'_>) {
         u32::put(&value.through, w);
         u64::put(&value.also, w);
     }
 
+    #[inline]
     fn get(r: &mut Reader<'_>) -> Result<Acks, DecodeError> {
         Ok(Acks {
             through: u32::get(r)?,
@@ -93,12 +95,14 @@ impl Envelope {
 }
 
 impl Codec<Envelope> for Envelope {
+    #[inline]
     fn put(value: &Envelope, w: &mut Writer<'_>) {
         u64::put(&value.token, w);
         u32::put(&value.seq, w);
         Acks::put(&value.acks, w);
     }
 
+    #[inline]
     fn get(r: &mut Reader<'_>) -> Result<Envelope, DecodeError> {
         Ok(Envelope {
             token: u64::get(r)?,

@@ -214,14 +214,11 @@ impl Frame {
             return Err(DecodeError::UnsupportedVersion { version });
         }
         let [kind] = r.array()?;
-        let frame = if let Some(frame) = ToServer::decode_kind(kind, &mut r)? {
-            Frame::ToServer(frame)
-        } else if let Some(frame) = ToClient::decode_kind(kind, &mut r)? {
-            Frame::ToClient(frame)
-        } else if let Some(frame) = PeerFrame::decode_kind(kind, &mut r)? {
-            Frame::Peer(frame)
-        } else {
-            return Err(DecodeError::UnknownKind { kind });
+        // The kind's range says its direction, so one table is asked.
+        let frame = match kind {
+            ..0x80 => ToServer::decode_kind(kind, &mut r)?,
+            0x80..0xC0 => ToClient::decode_kind(kind, &mut r)?,
+            _ => PeerFrame::decode_kind(kind, &mut r)?,
         };
         if !r.rest.is_empty() {
             return Err(DecodeError::TrailingBytes {
@@ -370,6 +367,7 @@ pub struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     /// Starts a frame of kind `kind` at the end of `out`: writes its header.
+    #[inline]
     pub(crate) fn frame(out: &'a mut Vec<u8>, kind: u8) -> Writer<'a> {
         let start = out.len();
         out.extend_from_slice(&MAGIC);
@@ -378,6 +376,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Appends raw bytes.
+    #[inline]
     pub fn bytes(&mut self, bytes: &[u8]) {
         self.out.extend_from_slice(bytes);
     }
@@ -400,6 +399,7 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.rest.len() < n {
             return Err(DecodeError::Truncated);
@@ -410,6 +410,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next `N` bytes.
+    #[inline]
     pub fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let bytes = self.take(N)?;
         let mut array = [0; N];

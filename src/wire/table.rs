@@ -22,9 +22,11 @@ pub trait Codec<T> {
 macro_rules! big_endian {
     ($($t:ty),*) => {$(
         impl Codec<$t> for $t {
+            #[inline]
             fn put(value: &$t, w: &mut Writer<'_>) {
                 w.bytes(&value.to_be_bytes());
             }
+            #[inline]
             fn get(r: &mut Reader<'_>) -> Result<$t, DecodeError> {
                 Ok(<$t>::from_be_bytes(r.array()?))
             }
@@ -186,14 +188,14 @@ macro_rules! frames {
         standalone {
             $(
                 $(#[$vmeta:meta])*
-                $V:ident = $code:expr, $name:literal
+                $V:ident = $code:tt, $name:literal
                 $({ $($f:ident: $t:ty $(as $c:ty)?),* $(,)? })?
             ),* $(,)?
         }
         sequenced {
             $(
                 $(#[$smeta:meta])*
-                $S:ident = $scode:expr, $sname:literal
+                $S:ident = $scode:tt, $sname:literal
                 $({ $($sf:ident: $st:ty $(as $sc:ty)?),* $(,)? })?
             ),* $(,)?
         }
@@ -270,34 +272,32 @@ macro_rules! frames {
                 }
             }
 
-            /// Reads the fields of a frame of kind `kind`, if the kind is this direction's.
+            /// Reads the fields of a frame of kind `kind`, one of this direction's: any other
+            /// kind is unknown.
             pub(crate) fn decode_kind(
                 kind: u8,
                 r: &mut $crate::wire::Reader<'_>,
-            ) -> Result<Option<$Dir>, $crate::wire::DecodeError> {
+            ) -> Result<$crate::wire::Frame, $crate::wire::DecodeError> {
                 use $crate::wire::table::Codec;
-                Ok(Some(
+                let frame = match kind {
                     $(
-                        if kind == $code {
-                            $Dir::$V $({ $(
-                                $f: <$crate::wire::table::codec!($t $(, $c)?)
-                                    as Codec<$t>>::get(r)?
-                            ),* })?
-                        } else
+                        $code => $Dir::$V $({ $(
+                            $f: <$crate::wire::table::codec!($t $(, $c)?)
+                                as Codec<$t>>::get(r)?
+                        ),* })?,
                     )*
                     $(
-                        if kind == $scode {
+                        $scode => {
                             let envelope = $crate::wire::Envelope::get(r)?;
                             $Dir::Sequenced(envelope, $Body::$S $({ $(
                                 $sf: <$crate::wire::table::codec!($st $(, $sc)?)
                                     as Codec<$st>>::get(r)?
                             ),* })?)
-                        } else
+                        }
                     )*
-                    {
-                        return Ok(None);
-                    }
-                ))
+                    _ => return Err($crate::wire::DecodeError::UnknownKind { kind }),
+                };
+                Ok(frame.into())
             }
         }
 
