@@ -680,7 +680,7 @@ fn arb_datagram() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-// wire ------------------------------------------------------------------------------------
+// Decoding: never a panic, every frame kind round trips -----------------------------------
 
 /// Decodes `bytes` (which must not panic, nor may the other-version helpers) and checks that
 /// an accepted datagram is the canonical encoding of what was decoded: the decoder is
@@ -798,7 +798,7 @@ proptest! {
     }
 }
 
-// command ---------------------------------------------------------------------------------
+// Command lines: parsed as a model of the rules says --------------------------------------
 
 /// What `command::parse` should answer, written from the rules documented in `command.rs`
 /// with `split_whitespace` rather than the parser's own code: one `\n` or `\r\n` is dropped;
@@ -1079,7 +1079,7 @@ proptest! {
     }
 }
 
-// text ------------------------------------------------------------------------------------
+// Sanitizing text: no escape survives, printable text is kept -----------------------------
 
 /// The characters Unicode calls bidirectional controls (property `Bidi_Control`), listed
 /// here apart from `names::is_invisible_or_bidi` so the check does not trust the code.
@@ -1158,7 +1158,7 @@ proptest! {
     }
 }
 
-// server ----------------------------------------------------------------------------------
+// The server core under hostile traffic: no panic, no amplification -----------------------
 
 /// Addresses that come back, so sessions form and frames find them: loopback ports, the same
 /// address written as IPv4-mapped IPv6, IPv6, a service port (53), the server's own address
