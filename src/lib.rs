@@ -27,7 +27,8 @@
 //! - [`peer`]: serverless mode — one peer's state machine in a room of identical peers:
 //!   `join` (joining through any member, names unique in the room), `membership` (the
 //!   member list by gossip, departures, tombstones), `links` (a reliable stream pair per
-//!   member, flood limit and pacing, eviction of silent members).
+//!   member, flood limit and pacing, eviction of silent members), `room` (`/me`, `/nick`,
+//!   `/away`, `/back` and concurrent renames).
 //! - [`command`]: parsing the slash-commands people type, shared by both programs.
 //! - [`cli`]: the values the programs' options take (addresses, ports, switches) and
 //!   one-line argument errors.

@@ -74,6 +74,30 @@ impl fmt::Display for NameError {
 
 impl std::error::Error for NameError {}
 
+/// Why a rename (`/nick`) is refused, in server and peer mode alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenameError {
+    /// The new name breaks the naming rules.
+    Invalid(NameError),
+    /// Someone else is called that (by [`key`]).
+    Taken,
+}
+
+/// Checks a rename to `new_name`: the naming rules first, then `taken`, asked with the new
+/// name's [`key`] whether someone else holds it. Returns that key. The one check both the
+/// server and the peers make, so a name refused in one mode is refused in the other.
+pub fn check_rename(
+    new_name: &str,
+    taken: impl FnOnce(&str) -> bool,
+) -> Result<String, RenameError> {
+    validate(new_name).map_err(RenameError::Invalid)?;
+    let new_key = key(new_name);
+    if taken(&new_key) {
+        return Err(RenameError::Taken);
+    }
+    Ok(new_key)
+}
+
 /// Checks a name a client asks to join under: 1 to 32 printable characters, no whitespace,
 /// none of the invisible or direction-changing characters that would let two different names
 /// look identical on screen, letters of one script (UTS #39's "single-script": Japanese may

@@ -6,7 +6,8 @@
 //! a time and a UTC offset handed in (it never reads the host's time zone: the server core
 //! formats guests' lines with the offset its binary gives it, see
 //! `ServerConfig::utc_offset`), the line shapes (`[12:00:00] alice: hello`,
-//! `[12:00:00] -- bob joined`), presence and `/list` words, durations and grouped counts.
+//! `[12:00:00] -- bob joined`), presence and `/list` words, away reasons and rename
+//! refusals as both the server and the peers give them, durations and grouped counts.
 //! It sits below the roles and imports none of them: the server, the client and the peer
 //! use it, and so does [`crate::render`], which owns colors and the rendering of the cores'
 //! events. Splitting text into datagram-sized pieces belongs to [`crate::wire`].
@@ -17,8 +18,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset};
 
-use crate::names::is_invisible_or_bidi;
-use crate::wire::{PresenceChange, RosterEntry};
+use crate::names::{RenameError, is_invisible_or_bidi};
+use crate::wire::{self, PresenceChange, RosterEntry};
 
 /// Coordinated Universal Time, the offset a core uses unless told its host's.
 pub const UTC: FixedOffset = match FixedOffset::east_opt(0) {
@@ -267,6 +268,26 @@ pub fn away_text(name: &str, reason: Option<&str>) -> String {
             format!("{name} is away")
         }
         Some(reason) => format!("{name} is away: {}", sanitize(reason)),
+    }
+}
+
+/// The away reason to keep and announce for what someone asked (`/away REASON`; an empty
+/// or blank reason is `/back`: `None`): neutralized, and cut to what a roster entry carries.
+/// The one rule of the server and the peers.
+pub fn away_reason(reason: &str) -> Option<String> {
+    let reason = reason.trim();
+    // Sanitizing can lengthen a reason; keep it within what a roster entry carries.
+    (!reason.is_empty()).then(|| {
+        let clean = sanitize(reason);
+        wire::truncate_to_char_boundary(&clean, wire::MAX_NAME_BYTES).to_owned()
+    })
+}
+
+/// Why a rename to `name` was refused, as both modes say it: `cannot rename: bob is taken`.
+pub fn rename_refusal(name: &str, error: &RenameError) -> String {
+    match error {
+        RenameError::Invalid(error) => format!("cannot rename to {}: {error}", sanitize(name)),
+        RenameError::Taken => format!("cannot rename: {} is taken", sanitize(name)),
     }
 }
 

@@ -33,7 +33,7 @@ use icq::cli::{self, HostPort};
 use icq::client::{Client, ClientEvent, CloseReason};
 use icq::command::{self, Command, Input, Side};
 use icq::completion::NameBook;
-use icq::names;
+use icq::names::{self, RenameError};
 use icq::peer::{Peer, PeerCloseReason, PeerConfig, PeerEvent};
 use icq::proto::presence::Presence;
 use icq::render::{self, ClientLook, ColorChoice};
@@ -126,8 +126,7 @@ Peer mode (no server: every peer is the same program, messages go straight to ea
 
 Type a line and press Enter to send it to everyone. Commands: /list (who is online),
 /msg NAME text (private), /me text (an action), /nick NAME, /away [reason], /back, /help,
-/exit (or Ctrl-D). Start a message with // to send one beginning with /. In peer
-mode, /me, /nick, /away and /back are not available yet.
+/exit (or Ctrl-D). Start a message with // to send one beginning with /.
 On a terminal, lines arriving while you type appear above your line; Ctrl-C clears the
 line, and on an empty line leaves; Up/Down recall what you typed, Tab completes the names of
 people online (and commands after /). Names have colors, your own messages are bold,
@@ -216,6 +215,33 @@ impl Core {
         match self {
             Core::Client(client) => client.send_text(now, text),
             Core::Peer(peer) => peer.send_text(now, text),
+        }
+    }
+
+    fn send_action(&mut self, now: Instant, text: &str) {
+        match self {
+            Core::Client(client) => client.send_action(now, text),
+            Core::Peer(peer) => peer.send_action(now, text),
+        }
+    }
+
+    /// `/nick`; the refusal to show at once if the name cannot be had.
+    fn rename(&mut self, now: Instant, name: &str) -> Result<(), String> {
+        match self {
+            Core::Client(client) => {
+                let invalid = |error| text::rename_refusal(name, &RenameError::Invalid(error));
+                names::validate(name).map_err(invalid)?;
+                client.rename(now, name);
+                Ok(())
+            }
+            Core::Peer(peer) => peer.rename(now, name).map_err(|error| error.to_string()),
+        }
+    }
+
+    fn set_away(&mut self, now: Instant, reason: Option<&str>) {
+        match self {
+            Core::Client(client) => client.set_away(now, reason),
+            Core::Peer(peer) => peer.set_away(now, reason),
         }
     }
 
@@ -621,40 +647,33 @@ fn typed(shared: &Shared, line: &str) -> Next {
             pump(shared, &mut core);
         }
         Ok(Input::Command(Command::Me { text })) => {
-            with_client(shared, "/me", |client| client.send_action(now, &text));
+            let mut core = lock(shared);
+            core.send_action(now, &text);
+            pump(shared, &mut core);
         }
-        Ok(Input::Command(Command::Nick { name })) => match names::validate(&name) {
-            Ok(()) => with_client(shared, "/nick", |client| client.rename(now, &name)),
-            Err(error) => shared.out.line(format!(
-                "cannot rename to {}: {error}",
-                text::sanitize(&name)
-            )),
-        },
+        Ok(Input::Command(Command::Nick { name })) => {
+            let mut core = lock(shared);
+            if let Err(refusal) = core.rename(now, &name) {
+                shared.out.line(refusal);
+            }
+            pump(shared, &mut core);
+        }
         Ok(Input::Command(Command::Away { reason })) => {
             let reason = reason.as_deref().unwrap_or(AWAY_WITHOUT_REASON);
-            with_client(shared, "/away", |client| client.set_away(now, Some(reason)));
+            let mut core = lock(shared);
+            core.set_away(now, Some(reason));
+            pump(shared, &mut core);
         }
         Ok(Input::Command(Command::Back)) => {
-            with_client(shared, "/back", |client| client.set_away(now, None));
+            let mut core = lock(shared);
+            core.set_away(now, None);
+            pump(shared, &mut core);
         }
         // The parser only gives server commands to the server; nothing to do here.
         Ok(Input::Command(_)) => {}
         Err(error) => shared.out.line(error.to_string()),
     }
     Next::More
-}
-
-/// Carries out a command that only a client of a server has (peer mode says so instead),
-/// then sends and prints what it produced.
-fn with_client(shared: &Shared, command: &str, act: impl FnOnce(&mut Client)) {
-    let mut core = lock(shared);
-    match &mut *core {
-        Core::Client(client) => act(client),
-        Core::Peer(_) => shared
-            .out
-            .line(format!("{command} is not available in peer mode yet")),
-    }
-    pump(shared, &mut core);
 }
 
 /// The receiver thread: waits for datagrams and deadlines until the session ends (then the

@@ -14,7 +14,10 @@ use super::*;
 
 /// Whether the item is a message the user typed (what "undelivered" counts).
 fn is_message(item: &PeerItem) -> bool {
-    matches!(item, PeerItem::Chat { .. } | PeerItem::Private { .. })
+    matches!(
+        item,
+        PeerItem::Chat { .. } | PeerItem::Private { .. } | PeerItem::Action { .. }
+    )
 }
 
 /// The two streams between us and one member, and what opens them.
@@ -305,6 +308,31 @@ impl Peer {
                 self.send_ack_now(now, from);
                 self.remove_member(now, from, GoneReason::Left, true);
             }
+            PeerItem::Action {
+                time_ms,
+                sent_ms,
+                text,
+            } => {
+                if let Some(name) = self.admit_message(now, from, sent_ms, &text) {
+                    self.events.push_back(PeerEvent::Action {
+                        time_ms,
+                        from: name,
+                        text: text::sanitize(&text).into_owned(),
+                        own: false,
+                    });
+                }
+            }
+            // Counted by the flood limit like a message, as the server counts them.
+            PeerItem::Nick { sent_ms, name } => {
+                if self.admit_stamped(now, from, sent_ms).is_some() {
+                    self.on_rename(now, from, name);
+                }
+            }
+            PeerItem::Away { sent_ms, reason } => {
+                if self.admit_stamped(now, from, sent_ms).is_some() {
+                    self.on_away(now, from, &reason);
+                }
+            }
             PeerItem::Flooded { dropped } => {
                 if let Some(member) = self.members.get(&from) {
                     let by = member.record.name.clone();
@@ -329,10 +357,17 @@ impl Peer {
         sent_ms: u64,
         text: &str,
     ) -> Option<String> {
-        let member = self.members.get_mut(&from)?;
         if text.is_empty() {
             return None;
         }
+        self.admit_stamped(now, from, sent_ms)
+    }
+
+    /// Whether what the member at `from` said, stamped `sent_ms` on its clock, is within
+    /// its flood limit; its name if so. Dropped ones are counted, and the sender told after
+    /// [`FLOOD_NOTICE_DELAY`](crate::proto::flood::FLOOD_NOTICE_DELAY).
+    fn admit_stamped(&mut self, now: Instant, from: SocketAddr, sent_ms: u64) -> Option<String> {
+        let member = self.members.get_mut(&from)?;
         let admitted = member.link.flood.admit(now, Some(sent_ms)).admitted();
         admitted.then(|| member.record.name.clone())
     }
@@ -444,6 +479,14 @@ impl Peer {
                 }
                 next
             }
+        }
+    }
+
+    /// Sends what we typed to every member, each in its own stream.
+    pub(super) fn send_to_everyone(&mut self, now: Instant, item: PeerItem) {
+        let addrs: Vec<SocketAddr> = self.members.keys().copied().collect();
+        for addr in addrs {
+            self.send_message(now, addr, item.clone());
         }
     }
 

@@ -22,6 +22,12 @@ pub(super) struct Member {
     pub(super) join_nonce: Option<u64>,
     /// Another member said it is gone: it is removed then, unless its own leave comes first.
     pub(super) doomed: Option<(Instant, GoneReason)>,
+    /// The name it had before its last rename: taken back if another member's claim on the
+    /// new one wins (see `room`).
+    pub(super) previous_name: Option<String>,
+    /// Why it is away (`/away`), or `None` while it is here (or we have not been told: the
+    /// member list does not carry it).
+    pub(super) away: Option<String>,
     pub(super) link: Link,
 }
 
@@ -177,7 +183,9 @@ impl Peer {
             if !wins(&record, self.joined_ms, self.seen_at, self.id) {
                 return; // it gives way; its contact tells it
             }
-            return self.close(PeerCloseReason::NameConflict);
+            if !self.give_way_ourselves() {
+                return;
+            }
         }
         if let Some(holder) = self.members.values().find(|m| m.key == key) {
             let holder_addr = holder.record.addr;
@@ -190,9 +198,9 @@ impl Peer {
                 Some(holder_addr),
                 holder.record.id,
             ) {
-                // The holder joined later: it gives way, and is told so.
-                self.tell_not_member(holder_addr, GoneReason::NameTaken);
-                self.remove_member(now, holder_addr, GoneReason::NameTaken, false);
+                // The holder joined later: it gives way (back to its old name, or told so
+                // and removed).
+                self.give_way(now, holder_addr);
             } else {
                 return; // the newcomer gives way; its contact tells it
             }
@@ -234,6 +242,8 @@ impl Peer {
             banned: self.bans.is_banned(record.addr.ip()),
             join_nonce: None,
             doomed: None,
+            previous_name: None,
+            away: None,
             // A backlog older than the timeout cannot be honest: a member silent that long
             // has been evicted.
             link: Link::new(now, self.config.flood_limit, self.config.timeout),
@@ -420,7 +430,7 @@ impl Peer {
 
     /// Tells the member at `addr` it is no longer a member for us (if its streams are open
     /// enough to know its token).
-    fn tell_not_member(&mut self, addr: SocketAddr, reason: GoneReason) {
+    pub(super) fn tell_not_member(&mut self, addr: SocketAddr, reason: GoneReason) {
         let Some(token) = self.members.get(&addr).and_then(|m| m.link.their_token) else {
             return;
         };

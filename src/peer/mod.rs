@@ -24,9 +24,10 @@
 //! paced to the flood limit), the dispatch of what arrives, timers and output. The rest is
 //! split by concern into `impl Peer` blocks: `join.rs` (joining, on both sides: cookies,
 //! challenge, welcome, the tie-break of concurrent joins under one name), `membership.rs`
-//! (the member list, gossip of joins and departures, tombstones) and `links.rs` (the pair
+//! (the member list, gossip of joins and departures, tombstones), `links.rs` (the pair
 //! of reliable streams with each member: hellos, items in order, flood limit and pacing,
-//! acknowledgements, retransmission, heartbeats and eviction).
+//! acknowledgements, retransmission, heartbeats and eviction) and `room.rs` (`/me`,
+//! `/nick`, `/away`, `/back`, and settling two claims on one name).
 //!
 //! # Membership, in short
 //!
@@ -57,8 +58,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::banlist::BanList;
-use crate::client::{JoinAttempt, JoinStep};
-use crate::names;
+use crate::client::{ClientEvent, JoinAttempt, JoinStep};
+use crate::names::{self, RenameError};
 use crate::proto::address::{OwnAddress, canonical};
 use crate::proto::cookie::{CookieJar, WallClock};
 use crate::proto::flood::{FloodGate, FloodLimit, FloodWatch};
@@ -71,12 +72,13 @@ use crate::proto::token;
 use crate::text;
 use crate::wire::{
     self, Acks, DecodeError, FloodTerms, Frame, GoneReason, MAX_DATAGRAM, MemberRecord, PeerFrame,
-    PeerItem, RefuseReason, ToClient, ToServer,
+    PeerItem, PresenceChange, RefuseReason, ToClient, ToServer,
 };
 
 mod join;
 mod links;
 mod membership;
+mod room;
 
 use join::wins;
 use links::Link;
@@ -182,6 +184,25 @@ pub enum PeerEvent {
         text: String,
         own: bool,
     },
+    /// An action (`/me`): `* from text`. `own` is true for ours.
+    Action {
+        time_ms: i64,
+        from: String,
+        text: String,
+        own: bool,
+    },
+    /// A member called `name` until now renamed, or went away or came back (ours too, for
+    /// away and back, as everyone sees it); the same changes a server announces.
+    Presence {
+        time_ms: i64,
+        name: String,
+        change: PresenceChange,
+    },
+    /// We are called `name` from now on (our `/nick` went out).
+    Renamed { name: String },
+    /// Another member claimed `name` at the same moment as we did and keeps it (see
+    /// `room`): we are called `back_to` again.
+    RenameLost { name: String, back_to: String },
     /// Someone joined the room.
     MemberJoined { time_ms: i64, name: String },
     /// Someone is no longer in the room.
@@ -247,6 +268,17 @@ impl PeerEvent {
                 names: members.iter().map(|member| member.name.clone()).collect(),
                 first: true,
             }],
+            PeerEvent::Presence {
+                name,
+                change: PresenceChange::Renamed { to },
+                ..
+            } => vec![Presence::Renamed {
+                from: name.clone(),
+                to: to.clone(),
+            }],
+            PeerEvent::Renamed { name } | PeerEvent::RenameLost { back_to: name, .. } => {
+                vec![Presence::Me { name: name.clone() }]
+            }
             _ => Vec::new(),
         }
     }
@@ -307,6 +339,8 @@ pub enum PeerError {
     Banned { name: String },
     /// We are not in a room yet (or any more).
     NotInRoom,
+    /// A rename to `name` is refused, for the server's reasons.
+    Rename { name: String, error: RenameError },
 }
 
 impl fmt::Display for PeerError {
@@ -324,6 +358,9 @@ impl fmt::Display for PeerError {
                 text::sanitize(name)
             ),
             PeerError::NotInRoom => write!(f, "not in the room yet: wait until you have joined"),
+            PeerError::Rename { name, error } => {
+                write!(f, "{}", text::rename_refusal(name, error))
+            }
         }
     }
 }
@@ -335,6 +372,10 @@ impl Typed {
     fn text(&self) -> Option<String> {
         match self {
             Typed::Chat(text) => Some(text.clone()),
+            Typed::Action(text) => Some(format!("/me {text}")),
+            Typed::Nick(name) => Some(format!("/nick {name}")),
+            Typed::Away(Some(reason)) => Some(format!("/away {reason}")),
+            Typed::Away(None) => Some("/back".to_owned()),
             Typed::Private { name, text, .. } => Some(format!("/msg {name} {text}")),
             Typed::Leave => None,
         }
@@ -345,6 +386,12 @@ impl Typed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Typed {
     Chat(String),
+    /// `/me`.
+    Action(String),
+    /// `/nick`.
+    Nick(String),
+    /// `/away` with its reason, or `/back` (`None`).
+    Away(Option<String>),
     /// A private message to the member at this address (called `name` when typed).
     Private {
         to: SocketAddr,
@@ -385,6 +432,11 @@ pub struct Peer {
     config: PeerConfig,
     name: String,
     key: String,
+    /// The name we had before our last rename: taken back if another member's claim on the
+    /// new one wins (see `room`).
+    previous_name: Option<String>,
+    /// Why we are away (`/away`), or `None` while we are here.
+    away: Option<String>,
     /// Our incarnation.
     id: u64,
     /// When we joined, as stamped by our contact (or by us for a room we started).
@@ -472,6 +524,8 @@ impl Peer {
         Peer {
             name: name.to_owned(),
             key: names::key(name),
+            previous_name: None,
+            away: None,
             id: token::random_u64(),
             joined_ms: wall_ms,
             seen_at: None,
@@ -813,11 +867,11 @@ impl Peer {
                         sent_ms,
                         text,
                     };
-                    let addrs: Vec<SocketAddr> = self.members.keys().copied().collect();
-                    for addr in addrs {
-                        self.send_message(now, addr, item.clone());
-                    }
+                    self.send_to_everyone(now, item);
                 }
+                Typed::Action(text) => self.release_action(now, sent_ms, text),
+                Typed::Nick(name) => self.release_rename(now, sent_ms, name),
+                Typed::Away(reason) => self.release_away(now, sent_ms, reason),
                 Typed::Private { to, name, text } => {
                     if !self.members.contains_key(&to) {
                         self.events.push_back(PeerEvent::NotSent {

@@ -2,7 +2,7 @@
 //! says when it stops. Messages look, ring and highlight exactly like the client's.
 
 use super::client::{not_sent_text, queued_text, refuse_text, unsent_text};
-use super::{Chat, ChatKind, ClientLook, Tone};
+use super::{ClientLook, Tone};
 use crate::peer::{MemberInfo, PeerCloseReason, PeerEvent};
 use crate::text::{duration, presence_text, sanitize};
 use crate::wire::{GoneReason, PresenceChange, RefuseReason, RosterEntry};
@@ -40,26 +40,26 @@ impl ClientLook {
                     brush.roster(now_ms, members.len(), 0, &peer_roster(members)),
                 ];
             }
-            PeerEvent::Message {
-                time_ms,
-                from,
-                text,
-                own,
+            // These look exactly as in server mode.
+            PeerEvent::Message { .. }
+            | PeerEvent::Private { .. }
+            | PeerEvent::Action { .. }
+            | PeerEvent::Presence { .. }
+            | PeerEvent::Renamed { .. } => {
+                let as_client = event.as_client_event();
+                let line = as_client.and_then(|event| self.client_line(&event, now_ms, me));
+                return line.into_iter().collect();
             }
-            | PeerEvent::Private {
-                time_ms,
-                from,
-                text,
-                own,
-                ..
-            } => {
-                let to = match event {
-                    PeerEvent::Private { to, .. } => Some(to.as_str()),
-                    _ => None,
-                };
-                let kind = to.map_or(ChatKind::Message, |to| ChatKind::Private { to });
-                return vec![self.chat(Chat::new(kind, *time_ms, from, text, *own), me)];
-            }
+            PeerEvent::RenameLost { name, back_to } => (
+                Tone::Trouble,
+                now_ms,
+                format!(
+                    "another peer took the name {} at the same moment, and keeps it; you are \
+                     {} again",
+                    sanitize(name),
+                    sanitize(back_to)
+                ),
+            ),
             PeerEvent::MemberJoined { time_ms, name } => (
                 Tone::Quiet,
                 *time_ms,

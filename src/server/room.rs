@@ -205,17 +205,14 @@ impl Server {
         let Some(old_name) = self.sessions.get(&from).map(|s| s.name.clone()) else {
             return;
         };
-        let new_key = names::key(&new_name);
-        let refusal = if let Err(error) = names::validate(&new_name) {
-            Some(format!("cannot rename to {}: {error}", sanitize(&new_name)))
-        } else if self.by_name.get(&new_key).is_some_and(|addr| *addr != from) {
-            Some(format!("cannot rename: {} is taken", sanitize(&new_name)))
-        } else {
-            None
+        let taken = |key: &str| self.by_name.get(key).is_some_and(|addr| *addr != from);
+        let new_key = match names::check_rename(&new_name, taken) {
+            Ok(key) => key,
+            Err(error) => {
+                let refusal = text::rename_refusal(&new_name, &error);
+                return self.send_notice_to(now, from, time_ms, &refusal);
+            }
         };
-        if let Some(refusal) = refusal {
-            return self.send_notice_to(now, from, time_ms, &refusal);
-        }
         if new_name == old_name {
             return;
         }
@@ -261,12 +258,7 @@ impl Server {
 
     /// `/away REASON` (or `/back`: an empty reason): shown in `/list`, announced once.
     pub(super) fn handle_away(&mut self, now: Instant, from: SocketAddr, reason: &str) {
-        let reason = reason.trim();
-        // Sanitizing can lengthen a reason; keep it within what a roster entry carries.
-        let new = (!reason.is_empty()).then(|| {
-            let clean = sanitize(reason);
-            wire::truncate_to_char_boundary(&clean, wire::MAX_NAME_BYTES).to_owned()
-        });
+        let new = text::away_reason(reason);
         if self.sessions.get(&from).is_none_or(|s| s.away == new) {
             return;
         }

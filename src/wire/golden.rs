@@ -360,12 +360,16 @@ fn other_kinds() -> Vec<Frame> {
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Gone { id: 9, reason: GoneReason::NameTaken })),
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Leave)),
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Flooded { dropped: 3 })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Action { time_ms: TIME, sent_ms: 1000, text: "waves".into() })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Nick { sent_ms: 1000, name: "paula".into() })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Away { sent_ms: 1000, reason: "lunch".into() })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Away { sent_ms: 1000, reason: String::new() })),
     ]
 }
 
 /// What [`other_kinds`] encoded to, in the same order; `+` at the end: then zeros up to
 /// [`JOIN_MIN_LEN`].
-const OTHER_KINDS_BYTES: [&str; 25] = [
+const OTHER_KINDS_BYTES: [&str; 29] = [
     "FF 49 03 01 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00 01 23 45 67 89 AB CD EF \
      04 7A 6F C3 AB +",
     "FF 49 03 84 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
@@ -413,6 +417,14 @@ const OTHER_KINDS_BYTES: [&str; 25] = [
     "FF 49 03 D5 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05",
     "FF 49 03 D6 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 00 03",
+    "FF 49 03 D7 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+     00 00 01 9A B6 97 E8 7B 00 00 00 00 00 00 03 E8 00 05 77 61 76 65 73",
+    "FF 49 03 D8 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+     00 00 00 00 00 00 03 E8 05 70 61 75 6C 61",
+    "FF 49 03 D9 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+     00 00 00 00 00 00 03 E8 05 6C 75 6E 63 68",
+    "FF 49 03 D9 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+     00 00 00 00 00 00 03 E8 00",
 ];
 
 #[test]

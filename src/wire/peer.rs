@@ -194,6 +194,15 @@ frames! {
         Leave = 0xD5, "peer leave",
         /// The sender dropped `dropped` of the receiver's messages: they came too fast.
         Flooded = 0xD6, "peer flooded" { dropped: u32 },
+        /// `/me`: an action of the sender's, to everyone (`* bob waves`), stamped like
+        /// [`PeerItem::Chat`].
+        Action = 0xD7, "peer action" { time_ms: i64, sent_ms: u64, text: String as Text },
+        /// `/nick`: the sender is called `name` from now on (`sent_ms` as in
+        /// [`PeerItem::Chat`]: the flood limit counts it like a message).
+        Nick = 0xD8, "peer nick" { sent_ms: u64, name: String as Name },
+        /// `/away REASON`, or `/back` with an empty `reason` (at most
+        /// [`MAX_NAME_BYTES`] bytes; `sent_ms` as in [`PeerItem::Nick`]).
+        Away = 0xD9, "peer away" { sent_ms: u64, reason: String as Name },
     }
 }
 

@@ -243,6 +243,53 @@ fn a_private_message_reaches_only_its_recipient() {
     }
 }
 
+/// Matches the action line `[HH:MM:SS] * from text`, with or without the bell.
+fn action_from(from: &str, text: &str) -> impl LineMatcher + use<> {
+    let wanted = format!("* {from} {text}");
+    matching(
+        format!("an action line `[HH:MM:SS] {wanted}`"),
+        move |line: &str| {
+            split_stamp(line).is_some_and(|(_, rest)| rest.trim_end_matches('\u{7}') == wanted)
+        },
+    )
+}
+
+#[test]
+fn me_nick_away_and_back_are_shown_on_the_other_peer_as_in_server_mode() {
+    let (mut pa, pa_addr) = start_peer("pa", &[]);
+    let (mut bob, _) = join_peer("bob", pa_addr);
+    pa.expect_stream_line(Stream::Stdout, notice("bob joined"), WAIT);
+
+    pa.send_line("/me waves");
+    for peer in [&mut pa, &mut bob] {
+        peer.expect_stream_line(Stream::Stdout, action_from("pa", "waves"), WAIT);
+    }
+    pa.send_line("/nick paula");
+    pa.expect_stream_line(Stream::Stdout, notice("you are now known as paula"), WAIT);
+    bob.expect_stream_line(Stream::Stdout, notice("pa is now known as paula"), WAIT);
+    pa.send_line("/away lunch");
+    pa.send_line("/back");
+    for peer in [&mut pa, &mut bob] {
+        peer.expect_stream_line(Stream::Stdout, notice("paula is away: lunch"), WAIT);
+        peer.expect_stream_line(Stream::Stdout, notice("paula is back"), WAIT);
+    }
+    // The new name is the one the room knows: taken for others, and where /msg goes.
+    bob.send_line("/nick PAULA");
+    bob.expect_stream_line(Stream::Stdout, "cannot rename: PAULA is taken", WAIT);
+    bob.send_line("/msg paula still there?");
+    pa.expect_stream_line(Stream::Stdout, "bob -> paula (private): still there?", WAIT);
+    assert!(
+        !pa.seen()
+            .iter()
+            .chain(bob.seen())
+            .any(|l| l.text.contains("not available")),
+        "a command was said to be unavailable"
+    );
+    for peer in [&mut pa, &mut bob] {
+        exit_cleanly(peer);
+    }
+}
+
 #[test]
 fn a_name_already_in_the_room_is_refused_with_exit_code_4() {
     let (mut alice, alice_addr) = start_peer("alice", &[]);

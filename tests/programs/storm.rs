@@ -155,7 +155,7 @@ fn random_terms(rng: &mut Rng) -> FloodTerms {
 }
 
 /// How many kinds [`random_frame`] makes.
-const KINDS: usize = 40;
+const KINDS: usize = 43;
 
 /// A valid frame of a random kind with random fields (and so, for every kind that carries
 /// one, a random token). Every kind is listed here once: a new kind is one more arm (and
@@ -410,6 +410,28 @@ fn random_frame(rng: &mut Rng) -> Frame {
         38 => Frame::ToClient(ToClient::Probe {
             token: rng.next_u64(),
         }),
+        40 => Frame::Peer(PeerFrame::Sequenced(
+            random_envelope(rng),
+            PeerItem::Action {
+                time_ms: rng.next_u64() as i64,
+                sent_ms: rng.next_u64(),
+                text: random_text(rng),
+            },
+        )),
+        41 => Frame::Peer(PeerFrame::Sequenced(
+            random_envelope(rng),
+            PeerItem::Nick {
+                sent_ms: rng.next_u64(),
+                name: random_name(rng),
+            },
+        )),
+        42 => Frame::Peer(PeerFrame::Sequenced(
+            random_envelope(rng),
+            PeerItem::Away {
+                sent_ms: rng.next_u64(),
+                reason: random_name(rng),
+            },
+        )),
         _ => Frame::ToClient(ToClient::Sequenced(
             random_envelope(rng),
             Delivery::Presence {
@@ -495,6 +517,9 @@ fn kind_index(frame: &Frame) -> usize {
         Frame::Peer(PeerFrame::Sequenced(_, PeerItem::Flooded { .. })) => 37,
         Frame::ToClient(ToClient::Probe { .. }) => 38,
         Frame::ToClient(ToClient::Sequenced(_, Delivery::Presence { .. })) => 39,
+        Frame::Peer(PeerFrame::Sequenced(_, PeerItem::Action { .. })) => 40,
+        Frame::Peer(PeerFrame::Sequenced(_, PeerItem::Nick { .. })) => 41,
+        Frame::Peer(PeerFrame::Sequenced(_, PeerItem::Away { .. })) => 42,
     }
 }
 

@@ -178,7 +178,7 @@ fn arb_frame() -> BoxedStrategy<Frame> {
 }
 
 /// How many kinds [`arb_peer_frame`] makes.
-const PEER_KINDS: u32 = 14;
+const PEER_KINDS: u32 = 17;
 
 /// How many kinds [`arb_server_frame`] makes.
 const SERVER_KINDS: u32 = 16;
@@ -215,7 +215,7 @@ fn arb_gone_reason() -> impl Strategy<Value = GoneReason> {
 fn arb_peer_frame() -> BoxedStrategy<Frame> {
     prop_oneof![
         7 => arb_peer_frame_unsequenced(),
-        7 => arb_peer_frame_sequenced(),
+        10 => arb_peer_frame_sequenced(),
     ]
     .boxed()
 }
@@ -340,6 +340,28 @@ fn arb_peer_frame_sequenced() -> BoxedStrategy<Frame> {
         (arb_envelope(), any::<u32>()).prop_map(|(envelope, dropped)| Frame::Peer(
             PeerFrame::Sequenced(envelope, PeerItem::Flooded { dropped })
         )),
+        (arb_envelope(), any::<i64>(), any::<u64>(), arb_text()).prop_map(
+            |(envelope, time_ms, sent_ms, text)| Frame::Peer(PeerFrame::Sequenced(
+                envelope,
+                PeerItem::Action {
+                    time_ms,
+                    sent_ms,
+                    text
+                }
+            ))
+        ),
+        (arb_envelope(), any::<u64>(), arb_name()).prop_map(|(envelope, sent_ms, name)| {
+            Frame::Peer(PeerFrame::Sequenced(
+                envelope,
+                PeerItem::Nick { sent_ms, name },
+            ))
+        }),
+        (arb_envelope(), any::<u64>(), arb_name()).prop_map(|(envelope, sent_ms, reason)| {
+            Frame::Peer(PeerFrame::Sequenced(
+                envelope,
+                PeerItem::Away { sent_ms, reason },
+            ))
+        }),
     ]
     .boxed()
 }
