@@ -18,7 +18,7 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use icq::banlist::{BanEntry, BanList, IpNet};
+use icq::bans::list::{BanEntry, BanList, IpNet};
 
 use icq::server::{Server, ServerConfig};
 use icq::wire::Acks;

@@ -20,7 +20,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use icq::banlist::BanList;
+use icq::bans::list::BanList;
 
 use icq::server::{Server, ServerConfig};
 use icq::wire::Acks;

@@ -32,12 +32,11 @@
 //! - [`command`]: parsing the slash-commands people type, shared by both programs.
 //! - [`cli`]: the values the programs' options take (addresses, ports, switches) and
 //!   one-line argument errors.
-//! - [`banlist`]: the ban file's format — addresses and CIDR ranges — and matching an
-//!   address against a list of any size in O(log n).
-//! - [`banfile`]: the ban file as a shared document: torn-read detection, the locked,
-//!   checked, atomic rewrite that keeps every hand-written line, symlinks.
-//! - [`bankeeper`]: which bans are in force (the file plus the console's `/ban` and
-//!   `/unban`, saved or not) and what the operator is told.
+//! - [`bans`]: the ban system — `list` (the ban file's format, addresses and CIDR ranges,
+//!   matching in O(log n)), `file` (the file as a shared document: torn-read detection, the
+//!   locked, checked, atomic rewrite that keeps every hand-written line, symlinks), `keeper`
+//!   (which bans are in force: the file plus the console's `/ban` and `/unban`, saved or
+//!   not, and what the operator is told).
 //! - [`proto`]: the session layer under the three roles — reliable delivery, flood limits
 //!   and pacing, lateness, the log gate, presence news (its `//!` has the map).
 //! - [`history`]: the room's recent public lines, numbered within an epoch, and the
@@ -57,9 +56,7 @@
 //! editor on a terminal and plain lines otherwise.
 
 pub mod alert;
-pub mod banfile;
-pub mod bankeeper;
-pub mod banlist;
+pub mod bans;
 pub mod cli;
 pub mod client;
 pub mod command;

@@ -27,8 +27,8 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use icq::alert::BellMode;
-use icq::bankeeper::{BanKeeper, BanNotice};
-use icq::banlist::BanList;
+use icq::bans::keeper::{BanKeeper, BanNotice};
+use icq::bans::list::BanList;
 use icq::cli::{self, HostPort};
 use icq::client::{Client, ClientEvent, CloseReason};
 use icq::command::{self, Command, Input, Side};

@@ -4,7 +4,7 @@
 //! (with a read timeout set to the core's next deadline, so timers fire without a busy
 //! loop); the console thread reads the operator's lines; the bans thread looks at the ban
 //! file and writes it (file work can wait on a lock or on an editor, so it never holds up
-//! the socket). Every rule lives in `icq::server` and `icq::bankeeper`; this file only moves
+//! the socket). Every rule lives in `icq::server` and `icq::bans::keeper`; this file only moves
 //! bytes and prints.
 //!
 //! When stdin and stdout are a terminal, the console reads through the client's line editor
@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-use icq::banfile::{Edit, RealTime};
-use icq::bankeeper::{self, BanKeeper, BanNotice};
+use icq::bans::file::{Edit, RealTime};
+use icq::bans::keeper::{self, BanKeeper, BanNotice};
 use icq::cli::{self, HostPort};
 use icq::command::{self, Command, Input, Side};
 use icq::completion;
@@ -183,7 +183,7 @@ fn run(args: Args) -> Result<()> {
     log_notice(&format!(
         "listening on {local} (ban list {}: {}; guests {guests}; timeout {:?})",
         args.bans.display(),
-        bankeeper::entries_text(bans.len()),
+        keeper::entries_text(bans.len()),
         config.timeout
     ));
     let mut server = Server::new(config, bans, now, wall_ms());

@@ -17,7 +17,7 @@
 //!
 //! It does not own the byte layout of frames (`wire`), the reliability rules (`reliable`),
 //! how events look (`render`), the naming rules (`names`) or the ban file
-//! (`banlist`). `PROTOCOL.md` describes the peer protocol for people.
+//! (`bans`). `PROTOCOL.md` describes the peer protocol for people.
 //!
 //! This file owns the `Peer` type and its state, configuration, events and errors, the
 //! public API (what the user does: say, private messages, `/who`, leaving, with the queue
@@ -57,7 +57,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::banlist::BanList;
+use crate::bans::list::BanList;
 use crate::client::{ClientEvent, JoinAttempt, JoinStep};
 use crate::names::{self, RenameError};
 use crate::proto::address::{OwnAddress, canonical};

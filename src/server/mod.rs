@@ -20,7 +20,7 @@
 //! `guests.rs` (plain-text guests).
 //!
 //! It does not own the byte layout of frames (`wire`), reading or writing the ban file
-//! (`banlist`), or how log lines look (`render`; the words guests read are
+//! (`bans`), or how log lines look (`render`; the words guests read are
 //! [`crate::text`]'s).
 
 use std::cmp::Reverse;
@@ -33,7 +33,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::banlist::{BanList, IpNet};
+use crate::bans::list::{BanList, IpNet};
 use crate::command::{self, Command, Input, Side};
 use crate::names::{self, SERVER_NAME};
 use crate::proto::address::OwnAddress;

@@ -1108,7 +1108,7 @@ fn a_ban_that_cannot_be_saved_is_in_force_all_the_same_and_saved_later() {
         .process
         .expect_line(notice_starting("banned 203.0.113.7 (added to "), WAIT);
     let contents = fs::read_to_string(&server.bans_path).expect("read the ban file");
-    let (list, _) = icq::banlist::BanList::parse(&contents);
+    let (list, _) = icq::bans::list::BanList::parse(&contents);
     let listed: Vec<String> = list.entries().iter().map(|e| e.net.to_string()).collect();
     assert_eq!(listed, ["127.0.0.1", "203.0.113.7"], "{contents}");
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use icq::banlist::BanList;
+use icq::bans::list::BanList;
 use icq::client::{Client, ClientEvent, CloseReason, JOIN_TIMEOUT};
 use icq::peer::{Peer, PeerCloseReason, PeerConfig, PeerEvent};
 use icq::server::{Server, ServerConfig};

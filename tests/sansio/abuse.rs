@@ -8,8 +8,8 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use icq::banfile::{self, Edit, RealTime, Settle};
-use icq::banlist::{BanList, IpNet};
+use icq::bans::file::{self, Edit, RealTime, Settle};
+use icq::bans::list::{BanList, IpNet};
 use icq::client::{ClientEvent, CloseReason};
 use icq::completion::NameBook;
 use icq::names;
@@ -485,7 +485,7 @@ fn ban(path: &std::path::Path, net: IpNet, comment: &str) {
         net,
         comment: comment.to_owned(),
     };
-    banfile::save(path, &[edit], &mut Settle::new(), &mut RealTime).expect("saved");
+    file::save(path, &[edit], &mut Settle::new(), &mut RealTime).expect("saved");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! every ban survives, and a torn file never lifts a ban that is in force. Also: a symlinked
 //! ban file stays a symlink, and a file that never settles is reported, not half-used.
 //!
-//! The hand edits strike at the moments [`banfile::save`] names ([`Moment`]), and at every
+//! The hand edits strike at the moments [`file::save`] names ([`Moment`]), and at every
 //! wait (a torn write is finished while the server waits for the file to settle), which is
 //! where a real editor's timing would put them.
 
@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
-use icq::banfile::{self, Edit, Moment, RealTime, Settle, Snapshot, Surroundings, Verdict};
-use icq::bankeeper::BanKeeper;
-use icq::banlist::{BanList, IpNet};
+use icq::bans::file::{self, Edit, Moment, RealTime, Settle, Snapshot, Surroundings, Verdict};
+use icq::bans::keeper::BanKeeper;
+use icq::bans::list::{BanList, IpNet};
 
 /// A directory of its own for one test, removed afterwards.
 struct Scratch(PathBuf);
@@ -386,7 +386,7 @@ fn a_ban_during_an_in_place_save_waits_for_it_and_keeps_everything() {
     world.now += Duration::from_secs(1);
     keeper.poll(world.now);
     assert!(keeper.in_force().lists(net("10.0.0.1")));
-    assert_eq!(keeper.next_look(), Some(world.now + banfile::SETTLE_TIME));
+    assert_eq!(keeper.next_look(), Some(world.now + file::SETTLE_TIME));
 
     keeper.stage(Edit::Ban {
         net: net("192.0.2.66"),
@@ -395,7 +395,7 @@ fn a_ban_during_an_in_place_save_waits_for_it_and_keeps_everything() {
     let started = world.now;
     keeper.save(&mut world);
     assert!(
-        world.now >= started + banfile::SETTLE_TIME,
+        world.now >= started + file::SETTLE_TIME,
         "the save waited for the file to settle"
     );
     let text = fs::read_to_string(&path).expect("read");
@@ -421,7 +421,7 @@ fn a_file_really_emptied_by_hand_is_believed_once_it_has_settled() {
     // Asked again too early: still waiting.
     keeper.poll(start + Duration::from_millis(100));
     assert_eq!(keeper.in_force().len(), 2);
-    let polled = keeper.poll(start + banfile::SETTLE_TIME);
+    let polled = keeper.poll(start + file::SETTLE_TIME);
     assert!(polled.changed);
     assert!(keeper.in_force().is_empty());
 }
@@ -443,7 +443,7 @@ fn a_line_dropped_at_a_line_ending_is_also_a_cut_file() {
     let read = Snapshot::read(&path).expect("read");
     assert_eq!(
         settle.judge(start, &read),
-        Verdict::ReadAgainAt(start + banfile::SETTLE_TIME)
+        Verdict::ReadAgainAt(start + file::SETTLE_TIME)
     );
     // An addition is no cut: believed at once.
     fs::write(&path, "10.0.0.1\n10.0.0.2\n10.0.0.3").expect("grow");
@@ -469,7 +469,7 @@ fn a_ban_written_by_a_stale_editor_save_is_written_back() {
     let now = Instant::now();
     let polled = keeper.poll(now);
     assert!(!polled.changed && !polled.save_due);
-    let polled = keeper.poll(now + banfile::SETTLE_TIME);
+    let polled = keeper.poll(now + file::SETTLE_TIME);
     assert!(polled.save_due);
     assert!(keeper.in_force().lists(net("10.0.0.9")), "still in force");
     let notices = keeper.save(&mut RealTime);
@@ -551,7 +551,7 @@ fn a_dangling_symlink_gets_its_target_created() {
         net: net("10.0.0.2"),
         comment: String::new(),
     };
-    banfile::save(&link, &[edit], &mut Settle::new(), &mut RealTime).expect("saved");
+    file::save(&link, &[edit], &mut Settle::new(), &mut RealTime).expect("saved");
     assert!(
         fs::symlink_metadata(&link)
             .expect("stat")

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use icq::banlist::BanList;
+use icq::bans::list::BanList;
 use icq::client::{Client, ClientEvent};
 use icq::server::{Server, ServerConfig, ServerEvent};
 use icq::wire::ToClient;

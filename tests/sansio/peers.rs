@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use icq::banlist::BanList;
+use icq::bans::list::BanList;
 use icq::completion::NameBook;
 use icq::peer::{PeerCloseReason, PeerConfig, PeerEvent};
 use icq::proto::flood::FloodLimit;

@@ -34,7 +34,7 @@ use proptest::sample::select;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 
-use icq::banlist::BanList;
+use icq::bans::list::BanList;
 use icq::command::{self, Command, CommandError, Input, Side};
 use icq::names;
 use icq::proto::flood::FloodLimit;

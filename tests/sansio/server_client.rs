@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use icq::banlist::{BanList, IpNet};
+use icq::bans::list::{BanList, IpNet};
 use icq::client::{self, ClientEvent, CloseReason};
 use icq::completion::NameBook;
 use icq::proto::flood::{self, FloodLimit};

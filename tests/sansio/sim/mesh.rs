@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use icq::banlist::BanList;
+use icq::bans::list::BanList;
 use icq::peer::{Peer, PeerConfig, PeerEvent};
 
 use super::{Core, Net, Parties, WALL_START_MS, addr};

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
-use icq::banlist::BanList;
+use icq::bans::list::BanList;
 use icq::client::{Client, ClientEvent};
 use icq::server::{Server, ServerConfig, ServerEvent};
 use icq::wire::{Acks, Envelope, Frame, RefuseReason, Request, ToClient, ToServer};

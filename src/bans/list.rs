@@ -1,10 +1,10 @@
 //! The ban list: which client addresses the server refuses to serve. This module owns the
 //! IP network type ([`IpNet`], a single address or a CIDR range), the text format of the ban
-//! file (`banned_ips.txt` by default: one entry per line, `#` comments, blank lines), matching
-//! an address against the list, and reading and rewriting that file safely while an operator
-//! may be editing it by hand. It does not own deciding when to reload the file (the server
-//! binary polls, using [`FileWatch`] to skip unchanged files) nor what happens to a client
-//! once its address is banned (that is the server core's business).
+//! file (`banned_ips.txt` by default: one entry per line, `#` comments, blank lines) and
+//! matching an address against the list. It does not own reading or rewriting the file while
+//! an operator may be editing it by hand ([`super::file`]), deciding which bans are in force
+//! and when the file is read again ([`super::keeper`]), nor what happens to a client once its
+//! address is banned (that is the server and peer cores' business).
 //!
 //! Every address is compared in one 128-bit space: an IPv4 address `a.b.c.d` is treated as the
 //! IPv4-mapped IPv6 address `::ffff:a.b.c.d` (RFC 4291 §2.5.5.2). That is how a server bound

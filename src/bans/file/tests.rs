@@ -1,9 +1,11 @@
-//! Tests of the ban file as a shared document: loading it (entries, warnings, read errors),
-//! the rewrite that keeps every byte it did not add or remove (appending and removing
-//! lines, comments, permissions, the temporary file beside it), and noticing changes on
-//! disk. It does not test the text format or matching (`banlist`).
+//! Unit tests of [`super`] on real files, each in a temporary directory of its own: loading
+//! (entries, warnings, read errors), `/ban`'s append and `/unban`'s removal keeping every
+//! other byte (and the file's permissions, with the temporary file and the lock beside it),
+//! and the watch that notices changes on disk. The races with hand edits at each
+//! [`super::Moment`] are tested in `tests/sansio/banfile.rs`.
+
 use super::*;
-use crate::banlist::BanEntry;
+use crate::bans::list::BanEntry;
 
 /// A directory of its own for one test, deleted again when the test ends.
 struct TempDir {

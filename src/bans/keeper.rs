@@ -5,8 +5,8 @@
 //! and is written with the next save that succeeds; a `/ban` line that an editor's stale save
 //! removed is written back — and the reload policy (a changed file is read again, and a read
 //! that looks torn is trusted only once the file has settled, so a half-written file never
-//! lifts a ban). It does not own the file's format ([`crate::banlist`]), the safe rewrite
-//! ([`crate::banfile`]) nor disconnecting banned clients (the server and peer cores).
+//! lifts a ban). It does not own the file's format ([`crate::bans::list`]), the safe rewrite
+//! ([`crate::bans::file`]) nor disconnecting banned clients (the server and peer cores).
 //!
 //! Like the cores it is driven from outside: [`BanKeeper::poll`] takes `now`, and
 //! [`BanKeeper::save`] waits only through [`Surroundings`], so tests use a fake clock.
@@ -15,10 +15,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::banfile::{
+use crate::bans::file::{
     self, BanFileError, Edit, FileWatch, Settle, Snapshot, Surroundings, Verdict,
 };
-use crate::banlist::{BanEntry, BanList, BanWarning, IpNet, parse_bytes};
+use crate::bans::list::{BanEntry, BanList, BanWarning, IpNet, parse_bytes};
 
 /// Something the operator should read. Display gives the line, e.g. `banned 10.0.0.5 (added
 /// to banned_ips.txt)` or `banned 10.0.0.5 (NOT saved to bans.txt: permission denied (os
@@ -226,7 +226,7 @@ impl BanKeeper {
         !self.pending.is_empty() || self.asserted.iter().any(|net| !self.file_list.lists(*net))
     }
 
-    /// Writes every pending change into the file ([`banfile::save`]: under the lock, applied
+    /// Writes every pending change into the file ([`file::save`]: under the lock, applied
     /// to the file's latest version), and writes back any `/ban` line that went missing.
     /// Whether it succeeds or not, the changes are in force; what failed stays pending.
     /// Returns what to tell the operator; the list in force may have changed (hand edits
@@ -248,7 +248,7 @@ impl BanKeeper {
             comment: "/ban, written back".to_owned(),
         }));
         let mut notices = Vec::new();
-        match banfile::save(&self.path, &edits, &mut self.settle, env) {
+        match file::save(&self.path, &edits, &mut self.settle, env) {
             Ok(saved) => {
                 self.watch.seen(saved.stamp);
                 self.look_again_at = None;
@@ -332,7 +332,7 @@ impl BanKeeper {
 
     /// Looks at the file: if it changed on disk, reads it and, once a read is trusted, puts
     /// it in force (with the console's changes on top). A read that looks cut is retried
-    /// after [`banfile::SETTLE_TIME`]: call again at [`BanKeeper::next_look`]. Cheap when
+    /// after [`file::SETTLE_TIME`]: call again at [`BanKeeper::next_look`]. Cheap when
     /// nothing changed (one `stat`).
     pub fn poll(&mut self, now: Instant) -> Polled {
         let mut polled = Polled::default();

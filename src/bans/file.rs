@@ -4,8 +4,8 @@
 //! owns reading it safely (a read that looks torn waits for the file to settle), changing it
 //! safely (under an advisory lock, re-read, applied, written beside it and renamed into place
 //! only if nobody wrote in the meantime), following a symlink to the file it names, and
-//! noticing changes on disk. It does not own the text format or matching ([`crate::banlist`])
-//! nor which bans are in force and what the operator is told ([`crate::bankeeper`]).
+//! noticing changes on disk. It does not own the text format or matching ([`crate::bans::list`])
+//! nor which bans are in force and what the operator is told ([`crate::bans::keeper`]).
 //!
 //! The rules, each kept by [`save`]:
 //! - every byte of a line the server did not add or remove is kept: hand edits, comments,
@@ -26,7 +26,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::banlist::{BanList, BanWarning, IpNet, parse_bytes, parse_line};
+use crate::bans::list::{BanList, BanWarning, IpNet, parse_bytes, parse_line};
 
 /// A file that changed while being read, or looks torn, is trusted once it has not changed
 /// for this long: an editor writing the file back in place is usually done well within it.
