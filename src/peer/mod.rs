@@ -326,6 +326,9 @@ pub struct MemberInfo {
     pub reachable: bool,
     /// Whether our ban list bans its address (we neither talk to it nor listen).
     pub banned: bool,
+    /// Why it is away (`/away`), or `None` while it is here (or we were not told: the
+    /// member list a newcomer gets does not carry it).
+    pub away: Option<String>,
 }
 
 /// A command that could not be carried out.
@@ -623,6 +626,7 @@ impl Peer {
                 idle_for: Some(now.saturating_duration_since(m.link.last_heard)),
                 reachable: m.link.is_open(),
                 banned: m.banned,
+                away: m.away.clone(),
             })
             .collect();
         if !matches!(self.state, State::Joining(_) | State::Closed) {
@@ -634,6 +638,7 @@ impl Peer {
                 idle_for: None,
                 reachable: true,
                 banned: false,
+                away: self.away.clone(),
             });
         }
         list.sort_by_cached_key(|m| (names::fold(&m.name), m.id));

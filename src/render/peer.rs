@@ -4,7 +4,7 @@
 use super::client::{not_sent_text, queued_text, refuse_text, unsent_text};
 use super::{ClientLook, Tone};
 use crate::peer::{MemberInfo, PeerCloseReason, PeerEvent};
-use crate::text::{duration, presence_text, sanitize};
+use crate::text::{duration, presence_text, roster_remark, sanitize};
 use crate::wire::{GoneReason, PresenceChange, RefuseReason, RosterEntry};
 
 impl ClientLook {
@@ -163,6 +163,13 @@ fn member_text(member: &MemberInfo) -> String {
     if member.you {
         text.push_str(" (you)");
     }
+    // Away in the server's words: ` (away: lunch)`.
+    let as_listed = RosterEntry {
+        name: String::new(),
+        away: member.away.clone().unwrap_or_default(),
+        guest: false,
+    };
+    text.push_str(&roster_remark(&as_listed));
     if let Some(addr) = member.addr {
         text.push_str(&format!(" at {addr}"));
     }

@@ -391,11 +391,25 @@ fn peer_lines_have_the_documented_shape() {
             idle_for: Some(Duration::from_secs(2)),
             reachable: true,
             banned: false,
+            away: None,
         }],
     };
     let lines = plain.peer_lines(&list, 0, "alice");
     assert_eq!(&lines[0][9..], "] -- 1 in the room:");
     assert_eq!(&lines[1][9..], "] --   bob at 127.0.0.1:5001, heard 2s ago");
+    let PeerEvent::Members { mut members, .. } = list else {
+        unreachable!("made as a member list just above")
+    };
+    members[0].away = Some("lunch".into());
+    let list = PeerEvent::Members {
+        time_ms: 0,
+        members,
+    };
+    let lines = plain.peer_lines(&list, 0, "alice");
+    assert_eq!(
+        &lines[1][9..],
+        "] --   bob (away: lunch) at 127.0.0.1:5001, heard 2s ago"
+    );
 }
 
 #[test]

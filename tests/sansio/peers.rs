@@ -1291,6 +1291,15 @@ fn me_nick_away_and_back_are_shown_everywhere_as_in_server_mode() {
     everyone.push(dee);
     sim.run_until(secs(5), |sim| converged(sim, &everyone));
     assert!(roster(&sim, dee).iter().any(|(name, _)| name == "paula"));
+    // `/list` says who is away, on every peer (ours included).
+    let now = sim.now;
+    sim.peer_mut(pa).set_away(now, Some("tea"));
+    sim.run_until_quiet(secs(5)).unwrap();
+    for at in [pa, bob, cid] {
+        let listed = sim.peer(at).members(sim.now);
+        let paula = listed.iter().find(|m| m.name == "paula").expect("paula");
+        assert_eq!(paula.away.as_deref(), Some("tea"), "at {at}");
+    }
     assert!(book.names().contains(&"paula"), "{:?}", book.names());
     assert!(!book.names().contains(&"pa"), "{:?}", book.names());
 }
