@@ -37,8 +37,9 @@
 //!   locked, checked, atomic rewrite that keeps every hand-written line, symlinks), `keeper`
 //!   (which bans are in force: the file plus the console's `/ban` and `/unban`, saved or
 //!   not, and what the operator is told).
-//! - [`proto`]: the session layer under the three roles — reliable delivery, flood limits
-//!   and pacing, lateness, the log gate, presence news (its `//!` has the map).
+//! - [`proto`]: the session layer under the three roles — joining, cookies and tokens, the
+//!   reliable stream pair, flood limits and pacing, address memories, lateness, the log
+//!   gate, presence news (its `//!` has the map).
 //! - [`history`]: the room's recent public lines, numbered within an epoch, and the
 //!   queries for replay, resume and paging; in memory or in an SQLite file.
 //! - [`names`]: which names are allowed and when two names are the same.

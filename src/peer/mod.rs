@@ -58,11 +58,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::bans::list::BanList;
-use crate::client::{ClientEvent, JoinAttempt, JoinStep};
+use crate::client::ClientEvent;
 use crate::names::{self, RenameError};
 use crate::proto::address::{OwnAddress, canonical};
 use crate::proto::cookie::{CookieJar, WallClock};
 use crate::proto::flood::{FloodGate, FloodLimit, FloodWatch};
+use crate::proto::join::{JoinAttempt, JoinStep};
 use crate::proto::lateness::{self, Lateness};
 use crate::proto::pacing::{Backlog, Pacer};
 use crate::proto::presence::Presence;
@@ -84,10 +85,9 @@ use join::wins;
 use links::Link;
 use membership::{Member, Tombstone};
 
-/// Joining a room runs the client's [`JoinAttempt`], with its timers: give up after
-/// `JOIN_TIMEOUT`, repeat every `JOIN_RETRY`, try the next `--peer` after `ADDRESS_FALLBACK`.
 /// Leaving with lines queued waits for them `QUEUE_DRAIN_LIMIT` at most, as a client does.
-pub use crate::client::{ADDRESS_FALLBACK, JOIN_RETRY, JOIN_TIMEOUT, QUEUE_DRAIN_LIMIT};
+/// (Joining a room runs a [`JoinAttempt`] with its timers, as a client's join does.)
+pub use crate::client::QUEUE_DRAIN_LIMIT;
 
 /// How long leaving waits for every member to confirm (the leave, and every message sent
 /// before it, is repeated meanwhile) before the program exits anyway.

@@ -6,6 +6,7 @@
 //! socket, and no clock read — every method takes `now`.
 //!
 //! - [`token`]: random tokens and nonces — the one wrapper around the OS's random source.
+//! - [`join`]: one attempt to join (nonce, cookie, retries, fallback, giving up, backoff).
 //! - [`cookie`]: join cookies and their secret, and the wall clock the roles stamp with.
 //! - [`address`]: one endpoint in either address form, and the forged own-address check.
 //! - [`addrmem`]: capped, expiring memories about addresses (left, kicked recently).
@@ -28,6 +29,7 @@ pub mod address;
 pub mod addrmem;
 pub mod cookie;
 pub mod flood;
+pub mod join;
 pub mod lateness;
 pub mod loggate;
 pub mod pacing;

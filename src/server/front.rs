@@ -147,7 +147,7 @@ impl Server {
     /// A join with a valid cookie: carried out now, unless the loop is falling behind
     /// and [`JOINS_PER_TURN`] joins were carried out since its last report; then it is
     /// refused as busy, and the client asks again after
-    /// [`BUSY_RETRY`](crate::client::BUSY_RETRY), not at once. A repeated join of a live
+    /// [`BUSY_RETRY`](crate::proto::join::BUSY_RETRY), not at once. A repeated join of a live
     /// session (its welcome was lost) is cheap and never refused.
     fn admit_join(
         &mut self,

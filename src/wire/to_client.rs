@@ -34,7 +34,7 @@ codes! {
         /// A client's join reached a peer, which is no server (in [`ToClient::Refused`]).
         IsAPeer = 10,
         /// The server is saturated and takes no new joins for now: the client retries (after
-        /// `client::BUSY_RETRY`), it does not give up.
+        /// `proto::join::BUSY_RETRY`), it does not give up.
         Busy = 11,
     }
 }

@@ -748,17 +748,17 @@ fn a_client_with_no_server_gives_up_with_exit_code_3() {
     piped.close_stdin();
 
     for client in [&mut waiting, &mut piped] {
-        let code = client.wait_exit_code(icq::client::JOIN_TIMEOUT + WAIT);
+        let code = client.wait_exit_code(icq::proto::join::JOIN_TIMEOUT + WAIT);
         let took = started.elapsed();
         assert_eq!(code, EXIT_NO_ANSWER, "{}", client.transcript());
         // It kept trying for the whole join timeout (not giving up on the first ICMP error)
         // and no longer (with slack for a slow start on a loaded machine).
         assert!(
-            took >= icq::client::JOIN_TIMEOUT,
+            took >= icq::proto::join::JOIN_TIMEOUT,
             "gave up after {took:?}, before the join timeout"
         );
         assert!(
-            took < icq::client::JOIN_TIMEOUT + Duration::from_secs(5),
+            took < icq::proto::join::JOIN_TIMEOUT + Duration::from_secs(5),
             "took {took:?} to give up"
         );
         expect_client_ended(client, EXIT_NO_ANSWER, "is the server running");

@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use icq::bans::list::BanList;
-use icq::client::{Client, ClientEvent, CloseReason, JOIN_TIMEOUT};
+use icq::client::{Client, ClientEvent, CloseReason};
 use icq::peer::{Peer, PeerCloseReason, PeerConfig, PeerEvent};
+use icq::proto::join::JOIN_TIMEOUT;
 use icq::server::{Server, ServerConfig};
 use icq::wire::{Frame, RefuseReason};
 use icq::wire::{PeerFrame, ToClient, ToServer};

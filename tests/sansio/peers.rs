@@ -572,7 +572,7 @@ fn a_join_nobody_answers_gives_up_after_the_join_timeout() {
     let mut sim = PeerSim::new(quick());
     let nowhere = sim.next_addr();
     let bob = sim.add_joiner("bob", &[nowhere]);
-    sim.run_for(icq::peer::JOIN_TIMEOUT - ms(1));
+    sim.run_for(icq::proto::join::JOIN_TIMEOUT - ms(1));
     assert!(!sim.peer(bob).is_closed());
     sim.run_for(ms(1));
     assert_eq!(

@@ -12,6 +12,7 @@ use icq::bans::list::{BanList, IpNet};
 use icq::client::{self, ClientEvent, CloseReason};
 use icq::completion::NameBook;
 use icq::proto::flood::{self, FloodLimit};
+use icq::proto::join;
 use icq::proto::pacing;
 use icq::render::{self, ClientLook};
 use icq::server::{self, Server, ServerConfig, ServerError, ServerEvent};
@@ -1596,7 +1597,7 @@ fn a_join_nobody_answers_times_out_and_unsent_lines_are_reported() {
     sim.client_mut(lonely).send_text(now, "is this thing on?");
     sim.drive();
 
-    sim.advance_in_steps(client::JOIN_TIMEOUT - ms(1), ms(100));
+    sim.advance_in_steps(join::JOIN_TIMEOUT - ms(1), ms(100));
     assert!(!sim.client(lonely).is_closed(), "not before JOIN_TIMEOUT");
     assert_eq!(sim.events(lonely), []);
 
@@ -1633,7 +1634,7 @@ fn a_client_falls_back_to_the_next_server_address() {
     );
     sim.drive();
 
-    sim.advance_in_steps(client::ADDRESS_FALLBACK - ms(1), ms(100));
+    sim.advance_in_steps(join::ADDRESS_FALLBACK - ms(1), ms(100));
     assert_eq!(
         sim.events(alice),
         [],
@@ -1740,7 +1741,7 @@ fn a_lost_welcome_is_sent_again_without_a_second_join_notice() {
         "but the server registered bob"
     );
 
-    sim.advance(client::JOIN_RETRY);
+    sim.advance(join::JOIN_RETRY);
     assert_eq!(
         sim.take_events(bob),
         vec![ClientEvent::Joined {
