@@ -24,7 +24,7 @@ use crate::proto::address::same_endpoint;
 use crate::proto::flood::FloodLimit;
 use crate::proto::join::{JoinAttempt, JoinStep};
 use crate::proto::lateness::{self, Lateness};
-use crate::proto::pacing::{Backlog, Pacer};
+use crate::proto::pacing::{Backlog, MAX_QUEUED_LINES, Pacer, QUEUE_DRAIN_LIMIT};
 use crate::proto::presence::Presence;
 use crate::proto::reliable::Ready;
 use crate::proto::stream::{Resend, Stream};
@@ -33,21 +33,12 @@ use crate::wire::{
     Request, RosterEntry, ToClient, ToServer,
 };
 
-/// Leaving with lines still queued (for their turn, or for the server to come back) waits
-/// at most this long for them, then says how many were not sent.
-pub const QUEUE_DRAIN_LIMIT: Duration = Duration::from_secs(10);
-
 /// How long leaving waits for the server to confirm (the leave, and every message sent
 /// before it, is repeated meanwhile) before the program exits anyway.
 pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How many of the server's frames may arrive ahead of one that is missing.
 pub const INBOX_LIMIT: u32 = 1024;
-
-/// The most requests queued and not sent yet (waiting for their turn under the flood
-/// limit, or for a session: joining, an outage). Beyond it the user is told the line was
-/// not sent, rather than memory growing without bound.
-pub const MAX_QUEUED_LINES: usize = 1000;
 
 /// Up to this many lines never sent are each named when the session ends; more (a paste)
 /// are counted instead, in one line.
@@ -750,8 +741,7 @@ impl Client {
     /// limit needs to send it (and [`QUEUE_DRAIN_LIMIT`] more): for the end of a script's
     /// input, which is meant to be delivered whole.
     pub fn leave_after_queue(&mut self, now: Instant) {
-        let patience = QUEUE_DRAIN_LIMIT + self.queue.time_to_send_all();
-        self.leave_within(now, patience);
+        self.leave_within(now, self.queue.patience_to_send_all());
     }
 
     /// Leaves, waiting at most `patience` for what is queued.

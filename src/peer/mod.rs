@@ -58,7 +58,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::bans::list::BanList;
-use crate::client::ClientEvent;
 use crate::names::{self, RenameError};
 use crate::proto::address::{OwnAddress, canonical};
 use crate::proto::cookie::{CookieJar, WallClock};
@@ -85,9 +84,9 @@ use join::wins;
 use links::Link;
 use membership::{Member, Tombstone};
 
-/// Leaving with lines queued waits for them `QUEUE_DRAIN_LIMIT` at most, as a client does.
-/// (Joining a room runs a [`JoinAttempt`] with its timers, as a client's join does.)
-pub use crate::client::QUEUE_DRAIN_LIMIT;
+// Leaving with lines queued waits for them `QUEUE_DRAIN_LIMIT` at most, and at most
+// `MAX_QUEUED_LINES` wait, as for a client: one pacing rule for both roles.
+use crate::proto::pacing::{MAX_QUEUED_LINES, QUEUE_DRAIN_LIMIT};
 
 /// How long leaving waits for every member to confirm (the leave, and every message sent
 /// before it, is repeated meanwhile) before the program exits anyway.
@@ -111,10 +110,6 @@ pub const INBOX_LIMIT: u32 = 1024;
 /// hello). Beyond it new messages to that member are reported undelivered: a member that
 /// far behind is as good as gone, and memory stays bounded.
 pub const MAX_UNACKED: usize = 2048;
-
-/// The most lines queued and not sent yet (waiting for their turn under the members' flood
-/// limits, or typed while joining).
-pub const MAX_QUEUED_LINES: usize = crate::client::MAX_QUEUED_LINES;
 
 /// How long a departed incarnation is remembered.
 pub const TOMBSTONE_TTL: Duration = Duration::from_secs(600);
@@ -923,8 +918,7 @@ impl Peer {
     /// Leaves like [`Peer::leave`], but gives what is queued all the time the flood limits
     /// need to send it (and [`QUEUE_DRAIN_LIMIT`] more): the end of a script's input.
     pub fn leave_after_queue(&mut self, now: Instant) {
-        let patience = QUEUE_DRAIN_LIMIT + self.typed.time_to_send_all();
-        self.leave_within(now, patience);
+        self.leave_within(now, self.typed.patience_to_send_all());
     }
 
     /// Leaves, waiting at most `patience` for what is queued.

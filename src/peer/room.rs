@@ -243,61 +243,6 @@ impl Peer {
     }
 }
 
-impl PeerEvent {
-    /// The event a client of a server gets for the same thing, for what looks the same in
-    /// both modes (messages, actions, presence changes, our rename); `None` for the rest.
-    pub fn as_client_event(&self) -> Option<ClientEvent> {
-        Some(match self.clone() {
-            PeerEvent::Message {
-                time_ms,
-                from,
-                text,
-                own,
-            } => ClientEvent::Message {
-                time_ms,
-                from,
-                text,
-                own,
-            },
-            PeerEvent::Private {
-                time_ms,
-                from,
-                to,
-                text,
-                own,
-            } => ClientEvent::Private {
-                time_ms,
-                from,
-                to,
-                text,
-                own,
-            },
-            PeerEvent::Action {
-                time_ms,
-                from,
-                text,
-                own,
-            } => ClientEvent::Action {
-                time_ms,
-                from,
-                text,
-                own,
-            },
-            PeerEvent::Presence {
-                time_ms,
-                name,
-                change,
-            } => ClientEvent::Presence {
-                time_ms,
-                name,
-                change,
-            },
-            PeerEvent::Renamed { name } => ClientEvent::Renamed { name },
-            _ => return None,
-        })
-    }
-}
-
 /// The presence change `/away` with `reason` (or `/back`, `None`) announces.
 fn away_change(reason: Option<String>) -> PresenceChange {
     match reason {

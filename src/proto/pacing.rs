@@ -20,6 +20,15 @@ use std::time::{Duration, Instant};
 
 use crate::proto::flood::{FloodLimit, TokenBucket};
 
+/// Leaving with lines still queued (for their turn, or for the other side to come back)
+/// waits at most this long for them, then says how many were not sent (client and peer).
+pub const QUEUE_DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+/// The most lines queued and not sent yet (waiting for their turn under the flood limit,
+/// or for a session: joining, an outage). Beyond it the user is told the line was not
+/// sent, rather than memory growing without bound (client and peer).
+pub const MAX_QUEUED_LINES: usize = 1000;
+
 /// How long after a paste first has to wait the user is told how much is queued: long
 /// enough for the whole paste to have been read, so the count is the paste's.
 pub const BACKLOG_NOTICE_DELAY: Duration = Duration::from_millis(100);
@@ -205,6 +214,12 @@ impl<T> Pacer<T> {
         let charged = self.queue.iter().filter(|queued| queued.charged).count();
         let beyond = charged.saturating_sub(limit.burst as usize);
         Duration::from_secs_f64(beyond as f64 / limit.rate_per_sec)
+    }
+
+    /// How long leaving waits for what is queued when all of it is meant to go (the end of
+    /// a script's input): the time the limit needs, and [`QUEUE_DRAIN_LIMIT`] more.
+    pub fn patience_to_send_all(&self) -> Duration {
+        QUEUE_DRAIN_LIMIT + self.time_to_send_all()
     }
 
     /// Removes everything queued, oldest first.

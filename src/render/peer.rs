@@ -3,6 +3,7 @@
 
 use super::client::{not_sent_text, queued_text, refuse_text, unsent_text};
 use super::{ClientLook, Tone};
+use crate::client::ClientEvent;
 use crate::peer::{MemberInfo, PeerCloseReason, PeerEvent};
 use crate::text::{duration, presence_text, roster_remark, sanitize};
 use crate::wire::{GoneReason, PresenceChange, RefuseReason, RosterEntry};
@@ -46,7 +47,7 @@ impl ClientLook {
             | PeerEvent::Action { .. }
             | PeerEvent::Presence { .. }
             | PeerEvent::Renamed { .. } => {
-                let as_client = event.as_client_event();
+                let as_client = as_client_event(event);
                 let line = as_client.and_then(|event| self.client_line(&event, now_ms, me));
                 return line.into_iter().collect();
             }
@@ -219,4 +220,58 @@ pub fn peer_close_text(reason: &PeerCloseReason, contact: &str, name: &str) -> S
             sanitize(name)
         ),
     }
+}
+
+/// The event a client of a server gets for the same thing, for what looks the same in both
+/// modes (messages, actions, presence changes, our rename), so one piece of code draws
+/// both; `None` for the rest. It lives here, not in the peer, so no role depends on another.
+fn as_client_event(event: &PeerEvent) -> Option<ClientEvent> {
+    Some(match event.clone() {
+        PeerEvent::Message {
+            time_ms,
+            from,
+            text,
+            own,
+        } => ClientEvent::Message {
+            time_ms,
+            from,
+            text,
+            own,
+        },
+        PeerEvent::Private {
+            time_ms,
+            from,
+            to,
+            text,
+            own,
+        } => ClientEvent::Private {
+            time_ms,
+            from,
+            to,
+            text,
+            own,
+        },
+        PeerEvent::Action {
+            time_ms,
+            from,
+            text,
+            own,
+        } => ClientEvent::Action {
+            time_ms,
+            from,
+            text,
+            own,
+        },
+        PeerEvent::Presence {
+            time_ms,
+            name,
+            change,
+        } => ClientEvent::Presence {
+            time_ms,
+            name,
+            change,
+        },
+        PeerEvent::Renamed { name } => ClientEvent::Renamed { name },
+        _ => return None,
+    })
 }

@@ -2310,7 +2310,7 @@ fn leaving_during_an_outage_waits_ten_seconds_then_says_what_was_not_sent() {
     }
     assert_eq!(sim.take_events(alice), [ClientEvent::ServerLost]);
     sim.leave(alice);
-    sim.run_for(client::QUEUE_DRAIN_LIMIT - ms(1));
+    sim.run_for(icq::proto::pacing::QUEUE_DRAIN_LIMIT - ms(1));
     assert!(
         !sim.client(alice).is_closed(),
         "waits for the server a while"
