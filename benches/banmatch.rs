@@ -14,6 +14,8 @@
 //! by round (so a change in the machine's load touches all alike); `ICQ_BENCH_ROUNDS`
 //! changes the number of rounds.
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};

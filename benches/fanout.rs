@@ -21,7 +21,11 @@
 //! About three minutes in all; `ICQ_BENCH_QUICK=1` shrinks every pass (about a minute); `ICQ_BENCH_IDLE=N` sets
 //! the scale pass's client count (0 skips it); `ICQ_BENCH_SERVER=PATH` measures another
 //! build; `ICQ_BENCH_NS="10 100"` the load passes'
-//! client counts. Linux only (`epoll`, `/proc`).
+//! client counts. Linux only (`epoll`, `/proc`). The clients' sockets are read with the
+//! library's own batched receive (`icq::net::Io`), and epoll, the clock tick and the file
+//! descriptor limit come through nix's safe API: no unsafe code here.
+
+#![forbid(unsafe_code)]
 
 #[cfg(not(target_os = "linux"))]
 fn main() {
@@ -39,19 +43,19 @@ mod linux {
     use std::collections::BinaryHeap;
     use std::io::{self, Write as _};
     use std::net::{SocketAddr, UdpSocket};
-    use std::os::fd::AsRawFd;
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
     use icq::client::{Client, ClientEvent};
-
-    /// Datagrams taken from one socket per `recvmmsg`.
-    const BATCH: usize = 64;
+    use icq::net::Io;
+    use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    use nix::unistd::{SysconfVar, sysconf};
     /// Joins in flight at once while filling the server: a burst of padded joins beyond
     /// this would overflow the server's receive buffer and wait for the client's retry.
     const JOINS_IN_FLIGHT: usize = 64;
     /// Each client socket's receive buffer (capped by net.core.rmem_max).
-    const RCVBUF: i32 = 1 << 20;
+    const RCVBUF: usize = 1 << 20;
     /// A pass gives up on messages in flight after this long without progress.
     const STALL: Duration = Duration::from_secs(1);
     /// Before a timed join: quiet for longer than the clients' acknowledgement delay (10 ms),
@@ -245,9 +249,10 @@ mod linux {
     }
 
     fn ticks_per_second() -> f64 {
-        // SAFETY: sysconf has no preconditions.
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        if ticks > 0 { ticks as f64 } else { 100.0 }
+        match sysconf(SysconfVar::CLK_TCK) {
+            Ok(Some(ticks)) if ticks > 0 => ticks as f64,
+            _ => 100.0,
+        }
     }
 
     /// System-wide UDP counters: (InDatagrams, OutDatagrams, RcvbufErrors).
@@ -268,22 +273,14 @@ mod linux {
     }
 
     fn raise_fd_limit(want: usize) {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((0, 0));
+        let soft = if setrlimit(Resource::RLIMIT_NOFILE, hard.max(soft), hard).is_ok() {
+            hard.max(soft)
+        } else {
+            soft
         };
-        // SAFETY: a valid rlimit to fill, then to read.
-        unsafe {
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-                limit.rlim_cur = limit.rlim_max.max(limit.rlim_cur);
-                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-            }
-        }
-        if (limit.rlim_cur as usize) < want {
-            eprintln!(
-                "warning: {} file descriptors allowed, {want} wanted (ulimit -n)",
-                limit.rlim_cur
-            );
+        if (soft as usize) < want {
+            eprintln!("warning: {soft} file descriptors allowed, {want} wanted (ulimit -n)");
         }
     }
 
@@ -303,17 +300,15 @@ mod linux {
     /// Every client of one pass, one thread, one epoll.
     struct Sim {
         server: SocketAddr,
-        epoll: i32,
+        epoll: Epoll,
         peers: Vec<Peer>,
         timers: BinaryHeap<Reverse<(Instant, usize)>>,
         start: Instant,
         /// Datagrams this process sent to / received from the server.
         sent: u64,
         received: u64,
-        /// recvmmsg's buffers and headers (their pointers are set before each call).
-        buffers: Vec<[u8; 2048]>,
-        iovecs: Vec<libc::iovec>,
-        headers: Vec<libc::mmsghdr>,
+        /// Takes the datagrams of one client socket at a time, in batches.
+        io: Io<(SocketAddr, Vec<u8>)>,
         /// Messages that arrived: (peer, seq, latency ns), for the pass to count.
         arrived: Vec<(usize, u32, u64)>,
         joined: Vec<(usize, Instant)>,
@@ -325,9 +320,9 @@ mod linux {
 
     impl Sim {
         fn new(server: SocketAddr) -> Sim {
-            // SAFETY: plain system call.
-            let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-            assert!(epoll >= 0, "epoll_create1: {}", io::Error::last_os_error());
+            let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).expect("epoll_create1");
+            // The batches' buffers, for every client socket in turn.
+            let io = Io::new(&UdpSocket::bind("127.0.0.1:0").expect("a socket"));
             Sim {
                 server,
                 epoll,
@@ -336,10 +331,7 @@ mod linux {
                 start: Instant::now(),
                 sent: 0,
                 received: 0,
-                buffers: vec![[0; 2048]; BATCH],
-                // SAFETY: all-zero bytes are valid values of these plain C structs.
-                iovecs: vec![unsafe { std::mem::zeroed() }; BATCH],
-                headers: vec![unsafe { std::mem::zeroed() }; BATCH],
+                io,
                 arrived: Vec::new(),
                 joined: Vec::new(),
                 rejoins: 0,
@@ -354,25 +346,9 @@ mod linux {
             let socket = UdpSocket::bind("127.0.0.1:0").expect("a client socket");
             socket.connect(self.server).expect("connect");
             socket.set_nonblocking(true).unwrap();
-            let fd = socket.as_raw_fd();
-            let rcvbuf = RCVBUF;
-            // SAFETY: a valid socket and option value.
-            unsafe {
-                libc::setsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVBUF,
-                    (&raw const rcvbuf).cast(),
-                    size_of::<i32>() as u32,
-                );
-            }
-            let mut event = libc::epoll_event {
-                events: libc::EPOLLIN as u32,
-                u64: index as u64,
-            };
-            // SAFETY: valid epoll and socket descriptors.
-            let added = unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_ADD, fd, &mut event) };
-            assert_eq!(added, 0, "epoll_ctl: {}", io::Error::last_os_error());
+            let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(RCVBUF);
+            let event = EpollEvent::new(EpollFlags::EPOLLIN, index as u64);
+            self.epoll.add(&socket, event).expect("epoll_ctl");
             let core = match kind {
                 Kind::Named => Core::Named(Box::new(Client::new(
                     &format!("c{index}"),
@@ -455,15 +431,13 @@ mod linux {
                 Some(Reverse((deadline, _))) => wait.min(deadline.saturating_duration_since(now)),
                 None => wait,
             };
-            let mut events = [libc::epoll_event { events: 0, u64: 0 }; 256];
-            let ms = wait.as_micros().div_ceil(1000) as i32;
-            // SAFETY: a valid epoll descriptor and event array of the given length.
-            let ready = unsafe {
-                libc::epoll_wait(self.epoll, events.as_mut_ptr(), events.len() as i32, ms)
-            };
+            let mut events = [EpollEvent::empty(); 256];
+            let ms = u32::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(u32::MAX);
+            let timeout = EpollTimeout::try_from(ms).unwrap_or(EpollTimeout::MAX);
+            let ready = self.epoll.wait(&mut events, timeout).unwrap_or(0);
             let mut count = 0;
-            for event in &events[..usize::try_from(ready).unwrap_or(0)] {
-                count += self.drain(event.u64 as usize);
+            for event in &events[..ready] {
+                count += self.drain(event.data() as usize);
             }
             let now = Instant::now();
             while let Some(&Reverse((deadline, index))) = self.timers.peek() {
@@ -486,35 +460,14 @@ mod linux {
 
         /// Takes every datagram waiting on peer `index`'s socket.
         fn drain(&mut self, index: usize) -> usize {
-            let fd = self.peers[index].socket.as_raw_fd();
             let mut total = 0;
             loop {
-                for (slot, header) in self.headers.iter_mut().enumerate() {
-                    self.iovecs[slot] = libc::iovec {
-                        iov_base: self.buffers[slot].as_mut_ptr().cast(),
-                        iov_len: self.buffers[slot].len(),
-                    };
-                    header.msg_hdr.msg_iov = &mut self.iovecs[slot];
-                    header.msg_hdr.msg_iovlen = 1;
-                    header.msg_len = 0;
-                }
-                // SAFETY: BATCH headers, each pointing at its own live buffer.
-                let got = unsafe {
-                    libc::recvmmsg(
-                        fd,
-                        self.headers.as_mut_ptr(),
-                        BATCH as u32,
-                        libc::MSG_DONTWAIT,
-                        std::ptr::null_mut(),
-                    )
-                };
-                let Ok(got) = usize::try_from(got) else {
+                let got = self.io.receive(&self.peers[index].socket, None);
+                if got == 0 {
                     return total;
-                };
+                }
                 let now = Instant::now();
-                for slot in 0..got {
-                    let len = self.headers[slot].msg_len as usize;
-                    let datagram = &self.buffers[slot][..len.min(2048)];
+                for (datagram, _) in self.io.datagrams() {
                     self.received += 1;
                     // Byte 3 is the frame kind; 0x86 is the server's bare acknowledgement.
                     if datagram.get(3) != Some(&0x86) {
@@ -539,7 +492,7 @@ mod linux {
                 }
                 self.after(index, now);
                 total += got;
-                if got < BATCH {
+                if !self.io.fell_behind(got) {
                     return total;
                 }
             }
@@ -640,13 +593,6 @@ mod linux {
                     }
                 }
             }
-        }
-    }
-
-    impl Drop for Sim {
-        fn drop(&mut self) {
-            // SAFETY: our own descriptor, closed once.
-            unsafe { libc::close(self.epoll) };
         }
     }
 

@@ -7,6 +7,8 @@
 //! fsync (WAL, `synchronous = FULL`), so lines persisted per second grow with the batch.
 //! The file is made in the system's temporary directory (`TMPDIR` to measure another disk).
 
+#![forbid(unsafe_code)]
+
 use std::time::{Duration, Instant};
 
 use icq::history::{DEFAULT_CAPACITY, History, Kind};

@@ -14,11 +14,14 @@
 //! the process's resident memory also holds freed blocks malloc has not returned. The
 //! `fanout` benchmark reports the real server's resident memory.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+#![forbid(unsafe_code)]
+
+use std::alloc::System;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 use icq::bans::list::BanList;
 
@@ -27,47 +30,20 @@ use icq::wire::Acks;
 use icq::wire::{Envelope, Frame};
 use icq::wire::{Request, ToClient, ToServer};
 
-/// Counts live bytes and allocations on top of the system allocator.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to the system allocator unchanged; only counters are added.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract is passed on.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+/// Counts live bytes and allocations on top of the system allocator (`stats_alloc`: counters
+/// around every call, forwarded unchanged).
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
+    let stats = GLOBAL.stats();
+    stats.bytes_allocated as isize - stats.bytes_deallocated as isize
 }
 
+/// Allocations and reallocations so far (growing a buffer costs like a new one).
 fn allocations() -> usize {
-    ALLOCATIONS.load(Ordering::Relaxed)
+    let stats = GLOBAL.stats();
+    stats.allocations + stats.reallocations
 }
 
 /// What the simulated clients know: each one's token and the last sequence number sent to

@@ -20,7 +20,8 @@
 //! - [`server`]: the server's state machine — `front` (forged addresses, bans in force,
 //!   version, join cookies, admission), `sessions` (sessions, their streams, timeouts,
 //!   probes, leaving, farewells), `room` (broadcast, roster, private messages, nick, away,
-//!   flood limits and kicks), `guests` (plain-text guests).
+//!   flood limits and kicks), `guests` (plain-text guests), `console` (the operator's
+//!   commands as library code returning lines).
 //! - [`client`]: the client's state machine — joining (nonce, cookie), sending what the user
 //!   types reliably, showing what arrives exactly once and in order, heartbeats, leaving,
 //!   server silence, rejoining a restarted server.
@@ -51,10 +52,13 @@
 //! - [`completion`]: the names seen online and what Tab completes (client and console).
 //! - [`terminal`]: the line editor that keeps the typed line intact while lines arrive
 //!   (the one module here that does terminal I/O, shared by the binaries).
+//! - [`net`]: the socket loop over any core (batched, no unsafe code of ours), the buffered
+//!   console log, and the programs' run-time threads (`net::server_program`).
 //!
-//! The binaries: `src/bin/icq-server.rs` (one UDP socket, a console thread) and
-//! `src/bin/icq-client.rs` (a receiver thread, the typing loop); each reads through the line
-//! editor on a terminal and plain lines otherwise.
+//! The binaries, `src/bin/icq-server.rs` and `src/bin/icq-client.rs`, parse the options and
+//! hand the pieces to [`net`].
+
+#![forbid(unsafe_code)]
 
 pub mod alert;
 pub mod bans;
@@ -64,6 +68,7 @@ pub mod command;
 pub mod completion;
 pub mod history;
 pub mod names;
+pub mod net;
 pub mod peer;
 pub mod proto;
 pub mod render;

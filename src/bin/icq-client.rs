@@ -15,6 +15,8 @@
 //! got), and the ban file given with `--bans` is reloaded when it changes. The threads, the
 //! typing and the printing are the same in both modes.
 
+#![forbid(unsafe_code)]
+
 use std::io::{self, IsTerminal, Write};
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;

@@ -17,7 +17,8 @@
 //! addresses, bans, version, join cookies, admission), `sessions.rs` (sessions and their
 //! streams, requests in order, retransmission, probes, leaving and farewells), `room.rs`
 //! (broadcast, roster, private messages, `/me`, `/nick`, `/away`, the flood limit) and
-//! `guests.rs` (plain-text guests).
+//! `guests.rs` (plain-text guests). `console.rs` holds the operator's console commands
+//! (a typed line in, lines to print out), on top of the public API.
 //!
 //! It does not own the byte layout of frames (`wire`), reading or writing the ban file
 //! (`bans`), or how log lines look (`render`; the words guests read are
@@ -51,6 +52,7 @@ use crate::wire::{
     RefuseReason, Request, RosterEntry, ToClient, ToServer,
 };
 
+pub mod console;
 mod front;
 mod guests;
 mod room;

@@ -1,0 +1,531 @@
+//! Datagram I/O for the programs: one UDP socket driven for any sans-IO core.
+//!
+//! Owns the socket side of both binaries and of `benches/fanout.rs`: taking every waiting
+//! datagram in batches ([`Io::receive`]: `recvmmsg` on Linux, one system call per batch),
+//! waiting with `poll` until one comes or the core's next deadline, sending what the core
+//! queued in batches ([`Io::send`]: `sendmmsg`), the socket's receive buffer size, and the
+//! loop ([`drive`]) that turns all of it into calls on a core ([`Endpoint`]: the server, the
+//! client, the peer). It uses the safe APIs of nix (batches, poll) and socket2 (buffer
+//! size); there is no unsafe code here. It knows nothing of what datagrams mean (the cores)
+//! nor of what is printed: [`log`] holds the buffered console log, the programs choose its
+//! lines.
+//!
+//! Measured with `../shared/perf/run.sh` (guest mode, 10 and 100 clients), batching cut the
+//! server's CPU per delivery by about a tenth, like the kit's `limit_mmsg` against
+//! `limit_server`: the kernel's work per datagram stays, the system call around it goes.
+//! Elsewhere than Linux one datagram goes per system call.
+
+pub mod log;
+pub mod server_program;
+
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
+use std::ops::ControlFlow;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::client::Client;
+use crate::peer::Peer;
+use crate::server::{Server, Transmit};
+use crate::wire::ENVELOPE_RANGE;
+
+/// A sequenced datagram's own first bytes: the header and its envelope.
+pub const HEAD: usize = ENVELOPE_RANGE.end;
+
+/// Large enough for any UDP datagram, so an oversized one is seen whole and rejected by the
+/// decoder instead of silently truncated into something that might parse. Pages of it that
+/// no datagram reached are never touched, so they cost no memory.
+const RECEIVE_BUFFER: usize = 65_536;
+
+/// The socket's receive buffer is asked for this size (the kernel caps it at
+/// `net.core.rmem_max`). The default (208 KiB on Linux) holds a few hundred small
+/// datagrams: with a thousand named clients, the acknowledgements they send after one burst
+/// of broadcasts overflowed it, and every lost acknowledgement cost retransmissions
+/// (measured by `benches/fanout.rs`, 1 000 clients: 210 000 drops and 2.6 datagrams sent
+/// per delivery). Memory is only used while datagrams wait.
+pub const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
+
+/// A sans-IO core as the socket loop sees it: datagrams and the time in, datagrams and the
+/// next deadline out.
+pub trait Endpoint {
+    /// One datagram to send.
+    type Transmit: Outgoing;
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]);
+    fn handle_timeout(&mut self, now: Instant);
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn poll_transmit(&mut self) -> Option<Self::Transmit>;
+    /// After every batch of datagrams: whether the batch was full (more are probably
+    /// waiting, the loop is not keeping up). Only the server acts on it.
+    fn handle_loop_report(&mut self, _now: Instant, _fell_behind: bool) {}
+}
+
+/// A datagram a core queued: where it goes and its bytes, possibly in two pieces so a
+/// payload shared by many recipients is never copied for each.
+pub trait Outgoing {
+    fn destination(&self) -> SocketAddr;
+    /// The bytes, or for a datagram with a recipient's own head, the shared bytes whose
+    /// first [`Outgoing::head`] bytes are replaced.
+    fn bytes(&self) -> &[u8];
+    /// Writes this recipient's own first bytes into `head` and says how many (0: `bytes`
+    /// is the whole datagram as it is).
+    fn head(&self, _head: &mut [u8; HEAD]) -> usize {
+        0
+    }
+}
+
+impl Outgoing for Transmit {
+    fn destination(&self) -> SocketAddr {
+        self.destination
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.payload
+    }
+
+    fn head(&self, head: &mut [u8; HEAD]) -> usize {
+        match &self.envelope {
+            Some(envelope) if self.payload.len() >= HEAD => {
+                head.copy_from_slice(&self.payload[..HEAD]);
+                envelope.patch(head);
+                HEAD
+            }
+            _ => 0,
+        }
+    }
+}
+
+impl Outgoing for (SocketAddr, Vec<u8>) {
+    fn destination(&self) -> SocketAddr {
+        self.0
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.1
+    }
+}
+
+impl Endpoint for Server {
+    type Transmit = Transmit;
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        Server::handle_datagram(self, now, from, datagram);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Server::handle_timeout(self, now);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Server::poll_timeout(self)
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Server::poll_transmit(self)
+    }
+    fn handle_loop_report(&mut self, now: Instant, fell_behind: bool) {
+        Server::handle_loop_report(self, now, fell_behind);
+    }
+}
+
+impl Endpoint for Client {
+    type Transmit = (SocketAddr, Vec<u8>);
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        Client::handle_datagram(self, now, from, datagram);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Client::handle_timeout(self, now);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Client::poll_timeout(self)
+    }
+    fn poll_transmit(&mut self) -> Option<Self::Transmit> {
+        Client::poll_transmit(self)
+    }
+}
+
+impl Endpoint for Peer {
+    type Transmit = (SocketAddr, Vec<u8>);
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        Peer::handle_datagram(self, now, from, datagram);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Peer::handle_timeout(self, now);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Peer::poll_timeout(self)
+    }
+    fn poll_transmit(&mut self) -> Option<Self::Transmit> {
+        Peer::poll_transmit(self)
+    }
+}
+
+/// Runs a core on `socket` until `after` breaks, and returns what it broke with.
+///
+/// Each turn takes every datagram already waiting, hands them to the core, runs its timers
+/// when due, sends what it queued, then calls `after` with the core still locked (to print
+/// its events, look at files, decide to stop), telling it whether datagrams came. It goes
+/// on without waiting while datagrams keep coming; only when none came does it block, until
+/// one comes, the core's next deadline, or the instant `after` returned, whichever is
+/// first. So a busy program can write its log in large chunks (one system call per many
+/// lines) while on a quiet one each line still appears at once; and timers run between
+/// batches when due, so a server that is never idle still evicts silent clients and
+/// retransmits.
+///
+/// Other threads share the core through `core` (typed lines, console commands) and send
+/// what they caused with [`send_each`]; [`wake`] ends the loop's wait at once.
+pub fn drive<C: Endpoint, R>(
+    socket: &UdpSocket,
+    core: &Mutex<C>,
+    mut after: impl FnMut(&mut C, Instant, bool) -> ControlFlow<R, Instant>,
+) -> R {
+    let mut io = Io::new(socket);
+    let mut wait = None;
+    loop {
+        let count = io.receive(socket, wait);
+        let now = Instant::now();
+        let mut core = lock(core);
+        for (datagram, from) in io.datagrams() {
+            core.handle_datagram(now, from, datagram);
+        }
+        core.handle_loop_report(now, io.fell_behind(count));
+        if core.poll_timeout().is_some_and(|t| t <= now) {
+            core.handle_timeout(now);
+        }
+        io.send(socket, &mut *core);
+        let wake_at = match after(&mut core, now, count > 0) {
+            ControlFlow::Break(result) => return result,
+            ControlFlow::Continue(at) => at,
+        };
+        wait = if count > 0 {
+            // Maybe more is waiting: look without blocking before anything else.
+            None
+        } else {
+            let deadline = core.poll_timeout().map_or(wake_at, |t| t.min(wake_at));
+            Some(deadline.saturating_duration_since(Instant::now()))
+        };
+    }
+}
+
+/// Sends every datagram `core` queued, one per system call: for the other threads' rare
+/// sends (a typed line, a console command); the loop of [`drive`] sends in batches.
+pub fn send_each<C: Endpoint>(socket: &UdpSocket, core: &mut C) {
+    let v6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
+    let mut datagram = Vec::new();
+    let mut head = [0; HEAD];
+    while let Some(transmit) = core.poll_transmit() {
+        let bytes = transmit.bytes();
+        let own = transmit.head(&mut head);
+        datagram.clear();
+        datagram.extend_from_slice(&head[..own]);
+        datagram.extend_from_slice(&bytes[own..]);
+        // A failed send concerns one recipient (unreachable, buffer full); UDP makes no
+        // promise anyway, so the others still get theirs (and a sequenced frame is sent
+        // again later).
+        let _ = socket.send_to(&datagram, reachable(transmit.destination(), v6));
+    }
+}
+
+/// Ends the wait of the [`drive`] loop on `socket` at once: an empty datagram to itself,
+/// which the loop drops unseen.
+pub fn wake(socket: &UdpSocket) {
+    if let Some(own) = own_address(socket) {
+        let _ = socket.send_to(&[], own);
+    }
+}
+
+/// Asks for a receive buffer of [`RECEIVE_BUFFER_BYTES`]; a smaller one still works.
+pub fn enlarge_receive_buffer(socket: &UdpSocket) {
+    let _ = socket2::SockRef::from(socket).set_recv_buffer_size(RECEIVE_BUFFER_BYTES);
+}
+
+/// Locks a mutex shared between a program's threads. A panic while holding the lock would
+/// be a bug; serving on with the state as it is beats taking the whole chat down, so a
+/// poisoned lock is used anyway.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// An address of this machine at which `socket` can be reached (for [`wake`]).
+fn own_address(socket: &UdpSocket) -> Option<SocketAddr> {
+    let local = socket.local_addr().ok()?;
+    Some(match local.ip() {
+        ip if !ip.is_unspecified() => local,
+        std::net::IpAddr::V4(_) => SocketAddr::from(([127, 0, 0, 1], local.port())),
+        std::net::IpAddr::V6(_) => SocketAddr::from((Ipv6Addr::LOCALHOST, local.port())),
+    })
+}
+
+/// A dual-stack IPv6 socket reaches IPv4 addresses through IPv4-mapped ones.
+fn reachable(addr: SocketAddr, socket_is_v6: bool) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(v4) if socket_is_v6 => {
+            SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0).into()
+        }
+        other => other,
+    }
+}
+
+/// Turns `wait` into whole milliseconds, rounded up, so the deadline has passed on return.
+fn wait_ms(wait: Duration) -> u32 {
+    wait.as_nanos()
+        .div_ceil(1_000_000)
+        .min(i32::MAX as u128)
+        .try_into()
+        .unwrap_or(i32::MAX as u32)
+}
+
+pub use batch::Io;
+
+/// Linux: `recvmmsg` takes every waiting datagram (up to [`RECV_BATCH`]) in one system
+/// call without blocking, `poll` waits when none is waiting, and `sendmmsg` sends up to
+/// [`SEND_BATCH`] datagrams per call. A sequenced datagram goes out as two pieces (its own
+/// header and envelope, then the shared payload), so the broadcast payload is never copied
+/// per recipient.
+#[cfg(target_os = "linux")]
+mod batch {
+    use std::io::{IoSlice, IoSliceMut};
+    use std::net::{SocketAddr, UdpSocket};
+    use std::os::fd::{AsFd, AsRawFd};
+    use std::time::Duration;
+
+    use nix::errno::Errno;
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::socket::{
+        ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
+    };
+
+    use super::{Endpoint, HEAD, Outgoing, RECEIVE_BUFFER, own_address, reachable, wait_ms};
+
+    /// Datagrams taken per `recvmmsg`.
+    pub const RECV_BATCH: usize = 32;
+    /// Datagrams sent per `sendmmsg` (the kernel accepts up to 1024).
+    pub const SEND_BATCH: usize = 256;
+
+    /// Buffers reused by every call, so the loop allocates nothing once warm.
+    pub struct Io<T> {
+        buffers: Vec<u8>,
+        /// The receive side's headers. The send side has its own: a send points a header's
+        /// address at the addresses given to it, which a receive would then write into.
+        /// (Each header keeps the address length of its last receive as its capacity; one
+        /// socket's senders are all of one family, so it never needs to grow back.)
+        receiving: MultiHeaders<SockaddrStorage>,
+        sending: MultiHeaders<SockaddrStorage>,
+        /// The last receive's datagrams: (slot, length, sender).
+        received: Vec<(usize, usize, SocketAddr)>,
+        pending: Vec<T>,
+        heads: Vec<[u8; HEAD]>,
+        head_lens: Vec<usize>,
+        addresses: Vec<Option<SockaddrStorage>>,
+        own: Option<SocketAddr>,
+        v6: bool,
+    }
+
+    impl<T: Outgoing> Io<T> {
+        pub fn new(socket: &UdpSocket) -> Io<T> {
+            Io {
+                buffers: vec![0; RECV_BATCH * RECEIVE_BUFFER],
+                receiving: MultiHeaders::preallocate(RECV_BATCH, None),
+                sending: MultiHeaders::preallocate(SEND_BATCH, None),
+                received: Vec::with_capacity(RECV_BATCH),
+                pending: Vec::with_capacity(SEND_BATCH),
+                heads: vec![[0; HEAD]; SEND_BATCH],
+                head_lens: vec![0; SEND_BATCH],
+                addresses: vec![None; SEND_BATCH],
+                own: own_address(socket),
+                v6: socket.local_addr().is_ok_and(|a| a.is_ipv6()),
+            }
+        }
+
+        /// Whether a receive of `count` datagrams filled the batch: more are probably
+        /// waiting, the loop is not keeping up.
+        pub fn fell_behind(&self, count: usize) -> bool {
+            count >= RECV_BATCH
+        }
+
+        /// Takes the datagrams waiting on `socket`; with `wait`, first waits up to that
+        /// long for one to come. Returns how many were taken (0 after a timeout, or an
+        /// error, which with UDP concerns one peer, not the program).
+        pub fn receive(&mut self, socket: &UdpSocket, wait: Option<Duration>) -> usize {
+            self.received.clear();
+            if let Some(wait) = wait {
+                let timeout = PollTimeout::try_from(wait_ms(wait)).unwrap_or(PollTimeout::MAX);
+                let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
+                if !poll(&mut fds, timeout).is_ok_and(|ready| ready > 0) {
+                    return 0;
+                }
+            }
+            let mut chunks = self.buffers.chunks_exact_mut(RECEIVE_BUFFER);
+            let mut slices: [[IoSliceMut<'_>; 1]; RECV_BATCH] = std::array::from_fn(|_| {
+                [IoSliceMut::new(
+                    chunks.next().expect("one buffer for each slot"),
+                )]
+            });
+            let Ok(messages) = recvmmsg(
+                socket.as_raw_fd(),
+                &mut self.receiving,
+                slices.iter_mut(),
+                MsgFlags::MSG_DONTWAIT,
+                None,
+            ) else {
+                return 0;
+            };
+            let mut count = 0;
+            for (slot, message) in messages.enumerate() {
+                count += 1;
+                let Some(from) = message.address.as_ref().and_then(socket_addr) else {
+                    continue;
+                };
+                // The empty datagram `wake` sends only ends the wait.
+                if message.bytes == 0 && Some(from) == self.own {
+                    continue;
+                }
+                self.received.push((slot, message.bytes, from));
+            }
+            count
+        }
+
+        /// The datagrams taken by the last [`Io::receive`], with their senders.
+        pub fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+            self.received.iter().map(|&(slot, len, from)| {
+                let start = slot * RECEIVE_BUFFER;
+                (&self.buffers[start..start + len.min(RECEIVE_BUFFER)], from)
+            })
+        }
+
+        /// Sends everything the core has queued, in order.
+        pub fn send<C: Endpoint<Transmit = T>>(&mut self, socket: &UdpSocket, core: &mut C) {
+            loop {
+                self.pending.clear();
+                while self.pending.len() < SEND_BATCH {
+                    match core.poll_transmit() {
+                        Some(transmit) => self.pending.push(transmit),
+                        None => break,
+                    }
+                }
+                if self.pending.is_empty() {
+                    return;
+                }
+                self.send_pending(socket);
+            }
+        }
+
+        fn send_pending(&mut self, socket: &UdpSocket) {
+            let count = self.pending.len();
+            for (slot, transmit) in self.pending.iter().enumerate() {
+                self.head_lens[slot] = transmit.head(&mut self.heads[slot]);
+                let to = reachable(transmit.destination(), self.v6);
+                self.addresses[slot] = Some(SockaddrStorage::from(to));
+            }
+            let Io {
+                sending,
+                pending,
+                heads,
+                head_lens,
+                addresses,
+                ..
+            } = self;
+            let mut pieces = pending.iter().zip(heads.iter().zip(head_lens.iter()));
+            let slices: [[IoSlice<'_>; 2]; SEND_BATCH] =
+                std::array::from_fn(|_| match pieces.next() {
+                    Some((transmit, (head, &own))) => [
+                        IoSlice::new(&head[..own]),
+                        IoSlice::new(&transmit.bytes()[own..]),
+                    ],
+                    None => [IoSlice::new(&[]), IoSlice::new(&[])],
+                });
+            let no_control: [ControlMessage<'_>; 0] = [];
+            let fd = socket.as_raw_fd();
+            let mut sent = 0;
+            while sent < count {
+                let result = sendmmsg(
+                    fd,
+                    sending,
+                    slices[sent..count].iter(),
+                    &addresses[sent..count],
+                    no_control,
+                    MsgFlags::empty(),
+                );
+                match result.map(Iterator::count) {
+                    Ok(done) if done > 0 => sent += done,
+                    // Interrupted by a signal before anything went: try again.
+                    Err(Errno::EINTR) => {}
+                    // The first datagram failed (unreachable, buffer full): UDP promises
+                    // nothing anyway, so skip it and send the rest, as `send_to` would (a
+                    // sequenced frame is sent again later).
+                    _ => sent += 1,
+                }
+            }
+        }
+    }
+
+    fn socket_addr(name: &SockaddrStorage) -> Option<SocketAddr> {
+        if let Some(sin) = name.as_sockaddr_in() {
+            return Some(SocketAddr::V4((*sin).into()));
+        }
+        name.as_sockaddr_in6()
+            .map(|sin6| SocketAddr::V6((*sin6).into()))
+    }
+}
+
+/// The portable fallback: one datagram per system call, waiting with the socket's read
+/// timeout. Never reports a datagram without waiting, so the loop flushes the log after
+/// each one.
+#[cfg(not(target_os = "linux"))]
+mod batch {
+    use std::net::{SocketAddr, UdpSocket};
+    use std::time::Duration;
+
+    use super::{Endpoint, Outgoing, RECEIVE_BUFFER, own_address, send_each};
+
+    pub struct Io<T> {
+        buffer: Vec<u8>,
+        received: Option<(usize, SocketAddr)>,
+        own: Option<SocketAddr>,
+        _transmit: std::marker::PhantomData<T>,
+    }
+
+    impl<T: Outgoing> Io<T> {
+        pub fn new(socket: &UdpSocket) -> Io<T> {
+            Io {
+                buffer: vec![0; RECEIVE_BUFFER],
+                received: None,
+                own: own_address(socket),
+                _transmit: std::marker::PhantomData,
+            }
+        }
+
+        /// One datagram per call cannot tell a backlog from a quiet socket: never reported.
+        pub fn fell_behind(&self, _count: usize) -> bool {
+            false
+        }
+
+        pub fn receive(&mut self, socket: &UdpSocket, wait: Option<Duration>) -> usize {
+            self.received = None;
+            let Some(wait) = wait else {
+                return 0;
+            };
+            // A zero timeout means "block forever" to the OS, so never ask for less than 1 ms.
+            let wait = wait.max(Duration::from_millis(1));
+            if socket.set_read_timeout(Some(wait)).is_err() {
+                return 0;
+            }
+            match socket.recv_from(&mut self.buffer) {
+                Ok((0, from)) if Some(from) == self.own => 1,
+                Ok((len, from)) => {
+                    self.received = Some((len, from));
+                    1
+                }
+                // A timeout; or, on some systems, an earlier datagram's ICMP error reported
+                // on this receive: it concerns one peer, not the program.
+                Err(_) => 0,
+            }
+        }
+
+        pub fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+            self.received
+                .iter()
+                .map(|&(len, from)| (&self.buffer[..len], from))
+        }
+
+        pub fn send<C: Endpoint<Transmit = T>>(&mut self, socket: &UdpSocket, core: &mut C) {
+            send_each(socket, core);
+        }
+    }
+}
