@@ -15,6 +15,7 @@
 //! `limit_server`: the kernel's work per datagram stays, the system call around it goes.
 //! Elsewhere than Linux one datagram goes per system call.
 
+pub mod client_program;
 pub mod log;
 pub mod server_program;
 
@@ -23,8 +24,6 @@ use std::ops::ControlFlow;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::client::Client;
-use crate::peer::Peer;
 use crate::server::{Server, Transmit};
 use crate::wire::ENVELOPE_RANGE;
 
@@ -45,7 +44,8 @@ const RECEIVE_BUFFER: usize = 65_536;
 pub const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
 
 /// A sans-IO core as the socket loop sees it: datagrams and the time in, datagrams and the
-/// next deadline out.
+/// next deadline out. The server is one; the client program's `Core` (a client or a peer)
+/// is the other.
 pub trait Endpoint {
     /// One datagram to send.
     type Transmit: Outgoing;
@@ -119,38 +119,6 @@ impl Endpoint for Server {
     }
     fn handle_loop_report(&mut self, now: Instant, fell_behind: bool) {
         Server::handle_loop_report(self, now, fell_behind);
-    }
-}
-
-impl Endpoint for Client {
-    type Transmit = (SocketAddr, Vec<u8>);
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        Client::handle_datagram(self, now, from, datagram);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        Client::handle_timeout(self, now);
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Client::poll_timeout(self)
-    }
-    fn poll_transmit(&mut self) -> Option<Self::Transmit> {
-        Client::poll_transmit(self)
-    }
-}
-
-impl Endpoint for Peer {
-    type Transmit = (SocketAddr, Vec<u8>);
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        Peer::handle_datagram(self, now, from, datagram);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        Peer::handle_timeout(self, now);
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Peer::poll_timeout(self)
-    }
-    fn poll_transmit(&mut self) -> Option<Self::Transmit> {
-        Peer::poll_transmit(self)
     }
 }
 
