@@ -16,7 +16,7 @@
 //! # Layout
 //!
 //! - [`wire`]: the byte layout of every frame; encoding and strict decoding. Start here to
-//!   learn the protocol (also described in `PROTOCOL.md`).
+//!   learn the protocol (also described in `docs/protocol.md`).
 //! - [`server`]: the server's state machine — `front` (forged addresses, bans in force,
 //!   version, join cookies, admission), `sessions` (sessions, their streams, timeouts,
 //!   probes, leaving, farewells), `room` (broadcast, roster, private messages, nick, away,

@@ -17,7 +17,7 @@
 //!
 //! It does not own the byte layout of frames (`wire`), the reliability rules (`reliable`),
 //! how events look (`render`), the naming rules (`names`) or the ban file
-//! (`bans`). `PROTOCOL.md` describes the peer protocol for people.
+//! (`bans`). `docs/protocol.md` describes the peer protocol for people.
 //!
 //! This file owns the `Peer` type and its state, configuration, events and errors, the
 //! public API (what the user does: say, private messages, `/who`, leaving, with the queue

@@ -1,6 +1,6 @@
 //! Golden tests: the wire bytes pinned byte for byte, so that a change to how frames are
 //! laid out in the code cannot change what travels. The first half are the worked
-//! examples of the protocol document (section 13, and the `PeerHello` of section 14),
+//! examples of the protocol document (section 11, and the `PeerHello` of section 12),
 //! copied from there; the second half give every other frame kind one example, printed by
 //! the encoder of version 3 before its code was reorganised. Each is checked both ways:
 //! the value encodes to exactly these bytes, and these bytes decode to exactly the value.
@@ -234,8 +234,7 @@ fn the_documents_reference_table() {
     );
     assert_golden(
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Roster { time_ms: TIME, total: 2, offset: 0, entries: vec![ RosterEntry { name: name("alice"), ..RosterEntry::default() }, RosterEntry { name: name("bob"), away: name("lunch"), guest: false }, ] })),
-        // The document's table (57 bytes) predates the flags byte after each entry (`00`:
-        // not a guest) that its section 5 and its worked session show: these are 59.
+        // Each entry ends with its flags byte (`00`: not a guest), as section 5 says: 59 bytes.
         sequenced(
             "85",
             "00 00 01 9A B6 97 E8 7B 00 02 00 00 05 61 6C 69 63 65 00 00 03 62 6F 62 05 6C 75 6E \

@@ -3,8 +3,8 @@
 //! This module owns the byte layout of frames — encoding a [`Frame`] into bytes and decoding
 //! bytes back into a `Frame`, rejecting anything malformed with a typed [`DecodeError`]. It
 //! does not own what a frame *means* or when to send one: that is the job of the session
-//! layer and the server, client and peer cores. `PROTOCOL.md` at the repository root
-//! describes the same layout for people.
+//! layer and the server, client and peer cores. `docs/protocol.md` describes the same
+//! layout for people.
 //!
 //! Every frame starts with a four-byte header: the magic bytes `0xFF 'I'`, the protocol
 //! version, and the frame kind. `0xFF` never occurs in UTF-8 text, so a datagram that starts

@@ -1936,8 +1936,8 @@ fn a_line_sent_to_a_restarted_server_is_sent_again_after_the_rejoin() {
 // Guest mode's known weakness, bounded ----------------------------------------------------
 
 /// Plain-text guests cannot prove their address (netcat cannot answer a challenge), so a
-/// line forged with a victim's address makes the server send the victim the chat. README's
-/// Security section says so; this test pins down the bound: nothing is ever repeated to a
+/// line forged with a victim's address makes the server send the victim the chat.
+/// `docs/security.md` says so; this test pins down the bound: nothing is ever repeated to a
 /// guest, and the victim is dropped after the timeout.
 #[test]
 fn a_forged_guest_line_exposes_the_victim_only_until_the_timeout() {
