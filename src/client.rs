@@ -29,8 +29,8 @@ use crate::proto::presence::Presence;
 use crate::proto::reliable::Ready;
 use crate::proto::stream::{Resend, Stream};
 use crate::wire::{
-    self, DecodeError, Delivery, DisconnectReason, FloodTerms, Frame, PresenceChange, RefuseReason,
-    Request, RosterEntry, ToClient, ToServer,
+    self, DecodeError, Delivery, DisconnectReason, FloodTerms, Frame, LineKind, PresenceChange,
+    RefuseReason, Request, RosterEntry, ToClient, ToServer,
 };
 
 /// How long leaving waits for the server to confirm (the leave, and every message sent
@@ -110,6 +110,20 @@ pub enum ClientEvent {
     NotSent { text: String, why: &'static str },
     /// The server dropped `count` messages meant for us because we fell too far behind.
     Missed { count: u32 },
+    /// A public line said before we joined, replayed from the server's history: line `seq`
+    /// of epoch `epoch`, said at `time_ms` (`own`: by us, under our present name).
+    HistoryLine {
+        epoch: u64,
+        seq: u64,
+        time_ms: i64,
+        from: String,
+        kind: LineKind,
+        text: String,
+        own: bool,
+    },
+    /// The replay is over: `shown` lines were replayed, the server holds `earlier` more
+    /// before them.
+    HistoryEnd { shown: u64, earlier: u64 },
     /// The session is over; the program should exit.
     Closed(CloseReason),
 }
@@ -175,11 +189,25 @@ impl CloseReason {
 enum Inbound {
     Event(ClientEvent),
     Renamed(String),
+    HistoryEnd {
+        epoch: u64,
+        newest: u64,
+        earlier: u64,
+    },
     Disconnected {
         time_ms: i64,
         reason: DisconnectReason,
         text: String,
     },
+}
+
+/// Where in the server's history this client is: the epoch it last heard of and the
+/// number of the newest line of it the client knows of (shown, or said before the lines
+/// it was shown), kept across sessions so a rejoin can say what it has seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryMark {
+    pub epoch: u64,
+    pub seq: u64,
 }
 
 /// A joined session's state.
@@ -225,6 +253,10 @@ pub struct Client {
     /// Time this program itself could not run (it was stopped): the server's silence then
     /// is not the server's.
     lateness: Lateness,
+    /// Where in the server's history we are (`None`: no replay seen yet).
+    history_mark: Option<HistoryMark>,
+    /// History lines shown since the last replay ended.
+    replayed: u64,
 }
 
 impl Client {
@@ -246,12 +278,16 @@ impl Client {
             events: VecDeque::new(),
             retransmissions: 0,
             lateness: Lateness::new(),
+            history_mark: None,
+            replayed: 0,
         };
         client.start_joining(now);
         client
     }
 
     fn start_joining(&mut self, now: Instant) {
+        // A replay cut short by a lost session is counted afresh by the next one.
+        self.replayed = 0;
         self.state = State::Joining(JoinAttempt::new(now, self.server));
         self.handle_timeout(now);
     }
@@ -597,6 +633,31 @@ impl Client {
                 session.stream.inbox.skip_through(now, envelope.seq, last);
                 None
             }
+            Delivery::HistoryLine {
+                epoch,
+                seq,
+                time_ms,
+                from,
+                kind,
+                text,
+            } => Some(Inbound::Event(ClientEvent::HistoryLine {
+                own: own(&from),
+                epoch,
+                seq,
+                time_ms,
+                from,
+                kind,
+                text,
+            })),
+            Delivery::HistoryEnd {
+                epoch,
+                newest,
+                earlier,
+            } => Some(Inbound::HistoryEnd {
+                epoch,
+                newest,
+                earlier,
+            }),
         };
         if let Some(inbound) = inbound {
             session.stream.inbox.insert(now, envelope.seq, inbound);
@@ -609,7 +670,23 @@ impl Client {
                 return;
             };
             match ready {
-                Ready::Item(Inbound::Event(event)) => self.events.push_back(event),
+                Ready::Item(Inbound::Event(event)) => {
+                    if let ClientEvent::HistoryLine { epoch, seq, .. } = event {
+                        self.history_mark = Some(HistoryMark { epoch, seq });
+                        self.replayed += 1;
+                    }
+                    self.events.push_back(event);
+                }
+                Ready::Item(Inbound::HistoryEnd {
+                    epoch,
+                    newest,
+                    earlier,
+                }) => {
+                    self.history_mark = Some(HistoryMark { epoch, seq: newest });
+                    let shown = std::mem::take(&mut self.replayed);
+                    self.events
+                        .push_back(ClientEvent::HistoryEnd { shown, earlier });
+                }
                 Ready::Item(Inbound::Renamed(name)) => {
                     // Our own messages are recognized by name from now on.
                     self.name = name.clone();
@@ -642,6 +719,12 @@ impl Client {
                 Ready::Skipped(count) => self.events.push_back(ClientEvent::Missed { count }),
             }
         }
+    }
+
+    /// Where in the server's history we are: the epoch and the newest line we know of, once
+    /// a replay has been seen.
+    pub fn history_mark(&self) -> Option<HistoryMark> {
+        self.history_mark
     }
 
     /// The server no longer knows us (it restarted, or timed us out): join again under the

@@ -15,12 +15,14 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 
 use icq::bans::keeper::{self, BanKeeper};
 use icq::cli::{self, HostPort};
+use icq::history::{self, History};
 use icq::net;
 use icq::net::log::Log;
 use icq::net::server_program::{self, ServerProgram, wall_ms};
 use icq::proto::flood::FloodLimit;
+use icq::proto::token;
 use icq::render::{self, ColorChoice};
-use icq::server::{Server, ServerConfig};
+use icq::server::{self, Server, ServerConfig};
 
 /// The program's name, for messages.
 const PROGRAM: &str = "icq-server";
@@ -35,6 +37,7 @@ const PROGRAM: &str = "icq-server";
   icq-server --bind 127.0.0.1:0 --timeout 5    a free local port (printed at start)
   icq-server --flood-rate 0 --max-clients 50   no flood limit, at most 50 clients
   icq-server --max-per-ip 0 --flood-kick 0     a class behind one NAT; never kick
+  icq-server --history-db chat.db              keep the room's history across restarts
   ICQ_BIND=4001 ICQ_BANS=/etc/icq/bans.txt icq-server < /dev/null > icq.log
                                                options from the environment, as a daemon
 
@@ -75,6 +78,17 @@ struct Args {
     /// kick, only drop and warn).
     #[arg(long, default_value_t = 3, env = "ICQ_FLOOD_KICK")]
     flood_kick: u32,
+    /// Public lines (chat, /me, console broadcasts; never private messages) the room's
+    /// history keeps (0 = none).
+    #[arg(long, default_value_t = history::DEFAULT_CAPACITY, env = "ICQ_HISTORY")]
+    history: usize,
+    /// Lines of history a client that joins is shown first (at most --history).
+    #[arg(long, default_value_t = server::DEFAULT_REPLAY, env = "ICQ_REPLAY")]
+    replay: usize,
+    /// Keep the history in this SQLite file too (created if missing), so it survives a
+    /// restart; without it, the history lives in memory only.
+    #[arg(long, env = "ICQ_HISTORY_DB")]
+    history_db: Option<PathBuf>,
     /// When to use colors on the console: names in colors, other events dimmed.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, env = "ICQ_COLOR")]
     color: ColorChoice,
@@ -118,11 +132,50 @@ fn run(args: Args) -> Result<()> {
         config.timeout
     );
     server_program::log_notice(&mut log, &listening, color);
+    let history = open_history(&args, &config, &mut log)?;
     let mut server = Server::new(config, bans, Instant::now(), wall_ms());
     server.set_local_address(local);
+    if let Some(history) = history {
+        server.set_history(history);
+    }
+    server_program::log_notice(&mut log, &history_text(&server), color);
     let program = ServerProgram::new(socket, server, keeper, log, color);
     ctrlc::set_handler(program.shutter()).context("installing the SIGINT/SIGTERM handler")?;
     program.run().context("starting a thread")
+}
+
+/// The history in the `--history-db` file, if one is given: created if missing, refused
+/// (an error: the program stops) when it is not ours, in memory with a warning when it
+/// cannot be written.
+fn open_history(args: &Args, config: &ServerConfig, log: &mut Log) -> Result<Option<History>> {
+    let Some(path) = &args.history_db else {
+        return Ok(None);
+    };
+    let opened = History::open(path, config.history, token::random_u64())
+        .context("opening the history (--history-db)")?;
+    if let Some(warning) = &opened.warning {
+        let text = icq::text::sanitize(&warning.to_string()).into_owned();
+        log.warning(format_args!("icq-server: warning: {text}"));
+    }
+    Ok(Some(opened.history))
+}
+
+/// What the start-up log says of the history: how much is kept, where, how much is held,
+/// and how much a join is shown.
+fn history_text(server: &Server) -> String {
+    let (config, history) = (server.config(), server.history());
+    let place = if history.is_persistent() {
+        "in memory and in its file"
+    } else {
+        "in memory"
+    };
+    format!(
+        "history: up to {} lines kept {place} ({} held, newest line {}); {} replayed on join",
+        config.history,
+        history.ring().len(),
+        history.newest(),
+        config.replay
+    )
 }
 
 /// The core's settings from the options, or what is wrong with them.
@@ -138,6 +191,12 @@ fn config_from(args: &Args) -> Result<ServerConfig, &'static str> {
     if args.max_clients == 0 {
         return Err("--max-clients must be at least 1");
     }
+    if args.history > server::MAX_HISTORY {
+        return Err("--history must be a number of lines between 0 and 1000000");
+    }
+    if args.replay > server::MAX_REPLAY {
+        return Err("--replay must be a number of lines between 0 and 1000");
+    }
     Ok(ServerConfig {
         flood_limit: FloodLimit::from_options(args.flood_rate, args.flood_burst),
         timeout: Duration::from_secs_f64(args.timeout),
@@ -146,6 +205,9 @@ fn config_from(args: &Args) -> Result<ServerConfig, &'static str> {
         max_per_ip: (args.max_per_ip > 0).then_some(args.max_per_ip),
         flood_kick: (args.flood_kick > 0).then_some(args.flood_kick),
         utc_offset: render::local_offset(wall_ms()),
+        history: args.history,
+        // More than is kept cannot be shown.
+        replay: args.replay.min(args.history),
         ..ServerConfig::default()
     })
 }

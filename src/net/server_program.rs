@@ -5,9 +5,10 @@
 //! console thread reads the operator's lines and carries them out
 //! (`crate::server::console`); the bans thread looks at the ban file and writes it (file
 //! work can wait on a lock or on an editor, so it never holds up the socket). It owns the
-//! wiring between them and what goes to the log when; the rules are the core's, the
-//! console's answers `crate::server::console`'s, the ban file's `crate::bans::keeper`'s. The
-//! binary parses the options and hands it the pieces.
+//! wiring between them, what goes to the log when, and when the room's history is written
+//! to its file (once per turn of the socket loop); the rules are the core's, the console's
+//! answers `crate::server::console`'s, the ban file's `crate::bans::keeper`'s, the history
+//! file's `crate::history`'s. The binary parses the options and hands it the pieces.
 //!
 //! On a terminal the console reads through the line editor (`crate::terminal`: history,
 //! Tab completion of commands and of the names online) and the log goes through its
@@ -125,6 +126,9 @@ fn serve(shared: &Shared) {
             server.set_utc_offset(render::local_offset(wall_ms()));
         }
         let mut log = lock(&shared.log);
+        // One transaction per turn, however many lines the turn broadcast (and the last
+        // ones before the process ends).
+        flush_history(server, &mut log);
         queue_events(server, &mut log, shared.color);
         if let Some(&closing) = shared.closing.get()
             && (!server.farewells_pending() || now >= closing)
@@ -280,6 +284,15 @@ pub fn print_ban_notices(log: &mut Log, notices: &[BanNotice], color: bool) {
             BanNotice::Warning { .. } => log.warning(format_args!("icq-server: warning: {text}")),
             _ => log_notice(log, &text, color),
         }
+    }
+}
+
+/// Writes the lines said since the last call to the history's file, if it has one. A
+/// failed write lets the file go (the history goes on in memory) and says so once.
+fn flush_history(server: &mut Server, log: &mut Log) {
+    if let Err(warning) = server.history_mut().flush() {
+        let text = text::sanitize(&warning.to_string()).into_owned();
+        log.warning(format_args!("icq-server: warning: {text}"));
     }
 }
 

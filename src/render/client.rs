@@ -42,6 +42,21 @@ impl ClientLook {
                 };
                 return Some(self.chat(Chat::new(kind, *time_ms, from, text, *own), me));
             }
+            ClientEvent::HistoryLine {
+                time_ms,
+                from,
+                kind,
+                text,
+                ..
+            } => {
+                return Some(
+                    self.brush()
+                        .history_line(*time_ms, now_ms, from, *kind, text),
+                );
+            }
+            ClientEvent::HistoryEnd { shown, earlier } => {
+                return Some(self.brush().history_end(*shown, *earlier));
+            }
             ClientEvent::Roster {
                 time_ms,
                 total,

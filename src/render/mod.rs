@@ -27,7 +27,7 @@ use chrono::{DateTime, FixedOffset, Local, TimeZone as _};
 use crate::alert::{self, BellMode};
 use crate::names;
 use crate::text::{self, ClockText, sanitize};
-use crate::wire::RosterEntry;
+use crate::wire::{LineKind, RosterEntry};
 
 pub use client::{close_text, disconnect_text, pace_text, refuse_text};
 pub use peer::{gone_text, peer_close_text, peer_roster};
@@ -55,6 +55,13 @@ pub fn clock(time_ms: i64) -> String {
 /// second, not once a line (the server's log).
 pub fn clock_kept(kept: &mut ClockText, time_ms: i64) -> &str {
     kept.get_with(time_ms, local_offset)
+}
+
+/// The local date at `time_ms` (`2026-12-01`), if the time is in range.
+fn local_date(time_ms: i64) -> Option<String> {
+    let utc = DateTime::from_timestamp_millis(time_ms)?;
+    let local = utc.with_timezone(&local_offset(time_ms));
+    Some(local.format("%Y-%m-%d").to_string())
 }
 
 /// Whether to use color (`--color`).
@@ -290,6 +297,49 @@ impl Brush {
             }
         };
         (line, mentioned)
+    }
+
+    /// A line replayed from the server's history, as it was shown live (`[12:00:00] alice:
+    /// hi`, `[12:00:00] * alice waves`) at its original time, with the local date in front
+    /// when that is not the day of `now_ms` (`2026-11-30 [12:00:00] alice: hi`), and all
+    /// of it dimmed when colored: it is set apart from live lines, and rings no bell.
+    fn history_line(
+        self,
+        time_ms: i64,
+        now_ms: i64,
+        from: &str,
+        kind: LineKind,
+        text: &str,
+    ) -> String {
+        let clock = clock(time_ms);
+        let line = match kind {
+            LineKind::Action => text::action_line(&clock, from, text),
+            LineKind::Chat | LineKind::Console => {
+                let mut line = Vec::new();
+                text::push_message_line(&mut line, &clock, from, text);
+                String::from_utf8_lossy(&line).into_owned()
+            }
+        };
+        let line = match (local_date(time_ms), local_date(now_ms)) {
+            (Some(day), Some(today)) if day != today => format!("{day} {line}"),
+            _ => line,
+        };
+        self.line(sgr::DIM, line)
+    }
+
+    /// `-- end of history (20 earlier lines: /history 40)`, or `-- end of history` when
+    /// the server holds nothing earlier; dimmed like the lines above it.
+    fn history_end(self, shown: u64, earlier: u64) -> String {
+        let line = if earlier == 0 {
+            "-- end of history".to_owned()
+        } else {
+            let plural = if earlier == 1 { "" } else { "s" };
+            format!(
+                "-- end of history ({earlier} earlier line{plural}: /history {})",
+                shown + earlier
+            )
+        };
+        self.line(sgr::DIM, line)
     }
 
     /// `[12:00:00] -- 3 online: alice, bob, carol`: dimmed, with each name in its color,

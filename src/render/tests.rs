@@ -8,7 +8,7 @@ use super::*;
 use crate::client::{ClientEvent, CloseReason};
 use crate::peer::{MemberInfo, PeerEvent};
 use crate::server::ServerEvent;
-use crate::wire::GoneReason;
+use crate::wire::{GoneReason, LineKind};
 
 const ESC: char = '\u{1b}';
 
@@ -450,4 +450,64 @@ fn notices_are_dimmed_and_trouble_stands_out() {
             .farewell(0, "left", false)
             .starts_with(&format!("{ESC}[2m"))
     );
+}
+
+fn history_line(time_ms: i64, kind: LineKind, text: &str) -> ClientEvent {
+    ClientEvent::HistoryLine {
+        epoch: 7,
+        seq: 1,
+        time_ms,
+        from: "bob".into(),
+        kind,
+        text: text.into(),
+        own: false,
+    }
+}
+
+#[test]
+fn history_lines_look_like_live_ones_with_the_date_when_not_today_and_dimmed() {
+    let plain = ClientLook::PLAIN;
+    let day_ms = 86_400_000;
+    let said = 40 * 365 * day_ms + 12 * 3_600_000;
+    let stamp = clock(said);
+    let chat = plain.client_line(&history_line(said, LineKind::Chat, "hi"), said + 1000, "a");
+    assert_eq!(chat.as_deref(), Some(format!("[{stamp}] bob: hi").as_str()));
+    let action = history_line(said, LineKind::Action, "waves");
+    let action = plain.client_line(&action, said + 1000, "a").unwrap();
+    assert_eq!(action, text::action_line(&stamp, "bob", "waves"));
+    // Two days later it carries its date.
+    let old = history_line(said, LineKind::Chat, "hi");
+    let old = plain.client_line(&old, said + 2 * day_ms, "a").unwrap();
+    let date = local_date(said).unwrap();
+    assert_eq!(old, format!("{date} [{stamp}] bob: hi"));
+    assert_eq!(date.len(), "2010-01-01".len());
+    // Hostile text is sanitized, and with color the whole line is dimmed, no bell rung.
+    let hostile = history_line(said, LineKind::Chat, HOSTILE);
+    let colored = look(true, BellMode::All)
+        .client_line(&hostile, said, "bob")
+        .unwrap();
+    let uncolored = look(false, BellMode::All)
+        .client_line(&hostile, said, "bob")
+        .unwrap();
+    assert_eq!(visible(&colored), uncolored);
+    assert!(
+        colored.starts_with(&format!("{ESC}[{}m", sgr::DIM)),
+        "{colored:?}"
+    );
+    assert!(!colored.contains(BELL) && !uncolored.contains(BELL));
+
+    let end = |shown, earlier| {
+        plain
+            .client_line(&ClientEvent::HistoryEnd { shown, earlier }, 0, "a")
+            .unwrap()
+    };
+    assert_eq!(
+        end(20, 20),
+        "-- end of history (20 earlier lines: /history 40)"
+    );
+    assert_eq!(
+        end(20, 1),
+        "-- end of history (1 earlier line: /history 21)"
+    );
+    assert_eq!(end(3, 0), "-- end of history");
 }

@@ -232,9 +232,11 @@ impl Server {
         let welcome = self.welcome(nonce, token, &name);
         self.send_unsequenced(from, &welcome);
         self.add_session(now, from, name, name_key, Some((token, nonce)));
+        self.replay_history(now, from);
         if previous_token != 0 {
-            // Coming back after losing its session: whatever was said meanwhile is gone
-            // (a history to replay is for later), and silence would hide that.
+            // Coming back after losing its session: the replay shows only the newest
+            // lines (resuming from the last one seen is for later), and silence would
+            // hide that.
             let time_ms = self.clock.wall_ms(now);
             self.send_notice_to(now, from, time_ms, MISSED_WHILE_AWAY);
         }

@@ -16,8 +16,9 @@
 //! `impl Server` blocks: `front.rs` (what every datagram meets first: forged
 //! addresses, bans, version, join cookies, admission), `sessions.rs` (sessions and their
 //! streams, requests in order, retransmission, probes, leaving and farewells), `room.rs`
-//! (broadcast, roster, private messages, `/me`, `/nick`, `/away`, the flood limit) and
-//! `guests.rs` (plain-text guests). `console.rs` holds the operator's console commands
+//! (broadcast, roster, private messages, `/me`, `/nick`, `/away`, the flood limit),
+//! `replay.rs` (recording public lines, replaying them on join) and `guests.rs`
+//! (plain-text guests). `console.rs` holds the operator's console commands
 //! (a typed line in, lines to print out), on top of the public API.
 //!
 //! It does not own the byte layout of frames (`wire`), reading or writing the ban file
@@ -36,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use crate::bans::list::{BanList, IpNet};
 use crate::command::{self, Command, Input, Side};
+use crate::history::{self, History};
 use crate::names::{self, SERVER_NAME};
 use crate::proto::address::OwnAddress;
 use crate::proto::addrmem::AddrMemory;
@@ -55,6 +57,7 @@ use crate::wire::{
 pub mod console;
 mod front;
 mod guests;
+mod replay;
 mod room;
 mod sessions;
 
@@ -86,9 +89,10 @@ pub const INBOX_LIMIT: u32 = 64;
 pub const FLOOD_KICK_WINDOW: Duration = Duration::from_secs(60);
 
 /// What a client that comes back after losing its session (the server restarted, or timed
-/// it out) is told: the server keeps no history to replay.
-pub const MISSED_WHILE_AWAY: &str = "you were away: messages sent to the chat meanwhile are \
-     not replayed and may have been missed";
+/// it out) is told, after the replay of the newest lines every join gets: what was said
+/// meanwhile is not resumed line by line, so some of it may be missing.
+pub const MISSED_WHILE_AWAY: &str = "you were away: messages sent to the chat meanwhile may \
+     have been missed (only the newest are replayed)";
 
 /// How long the token of a session that left is remembered, so a repeated leave is
 /// confirmed (its first confirmation was lost) while a leave for a session the server never
@@ -119,6 +123,17 @@ pub const JOINS_PER_TURN: usize = 8;
 /// at once; past it, a farewell is sent once and not repeated.
 const FAREWELL_LIMIT: usize = 4096;
 
+/// How many lines of history a client that joins is shown when the operator does not say
+/// (`--replay`).
+pub const DEFAULT_REPLAY: usize = 20;
+
+/// The most lines `--history` may keep: a bound on the memory a room's history takes.
+pub const MAX_HISTORY: usize = 1_000_000;
+
+/// The most lines one join is replayed, whatever [`ServerConfig::replay`] says: a join's
+/// replay stays well inside [`OUTBOX_LIMIT`], so it never pushes out what it replays.
+pub const MAX_REPLAY: usize = 1_000;
+
 /// Settings chosen on the command line.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -143,6 +158,11 @@ pub struct ServerConfig {
     /// core never reads the host's time zone, its binary says it (UTC by default; see
     /// [`Server::set_utc_offset`] for when it changes).
     pub utc_offset: FixedOffset,
+    /// The most public lines kept in the room's history (`--history`); 0 keeps none.
+    pub history: usize,
+    /// How many of the newest lines a client that joins is shown (`--replay`), at most
+    /// [`ServerConfig::history`].
+    pub replay: usize,
 }
 
 impl Default for ServerConfig {
@@ -156,6 +176,8 @@ impl Default for ServerConfig {
             flood_kick: Some(3),
             hash_seed: token::random_u64(),
             utc_offset: text::UTC,
+            history: history::DEFAULT_CAPACITY,
+            replay: DEFAULT_REPLAY,
         }
     }
 }
@@ -444,6 +466,8 @@ pub struct Server {
     lateness: Lateness,
     /// Joins carried out since the loop's last report ([`Server::handle_loop_report`]).
     joins_this_turn: usize,
+    /// The room's recent public lines, replayed to clients that join.
+    history: History,
 }
 
 impl Server {
@@ -452,6 +476,7 @@ impl Server {
     pub fn new(config: ServerConfig, bans: BanList, now: Instant, wall_ms: i64) -> Server {
         let hasher = FixedState::with_seed(config.hash_seed);
         Server {
+            history: History::in_memory(config.history, token::random_u64()),
             next_sweep: now + config.sweep_interval(),
             clock_text: ClockText::at(config.utc_offset),
             config,
@@ -482,6 +507,24 @@ impl Server {
             own_address: OwnAddress::default(),
             cookies: CookieJar::new(now),
         }
+    }
+
+    /// Puts `history` in the place of the in-memory one the server started with: the
+    /// binary opens the `--history-db` file (the core does no I/O of its own) and hands it
+    /// over before anyone joins.
+    pub fn set_history(&mut self, history: History) {
+        self.history = history;
+    }
+
+    /// The room's history (to read it, and for the binary to flush it to its file once per
+    /// turn of its loop with [`History::flush`]: the core never writes the file itself).
+    pub fn history_mut(&mut self) -> &mut History {
+        &mut self.history
+    }
+
+    /// The room's history, to read.
+    pub fn history(&self) -> &History {
+        &self.history
     }
 
     /// Tells the core which address its socket is bound to. Datagrams claiming to come from

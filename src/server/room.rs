@@ -191,6 +191,7 @@ impl Server {
                 guest_line(text::action_line(clock.get(time_ms), &name, piece))
             };
             self.broadcast(now, Some(from), frame, guest);
+            self.record_line(time_ms, &name, history::Kind::Action, piece);
             self.events.push_back(ServerEvent::Action {
                 time_ms,
                 from: name.clone(),
@@ -352,6 +353,12 @@ impl Server {
             let guest_text =
                 |clock: &mut ClockText| guest_message_line(clock.get(time_ms), from, piece);
             self.broadcast(now, sender, frame, guest_text);
+            // Only the console speaks with no sender.
+            let kind = match sender {
+                Some(_) => history::Kind::Chat,
+                None => history::Kind::Console,
+            };
+            self.record_line(time_ms, from, kind, piece);
             self.events.push_back(ServerEvent::Chat {
                 time_ms,
                 from: from.to_owned(),

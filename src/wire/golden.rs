@@ -342,6 +342,8 @@ fn other_kinds() -> Vec<Frame> {
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Presence { time_ms: TIME, name: "bob".into(), change: PresenceChange::Away { reason: "lunch".into() } })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Presence { time_ms: TIME, name: "bob".into(), change: PresenceChange::Back })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Disconnected { time_ms: TIME, reason: DisconnectReason::TimedOut, text: String::new() })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::HistoryLine { epoch: 0x0011_2233_4455_6677, seq: 42, time_ms: TIME, from: "alice".into(), kind: LineKind::Action, text: "waves".into() })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::HistoryEnd { epoch: 0x0011_2233_4455_6677, newest: 42, earlier: 22 })),
         Frame::ToClient(ToClient::Probe { token: TOKEN }),
         Frame::Peer(PeerFrame::Join { nonce: NONCE, cookie: COOKIE, id: 0x0102_0304_0506_0708, token: TOKEN, clock_ms: 60_000, flood, name: "dave".into() }),
         Frame::Peer(PeerFrame::Challenge { nonce: NONCE, cookie: COOKIE }),
@@ -368,7 +370,7 @@ fn other_kinds() -> Vec<Frame> {
 
 /// What [`other_kinds`] encoded to, in the same order; `+` at the end: then zeros up to
 /// [`JOIN_MIN_LEN`].
-const OTHER_KINDS_BYTES: [&str; 29] = [
+const OTHER_KINDS_BYTES: [&str; 31] = [
     "FF 49 03 01 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00 01 23 45 67 89 AB CD EF \
      04 7A 6F C3 AB +",
     "FF 49 03 84 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
@@ -385,6 +387,11 @@ const OTHER_KINDS_BYTES: [&str; 29] = [
      00 00 01 9A B6 97 E8 7B 03 62 6F 62 09",
     "FF 49 03 88 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 01 9A B6 97 E8 7B 04 00 00",
+    "FF 49 03 91 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+     00 11 22 33 44 55 66 77 00 00 00 00 00 00 00 2A 00 00 01 9A B6 97 E8 7B \
+     05 61 6C 69 63 65 02 00 05 77 61 76 65 73",
+    "FF 49 03 92 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+     00 11 22 33 44 55 66 77 00 00 00 00 00 00 00 2A 00 00 00 00 00 00 00 16",
     "FF 49 03 90 01 23 45 67 89 AB CD EF",
     "FF 49 03 C0 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00 01 02 03 04 05 06 07 08 \
      01 23 45 67 89 AB CD EF 00 00 00 00 00 00 EA 60 00 00 01 F4 00 03 04 64 61 76 65 +",

@@ -30,8 +30,8 @@ pub use envelope::{ACK_BITS, Acks, ENVELOPE_LEN, ENVELOPE_RANGE, Envelope};
 pub use peer::{GoneReason, LastPart, MAX_MEMBER_RECORD_LEN, MemberRecord, PeerFrame, PeerItem};
 pub use table::{Codec, Name, PaddedName, Text};
 pub use to_client::{
-    Delivery, DisconnectReason, FLOOD_TERMS_LEN, FloodTerms, PresenceChange, RefuseReason,
-    RosterEntry, ToClient,
+    Delivery, DisconnectReason, FLOOD_TERMS_LEN, FloodTerms, LineKind, PresenceChange,
+    RefuseReason, RosterEntry, ToClient,
 };
 pub use to_server::{Request, ToServer};
 

@@ -53,6 +53,19 @@ codes! {
     }
 }
 
+codes! {
+    /// What kind of public line a [`Delivery::HistoryLine`] replays: it is shown as it was
+    /// shown live.
+    pub enum LineKind ("line kind") {
+        /// A chat line (`alice: hi`).
+        Chat = 1,
+        /// `/me` (`* alice waves`).
+        Action = 2,
+        /// A broadcast typed at the server's console (`server: ...`).
+        Console = 3,
+    }
+}
+
 /// The flood limit a receiver applies to what one sender sends it, as it tells that sender
 /// (in [`ToClient::Welcome`] and in peer mode's join, welcome and hello), so an honest sender
 /// can pace itself: on average `rate_milli` thousandths of a message per second, bursts of
@@ -295,6 +308,22 @@ frames! {
         /// Someone's presence changed: `name` (the name they had until now) joined, left,
         /// timed out, was kicked or banned, was renamed, went away or came back.
         Presence = 0x8F, "presence" { time_ms: i64, name: String as Name, change: PresenceChange },
+        /// One public line said before the client joined, replayed from the server's
+        /// history: line `seq` of history epoch `epoch` (a random id; numbers grow by one
+        /// per line within an epoch), said at `time_ms` by `from`. Replayed lines come
+        /// before anything live and end with a [`Delivery::HistoryEnd`].
+        HistoryLine = 0x91, "history line" {
+            epoch: u64,
+            seq: u64,
+            time_ms: i64,
+            from: String as Name,
+            kind: LineKind,
+            text: String as Text,
+        },
+        /// The end of a replay: the history's `epoch`, the number of its newest line
+        /// `newest` (0: none yet), and how many lines it still holds `earlier` than those
+        /// replayed.
+        HistoryEnd = 0x92, "history end" { epoch: u64, newest: u64, earlier: u64 },
     }
 }
 

@@ -242,6 +242,18 @@ fn bad_option_values_exit_2_with_one_line() {
         &[],
         "icq-server: invalid value 'many' for --flood-burst: invalid digit found in string",
     );
+    refused(
+        server,
+        &["--history", "2000000"],
+        &[],
+        "icq-server: --history must be a number of lines between 0 and 1000000",
+    );
+    refused(
+        server,
+        &[],
+        &[("ICQ_REPLAY", "5000")],
+        "icq-server: --replay must be a number of lines between 0 and 1000",
+    );
 }
 
 #[test]

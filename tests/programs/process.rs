@@ -67,6 +67,9 @@ pub const SERVER_ENV: &[&str] = &[
     "ICQ_MAX_CLIENTS",
     "ICQ_MAX_PER_IP",
     "ICQ_FLOOD_KICK",
+    "ICQ_HISTORY",
+    "ICQ_REPLAY",
+    "ICQ_HISTORY_DB",
     "ICQ_COLOR",
 ];
 

@@ -36,7 +36,7 @@ use icq::wire::{
     MAX_NAME_BYTES, MAX_TEXT_BYTES, MemberRecord, PresenceChange, RefuseReason, RosterEntry,
     VERSION,
 };
-use icq::wire::{Delivery, PeerFrame, PeerItem, Request, ToClient, ToServer};
+use icq::wire::{Delivery, LineKind, PeerFrame, PeerItem, Request, ToClient, ToServer};
 
 /// How many datagrams the storm fires in all.
 const DATAGRAMS: u64 = 100_000;
@@ -155,7 +155,7 @@ fn random_terms(rng: &mut Rng) -> FloodTerms {
 }
 
 /// How many kinds [`random_frame`] makes.
-const KINDS: usize = 43;
+const KINDS: usize = 45;
 
 /// A valid frame of a random kind with random fields (and so, for every kind that carries
 /// one, a random token). Every kind is listed here once: a new kind is one more arm (and
@@ -432,6 +432,29 @@ fn random_frame(rng: &mut Rng) -> Frame {
                 reason: random_name(rng),
             },
         )),
+        43 => Frame::ToClient(ToClient::Sequenced(
+            random_envelope(rng),
+            Delivery::HistoryLine {
+                epoch: rng.next_u64(),
+                seq: rng.next_u64(),
+                time_ms: rng.next_u64() as i64,
+                from: random_name(rng),
+                kind: match rng.below(3) {
+                    0 => LineKind::Chat,
+                    1 => LineKind::Action,
+                    _ => LineKind::Console,
+                },
+                text: random_text(rng),
+            },
+        )),
+        44 => Frame::ToClient(ToClient::Sequenced(
+            random_envelope(rng),
+            Delivery::HistoryEnd {
+                epoch: rng.next_u64(),
+                newest: rng.next_u64(),
+                earlier: rng.next_u64(),
+            },
+        )),
         _ => Frame::ToClient(ToClient::Sequenced(
             random_envelope(rng),
             Delivery::Presence {
@@ -520,6 +543,8 @@ fn kind_index(frame: &Frame) -> usize {
         Frame::Peer(PeerFrame::Sequenced(_, PeerItem::Action { .. })) => 40,
         Frame::Peer(PeerFrame::Sequenced(_, PeerItem::Nick { .. })) => 41,
         Frame::Peer(PeerFrame::Sequenced(_, PeerItem::Away { .. })) => 42,
+        Frame::ToClient(ToClient::Sequenced(_, Delivery::HistoryLine { .. })) => 43,
+        Frame::ToClient(ToClient::Sequenced(_, Delivery::HistoryEnd { .. })) => 44,
     }
 }
 

@@ -1,6 +1,6 @@
 //! Every test that drives the library without the binaries: the sans-IO server, client and
 //! peer cores over one simulated network with a fake clock (`sim`), the parsers under
-//! generated input, and the library's own files (ban file, history store). One binary, so
+//! generated input, and the library's own files (ban file, history store) and the history's replay. One binary, so
 //! the harness is compiled once and nothing in it is dead code nobody notices.
 
 #[path = "../shared/impairment.rs"]
@@ -16,5 +16,6 @@ mod lossy;
 mod overload;
 mod peers;
 mod properties;
+mod replay;
 mod server_client;
 mod social;

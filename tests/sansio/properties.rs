@@ -47,7 +47,7 @@ use icq::wire::{
     HEADER_LEN, JOIN_MIN_LEN, MAGIC, MAX_DATAGRAM, MAX_NAME_BYTES, MAX_TEXT_BYTES, MemberRecord,
     PresenceChange, RefuseReason, RosterEntry, VERSION,
 };
-use icq::wire::{Delivery, PeerFrame, PeerItem, Request, ToClient, ToServer};
+use icq::wire::{Delivery, LineKind, PeerFrame, PeerItem, Request, ToClient, ToServer};
 
 /// `cases` cases per property. Failures are not saved to a file: proptest prints the
 /// minimal input, and a bug found that way gets a plain regression test.
@@ -181,7 +181,7 @@ fn arb_frame() -> BoxedStrategy<Frame> {
 const PEER_KINDS: u32 = 17;
 
 /// How many kinds [`arb_server_frame`] makes.
-const SERVER_KINDS: u32 = 16;
+const SERVER_KINDS: u32 = 18;
 
 fn arb_addr() -> impl Strategy<Value = SocketAddr> {
     prop_oneof![
@@ -427,7 +427,7 @@ fn arb_client_frame() -> BoxedStrategy<Frame> {
 fn arb_server_frame() -> BoxedStrategy<Frame> {
     prop_oneof![
         10 => arb_server_frame_first(),
-        6 => arb_server_frame_second(),
+        8 => arb_server_frame_second(),
     ]
     .boxed()
 }
@@ -484,6 +484,36 @@ fn arb_server_frame_second() -> BoxedStrategy<Frame> {
                     }
                 )
             )),
+        (
+            arb_envelope(),
+            (any::<u64>(), any::<u64>(), any::<i64>()),
+            arb_name(),
+            select(vec![LineKind::Chat, LineKind::Action, LineKind::Console]),
+            arb_text()
+        )
+            .prop_map(|(envelope, (epoch, seq, time_ms), from, kind, text)| {
+                Frame::ToClient(ToClient::Sequenced(
+                    envelope,
+                    Delivery::HistoryLine {
+                        epoch,
+                        seq,
+                        time_ms,
+                        from,
+                        kind,
+                        text,
+                    },
+                ))
+            }),
+        (arb_envelope(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+            |(envelope, epoch, newest, earlier)| Frame::ToClient(ToClient::Sequenced(
+                envelope,
+                Delivery::HistoryEnd {
+                    epoch,
+                    newest,
+                    earlier
+                }
+            ))
+        ),
     ]
     .boxed()
 }
@@ -1333,13 +1363,14 @@ impl Watch {
     /// operator) and checks it: every datagram fits in [`MAX_DATAGRAM`] and is a valid
     /// server-to-client frame or a guest's text line; nothing goes to an address that has not
     /// joined, except the answer to `from`. Returns the bytes sent to `from` if it has not
-    /// joined. Then notes joins from the events.
+    /// joined (0 if this input made it join). Then notes joins from the events.
     fn collect(
         &mut self,
         server: &mut Server,
         from: Option<SocketAddr>,
     ) -> Result<usize, TestCaseError> {
         let mut to_stranger = 0;
+        let mut welcomed = false;
         while let Some(transmit) = server.poll_transmit() {
             let bytes = transmit.to_vec();
             let to = transmit.destination;
@@ -1358,6 +1389,7 @@ impl Watch {
                 );
                 if let Ok(Frame::ToClient(ToClient::Welcome { token, .. })) = frame {
                     self.tokens.insert(to, token);
+                    welcomed |= Some(to) == from;
                 }
                 if let Ok(Frame::ToClient(ToClient::Challenge { nonce, cookie })) = frame {
                     self.challenges.insert(to, (nonce, cookie));
@@ -1389,6 +1421,12 @@ impl Watch {
                 self.registered.insert(addr);
             }
         }
+        if welcomed {
+            // Only a join whose cookie proved that `from` receives at its address is
+            // welcomed: what comes with the welcome (the roster, the history's replay) may
+            // be larger than the join.
+            return Ok(0);
+        }
         Ok(to_stranger)
     }
 }
@@ -1418,6 +1456,9 @@ fn run_server(setup: &Setup, ops: &[Op], mode: Mode) -> Result<(), TestCaseError
         flood_kick: Some(2),
         hash_seed: 7,
         utc_offset: chrono::FixedOffset::east_opt(setup.utc_offset).expect("within a day"),
+        // Small, so joins replay a full history and lines are trimmed from it.
+        history: 8,
+        replay: 4,
     };
     let bans = if setup.ban {
         BanList::parse(&pool[BANNABLE].ip().to_string()).0

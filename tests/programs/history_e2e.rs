@@ -1,0 +1,105 @@
+//! The server's history end to end, with the real binaries: a newcomer is shown the last
+//! lines said, with their times and in order, and a server restarted with the same
+//! `--history-db` file still has them. The rules (order, privacy, clamping) are tested on
+//! the sans-IO cores in `tests/sansio/replay.rs`; here, what a person sees.
+
+use crate::process::split_stamp;
+use crate::process::{Process, ServerOptions, Stream, TempDir, TestServer, WAIT, join_client};
+
+/// `alice` says `{prefix} 1` to `{prefix} {count}` and waits for the echo of the last one.
+fn say_lines(alice: &mut Process, prefix: &str, count: usize) {
+    for i in 1..=count {
+        alice.send_line(&format!("{prefix} {i}"));
+    }
+    alice.expect_stream_line(
+        Stream::Stdout,
+        format!("] alice: {prefix} {count}").as_str(),
+        WAIT,
+    );
+}
+
+/// The lines a client printed from the first history line up to the end of history,
+/// the end line last.
+fn replay_lines(client: &mut Process) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let line = client.next_line(WAIT);
+        let end = line.starts_with("-- end of history");
+        if end || line.contains("] alice: ") {
+            lines.push(line);
+        }
+        if end {
+            return lines;
+        }
+    }
+}
+
+#[test]
+fn a_newcomer_is_shown_the_last_20_of_30_lines_with_their_times_in_order() {
+    let server = TestServer::start_with(ServerOptions::default().args(&["--flood-rate", "0"]));
+    let mut alice = join_client(&server.address(), "alice", &[]);
+    say_lines(&mut alice, "line", 30);
+    let mut bob = join_client(&server.address(), "bob", &[]);
+    let lines = replay_lines(&mut bob);
+    let (end, shown) = lines.split_last().expect("an end of history");
+    assert_eq!(end, "-- end of history (10 earlier lines: /history 30)");
+    let texts: Vec<&str> = shown
+        .iter()
+        .map(|line| {
+            let (clock, rest) = split_stamp(line).unwrap_or_else(|| panic!("no time: {line:?}"));
+            assert_eq!(clock.len(), 8, "{line:?}");
+            rest
+        })
+        .collect();
+    let want: Vec<String> = (11..=30).map(|i| format!("alice: line {i}")).collect();
+    assert_eq!(texts, want);
+    // Live lines come after it, as usual.
+    alice.send_line("now live");
+    bob.expect_stream_line(Stream::Stdout, "] alice: now live", WAIT);
+}
+
+#[test]
+fn a_server_restarted_with_the_same_history_db_replays_what_was_said_before() {
+    let dir = TempDir::new("history");
+    let db = dir.path().join("history.db");
+    let db = db.to_str().expect("a UTF-8 path");
+    let mut server = TestServer::start_with(ServerOptions::default().args(&["--history-db", db]));
+    let mut alice = join_client(&server.address(), "alice", &[]);
+    say_lines(&mut alice, "before", 3);
+    server.process.send_line("/exit");
+    assert_eq!(server.process.wait_exit_code(WAIT), 0);
+    drop(alice);
+
+    let server = TestServer::start_with(ServerOptions::default().args(&["--history-db", db]));
+    let mut bob = join_client(&server.address(), "bob", &[]);
+    let lines = replay_lines(&mut bob);
+    let texts: Vec<&str> = lines
+        .iter()
+        .filter_map(|line| split_stamp(line).map(|(_, rest)| rest))
+        .collect();
+    assert_eq!(
+        texts,
+        ["alice: before 1", "alice: before 2", "alice: before 3"]
+    );
+    assert_eq!(lines.last().map(String::as_str), Some("-- end of history"));
+}
+
+#[test]
+fn a_history_db_that_is_not_ours_is_refused_and_left_alone() {
+    let dir = TempDir::new("history");
+    let db = dir.path().join("notes.txt");
+    std::fs::write(&db, "my notes, not a database\n").expect("write the file");
+    let mut command = std::process::Command::new(crate::process::SERVER_BIN);
+    command
+        .current_dir(dir.path())
+        .args(["--bind", "127.0.0.1:0", "--bans"])
+        .arg(dir.path().join("bans.txt"))
+        .arg("--history-db")
+        .arg(&db);
+    let mut server = Process::spawn("server", command, crate::process::Stdin::Null);
+    let line = server.expect_stream_line(Stream::Stderr, "icq-server: ", WAIT);
+    assert!(line.contains("notes.txt"), "{line:?}");
+    assert_ne!(server.wait_exit_code(WAIT), 0);
+    let kept = std::fs::read_to_string(&db).expect("read the file");
+    assert_eq!(kept, "my notes, not a database\n");
+}
