@@ -97,7 +97,10 @@ impl Server {
                 let challenge = ToClient::Challenge { nonce, cookie };
                 return self.send_unsequenced(from, &challenge.into());
             }
-            return self.admit_join(now, from, nonce, previous_token, name);
+            if self.refused_as_busy(from, nonce) {
+                return;
+            }
+            return self.handle_join(now, from, nonce, previous_token, name);
         }
         let token = frame.token().unwrap_or_default();
         let is_session = self
@@ -144,19 +147,12 @@ impl Server {
         }
     }
 
-    /// A join with a valid cookie: carried out now, unless the loop is falling behind
-    /// and [`JOINS_PER_TURN`] joins were carried out since its last report; then it is
-    /// refused as busy, and the client asks again after
+    /// Whether a join with a valid cookie must wait: the loop is falling behind and
+    /// [`JOINS_PER_TURN`] joins were carried out since its last report. It is then refused
+    /// as busy here, and the client asks again after
     /// [`BUSY_RETRY`](crate::proto::join::BUSY_RETRY), not at once. A repeated join of a live
-    /// session (its welcome was lost) is cheap and never refused.
-    fn admit_join(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        nonce: u64,
-        previous_token: u64,
-        name: String,
-    ) {
+    /// session (its welcome was lost) is cheap and never refused; any other join counts.
+    fn refused_as_busy(&mut self, from: SocketAddr, nonce: u64) -> bool {
         let repeat = self
             .sessions
             .get(&from)
@@ -167,10 +163,11 @@ impl Server {
                 nonce,
                 reason: RefuseReason::Busy,
             });
-            return self.send_unsequenced(from, &busy);
+            self.send_unsequenced(from, &busy);
+            return true;
         }
         self.joins_this_turn += 1;
-        self.handle_join(now, from, nonce, previous_token, name);
+        false
     }
 
     fn handle_join(
