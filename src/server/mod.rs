@@ -687,7 +687,7 @@ impl Server {
     /// Broadcasts a line the operator typed on the console, as from `server`.
     pub fn say(&mut self, now: Instant, text: &str) {
         if !text.trim().is_empty() {
-            self.broadcast_chat(now, None, SERVER_NAME, text);
+            self.broadcast_public(now, None, SERVER_NAME, history::Kind::Console, text);
         }
     }
 

@@ -16,7 +16,7 @@ impl Server {
             return;
         }
         if let Some(name) = self.sessions.get(&from).map(|s| s.name.clone()) {
-            self.broadcast_chat(now, Some(from), &name, text);
+            self.broadcast_public(now, Some(from), &name, history::Kind::Chat, text);
         }
     }
 
@@ -174,30 +174,7 @@ impl Server {
         let Some(name) = self.sessions.get(&from).map(|s| s.name.clone()) else {
             return;
         };
-        let time_ms = self.clock.wall_ms(now);
-        let clean = sanitize(text);
-        for piece in wire::split_text(&clean) {
-            let frame = || {
-                Frame::ToClient(ToClient::Sequenced(
-                    Envelope::default(),
-                    Delivery::ActionMessage {
-                        time_ms,
-                        from: name.clone(),
-                        text: piece.to_owned(),
-                    },
-                ))
-            };
-            let guest = |clock: &mut ClockText| {
-                guest_line(text::action_line(clock.get(time_ms), &name, piece))
-            };
-            self.broadcast(now, Some(from), frame, guest);
-            self.record_line(time_ms, &name, history::Kind::Action, piece);
-            self.events.push_back(ServerEvent::Action {
-                time_ms,
-                from: name.clone(),
-                text: piece.to_owned(),
-            });
-        }
+        self.broadcast_public(now, Some(from), &name, history::Kind::Action, text);
     }
 
     /// `/nick`: renames the client if the new name is valid and free, and tells everyone.
@@ -324,45 +301,64 @@ impl Server {
         }
     }
 
-    /// Sends a chat message from `from` to everyone, the sender included (that echo is how
+    /// Sends a public line — chat, `/me` action or console broadcast (`kind`, also the
+    /// history's) — from `from` to everyone, the sender included (that echo is how
     /// a client knows its message went out, with the server's time on it). Text from the
     /// network is neutralized first, so guests' terminals and the log are safe too.
     /// The sender (`sender`, when a client) gets its copy first: the echo is what a sender
     /// waits for before its next lines (a client's window of unacknowledged messages), and
     /// everyone else's copies can go out meanwhile.
-    pub(super) fn broadcast_chat(
+    pub(super) fn broadcast_public(
         &mut self,
         now: Instant,
         sender: Option<SocketAddr>,
         from: &str,
+        kind: history::Kind,
         text: &str,
     ) {
         let time_ms = self.clock.wall_ms(now);
         let clean = sanitize(text);
+        let action = kind == history::Kind::Action;
         for piece in wire::split_text(&clean) {
             let frame = || {
-                Frame::ToClient(ToClient::Sequenced(
-                    Envelope::default(),
+                let (from, text) = (from.to_owned(), piece.to_owned());
+                let delivery = if action {
+                    Delivery::ActionMessage {
+                        time_ms,
+                        from,
+                        text,
+                    }
+                } else {
                     Delivery::Message {
                         time_ms,
-                        from: from.to_owned(),
-                        text: piece.to_owned(),
-                    },
-                ))
+                        from,
+                        text,
+                    }
+                };
+                Frame::ToClient(ToClient::Sequenced(Envelope::default(), delivery))
             };
-            let guest_text =
-                |clock: &mut ClockText| guest_message_line(clock.get(time_ms), from, piece);
+            let guest_text = |clock: &mut ClockText| {
+                if action {
+                    guest_line(text::action_line(clock.get(time_ms), from, piece))
+                } else {
+                    guest_message_line(clock.get(time_ms), from, piece)
+                }
+            };
             self.broadcast(now, sender, frame, guest_text);
-            // Only the console speaks with no sender.
-            let kind = match sender {
-                Some(_) => history::Kind::Chat,
-                None => history::Kind::Console,
-            };
             self.record_line(time_ms, from, kind, piece);
-            self.events.push_back(ServerEvent::Chat {
-                time_ms,
-                from: from.to_owned(),
-                text: piece.to_owned(),
+            let (from, text) = (from.to_owned(), piece.to_owned());
+            self.events.push_back(if action {
+                ServerEvent::Action {
+                    time_ms,
+                    from,
+                    text,
+                }
+            } else {
+                ServerEvent::Chat {
+                    time_ms,
+                    from,
+                    text,
+                }
             });
         }
     }
