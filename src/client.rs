@@ -565,6 +565,7 @@ impl Client {
         let own = |from: &str| names::fold(from) == own_name;
         let inbound = match delivery {
             Delivery::Message {
+                seq: _,
                 time_ms,
                 from,
                 text,
@@ -601,6 +602,7 @@ impl Client {
                 text,
             })),
             Delivery::ActionMessage {
+                seq: _,
                 time_ms,
                 from,
                 text,
@@ -888,6 +890,8 @@ impl Client {
                         nonce: attempt.nonce,
                         cookie: attempt.cookie,
                         previous_token: self.previous_token,
+                        history_epoch: 0,
+                        history_seen: 0,
                         name: self.name.clone(),
                     });
                     let to = self.servers[candidate];
@@ -1102,6 +1106,6 @@ fn as_typed(request: &Request) -> Option<String> {
         Request::Nick { name, .. } => Some(format!("/nick {name}")),
         Request::Away { reason, .. } if reason.is_empty() => Some("/back".to_owned()),
         Request::Away { reason, .. } => Some(format!("/away {reason}")),
-        Request::List | Request::Leave => None,
+        Request::List | Request::Leave | Request::History { .. } => None,
     }
 }

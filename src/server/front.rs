@@ -86,6 +86,8 @@ impl Server {
         if let ToServer::Join {
             nonce,
             cookie,
+            history_epoch: _,
+            history_seen: _,
             previous_token,
             name,
         } = frame

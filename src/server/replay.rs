@@ -10,11 +10,11 @@ use crate::history::Kind;
 use crate::wire::LineKind;
 
 impl Server {
-    /// Records a public line the room was just shown. Times before 1970 (a broken clock)
-    /// are kept as 0.
-    pub(super) fn record_line(&mut self, time_ms: i64, from: &str, kind: Kind, text: &str) {
+    /// Records a public line the room is about to be shown and returns its number. Times
+    /// before 1970 (a broken clock) are kept as 0.
+    pub(super) fn record_line(&mut self, time_ms: i64, from: &str, kind: Kind, text: &str) -> u64 {
         let time_ms = u64::try_from(time_ms).unwrap_or(0);
-        self.history.append(time_ms, from, kind, text);
+        self.history.append(time_ms, from, kind, text)
     }
 
     /// Sends the client that just joined at `to` the newest [`ServerConfig::replay`] lines

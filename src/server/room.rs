@@ -320,16 +320,21 @@ impl Server {
         let clean = sanitize(text);
         let action = kind == history::Kind::Action;
         for piece in wire::split_text(&clean) {
+            // Numbered before it goes out: every copy carries the line's place in the
+            // history, which is how a client that comes back asks for what it missed.
+            let seq = self.record_line(time_ms, from, kind, piece);
             let frame = || {
                 let (from, text) = (from.to_owned(), piece.to_owned());
                 let delivery = if action {
                     Delivery::ActionMessage {
+                        seq,
                         time_ms,
                         from,
                         text,
                     }
                 } else {
                     Delivery::Message {
+                        seq,
                         time_ms,
                         from,
                         text,
@@ -345,7 +350,6 @@ impl Server {
                 }
             };
             self.broadcast(now, sender, frame, guest_text);
-            self.record_line(time_ms, from, kind, piece);
             let (from, text) = (from.to_owned(), piece.to_owned());
             self.events.push_back(if action {
                 ServerEvent::Action {

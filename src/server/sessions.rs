@@ -221,6 +221,7 @@ impl Server {
                 Ready::Item(Request::Action { text, .. }) => self.handle_action(now, from, &text),
                 Ready::Item(Request::Nick { name, .. }) => self.handle_nick(now, from, name),
                 Ready::Item(Request::Away { reason, .. }) => self.handle_away(now, from, &reason),
+                Ready::Item(Request::History { .. }) => {}
                 Ready::Item(Request::Leave) => {
                     let token = self.remove_session(now, from, Removal::Left);
                     if let Some(token) = token {

@@ -19,8 +19,8 @@ fn every_kind() -> Vec<Frame> {
     let envelope = envelope();
     let acks = envelope.acks;
     vec![
-        Frame::ToServer(ToServer::Join { nonce: 42, cookie: 0, previous_token: 0, name: "alice".into() }),
-        Frame::ToServer(ToServer::Join { nonce: 42, cookie: u64::MAX, previous_token: 0x0BAD_CAFE, name: "alice".into() }),
+        Frame::ToServer(ToServer::Join { nonce: 42, cookie: 0, previous_token: 0, history_epoch: 0, history_seen: 0, name: "alice".into() }),
+        Frame::ToServer(ToServer::Join { nonce: 42, cookie: u64::MAX, previous_token: 0x0BAD_CAFE, history_epoch: u64::MAX, history_seen: 17, name: "alice".into() }),
         Frame::ToClient(ToClient::Challenge { nonce: 42, cookie: 0xDEAD_BEEF }),
         Frame::ToServer(ToServer::Sequenced(envelope, Request::Chat { sent_ms: 1234, text: "héllo wörld 日本 🎉".into() })),
         Frame::ToServer(ToServer::Sequenced(envelope, Request::List)),
@@ -31,15 +31,16 @@ fn every_kind() -> Vec<Frame> {
         Frame::ToClient(ToClient::Refused { nonce: 42, reason: RefuseReason::NameTaken }),
         Frame::ToClient(ToClient::Refused { nonce: 0, reason: RefuseReason::VersionUnsupported }),
         Frame::ToClient(ToClient::Refused { nonce: 1, reason: RefuseReason::AddressInUse }),
-        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Message { time_ms: 1_764_000_000_123, from: "bob".into(), text: "hi".into() })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Message { seq: 1, time_ms: 1_764_000_000_123, from: "bob".into(), text: "hi".into() })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Notice { time_ms: -5, text: "bob joined".into() })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Roster { time_ms: 7, total: 3, offset: 0, entries: vec![ RosterEntry { name: "a".into(), away: String::new(), guest: false }, RosterEntry { name: "bb".into(), away: "lunch 🍜".into(), guest: true }] })),
         Frame::ToServer(ToServer::Sequenced(envelope, Request::Private { sent_ms: 1, to: "bob".into(), text: "psst".into() })),
         Frame::ToServer(ToServer::Sequenced(envelope, Request::Action { sent_ms: 2, text: "waves".into() })),
         Frame::ToServer(ToServer::Sequenced(envelope, Request::Nick { sent_ms: 3, name: "alicia".into() })),
         Frame::ToServer(ToServer::Sequenced(envelope, Request::Away { sent_ms: u64::MAX, reason: String::new() })),
+        Frame::ToServer(ToServer::Sequenced(envelope, Request::History { epoch: 5, before: u64::MAX, count: u16::MAX })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::PrivateMessage { time_ms: 3, from: "alice".into(), to: "bob".into(), text: "psst".into() })),
-        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::ActionMessage { time_ms: 3, from: "alice".into(), text: "waves".into() })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::ActionMessage { seq: u64::MAX, time_ms: 3, from: "alice".into(), text: "waves".into() })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Renamed { name: "alicia".into() })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Presence { time_ms: 4, name: "bob".into(), change: PresenceChange::KickedForFlooding })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Presence { time_ms: 4, name: "bob".into(), change: PresenceChange::Renamed { to: "robert".into() } })),
@@ -136,6 +137,7 @@ fn patching_an_envelope_equals_encoding_with_it() {
         Frame::ToClient(ToClient::Sequenced(
             envelope,
             Delivery::Message {
+                seq: 2,
                 time_ms: 5,
                 from: "bob".into(),
                 text: "hi".into(),
@@ -153,6 +155,8 @@ fn version_refusal_is_readable_by_any_version() {
         nonce: 77,
         cookie: 0,
         previous_token: 0,
+        history_epoch: 0,
+        history_seen: 0,
         name: "al".into(),
     })
     .to_bytes();
@@ -200,6 +204,8 @@ fn join_is_padded_and_unpadded_joins_are_rejected() {
         nonce: 0x0102_0304_0506_0708,
         cookie: 0x1112_1314_1516_1718,
         previous_token: 0x2122_2324_2526_2728,
+        history_epoch: 0x3132_3334_3536_3738,
+        history_seen: 0x4142_4344_4546_4748,
         name: "al".into(),
     })
     .to_bytes();
@@ -210,10 +216,12 @@ fn join_is_padded_and_unpadded_joins_are_rejected() {
         1, 2, 3, 4, 5, 6, 7, 8,
         0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18,
         0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28,
+        0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38,
+        0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48,
         2, b'a', b'l',
     ];
-    assert_eq!(&bytes[..31], &expected);
-    assert!(bytes[31..].iter().all(|&b| b == 0));
+    assert_eq!(&bytes[..47], &expected);
+    assert!(bytes[47..].iter().all(|&b| b == 0));
     let mut dirty = bytes.clone();
     dirty[100] = 1;
     assert_eq!(
@@ -221,8 +229,8 @@ fn join_is_padded_and_unpadded_joins_are_rejected() {
         Err(DecodeError::UnpaddedJoin { len: JOIN_MIN_LEN })
     );
     assert_eq!(
-        Frame::decode(&bytes[..31]),
-        Err(DecodeError::UnpaddedJoin { len: 31 })
+        Frame::decode(&bytes[..47]),
+        Err(DecodeError::UnpaddedJoin { len: 47 })
     );
 }
 
@@ -372,7 +380,7 @@ fn other_versions_and_kinds_are_rejected() {
 
 #[test]
 fn invalid_utf8_and_oversized_fields_are_rejected() {
-    let join_header = [&[0xFF, b'I', VERSION, JOIN_KIND][..], &[0; 24]].concat();
+    let join_header = [&[0xFF, b'I', VERSION, JOIN_KIND][..], &[0; 40]].concat();
     assert_eq!(
         Frame::decode(&[&join_header[..], &[2, 0xC3, 0x28]].concat()),
         Err(DecodeError::InvalidUtf8)
@@ -401,6 +409,7 @@ fn largest_message_fits_in_a_datagram() {
     let frame = Frame::ToClient(ToClient::Sequenced(
         envelope(),
         Delivery::Message {
+            seq: u64::MAX,
             time_ms: i64::MAX,
             from: "é".repeat(MAX_NAME_BYTES / 2),
             text: "x".repeat(MAX_TEXT_BYTES),

@@ -271,8 +271,14 @@ frames! {
     }
     sequenced {
         /// A chat message from `from` (a client's registered name, or `server`), stamped
-        /// with the server's receive time.
-        Message = 0x83, "message" { time_ms: i64, from: String as Name, text: String as Text },
+        /// with the server's receive time; line `seq` of the room's history epoch (see
+        /// [`Delivery::HistoryLine`]), so a client knows the last line it has shown.
+        Message = 0x83, "message" {
+            seq: u64,
+            time_ms: i64,
+            from: String as Name,
+            text: String as Text,
+        },
         /// Something happened that is not a chat message: a join, a leave, a warning.
         Notice = 0x84, "notice" { time_ms: i64, text: String as Text },
         /// Part of the answer to [`super::Request::List`]: `total` clients are online; this
@@ -297,8 +303,10 @@ frames! {
             to: String as Name,
             text: String as Text,
         },
-        /// `/me`: `from` does `text`, shown to everyone as `* from text`.
+        /// `/me`: `from` does `text`, shown to everyone as `* from text`; line `seq` of the
+        /// history, as in [`Delivery::Message`].
         ActionMessage = 0x8D, "action message" {
+            seq: u64,
             time_ms: i64,
             from: String as Name,
             text: String as Text,

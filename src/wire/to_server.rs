@@ -25,12 +25,17 @@ frames! {
         /// [`super::ToClient::Challenge`], and the join repeated with that cookie proves the
         /// client receives at its address. `previous_token` is the token of the session this
         /// client had before (0 on its first join): a client coming back after an outage
-        /// says so, and is told what it may have missed. Padded to
+        /// says so. `history_epoch` and `history_seen` are the server history's epoch and
+        /// the number of the last public line this client showed (both 0 when it has shown
+        /// none): a client coming back is sent exactly the lines after that one (see
+        /// [`super::Delivery::HistoryLine`]) instead of the newest few. Padded to
         /// [`super::JOIN_MIN_LEN`] bytes.
         Join = JOIN_KIND, "join" {
             nonce: u64,
             cookie: u64,
             previous_token: u64,
+            history_epoch: u64,
+            history_seen: u64,
             name: String as PaddedName,
         },
         /// Client is alive; sent when it has sent nothing else for a heartbeat interval.
@@ -55,6 +60,12 @@ frames! {
         /// Away for `reason` (at most [`super::MAX_NAME_BYTES`] bytes), or back when it is
         /// empty (`/away`, `/back`).
         Away = 0x0A, "away" { sent_ms: u64, reason: String as Name },
+        /// Show me up to `count` lines of history epoch `epoch` numbered below `before`
+        /// (`/history`); `before` is the oldest line the client has shown, or `u64::MAX`
+        /// for the newest. Answered by [`super::Delivery::HistoryLine`]s and one
+        /// [`super::Delivery::HistoryEnd`]; the server clamps `count`, and answers an
+        /// unknown epoch from its newest line. Not flood-limited.
+        History = 0x0B, "history request" { epoch: u64, before: u64, count: u16 },
     }
 }
 
@@ -88,7 +99,7 @@ impl Request {
             | Request::Action { sent_ms, .. }
             | Request::Nick { sent_ms, .. }
             | Request::Away { sent_ms, .. } => *sent_ms,
-            Request::List | Request::Leave => 0,
+            Request::List | Request::Leave | Request::History { .. } => 0,
         }
     }
 
@@ -101,7 +112,7 @@ impl Request {
             | Request::Action { sent_ms, .. }
             | Request::Nick { sent_ms, .. }
             | Request::Away { sent_ms, .. } => *sent_ms = when_ms,
-            Request::List | Request::Leave => {}
+            Request::List | Request::Leave | Request::History { .. } => {}
         }
     }
 }

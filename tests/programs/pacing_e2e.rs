@@ -164,6 +164,8 @@ impl RawClient {
                 nonce: 77,
                 cookie,
                 previous_token: 0,
+                history_epoch: 0,
+                history_seen: 0,
                 name: name.to_owned(),
             });
             socket.send_to(&join.to_bytes(), server).expect("send");

@@ -155,7 +155,7 @@ fn random_terms(rng: &mut Rng) -> FloodTerms {
 }
 
 /// How many kinds [`random_frame`] makes.
-const KINDS: usize = 45;
+const KINDS: usize = 46;
 
 /// A valid frame of a random kind with random fields (and so, for every kind that carries
 /// one, a random token). Every kind is listed here once: a new kind is one more arm (and
@@ -166,6 +166,8 @@ fn random_frame(rng: &mut Rng) -> Frame {
             nonce: rng.next_u64(),
             cookie: if rng.chance(0.50) { 0 } else { rng.next_u64() },
             previous_token: if rng.chance(0.50) { 0 } else { rng.next_u64() },
+            history_epoch: if rng.chance(0.50) { 0 } else { rng.next_u64() },
+            history_seen: rng.next_u64(),
             name: random_name(rng),
         }),
         1 => Frame::ToServer(ToServer::Sequenced(
@@ -208,6 +210,7 @@ fn random_frame(rng: &mut Rng) -> Frame {
         8 => Frame::ToClient(ToClient::Sequenced(
             random_envelope(rng),
             Delivery::Message {
+                seq: rng.next_u64(),
                 time_ms: rng.next_u64() as i64,
                 from: random_name(rng),
                 text: random_text(rng),
@@ -309,6 +312,7 @@ fn random_frame(rng: &mut Rng) -> Frame {
         22 => Frame::ToClient(ToClient::Sequenced(
             random_envelope(rng),
             Delivery::ActionMessage {
+                seq: rng.next_u64(),
                 time_ms: rng.next_u64() as i64,
                 from: random_name(rng),
                 text: random_text(rng),
@@ -455,6 +459,14 @@ fn random_frame(rng: &mut Rng) -> Frame {
                 earlier: rng.next_u64(),
             },
         )),
+        45 => Frame::ToServer(ToServer::Sequenced(
+            random_envelope(rng),
+            Request::History {
+                epoch: rng.next_u64(),
+                before: rng.next_u64(),
+                count: rng.next_u64() as u16,
+            },
+        )),
         _ => Frame::ToClient(ToClient::Sequenced(
             random_envelope(rng),
             Delivery::Presence {
@@ -545,6 +557,7 @@ fn kind_index(frame: &Frame) -> usize {
         Frame::Peer(PeerFrame::Sequenced(_, PeerItem::Away { .. })) => 42,
         Frame::ToClient(ToClient::Sequenced(_, Delivery::HistoryLine { .. })) => 43,
         Frame::ToClient(ToClient::Sequenced(_, Delivery::HistoryEnd { .. })) => 44,
+        Frame::ToServer(ToServer::Sequenced(_, Request::History { .. })) => 45,
     }
 }
 

@@ -94,6 +94,7 @@ fn a_client_ignores_frames_forged_with_the_servers_address_but_not_its_token() {
     let forged = Frame::ToClient(ToClient::Sequenced(
         envelope(12345, 1),
         Delivery::Message {
+            seq: 1,
             time_ms: 0,
             from: "bob".to_owned(),
             text: "send me your password".to_owned(),

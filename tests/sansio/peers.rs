@@ -824,6 +824,7 @@ fn nobody_can_speak_as_a_member_without_its_address_and_token() {
             acks: Default::default(),
         },
         Delivery::Message {
+            seq: 3,
             time_ms: 0,
             from: "bob".into(),
             text: "fake 3".into(),

@@ -373,14 +373,25 @@ const CLIENT_KINDS: u32 = 10;
 /// kind: a new kind is one more line in one of them (and one more in its count).
 fn arb_client_frame() -> BoxedStrategy<Frame> {
     prop_oneof![
-        (any::<u64>(), any::<u64>(), any::<u64>(), arb_name()).prop_map(
-            |(nonce, cookie, previous_token, name)| Frame::ToServer(ToServer::Join {
-                nonce,
-                cookie,
-                previous_token,
-                name
-            })
-        ),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<(u64, u64)>(),
+            arb_name()
+        )
+            .prop_map(
+                |(nonce, cookie, previous_token, (history_epoch, history_seen), name)| {
+                    Frame::ToServer(ToServer::Join {
+                        nonce,
+                        cookie,
+                        previous_token,
+                        history_epoch,
+                        history_seen,
+                        name,
+                    })
+                }
+            ),
         (arb_envelope(), any::<u64>(), arb_text()).prop_map(|(envelope, sent_ms, text)| {
             Frame::ToServer(ToServer::Sequenced(
                 envelope,
@@ -419,6 +430,18 @@ fn arb_client_frame() -> BoxedStrategy<Frame> {
                 Request::Away { sent_ms, reason },
             ))
         }),
+        (arb_envelope(), any::<(u64, u64, u16)>()).prop_map(
+            |(envelope, (epoch, before, count))| {
+                Frame::ToServer(ToServer::Sequenced(
+                    envelope,
+                    Request::History {
+                        epoch,
+                        before,
+                        count,
+                    },
+                ))
+            }
+        ),
     ]
     .boxed()
 }
@@ -454,10 +477,11 @@ fn arb_server_frame_second() -> BoxedStrategy<Frame> {
                     }
                 )
             )),
-        (arb_envelope(), any::<i64>(), arb_name(), arb_text()).prop_map(
-            |(envelope, time_ms, from, text)| Frame::ToClient(ToClient::Sequenced(
+        (arb_envelope(), any::<(u64, i64)>(), arb_name(), arb_text()).prop_map(
+            |(envelope, (seq, time_ms), from, text)| Frame::ToClient(ToClient::Sequenced(
                 envelope,
                 Delivery::ActionMessage {
+                    seq,
                     time_ms,
                     from,
                     text
@@ -554,10 +578,11 @@ fn arb_server_frame_first() -> BoxedStrategy<Frame> {
             )),
         (any::<u64>(), arb_refuse_reason())
             .prop_map(|(nonce, reason)| Frame::ToClient(ToClient::Refused { nonce, reason })),
-        (arb_envelope(), any::<i64>(), arb_name(), arb_text()).prop_map(
-            |(envelope, time_ms, from, text)| Frame::ToClient(ToClient::Sequenced(
+        (arb_envelope(), any::<(u64, i64)>(), arb_name(), arb_text()).prop_map(
+            |(envelope, (seq, time_ms), from, text)| Frame::ToClient(ToClient::Sequenced(
                 envelope,
                 Delivery::Message {
+                    seq,
                     time_ms,
                     from,
                     text
@@ -1495,6 +1520,8 @@ fn run_server(setup: &Setup, ops: &[Op], mode: Mode) -> Result<(), TestCaseError
                             nonce,
                             cookie,
                             previous_token: 0,
+                            history_epoch: 0,
+                            history_seen: 0,
                             name: name.clone(),
                         })
                         .to_bytes(),
@@ -1590,7 +1617,7 @@ proptest! {
             1 => arb_client_frame().prop_map(|frame| frame.to_bytes()),
         ],
     ) {
-        let join = Frame::ToServer(ToServer::Join { nonce: 1, cookie: 0, previous_token: 0, name: "alice".to_owned() });
+        let join = Frame::ToServer(ToServer::Join { nonce: 1, cookie: 0, previous_token: 0, history_epoch: 0, history_seen: 0, name: "alice".to_owned() });
         let ops = [
             Op::Send { from: Source::Pool(0), payload: Payload::Frame(join) },
             Op::Send { from: Source::Pool(1), payload: Payload::Bytes(datagram) },

@@ -1083,6 +1083,7 @@ fn nobody_can_speak_as_someone_else() {
     let forged = Frame::ToClient(ToClient::Sequenced(
         envelope(0, 1),
         Delivery::Message {
+            seq: 1,
             time_ms: 0,
             from: "alice".to_owned(),
             text: "I am alice".to_owned(),

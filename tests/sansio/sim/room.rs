@@ -319,6 +319,8 @@ pub fn join_with_cookie(name: &str, cookie: u64) -> Frame {
         nonce: NONCE,
         cookie,
         previous_token: 0,
+        history_epoch: 0,
+        history_seen: 0,
         name: name.to_owned(),
     })
 }
