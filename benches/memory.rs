@@ -130,6 +130,8 @@ fn measure(n: usize) -> Measured {
                 nonce,
                 cookie,
                 previous_token: 0,
+                history_epoch: 0,
+                history_seen: 0,
                 name: name.clone(),
             })
             .to_bytes()
