@@ -81,10 +81,16 @@ fn joins_emoji_or_script(ch: char) -> bool {
 /// time comes from the server, so everyone sees the same instant, each in the offset they
 /// are given. An out-of-range value shows as `??:??:??` rather than failing.
 pub fn clock(time_ms: i64, offset: FixedOffset) -> String {
-    match DateTime::from_timestamp_millis(time_ms) {
-        Some(utc) => utc.with_timezone(&offset).format("%H:%M:%S").to_string(),
+    match at_offset(time_ms, offset) {
+        Some(time) => time.format("%H:%M:%S").to_string(),
         None => "??:??:??".to_owned(),
     }
+}
+
+/// The date and time at `offset` from UTC for a time in milliseconds since the Unix epoch,
+/// if it is in range: what [`clock`] shows, and the day it falls on.
+pub fn at_offset(time_ms: i64, offset: FixedOffset) -> Option<DateTime<FixedOffset>> {
+    DateTime::from_timestamp_millis(time_ms).map(|utc| utc.with_timezone(&offset))
 }
 
 /// The `HH:MM:SS` of one second, kept: a busy server stamps many lines within a second,

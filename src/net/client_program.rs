@@ -26,7 +26,7 @@ use crate::completion::NameBook;
 use crate::names::{self, RenameError};
 use crate::peer::{Peer, PeerCloseReason, PeerEvent};
 use crate::proto::presence::Presence;
-use crate::render::{self, ClientLook};
+use crate::render::{self, ClientLook, DayMark};
 use crate::terminal::{self, LineEditor, Typed};
 use crate::text::{self, AWAY_WITHOUT_REASON};
 
@@ -177,8 +177,11 @@ struct Shared {
     look: ClientLook,
     /// The server (peer mode: the first --peer) as the user wrote it, for messages.
     server_text: String,
-    /// Where lines go (lock order: `ban_file`, then `core`, then `log`).
+    /// Where lines go (lock order: `ban_file`, then `core`, then `day`, then `log`).
     log: Mutex<Log>,
+    /// The local day of the last line printed with a time: a line from another day gets
+    /// a day line before it.
+    day: Mutex<DayMark>,
     /// Who has been seen online, for Tab (only kept up to date on a terminal).
     names: Arc<Mutex<NameBook>>,
     /// Peer mode's ban file, if one was given.
@@ -209,6 +212,7 @@ impl ClientProgram {
                 next_check: Instant::now() + BAN_FILE_CHECK,
             })
         });
+        let now_ms = wall_ms();
         ClientProgram {
             shared: Arc::new(Shared {
                 socket,
@@ -216,6 +220,7 @@ impl ClientProgram {
                 look,
                 server_text,
                 log: Mutex::new(log),
+                day: Mutex::new(DayMark::new(now_ms, render::local_offset(now_ms))),
                 names,
                 ban_file,
             }),
@@ -406,6 +411,7 @@ fn pump(shared: &Shared, core: &mut Core) {
     send_each(&shared.socket, core);
     let now_ms = wall_ms();
     let mut lines = Vec::new();
+    let mut day = lock(&shared.day);
     match core {
         Core::Client(client) => {
             while let Some(event) = client.poll_event() {
@@ -416,6 +422,8 @@ fn pump(shared: &Shared, core: &mut Core) {
                 }
                 observe_presence(shared, &event.presence());
                 if let Some(line) = shared.look.client_line(&event, now_ms, client.name()) {
+                    let stamp = render::client_stamp(&event);
+                    lines.extend(shared.look.day_line(&mut day, stamp));
                     lines.push(line);
                 }
             }
@@ -432,7 +440,12 @@ fn pump(shared: &Shared, core: &mut Core) {
                     finish(shared, &text, reason.is_failure(), status);
                 }
                 observe_presence(shared, &event.presence());
-                lines.extend(shared.look.peer_lines(&event, now_ms, peer.name()));
+                let shown = shared.look.peer_lines(&event, now_ms, peer.name());
+                if !shown.is_empty() {
+                    let stamp = render::peer_stamp(&event);
+                    lines.extend(shared.look.day_line(&mut day, stamp));
+                }
+                lines.extend(shown);
             }
         }
     }

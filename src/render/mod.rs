@@ -2,7 +2,7 @@
 //!
 //! This module owns how the server's, the client's and the peer's events look on a
 //! terminal ([`server_line`], [`ClientLook::client_line`], [`ClientLook::peer_lines`]), the
-//! local time zone of the clock, the `--color auto|always|never` decision (with `NO_COLOR`
+//! local time zone of the clock, the day line when the local date changes ([`DayMark`]), the `--color auto|always|never` decision (with `NO_COLOR`
 //! and dumb terminals), the stable color of each name (a hash of the case-folded name picks
 //! one of [`NAME_PALETTE`], so a name has the same color on every client), and the bell
 //! byte when [`crate::alert`] says a message rings. Each line is built once, by a
@@ -16,6 +16,7 @@
 //! it (the binaries).
 
 mod client;
+mod day;
 mod peer;
 mod server;
 
@@ -30,6 +31,7 @@ use crate::text::{self, ClockText, sanitize};
 use crate::wire::{LineKind, RosterEntry};
 
 pub use client::{close_text, disconnect_text, pace_text, refuse_text};
+pub use day::{DayMark, client_stamp, peer_stamp};
 pub use peer::{gone_text, peer_close_text, peer_roster};
 pub use server::{push_server_line, server_line, server_notice};
 
@@ -59,9 +61,8 @@ pub fn clock_kept(kept: &mut ClockText, time_ms: i64) -> &str {
 
 /// The local date at `time_ms` (`2026-12-01`), if the time is in range.
 fn local_date(time_ms: i64) -> Option<String> {
-    let utc = DateTime::from_timestamp_millis(time_ms)?;
-    let local = utc.with_timezone(&local_offset(time_ms));
-    Some(local.format("%Y-%m-%d").to_string())
+    let day = day::local_day(time_ms, local_offset(time_ms))?;
+    Some(day.format("%Y-%m-%d").to_string())
 }
 
 /// Whether to use color (`--color`).
@@ -419,6 +420,15 @@ impl ClientLook {
     /// A notice the client makes up itself (joining, leaving), dimmed when colored.
     pub fn notice(&self, now_ms: i64, text: &str) -> String {
         self.brush().notice(Tone::Quiet, now_ms, text)
+    }
+
+    /// The day line (see [`DayMark::line`]) to print before a line the server or a peer
+    /// stamped `time_ms` (`None`: a line without a time of its own, which changes
+    /// nothing), read in the local time zone, dimmed when colored.
+    pub fn day_line(&self, mark: &mut DayMark, time_ms: Option<i64>) -> Option<String> {
+        let time_ms = time_ms?;
+        let words = mark.line(time_ms, local_offset(time_ms))?;
+        Some(self.brush().line(sgr::DIM, words))
     }
 
     /// The last line of a session (see [`close_text`]): red if it ended badly.

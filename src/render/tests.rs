@@ -511,3 +511,157 @@ fn history_lines_look_like_live_ones_with_the_date_when_not_today_and_dimmed() {
     );
     assert_eq!(end(3, 0), "-- end of history");
 }
+
+// The day line: `-- Tuesday 1 December 2026` before the first line of another local day
+// than the last line printed (the session starts at today), at the offset handed in.
+
+/// Milliseconds since the epoch of `year-month-day hour:minute` UTC.
+fn utc_ms(year: i32, month: u32, day: u32, hour: u32, minute: u32) -> i64 {
+    chrono::NaiveDate::from_ymd_opt(year, month, day)
+        .and_then(|date| date.and_hms_opt(hour, minute, 0))
+        .expect("a valid date and time")
+        .and_utc()
+        .timestamp_millis()
+}
+
+fn hours_east(hours: i32) -> FixedOffset {
+    FixedOffset::east_opt(hours * 3600).expect("a valid offset")
+}
+
+#[test]
+fn the_first_line_of_a_session_from_today_gets_no_day_line() {
+    let mut mark = DayMark::new(utc_ms(2026, 12, 1, 9, 0), text::UTC);
+    assert_eq!(mark.line(utc_ms(2026, 12, 1, 10, 0), text::UTC), None);
+    assert_eq!(mark.line(utc_ms(2026, 12, 1, 23, 59), text::UTC), None);
+}
+
+#[test]
+fn the_first_line_after_midnight_gets_the_day_line_once() {
+    let mut mark = DayMark::new(utc_ms(2026, 12, 1, 23, 0), text::UTC);
+    assert_eq!(mark.line(utc_ms(2026, 12, 1, 23, 59), text::UTC), None);
+    assert_eq!(
+        mark.line(utc_ms(2026, 12, 2, 0, 0), text::UTC).as_deref(),
+        Some("-- Wednesday 2 December 2026")
+    );
+    assert_eq!(mark.line(utc_ms(2026, 12, 2, 0, 1), text::UTC), None);
+}
+
+#[test]
+fn the_day_is_the_local_one_at_a_negative_offset_not_the_utc_one() {
+    // 23:00 UTC on 1 December is 18:00 there; 01:00 UTC on the 2nd is 20:00 on the 1st.
+    let west = hours_east(-5);
+    let mut mark = DayMark::new(utc_ms(2026, 12, 1, 23, 0), west);
+    assert_eq!(mark.line(utc_ms(2026, 12, 2, 1, 0), west), None);
+    // 05:30 UTC is half past midnight there: now it is the 2nd.
+    assert_eq!(
+        mark.line(utc_ms(2026, 12, 2, 5, 30), west).as_deref(),
+        Some("-- Wednesday 2 December 2026")
+    );
+    // The same instants at UTC+0: the day changed at 01:00 already.
+    let mut at_utc = DayMark::new(utc_ms(2026, 12, 1, 23, 0), text::UTC);
+    assert_eq!(
+        at_utc.line(utc_ms(2026, 12, 2, 1, 0), text::UTC).as_deref(),
+        Some("-- Wednesday 2 December 2026")
+    );
+    // Far east the 1st already ended at 23:00 UTC the day before: 13:00 UTC on 1 December
+    // is 03:00 on the 2nd at UTC+14.
+    let east = hours_east(14);
+    let mut mark = DayMark::new(utc_ms(2026, 12, 1, 9, 0), east);
+    assert_eq!(
+        mark.line(utc_ms(2026, 12, 1, 13, 0), east).as_deref(),
+        Some("-- Wednesday 2 December 2026")
+    );
+}
+
+#[test]
+fn history_lines_from_two_earlier_days_then_live_lines_get_one_day_line_per_day() {
+    let mut mark = DayMark::new(utc_ms(2026, 12, 1, 12, 0), text::UTC);
+    let lines = [
+        utc_ms(2026, 11, 29, 10, 0),
+        utc_ms(2026, 11, 29, 11, 0),
+        utc_ms(2026, 11, 30, 9, 0),
+        utc_ms(2026, 11, 30, 18, 0),
+        // Live lines, today.
+        utc_ms(2026, 12, 1, 12, 0),
+        utc_ms(2026, 12, 1, 12, 1),
+    ];
+    let day_lines: Vec<Option<String>> = lines
+        .iter()
+        .map(|&time_ms| mark.line(time_ms, text::UTC))
+        .collect();
+    let want = [
+        Some("-- Sunday 29 November 2026"),
+        None,
+        Some("-- Monday 30 November 2026"),
+        None,
+        Some("-- Tuesday 1 December 2026"),
+        None,
+    ];
+    assert_eq!(day_lines, want.map(|line| line.map(str::to_owned)));
+}
+
+#[test]
+fn a_line_after_days_of_silence_gets_its_own_day_without_a_leading_zero() {
+    let mut mark = DayMark::new(utc_ms(2026, 12, 1, 8, 0), text::UTC);
+    assert_eq!(mark.line(utc_ms(2026, 12, 1, 8, 5), text::UTC), None);
+    // Nothing printed for two days (no timer): the next line says which day it is.
+    assert_eq!(
+        mark.line(utc_ms(2026, 12, 3, 9, 0), text::UTC).as_deref(),
+        Some("-- Thursday 3 December 2026")
+    );
+}
+
+#[test]
+fn a_time_out_of_range_neither_gets_a_day_line_nor_moves_the_day() {
+    let mut mark = DayMark::new(utc_ms(2026, 12, 1, 8, 0), text::UTC);
+    assert_eq!(mark.line(i64::MAX, text::UTC), None);
+    assert_eq!(mark.line(utc_ms(2026, 12, 1, 9, 0), text::UTC), None);
+}
+
+#[test]
+fn the_day_line_is_dimmed_when_colored_and_lines_without_a_time_change_nothing() {
+    // Ten days apart: another day in any time zone the tests run in.
+    let start = utc_ms(2026, 12, 1, 12, 0);
+    let later = utc_ms(2026, 12, 11, 12, 0);
+    let mut mark = DayMark::new(start, text::UTC);
+    assert_eq!(ClientLook::PLAIN.day_line(&mut mark, None), None);
+    let plain = ClientLook::PLAIN
+        .day_line(&mut mark, Some(later))
+        .expect("a day line");
+    assert!(plain.starts_with("-- ") && plain.ends_with(" December 2026"));
+    assert!(!plain.contains(ESC), "{plain:?}");
+    assert_eq!(ClientLook::PLAIN.day_line(&mut mark, Some(later)), None);
+
+    let colored = ClientLook {
+        color: true,
+        bell: BellMode::Off,
+    };
+    let mut mark = DayMark::new(start, text::UTC);
+    let line = colored.day_line(&mut mark, Some(later));
+    assert_eq!(line, Some(format!("{ESC}[2m{plain}{ESC}[0m")));
+}
+
+#[test]
+fn only_lines_the_server_or_a_peer_stamped_carry_a_day() {
+    assert_eq!(
+        client_stamp(&history_line(1_000, LineKind::Chat, "hi")),
+        Some(1_000)
+    );
+    assert_eq!(client_stamp(&message("bob", "hi", false)), Some(0));
+    let joined = ClientEvent::Joined {
+        name: "alice".into(),
+        server: "127.0.0.1:4000".parse().expect("an address"),
+    };
+    assert_eq!(client_stamp(&joined), None);
+    let history_end = ClientEvent::HistoryEnd {
+        shown: 1,
+        earlier: 0,
+    };
+    assert_eq!(client_stamp(&history_end), None);
+    let arrived = PeerEvent::MemberJoined {
+        time_ms: 7,
+        name: "bob".into(),
+    };
+    assert_eq!(peer_stamp(&arrived), Some(7));
+    assert_eq!(peer_stamp(&PeerEvent::Renamed { name: "a".into() }), None);
+}

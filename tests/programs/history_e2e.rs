@@ -1,7 +1,9 @@
 //! The server's history end to end, with the real binaries: a newcomer is shown the last
-//! lines said, with their times and in order, and a server restarted with the same
-//! `--history-db` file still has them. The rules (order, privacy, clamping) are tested on
+//! lines said, with their times (and their day, when it is not today) and in order, and a
+//! server restarted with the same `--history-db` file still has them. The rules (order, privacy, clamping) are tested on
 //! the sans-IO cores in `tests/sansio/replay.rs`; here, what a person sees.
+
+use icq::history::{History, Kind};
 
 use crate::process::split_stamp;
 use crate::process::{Process, ServerOptions, Stream, TempDir, TestServer, WAIT, join_client};
@@ -82,6 +84,57 @@ fn a_server_restarted_with_the_same_history_db_replays_what_was_said_before() {
         ["alice: before 1", "alice: before 2", "alice: before 3"]
     );
     assert_eq!(lines.last().map(String::as_str), Some("-- end of history"));
+}
+
+#[test]
+fn history_lines_from_another_day_come_after_a_day_line_and_so_do_todays() {
+    // A database holding two lines said on Monday 30 November 2026 (12:00 and 12:01 UTC),
+    // replayed to a client whose time zone is UTC.
+    let dir = TempDir::new("history");
+    let db = dir.path().join("history.db");
+    let opened = History::open(&db, 100, 1).expect("create the database");
+    let mut history = opened.history;
+    let monday_noon: u64 = 1_796_040_000_000;
+    history.append(monday_noon, "alice", Kind::Chat, "before 1");
+    history.append(monday_noon + 60_000, "alice", Kind::Chat, "before 2");
+    history.flush().expect("write the database");
+    drop(history);
+
+    let db = db.to_str().expect("a UTF-8 path");
+    let server = TestServer::start_with(ServerOptions::default().args(&["--history-db", db]));
+    let mut bob = start_client_with_env(&server.address(), "bob", &[("TZ", "UTC")]);
+    bob.expect_stream_line(Stream::Stdout, "-- connected to ", WAIT);
+    bob.expect_stream_line(Stream::Stdout, "-- 1 online: bob", WAIT);
+    let want = [
+        "-- Monday 30 November 2026",
+        "2026-11-30 [12:00:00] alice: before 1",
+        "2026-11-30 [12:01:00] alice: before 2",
+        "-- end of history",
+    ];
+    for line in want {
+        assert_eq!(bob.next_line(WAIT), line);
+    }
+    // A line said now is from today: its day comes first.
+    let today = || chrono::Utc::now().format("-- %A %-d %B %Y").to_string();
+    let before = today();
+    bob.send_line("now live");
+    let day = bob.next_line(WAIT);
+    let after = today();
+    assert!(day == before || day == after, "{day:?}");
+    let live = bob.next_line(WAIT);
+    assert_eq!(
+        split_stamp(&live).map(|(_, rest)| rest),
+        Some("bob: now live")
+    );
+}
+
+/// `icq-client --name NAME --server SERVER` with the environment variables `env` set.
+fn start_client_with_env(server: &str, name: &str, env: &[(&str, &str)]) -> Process {
+    let mut command = std::process::Command::new(crate::process::CLIENT_BIN);
+    command
+        .args(["--name", name, "--server", server])
+        .envs(env.iter().copied());
+    Process::spawn("client", command, crate::process::Stdin::Piped)
 }
 
 #[test]
