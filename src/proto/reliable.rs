@@ -278,6 +278,19 @@ impl<T: Clone> SendWindow<T> {
         self.retransmissions
     }
 
+    /// Whether every item numbered below `seq` has been acknowledged (or is no longer kept:
+    /// given up on, or replaced). A sender that must not queue a second batch behind one
+    /// still unacknowledged marks the batch's end with [`SendWindow::next_seq`] and asks
+    /// this before sending the next.
+    pub fn acknowledged_before(&self, seq: u32) -> bool {
+        // Items are kept in sequence order (a replacement takes the first number it
+        // replaced), so the first unacknowledged one decides.
+        self.in_flight
+            .iter()
+            .find(|f| !f.acked)
+            .is_none_or(|f| f.seq >= seq)
+    }
+
     /// Items not yet acknowledged, oldest first.
     pub fn unacked(&self) -> impl Iterator<Item = &T> {
         self.in_flight.iter().filter(|f| !f.acked).map(|f| &f.item)
@@ -729,6 +742,40 @@ mod tests {
         let mut window = SendWindow::new();
         window.push(Instant::now(), ());
         window.on_acks(Instant::now(), hostile);
+    }
+
+    #[test]
+    fn acknowledged_before_waits_for_every_earlier_item_not_only_the_last() {
+        let now = Instant::now();
+        let mut window = SendWindow::new();
+        for item in ["a", "b", "c"] {
+            window.push(now, item);
+        }
+        let mark = window.next_seq();
+        assert_eq!(mark, 4);
+        assert!(!window.acknowledged_before(mark));
+        assert!(window.acknowledged_before(1), "nothing is numbered below 1");
+        // The last one acknowledged, an earlier one not: the batch is still outstanding.
+        window.on_acks(
+            now,
+            Acks {
+                through: 0,
+                also: 0b10,
+            },
+        );
+        assert!(!window.acknowledged_before(mark));
+        window.on_acks(
+            now,
+            Acks {
+                through: 2,
+                also: 0,
+            },
+        );
+        assert!(window.acknowledged_before(mark));
+        // What comes after the mark does not count.
+        window.push(now, "d");
+        assert!(window.acknowledged_before(mark));
+        assert!(!window.acknowledged_before(window.next_seq()));
     }
 
     #[test]

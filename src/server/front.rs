@@ -86,9 +86,11 @@ impl Server {
         if let ToServer::Join {
             nonce,
             cookie,
-            history_epoch: _,
-            history_seen: _,
-            previous_token,
+            history_epoch,
+            history_seen,
+            // What the session it had was no longer matters: what it showed of the
+            // history says what it missed.
+            previous_token: _,
             name,
         } = frame
         {
@@ -102,7 +104,11 @@ impl Server {
             if self.refused_as_busy(from, nonce) {
                 return;
             }
-            return self.handle_join(now, from, nonce, previous_token, name);
+            let seen = Seen {
+                epoch: history_epoch,
+                seq: history_seen,
+            };
+            return self.handle_join(now, from, nonce, seen, name);
         }
         let token = frame.token().unwrap_or_default();
         let is_session = self
@@ -177,7 +183,7 @@ impl Server {
         now: Instant,
         from: SocketAddr,
         nonce: u64,
-        previous_token: u64,
+        seen: Seen,
         name: String,
     ) {
         self.farewells.remove(&from);
@@ -231,14 +237,7 @@ impl Server {
         let welcome = self.welcome(nonce, token, &name);
         self.send_unsequenced(from, &welcome);
         self.add_session(now, from, name, name_key, Some((token, nonce)));
-        self.replay_history(now, from);
-        if previous_token != 0 {
-            // Coming back after losing its session: the replay shows only the newest
-            // lines (resuming from the last one seen is for later), and silence would
-            // hide that.
-            let time_ms = self.clock.wall_ms(now);
-            self.send_notice_to(now, from, time_ms, MISSED_WHILE_AWAY);
-        }
+        self.send_join_history(now, from, seen);
     }
 
     /// Whether the session at `holder`, whose name a join (with a valid cookie) asks for,

@@ -17,7 +17,8 @@
 //! addresses, bans, version, join cookies, admission), `sessions.rs` (sessions and their
 //! streams, requests in order, retransmission, probes, leaving and farewells), `room.rs`
 //! (broadcast, roster, private messages, `/me`, `/nick`, `/away`, the flood limit),
-//! `replay.rs` (recording public lines, replaying them on join) and `guests.rs`
+//! `replay.rs` (recording public lines; what a join is shown of them, replayed or
+//! resumed; answering history requests) and `guests.rs`
 //! (plain-text guests). `console.rs` holds the operator's console commands
 //! (a typed line in, lines to print out), on top of the public API.
 //!
@@ -62,6 +63,7 @@ mod room;
 mod sessions;
 
 use guests::{guest_line, guest_message_line};
+use replay::Seen;
 use sessions::{Farewell, Holder, Probe, Removal, Session};
 
 /// A malformed datagram is logged at most once per address per this period, so garbage
@@ -87,12 +89,6 @@ pub const INBOX_LIMIT: u32 = 64;
 /// Flood warnings count towards a kick only within this window: a client that bursts now
 /// and then is warned, one that floods on and on is removed.
 pub const FLOOD_KICK_WINDOW: Duration = Duration::from_secs(60);
-
-/// What a client that comes back after losing its session (the server restarted, or timed
-/// it out) is told, after the replay of the newest lines every join gets: what was said
-/// meanwhile is not resumed line by line, so some of it may be missing.
-pub const MISSED_WHILE_AWAY: &str = "you were away: messages sent to the chat meanwhile may \
-     have been missed (only the newest are replayed)";
 
 /// How long the token of a session that left is remembered, so a repeated leave is
 /// confirmed (its first confirmation was lost) while a leave for a session the server never
@@ -133,6 +129,18 @@ pub const MAX_HISTORY: usize = 1_000_000;
 /// The most lines one join is replayed, whatever [`ServerConfig::replay`] says: a join's
 /// replay stays well inside [`OUTBOX_LIMIT`], so it never pushes out what it replays.
 pub const MAX_REPLAY: usize = 1_000;
+
+/// The most lines a client coming back is resumed with (the lines after the last one it
+/// showed, or every line of a new epoch): the newest this many if more were said.
+pub const MAX_RESUME: usize = 1_000;
+
+/// The most lines one history request (`/history`) is answered with, whatever it asks.
+pub const MAX_HISTORY_PAGE: usize = 1_000;
+
+/// A history answer (replay, resume or page) never brings a client's outbox above this
+/// many frames: it is cut to fit, and the rest of [`OUTBOX_LIMIT`] stays for live lines,
+/// which an answer therefore never pushes out.
+pub const HISTORY_ROOM: usize = OUTBOX_LIMIT / 2;
 
 /// Settings chosen on the command line.
 #[derive(Debug, Clone)]
@@ -466,7 +474,8 @@ pub struct Server {
     lateness: Lateness,
     /// Joins carried out since the loop's last report ([`Server::handle_loop_report`]).
     joins_this_turn: usize,
-    /// The room's recent public lines, replayed to clients that join.
+    /// The room's recent public lines, replayed to clients that join and paged back
+    /// through by history requests.
     history: History,
 }
 

@@ -122,6 +122,10 @@ pub(super) struct Session {
     pub(super) credited: Credited,
     /// Someone asked for this session's name and it was probed, unanswered so far.
     pub(super) probe: Option<Probe>,
+    /// The outbox's next sequence number right after the last history answer (the join's
+    /// replay or resume, or a page) was queued: that answer is outstanding until
+    /// everything numbered below it is acknowledged (see `replay.rs`).
+    pub(super) history_answer: Option<u32>,
 }
 
 /// An unanswered [`ToClient::Probe`] of a session whose name a join asked for.
@@ -221,7 +225,11 @@ impl Server {
                 Ready::Item(Request::Action { text, .. }) => self.handle_action(now, from, &text),
                 Ready::Item(Request::Nick { name, .. }) => self.handle_nick(now, from, name),
                 Ready::Item(Request::Away { reason, .. }) => self.handle_away(now, from, &reason),
-                Ready::Item(Request::History { .. }) => {}
+                Ready::Item(Request::History {
+                    epoch,
+                    before,
+                    count,
+                }) => self.answer_history_request(now, from, epoch, before, count),
                 Ready::Item(Request::Leave) => {
                     let token = self.remove_session(now, from, Removal::Left);
                     if let Some(token) = token {
@@ -297,6 +305,7 @@ impl Server {
                 nonce: named.map_or(0, |(_, nonce)| nonce),
                 stamp: None,
                 probe: None,
+                history_answer: None,
                 credited: Credited::now(&self.lateness),
             },
         );

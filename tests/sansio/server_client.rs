@@ -508,6 +508,7 @@ fn a_suspended_client_is_evicted_and_rejoins_when_it_wakes_up() {
     assert_eq!(listed_names(&sim), ["alice"]);
     assert_eq!(notices(sim.events(alice)), ["bob timed out"]);
     assert_eq!(sim.events(bob), [], "a suspended process sees nothing");
+    sim.send_text(alice, "said while bob slept");
 
     // Its next heartbeat meets a server that forgot it: it joins again by itself.
     sim.frozen.remove(&bob);
@@ -524,9 +525,19 @@ fn a_suspended_client_is_evicted_and_rejoins_when_it_wakes_up() {
         }),
         "{bob_events:?}"
     );
-    // And the server says it may have missed something, rather than nothing.
+    // And he is shown what was said meanwhile, from the history, rather than nothing.
+    let shown: Vec<&str> = bob_events
+        .iter()
+        .filter_map(|event| match event {
+            ClientEvent::HistoryLine { from, text, .. } if from == "alice" => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shown, ["said while bob slept"], "{bob_events:?}");
     assert!(
-        notices(&bob_events).contains(&server::MISSED_WHILE_AWAY.to_owned()),
+        bob_events
+            .iter()
+            .any(|event| matches!(event, ClientEvent::HistoryEnd { .. })),
         "{bob_events:?}"
     );
     assert_eq!(listed_names(&sim), ["alice", "bob"]);
@@ -1553,11 +1564,8 @@ fn clients_rejoin_a_restarted_server_under_the_same_name() {
                 queued: 1,
             },
             online(restarted_at, &["bob"]),
-            // Not silence: the restarted server says what it cannot give.
-            ClientEvent::Notice {
-                time_ms: restarted_at,
-                text: server::MISSED_WHILE_AWAY.to_owned(),
-            },
+            // A new server holds no history yet, so nothing is replayed (a client that
+            // showed lines of the old epoch is told the epoch changed: `replay.rs`).
             // The line the old server never acknowledged is sent again after the rejoin.
             message(restarted_at, "bob", "anyone there?", true),
         ]
@@ -2282,7 +2290,7 @@ fn rejoining_backs_off_from_one_second_to_thirty_and_never_gives_up() {
     assert!(gaps[6..].iter().all(|&gap| gap == 30), "{gaps:?}");
     let events = sim.take_events(alice);
     assert_eq!(events, [ClientEvent::ServerLost], "said once, nothing lost");
-    // The rejoin says which session it had: the server will say what may have been missed.
+    // The rejoin says which session it had.
     let previous = joins.len();
     assert!(previous > 6);
     let Some(Frame::ToServer(ToServer::Join { previous_token, .. })) = sim

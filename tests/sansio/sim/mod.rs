@@ -1,5 +1,5 @@
 //! The one in-memory network of the sans-IO tests: it drives any set of cores (server and
-//! clients in [`room`], peers in [`mesh`]) together, with no sockets and a fake clock, in
+//! clients in [`room`], a hand-driven client in [`hand`], peers in [`mesh`]) together, with no sockets and a fake clock, in
 //! the style of quinn-proto's test `Pair`.
 //!
 //! [`Net`] owns the current instant, the datagrams in flight, a log of every datagram put on
@@ -15,6 +15,7 @@
 //! datagrams that never dies down, or a timer that stays due after it fired, is a livelock
 //! and panics. With `ICQ_TRACE=1` every datagram's fate is printed on stderr.
 
+pub mod hand;
 pub mod mesh;
 pub mod room;
 

@@ -315,12 +315,30 @@ pub fn join_frame(name: &str) -> Frame {
 }
 
 pub fn join_with_cookie(name: &str, cookie: u64) -> Frame {
+    join_having_seen(name, cookie, Seen::NOTHING)
+}
+
+/// What a joining client says it has shown of the server's history (the join's
+/// `history_epoch` and `history_seen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub epoch: u64,
+    pub seq: u64,
+}
+
+impl Seen {
+    /// A client that has shown no line.
+    pub const NOTHING: Seen = Seen { epoch: 0, seq: 0 };
+}
+
+/// A join by a client that has shown `seen` of the history.
+pub fn join_having_seen(name: &str, cookie: u64, seen: Seen) -> Frame {
     Frame::ToServer(ToServer::Join {
         nonce: NONCE,
         cookie,
         previous_token: 0,
-        history_epoch: 0,
-        history_seen: 0,
+        history_epoch: seen.epoch,
+        history_seen: seen.seq,
         name: name.to_owned(),
     })
 }
@@ -328,12 +346,22 @@ pub fn join_with_cookie(name: &str, cookie: u64) -> Frame {
 /// Joins from `from` as a real client would: a join, the server's challenge, the join again
 /// with the cookie. Returns the server's answers to the second join.
 pub fn forge_join(sim: &mut Sim, from: SocketAddr, name: &str) -> Vec<Frame> {
-    let replies = sim.inject_frame(from, &join_frame(name));
+    forge_join_having_seen(sim, from, name, Seen::NOTHING)
+}
+
+/// [`forge_join`] by a client that has shown `seen` of the history.
+pub fn forge_join_having_seen(
+    sim: &mut Sim,
+    from: SocketAddr,
+    name: &str,
+    seen: Seen,
+) -> Vec<Frame> {
+    let replies = sim.inject_frame(from, &join_having_seen(name, 0, seen));
     let [Frame::ToClient(ToClient::Challenge { nonce, cookie })] = replies[..] else {
         panic!("a join without a cookie is challenged, got {replies:?}");
     };
     assert_eq!(nonce, NONCE);
-    sim.inject_frame(from, &join_with_cookie(name, cookie))
+    sim.inject_frame(from, &join_having_seen(name, cookie, seen))
 }
 
 /// The server's refusal of a join forged with [`join_frame`].
