@@ -1,7 +1,7 @@
 //! Golden tests: the wire bytes pinned byte for byte, so that a change to how frames are
 //! laid out in the code cannot change what travels. The first half are the worked
 //! examples of the protocol document (section 11, and the `PeerHello` of section 12),
-//! copied from there; the second half give every other frame kind one example, printed by
+//! copied from there, and section 11 is checked to still show them; the second half give every other frame kind one example, printed by
 //! the encoder of version 3 before its code was reorganised (version 4 added the history
 //! fields of the join, the message and the action). Each is checked both ways:
 //! the value encodes to exactly these bytes, and these bytes decode to exactly the value.
@@ -28,6 +28,35 @@ fn assert_golden(frame: Frame, bytes: Vec<u8>) {
     assert_eq!(Frame::decode(&bytes), Ok(frame), "decoding {bytes:02X?}");
 }
 
+/// The protocol document, whose worked examples these tests pin.
+const DOCUMENT: &str = include_str!("../../docs/protocol.md");
+
+/// [`assert_golden`], and the document shows exactly these bytes: as one run of hex pairs
+/// (line breaks in a block count as spaces, backticks are ignored), a join as its bytes up
+/// to the name, then `then N zero bytes`.
+fn assert_documented(frame: Frame, bytes: Vec<u8>) {
+    let document = DOCUMENT.replace('`', "");
+    let document = document.split_whitespace().collect::<Vec<_>>().join(" ");
+    let shown = match bytes.iter().rposition(|&byte| byte != 0) {
+        Some(last) if bytes.len() == JOIN_MIN_LEN => {
+            let zeros = bytes.len() - last - 1;
+            format!("{} then {zeros} zero bytes", pairs(&bytes[..=last]))
+        }
+        _ => pairs(&bytes),
+    };
+    assert!(
+        document.contains(&shown),
+        "docs/protocol.md does not show {frame:?} as `{shown}`"
+    );
+    assert_golden(frame, bytes);
+}
+
+/// Bytes as the document writes them.
+fn pairs(bytes: &[u8]) -> String {
+    let pairs: Vec<String> = bytes.iter().map(|byte| format!("{byte:02X}")).collect();
+    pairs.join(" ")
+}
+
 fn acks(through: u32, also: u64) -> Acks {
     Acks { through, also }
 }
@@ -51,44 +80,44 @@ fn envelope(token: u64, seq: u32, through: u32) -> Envelope {
 #[test]
 #[rustfmt::skip]
 fn the_documents_worked_session() {
-    assert_golden(
+    assert_documented(
         Frame::ToServer(ToServer::Join { nonce: ALICE_NONCE, cookie: 0, previous_token: 0, history_epoch: 0, history_seen: 0, name: "alice".into() }),
         padded(
             "FF 49 04 01 03 E4 94 52 6B 51 00 82 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
              00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 05 61 6C 69 63 65",
         ),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToClient(ToClient::Challenge { nonce: ALICE_NONCE, cookie: ALICE_COOKIE }),
         hex("FF 49 04 8B 03 E4 94 52 6B 51 00 82 18 9A 21 D2 4D 3E 16 84"),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToServer(ToServer::Join { nonce: ALICE_NONCE, cookie: ALICE_COOKIE, previous_token: 0, history_epoch: 0, history_seen: 0, name: "alice".into() }),
         padded(
             "FF 49 04 01 03 E4 94 52 6B 51 00 82 18 9A 21 D2 4D 3E 16 84 00 00 00 00 00 00 00 00 \
              00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 05 61 6C 69 63 65",
         ),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToClient(ToClient::Welcome { nonce: ALICE_NONCE, token: ALICE, heartbeat_ms: 10_000, flood: FloodTerms { rate_milli: 5000, burst: 10 }, name: "alice".into() }),
         hex(
             "FF 49 04 81 03 E4 94 52 6B 51 00 82 77 9C D8 3D C1 5C 9E DE 00 00 27 10 00 00 13 88 \
              00 0A 05 61 6C 69 63 65",
         ),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToClient(ToClient::Sequenced(envelope(ALICE, 1, 0), Delivery::Roster { time_ms: 0x019A_B697_E88F, total: 2, offset: 0, entries: vec![ RosterEntry { name: "alice".into(), ..RosterEntry::default() }, RosterEntry { name: "bob".into(), ..RosterEntry::default() }, ] })),
         hex(
             "FF 49 04 85 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00 \
              00 00 01 9A B6 97 E8 8F 00 02 00 00 05 61 6C 69 63 65 00 00 03 62 6F 62 00 00",
         ),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToServer(ToServer::ClientAck { token: ALICE, acks: acks(1, 0) }),
         hex("FF 49 04 06 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 00 00 00 00 00"),
     );
     let chat = "h\u{e9}llo \u{1F389}";
-    assert_golden(
+    assert_documented(
         Frame::ToServer(ToServer::Sequenced(envelope(ALICE, 1, 1), Request::Chat { sent_ms: 30, text: chat.into() })),
         hex(
             "FF 49 04 02 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 01 \
@@ -107,7 +136,7 @@ fn the_documents_worked_session() {
             },
         ))
     };
-    assert_golden(
+    assert_documented(
         message(envelope(ALICE, 2, 1)),
         hex(
             "FF 49 04 83 77 9C D8 3D C1 5C 9E DE 00 00 00 02 00 00 00 01 \
@@ -116,7 +145,7 @@ fn the_documents_worked_session() {
              00 0B 68 C3 A9 6C 6C 6F 20 F0 9F 8E 89",
         ),
     );
-    assert_golden(
+    assert_documented(
         message(envelope(BOB, 3, 0)),
         hex(
             "FF 49 04 83 CE AE 7E CA 5F D8 52 09 00 00 00 03 00 00 00 00 \
@@ -125,11 +154,11 @@ fn the_documents_worked_session() {
              00 0B 68 C3 A9 6C 6C 6F 20 F0 9F 8E 89",
         ),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToServer(ToServer::Heartbeat { token: ALICE, acks: acks(2, 0) }),
         hex("FF 49 04 03 77 9C D8 3D C1 5C 9E DE 00 00 00 02 00 00 00 00 00 00 00 00"),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToClient(ToClient::ServerAck { token: ALICE, acks: acks(1, 0) }),
         hex("FF 49 04 86 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 00 00 00 00 00"),
     );
@@ -162,36 +191,36 @@ fn sequenced(kind: &str, rest: &str) -> Vec<u8> {
 fn the_documents_reference_table() {
     let envelope = reference_envelope();
     let name = |name: &str| name.to_owned();
-    assert_golden(
+    assert_documented(
         Frame::ToServer(ToServer::Join { nonce: NONCE, cookie: 0, previous_token: 0, history_epoch: 0, history_seen: 0, name: name("alice") }),
         padded(
             "FF 49 04 01 11 22 33 44 55 66 77 88 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
              00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 05 61 6C 69 63 65",
         ),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToClient(ToClient::Challenge { nonce: NONCE, cookie: COOKIE }),
         hex("FF 49 04 8B 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00"),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToServer(ToServer::Join { nonce: NONCE, cookie: COOKIE, previous_token: 0, history_epoch: 0, history_seen: 0, name: name("alice") }),
         padded(
             "FF 49 04 01 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00 00 00 00 00 00 00 00 00 \
              00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 05 61 6C 69 63 65",
         ),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToClient(ToClient::Welcome { nonce: NONCE, token: TOKEN, heartbeat_ms: 10_000, flood: FloodTerms { rate_milli: 5000, burst: 10 }, name: name("alice") }),
         hex(
             "FF 49 04 81 11 22 33 44 55 66 77 88 01 23 45 67 89 AB CD EF 00 00 27 10 00 00 13 88 \
              00 0A 05 61 6C 69 63 65",
         ),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToClient(ToClient::Refused { nonce: NONCE, reason: RefuseReason::VersionUnsupported }),
         hex("FF 49 04 82 11 22 33 44 55 66 77 88 05"),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToClient(ToClient::Refused { nonce: NONCE, reason: RefuseReason::TooManyFromAddress }),
         hex("FF 49 04 82 11 22 33 44 55 66 77 88 07"),
     );
@@ -201,42 +230,42 @@ fn the_documents_reference_table() {
         ))
     };
     let acks = envelope.acks;
-    assert_golden(
+    assert_documented(
         Frame::ToServer(ToServer::Heartbeat { token: TOKEN, acks }),
         ack_bytes("03"),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToServer(ToServer::ClientAck { token: TOKEN, acks }),
         ack_bytes("06"),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToClient(ToClient::ServerAck { token: TOKEN, acks }),
         ack_bytes("86"),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToServer(ToServer::Sequenced(envelope, Request::List)),
         sequenced("05", ""),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToServer(ToServer::Sequenced(envelope, Request::Leave)),
         sequenced("04", ""),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToClient(ToClient::LeaveAck { token: TOKEN }),
         hex("FF 49 04 87 01 23 45 67 89 AB CD EF"),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToClient(ToClient::NotJoined { token: TOKEN }),
         hex("FF 49 04 89 01 23 45 67 89 AB CD EF"),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToClient(ToClient::Sequenced(Envelope { seq: 40, ..envelope }, Delivery::Missed { last: 1063 })),
         hex(
             "FF 49 04 8A 01 23 45 67 89 AB CD EF 00 00 00 28 00 00 00 03 00 00 00 00 00 00 00 05 \
              00 00 04 27",
         ),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Roster { time_ms: TIME, total: 2, offset: 0, entries: vec![ RosterEntry { name: name("alice"), ..RosterEntry::default() }, RosterEntry { name: name("bob"), away: name("lunch"), guest: false }, ] })),
         // Each entry ends with its flags byte (`00`: not a guest), as section 5 says: 59 bytes.
         sequenced(
@@ -245,52 +274,52 @@ fn the_documents_reference_table() {
              63 68 00",
         ),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToServer(ToServer::Sequenced(envelope, Request::Private { sent_ms: 1000, to: name("bob"), text: name("psst") })),
         sequenced(
             "07",
             "00 00 00 00 00 00 03 E8 03 62 6F 62 00 04 70 73 73 74",
         ),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToServer(ToServer::Sequenced(envelope, Request::Action { sent_ms: 1000, text: name("waves") })),
         sequenced("08", "00 00 00 00 00 00 03 E8 00 05 77 61 76 65 73"),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToServer(ToServer::Sequenced(envelope, Request::Nick { sent_ms: 1000, name: name("alicia") })),
         sequenced("09", "00 00 00 00 00 00 03 E8 06 61 6C 69 63 69 61"),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToServer(ToServer::Sequenced(envelope, Request::Away { sent_ms: 1000, reason: name("lunch") })),
         sequenced("0A", "00 00 00 00 00 00 03 E8 05 6C 75 6E 63 68"),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToServer(ToServer::Sequenced(envelope, Request::Away { sent_ms: 1000, reason: String::new() })),
         sequenced("0A", "00 00 00 00 00 00 03 E8 00"),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToServer(ToServer::Sequenced(envelope, Request::History { epoch: 0x0011_2233_4455_6677, before: 42, count: 50 })),
         sequenced("0B", "00 11 22 33 44 55 66 77 00 00 00 00 00 00 00 2A 00 32"),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::PrivateMessage { time_ms: TIME, from: name("alice"), to: name("bob"), text: name("psst") })),
         sequenced(
             "8C",
             "00 00 01 9A B6 97 E8 7B 05 61 6C 69 63 65 03 62 6F 62 00 04 70 73 73 74",
         ),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::ActionMessage { seq: 7, time_ms: TIME, from: name("alice"), text: name("waves") })),
         sequenced(
             "8D",
             "00 00 00 00 00 00 00 07 00 00 01 9A B6 97 E8 7B 05 61 6C 69 63 65 00 05 77 61 76 65 73",
         ),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Renamed { name: name("alicia") })),
         sequenced("8E", "06 61 6C 69 63 69 61"),
     );
-    assert_golden(
+    assert_documented(
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Disconnected { time_ms: TIME, reason: DisconnectReason::Kicked, text: name("you were kicked by the operator") })),
         sequenced(
             "88",
