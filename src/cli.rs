@@ -1,5 +1,5 @@
 //! The command lines of both programs: the values their options take (addresses and ports,
-//! yes/no switches) and how a bad one is told — one line in our words, exit status 2.
+//! yes/no switches, numbers of history lines) and how a bad one is told — one line in our words, exit status 2.
 //!
 //! Both binaries declare their options with clap and hand the address and switch options
 //! the value parsers here, so `--server localhost:99999`, `ICQ_SERVER=host:0` and
@@ -173,6 +173,40 @@ impl fmt::Display for SwitchError {
 
 impl std::error::Error for SwitchError {}
 
+/// A `--history` value: how many lines to keep, at most
+/// [`MAX_HISTORY`](crate::proto::paging::MAX_HISTORY).
+pub fn history_lines(text: &str) -> Result<usize, LinesError> {
+    lines(text, crate::proto::paging::MAX_HISTORY)
+}
+
+/// A `--replay` value: how many lines a newcomer is shown, at most
+/// [`MAX_REPLAY`](crate::proto::paging::MAX_REPLAY).
+pub fn replay_lines(text: &str) -> Result<usize, LinesError> {
+    lines(text, crate::proto::paging::MAX_REPLAY)
+}
+
+fn lines(text: &str, max: usize) -> Result<usize, LinesError> {
+    match text.parse::<usize>() {
+        Ok(count) if count <= max && text.bytes().all(|b| b.is_ascii_digit()) => Ok(count),
+        _ => Err(LinesError { max }),
+    }
+}
+
+/// A number of lines out of its option's range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinesError {
+    /// The most the option takes.
+    pub max: usize,
+}
+
+impl fmt::Display for LinesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "expected a number of lines between 0 and {}", self.max)
+    }
+}
+
+impl std::error::Error for LinesError {}
+
 /// Parses the command line of `program` (and its environment variables) with `command`.
 /// `--help` and `--version` print and exit 0; any error prints one line on stderr, in our
 /// words ([`error_line`]), and exits with [`USAGE_STATUS`].
@@ -325,6 +359,20 @@ mod tests {
         assert!(remote_address("127.0.0.1:0").is_err());
         assert_eq!(listen_address("127.0.0.1:0"), Ok(hp("127.0.0.1", 0)));
         assert_eq!(bind_address("127.0.0.1:0"), Ok(hp("127.0.0.1", 0)));
+    }
+
+    #[test]
+    fn history_and_replay_take_numbers_of_lines_within_their_bounds() {
+        assert_eq!(history_lines("0"), Ok(0));
+        assert_eq!(history_lines("1000000"), Ok(1_000_000));
+        assert_eq!(replay_lines("1000"), Ok(1_000));
+        for bad in ["1000001", "-1", "+5", "", "lots"] {
+            assert!(history_lines(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            replay_lines("1001").unwrap_err().to_string(),
+            "expected a number of lines between 0 and 1000"
+        );
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub enum Command {
     },
     /// `/back` — client only. You are back.
     Back,
+    /// `/history [N]` — client only. Show the room's newest N lines (`None`: as many as a
+    /// newcomer is shown).
+    History(Option<usize>),
 }
 
 /// Why a line could not be understood. Display = one line for the user, always naming the
@@ -114,6 +117,13 @@ pub enum CommandError {
         /// How to type it, e.g. `/exit`.
         usage: &'static str,
     },
+    /// The argument must be a number and is not: `/history lots`.
+    NotANumber {
+        /// The command's main name, e.g. `/history`.
+        command: &'static str,
+        /// How to type it, e.g. `/history [N]`.
+        usage: &'static str,
+    },
 }
 
 impl fmt::Display for CommandError {
@@ -136,6 +146,9 @@ impl fmt::Display for CommandError {
             }
             CommandError::UnexpectedArgument { command, usage } => {
                 write!(f, "too many arguments for {command}; usage: {usage}")
+            }
+            CommandError::NotANumber { command, usage } => {
+                write!(f, "{command} takes a number of lines; usage: {usage}")
             }
         }
     }
@@ -169,6 +182,8 @@ enum Shape {
     Text(fn(String) -> Command),
     /// Free text, or nothing (`/away` or `/away lunch`).
     OptionalText(fn(Option<String>) -> Command),
+    /// A number, or nothing (`/history` or `/history 50`).
+    OptionalNumber(fn(Option<usize>) -> Command),
 }
 
 /// One row of the command table: everything the parser and `/help` know about a command.
@@ -255,6 +270,16 @@ static COMMANDS: &[CommandSpec] = &[
         usage: "/back",
         summaries: &[(Side::Client, "say you are back")],
         shape: Shape::NoArgument(Command::Back),
+    },
+    CommandSpec {
+        name: "/history",
+        aliases: &[],
+        usage: "/history [N]",
+        summaries: &[(
+            Side::Client,
+            "show the room's last N lines (20 if not given)",
+        )],
+        shape: Shape::OptionalNumber(Command::History),
     },
     CommandSpec {
         name: "/kick",
@@ -351,6 +376,26 @@ impl CommandSpec {
                 "" => Ok(build(None)),
                 text => Ok(build(Some(text.to_string()))),
             },
+            Shape::OptionalNumber(build) => {
+                let (word, rest) = split_first_word(arguments);
+                if !rest.trim().is_empty() {
+                    return Err(too_many);
+                }
+                if word.is_empty() {
+                    return Ok(build(None));
+                }
+                match word.parse::<usize>() {
+                    Ok(number) => Ok(build(Some(number))),
+                    // More lines than anyone keeps: as many as there are.
+                    Err(_) if word.bytes().all(|b| b.is_ascii_digit()) => {
+                        Ok(build(Some(usize::MAX)))
+                    }
+                    Err(_) => Err(CommandError::NotANumber {
+                        command: self.name,
+                        usage: self.usage,
+                    }),
+                }
+            }
         }
     }
 }
@@ -744,6 +789,39 @@ mod tests {
     }
 
     #[test]
+    fn history_takes_an_optional_number_of_lines() {
+        assert_eq!(command("/history", Side::Client), Command::History(None));
+        assert_eq!(
+            command("/history 50", Side::Client),
+            Command::History(Some(50))
+        );
+        assert_eq!(
+            command("/HISTORY  7 ", Side::Client),
+            Command::History(Some(7))
+        );
+        assert_eq!(
+            command("/history 99999999999999999999999", Side::Client),
+            Command::History(Some(usize::MAX))
+        );
+        assert_eq!(
+            error("/history lots", Side::Client).to_string(),
+            "/history takes a number of lines; usage: /history [N]"
+        );
+        assert_eq!(
+            error("/history -5", Side::Client).to_string(),
+            "/history takes a number of lines; usage: /history [N]"
+        );
+        assert_eq!(
+            error("/history 1 2", Side::Client).to_string(),
+            "too many arguments for /history; usage: /history [N]"
+        );
+        assert!(matches!(
+            error("/history", Side::Server),
+            CommandError::WrongSide { .. }
+        ));
+    }
+
+    #[test]
     fn server_help_lists_every_command_aligned() {
         assert_eq!(
             help_lines(Side::Server),
@@ -772,6 +850,7 @@ mod tests {
                 "/nick NAME        change your name (everyone is told)",
                 "/away [reason]    say you are away, and why (shown in /list)",
                 "/back             say you are back",
+                "/history [N]      show the room's last N lines (20 if not given)",
             ]
         );
         let client_help = help_lines(Side::Client).join("\n");

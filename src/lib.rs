@@ -29,7 +29,8 @@
 //!   `join` (joining through any member, names unique in the room), `membership` (the
 //!   member list by gossip, departures, tombstones), `links` (a reliable stream pair per
 //!   member, flood limit and pacing, eviction of silent members), `room` (`/me`, `/nick`,
-//!   `/away`, `/back` and concurrent renames).
+//!   `/away`, `/back` and concurrent renames), `history` (the public lines it showed, the
+//!   replay a newcomer gets, `/history`).
 //! - [`command`]: parsing the slash-commands people type, shared by both programs.
 //! - [`cli`]: the values the programs' options take (addresses, ports, switches) and
 //!   one-line argument errors.

@@ -26,10 +26,12 @@ use icq::bans::list::BanList;
 use icq::cli::{self, HostPort};
 use icq::client::Client;
 use icq::completion::NameBook;
+use icq::history;
 use icq::names;
 use icq::net::client_program::{ClientProgram, Core};
 use icq::net::{lock, log::Log};
 use icq::peer::{Peer, PeerConfig};
+use icq::proto::paging;
 use icq::render::{self, ClientLook, ColorChoice};
 use icq::terminal::LineEditor;
 use icq::text;
@@ -115,6 +117,14 @@ struct Args {
     /// nor talked to, and may not join through us. Reloaded when it changes.
     #[arg(long, value_name = "FILE", env = "ICQ_BANS", requires = "listen")]
     bans: Option<PathBuf>,
+    /// Peer mode: how many of the room's public lines this peer keeps in memory, to show
+    /// newcomers and answer /history (0 = none).
+    #[arg(long, value_name = "N", default_value_t = history::DEFAULT_CAPACITY, value_parser = cli::history_lines)]
+    history: usize,
+    /// Peer mode: how many of them a peer that joins through this one is shown first (at
+    /// most --history).
+    #[arg(long, value_name = "N", default_value_t = paging::DEFAULT_REPLAY, value_parser = cli::replay_lines)]
+    replay: usize,
 }
 
 fn main() -> ExitCode {
@@ -123,6 +133,14 @@ fn main() -> ExitCode {
         Args::from_arg_matches(&matches).unwrap_or_else(|error| cli::exit_on(PROGRAM, &error));
     // A --server typed next to --listen is a mistake worth saying; ICQ_SERVER left in the
     // environment for the usual server is not.
+    for option in ["history", "replay"] {
+        if args.listen.is_none() && matches.value_source(option) == Some(ValueSource::CommandLine) {
+            cli::usage_error(
+                PROGRAM,
+                &format!("--{option} is for peer mode (with --listen): a server keeps its own"),
+            );
+        }
+    }
     if args.listen.is_some() && matches.value_source("server") == Some(ValueSource::CommandLine) {
         cli::usage_error(
             PROGRAM,
@@ -267,10 +285,16 @@ fn start_peer(
         None => (BanList::default(), None),
     };
     let now = Instant::now();
+    let config = PeerConfig {
+        history: args.history,
+        // More than is kept cannot be shown.
+        replay: args.replay.min(args.history),
+        ..PeerConfig::default()
+    };
     let mut peer = if contacts.is_empty() {
-        Peer::new_room(name, PeerConfig::default(), bans, now, wall_ms())
+        Peer::new_room(name, config, bans, now, wall_ms())
     } else {
-        Peer::join(name, contacts, PeerConfig::default(), bans, now, wall_ms())
+        Peer::join(name, contacts, config, bans, now, wall_ms())
     };
     peer.set_local_address(local);
     let first_line = if args.peers.is_empty() {

@@ -345,6 +345,14 @@ fn typed(shared: &Shared, line: &str) -> Next {
             core.set_away(now, Some(reason));
         }
         Ok(Input::Command(Command::Back)) => core.set_away(now, None),
+        Ok(Input::Command(Command::History(count))) => match &mut *core {
+            Core::Peer(peer) => {
+                if let Err(error) = peer.request_history(now, count) {
+                    lines.push(error.to_string());
+                }
+            }
+            Core::Client(_) => lines.push("/history: not with a server yet".to_owned()),
+        },
         // The parser only gives server commands to the server; nothing to do here.
         Ok(Input::Command(_)) => {}
         Err(error) => lines.push(error.to_string()),

@@ -85,6 +85,7 @@ impl Peer {
                 self.members.insert(from, member);
                 self.update_pace(now);
                 self.state = State::Syncing { contact: from };
+                self.expect_replay(from);
                 // Tell the contact at once that we are here and have nothing yet.
                 self.send_ack_now(now, from);
             }
@@ -178,6 +179,7 @@ impl Peer {
         for part in self.member_list_parts(from) {
             self.send_item(now, from, part);
         }
+        self.send_replay(now, from);
         let others: Vec<SocketAddr> = self
             .members
             .keys()

@@ -267,12 +267,7 @@ impl Peer {
                 text,
             } => {
                 if let Some(name) = self.admit_message(now, from, sent_ms, &text) {
-                    self.events.push_back(PeerEvent::Message {
-                        time_ms,
-                        from: name,
-                        text: text::sanitize(&text).into_owned(),
-                        own: false,
-                    });
+                    self.show_public(time_ms, name, Kind::Chat, &text, false);
                 }
             }
             PeerItem::Private {
@@ -314,12 +309,7 @@ impl Peer {
                 text,
             } => {
                 if let Some(name) = self.admit_message(now, from, sent_ms, &text) {
-                    self.events.push_back(PeerEvent::Action {
-                        time_ms,
-                        from: name,
-                        text: text::sanitize(&text).into_owned(),
-                        own: false,
-                    });
+                    self.show_public(time_ms, name, Kind::Action, &text, false);
                 }
             }
             // Counted by the flood limit like a message, as the server counts them.
@@ -333,6 +323,24 @@ impl Peer {
                     self.on_away(now, from, &reason);
                 }
             }
+            // Not flood-limited (as with a server): only what we asked for is taken, and
+            // what we send is bounded by the member's queue.
+            PeerItem::HistoryLine {
+                epoch,
+                seq,
+                time_ms,
+                from: name,
+                kind,
+                text,
+            } => self.on_history_line(from, (epoch, seq, time_ms), &name, kind, &text),
+            PeerItem::HistoryEnd { epoch, earlier, .. } => {
+                self.on_history_end(now, from, epoch, earlier)
+            }
+            PeerItem::HistoryRequest {
+                epoch,
+                before,
+                count,
+            } => self.on_history_request(now, from, epoch, before, count),
             PeerItem::Flooded { dropped } => {
                 if let Some(member) = self.members.get(&from) {
                     let by = member.record.name.clone();

@@ -28,6 +28,8 @@ pub(super) struct Member {
     /// Why it is away (`/away`), or `None` while it is here (or we have not been told: the
     /// member list does not carry it).
     pub(super) away: Option<String>,
+    /// The epoch of its history, as its last end of history said (0: not told yet).
+    pub(super) history_epoch: u64,
     pub(super) link: Link,
 }
 
@@ -244,6 +246,7 @@ impl Peer {
             doomed: None,
             previous_name: None,
             away: None,
+            history_epoch: 0,
             // A backlog older than the timeout cannot be honest: a member silent that long
             // has been evicted.
             link: Link::new(now, self.config.flood_limit, self.config.timeout),
@@ -380,6 +383,7 @@ impl Peer {
         let Some(member) = self.members.remove(&addr) else {
             return;
         };
+        self.forget_history_wait(addr);
         let count = member.link.unconfirmed_messages();
         if count > 0 {
             self.events.push_back(PeerEvent::Undelivered {

@@ -26,8 +26,9 @@
 //! challenge, welcome, the tie-break of concurrent joins under one name), `membership.rs`
 //! (the member list, gossip of joins and departures, tombstones), `links.rs` (the pair
 //! of reliable streams with each member: hellos, items in order, flood limit and pacing,
-//! acknowledgements, retransmission, heartbeats and eviction) and `room.rs` (`/me`,
-//! `/nick`, `/away`, `/back`, and settling two claims on one name).
+//! acknowledgements, retransmission, heartbeats and eviction), `room.rs` (`/me`,
+//! `/nick`, `/away`, `/back`, and settling two claims on one name) and `history.rs` (the
+//! public lines we showed, replayed to a newcomer, and `/history`).
 //!
 //! # Membership, in short
 //!
@@ -58,6 +59,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::bans::list::BanList;
+use crate::history::{DEFAULT_CAPACITY as DEFAULT_HISTORY, Kind, Ring};
 use crate::names::{self, RenameError};
 use crate::proto::address::{OwnAddress, canonical};
 use crate::proto::cookie::{CookieJar, WallClock};
@@ -71,15 +73,17 @@ use crate::proto::stream::{Resend, Stream};
 use crate::proto::token;
 use crate::text;
 use crate::wire::{
-    self, Acks, DecodeError, FloodTerms, Frame, GoneReason, MAX_DATAGRAM, MemberRecord, PeerFrame,
-    PeerItem, PresenceChange, RefuseReason, ToClient, ToServer,
+    self, Acks, DecodeError, FloodTerms, Frame, GoneReason, LineKind, MAX_DATAGRAM, MemberRecord,
+    PeerFrame, PeerItem, PresenceChange, RefuseReason, ToClient, ToServer,
 };
 
+mod history;
 mod join;
 mod links;
 mod membership;
 mod room;
 
+use history::HistoryWait;
 use join::wins;
 use links::Link;
 use membership::{Member, Tombstone};
@@ -133,6 +137,10 @@ pub struct PeerConfig {
     /// The most members (us included) a room may have: joins through us beyond it are
     /// refused, and news of more members is ignored.
     pub max_members: usize,
+    /// The most public lines we keep (`--history`; 0 keeps none).
+    pub history: usize,
+    /// How many of them a newcomer we let in is sent (`--replay`).
+    pub replay: usize,
 }
 
 impl Default for PeerConfig {
@@ -141,6 +149,8 @@ impl Default for PeerConfig {
             flood_limit: FloodLimit::from_options(5.0, 10),
             timeout: Duration::from_secs(30),
             max_members: 64,
+            history: DEFAULT_HISTORY,
+            replay: crate::proto::paging::DEFAULT_REPLAY,
         }
     }
 }
@@ -193,6 +203,22 @@ pub enum PeerEvent {
         name: String,
         change: PresenceChange,
     },
+    /// A public line said before we asked, from a member's history (our contact's, when we
+    /// joined, or the one `/history` asked; ours when alone): line `seq` of that member's
+    /// epoch `epoch`, said at `time_ms` (`own`: by us, under our present name). The same
+    /// as a client's replayed line.
+    HistoryLine {
+        epoch: u64,
+        seq: u64,
+        time_ms: i64,
+        from: String,
+        kind: LineKind,
+        text: String,
+        own: bool,
+    },
+    /// The history lines are over: `shown` came, the member holds `earlier` more before
+    /// them.
+    HistoryEnd { shown: u64, earlier: u64 },
     /// We are called `name` from now on (our `/nick` went out).
     Renamed { name: String },
     /// Another member claimed `name` at the same moment as we did and keeps it (see
@@ -339,6 +365,8 @@ pub enum PeerError {
     NotInRoom,
     /// A rename to `name` is refused, for the server's reasons.
     Rename { name: String, error: RenameError },
+    /// The history asked for before has not all arrived yet.
+    HistoryPending,
 }
 
 impl fmt::Display for PeerError {
@@ -359,6 +387,10 @@ impl fmt::Display for PeerError {
             PeerError::Rename { name, error } => {
                 write!(f, "{}", text::rename_refusal(name, error))
             }
+            PeerError::HistoryPending => write!(
+                f,
+                "the history asked for before is still on its way: wait for its end"
+            ),
         }
     }
 }
@@ -466,6 +498,14 @@ pub struct Peer {
     /// Time this program itself could not run (it was stopped): members' silence then is
     /// not theirs, and nobody is evicted for it.
     lateness: Lateness,
+    /// The public lines we showed (see `history`), numbered in our own epoch.
+    history: Ring,
+    /// Our history's epoch: a random id, chosen when the program started.
+    history_epoch: u64,
+    /// History lines we asked a member for (or were let in by it), until its end.
+    history_wait: Option<HistoryWait>,
+    /// The member that let us in (`None` in a room we started).
+    contact_addr: Option<SocketAddr>,
 }
 
 impl Peer {
@@ -546,6 +586,10 @@ impl Peer {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: PeerStats::default(),
+            history: Ring::new(config.history.min(crate::proto::paging::MAX_HISTORY)),
+            history_epoch: token::random_u64(),
+            history_wait: None,
+            contact_addr: None,
             config,
             lateness: Lateness::new(),
         }
@@ -561,9 +605,15 @@ impl Peer {
         self.id
     }
 
-    /// Whether we are in a room (joined, member list complete, not leaving).
+    /// Whether we are in a room (joined, member list and our contact's replay complete, not
+    /// leaving): what we type goes at once.
     pub fn is_in_room(&self) -> bool {
-        matches!(self.state, State::InRoom)
+        matches!(self.state, State::InRoom) && !self.awaiting_replay()
+    }
+
+    /// Whether the lines our contact replays when it lets us in are still on their way.
+    fn awaiting_replay(&self) -> bool {
+        self.history_wait.is_some_and(|wait| wait.record)
     }
 
     /// Whether we are done.
@@ -843,9 +893,14 @@ impl Peer {
         self.typed.iter().filter(|t| t.text().is_some()).count()
     }
 
-    /// Sends what the queue lets go at `now` (in the room only): everything the members'
-    /// flood limits allow, in order; a queued leave last of all.
+    /// Sends what the queue lets go at `now` (in the room only, after our join's replay):
+    /// everything the members' flood limits allow, in order; a queued leave last of all.
     fn release(&mut self, now: Instant) {
+        // Lines typed while joining go after the replay our contact sends with the member
+        // list (unless we are leaving: then nothing waits for it).
+        if self.awaiting_replay() && !self.leave_queued() {
+            return;
+        }
         while matches!(self.state, State::InRoom) {
             // Whole milliseconds, as stamped: the members' gates do the same arithmetic.
             let sent_ms = self.clock.since_start_ms(now);
@@ -856,12 +911,7 @@ impl Peer {
             let time_ms = self.clock.wall_ms(now);
             match typed {
                 Typed::Chat(text) => {
-                    self.events.push_back(PeerEvent::Message {
-                        time_ms,
-                        from: self.name.clone(),
-                        text: text::sanitize(&text).into_owned(),
-                        own: true,
-                    });
+                    self.show_public(time_ms, self.name.clone(), Kind::Chat, &text, true);
                     let item = PeerItem::Chat {
                         time_ms,
                         sent_ms,

@@ -59,12 +59,7 @@ impl Peer {
     /// Our `/me` leaves the queue: shown here, sent to everyone.
     pub(super) fn release_action(&mut self, now: Instant, sent_ms: u64, text: String) {
         let time_ms = self.clock.wall_ms(now);
-        self.events.push_back(PeerEvent::Action {
-            time_ms,
-            from: self.name.clone(),
-            text: text::sanitize(&text).into_owned(),
-            own: true,
-        });
+        self.show_public(time_ms, self.name.clone(), Kind::Action, &text, true);
         let item = PeerItem::Action {
             time_ms,
             sent_ms,

@@ -24,6 +24,8 @@
 //! - [`loggate`]: how often a log line a stranger can cause is written, and the summary of
 //!   the rest.
 //! - [`presence`]: who is online as typed news, the one kind every role gives the UI.
+//! - [`paging`]: how much history travels at once — the replay's default, the bound on one
+//!   request (`/history`), line kinds on the wire (server and peer).
 
 pub mod address;
 pub mod addrmem;
@@ -33,6 +35,7 @@ pub mod join;
 pub mod lateness;
 pub mod loggate;
 pub mod pacing;
+pub mod paging;
 pub mod presence;
 pub mod reliable;
 pub mod stream;

@@ -46,7 +46,9 @@ impl ClientLook {
             | PeerEvent::Private { .. }
             | PeerEvent::Action { .. }
             | PeerEvent::Presence { .. }
-            | PeerEvent::Renamed { .. } => {
+            | PeerEvent::Renamed { .. }
+            | PeerEvent::HistoryLine { .. }
+            | PeerEvent::HistoryEnd { .. } => {
                 let as_client = as_client_event(event);
                 let line = as_client.and_then(|event| self.client_line(&event, now_ms, me));
                 return line.into_iter().collect();
@@ -223,7 +225,7 @@ pub fn peer_close_text(reason: &PeerCloseReason, contact: &str, name: &str) -> S
 }
 
 /// The event a client of a server gets for the same thing, for what looks the same in both
-/// modes (messages, actions, presence changes, our rename), so one piece of code draws
+/// modes (messages, actions, presence changes, our rename, history lines and their end), so one piece of code draws
 /// both; `None` for the rest. It lives here, not in the peer, so no role depends on another.
 fn as_client_event(event: &PeerEvent) -> Option<ClientEvent> {
     Some(match event.clone() {
@@ -272,6 +274,24 @@ fn as_client_event(event: &PeerEvent) -> Option<ClientEvent> {
             change,
         },
         PeerEvent::Renamed { name } => ClientEvent::Renamed { name },
+        PeerEvent::HistoryLine {
+            epoch,
+            seq,
+            time_ms,
+            from,
+            kind,
+            text,
+            own,
+        } => ClientEvent::HistoryLine {
+            epoch,
+            seq,
+            time_ms,
+            from,
+            kind,
+            text,
+            own,
+        },
+        PeerEvent::HistoryEnd { shown, earlier } => ClientEvent::HistoryEnd { shown, earlier },
         _ => return None,
     })
 }

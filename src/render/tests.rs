@@ -413,6 +413,47 @@ fn peer_lines_have_the_documented_shape() {
 }
 
 #[test]
+fn peer_history_lines_look_exactly_like_the_clients() {
+    // A day before now: the date goes in front, as in client mode.
+    let (now_ms, then_ms) = (1_764_000_000_000, 1_764_000_000_000 - 86_400_000);
+    for look in [look(false, BellMode::All), look(true, BellMode::All)] {
+        for (kind, own) in [(LineKind::Chat, false), (LineKind::Action, true)] {
+            let peer = PeerEvent::HistoryLine {
+                epoch: 7,
+                seq: 3,
+                time_ms: then_ms,
+                from: "bob".into(),
+                kind,
+                text: "hi alice".into(),
+                own,
+            };
+            let client = ClientEvent::HistoryLine {
+                epoch: 7,
+                seq: 3,
+                time_ms: then_ms,
+                from: "bob".into(),
+                kind,
+                text: "hi alice".into(),
+                own,
+            };
+            let expected = look.client_line(&client, now_ms, "alice");
+            assert_eq!(
+                look.peer_lines(&peer, now_ms, "alice"),
+                Vec::from_iter(expected)
+            );
+        }
+        let end = |shown, earlier| {
+            let peer = look.peer_lines(&PeerEvent::HistoryEnd { shown, earlier }, now_ms, "a");
+            let client = look.client_line(&ClientEvent::HistoryEnd { shown, earlier }, now_ms, "a");
+            assert_eq!(peer, Vec::from_iter(client));
+            peer
+        };
+        assert!(end(20, 5)[0].contains("-- end of history (5 earlier lines: /history 25)"));
+        assert!(end(3, 0)[0].contains("-- end of history"));
+    }
+}
+
+#[test]
 fn notices_are_dimmed_and_trouble_stands_out() {
     let colored = look(true, BellMode::All);
     let line = |event: &ClientEvent| colored.client_line(event, 0, "alice").unwrap();

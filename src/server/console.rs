@@ -82,9 +82,11 @@ pub fn carry_out(server: &mut Server, now: Instant, line: &str, local_stamp: &st
             Err(error) => Answer::line(format!("cannot unban: {error}")),
         },
         // The parser only gives client commands to clients.
-        Command::Me { .. } | Command::Nick { .. } | Command::Away { .. } | Command::Back => {
-            Answer::lines(Vec::new())
-        }
+        Command::Me { .. }
+        | Command::Nick { .. }
+        | Command::Away { .. }
+        | Command::Back
+        | Command::History(_) => Answer::lines(Vec::new()),
     }
 }
 

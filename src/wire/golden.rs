@@ -402,12 +402,15 @@ fn other_kinds() -> Vec<Frame> {
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Nick { sent_ms: 1000, name: "paula".into() })),
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Away { sent_ms: 1000, reason: "lunch".into() })),
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Away { sent_ms: 1000, reason: String::new() })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::HistoryLine { epoch: 0x0A0B_0C0D_0E0F_1011, seq: 21, time_ms: TIME, from: "bob".into(), kind: LineKind::Action, text: "waves".into() })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::HistoryEnd { epoch: 0x0A0B_0C0D_0E0F_1011, newest: 25, earlier: 5 })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::HistoryRequest { epoch: 0x0A0B_0C0D_0E0F_1011, before: u64::MAX, count: 20 })),
     ]
 }
 
 /// What [`other_kinds`] encoded to, in the same order; `+` at the end: then zeros up to
 /// [`JOIN_MIN_LEN`].
-const OTHER_KINDS_BYTES: [&str; 31] = [
+const OTHER_KINDS_BYTES: [&str; 34] = [
     "FF 49 04 01 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00 01 23 45 67 89 AB CD EF \
      00 11 22 33 44 55 66 77 00 00 00 00 00 00 00 2A 04 7A 6F C3 AB +",
     "FF 49 04 84 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
@@ -468,6 +471,13 @@ const OTHER_KINDS_BYTES: [&str; 31] = [
      00 00 00 00 00 00 03 E8 05 6C 75 6E 63 68",
     "FF 49 04 D9 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 00 00 00 00 03 E8 00",
+    "FF 49 04 DA 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+     0A 0B 0C 0D 0E 0F 10 11 00 00 00 00 00 00 00 15 00 00 01 9A B6 97 E8 7B 03 62 6F 62 \
+     02 00 05 77 61 76 65 73",
+    "FF 49 04 DB 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+     0A 0B 0C 0D 0E 0F 10 11 00 00 00 00 00 00 00 19 00 00 00 00 00 00 00 05",
+    "FF 49 04 DC 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+     0A 0B 0C 0D 0E 0F 10 11 FF FF FF FF FF FF FF FF 00 14",
 ];
 
 #[test]

@@ -10,7 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::table::{Codec, Name, PaddedName, Text, codes, frames};
 use super::{
-    Acks, DecodeError, FloodTerms, MAX_NAME_BYTES, PEER_JOIN_KIND, Reader, RefuseReason, Writer,
+    Acks, DecodeError, FloodTerms, LineKind, MAX_NAME_BYTES, PEER_JOIN_KIND, Reader, RefuseReason,
+    Writer,
 };
 
 codes! {
@@ -203,6 +204,27 @@ frames! {
         /// `/away REASON`, or `/back` with an empty `reason` (at most
         /// [`MAX_NAME_BYTES`] bytes; `sent_ms` as in [`PeerItem::Nick`]).
         Away = 0xD9, "peer away" { sent_ms: u64, reason: String as Name },
+        /// One public line the sender showed, from its own history: line `seq` of the
+        /// sender's history epoch `epoch` (a random id of the sender's; the numbering is the
+        /// sender's own), said at `time_ms` by `from`, as [`super::Delivery::HistoryLine`].
+        /// Sent to a newcomer right after the member list, and in answer to
+        /// [`PeerItem::HistoryRequest`]; always followed by one [`PeerItem::HistoryEnd`].
+        HistoryLine = 0xDA, "peer history line" {
+            epoch: u64,
+            seq: u64,
+            time_ms: i64,
+            from: String as Name,
+            kind: LineKind,
+            text: String as Text,
+        },
+        /// The end of the sender's history lines: its `epoch`, the number of its newest line
+        /// `newest` (0: none yet), and how many lines it still holds `earlier` than those
+        /// sent, as [`super::Delivery::HistoryEnd`].
+        HistoryEnd = 0xDB, "peer history end" { epoch: u64, newest: u64, earlier: u64 },
+        /// `/history`: send me up to `count` lines of your history epoch `epoch` numbered
+        /// below `before` (`u64::MAX`: from your newest), as [`super::Request::History`].
+        /// Answered by [`PeerItem::HistoryLine`]s and one [`PeerItem::HistoryEnd`].
+        HistoryRequest = 0xDC, "peer history request" { epoch: u64, before: u64, count: u16 },
     }
 }
 

@@ -346,3 +346,87 @@ fn a_peer_nobody_answers_gives_up_with_exit_code_3() {
     lonely.expect_stream_line(Stream::Stdout, "no answer from 127.0.0.1:", WAIT);
     assert_eq!(lonely.wait_exit_code(WAIT), EXIT_NO_ANSWER);
 }
+
+/// The lines a peer printed from its first history line up to the end of history, the end
+/// line last; lines of `talkers` only (not notices).
+fn history_lines(peer: &mut Process, talkers: &[&str]) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let line = peer.next_line(WAIT);
+        let end = line.starts_with("-- end of history");
+        let talk = split_stamp(&line)
+            .is_some_and(|(_, rest)| talkers.iter().any(|t| rest.starts_with(&format!("{t}: "))));
+        if end || talk {
+            lines.push(line);
+        }
+        if end {
+            return lines;
+        }
+    }
+}
+
+/// `line FIRST` to `line LAST` as shown (after the time), alice's odd, bob's even.
+fn said(first: u32, last: u32) -> Vec<String> {
+    (first..=last)
+        .map(|i| {
+            let from = if i % 2 == 1 { "alice" } else { "bob" };
+            format!("{from}: line {i}")
+        })
+        .collect()
+}
+
+/// The texts of `lines` after their times, the end line left out.
+fn texts(lines: &[String]) -> Vec<String> {
+    let (_, shown) = lines.split_last().expect("an end of history");
+    shown
+        .iter()
+        .map(|line| {
+            let (clock, rest) = split_stamp(line).unwrap_or_else(|| panic!("no time: {line:?}"));
+            assert_eq!(clock.len(), 8, "{line:?}");
+            rest.to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn a_newcomer_is_shown_the_rooms_last_20_lines_and_history_pages_its_contact() {
+    let (mut alice, alice_addr) = start_peer("alice", &[]);
+    let (mut bob, bob_addr) = join_peer("bob", alice_addr);
+    alice.expect_stream_line(Stream::Stdout, notice("bob joined"), WAIT);
+    for i in 1..=25 {
+        let (speaker, listener, name) = if i % 2 == 1 {
+            (&mut alice, &mut bob, "alice")
+        } else {
+            (&mut bob, &mut alice, "bob")
+        };
+        let text = format!("line {i}");
+        speaker.send_line(&text);
+        listener.expect_stream_line(Stream::Stdout, message_from(name, &text), WAIT);
+    }
+    let (mut carol, _) = start_peer("carol", &[bob_addr]);
+    carol.expect_stream_line(
+        Stream::Stdout,
+        notice_starting("joined the room through bob"),
+        WAIT,
+    );
+    let lines = history_lines(&mut carol, &["alice", "bob"]);
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("-- end of history (5 earlier lines: /history 25)")
+    );
+    assert_eq!(texts(&lines), said(6, 25));
+    // Live lines come after it.
+    alice.send_line("now live");
+    carol.expect_stream_line(Stream::Stdout, message_from("alice", "now live"), WAIT);
+
+    carol.send_line("/history 25");
+    let lines = history_lines(&mut carol, &["alice", "bob"]);
+    let mut all = said(1, 25);
+    all.push("alice: now live".to_owned());
+    assert_eq!(texts(&lines), all[1..]);
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("-- end of history (1 earlier line: /history 26)")
+    );
+    exit_cleanly(&mut carol);
+}

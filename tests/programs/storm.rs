@@ -155,7 +155,7 @@ fn random_terms(rng: &mut Rng) -> FloodTerms {
 }
 
 /// How many kinds [`random_frame`] makes.
-const KINDS: usize = 46;
+const KINDS: usize = 49;
 
 /// A valid frame of a random kind with random fields (and so, for every kind that carries
 /// one, a random token). Every kind is listed here once: a new kind is one more arm (and
@@ -443,11 +443,7 @@ fn random_frame(rng: &mut Rng) -> Frame {
                 seq: rng.next_u64(),
                 time_ms: rng.next_u64() as i64,
                 from: random_name(rng),
-                kind: match rng.below(3) {
-                    0 => LineKind::Chat,
-                    1 => LineKind::Action,
-                    _ => LineKind::Console,
-                },
+                kind: random_line_kind(rng),
                 text: random_text(rng),
             },
         )),
@@ -462,6 +458,33 @@ fn random_frame(rng: &mut Rng) -> Frame {
         45 => Frame::ToServer(ToServer::Sequenced(
             random_envelope(rng),
             Request::History {
+                epoch: rng.next_u64(),
+                before: rng.next_u64(),
+                count: rng.next_u64() as u16,
+            },
+        )),
+        46 => Frame::Peer(PeerFrame::Sequenced(
+            random_envelope(rng),
+            PeerItem::HistoryLine {
+                epoch: rng.next_u64(),
+                seq: rng.next_u64(),
+                time_ms: rng.next_u64() as i64,
+                from: random_name(rng),
+                kind: random_line_kind(rng),
+                text: random_text(rng),
+            },
+        )),
+        47 => Frame::Peer(PeerFrame::Sequenced(
+            random_envelope(rng),
+            PeerItem::HistoryEnd {
+                epoch: rng.next_u64(),
+                newest: rng.next_u64(),
+                earlier: rng.next_u64(),
+            },
+        )),
+        48 => Frame::Peer(PeerFrame::Sequenced(
+            random_envelope(rng),
+            PeerItem::HistoryRequest {
                 epoch: rng.next_u64(),
                 before: rng.next_u64(),
                 count: rng.next_u64() as u16,
@@ -558,6 +581,18 @@ fn kind_index(frame: &Frame) -> usize {
         Frame::ToClient(ToClient::Sequenced(_, Delivery::HistoryLine { .. })) => 43,
         Frame::ToClient(ToClient::Sequenced(_, Delivery::HistoryEnd { .. })) => 44,
         Frame::ToServer(ToServer::Sequenced(_, Request::History { .. })) => 45,
+        Frame::Peer(PeerFrame::Sequenced(_, PeerItem::HistoryLine { .. })) => 46,
+        Frame::Peer(PeerFrame::Sequenced(_, PeerItem::HistoryEnd { .. })) => 47,
+        Frame::Peer(PeerFrame::Sequenced(_, PeerItem::HistoryRequest { .. })) => 48,
+    }
+}
+
+/// One of the line kinds a history line may carry.
+fn random_line_kind(rng: &mut Rng) -> LineKind {
+    match rng.below(3) {
+        0 => LineKind::Chat,
+        1 => LineKind::Action,
+        _ => LineKind::Console,
     }
 }
 

@@ -252,12 +252,12 @@ fn a_room_under_loss_shows_every_message_once_in_order_and_survives_a_death() {
 // A perfect network, one rule at a time ------------------------------------------------
 
 /// The default settings with the flood limit off and a short timeout.
-fn quick() -> PeerConfig {
+pub(crate) fn quick() -> PeerConfig {
     fast_config()
 }
 
 /// A room of `names`, each joining through the first, everyone in and connected.
-fn room(sim: &mut PeerSim, names: &[&str]) -> Vec<SocketAddr> {
+pub(crate) fn room(sim: &mut PeerSim, names: &[&str]) -> Vec<SocketAddr> {
     let first = sim.start_room(names[0]);
     let mut peers = vec![first];
     for name in &names[1..] {
@@ -772,7 +772,7 @@ fn each_peer_applies_its_own_ban_list() {
 // Never trust the network ------------------------------------------------------------------
 
 /// The token `at` puts in its frames to `to`, as seen on the wire (recording must be on).
-fn token_on_wire(sim: &PeerSim, from: SocketAddr, to: SocketAddr) -> u64 {
+pub(crate) fn token_on_wire(sim: &PeerSim, from: SocketAddr, to: SocketAddr) -> u64 {
     sim.wire
         .iter()
         .rev()
