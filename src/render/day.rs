@@ -91,6 +91,7 @@ pub fn peer_stamp(event: &PeerEvent) -> Option<i64> {
         PeerEvent::Message { time_ms, .. }
         | PeerEvent::Private { time_ms, .. }
         | PeerEvent::Action { time_ms, .. }
+        | PeerEvent::HistoryLine { time_ms, .. }
         | PeerEvent::Presence { time_ms, .. }
         | PeerEvent::MemberJoined { time_ms, .. }
         | PeerEvent::MemberGone { time_ms, .. }
@@ -105,6 +106,7 @@ pub fn peer_stamp(event: &PeerEvent) -> Option<i64> {
         | PeerEvent::Unsent { .. }
         | PeerEvent::NotSent { .. }
         | PeerEvent::Undelivered { .. }
+        | PeerEvent::HistoryEnd { .. }
         | PeerEvent::Closed(_) => None,
     }
 }

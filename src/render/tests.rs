@@ -436,6 +436,9 @@ fn peer_history_lines_look_exactly_like_the_clients() {
                 text: "hi alice".into(),
                 own,
             };
+            // Dated like the client's too: the day line goes before it.
+            assert_eq!(peer_stamp(&peer), client_stamp(&client));
+            assert_eq!(peer_stamp(&peer), Some(then_ms));
             let expected = look.client_line(&client, now_ms, "alice");
             assert_eq!(
                 look.peer_lines(&peer, now_ms, "alice"),
@@ -443,6 +446,7 @@ fn peer_history_lines_look_exactly_like_the_clients() {
             );
         }
         let end = |shown, earlier| {
+            assert_eq!(peer_stamp(&PeerEvent::HistoryEnd { shown, earlier }), None);
             let peer = look.peer_lines(&PeerEvent::HistoryEnd { shown, earlier }, now_ms, "a");
             let client = look.client_line(&ClientEvent::HistoryEnd { shown, earlier }, now_ms, "a");
             assert_eq!(peer, Vec::from_iter(client));
