@@ -118,12 +118,13 @@ struct Args {
     #[arg(long, value_name = "FILE", env = "ICQ_BANS", requires = "listen")]
     bans: Option<PathBuf>,
     /// Peer mode: how many of the room's public lines this peer keeps in memory, to show
-    /// newcomers and answer /history (0 = none).
-    #[arg(long, value_name = "N", default_value_t = history::DEFAULT_CAPACITY, value_parser = cli::history_lines)]
+    /// newcomers and answer /history (0 = none). The server's variable too: a server's
+    /// history is its own.
+    #[arg(long, value_name = "N", default_value_t = history::DEFAULT_CAPACITY, env = "ICQ_HISTORY", value_parser = cli::history_lines)]
     history: usize,
     /// Peer mode: how many of them a peer that joins through this one is shown first (at
     /// most --history).
-    #[arg(long, value_name = "N", default_value_t = paging::DEFAULT_REPLAY, value_parser = cli::replay_lines)]
+    #[arg(long, value_name = "N", default_value_t = paging::DEFAULT_REPLAY, env = "ICQ_REPLAY", value_parser = cli::replay_lines)]
     replay: usize,
 }
 

@@ -54,6 +54,8 @@ pub const CLIENT_ENV: &[&str] = &[
     "ICQ_LISTEN",
     "ICQ_PEER",
     "ICQ_BANS",
+    "ICQ_HISTORY",
+    "ICQ_REPLAY",
 ];
 
 /// The environment variables `icq-server` reads as option defaults, one per option.
