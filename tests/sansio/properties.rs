@@ -362,6 +362,41 @@ fn arb_peer_frame_sequenced() -> BoxedStrategy<Frame> {
                 PeerItem::Away { sent_ms, reason },
             ))
         }),
+        (arb_envelope(), arb_history_line()).prop_map(
+            |(envelope, (epoch, seq, time_ms, from, kind, text))| {
+                Frame::Peer(PeerFrame::Sequenced(
+                    envelope,
+                    PeerItem::HistoryLine {
+                        epoch,
+                        seq,
+                        time_ms,
+                        from,
+                        kind,
+                        text,
+                    },
+                ))
+            }
+        ),
+        (arb_envelope(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+            |(envelope, epoch, newest, earlier)| Frame::Peer(PeerFrame::Sequenced(
+                envelope,
+                PeerItem::HistoryEnd {
+                    epoch,
+                    newest,
+                    earlier
+                }
+            ))
+        ),
+        (arb_envelope(), any::<u64>(), any::<u64>(), any::<u16>()).prop_map(
+            |(envelope, epoch, before, count)| Frame::Peer(PeerFrame::Sequenced(
+                envelope,
+                PeerItem::HistoryRequest {
+                    epoch,
+                    before,
+                    count
+                }
+            ))
+        ),
     ]
     .boxed()
 }
@@ -508,14 +543,8 @@ fn arb_server_frame_second() -> BoxedStrategy<Frame> {
                     }
                 )
             )),
-        (
-            arb_envelope(),
-            (any::<u64>(), any::<u64>(), any::<i64>()),
-            arb_name(),
-            select(vec![LineKind::Chat, LineKind::Action, LineKind::Console]),
-            arb_text()
-        )
-            .prop_map(|(envelope, (epoch, seq, time_ms), from, kind, text)| {
+        (arb_envelope(), arb_history_line()).prop_map(
+            |(envelope, (epoch, seq, time_ms, from, kind, text))| {
                 Frame::ToClient(ToClient::Sequenced(
                     envelope,
                     Delivery::HistoryLine {
@@ -527,7 +556,8 @@ fn arb_server_frame_second() -> BoxedStrategy<Frame> {
                         text,
                     },
                 ))
-            }),
+            }
+        ),
         (arb_envelope(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
             |(envelope, epoch, newest, earlier)| Frame::ToClient(ToClient::Sequenced(
                 envelope,
@@ -540,6 +570,19 @@ fn arb_server_frame_second() -> BoxedStrategy<Frame> {
         ),
     ]
     .boxed()
+}
+
+/// The fields of a history line, client–server or peer: epoch, seq, time, from, kind, text.
+fn arb_history_line() -> impl Strategy<Value = (u64, u64, i64, String, LineKind, String)> {
+    (
+        (any::<u64>(), any::<u64>(), any::<i64>()),
+        arb_name(),
+        select(vec![LineKind::Chat, LineKind::Action, LineKind::Console]),
+        arb_text(),
+    )
+        .prop_map(|((epoch, seq, time_ms), from, kind, text)| {
+            (epoch, seq, time_ms, from, kind, text)
+        })
 }
 
 fn arb_presence_change() -> impl Strategy<Value = PresenceChange> {
