@@ -169,7 +169,9 @@ impl Peer {
     /// The member at `from` asks for up to `count` lines of our history epoch `epoch`
     /// numbered below `before`: clamped as the server clamps it, and to the room left in
     /// that member's queue, so that no request can make us hold more for it than
-    /// [`MAX_UNACKED`] items. An epoch not ours is answered from our newest line.
+    /// [`MAX_UNACKED`] items; while our last answer to it (or its replay) is not all
+    /// acknowledged, as with the server, it gets the end alone. An epoch not ours is
+    /// answered from our newest line.
     pub(super) fn on_history_request(
         &mut self,
         now: Instant,
@@ -181,10 +183,18 @@ impl Peer {
         let Some(member) = self.members.get(&from) else {
             return;
         };
-        let queued = member.link.pending.len() + member.link.stream.outbox.len();
+        let link = &member.link;
+        let outstanding = member.history_answer.is_some_and(|mark| {
+            !link.pending.is_empty() || !link.stream.outbox.acknowledged_before(mark)
+        });
+        let queued = link.pending.len() + link.stream.outbox.len();
         // Room for the lines and their end.
         let room = MAX_UNACKED.saturating_sub(queued + 1);
-        let count = paging::page_count(count, self.history.capacity()).min(room);
+        let count = if outstanding {
+            0
+        } else {
+            paging::page_count(count, self.history.capacity()).min(room)
+        };
         let before = if epoch == self.history_epoch {
             before
         } else {
@@ -215,6 +225,9 @@ impl Peer {
             earlier: page.earlier,
         };
         self.send_item(now, to, end);
+        if let Some(member) = self.members.get_mut(&to) {
+            member.history_answer = Some(member.link.stream.outbox.next_seq());
+        }
     }
 
     /// A history line from the member at `from`: shown if we asked it for lines and it has

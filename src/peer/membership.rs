@@ -30,6 +30,9 @@ pub(super) struct Member {
     pub(super) away: Option<String>,
     /// The epoch of its history, as its last end of history said (0: not told yet).
     pub(super) history_epoch: u64,
+    /// The first number of our stream to it after the last history we sent it (a replay or
+    /// an answer): until everything before it is acknowledged, that answer is outstanding.
+    pub(super) history_answer: Option<u32>,
     pub(super) link: Link,
 }
 
@@ -247,6 +250,7 @@ impl Peer {
             previous_name: None,
             away: None,
             history_epoch: 0,
+            history_answer: None,
             // A backlog older than the timeout cannot be honest: a member silent that long
             // has been evicted.
             link: Link::new(now, self.config.flood_limit, self.config.timeout),

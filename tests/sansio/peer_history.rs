@@ -391,6 +391,24 @@ fn a_hostile_history_request_is_clamped_and_an_unasked_answer_is_not_shown() {
         assert_eq!(sent, (501..=1_500).collect::<Vec<u64>>());
         assert_eq!(end, [(epoch, 1_500, 500)]);
     }
+    // Two at once: the second, while the first answer is not acknowledged, gets the end
+    // alone.
+    let since = sim.wire.len();
+    for _ in 0..2 {
+        seq += 1;
+        let request = PeerItem::HistoryRequest {
+            epoch,
+            before: u64::MAX,
+            count: 10,
+        };
+        let request = sequenced(token, seq, request);
+        let now = sim.now;
+        sim.peer_mut(bob).handle_datagram(now, carol, &request);
+    }
+    sim.run_until_quiet(secs(10)).unwrap();
+    let (sent, end) = history_sent(&sim, bob, carol, since);
+    assert_eq!(sent, (1_491..=1_500).collect::<Vec<u64>>());
+    assert_eq!(end, [(epoch, 1_500, 1_490), (epoch, 1_500, 1_500)]);
     // carol never asked: nothing of it is shown, and the room is fine.
     assert!(history(sim.events(carol)).is_empty() && ends(sim.events(carol)).is_empty());
     assert!(converged(&sim, &[bob, carol]));
