@@ -6,10 +6,11 @@
 //! ask for exactly what it missed and be told honestly when some of it is gone. [`Ring`] is
 //! the sans-IO core: the last N lines in memory, no clock (times are passed in), no I/O.
 //! [`History`] wraps it with an optional SQLite file (`--history-db`): appends go to memory
-//! at once and reach the file in one transaction per [`History::flush`] (the server calls it
-//! once per loop turn), in WAL mode, trimmed to N lines. A file that is not ours is refused
-//! and never written; a file we cannot write leaves a working in-memory history and a
-//! [`Warning`] for the operator.
+//! at once and reach the file in one transaction per [`History::flush`], in WAL mode, trimmed
+//! to N lines. The file's [`Writer`] can be taken out to commit on a thread of its own, the
+//! lines not yet written handed to it as a [`Batch`] (the server does, so that an fsync never
+//! holds up its socket loop). A file that is not ours is refused and never written; a file we
+//! cannot write leaves a working in-memory history and a [`Warning`] for the operator.
 //!
 //! This module does not decide who may see a line (private messages never come here), how a
 //! line looks, or how history travels on the wire.
@@ -390,22 +391,95 @@ pub struct Opened {
     pub warning: Option<Warning>,
 }
 
-/// The database side of a [`History`].
-struct Db {
-    conn: Connection,
-    path: PathBuf,
-    /// Lines appended since the last flush; never more than the capacity (older ones would
-    /// be trimmed by the same transaction anyway).
-    pending: VecDeque<Line>,
+/// Lines not yet written to the file, to be committed in one transaction: the lines, oldest
+/// first (never more than the capacity: older ones would be trimmed by the same transaction
+/// anyway), the newest number said when they were taken, and the capacity to trim the file to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    lines: VecDeque<Line>,
+    newest: u64,
+    capacity: usize,
 }
 
-impl fmt::Debug for Db {
+impl Batch {
+    /// The `pending` lines of `ring`'s history (leaving none).
+    fn take(pending: &mut VecDeque<Line>, ring: &Ring) -> Batch {
+        Batch {
+            lines: std::mem::take(pending),
+            newest: ring.newest,
+            capacity: ring.capacity,
+        }
+    }
+
+    /// Adds `later`, a batch taken from the same history after this one: one transaction
+    /// then writes both.
+    pub fn absorb(&mut self, later: Batch) {
+        self.lines.extend(later.lines);
+        self.capacity = later.capacity;
+        let excess = self.lines.len().saturating_sub(self.capacity);
+        self.lines.drain(..excess);
+        self.newest = self.newest.max(later.newest);
+    }
+
+    /// How many lines it holds.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+}
+
+/// A history's database file, open for writing; it may be taken out of its [`History`]
+/// ([`History::take_writer`]) to commit [`Batch`]es on another thread.
+pub struct Writer {
+    conn: Connection,
+    path: PathBuf,
+    stats: Stats,
+}
+
+impl fmt::Debug for Writer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Db")
+        f.debug_struct("Writer")
             .field("path", &self.path)
-            .field("pending", &self.pending.len())
+            .field("stats", &self.stats)
             .finish()
     }
+}
+
+impl Writer {
+    /// Commits `batch` in one transaction (its lines, the newest number, the trim to the
+    /// capacity). A failure leaves the file as it was before the transaction; the writer
+    /// should then be let go (and the history goes on in memory), as the warning says.
+    pub fn write(&mut self, batch: &Batch) -> Result<(), Warning> {
+        match write(&mut self.conn, batch) {
+            Ok(()) => {
+                self.stats.persisted += batch.len() as u64;
+                self.stats.transactions += 1;
+                Ok(())
+            }
+            Err(error) => Err(Warning::WriteFailed {
+                path: self.path.clone(),
+                reason: error.to_string(),
+            }),
+        }
+    }
+
+    /// What it has committed so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+}
+
+/// The database side of a [`History`].
+#[derive(Debug)]
+struct Db {
+    /// Lines appended since the last flush (or [`History::take_batch`]); never more than
+    /// the capacity.
+    pending: VecDeque<Line>,
+    /// The file; `None` once taken out by [`History::take_writer`].
+    writer: Option<Writer>,
 }
 
 /// The room's history: a [`Ring`] in memory, optionally kept in an SQLite file.
@@ -414,7 +488,6 @@ pub struct History {
     ring: Ring,
     epoch: u64,
     db: Option<Db>,
-    stats: Stats,
 }
 
 /// How long a flush waits for another process's write lock on the file.
@@ -445,7 +518,6 @@ impl History {
             ring: Ring::new(capacity),
             epoch,
             db: None,
-            stats: Stats::default(),
         }
     }
 
@@ -527,7 +599,6 @@ impl History {
                 ring,
                 epoch,
                 db: None,
-                stats: Stats::default(),
             },
             warning: Some(Warning::ReadOnly {
                 path: path.to_owned(),
@@ -537,7 +608,8 @@ impl History {
     }
 
     /// Records a public line said at `time_ms` and returns its sequence number. It is
-    /// queryable at once; it reaches the database at the next [`History::flush`].
+    /// queryable at once; it reaches the database at the next [`History::flush`] (or with
+    /// the next [`History::take_batch`]).
     pub fn append(&mut self, time_ms: u64, name: &str, kind: Kind, text: &str) -> u64 {
         let seq = self.ring.push(time_ms, name, kind, text);
         if let (Some(db), Some(line)) = (self.db.as_mut(), self.ring.lines.back())
@@ -553,32 +625,51 @@ impl History {
 
     /// Commits the lines appended since the last flush to the database in one transaction
     /// and trims it to the capacity; returns how many lines were written. Without a database
-    /// (or with nothing new) it does nothing. Should writing fail, the database is let go and
-    /// the history goes on in memory: the error says so, once.
+    /// (or with nothing new), or with its writer taken out ([`History::take_writer`]: then
+    /// [`History::take_batch`] hands the lines over), it does nothing. Should writing fail,
+    /// the database is let go and the history goes on in memory: the error says so, once.
     pub fn flush(&mut self) -> Result<usize, Warning> {
-        let Some(db) = self.db.as_mut() else {
+        let Some(Db {
+            pending,
+            writer: Some(writer),
+        }) = self.db.as_mut()
+        else {
             return Ok(0);
         };
-        if db.pending.is_empty() {
+        if pending.is_empty() {
             return Ok(0);
         }
-        match write(db, self.ring.newest, self.ring.capacity) {
-            Ok(()) => {
-                let written = db.pending.len();
-                db.pending.clear();
-                self.stats.persisted += written as u64;
-                self.stats.transactions += 1;
-                Ok(written)
-            }
-            Err(error) => {
-                let path = db.path.clone();
-                self.db = None;
-                Err(Warning::WriteFailed {
-                    path,
-                    reason: error.to_string(),
-                })
+        let batch = Batch::take(pending, &self.ring);
+        match writer.write(&batch) {
+            Ok(()) => Ok(batch.len()),
+            Err(warning) => {
+                self.let_go();
+                Err(warning)
             }
         }
+    }
+
+    /// Takes the database's writer out, to commit on a thread of its own what
+    /// [`History::take_batch`] hands over; `None` without a database (or if taken already).
+    /// The history stays persistent: lines keep being collected for the file.
+    pub fn take_writer(&mut self) -> Option<Writer> {
+        self.db.as_mut()?.writer.take()
+    }
+
+    /// The lines appended since the last flush or batch, for the file; `None` without a
+    /// database or when there are none.
+    pub fn take_batch(&mut self) -> Option<Batch> {
+        let db = self.db.as_mut()?;
+        if db.pending.is_empty() {
+            return None;
+        }
+        Some(Batch::take(&mut db.pending, &self.ring))
+    }
+
+    /// Stops keeping the file (its writer failed, see [`Writer::write`]): the history goes
+    /// on in memory.
+    pub fn let_go(&mut self) {
+        self.db = None;
     }
 
     /// This history's epoch: a client that saw another epoch has seen none of these lines.
@@ -591,13 +682,18 @@ impl History {
         self.db.is_some()
     }
 
-    /// Lines appended but not yet committed.
+    /// Lines appended but not yet committed (nor handed over in a batch).
     pub fn pending(&self) -> usize {
         self.db.as_ref().map_or(0, |db| db.pending.len())
     }
 
+    /// What the database's writer has committed; zeros without a database or with the
+    /// writer taken out (ask the [`Writer`]).
     pub fn stats(&self) -> Stats {
-        self.stats
+        self.db
+            .as_ref()
+            .and_then(|db| db.writer.as_ref())
+            .map_or_else(Stats::default, Writer::stats)
     }
 
     /// The lines in memory and the queries on them.
@@ -872,23 +968,26 @@ fn open_writable(
         ring,
         epoch,
         db: Some(Db {
-            conn,
-            path: path.to_owned(),
             pending: VecDeque::new(),
+            writer: Some(Writer {
+                conn,
+                path: path.to_owned(),
+                stats: Stats::default(),
+            }),
         }),
-        stats: Stats::default(),
     }))
 }
 
-/// One transaction: the pending lines, the newest number, and the trim to `capacity`.
-fn write(db: &mut Db, newest: u64, capacity: usize) -> rusqlite::Result<()> {
+/// One transaction: the batch's lines, the newest number, and the trim to the capacity.
+fn write(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<()> {
     let as_sql = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let tx = db.conn.transaction()?;
+    let (newest, capacity) = (batch.newest, batch.capacity);
+    let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO lines (seq, time_ms, name, kind, text) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        for line in &db.pending {
+        for line in &batch.lines {
             insert.execute(params![
                 as_sql(line.seq),
                 as_sql(line.time_ms),

@@ -4,11 +4,14 @@
 //! Three threads share the core behind a mutex: the socket loop ([`super::drive`]); the
 //! console thread reads the operator's lines and carries them out
 //! (`crate::server::console`); the bans thread looks at the ban file and writes it (file
-//! work can wait on a lock or on an editor, so it never holds up the socket). It owns the
-//! wiring between them, what goes to the log when, and when the room's history is written
-//! to its file (once per turn of the socket loop); the rules are the core's, the console's
-//! answers `crate::server::console`'s, the ban file's `crate::bans::keeper`'s, the history
-//! file's `crate::history`'s. The binary parses the options and hands it the pieces.
+//! work can wait on a lock or on an editor, so it never holds up the socket). With a history
+//! file, a fourth thread commits the room's lines to it: the socket loop hands it each turn's
+//! lines without waiting, and it commits everything handed over in one transaction, at most
+//! once per [`HISTORY_COMMIT_INTERVAL`] (an fsync can take milliseconds, and costs as much
+//! for one line as for hundreds). It owns the wiring between them, what goes to the log when,
+//! and when the history is written; the rules are the core's, the console's answers
+//! `crate::server::console`'s, the ban file's `crate::bans::keeper`'s, the history file's
+//! `crate::history`'s. The binary parses the options and hands it the pieces.
 //!
 //! On a terminal the console reads through the line editor (`crate::terminal`: history,
 //! Tab completion of commands and of the names online) and the log goes through its
@@ -18,7 +21,7 @@ use std::convert::Infallible;
 use std::io;
 use std::net::UdpSocket;
 use std::ops::ControlFlow;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::log::Log;
@@ -27,6 +30,7 @@ use crate::bans::file::{Edit, RealTime};
 use crate::bans::keeper::{BanKeeper, BanNotice};
 use crate::command::Side;
 use crate::completion;
+use crate::history::{Batch, Warning, Writer};
 use crate::render;
 use crate::server::Server;
 use crate::server::console::{self, Then};
@@ -50,6 +54,14 @@ const MAX_WAIT: Duration = Duration::from_secs(1);
 /// acknowledged it yet before the process ends.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// The history file is committed to at most this often: a line reaches it within this time
+/// (and the fsync's) of being said; a quiet room's line at once. Under load the lines said
+/// meanwhile share one transaction, so the file costs at most 20 fsyncs a second.
+pub const HISTORY_COMMIT_INTERVAL: Duration = Duration::from_millis(50);
+
+/// At the end, how long the process waits for the history's last lines to be committed.
+const HISTORY_SYNC_LIMIT: Duration = Duration::from_secs(2);
+
 /// A server ready to run; [`ServerProgram::shutter`] closes it from elsewhere (signals).
 pub struct ServerProgram {
     shared: Arc<Shared>,
@@ -65,6 +77,8 @@ struct Shared {
     /// Set once by `/exit` or a signal: the process ends once every client has
     /// acknowledged the farewell, or at this instant.
     closing: OnceLock<Instant>,
+    /// What waits for the history thread, when the history has a file.
+    history: OnceLock<HistoryQueue>,
     /// Whether the console uses color.
     color: bool,
 }
@@ -86,6 +100,7 @@ impl ServerProgram {
                 server: Mutex::new(server),
                 log: Mutex::new(log),
                 closing: OnceLock::new(),
+                history: OnceLock::new(),
                 color,
             }),
         }
@@ -111,6 +126,18 @@ impl ServerProgram {
         std::thread::Builder::new()
             .name("bans".into())
             .spawn(move || watch_bans(&for_bans))?;
+        let writer = lock(&shared.server).history_mut().take_writer();
+        if let Some(writer) = writer {
+            let _ = shared.history.set(HistoryQueue::default());
+            let for_history = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("history".into())
+                .spawn(move || {
+                    if let Some(queue) = for_history.history.get() {
+                        write_history(queue, writer);
+                    }
+                })?;
+        }
         serve(&shared);
         Ok(())
     }
@@ -126,13 +153,15 @@ fn serve(shared: &Shared) {
             server.set_utc_offset(render::local_offset(wall_ms()));
         }
         let mut log = lock(&shared.log);
-        // One transaction per turn, however many lines the turn broadcast (and the last
-        // ones before the process ends).
-        flush_history(server, &mut log);
+        // This turn's lines go to the history thread (and the last ones before the process
+        // ends).
+        hand_over_history(shared, server, &mut log);
         queue_events(server, &mut log, shared.color);
         if let Some(&closing) = shared.closing.get()
             && (!server.farewells_pending() || now >= closing)
         {
+            sync_history(shared);
+            hand_over_history(shared, server, &mut log);
             log.finish("");
             std::process::exit(0);
         }
@@ -287,12 +316,109 @@ pub fn print_ban_notices(log: &mut Log, notices: &[BanNotice], color: bool) {
     }
 }
 
-/// Writes the lines said since the last call to the history's file, if it has one. A
-/// failed write lets the file go (the history goes on in memory) and says so once.
-fn flush_history(server: &mut Server, log: &mut Log) {
-    if let Err(warning) = server.history_mut().flush() {
+/// The lines handed to the history thread and not yet taken by it, and what it says back.
+#[derive(Default)]
+struct HistoryQueue {
+    state: Mutex<Queued>,
+    /// The thread waits here for lines.
+    lines: Condvar,
+    /// [`sync_history`] waits here for the commit.
+    committed: Condvar,
+}
+
+#[derive(Default)]
+struct Queued {
+    /// Every line handed over since the thread last took them (bounded: the newest
+    /// `--history` lines at most, older ones would be trimmed by the same transaction).
+    batch: Batch,
+    /// The thread waits on [`HistoryQueue::lines`] (so a hand-over must wake it).
+    idle: bool,
+    /// The thread is committing what it took.
+    writing: bool,
+    /// Why the thread stopped writing the file, until the socket loop says so.
+    failed: Option<Warning>,
+    /// The thread has stopped (a commit failed).
+    stopped: bool,
+}
+
+impl HistoryQueue {
+    fn state(&self) -> MutexGuard<'_, Queued> {
+        lock(&self.state)
+    }
+}
+
+/// Hands the lines said since the last call to the history thread, if the history has a
+/// file (never waiting for the file). If the thread could not write, lets the file go (the
+/// history goes on in memory) and says so, once.
+fn hand_over_history(shared: &Shared, server: &mut Server, log: &mut Log) {
+    let Some(queue) = shared.history.get() else {
+        return;
+    };
+    let mut state = queue.state();
+    if let Some(warning) = state.failed.take() {
+        server.history_mut().let_go();
         let text = text::sanitize(&warning.to_string()).into_owned();
         log.warning(format_args!("icq-server: warning: {text}"));
+    }
+    if let Some(batch) = server.history_mut().take_batch() {
+        state.batch.absorb(batch);
+        if state.idle {
+            state.idle = false;
+            queue.lines.notify_one();
+        }
+    }
+}
+
+/// Waits (at most [`HISTORY_SYNC_LIMIT`]) until the history thread has committed every line
+/// handed over, or has stopped.
+fn sync_history(shared: &Shared) {
+    let Some(queue) = shared.history.get() else {
+        return;
+    };
+    let state = queue.state();
+    let _ = queue
+        .committed
+        .wait_timeout_while(state, HISTORY_SYNC_LIMIT, |state| {
+            !state.stopped && (state.writing || !state.batch.is_empty())
+        });
+}
+
+/// The history thread: commits what the socket loop hands over, everything waiting in one
+/// transaction, at most once per [`HISTORY_COMMIT_INTERVAL`]. When a commit fails it leaves
+/// the reason in the queue and stops.
+fn write_history(queue: &HistoryQueue, mut writer: Writer) {
+    let mut last_commit: Option<Instant> = None;
+    loop {
+        let mut state = queue.state();
+        while state.batch.is_empty() {
+            state.idle = true;
+            state = queue
+                .lines
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        state.idle = false;
+        if let Some(at) = last_commit {
+            drop(state);
+            // Meanwhile the loop's hand-overs join the batch, and wake no one.
+            std::thread::sleep(
+                (at + HISTORY_COMMIT_INTERVAL).saturating_duration_since(Instant::now()),
+            );
+            state = queue.state();
+        }
+        let batch = std::mem::take(&mut state.batch);
+        state.writing = true;
+        drop(state);
+        last_commit = Some(Instant::now());
+        let result = writer.write(&batch);
+        let mut state = queue.state();
+        state.writing = false;
+        queue.committed.notify_all();
+        if let Err(warning) = result {
+            state.failed = Some(warning);
+            state.stopped = true;
+            return;
+        }
     }
 }
 

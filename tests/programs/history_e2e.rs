@@ -1,6 +1,7 @@
 //! The server's history end to end, with the real binaries: a newcomer is shown the last
-//! lines said, with their times (and their day, when it is not today) and in order, and a
-//! server restarted with the same `--history-db` file still has them. The rules (order, privacy, clamping) are tested on
+//! lines said, with their times (and their day, when it is not today) and in order, a
+//! server restarted with the same `--history-db` file still has them, and one whose file
+//! cannot be written warns and chats on. The rules (order, privacy, clamping) are tested on
 //! the sans-IO cores in `tests/sansio/replay.rs`; here, what a person sees.
 
 use icq::history::{History, Kind};
@@ -135,6 +136,30 @@ fn start_client_with_env(server: &str, name: &str, env: &[(&str, &str)]) -> Proc
         .args(["--name", name, "--server", server])
         .envs(env.iter().copied());
     Process::spawn("client", command, crate::process::Stdin::Piped)
+}
+
+#[test]
+fn a_history_db_another_program_keeps_locked_is_let_go_with_a_warning_and_the_chat_goes_on() {
+    let dir = TempDir::new("history");
+    let db = dir.path().join("history.db");
+    let db_arg = db.to_str().expect("a UTF-8 path");
+    let mut server =
+        TestServer::start_with(ServerOptions::default().args(&["--history-db", db_arg]));
+    let mut alice = join_client(&server.address(), "alice", &[]);
+    // Another program takes the file's write lock and keeps it: the server's next commit
+    // (on its history thread) gives up after its busy timeout.
+    let other = rusqlite::Connection::open(&db).expect("open the file beside the server");
+    other
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("the write lock");
+    say_lines(&mut alice, "locked", 1);
+    server.process.expect_stream_line(
+        Stream::Stderr,
+        "icq-server: warning: writing the history database",
+        WAIT,
+    );
+    say_lines(&mut alice, "still chatting", 2);
+    other.execute_batch("ROLLBACK").expect("let the lock go");
 }
 
 #[test]

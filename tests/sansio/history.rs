@@ -1,6 +1,7 @@
 //! The history store on real SQLite files in a temporary directory: creating, reopening,
 //! trimming, WAL mode, refusing files that are not ours without changing a byte, the
-//! read-only fallback, and a writer killed with SIGKILL losing nothing it flushed.
+//! read-only fallback, a writer killed with SIGKILL losing nothing it flushed, and the
+//! writer taken out of its history committing the batches handed to it.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -103,6 +104,82 @@ fn appends_reach_the_file_only_at_flush_in_one_transaction() {
     assert_eq!(rows(&path).len(), 5);
     let stats = history.stats();
     assert_eq!((stats.persisted, stats.transactions), (5, 1));
+}
+
+#[test]
+fn a_writer_taken_out_commits_the_batches_handed_to_it_in_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.db");
+    let mut history = open(&path, 100, 1);
+    let mut writer = history.take_writer().expect("a file, so a writer");
+    assert!(history.take_writer().is_none(), "taken once");
+    assert!(
+        history.is_persistent(),
+        "lines are still collected for the file"
+    );
+    say(&mut history, 1, 3);
+    assert_eq!(history.flush(), Ok(0), "the writer is elsewhere");
+    assert_eq!(history.pending(), 3, "and the lines wait for it");
+    let mut batch = history.take_batch().expect("three lines");
+    assert_eq!((batch.len(), history.pending()), (3, 0));
+    assert!(history.take_batch().is_none(), "nothing new");
+    say(&mut history, 4, 5);
+    batch.absorb(history.take_batch().unwrap());
+    assert!(
+        rows(&path).is_empty(),
+        "nothing written before the writer writes"
+    );
+    writer.write(&batch).unwrap();
+    assert_eq!(
+        rows(&path).iter().map(|r| r.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    let stats = writer.stats();
+    assert_eq!((stats.persisted, stats.transactions), (5, 1));
+    drop((history, writer));
+    assert_eq!(seqs(&open(&path, 100, 2)), [1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn batches_joined_keep_the_newest_lines_and_the_file_its_capacity() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.db");
+    let mut history = open(&path, 3, 1);
+    let mut writer = history.take_writer().unwrap();
+    say(&mut history, 1, 2);
+    let mut batch = history.take_batch().unwrap();
+    say(&mut history, 3, 7);
+    batch.absorb(history.take_batch().unwrap());
+    assert_eq!(
+        batch.len(),
+        3,
+        "older lines would be trimmed by the same transaction"
+    );
+    writer.write(&batch).unwrap();
+    assert_eq!(
+        rows(&path).iter().map(|r| r.0).collect::<Vec<_>>(),
+        [5, 6, 7]
+    );
+    drop((history, writer));
+    let mut reopened = open(&path, 3, 2);
+    assert_eq!(
+        reopened.append(8, "bob", Kind::Chat, "on"),
+        8,
+        "numbering goes on"
+    );
+}
+
+#[test]
+fn a_history_whose_writer_failed_goes_on_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.db");
+    let mut history = open(&path, 10, 1);
+    let _writer = history.take_writer().unwrap();
+    history.let_go();
+    assert!(!history.is_persistent());
+    say(&mut history, 1, 2);
+    assert_eq!((history.pending(), history.take_batch()), (0, None));
+    assert_eq!(seqs(&history), [1, 2]);
 }
 
 #[test]
