@@ -14,15 +14,20 @@
 //! - datagrams the server sent and received per delivery (from `/proc/net/snmp`, minus
 //!   what this process sent and received: the machine should be otherwise quiet);
 //! - p50/p99/max latency from send to receipt, loss and duplicates as the clients saw them;
+//! - the history pass: the named load at N = 10 and 100 with the history off (`--history 0`),
+//!   in memory (the default) and in SQLite (`--history-db`, a fresh file in the temporary
+//!   directory), alternated over 3 rounds (medians): CPU per delivery side by side (target:
+//!   ≤ 1.05 × off), and the lines persisted per second;
 //! - the scale pass: N idle named clients (5 000 by default; `ICQ_BENCH_IDLE=10000` for the
 //!   issue's 10 000, about six minutes more), the server's RSS and the CPU their heartbeats
 //!   and timers cost, and how long a join takes at 10 and at N clients.
 //!
-//! About three minutes in all; `ICQ_BENCH_QUICK=1` shrinks every pass (about a minute); `ICQ_BENCH_IDLE=N` sets
-//! the scale pass's client count (0 skips it); `ICQ_BENCH_SERVER=PATH` measures another
-//! build; `ICQ_BENCH_NS="10 100"` the load passes'
-//! client counts. Linux only (`epoll`, `/proc`). The clients' sockets are read with the
-//! library's own batched receive (`icq::net::Io`), and epoll, the clock tick and the file
+//! About five minutes in all; `ICQ_BENCH_QUICK=1` shrinks every pass (about two minutes);
+//! `ICQ_BENCH_IDLE=N` sets the scale pass's client count (0 skips it); `ICQ_BENCH_SERVER=PATH`
+//! measures another build; `ICQ_BENCH_NS="10 100"` the load passes' client counts;
+//! `ICQ_BENCH_HISTORY="10 100"` the history pass's (empty: skipped); `ICQ_BENCH_ONLY=history`
+//! runs the history pass alone (about 1.5 minutes). Linux only (`epoll`, `/proc`). The
+//! clients' sockets are read with the library's own batched receive (`icq::net::Io`), and epoll, the clock tick and the file
 //! descriptor limit come through nix's safe API: no unsafe code here.
 
 #![forbid(unsafe_code)]
@@ -47,6 +52,7 @@ mod linux {
     use std::time::{Duration, Instant};
 
     use icq::client::{Client, ClientEvent};
+    use icq::history::{DEFAULT_CAPACITY, History};
     use icq::net::Io;
     use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -87,19 +93,30 @@ mod linux {
 
         let deliveries = if quick { 200_000 } else { 1_000_000 };
         let latency_deliveries = if quick { 20_000 } else { 100_000 };
-        let ns: Vec<usize> = std::env::var("ICQ_BENCH_NS")
-            .ok()
-            .map(|v| {
-                v.split_whitespace()
-                    .filter_map(|n| n.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_else(|| vec![10, 100, 1000]);
+        // ICQ_BENCH_ONLY=history: the history pass alone (no load, latency or scale pass).
+        let only_history = std::env::var("ICQ_BENCH_ONLY").is_ok_and(|v| v == "history");
+        let counts = |var: &str, default: &[usize]| -> Vec<usize> {
+            std::env::var(var)
+                .ok()
+                .map(|v| {
+                    v.split_whitespace()
+                        .filter_map(|n| n.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_else(|| default.to_vec())
+        };
+        let ns = if only_history {
+            Vec::new()
+        } else {
+            counts("ICQ_BENCH_NS", &[10, 100, 1000])
+        };
+        let history_ns = counts("ICQ_BENCH_HISTORY", &[10, 100]);
+        let idle = if only_history { 0 } else { idle };
         let mut rows = Vec::new();
         for &n in &ns {
             for kind in [Kind::Guest, Kind::Named] {
                 let m = (deliveries / n).max(1);
-                let load = Pass::run(server, kind, n, m, 8, false);
+                let load = Pass::run(server, kind, n, m, 8, false, &[]);
                 rows.push((kind, n, 8, load));
             }
         }
@@ -113,12 +130,21 @@ mod linux {
             .filter(|_| !ns.is_empty())
         {
             let n = 100;
-            let pass = Pass::run(server, kind, n, latency_deliveries / n, 1, true);
+            let pass = Pass::run(server, kind, n, latency_deliveries / n, 1, true, &[]);
             lat_rows.push((kind, n, 1, pass));
         }
         if !lat_rows.is_empty() {
             print_latency_table(&lat_rows);
             print_ratios(&rows, &lat_rows);
+        }
+
+        if !history_ns.is_empty() {
+            let rounds = HISTORY_ROUNDS;
+            let rows: Vec<HistoryCost> = history_ns
+                .iter()
+                .map(|&n| HistoryCost::measure(server, n, deliveries / n, rounds))
+                .collect();
+            print_history_table(&rows, rounds);
         }
 
         if idle > 0 {
@@ -622,12 +648,21 @@ mod linux {
 
     impl Pass {
         /// N clients of `kind`, M messages from client 0 with `window` in flight; with
-        /// `all`, a message is done once every client has it.
-        fn run(binary: &str, kind: Kind, n: usize, m: usize, window: usize, all: bool) -> Pass {
-            let server = ServerProcess::start(
-                binary,
-                &["--guests", "--max-clients", &(n + 10).to_string()],
-            );
+        /// `all`, a message is done once every client has it. `extra`: more options for
+        /// the server.
+        fn run(
+            binary: &str,
+            kind: Kind,
+            n: usize,
+            m: usize,
+            window: usize,
+            all: bool,
+            extra: &[&str],
+        ) -> Pass {
+            let max_clients = (n + 10).to_string();
+            let mut args = vec!["--guests", "--max-clients", &max_clients];
+            args.extend_from_slice(extra);
+            let server = ServerProcess::start(binary, &args);
             let mut sim = Sim::new(server.addr);
             sim.join_range(kind, n, Duration::from_secs(20));
             sim.settle(Duration::from_millis(300), Duration::from_secs(30));
@@ -823,6 +858,163 @@ mod linux {
             );
         }
         println!();
+    }
+
+    /// Rounds of the history pass: each runs the three configurations one after the other,
+    /// so that the machine's noise hits each alike; the figures are the medians.
+    const HISTORY_ROUNDS: usize = 3;
+
+    /// Where the server keeps the room's history during a pass.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Keep {
+        /// `--history 0`: every public line is numbered, none is kept.
+        Off,
+        /// The default: the last 1 000 lines in memory.
+        Memory,
+        /// `--history-db FILE` (a fresh file per pass, in the system's temporary directory):
+        /// the same, and each loop turn's lines committed in one transaction.
+        Sqlite,
+    }
+
+    impl Keep {
+        const ALL: [Keep; 3] = [Keep::Off, Keep::Memory, Keep::Sqlite];
+
+        fn label(self) -> &'static str {
+            match self {
+                Keep::Off => "off",
+                Keep::Memory => "memory",
+                Keep::Sqlite => "SQLite",
+            }
+        }
+    }
+
+    /// The history pass at N named clients: the load pass's work (one sender, window 8)
+    /// with the history off, in memory and in SQLite.
+    struct HistoryCost {
+        n: usize,
+        /// Per configuration (in [`Keep::ALL`]'s order), one pass per round.
+        passes: [Vec<Pass>; 3],
+        /// Lines committed to the SQLite file by the end of each SQLite pass, per second of
+        /// that pass.
+        persisted_per_second: Vec<f64>,
+    }
+
+    impl HistoryCost {
+        fn measure(server: &str, n: usize, m: usize, rounds: usize) -> HistoryCost {
+            let mut cost = HistoryCost {
+                n,
+                passes: [Vec::new(), Vec::new(), Vec::new()],
+                persisted_per_second: Vec::new(),
+            };
+            for round in 1..=rounds {
+                for (i, keep) in Keep::ALL.into_iter().enumerate() {
+                    eprint!("history {} round {round}: ", keep.label());
+                    let dir = tempfile::tempdir().expect("a temporary directory");
+                    let db = dir.path().join("history.db");
+                    let db_arg = db.to_string_lossy().into_owned();
+                    let extra: &[&str] = match keep {
+                        Keep::Off => &["--history", "0"],
+                        Keep::Memory => &[],
+                        Keep::Sqlite => &["--history-db", &db_arg],
+                    };
+                    let pass = Pass::run(server, Kind::Named, n, m, 8, false, extra);
+                    if keep == Keep::Sqlite {
+                        // The server is gone (killed): what the file holds is what it
+                        // committed; the newest number counts every line committed.
+                        let opened = History::open(&db, DEFAULT_CAPACITY, 1)
+                            .expect("the pass's history file");
+                        let lines = opened.history.newest() as f64;
+                        cost.persisted_per_second.push(if pass.seconds > 0.0 {
+                            lines / pass.seconds
+                        } else {
+                            0.0
+                        });
+                    }
+                    cost.passes[i].push(pass);
+                }
+            }
+            cost
+        }
+
+        /// The median over the rounds of `figure` for configuration `keep`.
+        fn median(&self, keep: Keep, figure: impl Fn(&Pass) -> f64) -> f64 {
+            let i = Keep::ALL.iter().position(|&k| k == keep).unwrap_or(0);
+            median(self.passes[i].iter().map(figure).collect())
+        }
+    }
+
+    fn median(mut values: Vec<f64>) -> f64 {
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or(0.0)
+    }
+
+    fn print_history_table(rows: &[HistoryCost], rounds: usize) {
+        println!(
+            "## History: named clients, window 8, history off / in memory / in SQLite \
+             (median of {rounds} rounds, the three alternated)\n"
+        );
+        println!("| what | measured | target |");
+        println!("|---|---:|---|");
+        for row in rows {
+            let n = row.n;
+            let three = |figure: &dyn Fn(&Pass) -> f64| Keep::ALL.map(|k| row.median(k, figure));
+            let [off, memory, sqlite] = three(&|p| p.cpu_us_per_delivery);
+            let (memory_ratio, sqlite_ratio) = (memory / off, sqlite / off);
+            let met = if memory_ratio <= 1.05 && sqlite_ratio <= 1.05 {
+                "met"
+            } else {
+                "NOT met"
+            };
+            println!(
+                "| CPU per delivery, history off / memory / SQLite, N = {n} \
+                 | {off:.2} / {memory:.2} / {sqlite:.2} µs \
+                 | ratio b/a {memory_ratio:.3}, c/a {sqlite_ratio:.3} ≤ 1.05: {met} |"
+            );
+            let [off, memory, sqlite] = three(&|p| p.rate());
+            println!(
+                "| deliveries/s, history off / memory / SQLite, N = {n} \
+                 | {off:.0} / {memory:.0} / {sqlite:.0} | — |"
+            );
+            let [off, memory, sqlite] = three(&|p| p.p99_us);
+            println!(
+                "| p99 latency, history off / memory / SQLite, N = {n} \
+                 | {off:.0} / {memory:.0} / {sqlite:.0} µs | — |"
+            );
+            let [off, memory, sqlite] = three(&|p| (p.expected - p.deliveries) as f64);
+            println!(
+                "| lost, history off / memory / SQLite, N = {n} \
+                 | {off:.0} / {memory:.0} / {sqlite:.0} | 0 |"
+            );
+            println!(
+                "| lines persisted per second (SQLite, one transaction per 50 ms at most), N = {n} \
+                 | {:.0} | — |",
+                median(row.persisted_per_second.clone())
+            );
+        }
+        println!();
+        for row in rows {
+            let each = |i: usize| {
+                row.passes[i]
+                    .iter()
+                    .map(|p| format!("{:.2}", p.cpu_us_per_delivery))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            println!(
+                "N = {}: CPU µs/delivery per round, off: {}; memory: {}; SQLite: {}",
+                row.n,
+                each(0),
+                each(1),
+                each(2)
+            );
+        }
+        println!(
+            "\nLines persisted per second: the lines the SQLite file held (its newest number) \
+             after the pass, over the pass's time (all the room said: the file keeps up). The \
+             server's history thread commits everything said since its last commit in one \
+             transaction, at most every 50 ms; the CPU figures count that thread too.\n"
+        );
+        let _ = io::stdout().flush();
     }
 
     /// The scale pass: `count` named clients join and stay idle.
