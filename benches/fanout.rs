@@ -502,16 +502,21 @@ mod linux {
                     match &mut self.peers[index].core {
                         Core::Named(client) => client.handle_datagram(now, self.server, datagram),
                         Core::Guest { registered } => {
+                            // A packed datagram holds several lines: each is a delivery.
                             let text = String::from_utf8_lossy(datagram);
-                            if let Some(at) = text.find("bench ") {
-                                if let Some((seq, latency)) = parse(&text[at..], self.start, now) {
-                                    self.arrived.push((index, seq, latency));
+                            for line in text.split_inclusive('\n') {
+                                if let Some(at) = line.find("bench ") {
+                                    if let Some((seq, latency)) =
+                                        parse(&line[at..], self.start, now)
+                                    {
+                                        self.arrived.push((index, seq, latency));
+                                    }
+                                } else if !*registered
+                                    && line.contains(&format!("hello from {index}\n"))
+                                {
+                                    *registered = true;
+                                    self.joined.push((index, now));
                                 }
-                            } else if !*registered
-                                && text.contains(&format!("hello from {index}\n"))
-                            {
-                                *registered = true;
-                                self.joined.push((index, now));
                             }
                         }
                     }

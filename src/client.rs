@@ -378,6 +378,16 @@ impl Client {
         let Some(from_index) = self.servers.iter().position(|s| same_endpoint(*s, from)) else {
             return;
         };
+        if wire::is_packed(datagram) {
+            // Checked whole before any of it is acted on; then each frame as if it had come
+            // alone.
+            if let Ok(frames) = wire::unpack(datagram) {
+                for frame in frames {
+                    self.handle_datagram(now, from, frame);
+                }
+            }
+            return;
+        }
         let frame = match Frame::decode(datagram) {
             Ok(frame) => frame,
             Err(DecodeError::UnsupportedVersion { .. }) => {
@@ -903,6 +913,10 @@ impl Client {
             State::Closed => return,
         }
         self.release(now);
+        // After what was released: a request carries our acknowledgements and counts as
+        // sending, so a bare acknowledgement or a heartbeat goes only if none went.
+        self.send_ack_if_due(now);
+        self.send_heartbeat_if_due(now);
         if let Some(Backlog { lines, every }) = self.queue.take_notice(now) {
             self.events.push_back(ClientEvent::Queued { lines, every });
         }
@@ -930,7 +944,6 @@ impl Client {
         {
             return self.close(CloseReason::Left);
         }
-        self.send_ack_if_due(now);
         let (State::Joined(session) | State::Leaving { session, .. }) = &mut self.state else {
             return;
         };
@@ -941,6 +954,13 @@ impl Client {
             self.events
                 .push_back(ClientEvent::ServerSilent { silent_for });
         }
+    }
+
+    fn send_heartbeat_if_due(&mut self, now: Instant) {
+        let server = self.server();
+        let (State::Joined(session) | State::Leaving { session, .. }) = &mut self.state else {
+            return;
+        };
         if now >= session.stream.last_sent() + session.heartbeat_interval {
             let heartbeat = Frame::ToServer(ToServer::Heartbeat {
                 token: session.stream.token(),

@@ -24,11 +24,9 @@ use std::ops::ControlFlow;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::proto::packing::Packer;
+pub use crate::proto::packing::{HEAD, Outgoing};
 use crate::server::{Server, Transmit};
-use crate::wire::ENVELOPE_RANGE;
-
-/// A sequenced datagram's own first bytes: the header and its envelope.
-pub const HEAD: usize = ENVELOPE_RANGE.end;
 
 /// Large enough for any UDP datagram, so an oversized one is seen whole and rejected by the
 /// decoder instead of silently truncated into something that might parse. Pages of it that
@@ -58,20 +56,6 @@ pub trait Endpoint {
     fn handle_loop_report(&mut self, _now: Instant, _fell_behind: bool) {}
 }
 
-/// A datagram a core queued: where it goes and its bytes, possibly in two pieces so a
-/// payload shared by many recipients is never copied for each.
-pub trait Outgoing {
-    fn destination(&self) -> SocketAddr;
-    /// The bytes, or for a datagram with a recipient's own head, the shared bytes whose
-    /// first [`Outgoing::head`] bytes are replaced.
-    fn bytes(&self) -> &[u8];
-    /// Writes this recipient's own first bytes into `head` and says how many (0: `bytes`
-    /// is the whole datagram as it is).
-    fn head(&self, _head: &mut [u8; HEAD]) -> usize {
-        0
-    }
-}
-
 impl Outgoing for Transmit {
     fn destination(&self) -> SocketAddr {
         self.destination
@@ -90,16 +74,6 @@ impl Outgoing for Transmit {
             }
             _ => 0,
         }
-    }
-}
-
-impl Outgoing for (SocketAddr, Vec<u8>) {
-    fn destination(&self) -> SocketAddr {
-        self.0
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.1
     }
 }
 
@@ -169,22 +143,21 @@ pub fn drive<C: Endpoint, R>(
     }
 }
 
-/// Sends every datagram `core` queued, one per system call: for the other threads' rare
-/// sends (a typed line, a console command); the loop of [`drive`] sends in batches.
+/// Sends every datagram `core` queued, packed ([`Packer`]), one per system call: for the
+/// other threads' rare sends (a typed line, a console command); the loop of [`drive`] sends
+/// in batches.
 pub fn send_each<C: Endpoint>(socket: &UdpSocket, core: &mut C) {
     let v6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
+    let pending: Vec<C::Transmit> = std::iter::from_fn(|| core.poll_transmit()).collect();
+    let mut packer = Packer::new();
+    packer.plan(&pending);
     let mut datagram = Vec::new();
-    let mut head = [0; HEAD];
-    while let Some(transmit) = core.poll_transmit() {
-        let bytes = transmit.bytes();
-        let own = transmit.head(&mut head);
-        datagram.clear();
-        datagram.extend_from_slice(&head[..own]);
-        datagram.extend_from_slice(&bytes[own..]);
+    for group in 0..packer.len() {
+        let to = packer.write(&pending, group, &mut datagram);
         // A failed send concerns one recipient (unreachable, buffer full); UDP makes no
         // promise anyway, so the others still get theirs (and a sequenced frame is sent
         // again later).
-        let _ = socket.send_to(&datagram, reachable(transmit.destination(), v6));
+        let _ = socket.send_to(&datagram, reachable(to, v6));
     }
 }
 
@@ -259,12 +232,17 @@ mod batch {
         ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
     };
 
-    use super::{Endpoint, HEAD, Outgoing, RECEIVE_BUFFER, own_address, reachable, wait_ms};
+    use super::{Endpoint, Outgoing, Packer, RECEIVE_BUFFER, own_address, reachable, wait_ms};
+    use crate::wire::MAX_DATAGRAM;
 
     /// Datagrams taken per `recvmmsg`.
     pub const RECV_BATCH: usize = 32;
     /// Datagrams sent per `sendmmsg` (the kernel accepts up to 1024).
     pub const SEND_BATCH: usize = 256;
+    /// The most queued datagrams packed together: what a turn queued beyond it is packed
+    /// apart (a storm of joins queues millions), so the memory held stays bounded. At 100
+    /// clients it is 40 broadcasts.
+    pub const PACK_BATCH: usize = 4096;
 
     /// Buffers reused by every call, so the loop allocates nothing once warm.
     pub struct Io<T> {
@@ -277,9 +255,10 @@ mod batch {
         sending: MultiHeaders<SockaddrStorage>,
         /// The last receive's datagrams: (slot, length, sender).
         received: Vec<(usize, usize, SocketAddr)>,
+        /// What the core queued, packed by `packer` into the datagrams written in `out`.
         pending: Vec<T>,
-        heads: Vec<[u8; HEAD]>,
-        head_lens: Vec<usize>,
+        packer: Packer,
+        out: Vec<Vec<u8>>,
         addresses: Vec<Option<SockaddrStorage>>,
         own: Option<SocketAddr>,
         v6: bool,
@@ -292,9 +271,11 @@ mod batch {
                 receiving: MultiHeaders::preallocate(RECV_BATCH, None),
                 sending: MultiHeaders::preallocate(SEND_BATCH, None),
                 received: Vec::with_capacity(RECV_BATCH),
-                pending: Vec::with_capacity(SEND_BATCH),
-                heads: vec![[0; HEAD]; SEND_BATCH],
-                head_lens: vec![0; SEND_BATCH],
+                pending: Vec::new(),
+                packer: Packer::new(),
+                out: (0..SEND_BATCH)
+                    .map(|_| Vec::with_capacity(MAX_DATAGRAM))
+                    .collect(),
                 addresses: vec![None; SEND_BATCH],
                 own: own_address(socket),
                 v6: socket.local_addr().is_ok_and(|a| a.is_ipv6()),
@@ -357,11 +338,11 @@ mod batch {
             })
         }
 
-        /// Sends everything the core has queued, in order.
+        /// Sends everything the core has queued, packed per receiver, in order.
         pub fn send<C: Endpoint<Transmit = T>>(&mut self, socket: &UdpSocket, core: &mut C) {
             loop {
                 self.pending.clear();
-                while self.pending.len() < SEND_BATCH {
+                while self.pending.len() < PACK_BATCH {
                     match core.poll_transmit() {
                         Some(transmit) => self.pending.push(transmit),
                         None => break,
@@ -370,33 +351,35 @@ mod batch {
                 if self.pending.is_empty() {
                     return;
                 }
-                self.send_pending(socket);
+                self.packer.plan(&self.pending);
+                let mut group = 0;
+                while group < self.packer.len() {
+                    let count = (self.packer.len() - group).min(SEND_BATCH);
+                    for slot in 0..count {
+                        let to =
+                            self.packer
+                                .write(&self.pending, group + slot, &mut self.out[slot]);
+                        self.addresses[slot] = Some(SockaddrStorage::from(reachable(to, self.v6)));
+                    }
+                    self.send_written(socket, count);
+                    group += count;
+                }
             }
         }
 
-        fn send_pending(&mut self, socket: &UdpSocket) {
-            let count = self.pending.len();
-            for (slot, transmit) in self.pending.iter().enumerate() {
-                self.head_lens[slot] = transmit.head(&mut self.heads[slot]);
-                let to = reachable(transmit.destination(), self.v6);
-                self.addresses[slot] = Some(SockaddrStorage::from(to));
-            }
+        /// Sends the first `count` datagrams written in `out`.
+        fn send_written(&mut self, socket: &UdpSocket, count: usize) {
             let Io {
                 sending,
-                pending,
-                heads,
-                head_lens,
+                out,
                 addresses,
                 ..
             } = self;
-            let mut pieces = pending.iter().zip(heads.iter().zip(head_lens.iter()));
-            let slices: [[IoSlice<'_>; 2]; SEND_BATCH] =
-                std::array::from_fn(|_| match pieces.next() {
-                    Some((transmit, (head, &own))) => [
-                        IoSlice::new(&head[..own]),
-                        IoSlice::new(&transmit.bytes()[own..]),
-                    ],
-                    None => [IoSlice::new(&[]), IoSlice::new(&[])],
+            let mut written = out.iter();
+            let slices: [[IoSlice<'_>; 1]; SEND_BATCH] =
+                std::array::from_fn(|_| match written.next() {
+                    Some(datagram) => [IoSlice::new(datagram)],
+                    None => [IoSlice::new(&[])],
                 });
             let no_control: [ControlMessage<'_>; 0] = [];
             let fd = socket.as_raw_fd();

@@ -383,7 +383,6 @@ impl Peer {
     pub(super) fn member_timers(&mut self, now: Instant, addr: SocketAddr) {
         let terms = self.hello_terms(now);
         let timeout = self.config.timeout;
-        let heartbeat = self.config.heartbeat_interval();
         let Some(member) = self.members.get_mut(&addr) else {
             return;
         };
@@ -436,6 +435,16 @@ impl Peer {
                 dropped,
             });
             self.send_item(now, addr, PeerItem::Flooded { dropped });
+        }
+    }
+
+    /// After the timers and what the user's queue released ([`Peer::member_timers`]): our
+    /// acknowledgements to the member at `addr` if they are due, or a heartbeat, unless a
+    /// frame of ours already carried them.
+    pub(super) fn member_acks(&mut self, now: Instant, addr: SocketAddr) {
+        let heartbeat = self.config.heartbeat_interval();
+        if self.members.get(&addr).is_none_or(|member| member.banned) {
+            return;
         }
         self.send_ack_if_due(now, addr);
         let Some(member) = self.members.get_mut(&addr) else {

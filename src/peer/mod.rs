@@ -725,6 +725,16 @@ impl Peer {
             }
             return;
         }
+        if wire::is_packed(datagram) {
+            // Checked whole before any of it is acted on; then each frame as if it had come
+            // alone.
+            if let Ok(frames) = wire::unpack(datagram) {
+                for frame in frames {
+                    self.handle_datagram(now, from, frame);
+                }
+            }
+            return;
+        }
         let frame = match Frame::decode(datagram) {
             Ok(Frame::Peer(frame)) => frame,
             // A client given a peer's address for a server's: its join is told so, in the
@@ -1070,6 +1080,15 @@ impl Peer {
             }
         }
         self.release(now);
+        if matches!(
+            self.state,
+            State::Syncing { .. } | State::InRoom | State::Leaving { .. }
+        ) {
+            let addrs: Vec<SocketAddr> = self.members.keys().copied().collect();
+            for addr in addrs {
+                self.member_acks(now, addr);
+            }
+        }
         if let Some(Backlog { lines, every }) = self.typed.take_notice(now) {
             self.events.push_back(PeerEvent::Queued { lines, every });
         }

@@ -26,6 +26,8 @@
 //! - [`presence`]: who is online as typed news, the one kind every role gives the UI.
 //! - [`paging`]: how much history travels at once — the replay's default, the bound on one
 //!   request (`/history`), line kinds on the wire (server and peer).
+//! - [`packing`]: what one turn sends, grouped per receiver into as few datagrams as fit
+//!   (several frames behind the packed header, or several guest lines), never waiting.
 
 pub mod address;
 pub mod addrmem;
@@ -34,6 +36,7 @@ pub mod flood;
 pub mod join;
 pub mod lateness;
 pub mod loggate;
+pub mod packing;
 pub mod pacing;
 pub mod paging;
 pub mod presence;

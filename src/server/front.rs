@@ -27,6 +27,17 @@ impl Server {
             }
             return;
         }
+        if wire::is_packed(datagram) {
+            // Checked whole before any of it is acted on; then each frame as if it had come
+            // alone.
+            match wire::unpack(datagram) {
+                Ok(frames) => frames
+                    .into_iter()
+                    .for_each(|frame| self.handle_datagram(now, from, frame)),
+                Err(error) => self.note_malformed(now, from, &format!("packed: {error}")),
+            }
+            return;
+        }
         if !wire::is_frame(datagram) {
             if self.config.guests {
                 self.handle_guest_datagram(now, from, datagram);

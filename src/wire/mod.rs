@@ -17,16 +17,25 @@
 //! declared in one table (`table`) that gives every kind its code, name, encoder and
 //! decoder. A frame of a reliable stream is `Sequenced(envelope, body)`: the [`Envelope`]
 //! (`envelope`) comes right after the header, then the body's fields.
+//!
+//! A datagram holds one frame, or (since version 5) several frames for the same receiver
+//! behind a header of kind [`PACKED_KIND`] (`packed`): [`unpack`] checks it whole and
+//! gives its frames, each then decoded as if it had come alone.
 
 use std::fmt;
 
 mod envelope;
+mod packed;
 mod peer;
 mod table;
 mod to_client;
 mod to_server;
 
 pub use envelope::{ACK_BITS, Acks, ENVELOPE_LEN, ENVELOPE_RANGE, Envelope};
+pub use packed::{
+    MAX_PACKED_FRAMES, PACKED_HEAD_LEN, PACKED_HEADER, PACKED_KIND, PACKED_PREFIX, is_packed,
+    may_pack, unpack,
+};
 pub use peer::{GoneReason, LastPart, MAX_MEMBER_RECORD_LEN, MemberRecord, PeerFrame, PeerItem};
 pub use table::{Codec, Name, PaddedName, Text};
 pub use to_client::{
@@ -46,7 +55,7 @@ pub const MAGIC: [u8; 2] = [0xFF, b'I'];
 pub const JOIN_MIN_LEN: usize = 512;
 
 /// The protocol version this build speaks. A server refuses a join of any other version.
-pub const VERSION: u8 = 4;
+pub const VERSION: u8 = 5;
 
 /// The frame kinds reserved for peer mode ([`PeerFrame`]); other kinds belong to the
 /// client–server protocol.
@@ -256,6 +265,11 @@ pub enum DecodeError {
     },
     /// An enumerated field holds a value this version does not define.
     BadValue { field: &'static str, value: u8 },
+    /// A packed datagram holds a frame of a kind that always travels alone (a join, a
+    /// challenge, a refusal).
+    Unpackable { kind: u8 },
+    /// A packed datagram holds frames of more than one direction.
+    MixedDirections,
 }
 
 impl fmt::Display for DecodeError {
@@ -287,6 +301,12 @@ impl fmt::Display for DecodeError {
                 write!(f, "{field} of {len} bytes exceeds {max}")
             }
             DecodeError::BadValue { field, value } => write!(f, "invalid {field} value {value}"),
+            DecodeError::Unpackable { kind } => {
+                write!(f, "a packed datagram holds a frame of kind 0x{kind:02x}")
+            }
+            DecodeError::MixedDirections => {
+                write!(f, "a packed datagram holds frames of two directions")
+            }
         }
     }
 }

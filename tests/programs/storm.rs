@@ -1,8 +1,9 @@
 //! The garbage storm (parser robustness), end to end with the real binaries: a
 //! server on loopback with three named clients chatting while raw sockets fire 100 000
 //! random datagrams at it, of random sizes up to the largest UDP payload (65 507 bytes):
-//! pure random bytes, the frame header followed by random bytes, valid frames mutated, and
-//! valid frames with random tokens. The server must stay up and keep serving, and every
+//! pure random bytes, the frame header followed by random bytes, valid frames mutated,
+//! valid frames with random tokens, and packed datagrams of such frames (valid, or mutated:
+//! cut, a length or the count changed). The server must stay up and keep serving, and every
 //! client must print every chat line exactly once.
 //!
 //! The storm goes as fast as the server reads: each sender waits for the answer to a probe
@@ -637,6 +638,7 @@ enum Shape {
     Headed,
     Mutated,
     Forged,
+    Packed,
 }
 
 /// Writes one storm datagram into `out`, at most [`MAX_UDP_PAYLOAD`] bytes.
@@ -678,10 +680,28 @@ fn make_datagram(rng: &mut Rng, out: &mut Vec<u8>) -> Shape {
             }
             Shape::Headed
         }
-        55..80 => {
+        55..70 => {
             random_frame(rng).encode(out);
             mutate(rng, out);
             Shape::Mutated
+        }
+        70..85 => {
+            // Two to eight frames behind the packed header, as a sender packs them (a join
+            // among them is rejected whole), then perhaps mutated like a single frame.
+            out.extend_from_slice(&wire::PACKED_HEADER);
+            let count = 2 + rng.below(7) as u8;
+            out.push(count);
+            let mut frame = Vec::new();
+            for _ in 0..count {
+                frame.clear();
+                random_frame(rng).encode(&mut frame);
+                out.extend_from_slice(&(frame.len() as u16).to_be_bytes());
+                out.extend_from_slice(&frame);
+            }
+            if rng.chance(0.50) {
+                mutate(rng, out);
+            }
+            Shape::Packed
         }
         _ => {
             random_frame(rng).encode(out);
@@ -695,7 +715,7 @@ fn make_datagram(rng: &mut Rng, out: &mut Vec<u8>) -> Shape {
 struct SenderReport {
     datagrams: u64,
     bytes: u64,
-    by_shape: [u64; 4],
+    by_shape: [u64; 5],
     /// Valid joins the generator made and replaced: an address that joined would be a chat
     /// member, not an attacker.
     joins_replaced: u64,
@@ -1009,14 +1029,15 @@ fn the_server_survives_a_garbage_storm_while_three_clients_chat() {
     });
     let seconds = storm.as_secs_f64();
     println!(
-        "storm: {} datagrams ({} random, {} headed, {} mutated, {} forged; {} valid joins \
-         replaced), {:.1} MB, in {seconds:.2} s from {SENDERS} sockets: {:.0} datagrams/s, \
+        "storm: {} datagrams ({} random, {} headed, {} mutated, {} forged, {} packed; {} \
+         valid joins replaced), {:.1} MB, in {seconds:.2} s from {SENDERS} sockets: {:.0} datagrams/s, \
          {:.0} MB/s",
         total.datagrams,
         total.by_shape[Shape::Random as usize],
         total.by_shape[Shape::Headed as usize],
         total.by_shape[Shape::Mutated as usize],
         total.by_shape[Shape::Forged as usize],
+        total.by_shape[Shape::Packed as usize],
         total.joins_replaced,
         total.bytes as f64 / 1e6,
         total.datagrams as f64 / seconds,

@@ -92,8 +92,15 @@ const MESSAGES_EACH: usize = 300;
 /// over `link`; then checks what every client displayed. Returns the figures, or what went
 /// wrong.
 fn conversation(link: impl Link + 'static) -> Result<Outcome, String> {
+    conversation_packed(link, false)
+}
+
+/// [`conversation`], with each party's datagrams of a round packed per receiver when
+/// `pack` is on, as the programs pack one turn's.
+fn conversation_packed(link: impl Link + 'static, pack: bool) -> Result<Outcome, String> {
     let mut sim = Sim::new(unlimited());
     sim.set_link(link);
+    sim.pack = pack;
     let clients = join_all(&mut sim, &SENDERS);
     sim.run_for(ms(500)); // join notices settle
     sim.clear_events();
@@ -260,6 +267,34 @@ fn every_message_arrives_exactly_once_in_order_through_loss_duplication_and_reor
         sum(|o| o.retransmissions as f64) / deliveries,
         sum(|o| o.settled_in.as_secs_f64()) / runs,
         (MESSAGES_EACH as u32 * ms(5)).as_secs_f64()
+    );
+}
+
+#[test]
+fn packed_datagrams_deliver_every_message_once_in_order_through_loss_and_reordering() {
+    // A lost packed datagram loses all its frames at once: what must still hold.
+    let outcomes = for_each_seed(0..SEEDS / 4, CONVERSATION, |seed| {
+        conversation_packed(LossyLink::new(seed, CONVERSATION), true)
+    });
+    let deliveries: usize = outcomes.iter().map(|o| o.deliveries).sum();
+    let datagrams: usize = outcomes.iter().map(|o| o.datagrams).sum();
+    println!(
+        "{CONVERSATION}, packed: {:.2} datagrams per message delivered",
+        datagrams as f64 / deliveries as f64
+    );
+}
+
+#[test]
+fn packing_on_a_perfect_network_sends_fewer_datagrams_than_deliveries() {
+    let outcome =
+        conversation_packed(LossyLink::new(1, Impairment::NONE), true).expect("delivered");
+    let per_delivery = outcome.datagrams as f64 / outcome.deliveries as f64;
+    println!("0 % loss, packed: {per_delivery:.2} datagrams per message delivered");
+    assert_eq!(outcome.retransmissions, 0);
+    // Three lines typed at once reach each client in one datagram, not three.
+    assert!(
+        per_delivery < 0.8,
+        "{per_delivery:.2} datagrams per delivery"
     );
 }
 

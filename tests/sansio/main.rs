@@ -14,6 +14,7 @@ mod banfile;
 mod history;
 mod lossy;
 mod overload;
+mod packing;
 mod peer_history;
 mod peers;
 mod properties;

@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 
 use icq::client::Client;
 use icq::peer::Peer;
+use icq::proto::packing;
 use icq::server::Server;
-use icq::wire::Frame;
+use icq::wire::{self, Frame};
 
 use crate::impairment::Impairment;
 use crate::rng::{Rng, chosen_seed};
@@ -155,9 +156,22 @@ pub struct Datagram {
 }
 
 impl Datagram {
-    /// The payload decoded as a protocol frame, or `None` if it is not one (a guest's text).
+    /// The payload decoded as a protocol frame, or `None` if it is not one (a guest's text,
+    /// a packed datagram).
     pub fn frame(&self) -> Option<Frame> {
         Frame::decode(&self.bytes).ok()
+    }
+
+    /// Every frame the payload carries: its one frame, or those of a packed datagram;
+    /// nothing if it is neither.
+    pub fn frames(&self) -> Vec<Frame> {
+        match wire::unpack(&self.bytes) {
+            Ok(inner) => inner
+                .into_iter()
+                .map(|bytes| Frame::decode(bytes).expect("unpack checked every frame"))
+                .collect(),
+            Err(_) => self.frame().into_iter().collect(),
+        }
     }
 }
 
@@ -222,6 +236,10 @@ pub struct Net<P: Parties> {
     pub wire: Vec<Datagram>,
     /// Whether [`Net::wire`] is kept (long runs would keep hundreds of thousands).
     pub record: bool,
+    /// Whether each party's datagrams of one round are packed per receiver, as the
+    /// programs' socket loop packs one turn's (`icq::proto::packing`); off by default, so
+    /// the other tests see one frame per datagram.
+    pub pack: bool,
     /// Datagrams put on the wire, and their bytes, since the start, recorded or not.
     pub datagrams: u64,
     pub bytes: u64,
@@ -258,6 +276,7 @@ impl<P: Parties> Net<P> {
             now: start,
             wire: Vec::new(),
             record: true,
+            pack: false,
             datagrams: 0,
             bytes: 0,
             muted: HashSet::new(),
@@ -426,12 +445,17 @@ impl<P: Parties> Net<P> {
     /// Puts everything the running parties want to send on the wire.
     fn collect_transmits(&mut self) {
         let mut outgoing = Vec::new();
-        let (frozen, now) = (&self.frozen, self.now);
+        let (frozen, now, pack) = (&self.frozen, self.now, self.pack);
         self.parties.each(&mut |at, core| {
             if frozen.contains(&at) {
                 return;
             }
-            while let Some((to, bytes)) = core.poll_transmit() {
+            let mut queued: Vec<(SocketAddr, Vec<u8>)> =
+                std::iter::from_fn(|| core.poll_transmit()).collect();
+            if pack {
+                queued = packing::pack(&queued);
+            }
+            for (to, bytes) in queued {
                 outgoing.push(Datagram {
                     from: at,
                     to,

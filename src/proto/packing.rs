@@ -1,0 +1,371 @@
+//! Packing: what one turn of a loop sends, in as few datagrams as it fits in.
+//!
+//! A core queues one datagram per frame (and per guest line). Sending them as they are
+//! costs the kernel its work per datagram (about 3 µs on loopback) for every one, while a
+//! TCP server writes all the lines queued for a receiver in one call. So, as QUIC does,
+//! the frames that wait for the same receiver at the end of one turn of the loop go in one
+//! datagram, up to [`MAX_DATAGRAM`]: several frames behind the packed header
+//! ([`crate::wire::unpack`] is the other end), or for a plain-text guest several lines, each
+//! ending in `\n`, one after the other. Nothing waits for more: a frame alone in its turn
+//! goes out alone, as it is, at once (no Nagle), so latency at one message in flight does
+//! not grow.
+//!
+//! [`Packer`] owns that grouping, for the server, the client and the peer alike: per
+//! receiver, in the order the core queued them, each group closed when the next one would
+//! not fit; the kinds that always travel alone ([`crate::wire::may_pack`]: joins,
+//! challenges, refusals) go alone, and what went to a receiver before and after one of them
+//! stays before and after it. It also owns [`Outgoing`], what a queued datagram looks like
+//! to the loop. It does not own the socket or when a turn ends (`net`), nor the packed
+//! layout (`wire`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use foldhash::fast::FixedState;
+
+use crate::wire::{
+    self, ENVELOPE_RANGE, MAX_DATAGRAM, MAX_PACKED_FRAMES, PACKED_HEAD_LEN, PACKED_HEADER,
+    PACKED_PREFIX,
+};
+
+/// A sequenced datagram's own first bytes: the header and its envelope.
+pub const HEAD: usize = ENVELOPE_RANGE.end;
+
+/// A datagram a core queued: where it goes and its bytes, possibly in two pieces so a
+/// payload shared by many recipients is never copied for each until it is written.
+pub trait Outgoing {
+    fn destination(&self) -> SocketAddr;
+    /// The bytes, or for a datagram with a recipient's own head, the shared bytes whose
+    /// first [`Outgoing::head`] bytes are replaced.
+    fn bytes(&self) -> &[u8];
+    /// Writes this recipient's own first bytes into `head` and says how many (0: `bytes`
+    /// is the whole datagram as it is).
+    fn head(&self, _head: &mut [u8; HEAD]) -> usize {
+        0
+    }
+}
+
+impl Outgoing for (SocketAddr, Vec<u8>) {
+    fn destination(&self) -> SocketAddr {
+        self.0
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.1
+    }
+}
+
+/// What a queued datagram may be packed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Nothing: it goes alone.
+    Alone,
+    /// Other plain-text lines (a guest's), each ending in `\n`.
+    Text,
+    /// Other frames of the same direction (its kind's range, see [`crate::wire::Frame`]).
+    Frames(u8),
+}
+
+fn class(bytes: &[u8]) -> Class {
+    if !wire::is_frame(bytes) {
+        return if bytes.ends_with(b"\n") {
+            Class::Text
+        } else {
+            Class::Alone
+        };
+    }
+    if !wire::may_pack(bytes) {
+        return Class::Alone;
+    }
+    // The direction: below 0x80, 0x80..0xC0, peer mode and the rest.
+    Class::Frames(bytes[3].min(0xC0) >> 6)
+}
+
+/// One datagram being put together: a list of queued items (linked through
+/// [`Packer::next`]), for one destination.
+#[derive(Debug, Clone, Copy)]
+struct Group {
+    destination: SocketAddr,
+    class: Class,
+    first: u32,
+    last: u32,
+    count: u32,
+    /// The items' bytes together.
+    len: usize,
+}
+
+impl Group {
+    /// Whether one more item of `len` bytes of `class` still fits.
+    fn fits(&self, class: Class, len: usize) -> bool {
+        if class != self.class {
+            return false;
+        }
+        let total = match class {
+            Class::Alone => return false,
+            Class::Text => self.len + len,
+            Class::Frames(_) if self.count as usize >= MAX_PACKED_FRAMES => return false,
+            Class::Frames(_) => {
+                PACKED_HEAD_LEN + PACKED_PREFIX * (self.count as usize + 1) + self.len + len
+            }
+        };
+        total <= MAX_DATAGRAM
+    }
+}
+
+/// No next item.
+const END: u32 = u32::MAX;
+
+/// Groups the datagrams of one turn by receiver (see the module documentation). Its
+/// buffers are kept from one turn to the next, so a warm loop allocates nothing.
+#[derive(Debug)]
+pub struct Packer {
+    groups: Vec<Group>,
+    /// For each item, the next one in its group.
+    next: Vec<u32>,
+    /// The group still open for each destination.
+    open: HashMap<SocketAddr, u32, FixedState>,
+}
+
+impl Default for Packer {
+    fn default() -> Packer {
+        Packer::new()
+    }
+}
+
+impl Packer {
+    pub fn new() -> Packer {
+        Packer {
+            groups: Vec::new(),
+            next: Vec::new(),
+            open: HashMap::with_hasher(FixedState::default()),
+        }
+    }
+
+    /// Groups `items` (what one turn queued, in order) into datagrams; they are then
+    /// [`Packer::len`] many, written by [`Packer::write`] with the same `items`. At most
+    /// `u32::MAX - 1` items.
+    pub fn plan<T: Outgoing>(&mut self, items: &[T]) {
+        self.groups.clear();
+        self.next.clear();
+        self.open.clear();
+        for (index, item) in items.iter().enumerate() {
+            let index = index as u32;
+            self.next.push(END);
+            let bytes = item.bytes();
+            let (destination, class, len) = (item.destination(), class(bytes), bytes.len());
+            if let Some(&open) = self.open.get(&destination) {
+                let group = &mut self.groups[open as usize];
+                if group.fits(class, len) {
+                    self.next[group.last as usize] = index;
+                    group.last = index;
+                    group.count += 1;
+                    group.len += len;
+                    continue;
+                }
+            }
+            let group = self.groups.len() as u32;
+            self.groups.push(Group {
+                destination,
+                class,
+                first: index,
+                last: index,
+                count: 1,
+                len,
+            });
+            // Whatever comes next for this destination goes after this one, so the group
+            // before it is closed either way.
+            if class == Class::Alone {
+                self.open.remove(&destination);
+            } else {
+                self.open.insert(destination, group);
+            }
+        }
+    }
+
+    /// How many datagrams the last [`Packer::plan`] made.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Whether the last plan made no datagram.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Writes datagram `group` (below [`Packer::len`]) of the last plan into `out`
+    /// (cleared first) and returns where it goes. `items` are the planned ones.
+    pub fn write<T: Outgoing>(&self, items: &[T], group: usize, out: &mut Vec<u8>) -> SocketAddr {
+        let group = self.groups[group];
+        out.clear();
+        let mut head = [0; HEAD];
+        let mut index = group.first;
+        let packed = group.count > 1 && matches!(group.class, Class::Frames(_));
+        if packed {
+            out.extend_from_slice(&PACKED_HEADER);
+            // At most MAX_PACKED_FRAMES (`Group::fits`).
+            out.push(group.count as u8);
+        }
+        while index != END {
+            let item = &items[index as usize];
+            let bytes = item.bytes();
+            if packed {
+                out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+            }
+            let own = item.head(&mut head);
+            out.extend_from_slice(&head[..own]);
+            out.extend_from_slice(&bytes[own..]);
+            index = self.next[index as usize];
+        }
+        group.destination
+    }
+}
+
+/// Packs `items` as one turn: each datagram with where it goes, in the order they go.
+pub fn pack<T: Outgoing>(items: &[T]) -> Vec<(SocketAddr, Vec<u8>)> {
+    let mut packer = Packer::new();
+    packer.plan(items);
+    (0..packer.len())
+        .map(|group| {
+            let mut out = Vec::new();
+            let to = packer.write(items, group, &mut out);
+            (to, out)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Acks, Frame, PeerFrame, RefuseReason, ToClient, ToServer};
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn ack(token: u64) -> Vec<u8> {
+        Frame::ToServer(ToServer::ClientAck {
+            token,
+            acks: Acks::default(),
+        })
+        .to_bytes()
+    }
+
+    #[test]
+    fn frames_for_one_receiver_share_a_datagram_in_order() {
+        let items: Vec<_> = (1..=5).map(|token| (addr(1), ack(token))).collect();
+        let datagrams = pack(&items);
+        assert_eq!(datagrams.len(), 1);
+        let frames = wire::unpack(&datagrams[0].1).expect("a valid packed datagram");
+        let expected: Vec<&[u8]> = items.iter().map(|(_, bytes)| &bytes[..]).collect();
+        assert_eq!(frames, expected);
+    }
+
+    #[test]
+    fn a_frame_alone_in_its_turn_goes_as_it_is() {
+        let items = vec![(addr(1), ack(1)), (addr(2), ack(2))];
+        assert_eq!(pack(&items), items);
+    }
+
+    #[test]
+    fn receivers_are_kept_apart_and_each_ones_order_kept() {
+        let items = vec![
+            (addr(1), ack(1)),
+            (addr(2), ack(2)),
+            (addr(1), ack(3)),
+            (addr(2), ack(4)),
+        ];
+        let datagrams = pack(&items);
+        assert_eq!(datagrams.len(), 2);
+        assert_eq!(datagrams[0].0, addr(1));
+        assert_eq!(
+            wire::unpack(&datagrams[0].1).unwrap(),
+            [&ack(1)[..], &ack(3)]
+        );
+        assert_eq!(
+            wire::unpack(&datagrams[1].1).unwrap(),
+            [&ack(2)[..], &ack(4)]
+        );
+    }
+
+    #[test]
+    fn a_full_datagram_is_closed_and_the_next_one_opened() {
+        // 24-byte frames plus a 2-byte length: (1200 - 5) / 26 = 45 per datagram.
+        let items: Vec<_> = (0..200).map(|token| (addr(1), ack(token))).collect();
+        let datagrams = pack(&items);
+        let mut all = Vec::new();
+        for (_, datagram) in &datagrams {
+            assert!(datagram.len() <= MAX_DATAGRAM);
+            all.extend(
+                wire::unpack(datagram)
+                    .expect("valid")
+                    .into_iter()
+                    .map(<[u8]>::to_vec),
+            );
+        }
+        assert_eq!(
+            datagrams.len(),
+            200usize.div_ceil((1200 - 5) / (ack(0).len() + 2))
+        );
+        assert_eq!(all, items.into_iter().map(|(_, b)| b).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn joins_challenges_and_refusals_go_alone_and_keep_their_place() {
+        let refusal = Frame::ToClient(ToClient::Refused {
+            nonce: 7,
+            reason: RefuseReason::Busy,
+        })
+        .to_bytes();
+        let peer_refusal = Frame::Peer(PeerFrame::Refused {
+            nonce: 7,
+            reason: RefuseReason::Busy,
+        })
+        .to_bytes();
+        let items = vec![
+            (addr(1), ack(1)),
+            (addr(1), ack(2)),
+            (addr(1), refusal.clone()),
+            (addr(1), ack(3)),
+            (addr(1), peer_refusal.clone()),
+        ];
+        let datagrams: Vec<Vec<u8>> = pack(&items).into_iter().map(|(_, d)| d).collect();
+        assert_eq!(datagrams.len(), 4);
+        assert_eq!(wire::unpack(&datagrams[0]).unwrap(), [&ack(1)[..], &ack(2)]);
+        assert_eq!(datagrams[1..], [refusal, ack(3), peer_refusal]);
+    }
+
+    #[test]
+    fn guest_lines_are_joined_each_with_its_newline() {
+        let items = vec![
+            (addr(1), b"[12:00:00] alice: hi\n".to_vec()),
+            (addr(1), b"[12:00:00] bob: hello\n".to_vec()),
+            (addr(1), b"no newline".to_vec()),
+            (addr(1), b"[12:00:01] -- carol joined\n".to_vec()),
+        ];
+        let datagrams: Vec<Vec<u8>> = pack(&items).into_iter().map(|(_, d)| d).collect();
+        assert_eq!(
+            datagrams,
+            [
+                b"[12:00:00] alice: hi\n[12:00:00] bob: hello\n".to_vec(),
+                b"no newline".to_vec(),
+                b"[12:00:01] -- carol joined\n".to_vec(),
+            ]
+        );
+        let long = vec![b'x'; 700];
+        let mut line = long.clone();
+        line.push(b'\n');
+        let datagrams = pack(&[(addr(1), line.clone()), (addr(1), line.clone())]);
+        assert_eq!(datagrams.len(), 2, "two 701-byte lines do not fit in 1200");
+    }
+
+    #[test]
+    fn frames_of_two_directions_are_never_packed_together() {
+        let peer_ack = Frame::Peer(PeerFrame::Ack {
+            token: 1,
+            acks: Acks::default(),
+        })
+        .to_bytes();
+        let datagrams = pack(&[(addr(1), ack(1)), (addr(1), peer_ack)]);
+        assert_eq!(datagrams.len(), 2);
+    }
+}
