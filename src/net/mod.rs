@@ -3,7 +3,8 @@
 //! Owns the socket side of both binaries and of `benches/fanout.rs`: taking every waiting
 //! datagram in batches ([`Io::receive`]: `recvmmsg` on Linux, one system call per batch),
 //! waiting with `poll` until one comes or the core's next deadline, sending what the core
-//! queued in batches ([`Io::send`]: `sendmmsg`), the socket's receive buffer size, and the
+//! queued in one turn packed per receiver ([`crate::proto::packing`]) and in batches
+//! ([`Io::send`]: `sendmmsg`), the socket's receive buffer size, and the
 //! loop ([`drive`]) that turns all of it into calls on a core ([`Endpoint`]: the server, the
 //! client, the peer). It uses the safe APIs of nix (batches, poll) and socket2 (buffer
 //! size); there is no unsafe code here. It knows nothing of what datagrams mean (the cores)
@@ -13,7 +14,9 @@
 //! Measured with `../shared/perf/run.sh` (guest mode, 10 and 100 clients), batching cut the
 //! server's CPU per delivery by about a tenth, like the kit's `limit_mmsg` against
 //! `limit_server`: the kernel's work per datagram stays, the system call around it goes.
-//! Elsewhere than Linux one datagram goes per system call.
+//! Packing takes the kernel's work per datagram away too, for all but one of the frames a
+//! receiver gets in a turn (`docs/performance.md` has the figures). Elsewhere than Linux
+//! one datagram goes per system call.
 
 pub mod client_program;
 pub mod log;
@@ -216,9 +219,9 @@ pub use batch::Io;
 
 /// Linux: `recvmmsg` takes every waiting datagram (up to [`RECV_BATCH`]) in one system
 /// call without blocking, `poll` waits when none is waiting, and `sendmmsg` sends up to
-/// [`SEND_BATCH`] datagrams per call. A sequenced datagram goes out as two pieces (its own
-/// header and envelope, then the shared payload), so the broadcast payload is never copied
-/// per recipient.
+/// [`SEND_BATCH`] datagrams per call. Each datagram is written (packed) into a buffer of
+/// its own first: a copy of at most 1200 bytes, which costs far less than the kernel's work
+/// for each datagram it saves.
 #[cfg(target_os = "linux")]
 mod batch {
     use std::io::{IoSlice, IoSliceMut};
