@@ -516,3 +516,33 @@ fn every_kind_has_a_golden_example() {
         .collect();
     assert_eq!(kinds, known);
 }
+
+#[test]
+fn the_documents_packed_datagram() {
+    let chat = |seq, text: &str| {
+        Frame::ToServer(ToServer::Sequenced(
+            envelope(ALICE, seq, 1),
+            Request::Chat {
+                sent_ms: 30,
+                text: text.into(),
+            },
+        ))
+        .to_bytes()
+    };
+    let frames = [chat(1, "héllo 🎉"), chat(2, "!")];
+    let mut bytes = PACKED_HEADER.to_vec();
+    bytes.push(2);
+    for frame in &frames {
+        bytes.extend_from_slice(&(frame.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(frame);
+    }
+    let document = DOCUMENT.replace('`', "");
+    let document = document.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        document.contains(&pairs(&bytes)),
+        "docs/protocol.md does not show the packed datagram as `{}`",
+        pairs(&bytes)
+    );
+    let inner = unpack(&bytes).expect("the document's packed datagram is valid");
+    assert_eq!(inner, [&frames[0][..], &frames[1][..]]);
+}
