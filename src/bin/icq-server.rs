@@ -80,10 +80,10 @@ struct Args {
     flood_kick: u32,
     /// Public lines (chat, /me, console broadcasts; never private messages) the room's
     /// history keeps (0 = none).
-    #[arg(long, default_value_t = history::DEFAULT_CAPACITY, env = "ICQ_HISTORY")]
+    #[arg(long, value_name = "N", default_value_t = history::DEFAULT_CAPACITY, env = "ICQ_HISTORY", value_parser = cli::history_lines)]
     history: usize,
     /// Lines of history a client that joins is shown first (at most --history).
-    #[arg(long, default_value_t = server::DEFAULT_REPLAY, env = "ICQ_REPLAY")]
+    #[arg(long, value_name = "N", default_value_t = server::DEFAULT_REPLAY, env = "ICQ_REPLAY", value_parser = cli::replay_lines)]
     replay: usize,
     /// Keep the history in this SQLite file too (created if missing), so it survives a
     /// restart; without it, the history lives in memory only.
@@ -190,12 +190,6 @@ fn config_from(args: &Args) -> Result<ServerConfig, &'static str> {
     }
     if args.max_clients == 0 {
         return Err("--max-clients must be at least 1");
-    }
-    if args.history > server::MAX_HISTORY {
-        return Err("--history must be a number of lines between 0 and 1000000");
-    }
-    if args.replay > server::MAX_REPLAY {
-        return Err("--replay must be a number of lines between 0 and 1000");
     }
     Ok(ServerConfig {
         flood_limit: FloodLimit::from_options(args.flood_rate, args.flood_burst),

@@ -119,23 +119,14 @@ pub const JOINS_PER_TURN: usize = 8;
 /// at once; past it, a farewell is sent once and not repeated.
 const FAREWELL_LIMIT: usize = 4096;
 
-/// How many lines of history a client that joins is shown when the operator does not say
-/// (`--replay`).
-pub const DEFAULT_REPLAY: usize = 20;
-
-/// The most lines `--history` may keep: a bound on the memory a room's history takes.
-pub const MAX_HISTORY: usize = 1_000_000;
-
-/// The most lines one join is replayed, whatever [`ServerConfig::replay`] says: a join's
-/// replay stays well inside [`OUTBOX_LIMIT`], so it never pushes out what it replays.
-pub const MAX_REPLAY: usize = 1_000;
+/// The history's limits, shared with peer mode: the default and the most lines of a
+/// newcomer's replay (`--replay`, well inside [`OUTBOX_LIMIT`], so a replay never pushes
+/// out what it replays), the most lines `--history` may keep, the most one request gets.
+pub use crate::proto::paging::{DEFAULT_REPLAY, MAX_HISTORY, MAX_HISTORY_PAGE, MAX_REPLAY};
 
 /// The most lines a client coming back is resumed with (the lines after the last one it
 /// showed, or every line of a new epoch): the newest this many if more were said.
 pub const MAX_RESUME: usize = 1_000;
-
-/// The most lines one history request (`/history`) is answered with, whatever it asks.
-pub const MAX_HISTORY_PAGE: usize = 1_000;
 
 /// A history answer (replay, resume or page) never brings a client's outbox above this
 /// many frames: it is cut to fit, and the rest of [`OUTBOX_LIMIT`] stays for live lines,

@@ -19,7 +19,7 @@
 
 use super::*;
 use crate::history::{Kind, Line};
-use crate::wire::LineKind;
+use crate::proto::paging;
 
 /// What a joining client says it has shown of the history: the epoch and the number of the
 /// last public line (both 0: none).
@@ -96,9 +96,7 @@ impl Server {
         let count = if outstanding {
             0
         } else {
-            usize::from(count)
-                .min(self.config.history)
-                .min(MAX_HISTORY_PAGE)
+            paging::page_count(count, self.config.history)
         };
         let before = if epoch == self.history.epoch() {
             before
@@ -151,16 +149,7 @@ fn history_line(epoch: u64, line: Line) -> Delivery {
         seq: line.seq,
         time_ms: i64::try_from(line.time_ms).unwrap_or(i64::MAX),
         from: line.name,
-        kind: line_kind(line.kind),
+        kind: paging::line_kind(line.kind),
         text: line.text,
-    }
-}
-
-/// The wire's name for a stored line's kind.
-fn line_kind(kind: Kind) -> LineKind {
-    match kind {
-        Kind::Chat => LineKind::Chat,
-        Kind::Action => LineKind::Action,
-        Kind::Console => LineKind::Console,
     }
 }

@@ -246,13 +246,13 @@ fn bad_option_values_exit_2_with_one_line() {
         server,
         &["--history", "2000000"],
         &[],
-        "icq-server: --history must be a number of lines between 0 and 1000000",
+        "icq-server: invalid value '2000000' for --history: expected a number of lines between 0 and 1000000",
     );
     refused(
         server,
         &[],
         &[("ICQ_REPLAY", "5000")],
-        "icq-server: --replay must be a number of lines between 0 and 1000",
+        "icq-server: ICQ_REPLAY=5000: expected a number of lines between 0 and 1000",
     );
 }
 
