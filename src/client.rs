@@ -12,6 +12,9 @@
 //! to call back. The `icq-client` binary moves bytes between this type, its socket and the
 //! terminal; tests drive it with a fake clock.
 //!
+//! What of the server's history has been shown — the mark a rejoin resumes from, which
+//! replayed lines are new, `/history` paging — is `shown`'s.
+//!
 //! It does not own parsing what the user types (`command`), how events look on screen
 //! (`render`), or the byte layout of frames (`wire`).
 
@@ -32,6 +35,11 @@ use crate::wire::{
     self, DecodeError, Delivery, DisconnectReason, FloodTerms, Frame, LineKind, PresenceChange,
     RefuseReason, Request, RosterEntry, ToClient, ToServer,
 };
+
+mod shown;
+
+pub use shown::HistoryMark;
+use shown::Shown;
 
 /// How long leaving waits for the server to confirm (the leave, and every message sent
 /// before it, is repeated meanwhile) before the program exits anyway.
@@ -110,8 +118,9 @@ pub enum ClientEvent {
     NotSent { text: String, why: &'static str },
     /// The server dropped `count` messages meant for us because we fell too far behind.
     Missed { count: u32 },
-    /// A public line said before we joined, replayed from the server's history: line `seq`
-    /// of epoch `epoch`, said at `time_ms` (`own`: by us, under our present name).
+    /// A public line from the server's history, not shown before: replayed to a newcomer,
+    /// said while we were away (a rejoin's catch-up), or asked for with `/history`. Line
+    /// `seq` of epoch `epoch`, said at `time_ms` (`own`: by us, under our present name).
     HistoryLine {
         epoch: u64,
         seq: u64,
@@ -121,9 +130,25 @@ pub enum ClientEvent {
         text: String,
         own: bool,
     },
-    /// The replay is over: `shown` lines were replayed, the server holds `earlier` more
-    /// before them.
+    /// The replay a newcomer is shown is over: `shown` lines were replayed, the server
+    /// holds `earlier` more before them.
     HistoryEnd { shown: u64, earlier: u64 },
+    /// The page asked for with `/history` is over: `shown` lines were shown, the server
+    /// holds `earlier` more before them.
+    PageEnd { shown: u64, earlier: u64 },
+    /// The catch-up after a rejoin is over: `count` lines were said while we were away
+    /// (those shown just before, and those gone: see [`ClientEvent::HistoryGone`]).
+    MissedWhileAway { count: u64 },
+    /// The server's history is not the one we knew (it restarted without keeping it): what
+    /// was said before is gone.
+    HistoryRestarted,
+    /// `count` lines said while we were away could not be shown (not kept, trimmed, or
+    /// more than one catch-up carries); the newest `held` of them the server still holds,
+    /// for `/history`.
+    HistoryGone { count: u64, held: u64 },
+    /// The server's history ends `count` lines before the last line we saw (it lost them,
+    /// e.g. its file was restored from an older copy).
+    HistoryRewound { count: u64 },
     /// The session is over; the program should exit.
     Closed(CloseReason),
 }
@@ -188,6 +213,11 @@ impl CloseReason {
 #[derive(Debug)]
 enum Inbound {
     Event(ClientEvent),
+    /// A live public line, line `seq` of the history.
+    Public {
+        seq: u64,
+        event: ClientEvent,
+    },
     Renamed(String),
     HistoryEnd {
         epoch: u64,
@@ -199,15 +229,6 @@ enum Inbound {
         reason: DisconnectReason,
         text: String,
     },
-}
-
-/// Where in the server's history this client is: the epoch it last heard of and the
-/// number of the newest line of it the client knows of (shown, or said before the lines
-/// it was shown), kept across sessions so a rejoin can say what it has seen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HistoryMark {
-    pub epoch: u64,
-    pub seq: u64,
 }
 
 /// A joined session's state.
@@ -253,10 +274,8 @@ pub struct Client {
     /// Time this program itself could not run (it was stopped): the server's silence then
     /// is not the server's.
     lateness: Lateness,
-    /// Where in the server's history we are (`None`: no replay seen yet).
-    history_mark: Option<HistoryMark>,
-    /// History lines shown since the last replay ended.
-    replayed: u64,
+    /// What of the server's history we have shown, across sessions.
+    shown: Shown,
 }
 
 impl Client {
@@ -278,16 +297,13 @@ impl Client {
             events: VecDeque::new(),
             retransmissions: 0,
             lateness: Lateness::new(),
-            history_mark: None,
-            replayed: 0,
+            shown: Shown::default(),
         };
         client.start_joining(now);
         client
     }
 
     fn start_joining(&mut self, now: Instant) {
-        // A replay cut short by a lost session is counted afresh by the next one.
-        self.replayed = 0;
         self.state = State::Joining(JoinAttempt::new(now, self.server));
         self.handle_timeout(now);
     }
@@ -486,6 +502,7 @@ impl Client {
         });
         // A new session: the server's bucket for us is full again.
         self.queue.restart(now, FloodLimit::from_terms(flood));
+        self.shown.session_started();
         if rejoined {
             let queued = self.typed_in_queue();
             self.events
@@ -497,6 +514,8 @@ impl Client {
             });
         }
         self.release(now);
+        // A page asked for in the last session, whose answer was lost with it.
+        self.send_deferred_page(now);
     }
 
     /// Sends what the queue lets go at `now`: everything the flood limit allows, in order;
@@ -575,16 +594,19 @@ impl Client {
         let own = |from: &str| names::fold(from) == own_name;
         let inbound = match delivery {
             Delivery::Message {
-                seq: _,
+                seq,
                 time_ms,
                 from,
                 text,
-            } => Some(Inbound::Event(ClientEvent::Message {
-                own: own(&from),
-                time_ms,
-                from,
-                text,
-            })),
+            } => Some(Inbound::Public {
+                seq,
+                event: ClientEvent::Message {
+                    own: own(&from),
+                    time_ms,
+                    from,
+                    text,
+                },
+            }),
             Delivery::Notice { time_ms, text } => {
                 Some(Inbound::Event(ClientEvent::Notice { time_ms, text }))
             }
@@ -612,16 +634,19 @@ impl Client {
                 text,
             })),
             Delivery::ActionMessage {
-                seq: _,
+                seq,
                 time_ms,
                 from,
                 text,
-            } => Some(Inbound::Event(ClientEvent::Action {
-                own: own(&from),
-                time_ms,
-                from,
-                text,
-            })),
+            } => Some(Inbound::Public {
+                seq,
+                event: ClientEvent::Action {
+                    own: own(&from),
+                    time_ms,
+                    from,
+                    text,
+                },
+            }),
             Delivery::Presence {
                 time_ms,
                 name,
@@ -683,23 +708,37 @@ impl Client {
             };
             match ready {
                 Ready::Item(Inbound::Event(event)) => {
-                    if let ClientEvent::HistoryLine { epoch, seq, .. } = event {
-                        self.history_mark = Some(HistoryMark { epoch, seq });
-                        self.replayed += 1;
+                    let show = match &event {
+                        ClientEvent::HistoryLine { epoch, seq, .. } => {
+                            self.shown.line(*epoch, *seq)
+                        }
+                        // The roster comes before the join's answer.
+                        ClientEvent::Roster { .. } => true,
+                        _ => {
+                            self.shown.other();
+                            true
+                        }
+                    };
+                    if show {
+                        self.events.push_back(event);
                     }
+                }
+                Ready::Item(Inbound::Public { seq, event }) => {
                     self.events.push_back(event);
+                    if let Some(probe) = self.shown.live_line(seq) {
+                        self.request_unpaced(now, probe);
+                    }
                 }
                 Ready::Item(Inbound::HistoryEnd {
                     epoch,
                     newest,
                     earlier,
                 }) => {
-                    self.history_mark = Some(HistoryMark { epoch, seq: newest });
-                    let shown = std::mem::take(&mut self.replayed);
-                    self.events
-                        .push_back(ClientEvent::HistoryEnd { shown, earlier });
+                    self.shown.end(epoch, newest, earlier, &mut self.events);
+                    self.send_deferred_page(now);
                 }
                 Ready::Item(Inbound::Renamed(name)) => {
+                    self.shown.other();
                     // Our own messages are recognized by name from now on.
                     self.name = name.clone();
                     self.events.push_back(ClientEvent::Renamed { name });
@@ -709,6 +748,7 @@ impl Client {
                     reason,
                     text,
                 }) => {
+                    self.shown.other();
                     // Say we got it, so the server stops repeating it.
                     let ack = Frame::ToServer(ToServer::ClientAck {
                         token: session.stream.token(),
@@ -728,15 +768,54 @@ impl Client {
                     }
                     return self.close(CloseReason::Disconnected { reason, text });
                 }
-                Ready::Skipped(count) => self.events.push_back(ClientEvent::Missed { count }),
+                Ready::Skipped(count) => {
+                    self.shown.other();
+                    self.events.push_back(ClientEvent::Missed { count });
+                }
             }
         }
     }
 
-    /// Where in the server's history we are: the epoch and the newest line we know of, once
-    /// a replay has been seen.
+    /// Where in the server's history we are (see [`HistoryMark`]), once a public line has
+    /// been shown or a replay has told it.
     pub fn history_mark(&self) -> Option<HistoryMark> {
-        self.history_mark
+        self.shown.mark()
+    }
+
+    /// `/history`: shows up to `count` (at least 1) public lines before the oldest one shown
+    /// from the history, or the newest ones the first time. It goes in order with the rest,
+    /// and the flood limit does not count it; typed while a page is on its way, it asks
+    /// for as many more once that page is shown.
+    pub fn request_history(&mut self, now: Instant, count: u16) {
+        let queued = self
+            .queue
+            .iter()
+            .any(|request| matches!(request, Request::History { count: 1.., .. }));
+        if queued || self.shown.page_on_its_way() {
+            self.shown.defer(count.max(1), u16::MAX);
+            return;
+        }
+        let request = self.shown.page_request(count);
+        self.request_unpaced(now, request);
+    }
+
+    /// Asks for the lines deferred while a page was on its way, once none is.
+    fn send_deferred_page(&mut self, now: Instant) {
+        if let Some(count) = self.shown.take_deferred() {
+            let request = self.shown.page_request(count);
+            self.request_unpaced(now, request);
+        }
+    }
+
+    /// A request the flood limit does not count and whose order among the lines typed does
+    /// not matter: in a session it goes at once, ahead of a backlog waiting for its turn;
+    /// otherwise it waits in the queue like the rest.
+    fn request_unpaced(&mut self, now: Instant, request: Request) {
+        if matches!(self.state, State::Joined(_)) && !self.leave_queued() {
+            self.send_request(now, request, 0);
+        } else {
+            self.request(now, request);
+        }
     }
 
     /// The server no longer knows us (it restarted, or timed us out): join again under the
@@ -896,12 +975,13 @@ impl Client {
                 }
                 JoinStep::GiveUp => return self.close(CloseReason::JoinTimedOut),
                 JoinStep::Send(candidate) => {
+                    let (history_epoch, history_seen) = self.shown.join_fields();
                     let join = Frame::ToServer(ToServer::Join {
                         nonce: attempt.nonce,
                         cookie: attempt.cookie,
                         previous_token: self.previous_token,
-                        history_epoch: 0,
-                        history_seen: 0,
+                        history_epoch,
+                        history_seen,
                         name: self.name.clone(),
                     });
                     let to = self.servers[candidate];
@@ -1068,6 +1148,9 @@ impl Client {
             return;
         };
         request.stamp(sent_ms);
+        if let Request::History { count, .. } = request {
+            self.shown.sent(count);
+        }
         // Past the cap on requests in flight it waits, and goes from `session_timers`.
         let Some(envelope) = session.stream.send(now, &request) else {
             return;
@@ -1113,7 +1196,10 @@ impl Client {
 /// Whether the server counts this request against the flood limit (it may not, for a
 /// rename to the same name: counting it anyway only makes us a little slower).
 fn is_flood_limited(request: &Request) -> bool {
-    !matches!(request, Request::List | Request::Leave)
+    !matches!(
+        request,
+        Request::List | Request::Leave | Request::History { .. }
+    )
 }
 
 /// What the user typed for this request, to tell them it was not delivered; `None` for

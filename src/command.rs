@@ -81,9 +81,70 @@ pub enum Command {
     },
     /// `/back` — client only. You are back.
     Back,
-    /// `/history [N]` — client only. Show the room's newest N lines (`None`: as many as a
-    /// newcomer is shown).
-    History(Option<usize>),
+    /// `/history [N]` — client only (a server's client and a peer alike). Show the N public
+    /// lines said before the oldest one shown from the history so far (the newest N, the
+    /// first time).
+    History(HistoryCount),
+}
+
+/// How many lines `/history` asks for when no number is typed.
+pub const HISTORY_DEFAULT: u16 = 50;
+
+/// The most lines one `/history` asks for: what one answer carries at most (the server's
+/// and a peer's page limit).
+pub const HISTORY_MAX: u16 = crate::proto::paging::MAX_HISTORY_PAGE as u16;
+const _: () = assert!(crate::proto::paging::MAX_HISTORY_PAGE <= u16::MAX as usize);
+
+/// The count of a `/history`: what to ask for, already within 1 to [`HISTORY_MAX`], and
+/// whether the number typed was outside that (the user is told, see
+/// [`HistoryCount::note`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryCount {
+    /// How many lines to ask for: 1 to [`HISTORY_MAX`].
+    pub count: u16,
+    /// The number typed was below 1 or above [`HISTORY_MAX`], and was brought within.
+    pub clamped: bool,
+}
+
+impl HistoryCount {
+    /// What to tell the user before asking, when the number typed was changed.
+    pub fn note(&self) -> Option<String> {
+        self.clamped.then(|| {
+            format!(
+                "/history shows 1 to {HISTORY_MAX} lines at a time; asking for {}",
+                self.count
+            )
+        })
+    }
+
+    /// The count for the argument of `/history` as typed (trimmed; empty for none).
+    fn from_argument(argument: &str) -> Option<HistoryCount> {
+        if argument.is_empty() {
+            return Some(HistoryCount {
+                count: HISTORY_DEFAULT,
+                clamped: false,
+            });
+        }
+        let (negative, digits) = match argument.as_bytes()[0] {
+            b'-' => (true, &argument[1..]),
+            b'+' => (false, &argument[1..]),
+            _ => (false, argument),
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        // Any number of digits is a number: one too big for any integer type is too big.
+        let value = digits.parse::<u64>().unwrap_or(u64::MAX);
+        let count = if negative {
+            1
+        } else {
+            value.clamp(1, u64::from(HISTORY_MAX)) as u16
+        };
+        Some(HistoryCount {
+            count,
+            clamped: negative || u64::from(count) != value,
+        })
+    }
 }
 
 /// Why a line could not be understood. Display = one line for the user, always naming the
@@ -117,7 +178,7 @@ pub enum CommandError {
         /// How to type it, e.g. `/exit`.
         usage: &'static str,
     },
-    /// The argument must be a number and is not: `/history lots`.
+    /// A number was expected: `/history lots`.
     NotANumber {
         /// The command's main name, e.g. `/history`.
         command: &'static str,
@@ -182,8 +243,8 @@ enum Shape {
     Text(fn(String) -> Command),
     /// Free text, or nothing (`/away` or `/away lunch`).
     OptionalText(fn(Option<String>) -> Command),
-    /// A number, or nothing (`/history` or `/history 50`).
-    OptionalNumber(fn(Option<usize>) -> Command),
+    /// A count of history lines, or nothing for the default (`/history`, `/history 200`).
+    OptionalCount(fn(HistoryCount) -> Command),
 }
 
 /// One row of the command table: everything the parser and `/help` know about a command.
@@ -277,9 +338,9 @@ static COMMANDS: &[CommandSpec] = &[
         usage: "/history [N]",
         summaries: &[(
             Side::Client,
-            "show the room's last N lines (20 if not given)",
+            "show N earlier lines of the room (50; at most 1000)",
         )],
-        shape: Shape::OptionalNumber(Command::History),
+        shape: Shape::OptionalCount(Command::History),
     },
     CommandSpec {
         name: "/kick",
@@ -376,25 +437,17 @@ impl CommandSpec {
                 "" => Ok(build(None)),
                 text => Ok(build(Some(text.to_string()))),
             },
-            Shape::OptionalNumber(build) => {
+            Shape::OptionalCount(build) => {
                 let (word, rest) = split_first_word(arguments);
                 if !rest.trim().is_empty() {
                     return Err(too_many);
                 }
-                if word.is_empty() {
-                    return Ok(build(None));
-                }
-                match word.parse::<usize>() {
-                    Ok(number) => Ok(build(Some(number))),
-                    // More lines than anyone keeps: as many as there are.
-                    Err(_) if word.bytes().all(|b| b.is_ascii_digit()) => {
-                        Ok(build(Some(usize::MAX)))
-                    }
-                    Err(_) => Err(CommandError::NotANumber {
+                HistoryCount::from_argument(word)
+                    .map(build)
+                    .ok_or(CommandError::NotANumber {
                         command: self.name,
                         usage: self.usage,
-                    }),
-                }
+                    })
             }
         }
     }
@@ -789,39 +842,6 @@ mod tests {
     }
 
     #[test]
-    fn history_takes_an_optional_number_of_lines() {
-        assert_eq!(command("/history", Side::Client), Command::History(None));
-        assert_eq!(
-            command("/history 50", Side::Client),
-            Command::History(Some(50))
-        );
-        assert_eq!(
-            command("/HISTORY  7 ", Side::Client),
-            Command::History(Some(7))
-        );
-        assert_eq!(
-            command("/history 99999999999999999999999", Side::Client),
-            Command::History(Some(usize::MAX))
-        );
-        assert_eq!(
-            error("/history lots", Side::Client).to_string(),
-            "/history takes a number of lines; usage: /history [N]"
-        );
-        assert_eq!(
-            error("/history -5", Side::Client).to_string(),
-            "/history takes a number of lines; usage: /history [N]"
-        );
-        assert_eq!(
-            error("/history 1 2", Side::Client).to_string(),
-            "too many arguments for /history; usage: /history [N]"
-        );
-        assert!(matches!(
-            error("/history", Side::Server),
-            CommandError::WrongSide { .. }
-        ));
-    }
-
-    #[test]
     fn server_help_lists_every_command_aligned() {
         assert_eq!(
             help_lines(Side::Server),
@@ -850,7 +870,7 @@ mod tests {
                 "/nick NAME        change your name (everyone is told)",
                 "/away [reason]    say you are away, and why (shown in /list)",
                 "/back             say you are back",
-                "/history [N]      show the room's last N lines (20 if not given)",
+                "/history [N]      show N earlier lines of the room (50; at most 1000)",
             ]
         );
         let client_help = help_lines(Side::Client).join("\n");
@@ -941,6 +961,66 @@ mod tests {
                 "{only_client}"
             );
         }
+    }
+
+    #[test]
+    fn history_takes_an_optional_count_clamped_to_1_to_1000() {
+        let history = |line| match parse(line, Side::Client) {
+            Ok(Input::Command(Command::History(count))) => (count.count, count.clamped),
+            other => panic!("{line:?}: {other:?}"),
+        };
+        assert_eq!(history("/history"), (HISTORY_DEFAULT, false));
+        assert_eq!(history("/HISTORY  "), (50, false));
+        assert_eq!(history("/history 1"), (1, false));
+        assert_eq!(history("/history 200"), (200, false));
+        assert_eq!(history("/history +7"), (7, false));
+        assert_eq!(history("/history 1000"), (HISTORY_MAX, false));
+        assert_eq!(history("/history 0200"), (200, false));
+        assert_eq!(history("/history 1001"), (1000, true));
+        let huge = format!("/history {}", "9".repeat(40));
+        assert_eq!(history(&huge), (1000, true));
+        assert_eq!(history("/history 0"), (1, true));
+        assert_eq!(history("/history -5"), (1, true));
+        let told = |line| match parse(line, Side::Client) {
+            Ok(Input::Command(Command::History(count))) => count.note(),
+            other => panic!("{line:?}: {other:?}"),
+        };
+        assert_eq!(told("/history 30"), None);
+        assert_eq!(
+            told("/history 5000").as_deref(),
+            Some("/history shows 1 to 1000 lines at a time; asking for 1000")
+        );
+        assert_eq!(
+            told("/history 0").as_deref(),
+            Some("/history shows 1 to 1000 lines at a time; asking for 1")
+        );
+        for not_a_number in [
+            "/history lots",
+            "/history 1e3",
+            "/history -",
+            "/history 5x",
+            "/history ５",
+        ] {
+            assert_eq!(
+                error(not_a_number, Side::Client).to_string(),
+                "/history takes a number of lines; usage: /history [N]",
+                "{not_a_number}"
+            );
+        }
+        assert_eq!(
+            error("/history 5 6", Side::Client).to_string(),
+            "too many arguments for /history; usage: /history [N]"
+        );
+        assert!(matches!(
+            parse("/history", Side::Server),
+            Err(CommandError::WrongSide { .. })
+        ));
+        // `/help` says the numbers the parser uses.
+        let help = help_lines(Side::Client).join("\n");
+        assert!(
+            help.contains(&format!("({HISTORY_DEFAULT}; at most {HISTORY_MAX})")),
+            "{help}"
+        );
     }
 
     #[test]

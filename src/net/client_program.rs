@@ -345,14 +345,18 @@ fn typed(shared: &Shared, line: &str) -> Next {
             core.set_away(now, Some(reason));
         }
         Ok(Input::Command(Command::Back)) => core.set_away(now, None),
-        Ok(Input::Command(Command::History(count))) => match &mut *core {
-            Core::Peer(peer) => {
-                if let Err(error) = peer.request_history(now, count) {
-                    lines.push(error.to_string());
+        Ok(Input::Command(Command::History(count))) => {
+            lines.extend(count.note());
+            match &mut *core {
+                Core::Client(client) => client.request_history(now, count.count),
+                Core::Peer(peer) => {
+                    let count = Some(usize::from(count.count));
+                    if let Err(error) = peer.request_history(now, count) {
+                        lines.push(error.to_string());
+                    }
                 }
             }
-            Core::Client(_) => lines.push("/history: not with a server yet".to_owned()),
-        },
+        }
         // The parser only gives server commands to the server; nothing to do here.
         Ok(Input::Command(_)) => {}
         Err(error) => lines.push(error.to_string()),

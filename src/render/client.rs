@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{Chat, ChatKind, ClientLook, Tone};
 use crate::client::{ClientEvent, CloseReason};
+use crate::command;
 use crate::text::{duration, presence_text, sanitize};
 use crate::wire::{DisconnectReason, RefuseReason};
 
@@ -54,9 +55,34 @@ impl ClientLook {
                         .history_line(*time_ms, now_ms, from, *kind, text),
                 );
             }
-            ClientEvent::HistoryEnd { shown, earlier } => {
-                return Some(self.brush().history_end(*shown, *earlier));
+            ClientEvent::HistoryEnd { earlier, .. } => {
+                return Some(self.brush().history_end(*earlier));
             }
+            ClientEvent::PageEnd { shown, earlier } => {
+                return Some(self.brush().page_end(*shown, *earlier));
+            }
+            ClientEvent::MissedWhileAway { count } => (
+                Tone::Quiet,
+                now_ms,
+                format!("you missed {} while away", lines(*count)).into(),
+            ),
+            ClientEvent::HistoryRestarted => (
+                Tone::Quiet,
+                now_ms,
+                "the server restarted: what was said before it is gone".into(),
+            ),
+            ClientEvent::HistoryGone { count, held } => {
+                (Tone::Quiet, now_ms, gone_text(*count, *held).into())
+            }
+            ClientEvent::HistoryRewound { count } => (
+                Tone::Quiet,
+                now_ms,
+                format!(
+                    "the server's history lost the last {} you saw",
+                    lines(*count)
+                )
+                .into(),
+            ),
             ClientEvent::Roster {
                 time_ms,
                 total,
@@ -117,7 +143,7 @@ impl ClientLook {
                 format!(
                     "back in the chat as {}; sending the {} typed meanwhile",
                     sanitize(name),
-                    lines(*queued)
+                    lines(*queued as u64)
                 )
                 .into(),
             ),
@@ -144,19 +170,42 @@ impl ClientLook {
 }
 
 /// `1 line`, `20 lines`.
-fn lines(count: usize) -> String {
+fn lines(count: u64) -> String {
     let plural = if count == 1 { "" } else { "s" };
     format!("{count} line{plural}")
 }
 
+/// What the catch-up after a rejoin could not show: `count` lines said while we were
+/// away, of which the server still holds the newest `held` (`/history` shows them).
+fn gone_text(count: u64, held: u64) -> String {
+    let said = format!("{} said while you were away", lines(count));
+    let (are, them) = if count == 1 {
+        ("is", "it")
+    } else {
+        ("are", "them")
+    };
+    let ask = held.min(u64::from(command::HISTORY_MAX));
+    if held == 0 {
+        format!("{said} {are} gone")
+    } else if held >= count {
+        format!("{said} {are} not shown: /history {ask} shows {them}")
+    } else {
+        format!("{said} are gone, but /history {ask} shows the last {held} of them")
+    }
+}
+
 /// `20 lines queued (sending 5 a second)`: a paste beyond the flood limit's burst.
 pub(super) fn queued_text(count: usize, every: Duration) -> String {
-    format!("{} queued (sending {})", lines(count), pace_text(every))
+    format!(
+        "{} queued (sending {})",
+        lines(count as u64),
+        pace_text(every)
+    )
 }
 
 /// `3 lines not sent: why`.
 pub(super) fn unsent_text(count: usize, why: &str) -> String {
-    format!("{} not sent: {why}", lines(count))
+    format!("{} not sent: {why}", lines(count as u64))
 }
 
 /// `not delivered (why): text`.

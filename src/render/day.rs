@@ -80,6 +80,11 @@ pub fn client_stamp(event: &ClientEvent) -> Option<i64> {
         | ClientEvent::NotSent { .. }
         | ClientEvent::Missed { .. }
         | ClientEvent::HistoryEnd { .. }
+        | ClientEvent::PageEnd { .. }
+        | ClientEvent::MissedWhileAway { .. }
+        | ClientEvent::HistoryRestarted
+        | ClientEvent::HistoryGone { .. }
+        | ClientEvent::HistoryRewound { .. }
         | ClientEvent::Closed(_) => None,
     }
 }

@@ -26,6 +26,7 @@ use std::fmt;
 use chrono::{DateTime, FixedOffset, Local, TimeZone as _};
 
 use crate::alert::{self, BellMode};
+use crate::command;
 use crate::names;
 use crate::text::{self, ClockText, sanitize};
 use crate::wire::{LineKind, RosterEntry};
@@ -328,17 +329,25 @@ impl Brush {
         self.line(sgr::DIM, line)
     }
 
-    /// `-- end of history (20 earlier lines: /history 40)`, or `-- end of history` when
-    /// the server holds nothing earlier; dimmed like the lines above it.
-    fn history_end(self, shown: u64, earlier: u64) -> String {
+    /// `-- end of history (20 earlier lines: /history 20)` after a replay, or `-- end of
+    /// history` when the server holds nothing earlier; dimmed like the lines above it.
+    fn history_end(self, earlier: u64) -> String {
         let line = if earlier == 0 {
             "-- end of history".to_owned()
         } else {
-            let plural = if earlier == 1 { "" } else { "s" };
-            format!(
-                "-- end of history ({earlier} earlier line{plural}: /history {})",
-                shown + earlier
-            )
+            earlier_text(earlier)
+        };
+        self.line(sgr::DIM, line)
+    }
+
+    /// The end of a `/history` page: as [`Brush::history_end`] when the server holds more,
+    /// else `-- end of history (no earlier lines)`, or `-- no earlier lines` when the page
+    /// had none.
+    fn page_end(self, shown: u64, earlier: u64) -> String {
+        let line = match (shown, earlier) {
+            (0, 0) => "-- no earlier lines".to_owned(),
+            (_, 0) => "-- end of history (no earlier lines)".to_owned(),
+            _ => earlier_text(earlier),
         };
         self.line(sgr::DIM, line)
     }
@@ -365,6 +374,14 @@ impl Brush {
         );
         format!("{} {}", self.line(sgr::DIM, head), names.join(", "))
     }
+}
+
+/// `-- end of history (20 earlier lines: /history 20)`: how many lines the server holds
+/// before those shown, and the `/history` that shows them (as many as one may ask for).
+fn earlier_text(earlier: u64) -> String {
+    let plural = if earlier == 1 { "" } else { "s" };
+    let ask = earlier.min(u64::from(command::HISTORY_MAX));
+    format!("-- end of history ({earlier} earlier line{plural}: /history {ask})")
 }
 
 /// The whole text in the mention color, with each occurrence of `me` also in reverse video.

@@ -112,6 +112,14 @@ fn client_events() -> Vec<ClientEvent> {
             name: "alice".into(),
             server: SocketAddr::from(([127, 0, 0, 1], 4000)),
         },
+        ClientEvent::PageEnd {
+            shown: 3,
+            earlier: 9,
+        },
+        ClientEvent::MissedWhileAway { count: 8 },
+        ClientEvent::HistoryRestarted,
+        ClientEvent::HistoryGone { count: 9, held: 4 },
+        ClientEvent::HistoryRewound { count: 2 },
     ]
 }
 
@@ -546,13 +554,15 @@ fn history_lines_look_like_live_ones_with_the_date_when_not_today_and_dimmed() {
             .client_line(&ClientEvent::HistoryEnd { shown, earlier }, 0, "a")
             .unwrap()
     };
+    // `/history` pages back from the oldest line shown: it asks for the earlier ones.
     assert_eq!(
         end(20, 20),
-        "-- end of history (20 earlier lines: /history 40)"
+        "-- end of history (20 earlier lines: /history 20)"
     );
+    assert_eq!(end(20, 1), "-- end of history (1 earlier line: /history 1)");
     assert_eq!(
-        end(20, 1),
-        "-- end of history (1 earlier line: /history 21)"
+        end(20, 5000),
+        "-- end of history (5000 earlier lines: /history 1000)"
     );
     assert_eq!(end(3, 0), "-- end of history");
 }
@@ -709,4 +719,107 @@ fn only_lines_the_server_or_a_peer_stamped_carry_a_day() {
     };
     assert_eq!(peer_stamp(&arrived), Some(7));
     assert_eq!(peer_stamp(&PeerEvent::Renamed { name: "a".into() }), None);
+}
+
+#[test]
+fn a_history_page_ends_saying_what_is_earlier() {
+    let end = |shown, earlier| {
+        ClientLook::PLAIN
+            .client_line(&ClientEvent::PageEnd { shown, earlier }, 0, "a")
+            .unwrap()
+    };
+    assert_eq!(
+        end(50, 120),
+        "-- end of history (120 earlier lines: /history 120)"
+    );
+    assert_eq!(end(50, 1), "-- end of history (1 earlier line: /history 1)");
+    assert_eq!(end(30, 0), "-- end of history (no earlier lines)");
+    assert_eq!(end(0, 0), "-- no earlier lines");
+    // Dimmed like the lines it ends.
+    let colored = look(true, BellMode::All)
+        .client_line(
+            &ClientEvent::PageEnd {
+                shown: 1,
+                earlier: 0,
+            },
+            0,
+            "a",
+        )
+        .unwrap();
+    assert_eq!(
+        colored,
+        format!(
+            "{ESC}[{}m-- end of history (no earlier lines){ESC}[0m",
+            sgr::DIM
+        )
+    );
+}
+
+#[test]
+fn a_catch_up_says_what_was_missed_gone_or_restarted() {
+    let now_ms = 1_700_000_000_000;
+    let notice = |event: ClientEvent| {
+        let line = ClientLook::PLAIN.client_line(&event, now_ms, "a").unwrap();
+        let stamp = format!("[{}] -- ", clock(now_ms));
+        line.strip_prefix(&stamp)
+            .unwrap_or_else(|| panic!("{line:?} is a notice of now"))
+            .to_owned()
+    };
+    assert_eq!(
+        notice(ClientEvent::MissedWhileAway { count: 8 }),
+        "you missed 8 lines while away"
+    );
+    assert_eq!(
+        notice(ClientEvent::MissedWhileAway { count: 1 }),
+        "you missed 1 line while away"
+    );
+    assert_eq!(
+        notice(ClientEvent::HistoryRestarted),
+        "the server restarted: what was said before it is gone"
+    );
+    assert_eq!(
+        notice(ClientEvent::HistoryGone { count: 8, held: 0 }),
+        "8 lines said while you were away are gone"
+    );
+    assert_eq!(
+        notice(ClientEvent::HistoryGone { count: 1, held: 0 }),
+        "1 line said while you were away is gone"
+    );
+    assert_eq!(
+        notice(ClientEvent::HistoryGone { count: 1, held: 1 }),
+        "1 line said while you were away is not shown: /history 1 shows it"
+    );
+    assert_eq!(
+        notice(ClientEvent::HistoryGone {
+            count: 200,
+            held: 200
+        }),
+        "200 lines said while you were away are not shown: /history 200 shows them"
+    );
+    assert_eq!(
+        notice(ClientEvent::HistoryGone {
+            count: 300,
+            held: 200
+        }),
+        "300 lines said while you were away are gone, but /history 200 shows the last 200 of them"
+    );
+    assert_eq!(
+        notice(ClientEvent::HistoryGone {
+            count: 5000,
+            held: 4000
+        }),
+        "5000 lines said while you were away are gone, but /history 1000 shows the last 4000 of them"
+    );
+    assert_eq!(
+        notice(ClientEvent::HistoryRewound { count: 3 }),
+        "the server's history lost the last 3 lines you saw"
+    );
+    // Dimmed, like other notices.
+    let colored = look(true, BellMode::All)
+        .client_line(&ClientEvent::MissedWhileAway { count: 2 }, now_ms, "a")
+        .unwrap();
+    assert!(
+        colored.starts_with(&format!("{ESC}[{}m", sgr::DIM)),
+        "{colored:?}"
+    );
 }

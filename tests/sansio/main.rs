@@ -11,6 +11,7 @@ mod sim;
 
 mod abuse;
 mod banfile;
+mod client_history;
 mod history;
 mod lossy;
 mod overload;

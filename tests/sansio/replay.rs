@@ -107,7 +107,10 @@ fn a_newcomer_is_shown_the_last_20_lines_in_order_before_live_lines() {
         "{events:?}"
     );
     let mark = sim.client(bob).history_mark().expect("a mark");
-    assert_eq!(mark.seq, 30);
+    assert_eq!(
+        mark.seq, 31,
+        "the replay's newest, then the live line's number"
+    );
     assert_eq!(
         mark.epoch,
         sim.server.history().epoch(),

@@ -1,0 +1,716 @@
+//! The client's side of the history (its core alone, fed the server's frames by hand, fake
+//! clock): the mark it keeps from live lines and answers and the join that carries it; the
+//! catch-up after a rejoin showing each missed line once, then saying how many were
+//! missed, gone, or lost to a restart; duplicate answers not shown again; `/history` pages
+//! asked from the oldest line shown, never moving the mark back, one at a time, outside
+//! the flood limit; the probe that learns the epoch of a room that was empty at the join.
+//!
+//! The server's side is tested in `replay.rs`, the real programs in
+//! `tests/programs/history_e2e.rs`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use icq::client::{Client, ClientEvent, HistoryMark};
+use icq::wire::{
+    Acks, Delivery, Envelope, FloodTerms, Frame, LineKind, Request, RosterEntry, ToClient, ToServer,
+};
+
+use crate::sim::addr;
+
+const EPOCH: u64 = 0x00E0_0C00_0000_0001;
+const OTHER_EPOCH: u64 = 0x00E0_0C00_0000_0002;
+const LINE_TIME_MS: i64 = 1_764_000_000_000;
+
+/// One client and a server played by the test: every frame the server sends is made here.
+struct Harness {
+    client: Client,
+    server: SocketAddr,
+    now: Instant,
+    token: u64,
+    /// The sequence number of the next frame in the server's stream.
+    next_seq: u32,
+    /// What the client sent, decoded, not looked at yet.
+    sent: Vec<Frame>,
+    /// The nonce of the client's latest join.
+    nonce: u64,
+}
+
+impl Harness {
+    /// A client that joined (`flood`: the terms the welcome announces), roster received.
+    fn joined_with(flood: FloodTerms) -> Harness {
+        let now = Instant::now();
+        let server = addr([127, 0, 0, 1], 4000);
+        let client = Client::new("alice", vec![server], now);
+        let mut harness = Harness {
+            client,
+            server,
+            now,
+            token: 0,
+            next_seq: 1,
+            sent: Vec::new(),
+            nonce: 0,
+        };
+        harness.welcome(flood);
+        harness
+    }
+
+    fn joined() -> Harness {
+        Harness::joined_with(FloodTerms::NONE)
+    }
+
+    fn collect(&mut self) {
+        while let Some((to, bytes)) = self.client.poll_transmit() {
+            assert_eq!(to, self.server);
+            let frame = Frame::decode(&bytes).expect("the client sends well-formed frames");
+            if let Frame::ToServer(ToServer::Join { nonce, .. }) = frame {
+                self.nonce = nonce;
+            }
+            self.sent.push(frame);
+        }
+    }
+
+    /// The joins the client sent since the last look, as `(history_epoch, history_seen)`.
+    fn joins(&mut self) -> Vec<(u64, u64)> {
+        self.collect();
+        let joins = self
+            .sent
+            .iter()
+            .filter_map(|frame| match frame {
+                Frame::ToServer(ToServer::Join {
+                    history_epoch,
+                    history_seen,
+                    ..
+                }) => Some((*history_epoch, *history_seen)),
+                _ => None,
+            })
+            .collect();
+        self.sent
+            .retain(|frame| !matches!(frame, Frame::ToServer(ToServer::Join { .. })));
+        joins
+    }
+
+    /// The requests the client sent since the last look.
+    fn requests(&mut self) -> Vec<Request> {
+        self.collect();
+        std::mem::take(&mut self.sent)
+            .into_iter()
+            .filter_map(|frame| match frame {
+                Frame::ToServer(ToServer::Sequenced(_, request)) => Some(request),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Welcomes the client's latest join (a new session, numbered from 1), then sends the
+    /// roster, as the server does.
+    fn welcome(&mut self, flood: FloodTerms) {
+        self.collect();
+        let nonce = self.nonce;
+        self.token += 1;
+        self.next_seq = 1;
+        let welcome = Frame::ToClient(ToClient::Welcome {
+            nonce,
+            token: self.token,
+            heartbeat_ms: 10_000,
+            flood,
+            name: "alice".into(),
+        });
+        self.client
+            .handle_datagram(self.now, self.server, &welcome.to_bytes());
+        self.deliver(Delivery::Roster {
+            time_ms: LINE_TIME_MS,
+            total: 1,
+            offset: 0,
+            entries: vec![RosterEntry {
+                guest: false,
+                name: "alice".into(),
+                away: String::new(),
+            }],
+        });
+    }
+
+    /// The next frame of the server's stream; returns its bytes (to deliver them again).
+    fn deliver(&mut self, delivery: Delivery) -> Vec<u8> {
+        let envelope = Envelope {
+            token: self.token,
+            seq: self.next_seq,
+            acks: Acks::default(),
+        };
+        self.next_seq += 1;
+        let bytes = Frame::ToClient(ToClient::Sequenced(envelope, delivery)).to_bytes();
+        self.client.handle_datagram(self.now, self.server, &bytes);
+        bytes
+    }
+
+    fn live(&mut self, seq: u64, text: &str) {
+        self.deliver(Delivery::Message {
+            seq,
+            time_ms: LINE_TIME_MS + seq as i64,
+            from: "bob".into(),
+            text: text.into(),
+        });
+    }
+
+    fn history_line(&mut self, epoch: u64, seq: u64) -> Vec<u8> {
+        self.deliver(Delivery::HistoryLine {
+            epoch,
+            seq,
+            time_ms: LINE_TIME_MS + seq as i64,
+            from: "bob".into(),
+            kind: LineKind::Chat,
+            text: format!("line {seq}"),
+        })
+    }
+
+    /// An answer from the history: lines `seqs` of `epoch`, then its end.
+    fn answer(
+        &mut self,
+        epoch: u64,
+        seqs: impl IntoIterator<Item = u64>,
+        newest: u64,
+        earlier: u64,
+    ) {
+        for seq in seqs {
+            self.history_line(epoch, seq);
+        }
+        self.deliver(Delivery::HistoryEnd {
+            epoch,
+            newest,
+            earlier,
+        });
+    }
+
+    /// The server forgets the session (a timeout, a restart): the client joins again; the
+    /// join it sends is returned, and welcomed.
+    fn lose_session(&mut self) -> (u64, u64) {
+        self.joins();
+        self.client.handle_datagram(
+            self.now,
+            self.server,
+            &Frame::ToClient(ToClient::NotJoined { token: self.token }).to_bytes(),
+        );
+        let deadline = self.now + Duration::from_secs(60);
+        let join = loop {
+            if let Some(join) = self.joins().last().copied() {
+                break join;
+            }
+            assert!(self.now < deadline, "no join again within 60 s");
+            self.now = self
+                .client
+                .poll_timeout()
+                .expect("a deadline")
+                .max(self.now);
+            self.client.handle_timeout(self.now);
+        };
+        self.welcome(FloodTerms::NONE);
+        join
+    }
+
+    fn events(&mut self) -> Vec<ClientEvent> {
+        std::iter::from_fn(|| self.client.poll_event()).collect()
+    }
+
+    fn mark(&self) -> HistoryMark {
+        self.client.history_mark().expect("a mark")
+    }
+
+    fn request_history(&mut self, count: u16) {
+        let now = self.now;
+        self.client.request_history(now, count);
+    }
+}
+
+/// The history lines among `events`, as `(epoch, seq)`.
+fn lines(events: &[ClientEvent]) -> Vec<(u64, u64)> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            ClientEvent::HistoryLine { epoch, seq, .. } => Some((*epoch, *seq)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What `events` say about history besides its lines, in order.
+fn history_news(events: &[ClientEvent]) -> Vec<ClientEvent> {
+    events
+        .iter()
+        .filter(|event| {
+            matches!(
+                event,
+                ClientEvent::HistoryEnd { .. }
+                    | ClientEvent::PageEnd { .. }
+                    | ClientEvent::MissedWhileAway { .. }
+                    | ClientEvent::HistoryRestarted
+                    | ClientEvent::HistoryGone { .. }
+                    | ClientEvent::HistoryRewound { .. }
+            )
+        })
+        .cloned()
+        .collect()
+}
+
+fn of(epoch: u64, seqs: std::ops::RangeInclusive<u64>) -> Vec<(u64, u64)> {
+    seqs.map(|seq| (epoch, seq)).collect()
+}
+
+/// A client that was replayed lines 1..=3, then saw 4 and 5 live.
+fn client_that_saw_5_lines() -> Harness {
+    let mut h = Harness::joined();
+    h.answer(EPOCH, 1..=3, 3, 0);
+    h.live(4, "four");
+    h.live(5, "five");
+    let events = h.events();
+    assert_eq!(lines(&events), of(EPOCH, 1..=3));
+    assert_eq!(
+        history_news(&events),
+        [ClientEvent::HistoryEnd {
+            shown: 3,
+            earlier: 0
+        }]
+    );
+    assert_eq!(
+        h.mark(),
+        HistoryMark {
+            epoch: EPOCH,
+            seq: 5,
+            oldest: Some(1)
+        }
+    );
+    h
+}
+
+// The mark and the join that carries it --------------------------------------------------
+
+#[test]
+fn a_join_carries_nothing_before_a_line_was_shown_then_the_last_line_shown() {
+    let mut h = Harness::joined();
+    assert_eq!(h.client.history_mark(), None);
+    assert_eq!(h.lose_session(), (0, 0));
+    let mut h = client_that_saw_5_lines();
+    // Live lines move the mark (they carry their number), and the next join says so.
+    assert_eq!(h.lose_session(), (EPOCH, 5));
+}
+
+#[test]
+fn only_a_higher_number_moves_the_mark() {
+    let mut h = client_that_saw_5_lines();
+    // A broken or replayed lower number does not take the mark back.
+    h.live(2, "an old number");
+    assert_eq!(h.mark().seq, 5);
+    h.live(9, "nine");
+    assert_eq!(h.mark().seq, 9);
+}
+
+// The catch-up after a rejoin -------------------------------------------------------------
+
+#[test]
+fn a_rejoin_shows_each_missed_line_once_in_order_then_how_many_were_missed() {
+    let mut h = client_that_saw_5_lines();
+    assert_eq!(h.lose_session(), (EPOCH, 5));
+    h.answer(EPOCH, 6..=13, 13, 5);
+    h.live(14, "live again");
+    let events = h.events();
+    assert_eq!(lines(&events), of(EPOCH, 6..=13));
+    assert_eq!(
+        history_news(&events),
+        [ClientEvent::MissedWhileAway { count: 8 }]
+    );
+    let missed = events
+        .iter()
+        .position(|e| matches!(e, ClientEvent::MissedWhileAway { .. }))
+        .unwrap();
+    let live = events
+        .iter()
+        .position(|e| matches!(e, ClientEvent::Message { .. }))
+        .unwrap();
+    assert!(missed < live, "{events:?}");
+    // The view follows on from what was shown: /history still pages from line 1.
+    assert_eq!(
+        h.mark(),
+        HistoryMark {
+            epoch: EPOCH,
+            seq: 14,
+            oldest: Some(1)
+        }
+    );
+    assert_eq!(h.lose_session(), (EPOCH, 14));
+}
+
+#[test]
+fn a_rejoin_that_missed_nothing_says_nothing() {
+    let mut h = client_that_saw_5_lines();
+    h.lose_session();
+    h.answer(EPOCH, [], 5, 5);
+    let events = h.events();
+    assert!(lines(&events).is_empty(), "{events:?}");
+    assert!(history_news(&events).is_empty(), "{events:?}");
+}
+
+#[test]
+fn lines_already_shown_are_never_shown_again() {
+    let mut h = client_that_saw_5_lines();
+    h.lose_session();
+    // An answer that starts before the mark (a server replaying as to a newcomer): only
+    // what is new is shown, and counted.
+    h.answer(EPOCH, 1..=8, 8, 0);
+    let events = h.events();
+    assert_eq!(lines(&events), of(EPOCH, 6..=8));
+    assert_eq!(
+        history_news(&events),
+        [ClientEvent::MissedWhileAway { count: 3 }]
+    );
+
+    // The same answer again (a duplicate sent after an acknowledgement was lost): nothing.
+    h.answer(EPOCH, 6..=8, 8, 0);
+    let events = h.events();
+    assert!(lines(&events).is_empty(), "{events:?}");
+    assert!(history_news(&events).is_empty(), "{events:?}");
+
+    // And the very same frame repeated by the stream is taken once.
+    h.lose_session();
+    let bytes = h.history_line(EPOCH, 9);
+    h.client.handle_datagram(h.now, h.server, &bytes);
+    h.deliver(Delivery::HistoryEnd {
+        epoch: EPOCH,
+        newest: 9,
+        earlier: 0,
+    });
+    let events = h.events();
+    assert_eq!(lines(&events), of(EPOCH, 9..=9));
+    assert_eq!(
+        history_news(&events),
+        [ClientEvent::MissedWhileAway { count: 1 }]
+    );
+}
+
+#[test]
+fn a_new_epoch_means_the_server_restarted_and_its_lines_are_all_new() {
+    let mut h = client_that_saw_5_lines();
+    h.lose_session();
+    // Lines 1 and 2 of another history: not the lines 1 and 2 we saw.
+    h.answer(OTHER_EPOCH, 1..=2, 2, 0);
+    let events = h.events();
+    assert_eq!(lines(&events), of(OTHER_EPOCH, 1..=2));
+    assert_eq!(
+        history_news(&events),
+        [
+            ClientEvent::MissedWhileAway { count: 2 },
+            ClientEvent::HistoryRestarted
+        ]
+    );
+    assert_eq!(
+        h.mark(),
+        HistoryMark {
+            epoch: OTHER_EPOCH,
+            seq: 2,
+            oldest: Some(1)
+        }
+    );
+    assert_eq!(h.lose_session(), (OTHER_EPOCH, 2));
+
+    // Restarted with nothing said since: only the restart is told.
+    let mut h = client_that_saw_5_lines();
+    h.lose_session();
+    h.answer(OTHER_EPOCH, [], 0, 0);
+    assert_eq!(history_news(&h.events()), [ClientEvent::HistoryRestarted]);
+    assert_eq!(h.lose_session(), (OTHER_EPOCH, 0));
+}
+
+#[test]
+fn lines_the_catch_up_cannot_show_are_counted_and_those_held_pointed_at() {
+    // History off (or trimmed): no line comes, 8 were said.
+    let mut h = client_that_saw_5_lines();
+    h.lose_session();
+    h.answer(EPOCH, [], 13, 0);
+    assert_eq!(
+        history_news(&h.events()),
+        [
+            ClientEvent::MissedWhileAway { count: 8 },
+            ClientEvent::HistoryGone { count: 8, held: 0 }
+        ]
+    );
+    assert_eq!(h.mark().seq, 13);
+
+    // More than one catch-up carries: lines 10..=13 come, 6..=9 are still held.
+    let mut h = client_that_saw_5_lines();
+    h.lose_session();
+    h.answer(EPOCH, 10..=13, 13, 7);
+    let events = h.events();
+    assert_eq!(lines(&events), of(EPOCH, 10..=13));
+    assert_eq!(
+        history_news(&events),
+        [
+            ClientEvent::MissedWhileAway { count: 8 },
+            ClientEvent::HistoryGone { count: 4, held: 4 }
+        ]
+    );
+    // The view starts again after the gap: /history asks for what is just before it.
+    assert_eq!(h.mark().oldest, Some(10));
+    h.request_history(4);
+    assert_eq!(
+        h.requests(),
+        [Request::History {
+            epoch: EPOCH,
+            before: 10,
+            count: 4
+        }]
+    );
+    h.answer(EPOCH, 6..=9, 13, 3);
+    let events = h.events();
+    assert_eq!(lines(&events), of(EPOCH, 6..=9));
+    assert_eq!(
+        history_news(&events),
+        [ClientEvent::PageEnd {
+            shown: 4,
+            earlier: 3
+        }]
+    );
+}
+
+#[test]
+fn a_history_that_went_back_is_told_and_followed() {
+    // The server's file was restored from an older copy: its newest line is 3, we saw 5.
+    let mut h = client_that_saw_5_lines();
+    h.lose_session();
+    h.answer(EPOCH, 1..=3, 3, 0);
+    let events = h.events();
+    assert!(lines(&events).is_empty(), "{events:?}");
+    assert_eq!(
+        history_news(&events),
+        [ClientEvent::HistoryRewound { count: 2 }]
+    );
+    // Its next line 4 is another line than the 4 we saw, and is shown; the mark follows.
+    assert_eq!(h.mark().seq, 3);
+    h.live(4, "a new four");
+    assert_eq!(h.lose_session(), (EPOCH, 4));
+}
+
+// The epoch of a room that was empty ------------------------------------------------------
+
+#[test]
+fn live_lines_in_a_room_empty_at_the_join_ask_once_for_the_epoch_silently() {
+    let mut h = Harness::joined();
+    h.live(1, "one");
+    h.live(2, "two");
+    assert_eq!(
+        h.requests(),
+        [Request::History {
+            epoch: 0,
+            before: u64::MAX,
+            count: 0
+        }],
+        "one probe for the epoch, not one a line"
+    );
+    assert_eq!(
+        h.lose_session(),
+        (0, 0),
+        "no epoch known yet: nothing to resume"
+    );
+    // Joining as a newcomer, it is replayed what it saw live (it cannot tell they are the
+    // same lines), then the probe, sent again in the new session, is answered unseen.
+    let requests = h.requests();
+    assert!(
+        requests.contains(&Request::History {
+            epoch: 0,
+            before: u64::MAX,
+            count: 0
+        }),
+        "{requests:?}"
+    );
+    h.answer(EPOCH, 1..=2, 2, 0);
+    h.answer(EPOCH, [], 2, 2);
+    let events = h.events();
+    assert_eq!(lines(&events), of(EPOCH, 1..=2));
+    assert_eq!(
+        history_news(&events),
+        [ClientEvent::HistoryEnd {
+            shown: 2,
+            earlier: 0
+        }]
+    );
+    assert_eq!(
+        h.mark(),
+        HistoryMark {
+            epoch: EPOCH,
+            seq: 2,
+            oldest: Some(1)
+        }
+    );
+    assert_eq!(h.lose_session(), (EPOCH, 2));
+}
+
+#[test]
+fn the_probe_answered_in_its_session_makes_the_next_rejoin_resume() {
+    let mut h = Harness::joined();
+    h.live(1, "one");
+    assert_eq!(h.requests().len(), 1);
+    h.answer(EPOCH, [], 1, 1);
+    h.live(2, "two");
+    assert!(h.requests().is_empty(), "no second probe");
+    assert!(history_news(&h.events()).is_empty());
+    assert_eq!(h.lose_session(), (EPOCH, 2));
+    h.answer(EPOCH, 3..=4, 4, 3);
+    let events = h.events();
+    assert_eq!(lines(&events), of(EPOCH, 3..=4));
+    assert_eq!(
+        history_news(&events),
+        [ClientEvent::MissedWhileAway { count: 2 }]
+    );
+}
+
+// /history --------------------------------------------------------------------------------
+
+#[test]
+fn a_page_is_asked_before_the_oldest_line_shown_and_never_moves_the_mark_back() {
+    let mut h = Harness::joined();
+    // Replayed 11..=30 on joining, then 31 live.
+    h.answer(EPOCH, 11..=30, 30, 10);
+    h.live(31, "live");
+    h.events();
+    h.request_history(50);
+    assert_eq!(
+        h.requests(),
+        [Request::History {
+            epoch: EPOCH,
+            before: 11,
+            count: 50
+        }]
+    );
+    h.answer(EPOCH, 1..=10, 31, 0);
+    let events = h.events();
+    assert_eq!(lines(&events), of(EPOCH, 1..=10));
+    assert_eq!(
+        history_news(&events),
+        [ClientEvent::PageEnd {
+            shown: 10,
+            earlier: 0
+        }]
+    );
+    assert_eq!(
+        h.mark(),
+        HistoryMark {
+            epoch: EPOCH,
+            seq: 31,
+            oldest: Some(1)
+        }
+    );
+    assert_eq!(h.lose_session(), (EPOCH, 31));
+}
+
+#[test]
+fn the_first_page_is_the_newest_lines_even_those_seen_live() {
+    let mut h = Harness::joined();
+    for seq in 1..=30 {
+        h.live(seq, "live");
+    }
+    h.requests();
+    h.answer(EPOCH, [], 30, 30); // the probe's answer
+    h.request_history(30);
+    assert_eq!(
+        h.requests(),
+        [Request::History {
+            epoch: EPOCH,
+            before: u64::MAX,
+            count: 30
+        }]
+    );
+    h.answer(EPOCH, 1..=30, 30, 0);
+    let events = h.events();
+    assert_eq!(lines(&events), of(EPOCH, 1..=30));
+    assert_eq!(
+        history_news(&events),
+        [ClientEvent::PageEnd {
+            shown: 30,
+            earlier: 0
+        }]
+    );
+}
+
+#[test]
+fn a_page_typed_while_one_is_on_its_way_is_asked_from_where_that_one_ends() {
+    let mut h = Harness::joined();
+    h.answer(EPOCH, 91..=100, 100, 90);
+    h.events();
+    h.request_history(20);
+    h.request_history(20);
+    h.request_history(5);
+    assert_eq!(
+        h.requests(),
+        [Request::History {
+            epoch: EPOCH,
+            before: 91,
+            count: 20
+        }],
+        "one page at a time"
+    );
+    h.answer(EPOCH, 71..=90, 100, 70);
+    assert_eq!(
+        h.requests(),
+        [Request::History {
+            epoch: EPOCH,
+            before: 71,
+            count: 25
+        }],
+        "the rest together, from where the first page ends"
+    );
+    // A repeated page shows nothing twice.
+    h.answer(EPOCH, 60..=75, 100, 59);
+    let events = h.events();
+    assert_eq!(
+        lines(&events),
+        [of(EPOCH, 71..=90), of(EPOCH, 60..=70)].concat()
+    );
+}
+
+#[test]
+fn history_requests_skip_the_flood_limit_and_its_backlog() {
+    // One line a second, bursts of 2: the third chat line waits, /history does not.
+    let flood = FloodTerms {
+        rate_milli: 1_000,
+        burst: 2,
+    };
+    let mut h = Harness::joined_with(flood);
+    h.answer(EPOCH, 5..=5, 5, 4);
+    let now = h.now;
+    for text in ["one", "two", "three"] {
+        h.client.send_text(now, text);
+    }
+    assert_eq!(h.requests().len(), 2);
+    assert_eq!(h.client.queued(), 1);
+    h.request_history(10);
+    assert_eq!(
+        h.requests(),
+        [Request::History {
+            epoch: EPOCH,
+            before: 5,
+            count: 10
+        }]
+    );
+    assert_eq!(h.client.queued(), 1, "the backlog still waits its turn");
+}
+
+#[test]
+fn a_page_from_a_history_we_did_not_know_says_so() {
+    let mut h = Harness::joined();
+    h.answer(EPOCH, 3..=4, 4, 2);
+    h.events();
+    h.request_history(10);
+    h.requests();
+    // The server's history is another one now (it answers from its newest line).
+    h.answer(OTHER_EPOCH, 1..=2, 2, 0);
+    let events = h.events();
+    assert_eq!(lines(&events), of(OTHER_EPOCH, 1..=2));
+    assert_eq!(
+        history_news(&events),
+        [
+            ClientEvent::HistoryRestarted,
+            ClientEvent::PageEnd {
+                shown: 2,
+                earlier: 0
+            }
+        ]
+    );
+    assert_eq!(h.mark().epoch, OTHER_EPOCH);
+}
