@@ -12,6 +12,11 @@
 //! this client does not know yet (a room empty when we joined sends no replay), its answer
 //! only tells the epoch, so the next rejoin can resume.
 //!
+//! A server answers one history request at a time: one that arrives before the previous
+//! answer (the join's included) is acknowledged gets the end alone. A page that comes back
+//! with no line although earlier lines are held was declined so, and is asked again, once:
+//! the request that asks again acknowledges everything before it.
+//!
 //! It owns no frames, timers or sockets (`client` hands it what arrives, in order, and
 //! sends what it asks for), and not how any of it looks (`render`).
 
@@ -49,10 +54,23 @@ enum Kind {
     Probe,
 }
 
+/// A history request sent and not answered yet.
+#[derive(Debug, Clone, Copy)]
+struct Asked {
+    /// Lines asked for (0: the probe).
+    count: u16,
+    /// It asks again for a page that was declined.
+    again: bool,
+}
+
 /// The answer being received: its lines so far.
 #[derive(Debug)]
 struct Answer {
     kind: Kind,
+    /// The request it answers (none for a catch-up).
+    asked: Option<Asked>,
+    /// Lines received, shown or not.
+    received: u64,
     /// The mark when the answer began.
     since: Option<HistoryMark>,
     /// Lines shown.
@@ -69,9 +87,10 @@ pub(super) struct Shown {
     mark: Option<HistoryMark>,
     /// The join of this session may still be answered.
     join_answer_due: bool,
-    /// The line counts of the history requests sent in this session, not answered yet,
-    /// oldest first (0: the probe).
-    asked: VecDeque<u16>,
+    /// The history requests sent in this session and not answered yet, oldest first.
+    asked: VecDeque<Asked>,
+    /// The next page sent asks again for one that was declined.
+    ask_again: bool,
     /// Lines asked for with `/history` while another page was on its way: asked next.
     deferred: u16,
     /// The probe was sent in this session.
@@ -97,18 +116,20 @@ impl Shown {
     pub(super) fn session_started(&mut self) {
         self.join_answer_due = true;
         self.asked.clear();
+        self.ask_again = false;
         self.probed = false;
         self.answer = None;
     }
 
     /// A history request for `count` lines went out in this session.
     pub(super) fn sent(&mut self, count: u16) {
-        self.asked.push_back(count);
+        let again = count > 0 && std::mem::take(&mut self.ask_again);
+        self.asked.push_back(Asked { count, again });
     }
 
     /// Whether a page asked with `/history` is on its way (sent and not answered).
     pub(super) fn page_on_its_way(&self) -> bool {
-        self.asked.iter().any(|&count| count > 0)
+        self.asked.iter().any(|asked| asked.count > 0)
     }
 
     /// The request for a page of `count` (at least 1) lines before the oldest shown.
@@ -172,17 +193,20 @@ impl Shown {
 
     /// An answer that begins now: which one it is, by its place in the stream.
     fn begin_answer(&mut self) -> Answer {
-        let kind = if std::mem::take(&mut self.join_answer_due) {
-            Kind::CatchUp
+        let asked = if std::mem::take(&mut self.join_answer_due) {
+            None
         } else {
-            match self.asked.pop_front() {
-                Some(0) => Kind::Probe,
-                Some(_) => Kind::Page,
-                None => Kind::CatchUp,
-            }
+            self.asked.pop_front()
+        };
+        let kind = match asked {
+            None => Kind::CatchUp,
+            Some(Asked { count: 0, .. }) => Kind::Probe,
+            Some(_) => Kind::Page,
         };
         Answer {
             kind,
+            asked,
+            received: 0,
             since: self.mark,
             shown: 0,
             first: None,
@@ -211,6 +235,7 @@ impl Shown {
     /// Whether line `seq` of `epoch` is new in `answer`; if so the answer and the mark
     /// count it.
     fn show(&mut self, answer: &mut Answer, epoch: u64, seq: u64) -> bool {
+        answer.received += 1;
         if answer.kind == Kind::Probe {
             return false;
         }
@@ -280,6 +305,8 @@ impl Shown {
     ) {
         let Answer {
             kind,
+            asked,
+            received,
             since,
             shown,
             first,
@@ -313,6 +340,20 @@ impl Shown {
                 oldest: None,
             },
         });
+        if let Some(Asked {
+            count,
+            again: false,
+        }) = asked
+            && kind == Kind::Page
+            && received == 0
+            && earlier > 0
+        {
+            // Declined (see the module documentation): asked again, with what was typed
+            // meanwhile.
+            self.deferred = self.deferred.saturating_add(count);
+            self.ask_again = true;
+            return;
+        }
         match kind {
             Kind::Probe | Kind::Page => {
                 if restarted {

@@ -5,18 +5,20 @@
 //! asked from the oldest line shown, never moving the mark back, one at a time, outside
 //! the flood limit; the probe that learns the epoch of a room that was empty at the join.
 //!
-//! The server's side is tested in `replay.rs`, the real programs in
-//! `tests/programs/history_e2e.rs`.
+//! Last, the same with the real server core on the simulated network. The server's side
+//! is tested in `replay.rs`, the real programs in `tests/programs/history_e2e.rs`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use icq::client::{Client, ClientEvent, HistoryMark};
+use icq::server::{ServerConfig, ServerEvent};
 use icq::wire::{
     Acks, Delivery, Envelope, FloodTerms, Frame, LineKind, Request, RosterEntry, ToClient, ToServer,
 };
 
 use crate::sim::addr;
+use crate::sim::room::Sim;
 
 const EPOCH: u64 = 0x00E0_0C00_0000_0001;
 const OTHER_EPOCH: u64 = 0x00E0_0C00_0000_0002;
@@ -665,6 +667,46 @@ fn a_page_typed_while_one_is_on_its_way_is_asked_from_where_that_one_ends() {
 }
 
 #[test]
+fn a_page_the_server_declined_is_asked_again_once() {
+    let mut h = Harness::joined();
+    h.answer(EPOCH, 91..=100, 100, 90);
+    h.events();
+    h.request_history(20);
+    let page = Request::History {
+        epoch: EPOCH,
+        before: 91,
+        count: 20,
+    };
+    assert_eq!(h.requests(), [page.clone()]);
+    // Sent before the replay was acknowledged, it gets the end alone: not shown, asked again.
+    h.answer(EPOCH, [], 100, 90);
+    assert!(history_news(&h.events()).is_empty());
+    assert_eq!(h.requests(), [page]);
+    // Declined again: the user is told what there is, and nothing is asked any more.
+    h.answer(EPOCH, [], 100, 90);
+    assert_eq!(
+        history_news(&h.events()),
+        [ClientEvent::PageEnd {
+            shown: 0,
+            earlier: 90
+        }]
+    );
+    assert!(h.requests().is_empty());
+    // A page of lines all shown already is not declined: it is not asked again.
+    h.request_history(5);
+    h.requests();
+    h.answer(EPOCH, 95..=99, 100, 90);
+    assert_eq!(
+        history_news(&h.events()),
+        [ClientEvent::PageEnd {
+            shown: 0,
+            earlier: 90
+        }]
+    );
+    assert!(h.requests().is_empty());
+}
+
+#[test]
 fn history_requests_skip_the_flood_limit_and_its_backlog() {
     // One line a second, bursts of 2: the third chat line waits, /history does not.
     let flood = FloodTerms {
@@ -713,4 +755,99 @@ fn a_page_from_a_history_we_did_not_know_says_so() {
         ]
     );
     assert_eq!(h.mark().epoch, OTHER_EPOCH);
+}
+
+// With the server core ----------------------------------------------------------------------
+
+/// The texts of the history lines among `events`.
+fn history_texts(events: &[ClientEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            ClientEvent::HistoryLine { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The chat messages among `events`, by text.
+fn live_texts(events: &[ClientEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            ClientEvent::Message { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Alice and bob in a room with a 3 s timeout; bob says 3 lines; then alice's process is
+/// stopped for `frozen` while he says 8 more, then it runs again, and bob says one more.
+/// Returns what alice reported meanwhile.
+fn alice_stopped_while_8_lines_are_said(frozen: Duration) -> Vec<ClientEvent> {
+    let mut sim = Sim::new(ServerConfig {
+        timeout: Duration::from_secs(3),
+        flood_limit: None,
+        ..ServerConfig::default()
+    });
+    // Alice joins an empty room: no replay tells her the epoch, the probe does.
+    let alice = sim.join("alice");
+    let bob = sim.join("bob");
+    for i in 1..=3 {
+        sim.send_text(bob, &format!("line {i}"));
+    }
+    assert_eq!(
+        sim.client(alice)
+            .history_mark()
+            .map(|mark| (mark.epoch, mark.seq)),
+        Some((sim.server.history().epoch(), 3))
+    );
+    sim.clear_events();
+    sim.frozen.insert(alice);
+    for i in 4..=11 {
+        sim.send_text(bob, &format!("line {i}"));
+    }
+    sim.run_for(frozen);
+    assert!(
+        sim.take_server_events()
+            .iter()
+            .any(|e| matches!(e, ServerEvent::TimedOut { name, .. } if name == "alice")),
+        "alice was timed out"
+    );
+    sim.frozen.remove(&alice);
+    sim.run_for(Duration::from_secs(10));
+    sim.send_text(bob, "live again");
+    sim.take_events(alice)
+}
+
+#[test]
+fn a_client_stopped_past_its_timeout_and_the_farewell_is_shown_each_missed_line_once() {
+    // Stopped longer than the server repeats its farewell (GIVE_UP_AFTER): the lines come
+    // back with the rejoin's catch-up, each once, then the count.
+    let events = alice_stopped_while_8_lines_are_said(Duration::from_secs(25));
+    let want: Vec<String> = (4..=11).map(|i| format!("line {i}")).collect();
+    assert_eq!(history_texts(&events), want, "each once, in order");
+    assert_eq!(
+        history_news(&events),
+        [ClientEvent::MissedWhileAway { count: 8 }]
+    );
+    assert_eq!(live_texts(&events), ["live again"], "{events:?}");
+}
+
+#[test]
+fn a_client_stopped_past_its_timeout_only_gets_the_lines_once_from_the_farewell() {
+    // Back while the farewell is still repeated: the lines arrive in it, live, before the
+    // session's end; the rejoin that follows catches up on nothing.
+    let events = alice_stopped_while_8_lines_are_said(Duration::from_secs(5));
+    let mut want: Vec<String> = (4..=11).map(|i| format!("line {i}")).collect();
+    want.push("live again".into());
+    assert_eq!(live_texts(&events), want, "each once, in order");
+    assert!(history_texts(&events).is_empty(), "{events:?}");
+    assert!(history_news(&events).is_empty(), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Rejoined { .. })),
+        "{events:?}"
+    );
 }
