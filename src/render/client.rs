@@ -56,7 +56,8 @@ impl ClientLook {
                 );
             }
             ClientEvent::HistoryEnd { earlier, .. } => {
-                return Some(self.brush().history_end(*earlier));
+                // `/history` pages back from the oldest line shown: it asks for the rest.
+                return Some(self.brush().history_end(*earlier, *earlier));
             }
             ClientEvent::PageEnd { shown, earlier } => {
                 return Some(self.brush().page_end(*shown, *earlier));

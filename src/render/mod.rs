@@ -331,11 +331,14 @@ impl Brush {
 
     /// `-- end of history (20 earlier lines: /history 20)` after a replay, or `-- end of
     /// history` when the server holds nothing earlier; dimmed like the lines above it.
-    fn history_end(self, earlier: u64) -> String {
+    /// `ask` is the `/history` that shows the earlier lines: their count where `/history`
+    /// pages back from the oldest line shown (a server's client), all of them where it asks
+    /// for the newest (a peer).
+    fn history_end(self, earlier: u64, ask: u64) -> String {
         let line = if earlier == 0 {
             "-- end of history".to_owned()
         } else {
-            earlier_text(earlier)
+            earlier_text(earlier, ask)
         };
         self.line(sgr::DIM, line)
     }
@@ -347,7 +350,7 @@ impl Brush {
         let line = match (shown, earlier) {
             (0, 0) => "-- no earlier lines".to_owned(),
             (_, 0) => "-- end of history (no earlier lines)".to_owned(),
-            _ => earlier_text(earlier),
+            _ => earlier_text(earlier, earlier),
         };
         self.line(sgr::DIM, line)
     }
@@ -377,10 +380,11 @@ impl Brush {
 }
 
 /// `-- end of history (20 earlier lines: /history 20)`: how many lines the server holds
-/// before those shown, and the `/history` that shows them (as many as one may ask for).
-fn earlier_text(earlier: u64) -> String {
+/// before those shown, and the `/history` that shows them (`ask`, or as many as one may
+/// ask for).
+fn earlier_text(earlier: u64, ask: u64) -> String {
     let plural = if earlier == 1 { "" } else { "s" };
-    let ask = earlier.min(u64::from(command::HISTORY_MAX));
+    let ask = ask.min(u64::from(command::HISTORY_MAX));
     format!("-- end of history ({earlier} earlier line{plural}: /history {ask})")
 }
 

@@ -47,11 +47,15 @@ impl ClientLook {
             | PeerEvent::Action { .. }
             | PeerEvent::Presence { .. }
             | PeerEvent::Renamed { .. }
-            | PeerEvent::HistoryLine { .. }
-            | PeerEvent::HistoryEnd { .. } => {
+            | PeerEvent::HistoryLine { .. } => {
                 let as_client = as_client_event(event);
                 let line = as_client.and_then(|event| self.client_line(&event, now_ms, me));
                 return line.into_iter().collect();
+            }
+            // A peer's `/history` asks for the newest lines: all that are held, to see the
+            // earlier ones.
+            PeerEvent::HistoryEnd { shown, earlier } => {
+                return vec![brush.history_end(*earlier, shown.saturating_add(*earlier))];
             }
             PeerEvent::RenameLost { name, back_to } => (
                 Tone::Trouble,
@@ -291,7 +295,6 @@ fn as_client_event(event: &PeerEvent) -> Option<ClientEvent> {
             text,
             own,
         },
-        PeerEvent::HistoryEnd { shown, earlier } => ClientEvent::HistoryEnd { shown, earlier },
         _ => return None,
     })
 }

@@ -1,22 +1,32 @@
 //! The server's history end to end, with the real binaries: a newcomer is shown the last
 //! lines said, with their times (and their day, when it is not today) and in order, a
 //! server restarted with the same `--history-db` file still has them, and one whose file
-//! cannot be written warns and chats on. The rules (order, privacy, clamping) are tested on
-//! the sans-IO cores in `tests/sansio/replay.rs`; here, what a person sees.
+//! cannot be written warns and chats on; `/history` shows lines again; a client stopped
+//! (SIGSTOP) past the server's timeout is shown each line said meanwhile once, then how
+//! many it missed. The rules (order, privacy, clamping, what is new) are tested on the
+//! sans-IO cores in `tests/sansio/replay.rs` and `tests/sansio/client_history.rs`; here,
+//! what a person sees.
 
 use icq::history::{History, Kind};
 
 use crate::process::split_stamp;
-use crate::process::{Process, ServerOptions, Stream, TempDir, TestServer, WAIT, join_client};
+use crate::process::{
+    Process, ServerOptions, Stream, TempDir, TestServer, WAIT, join_client, send_signal,
+};
 
 /// `alice` says `{prefix} 1` to `{prefix} {count}` and waits for the echo of the last one.
 fn say_lines(alice: &mut Process, prefix: &str, count: usize) {
+    say_lines_as(alice, "alice", prefix, count);
+}
+
+/// [`say_lines`] by the client called `name`.
+fn say_lines_as(client: &mut Process, name: &str, prefix: &str, count: usize) {
     for i in 1..=count {
-        alice.send_line(&format!("{prefix} {i}"));
+        client.send_line(&format!("{prefix} {i}"));
     }
-    alice.expect_stream_line(
+    client.expect_stream_line(
         Stream::Stdout,
-        format!("] alice: {prefix} {count}").as_str(),
+        format!("] {name}: {prefix} {count}").as_str(),
         WAIT,
     );
 }
@@ -45,7 +55,7 @@ fn a_newcomer_is_shown_the_last_20_of_30_lines_with_their_times_in_order() {
     let mut bob = join_client(&server.address(), "bob", &[]);
     let lines = replay_lines(&mut bob);
     let (end, shown) = lines.split_last().expect("an end of history");
-    assert_eq!(end, "-- end of history (10 earlier lines: /history 30)");
+    assert_eq!(end, "-- end of history (10 earlier lines: /history 10)");
     let texts: Vec<&str> = shown
         .iter()
         .map(|line| {
@@ -180,4 +190,70 @@ fn a_history_db_that_is_not_ours_is_refused_and_left_alone() {
     assert_ne!(server.wait_exit_code(WAIT), 0);
     let kept = std::fs::read_to_string(&db).expect("read the file");
     assert_eq!(kept, "my notes, not a database\n");
+}
+
+/// The texts after the time stamp of `client`'s stdout lines from the cursor on, until
+/// (and without) the first line that is `end`.
+fn lines_until(client: &mut Process, end: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let line = client.expect_stream_line(Stream::Stdout, |_: &str| true, WAIT);
+        if line == end {
+            return lines;
+        }
+        let (_, rest) = split_stamp(&line).unwrap_or_else(|| panic!("no time: {line:?}"));
+        lines.push(rest.to_owned());
+    }
+}
+
+#[test]
+fn history_30_after_30_lines_shows_all_30_again_in_order() {
+    let server = TestServer::start_with(ServerOptions::default().args(&["--flood-rate", "0"]));
+    let mut alice = join_client(&server.address(), "alice", &[]);
+    say_lines(&mut alice, "line", 30);
+    alice.send_line("/history 30");
+    let shown = lines_until(&mut alice, "-- end of history (no earlier lines)");
+    let want: Vec<String> = (1..=30).map(|i| format!("alice: line {i}")).collect();
+    assert_eq!(shown, want);
+    // The next page has nothing more.
+    alice.send_line("/history");
+    alice.expect_stream_line(Stream::Stdout, "-- no earlier lines", WAIT);
+}
+
+#[test]
+fn a_client_stopped_past_the_timeout_is_shown_each_line_said_meanwhile_once_then_the_count() {
+    let mut server = TestServer::start_with(ServerOptions::default().args(&[
+        "--flood-rate",
+        "0",
+        "--timeout",
+        "1",
+    ]));
+    let mut alice = join_client(&server.address(), "alice", &["--no-bell"]);
+    let mut bob = join_client(&server.address(), "bob", &[]);
+    bob.send_line("before");
+    alice.expect_stream_line(Stream::Stdout, "] bob: before", WAIT);
+
+    send_signal(&alice, "STOP");
+    server
+        .process
+        .expect_stream_line(Stream::Stdout, "-- alice timed out", WAIT);
+    say_lines_as(&mut bob, "bob", "while away", 8);
+    send_signal(&alice, "CONT");
+
+    alice.expect_stream_line(Stream::Stdout, "-- you missed 8 lines while away", WAIT);
+    bob.send_line("live again");
+    alice.expect_stream_line(Stream::Stdout, "] bob: live again", WAIT);
+    // Every line of bob's and the count, in the order alice printed them.
+    let shown: Vec<String> = alice
+        .seen()
+        .iter()
+        .filter(|line| line.stream == Stream::Stdout)
+        .filter_map(|line| split_stamp(&line.text).map(|(_, rest)| rest.to_owned()))
+        .filter(|rest| rest.starts_with("bob: ") || rest.starts_with("-- you missed"))
+        .collect();
+    let mut want = vec!["bob: before".to_owned()];
+    want.extend((1..=8).map(|i| format!("bob: while away {i}")));
+    want.push("-- you missed 8 lines while away".to_owned());
+    want.push("bob: live again".to_owned());
+    assert_eq!(shown, want, "each once, in order");
 }

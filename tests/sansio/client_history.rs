@@ -677,7 +677,7 @@ fn a_page_the_server_declined_is_asked_again_once() {
         before: 91,
         count: 20,
     };
-    assert_eq!(h.requests(), [page.clone()]);
+    assert_eq!(h.requests(), std::slice::from_ref(&page));
     // Sent before the replay was acknowledged, it gets the end alone: not shown, asked again.
     h.answer(EPOCH, [], 100, 90);
     assert!(history_news(&h.events()).is_empty());
@@ -781,10 +781,20 @@ fn live_texts(events: &[ClientEvent]) -> Vec<String> {
         .collect()
 }
 
+/// When bob says his 8 lines while alice's process is stopped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Said {
+    /// Before the server times her out: they wait in her stream, repeated.
+    BeforeTheTimeout,
+    /// After: they are never sent to her.
+    AfterTheTimeout,
+}
+
 /// Alice and bob in a room with a 3 s timeout; bob says 3 lines; then alice's process is
-/// stopped for `frozen` while he says 8 more, then it runs again, and bob says one more.
-/// Returns what alice reported meanwhile.
-fn alice_stopped_while_8_lines_are_said(frozen: Duration) -> Vec<ClientEvent> {
+/// stopped for `stopped` (in the simulation what reaches a stopped process is lost, unlike
+/// a socket's buffer) and bob says 8 more lines `when`; then it runs again, and bob says
+/// one more. Returns what alice reported meanwhile.
+fn alice_stopped_while_8_lines_are_said(stopped: Duration, when: Said) -> Vec<ClientEvent> {
     let mut sim = Sim::new(ServerConfig {
         timeout: Duration::from_secs(3),
         flood_limit: None,
@@ -804,29 +814,41 @@ fn alice_stopped_while_8_lines_are_said(frozen: Duration) -> Vec<ClientEvent> {
     );
     sim.clear_events();
     sim.frozen.insert(alice);
-    for i in 4..=11 {
-        sim.send_text(bob, &format!("line {i}"));
+    let say = |sim: &mut Sim| {
+        for i in 4..=11 {
+            sim.send_text(bob, &format!("line {i}"));
+        }
+    };
+    if when == Said::BeforeTheTimeout {
+        say(&mut sim);
     }
-    sim.run_for(frozen);
+    sim.run_for(Duration::from_secs(4));
     assert!(
         sim.take_server_events()
             .iter()
             .any(|e| matches!(e, ServerEvent::TimedOut { name, .. } if name == "alice")),
         "alice was timed out"
     );
+    if when == Said::AfterTheTimeout {
+        say(&mut sim);
+    }
+    sim.run_for(stopped.saturating_sub(Duration::from_secs(4)));
     sim.frozen.remove(&alice);
     sim.run_for(Duration::from_secs(10));
     sim.send_text(bob, "live again");
     sim.take_events(alice)
 }
 
+/// `line 4` to `line 11`.
+fn the_8_lines() -> Vec<String> {
+    (4..=11).map(|i| format!("line {i}")).collect()
+}
+
 #[test]
-fn a_client_stopped_past_its_timeout_and_the_farewell_is_shown_each_missed_line_once() {
-    // Stopped longer than the server repeats its farewell (GIVE_UP_AFTER): the lines come
-    // back with the rejoin's catch-up, each once, then the count.
-    let events = alice_stopped_while_8_lines_are_said(Duration::from_secs(25));
-    let want: Vec<String> = (4..=11).map(|i| format!("line {i}")).collect();
-    assert_eq!(history_texts(&events), want, "each once, in order");
+fn lines_said_after_a_stopped_client_timed_out_come_in_its_catch_up_once() {
+    let events =
+        alice_stopped_while_8_lines_are_said(Duration::from_secs(5), Said::AfterTheTimeout);
+    assert_eq!(history_texts(&events), the_8_lines(), "each once, in order");
     assert_eq!(
         history_news(&events),
         [ClientEvent::MissedWhileAway { count: 8 }]
@@ -835,11 +857,26 @@ fn a_client_stopped_past_its_timeout_and_the_farewell_is_shown_each_missed_line_
 }
 
 #[test]
-fn a_client_stopped_past_its_timeout_only_gets_the_lines_once_from_the_farewell() {
+fn lines_said_before_the_timeout_and_never_delivered_come_in_the_catch_up_once() {
+    // Stopped longer than the server repeats its farewell (GIVE_UP_AFTER), and all of it
+    // lost: the lines that waited in the ended stream come with the rejoin's catch-up.
+    let events =
+        alice_stopped_while_8_lines_are_said(Duration::from_secs(25), Said::BeforeTheTimeout);
+    assert_eq!(history_texts(&events), the_8_lines(), "each once, in order");
+    assert_eq!(
+        history_news(&events),
+        [ClientEvent::MissedWhileAway { count: 8 }]
+    );
+    assert_eq!(live_texts(&events), ["live again"], "{events:?}");
+}
+
+#[test]
+fn lines_said_before_the_timeout_and_delivered_by_the_farewell_are_not_shown_again() {
     // Back while the farewell is still repeated: the lines arrive in it, live, before the
     // session's end; the rejoin that follows catches up on nothing.
-    let events = alice_stopped_while_8_lines_are_said(Duration::from_secs(5));
-    let mut want: Vec<String> = (4..=11).map(|i| format!("line {i}")).collect();
+    let events =
+        alice_stopped_while_8_lines_are_said(Duration::from_secs(5), Said::BeforeTheTimeout);
+    let mut want = the_8_lines();
     want.push("live again".into());
     assert_eq!(live_texts(&events), want, "each once, in order");
     assert!(history_texts(&events).is_empty(), "{events:?}");
