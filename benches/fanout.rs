@@ -18,7 +18,8 @@
 //! - the history pass: the named load at N = 10 and 100 with the history off (`--history 0`),
 //!   in memory (the default) and in SQLite (`--history-db`, a fresh file in the temporary
 //!   directory), alternated over 3 rounds (medians): CPU per delivery side by side (target:
-//!   ≤ 1.05 × off), and the lines persisted per second;
+//!   ≤ 1.05 × off), the part of it the server's history thread spent (its SQLite commits,
+//!   from that thread's `schedstat`), and the lines persisted per second;
 //! - the scale pass: N idle named clients (5 000 by default; `ICQ_BENCH_IDLE=10000` for the
 //!   issue's 10 000, about six minutes more), the server's RSS and the CPU their heartbeats
 //!   and timers cost, and how long a join takes at 10 and at N clients.
@@ -343,6 +344,11 @@ mod linux {
             println!(
                 "| lost, history off / memory / SQLite, N = {n} \
                  | {off:.0} / {memory:.0} / {sqlite:.0} | 0 |"
+            );
+            println!(
+                "| of which the history thread's SQLite commits (SQLite), N = {n} \
+                 | {:.3} µs | — |",
+                row.median(Keep::Sqlite, |p| p.history_thread_us_per_delivery)
             );
             println!(
                 "| lines persisted per second (SQLite, one transaction per 50 ms at most), N = {n} \

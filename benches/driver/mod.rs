@@ -132,6 +132,25 @@ impl ServerProcess {
         field(11) + field(12)
     }
 
+    /// CPU time (user + system) so far of the server's threads named `name`, in ns (from
+    /// `/proc/PID/task/TID/schedstat`); 0 when it has none.
+    pub fn thread_cpu_ns(&self, name: &str) -> u64 {
+        let tasks = format!("/proc/{}/task", self.pid());
+        let Ok(entries) = std::fs::read_dir(tasks) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == name)
+            })
+            .filter_map(|task| {
+                let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+                stat.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .sum()
+    }
+
     /// Resident memory in KiB.
     pub fn rss_kib(&self) -> u64 {
         let status =
@@ -542,6 +561,9 @@ pub struct Pass {
     pub max_us: f64,
     /// This process's CPU time (user + system) over the pass's wall time: 1.0 is one core.
     pub driver_cpu_util: f64,
+    /// The part of `cpu_us_per_delivery` spent by the server's history thread (its SQLite
+    /// commits; 0 without a history file).
+    pub history_thread_us_per_delivery: f64,
 }
 
 impl Pass {
@@ -573,6 +595,7 @@ impl Pass {
         let expected = (n * m) as u64;
 
         let cpu0 = server.cpu_ticks();
+        let history0 = server.thread_cpu_ns("history");
         let (in0, out0, drops0) = udp_counters();
         let (sent0, received0) = (sim.sent, sim.received);
         let self0 = self_cpu_seconds();
@@ -629,6 +652,7 @@ impl Pass {
         let wall = t0.elapsed().as_secs_f64();
         let driver_cpu = self_cpu_seconds() - self0;
         let cpu1 = server.cpu_ticks();
+        let history1 = server.thread_cpu_ns("history");
         let (in1, out1, drops1) = udp_counters();
         let ours_out = sim.sent - sent0;
         let ours_in = sim.received - received0;
@@ -663,6 +687,7 @@ impl Pass {
             p99_us: pick(0.99),
             max_us: latencies.last().map_or(0.0, |&l| f64::from(l)),
             driver_cpu_util: if wall > 0.0 { driver_cpu / wall } else { 0.0 },
+            history_thread_us_per_delivery: per(history1.saturating_sub(history0) as f64 / 1e3),
         };
         eprintln!(
             "{} N={n} W={window}{}: {} deliveries in {:.2} s, {:.2} µs CPU each",
