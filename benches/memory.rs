@@ -99,6 +99,20 @@ impl Clients {
     }
 }
 
+/// CPU time of this thread so far (not wall time: the machine may be busy with others).
+#[cfg(unix)]
+fn thread_cpu() -> Duration {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(Duration::ZERO, Duration::from)
+}
+
+/// Wall time elsewhere (no thread clock in std).
+#[cfg(not(unix))]
+fn thread_cpu() -> Duration {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
+}
+
 fn address(i: usize) -> SocketAddr {
     // Many addresses, a few thousand ports each, like clients behind a few NATs.
     let ip = Ipv4Addr::new(10, 0, (i / 50_000) as u8, (i / 200 % 250) as u8 + 1);
@@ -163,6 +177,31 @@ fn measure(n: usize) -> Measured {
         clients.receive(&mut server);
         clients.acknowledge(&mut server, now);
     }
+    // The timers of an idle server over a minute (twice the timeout): every client sends a
+    // heartbeat every ten seconds, a tenth of them each second, and the server's timers
+    // run every second (timed: the heartbeats' own handling is not).
+    let mut timers = Duration::ZERO;
+    let idle_seconds = 60;
+    for second in 0..idle_seconds {
+        for i in (second % 10..n).step_by(10) {
+            let addr = address(i);
+            let heartbeat = Frame::ToServer(ToServer::Heartbeat {
+                token: clients.tokens[&addr],
+                acks: Acks::default(),
+            });
+            server.handle_datagram(now, addr, &heartbeat.to_bytes());
+        }
+        clients.receive(&mut server);
+        now += Duration::from_secs(1);
+        let started = thread_cpu();
+        if server.poll_timeout().is_some_and(|t| t <= now) {
+            server.handle_timeout(now);
+        }
+        timers += thread_cpu().saturating_sub(started);
+        clients.receive(&mut server);
+    }
+    assert_eq!(server.clients(now).len(), n, "nobody timed out");
+    let timer_us_per_second = timers.as_secs_f64() * 1e6 / f64::from(idle_seconds as u32);
     assert!(!server.has_unacknowledged(), "everything was acknowledged");
     let per_session = (live() - joined0) as f64 / n as f64;
     let allocations_per_session = (allocations() - allocations0) as f64 / n as f64;
@@ -205,6 +244,7 @@ fn measure(n: usize) -> Measured {
         held_per_recipient: held,
         broadcast_after_idle: after_idle,
         broadcast_steady: steady,
+        timer_us_per_second,
     }
 }
 
@@ -215,6 +255,8 @@ struct Measured {
     held_per_recipient: f64,
     broadcast_after_idle: usize,
     broadcast_steady: usize,
+    /// CPU time of the server's timers per second of an idle minute (thread CPU time).
+    timer_us_per_second: f64,
 }
 
 fn main() {
@@ -228,19 +270,21 @@ fn main() {
     println!(
         "| sessions | heap bytes per session | allocations per session (join included) \
          | empty server bytes | new heap bytes per recipient, next broadcast \
-         | allocations, first broadcast after idle | allocations, next broadcast |"
+         | allocations, first broadcast after idle | allocations, next broadcast \
+         | timers while idle, µs per second |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in sizes {
         let m = measure(n);
         println!(
-            "| {n} | {:.0} | {:.1} | {} | {:.0} | {} | {} |",
+            "| {n} | {:.0} | {:.1} | {} | {:.0} | {} | {} | {:.0} |",
             m.per_session,
             m.allocations_per_session,
             m.empty,
             m.held_per_recipient,
             m.broadcast_after_idle,
-            m.broadcast_steady
+            m.broadcast_steady,
+            m.timer_us_per_second
         );
     }
     println!(

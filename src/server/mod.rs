@@ -431,7 +431,10 @@ pub struct Server {
     config: ServerConfig,
     /// Wall-clock time for the stamps on messages, while the logic runs on `Instant`s.
     clock: WallClock,
-    sessions: HashMap<SocketAddr, Session, FixedState>,
+    /// Each session in a box of its own: the table holds a pointer per slot, so its empty
+    /// slots (an eighth to more than half of them, by its load) cost 8 bytes and not a
+    /// whole session's ~600, and growing it moves pointers.
+    sessions: HashMap<SocketAddr, Box<Session>, FixedState>,
     by_name: HashMap<String, SocketAddr, FixedState>,
     farewells: HashMap<SocketAddr, Farewell, FixedState>,
     bans: BanList,
@@ -639,6 +642,33 @@ impl Server {
             }
             self.flood_kicked.forget_expired(now);
             self.left.forget_expired(now);
+            self.release_spare_room();
+        }
+    }
+
+    /// Gives back the room a burst left in the server's queues and tables: a join storm or
+    /// a broadcast to thousands queues a transmit per recipient (88 bytes each), files
+    /// retransmission timers, and grows the tables; once the burst is over they would keep
+    /// that room for ever. Called by the sweep, so a queue in steady use keeps its memory
+    /// and sending allocates nothing.
+    fn release_spare_room(&mut self) {
+        if let Some(room) = spare(self.transmits.len(), self.transmits.capacity()) {
+            self.transmits.shrink_to(room);
+        }
+        if let Some(room) = spare(self.events.len(), self.events.capacity()) {
+            self.events.shrink_to(room);
+        }
+        if let Some(room) = spare(self.timers.len(), self.timers.capacity()) {
+            self.timers.shrink_to(room);
+        }
+        if let Some(room) = spare(self.sessions.len(), self.sessions.capacity()) {
+            self.sessions.shrink_to(room);
+        }
+        if let Some(room) = spare(self.by_name.len(), self.by_name.capacity()) {
+            self.by_name.shrink_to(room);
+        }
+        if let Some(room) = spare(self.farewells.len(), self.farewells.capacity()) {
+            self.farewells.shrink_to(room);
         }
     }
 
@@ -750,7 +780,7 @@ impl Server {
                 self.say_farewell(
                     now,
                     addr,
-                    session,
+                    *session,
                     time_ms,
                     DisconnectReason::ServerClosing,
                     text,
@@ -818,6 +848,15 @@ impl Server {
             why: why.to_owned(),
         });
     }
+}
+
+/// Room for `len` items and as many again, if a collection of `len` items holds room for
+/// over four times that (and more than a small fixed amount, not worth giving back).
+fn spare(len: usize, capacity: usize) -> Option<usize> {
+    /// Room for this many items is always kept.
+    const KEEP: usize = 256;
+    let room = (2 * len).max(KEEP);
+    (capacity > 2 * room).then_some(room)
 }
 
 /// The event for one summary of a log gate.

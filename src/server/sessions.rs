@@ -283,7 +283,7 @@ impl Server {
         self.by_name.insert(name_key.clone(), addr);
         self.sessions.insert(
             addr,
-            Session {
+            Box::new(Session {
                 name: name.clone(),
                 name_key,
                 kind,
@@ -307,7 +307,7 @@ impl Server {
                 probe: None,
                 history_answer: None,
                 credited: Credited::now(&self.lateness),
-            },
+            }),
         );
         let time_ms = self.clock.wall_ms(now);
         match kind {
@@ -429,7 +429,7 @@ impl Server {
             ),
         };
         if let Some((reason, text)) = farewell {
-            self.say_farewell(now, addr, session, time_ms, reason, text);
+            self.say_farewell(now, addr, *session, time_ms, reason, text);
         }
         self.broadcast_presence(now, &name, change);
         self.events.push_back(match why {
