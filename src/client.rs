@@ -33,7 +33,7 @@ use crate::proto::reliable::Ready;
 use crate::proto::stream::{Resend, Stream};
 use crate::wire::{
     self, DecodeError, Delivery, DisconnectReason, FloodTerms, Frame, LineKind, PresenceChange,
-    RefuseReason, Request, RosterEntry, ToClient, ToServer,
+    PresenceItem, RefuseReason, Request, RosterEntry, ToClient, ToServer,
 };
 
 mod shown;
@@ -72,6 +72,13 @@ pub enum ClientEvent {
         time_ms: i64,
         name: String,
         change: PresenceChange,
+    },
+    /// Several people's presence changed within a short while, in this order (the server
+    /// gathers them, see [`Delivery::PresenceBatch`]): each as one [`ClientEvent::Presence`]
+    /// would say it, and shown together.
+    PresenceBatch {
+        time_ms: i64,
+        changes: Vec<PresenceItem>,
     },
     /// Part of an answer to `/list`.
     Roster {
@@ -154,7 +161,10 @@ pub enum ClientEvent {
 }
 
 impl ClientEvent {
-    /// What this event says about who is online, as typed news (see [`Presence`]).
+    /// What this event says about who is online, as typed news (see [`Presence`]): a batch
+    /// gives one piece per change, in order; a live line from someone else says its author
+    /// is online (in a large room, where the server announces no arrivals, that is how
+    /// completion learns the names of those who speak).
     pub fn presence(&self) -> Vec<Presence> {
         let one = match self {
             ClientEvent::Joined { name, .. }
@@ -166,19 +176,47 @@ impl ClientEvent {
                 names: entries.iter().map(|entry| entry.name.clone()).collect(),
                 first: *offset == 0,
             },
-            ClientEvent::Presence { name, change, .. } => match change {
-                PresenceChange::Joined => Presence::Arrived { name: name.clone() },
-                PresenceChange::Renamed { to } => Presence::Renamed {
-                    from: name.clone(),
-                    to: to.clone(),
-                },
-                change if change.is_departure() => Presence::Gone { name: name.clone() },
-                _ => return Vec::new(),
+            ClientEvent::Presence { name, change, .. } => match presence_news(name, change) {
+                Some(news) => news,
+                None => return Vec::new(),
             },
+            ClientEvent::PresenceBatch { changes, .. } => {
+                return changes
+                    .iter()
+                    .filter_map(|item| presence_news(&item.name, &item.change))
+                    .collect();
+            }
+            ClientEvent::Message {
+                from, own: false, ..
+            }
+            | ClientEvent::Action {
+                from, own: false, ..
+            }
+            | ClientEvent::Private {
+                from, own: false, ..
+            } => Presence::Arrived { name: from.clone() },
             _ => return Vec::new(),
         };
         vec![one]
     }
+}
+
+/// What one presence change of `name` says about who is online (nothing, for away and
+/// back).
+fn presence_news(name: &str, change: &PresenceChange) -> Option<Presence> {
+    Some(match change {
+        PresenceChange::Joined => Presence::Arrived {
+            name: name.to_owned(),
+        },
+        PresenceChange::Renamed { to } => Presence::Renamed {
+            from: name.to_owned(),
+            to: to.clone(),
+        },
+        change if change.is_departure() => Presence::Gone {
+            name: name.to_owned(),
+        },
+        _ => return None,
+    })
 }
 
 /// Why the session ended.
@@ -656,6 +694,12 @@ impl Client {
                 name,
                 change,
             })),
+            Delivery::PresenceBatch { time_ms, changes } => {
+                Some(Inbound::Event(ClientEvent::PresenceBatch {
+                    time_ms,
+                    changes,
+                }))
+            }
             Delivery::Renamed { name } => Some(Inbound::Renamed(name)),
             Delivery::Disconnected {
                 time_ms,

@@ -20,7 +20,8 @@
 //! - [`server`]: the server's state machine — `front` (forged addresses, bans in force,
 //!   version, join cookies, admission), `sessions` (sessions, their streams, timeouts,
 //!   probes, leaving, farewells), `room` (broadcast, roster, private messages, nick, away,
-//!   flood limits and kicks), `guests` (plain-text guests), `console` (the operator's
+//!   flood limits and kicks), `presence` (batched presence news, the quiet large room),
+//!   `roster` (every session's roster entry, sorted and encoded once), `guests` (plain-text guests), `console` (the operator's
 //!   commands as library code returning lines).
 //! - [`client`]: the client's state machine — joining (nonce, cookie), sending what the user
 //!   types reliably, showing what arrives exactly once and in order, heartbeats, leaving,

@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset};
 
 use crate::names::{RenameError, is_invisible_or_bidi};
-use crate::wire::{self, PresenceChange, RosterEntry};
+use crate::wire::{self, PresenceChange, PresenceItem, RosterEntry};
 
 /// Coordinated Universal Time, the offset a core uses unless told its host's.
 pub const UTC: FixedOffset = match FixedOffset::east_opt(0) {
@@ -265,6 +265,98 @@ pub fn presence_text(name: &str, change: &PresenceChange) -> String {
     }
 }
 
+/// The words for several presence changes shown at once (a batch, see
+/// [`wire::Delivery::PresenceBatch`]), in one line: the changes of one kind together, kinds in
+/// the order their first change came, separated by `; `. Up to three names are written out
+/// (`alice, bob and carol joined`); with more, two and a count (`alice, bob and 3 others
+/// joined`). Renames and away reasons are written out one by one, up to three of each
+/// (`bob is now known as robert`), then counted (`and 2 others changed their names`,
+/// `and 2 others are away`). One change is worded as [`presence_text`] words it.
+pub fn presence_batch_text(changes: &[PresenceItem]) -> String {
+    if let [one] = changes {
+        return presence_text(&one.name, &one.change);
+    }
+    // The kinds in the order they first came, each with its changes.
+    let mut groups: Vec<(u8, Vec<&PresenceItem>)> = Vec::new();
+    for item in changes {
+        let kind = presence_kind(&item.change);
+        match groups.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, items)) => items.push(item),
+            None => groups.push((kind, vec![item])),
+        }
+    }
+    let phrases: Vec<String> = groups
+        .iter()
+        .map(|(_, items)| match &items[0].change {
+            PresenceChange::Renamed { .. } => one_by_one(items, "changed their names"),
+            PresenceChange::Away { .. } => one_by_one(items, "are away"),
+            change => {
+                let names = name_list(items.iter().map(|item| item.name.as_str()), items.len());
+                let plural = items.len() > 1;
+                let verb = match change {
+                    PresenceChange::Joined => "joined",
+                    PresenceChange::Left => "left",
+                    PresenceChange::TimedOut => "timed out",
+                    PresenceChange::Kicked if plural => "were kicked",
+                    PresenceChange::Kicked => "was kicked",
+                    PresenceChange::KickedForFlooding if plural => "were kicked for flooding",
+                    PresenceChange::KickedForFlooding => "was kicked for flooding",
+                    PresenceChange::Banned if plural => "were banned",
+                    PresenceChange::Banned => "was banned",
+                    _ if plural => "are back",
+                    _ => "is back",
+                };
+                format!("{names} {verb}")
+            }
+        })
+        .collect();
+    phrases.join("; ")
+}
+
+/// Which group of [`presence_batch_text`] a change falls in: its code.
+fn presence_kind(change: &PresenceChange) -> u8 {
+    match change {
+        PresenceChange::Joined => 1,
+        PresenceChange::Left => 2,
+        PresenceChange::TimedOut => 3,
+        PresenceChange::Kicked => 4,
+        PresenceChange::KickedForFlooding => 5,
+        PresenceChange::Banned => 6,
+        PresenceChange::Renamed { .. } => 7,
+        PresenceChange::Away { .. } => 8,
+        PresenceChange::Back => 9,
+    }
+}
+
+/// `alice`, `alice and bob`, `alice, bob and carol`, `alice, bob and 3 others` (`count`
+/// names in all), each neutralized.
+fn name_list<'a>(names: impl Iterator<Item = &'a str>, count: usize) -> String {
+    let shown: Vec<Cow<'_, str>> = names
+        .take(if count > 3 { 2 } else { 3 })
+        .map(sanitize)
+        .collect();
+    match (shown.as_slice(), count) {
+        ([one], 1) => one.to_string(),
+        (_, count) if count > 3 => format!("{} and {} others", shown.join(", "), count - 2),
+        ([first @ .., last], _) => format!("{} and {last}", first.join(", ")),
+        _ => String::new(),
+    }
+}
+
+/// Up to three changes in their own words (`bob is now known as robert, carol is away`),
+/// then how many more (`and 2 others are away`).
+fn one_by_one(items: &[&PresenceItem], more: &str) -> String {
+    let mut words: Vec<String> = items
+        .iter()
+        .take(3)
+        .map(|item| presence_text(&item.name, &item.change))
+        .collect();
+    if items.len() > 3 {
+        words.push(format!("and {} others {more}", items.len() - 3));
+    }
+    words.join(", ")
+}
+
 /// `bob is away`, `bob is away: lunch`, or (no reason: back) `bob is back`.
 pub fn away_text(name: &str, reason: Option<&str>) -> String {
     let name = sanitize(name);
@@ -469,5 +561,66 @@ mod tests {
             duration(Duration::from_secs(3 * 86_400 + 4 * 3600)),
             "3d 04h"
         );
+    }
+
+    #[test]
+    fn a_batch_of_changes_is_told_in_one_line_grouped_by_kind() {
+        let item = |name: &str, change: PresenceChange| PresenceItem {
+            name: name.into(),
+            change,
+        };
+        let joined = |names: &[&str]| -> Vec<PresenceItem> {
+            names
+                .iter()
+                .map(|name| item(name, PresenceChange::Joined))
+                .collect()
+        };
+        assert_eq!(presence_batch_text(&joined(&["alice"])), "alice joined");
+        assert_eq!(
+            presence_batch_text(&joined(&["alice", "bob"])),
+            "alice and bob joined"
+        );
+        assert_eq!(
+            presence_batch_text(&joined(&["alice", "bob", "carol"])),
+            "alice, bob and carol joined"
+        );
+        let mut changes = joined(&["alice", "bob", "carol", "dave", "erin"]);
+        changes.insert(1, item("frank", PresenceChange::Left));
+        changes.push(item("gina", PresenceChange::Kicked));
+        changes.push(item("hal", PresenceChange::Kicked));
+        changes.push(item("ivy\u{1b}[2J", PresenceChange::TimedOut));
+        changes.push(item("bob", PresenceChange::Renamed { to: "rob".into() }));
+        changes.push(item(
+            "carol",
+            PresenceChange::Away {
+                reason: "tea".into(),
+            },
+        ));
+        changes.push(item("frank", PresenceChange::Joined));
+        assert_eq!(
+            presence_batch_text(&changes),
+            "alice, bob and 4 others joined; frank left; gina and hal were kicked; \
+             ivy^[[2J timed out; bob is now known as rob; carol is away: tea"
+        );
+        let renames: Vec<PresenceItem> = (0..5)
+            .map(|i| {
+                item(
+                    &format!("n{i}"),
+                    PresenceChange::Renamed {
+                        to: format!("m{i}"),
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(
+            presence_batch_text(&renames),
+            "n0 is now known as m0, n1 is now known as m1, n2 is now known as m2, \
+             and 2 others changed their names"
+        );
+        let back = vec![
+            item("a", PresenceChange::Back),
+            item("b", PresenceChange::Back),
+        ];
+        assert_eq!(presence_batch_text(&back), "a and b are back");
     }
 }

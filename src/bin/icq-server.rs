@@ -85,6 +85,10 @@ struct Args {
     /// Lines of history a client that joins is shown first (at most --history).
     #[arg(long, value_name = "N", default_value_t = server::DEFAULT_REPLAY, env = "ICQ_REPLAY", value_parser = cli::replay_lines)]
     replay: usize,
+    /// In a room of more than this many people, joins, departures and renames are not
+    /// announced (the roster at join and /list still show who is there).
+    #[arg(long, default_value_t = server::DEFAULT_QUIET_ABOVE, env = "ICQ_QUIET_ABOVE")]
+    quiet_above: usize,
     /// Keep the history in this SQLite file too (created if missing), so it survives a
     /// restart; without it, the history lives in memory only.
     #[arg(long, env = "ICQ_HISTORY_DB")]
@@ -202,6 +206,7 @@ fn config_from(args: &Args) -> Result<ServerConfig, &'static str> {
         history: args.history,
         // More than is kept cannot be shown.
         replay: args.replay.min(args.history),
+        quiet_above: args.quiet_above,
         ..ServerConfig::default()
     })
 }

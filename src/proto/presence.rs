@@ -1,8 +1,8 @@
 //! Who is online, as data: the one typed kind of presence news that both roles give the UI.
 //!
 //! A client of a server learns presence from the server's typed frames (the roster at join
-//! and after `/list`, [`crate::Delivery::Presence`] for every join, departure and
-//! rename); a peer learns it from its room's membership (the member list at join,
+//! and after `/list`, [`crate::Delivery::Presence`] and [`crate::Delivery::PresenceBatch`]
+//! for joins, departures and renames, and the live lines of those who speak); a peer learns it from its room's membership (the member list at join,
 //! announcements, departures). Each role turns its own events into [`Presence`] values
 //! (`ClientEvent::presence`, `PeerEvent::presence`), and whatever keeps a list of who is
 //! online (Tab completion, [`crate::completion::NameBook`]) reads only these, never the
@@ -18,7 +18,7 @@ pub enum Presence {
     /// Who is online, ours included: the whole list when `first` (it replaces what was
     /// known), or a further part of a list that spans several frames.
     Online { names: Vec<String>, first: bool },
-    /// Someone arrived.
+    /// Someone arrived (or was heard from: a live line of theirs came).
     Arrived { name: String },
     /// Someone is no longer online (left, timed out, kicked, banned, evicted).
     Gone { name: String },

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{Chat, ChatKind, ClientLook, Tone};
 use crate::client::{ClientEvent, CloseReason};
 use crate::command;
-use crate::text::{duration, presence_text, sanitize};
+use crate::text::{duration, presence_batch_text, presence_text, sanitize};
 use crate::wire::{DisconnectReason, RefuseReason};
 
 impl ClientLook {
@@ -104,6 +104,9 @@ impl ClientLook {
                 name,
                 change,
             } => (Tone::Quiet, *time_ms, presence_text(name, change).into()),
+            ClientEvent::PresenceBatch { time_ms, changes } => {
+                (Tone::Quiet, *time_ms, presence_batch_text(changes).into())
+            }
             ClientEvent::Renamed { name } => (
                 Tone::Quiet,
                 now_ms,

@@ -67,6 +67,7 @@ pub fn client_stamp(event: &ClientEvent) -> Option<i64> {
         | ClientEvent::HistoryLine { time_ms, .. }
         | ClientEvent::Notice { time_ms, .. }
         | ClientEvent::Presence { time_ms, .. }
+        | ClientEvent::PresenceBatch { time_ms, .. }
         | ClientEvent::Roster { time_ms, .. } => Some(*time_ms),
         ClientEvent::Joined { .. }
         | ClientEvent::Renamed { .. }

@@ -17,6 +17,8 @@
 //! addresses, bans, version, join cookies, admission), `sessions.rs` (sessions and their
 //! streams, requests in order, retransmission, probes, leaving and farewells), `room.rs`
 //! (broadcast, roster, private messages, `/me`, `/nick`, `/away`, the flood limit),
+//! `presence.rs` (when presence changes are announced, and to whom: batching windows, the
+//! quiet room), `roster.rs` (every session's roster entry, kept sorted and encoded),
 //! `replay.rs` (recording public lines; what a join is shown of them, replayed or
 //! resumed; answering history requests) and `guests.rs`
 //! (plain-text guests). `console.rs` holds the operator's console commands
@@ -58,12 +60,17 @@ use crate::wire::{
 pub mod console;
 mod front;
 mod guests;
+mod presence;
 mod replay;
 mod room;
+mod roster;
 mod sessions;
 
 use guests::{guest_line, guest_message_line};
+use presence::PresenceNews;
+pub use presence::{DEFAULT_QUIET_ABOVE, PRESENCE_BURST, PRESENCE_WINDOW};
 use replay::Seen;
+use roster::Roster;
 use sessions::{Farewell, Holder, Probe, Removal, Session};
 
 /// A malformed datagram is logged at most once per address per this period, so garbage
@@ -162,6 +169,11 @@ pub struct ServerConfig {
     /// How many of the newest lines a client that joins is shown (`--replay`), at most
     /// [`ServerConfig::history`].
     pub replay: usize,
+    /// In a room of more than this many people (`--quiet-above`), joins, departures and
+    /// renames are announced to nobody, and an away or back only to the person: a join
+    /// storm in a large room costs each client nothing. The roster at join and `/list` stay
+    /// exact.
+    pub quiet_above: usize,
 }
 
 impl Default for ServerConfig {
@@ -177,6 +189,7 @@ impl Default for ServerConfig {
             utc_offset: text::UTC,
             history: history::DEFAULT_CAPACITY,
             replay: DEFAULT_REPLAY,
+            quiet_above: DEFAULT_QUIET_ABOVE,
         }
     }
 }
@@ -471,6 +484,10 @@ pub struct Server {
     /// The room's recent public lines, replayed to clients that join and paged back
     /// through by history requests.
     history: History,
+    /// Presence changes waiting for the end of their window.
+    presence: PresenceNews,
+    /// Every session's roster entry, ready to send.
+    roster: Roster,
 }
 
 impl Server {
@@ -480,6 +497,8 @@ impl Server {
         let hasher = FixedState::with_seed(config.hash_seed);
         Server {
             history: History::in_memory(config.history, token::random_u64()),
+            presence: PresenceNews::default(),
+            roster: Roster::default(),
             next_sweep: now + config.sweep_interval(),
             clock_text: ClockText::at(config.utc_offset),
             config,
@@ -587,6 +606,7 @@ impl Server {
     /// [`Server::poll_timeout`]'s instant has passed (calling early is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.retransmit_due(now);
+        self.presence_timeout(now);
         let (due, later): (Vec<_>, Vec<_>) = self
             .flood_notices_due
             .drain(..)
@@ -686,6 +706,7 @@ impl Server {
         let summaries = [
             self.refusal_log.next_deadline(),
             self.malformed_log.next_deadline(),
+            self.presence.deadline(),
         ];
         sweep
             .into_iter()
@@ -789,6 +810,8 @@ impl Server {
         }
         self.by_name.clear();
         self.flood_notices_due.clear();
+        self.presence.clear();
+        self.roster.clear();
         self.events
             .push_back(ServerEvent::Closing { time_ms, clients });
     }

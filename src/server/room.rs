@@ -1,7 +1,6 @@
 //! The room: what members say and what everyone is shown.
 //!
-//! Owns broadcasting chat lines, notices and presence changes to every session (named or
-//! guest), the roster (`/who`), private messages, actions (`/me`), renaming (`/nick`),
+//! Owns broadcasting chat lines and notices to every session (named or guest), the roster (`/who`), private messages, actions (`/me`), renaming (`/nick`),
 //! away and back (`/away`), and the flood limit on what a session says, with its delayed
 //! notice of how many messages were dropped.
 //!
@@ -35,57 +34,30 @@ impl Server {
         }
     }
 
+    /// Sends the session at `to` who is online: a named client the pages the roster keeps
+    /// ready (`roster`), a guest one line.
     pub(super) fn send_roster(&mut self, now: Instant, to: SocketAddr) {
-        let mut people: Vec<RosterEntry> = self
-            .sessions
-            .values()
-            .map(|s| RosterEntry {
-                name: s.name.clone(),
-                away: s.away.clone().unwrap_or_default(),
-                guest: s.kind == ClientKind::Guest,
-            })
-            .collect();
-        people.sort_by_cached_key(|entry| names::fold(&entry.name));
         let time_ms = self.clock.wall_ms(now);
-        if self
-            .sessions
-            .get(&to)
-            .is_some_and(|s| s.kind == ClientKind::Guest)
-        {
-            return self.send_guest_roster(to, time_ms, &people);
-        }
-        let total = u16::try_from(people.len()).unwrap_or(u16::MAX);
-        people.truncate(usize::from(total));
-        // Header, envelope, time, total and offset; then as many entries as fit in one
-        // datagram.
-        const ROSTER_FIXED_LEN: usize = wire::HEADER_LEN + wire::ENVELOPE_LEN + 8 + 2 + 2;
-        let mut frames = Vec::new();
-        let mut chunk: Vec<RosterEntry> = Vec::new();
-        let mut chunk_len = ROSTER_FIXED_LEN;
-        let mut offset = 0usize;
-        for (index, entry) in people.into_iter().enumerate() {
-            let entry_len = 3 + entry.name.len() + entry.away.len();
-            if chunk_len + entry_len > wire::MAX_DATAGRAM {
-                frames.push((offset, std::mem::take(&mut chunk)));
-                offset = index;
-                chunk_len = ROSTER_FIXED_LEN;
+        match self.sessions.get(&to).map(|s| s.kind) {
+            Some(ClientKind::Named) => {
+                for page in self.roster.pages(time_ms) {
+                    self.send_sequenced(now, to, page);
+                }
             }
-            chunk_len += entry_len;
-            chunk.push(entry);
-        }
-        frames.push((offset, chunk));
-        for (offset, entries) in frames {
-            let offset = u16::try_from(offset).unwrap_or(u16::MAX);
-            let roster = Frame::ToClient(ToClient::Sequenced(
-                Envelope::default(),
-                Delivery::Roster {
-                    time_ms,
-                    total,
-                    offset,
-                    entries,
-                },
-            ));
-            self.send_sequenced(now, to, roster.to_bytes().into());
+            Some(ClientKind::Guest) => {
+                let mut people: Vec<RosterEntry> = self
+                    .sessions
+                    .values()
+                    .map(|s| RosterEntry {
+                        name: s.name.clone(),
+                        away: s.away.clone().unwrap_or_default(),
+                        guest: s.kind == ClientKind::Guest,
+                    })
+                    .collect();
+                people.sort_by_cached_key(|entry| names::fold(&entry.name));
+                self.send_guest_roster(to, time_ms, &people);
+            }
+            None => {}
         }
     }
 
@@ -204,6 +176,13 @@ impl Server {
         let old_key = std::mem::replace(&mut session.name_key, new_key.clone());
         session.name = new_name.clone();
         let kind = session.kind;
+        self.roster.remove(from, &old_name);
+        self.roster.set(
+            from,
+            &new_name,
+            session.away.as_deref(),
+            kind == ClientKind::Guest,
+        );
         self.by_name.remove(&old_key);
         self.by_name.insert(new_key, from);
         let renamed = Frame::ToClient(ToClient::Sequenced(
@@ -219,8 +198,9 @@ impl Server {
                 self.send_notice_to(now, from, time_ms, &text);
             }
         }
-        self.broadcast_presence(
+        self.announce(
             now,
+            from,
             &old_name,
             PresenceChange::Renamed {
                 to: new_name.clone(),
@@ -249,13 +229,15 @@ impl Server {
         };
         let name = session.name.clone();
         session.away = new.clone();
+        let guest = session.kind == ClientKind::Guest;
+        self.roster.set(from, &name, new.as_deref(), guest);
         let change = match &new {
             Some(reason) => PresenceChange::Away {
                 reason: reason.clone(),
             },
             None => PresenceChange::Back,
         };
-        self.broadcast_presence(now, &name, change);
+        self.announce(now, from, &name, change);
         self.events.push_back(ServerEvent::Away {
             time_ms: self.clock.wall_ms(now),
             name,
@@ -365,26 +347,6 @@ impl Server {
                 }
             });
         }
-    }
-
-    /// Tells everyone of a change of `name`'s presence: named clients in a typed
-    /// [`Delivery::Presence`], guests in words ([`text::presence_text`]).
-    pub(super) fn broadcast_presence(&mut self, now: Instant, name: &str, change: PresenceChange) {
-        let time_ms = self.clock.wall_ms(now);
-        let words = text::presence_text(name, &change);
-        let frame = || {
-            Frame::ToClient(ToClient::Sequenced(
-                Envelope::default(),
-                Delivery::Presence {
-                    time_ms,
-                    name: name.to_owned(),
-                    change,
-                },
-            ))
-        };
-        self.broadcast(now, None, frame, |clock: &mut ClockText| {
-            guest_line(text::notice_line(clock.get(time_ms), &words))
-        });
     }
 
     /// Queues one copy of the frame for every named client and one copy of the plain-text

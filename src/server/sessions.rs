@@ -279,8 +279,10 @@ impl Server {
         };
         // Everyone already here hears of the newcomer; the newcomer hears who is here
         // instead (a named client) or its own arrival (a guest, which has no roster).
-        self.broadcast_presence(now, &name, PresenceChange::Joined);
+        self.announce(now, addr, &name, PresenceChange::Joined);
         self.by_name.insert(name_key.clone(), addr);
+        self.roster
+            .set(addr, &name, None, kind == ClientKind::Guest);
         self.sessions.insert(
             addr,
             Box::new(Session {
@@ -309,6 +311,7 @@ impl Server {
                 credited: Credited::now(&self.lateness),
             }),
         );
+        self.joined_while_pending(addr);
         let time_ms = self.clock.wall_ms(now);
         match kind {
             ClientKind::Named => self.send_roster(now, addr),
@@ -395,6 +398,7 @@ impl Server {
             self.stats.frames_missed += replace_oldest(streams, now, backlog);
         }
         self.by_name.remove(&session.name_key);
+        self.roster.remove(addr, &session.name);
         let token = session.streams.as_ref().map(|s| s.token());
         let time_ms = self.clock.wall_ms(now);
         let name = session.name.clone();
@@ -431,7 +435,7 @@ impl Server {
         if let Some((reason, text)) = farewell {
             self.say_farewell(now, addr, *session, time_ms, reason, text);
         }
-        self.broadcast_presence(now, &name, change);
+        self.announce(now, addr, &name, change);
         self.events.push_back(match why {
             Removal::Left | Removal::Replaced => ServerEvent::Left {
                 time_ms,

@@ -37,10 +37,10 @@ pub use packed::{
     may_pack, unpack,
 };
 pub use peer::{GoneReason, LastPart, MAX_MEMBER_RECORD_LEN, MemberRecord, PeerFrame, PeerItem};
-pub use table::{Codec, Name, PaddedName, Text};
+pub use table::{Codec, Counted, Name, PaddedName, Text};
 pub use to_client::{
-    Delivery, DisconnectReason, FLOOD_TERMS_LEN, FloodTerms, LineKind, PresenceChange,
-    RefuseReason, RosterEntry, ToClient,
+    Delivery, DisconnectReason, FLOOD_TERMS_LEN, FloodTerms, LineKind, PRESENCE_BATCH_FIXED_LEN,
+    PresenceChange, PresenceItem, RefuseReason, RosterEntry, ToClient,
 };
 pub use to_server::{Request, ToServer};
 
@@ -441,6 +441,11 @@ impl<'a> Reader<'a> {
     /// Whether every byte has been read.
     pub fn is_empty(&self) -> bool {
         self.rest.is_empty()
+    }
+
+    /// How many bytes are left to read.
+    pub fn remaining(&self) -> usize {
+        self.rest.len()
     }
 
     /// The next `len` bytes as UTF-8, if `len` is within `max`.

@@ -106,6 +106,40 @@ impl<T: Codec<T>> Codec<Vec<T>> for Vec<T> {
     }
 }
 
+/// A list behind a two-byte count of its items (a presence batch's changes): at least one
+/// item, and exactly as many as counted, so a frame cut anywhere, even between two items, is
+/// rejected whole ([`DecodeError::Truncated`]) and never read as a shorter list; a count of 0
+/// is [`DecodeError::BadValue`]. The encoder writes at most `u16::MAX` items (the sender keeps
+/// a frame within [`super::MAX_DATAGRAM`], far fewer).
+pub struct Counted;
+
+impl<T: Codec<T>> Codec<Vec<T>> for Counted {
+    fn put(value: &Vec<T>, w: &mut Writer<'_>) {
+        let count = u16::try_from(value.len()).unwrap_or(u16::MAX);
+        u16::put(&count, w);
+        for item in &value[..usize::from(count)] {
+            T::put(item, w);
+        }
+    }
+
+    fn get(r: &mut Reader<'_>) -> Result<Vec<T>, DecodeError> {
+        let count = u16::get(r)?;
+        if count == 0 {
+            return Err(DecodeError::BadValue {
+                field: "item count",
+                value: 0,
+            });
+        }
+        // Each item takes at least a byte: a count beyond what is left cannot be honest, and
+        // no room is reserved for it.
+        let mut items = Vec::with_capacity(usize::from(count).min(r.remaining()));
+        for _ in 0..count {
+            items.push(T::get(r)?);
+        }
+        Ok(items)
+    }
+}
+
 /// The codec of a field: its own type unless the table names another.
 macro_rules! codec {
     ($t:ty) => {

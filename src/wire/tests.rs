@@ -46,6 +46,8 @@ fn every_kind() -> Vec<Frame> {
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Presence { time_ms: 4, name: "bob".into(), change: PresenceChange::Renamed { to: "robert".into() } })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Presence { time_ms: 4, name: "zoë".into(), change: PresenceChange::Away { reason: "lunch 🍜".into() } })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Roster { time_ms: 7, total: 0, offset: 0, entries: vec![] })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::PresenceBatch { time_ms: 4, changes: vec![PresenceItem { name: "zoë".into(), change: PresenceChange::Away { reason: "lunch 🍜".into() } }, PresenceItem { name: "bob".into(), change: PresenceChange::TimedOut }] })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::PresenceBatch { time_ms: 4, changes: vec![PresenceItem { name: "al".into(), change: PresenceChange::Joined }] })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Disconnected { time_ms: 9, reason: DisconnectReason::Kicked, text: "bye".into() })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Missed { last: 99 })),
         Frame::ToClient(ToClient::ServerAck { token: 9, acks }),
@@ -330,6 +332,70 @@ fn peer_reason_codes_and_flags_outside_the_tables_are_rejected() {
             value: 5
         })
     ));
+}
+
+/// A presence batch is read whole or not at all: its count must match its items exactly,
+/// be at least 1, and every item be valid; nothing of a bad one is half-read.
+#[test]
+fn a_presence_batch_with_a_wrong_count_or_a_bad_item_is_rejected_whole() {
+    let item = |name: &str, change| PresenceItem {
+        name: name.into(),
+        change,
+    };
+    let batch = |changes| {
+        Frame::ToClient(ToClient::Sequenced(
+            envelope(),
+            Delivery::PresenceBatch {
+                time_ms: 4,
+                changes,
+            },
+        ))
+        .to_bytes()
+    };
+    let good = batch(vec![
+        item("alice", PresenceChange::Joined),
+        item("bob", PresenceChange::Left),
+    ]);
+    let count_at = HEADER_LEN + ENVELOPE_LEN + 8;
+    assert_eq!(good[count_at..count_at + 2], [0, 2]);
+    // Cut between the two items: one item short of the count.
+    let first_item_end = count_at + 2 + 1 + 5 + 1;
+    assert_eq!(
+        Frame::decode(&good[..first_item_end]),
+        Err(DecodeError::Truncated)
+    );
+    // A count larger than the items (the last one "missing"), smaller (one left over), 0.
+    for (count, error) in [
+        (3u16, DecodeError::Truncated),
+        (1, DecodeError::TrailingBytes { count: 5 }),
+        (
+            0,
+            DecodeError::BadValue {
+                field: "item count",
+                value: 0,
+            },
+        ),
+        (u16::MAX, DecodeError::Truncated),
+    ] {
+        let mut bytes = good.clone();
+        bytes[count_at..count_at + 2].copy_from_slice(&count.to_be_bytes());
+        assert_eq!(Frame::decode(&bytes), Err(error), "count {count}");
+    }
+    // A bad change code in the second item, and a name that is not UTF-8 in the first.
+    let mut bytes = good.clone();
+    *bytes.last_mut().expect("not empty") = 10;
+    assert_eq!(
+        Frame::decode(&bytes),
+        Err(DecodeError::BadValue {
+            field: "presence change",
+            value: 10
+        })
+    );
+    let mut bytes = good.clone();
+    bytes[count_at + 3] = 0xFF;
+    assert_eq!(Frame::decode(&bytes), Err(DecodeError::InvalidUtf8));
+    // An empty batch is never encoded by the server, and never accepted.
+    assert!(Frame::decode(&batch(vec![])).is_err());
 }
 
 #[test]

@@ -2,10 +2,10 @@
 //! acknowledgements, the tiny answers to strangers) and the [`Delivery`]s of the server's
 //! reliable stream, as one table (see `table`), with the field types only they carry —
 //! [`RefuseReason`] and [`FloodTerms`], which peer mode reuses, [`RosterEntry`],
-//! [`PresenceChange`], [`DisconnectReason`]. This module owns their layout; when the server
+//! [`PresenceChange`] and [`PresenceItem`], [`DisconnectReason`]. This module owns their layout; when the server
 //! sends them belongs to `server`, what a client makes of them to `client`.
 
-use super::table::{Codec, Name, Text, codes, frames};
+use super::table::{Codec, Counted, Name, Text, codes, frames};
 use super::{Acks, DecodeError, REFUSED_KIND, Reader, Writer};
 
 codes! {
@@ -143,6 +143,21 @@ impl Codec<RosterEntry> for RosterEntry {
     }
 }
 
+impl RosterEntry {
+    /// The entry's bytes as a [`Delivery::Roster`] carries them, one after another after the
+    /// frame's fixed fields: a server keeps each session's ready, so a roster is built by
+    /// copying bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(3 + self.name.len() + self.away.len());
+        let mut w = Writer {
+            out: &mut out,
+            start: 0,
+        };
+        RosterEntry::put(self, &mut w);
+        out
+    }
+}
+
 /// What happened to someone's presence in the chat: the typed news of a
 /// [`Delivery::Presence`], so that clients learn who is online from data, never by reading
 /// notice text.
@@ -227,6 +242,54 @@ impl Codec<PresenceChange> for PresenceChange {
         })
     }
 }
+
+impl PresenceChange {
+    /// Its encoded size: the code, and the name or reason of a rename or an away.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            PresenceChange::Renamed { to: name } | PresenceChange::Away { reason: name } => {
+                2 + name.len().min(super::MAX_NAME_BYTES)
+            }
+            _ => 1,
+        }
+    }
+}
+
+/// One change of a [`Delivery::PresenceBatch`]: `name` (the name held until the change)
+/// and what happened, as one [`Delivery::Presence`] would say it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceItem {
+    /// The name held until this change.
+    pub name: String,
+    /// What happened.
+    pub change: PresenceChange,
+}
+
+impl PresenceItem {
+    /// Its encoded size: the name and the change.
+    pub fn encoded_len(&self) -> usize {
+        1 + self.name.len().min(super::MAX_NAME_BYTES) + self.change.encoded_len()
+    }
+}
+
+/// An item: the name, then the change as in [`Delivery::Presence`].
+impl Codec<PresenceItem> for PresenceItem {
+    fn put(value: &PresenceItem, w: &mut Writer<'_>) {
+        Name::put(&value.name, w);
+        PresenceChange::put(&value.change, w);
+    }
+
+    fn get(r: &mut Reader<'_>) -> Result<PresenceItem, DecodeError> {
+        Ok(PresenceItem {
+            name: Name::get(r)?,
+            change: PresenceChange::get(r)?,
+        })
+    }
+}
+
+/// The bytes of a [`Delivery::PresenceBatch`] before its first item: header, envelope,
+/// `time_ms` and the item count.
+pub const PRESENCE_BATCH_FIXED_LEN: usize = super::HEADER_LEN + super::ENVELOPE_LEN + 8 + 2;
 
 frames! {
     /// A frame from a server to a client (kinds `0x80..=0xBF`).
@@ -332,6 +395,14 @@ frames! {
         /// `newest` (0: none yet), and how many lines it still holds `earlier` than those
         /// replayed.
         HistoryEnd = 0x92, "history end" { epoch: u64, newest: u64, earlier: u64 },
+        /// Several presence changes at once, in the order they happened, each as one
+        /// [`Delivery::Presence`] would say it: the server gathers the changes of a short
+        /// window into one frame per client (a join storm costs each client a frame per
+        /// window, not one per join). At least one change; a frame cut anywhere is rejected.
+        PresenceBatch = 0x93, "presence batch" {
+            time_ms: i64,
+            changes: Vec<PresenceItem> as Counted,
+        },
     }
 }
 

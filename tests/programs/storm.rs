@@ -34,8 +34,8 @@ use crate::rng::Rng;
 use icq::wire::Acks;
 use icq::wire::{
     self, DisconnectReason, Envelope, FloodTerms, Frame, GoneReason, MAGIC, MAX_DATAGRAM,
-    MAX_NAME_BYTES, MAX_TEXT_BYTES, MemberRecord, PresenceChange, RefuseReason, RosterEntry,
-    VERSION,
+    MAX_NAME_BYTES, MAX_TEXT_BYTES, MemberRecord, PresenceChange, PresenceItem, RefuseReason,
+    RosterEntry, VERSION,
 };
 use icq::wire::{Delivery, LineKind, PeerFrame, PeerItem, Request, ToClient, ToServer};
 
@@ -156,7 +156,7 @@ fn random_terms(rng: &mut Rng) -> FloodTerms {
 }
 
 /// How many kinds [`random_frame`] makes.
-const KINDS: usize = 49;
+const KINDS: usize = 50;
 
 /// A valid frame of a random kind with random fields (and so, for every kind that carries
 /// one, a random token). Every kind is listed here once: a new kind is one more arm (and
@@ -491,6 +491,25 @@ fn random_frame(rng: &mut Rng) -> Frame {
                 count: rng.next_u64() as u16,
             },
         )),
+        49 => Frame::ToClient(ToClient::Sequenced(
+            random_envelope(rng),
+            Delivery::PresenceBatch {
+                time_ms: rng.next_u64() as i64,
+                // Up to four items of at most 259 bytes: within a datagram.
+                changes: (0..1 + rng.below(4))
+                    .map(|_| PresenceItem {
+                        name: random_name(rng),
+                        change: match rng.below(3) {
+                            0 => PresenceChange::Joined,
+                            1 => PresenceChange::TimedOut,
+                            _ => PresenceChange::Renamed {
+                                to: random_name(rng),
+                            },
+                        },
+                    })
+                    .collect(),
+            },
+        )),
         _ => Frame::ToClient(ToClient::Sequenced(
             random_envelope(rng),
             Delivery::Presence {
@@ -585,6 +604,7 @@ fn kind_index(frame: &Frame) -> usize {
         Frame::Peer(PeerFrame::Sequenced(_, PeerItem::HistoryLine { .. })) => 46,
         Frame::Peer(PeerFrame::Sequenced(_, PeerItem::HistoryEnd { .. })) => 47,
         Frame::Peer(PeerFrame::Sequenced(_, PeerItem::HistoryRequest { .. })) => 48,
+        Frame::ToClient(ToClient::Sequenced(_, Delivery::PresenceBatch { .. })) => 49,
     }
 }
 

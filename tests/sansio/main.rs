@@ -18,6 +18,7 @@ mod overload;
 mod packing;
 mod peer_history;
 mod peers;
+mod presence;
 mod properties;
 mod replay;
 mod server_client;

@@ -45,7 +45,7 @@ use icq::wire::Acks;
 use icq::wire::{
     self, DecodeError, DisconnectReason, ENVELOPE_RANGE, Envelope, FloodTerms, Frame, GoneReason,
     HEADER_LEN, JOIN_MIN_LEN, MAGIC, MAX_DATAGRAM, MAX_NAME_BYTES, MAX_TEXT_BYTES, MemberRecord,
-    PresenceChange, RefuseReason, RosterEntry, VERSION,
+    PresenceChange, PresenceItem, RefuseReason, RosterEntry, VERSION,
 };
 use icq::wire::{Delivery, LineKind, PeerFrame, PeerItem, Request, ToClient, ToServer};
 
@@ -543,6 +543,22 @@ fn arb_server_frame_second() -> BoxedStrategy<Frame> {
                     }
                 )
             )),
+        (
+            arb_envelope(),
+            any::<i64>(),
+            // Four of the largest items still fit in a datagram.
+            prop::collection::vec(
+                (arb_name(), arb_presence_change())
+                    .prop_map(|(name, change)| PresenceItem { name, change }),
+                1..=4
+            )
+        )
+            .prop_map(
+                |(envelope, time_ms, changes)| Frame::ToClient(ToClient::Sequenced(
+                    envelope,
+                    Delivery::PresenceBatch { time_ms, changes }
+                ))
+            ),
         (arb_envelope(), arb_history_line()).prop_map(
             |(envelope, (epoch, seq, time_ms, from, kind, text))| {
                 Frame::ToClient(ToClient::Sequenced(
@@ -1527,6 +1543,8 @@ fn run_server(setup: &Setup, ops: &[Op], mode: Mode) -> Result<(), TestCaseError
         // Small, so joins replay a full history and lines are trimmed from it.
         history: 8,
         replay: 4,
+        // Small, so rooms grow past it and go quiet.
+        quiet_above: 5,
     };
     let bans = if setup.ban {
         BanList::parse(&pool[BANNABLE].ip().to_string()).0

@@ -2021,12 +2021,17 @@ fn every_way_of_leaving_removes_the_name_from_completion() {
 
     let events = sim.events(watcher).to_vec();
     assert_eq!(name_book(&events).names(), ["dave", "robert"]);
-    // Each change came typed, in the order it happened.
+    // Each change came typed, in the order it happened (alone, or in a batch once more
+    // than a burst of changes came at once).
     let changes: Vec<(String, PresenceChange)> = events
         .iter()
-        .filter_map(|event| match event {
-            ClientEvent::Presence { name, change, .. } => Some((name.clone(), change.clone())),
-            _ => None,
+        .flat_map(|event| match event {
+            ClientEvent::Presence { name, change, .. } => vec![(name.clone(), change.clone())],
+            ClientEvent::PresenceBatch { changes, .. } => changes
+                .iter()
+                .map(|item| (item.name.clone(), item.change.clone()))
+                .collect(),
+            _ => Vec::new(),
         })
         .skip(names.len() + 1)
         .collect();
