@@ -71,6 +71,7 @@ pub const SERVER_ENV: &[&str] = &[
     "ICQ_FLOOD_KICK",
     "ICQ_HISTORY",
     "ICQ_REPLAY",
+    "ICQ_QUIET_ABOVE",
     "ICQ_HISTORY_DB",
     "ICQ_COLOR",
 ];
