@@ -29,7 +29,8 @@
 //! `ICQ_BENCH_REPEAT` (3), `ICQ_BENCH_QUICK=1` (200 000 deliveries per load pass, 20 000 per
 //! latency pass, one repeat), `ICQ_BENCH_SERVERS` ("named guest ngircd inspircd"),
 //! `ICQ_BENCH_SERVER=PATH` (another icq-server build), `ICQ_BENCH_BASELINE=PATH` (an older
-//! build measured alongside, rows "… (baseline)"), `ICQ_BENCH_KIT=DIR` (the kit, by default
+//! build measured alongside with guests, rows "icq-server guests (baseline)": named clients
+//! speak this build's wire version only), `ICQ_BENCH_KIT=DIR` (the kit, by default
 //! `../shared/perf` beside the repository). About 12 minutes with the defaults. Linux only.
 
 #![forbid(unsafe_code)]
@@ -279,7 +280,9 @@ mod linux {
                             continue;
                         }
                         targets.push(icq_row(kind, icq, ""));
-                        if let Some(base) = baseline {
+                        // Named clients are this build's library, which speaks this build's
+                        // wire version only: an older server is measured with guests.
+                        if let Some(base) = baseline.filter(|_| kind == Kind::Guest) {
                             targets.push(icq_row(kind, base, " (baseline)"));
                         }
                     }
