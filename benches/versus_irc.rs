@@ -327,7 +327,7 @@ mod linux {
                     binary,
                 } => Figures::from_pass(&Pass::run(binary, Kind::Named, n, m, w, all, &[])),
                 Drive::Icq { binary, .. } => {
-                    let server = ServerProcess::start(
+                    let server = ServerProcess::start_bound(
                         binary,
                         &["--guests", "--max-clients", &(n + 10).to_string()],
                     );

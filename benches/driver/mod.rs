@@ -55,7 +55,40 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// Started and answering a join of this build's client (so of this wire version).
     pub fn start(binary: &str, extra: &[&str]) -> ServerProcess {
+        let server = ServerProcess::spawn(binary, extra);
+        server.probe();
+        server
+    }
+
+    /// Started and bound, its readiness seen in /proc/net/udp as the kit's scripts see it:
+    /// for a server driven by guests only, of whatever wire version (an older build).
+    pub fn start_bound(binary: &str, extra: &[&str]) -> ServerProcess {
+        let mut server = ServerProcess::spawn(binary, extra);
+        let want = format!("0100007F:{:04X}", server.addr.port());
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+            // The local address is the second field; 07 is an unconnected socket's state.
+            let bound = table.lines().skip(1).any(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                f.get(1) == Some(&want.as_str()) && f.get(3) == Some(&"07")
+            });
+            if bound {
+                return server;
+            }
+            let exited = !matches!(server.child.try_wait(), Ok(None));
+            assert!(
+                !exited && Instant::now() < until,
+                "icq-server did not bind {}",
+                server.addr
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn spawn(binary: &str, extra: &[&str]) -> ServerProcess {
         // A free port: bind, note it, let go (the server binds it a moment later).
         let port = UdpSocket::bind("127.0.0.1:0")
             .and_then(|s| s.local_addr())
@@ -82,7 +115,11 @@ impl ServerProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("starting icq-server");
-        let server = ServerProcess { child, addr, bans };
+        ServerProcess { child, addr, bans }
+    }
+
+    fn probe(&self) {
+        let addr = self.addr;
         // Ready once it answers: a malformed datagram gets no answer, so wait for the
         // socket to exist by probing with a join that gets a challenge.
         let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -109,7 +146,6 @@ impl ServerProcess {
             let _ = probe.send_to(&bytes, to);
         }
         std::thread::sleep(Duration::from_millis(50));
-        server
     }
 
     pub fn pid(&self) -> u32 {
