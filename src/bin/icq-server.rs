@@ -24,6 +24,12 @@ use icq::proto::token;
 use icq::render::{self, ColorChoice};
 use icq::server::{self, Server, ServerConfig};
 
+/// jemalloc, not the system's malloc: after a join storm it gives the freed pages back to the
+/// system, where glibc's keeps them (see docs/performance.md).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The program's name, for messages.
 const PROGRAM: &str = "icq-server";
 
