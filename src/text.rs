@@ -279,7 +279,7 @@ pub fn presence_batch_text(changes: &[PresenceItem]) -> String {
     // The kinds in the order they first came, each with its changes.
     let mut groups: Vec<(u8, Vec<&PresenceItem>)> = Vec::new();
     for item in changes {
-        let kind = presence_kind(&item.change);
+        let kind = item.change.code();
         match groups.iter_mut().find(|(k, _)| *k == kind) {
             Some((_, items)) => items.push(item),
             None => groups.push((kind, vec![item])),
@@ -311,21 +311,6 @@ pub fn presence_batch_text(changes: &[PresenceItem]) -> String {
         })
         .collect();
     phrases.join("; ")
-}
-
-/// Which group of [`presence_batch_text`] a change falls in: its code.
-fn presence_kind(change: &PresenceChange) -> u8 {
-    match change {
-        PresenceChange::Joined => 1,
-        PresenceChange::Left => 2,
-        PresenceChange::TimedOut => 3,
-        PresenceChange::Kicked => 4,
-        PresenceChange::KickedForFlooding => 5,
-        PresenceChange::Banned => 6,
-        PresenceChange::Renamed { .. } => 7,
-        PresenceChange::Away { .. } => 8,
-        PresenceChange::Back => 9,
-    }
 }
 
 /// `alice`, `alice and bob`, `alice, bob and carol`, `alice, bob and 3 others` (`count`

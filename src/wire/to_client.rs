@@ -184,6 +184,21 @@ pub enum PresenceChange {
 }
 
 impl PresenceChange {
+    /// The change's code on the wire (1 to 9).
+    pub fn code(&self) -> u8 {
+        match self {
+            PresenceChange::Joined => 1,
+            PresenceChange::Left => 2,
+            PresenceChange::TimedOut => 3,
+            PresenceChange::Kicked => 4,
+            PresenceChange::KickedForFlooding => 5,
+            PresenceChange::Banned => 6,
+            PresenceChange::Renamed { .. } => 7,
+            PresenceChange::Away { .. } => 8,
+            PresenceChange::Back => 9,
+        }
+    }
+
     /// Whether the person is no longer online after this change.
     pub fn is_departure(&self) -> bool {
         matches!(
@@ -200,18 +215,7 @@ impl PresenceChange {
 /// A code (1 to 9), then the new name of a rename (7) or the reason of an away (8).
 impl Codec<PresenceChange> for PresenceChange {
     fn put(value: &PresenceChange, w: &mut Writer<'_>) {
-        let code = match value {
-            PresenceChange::Joined => 1,
-            PresenceChange::Left => 2,
-            PresenceChange::TimedOut => 3,
-            PresenceChange::Kicked => 4,
-            PresenceChange::KickedForFlooding => 5,
-            PresenceChange::Banned => 6,
-            PresenceChange::Renamed { .. } => 7,
-            PresenceChange::Away { .. } => 8,
-            PresenceChange::Back => 9,
-        };
-        w.bytes(&[code]);
+        w.bytes(&[value.code()]);
         match value {
             PresenceChange::Renamed { to: name } | PresenceChange::Away { reason: name } => {
                 Name::put(name, w);
