@@ -426,6 +426,17 @@ impl<T: Clone> SendWindow<T> {
             .min()
     }
 
+    /// When the newest item is due, if it is unacknowledged: the one deadline a
+    /// [`SendWindow::push`] can bring forward (it only adds an item, and the room it takes
+    /// can only push waiting items' deadlines back), so after a push this, not
+    /// [`SendWindow::next_deadline`]'s pass over the whole window, is what needs comparing.
+    pub fn newest_deadline(&self) -> Option<Instant> {
+        self.in_flight
+            .back()
+            .filter(|f| !f.acked)
+            .map(|f| self.effective_due(f))
+    }
+
     /// When a frame is really due: a frame waiting for room goes when there is room; a
     /// frame the receiver's acknowledgements cannot describe yet waits while the receiver
     /// shows it is alive (until [`MAX_RTO`] after its last acknowledgement), instead of

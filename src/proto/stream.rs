@@ -145,6 +145,23 @@ impl<S: Clone, R> Stream<S, R> {
         Some(deadline)
     }
 
+    /// [`Stream::arm`] right after [`Stream::send`], when nothing else changed the window
+    /// since the last arm: the push can only have brought the deadline forward to its own
+    /// item's, so only that one is compared with the filed one. A full [`Stream::arm`]
+    /// passes over every frame in flight, and a server arms once per recipient of each
+    /// broadcast: at 128 messages in flight that pass was half of its CPU.
+    pub fn arm_after_send(&mut self, now: Instant) -> Option<Instant> {
+        let Some(armed) = self.timer else {
+            return self.arm(now);
+        };
+        let deadline = self.outbox.newest_deadline()?.max(now);
+        if armed <= deadline {
+            return None;
+        }
+        self.timer = Some(deadline);
+        Some(deadline)
+    }
+
     /// Whether `deadline`, popped from the owner's queue, is the one this stream is armed
     /// for (and not a stale one, superseded since).
     pub fn is_armed_for(&self, deadline: Instant) -> bool {
@@ -259,6 +276,42 @@ mod tests {
         // A deadline already past is filed as now.
         a.disarm();
         assert_eq!(a.arm(again + ms(500)), Some(again + ms(500)));
+    }
+
+    #[test]
+    fn arming_after_a_send_files_what_a_full_arm_would() {
+        let start = Instant::now();
+        let (mut a, _) = pair(start);
+        a.send(start, &"one").expect("room");
+        let filed = a
+            .arm_after_send(start)
+            .expect("nothing filed yet: a full arm");
+        assert_eq!(filed, start + crate::proto::reliable::INITIAL_RTO);
+        a.send(start + ms(5), &"two").expect("room");
+        assert_eq!(
+            a.arm_after_send(start + ms(5)),
+            None,
+            "due after the filed one"
+        );
+        // A quick round trip shortens the timeout, so the next frame is due before the
+        // deadline filed for the first.
+        a.outbox.on_acks(
+            start + ms(10),
+            Acks {
+                through: 2,
+                also: 0,
+            },
+        );
+        assert_eq!(a.arm(start + ms(10)), None, "nothing in flight");
+        a.send(start + ms(10), &"three").expect("room");
+        let sooner = a.arm_after_send(start + ms(10)).expect("brought forward");
+        assert!(sooner < filed);
+        a.disarm();
+        assert_eq!(
+            a.arm(start + ms(10)),
+            Some(sooner),
+            "the same as a full arm"
+        );
     }
 
     #[test]

@@ -28,15 +28,23 @@ impl Outgoing<'_> {
         to: SocketAddr,
         payload: Arc<[u8]>,
     ) {
-        if streams.outbox.len() >= OUTBOX_LIMIT {
+        let replacing = streams.outbox.len() >= OUTBOX_LIMIT;
+        if replacing {
             self.stats.frames_missed += replace_oldest(streams, now, OUTBOX_LIMIT / 2);
         }
-        // Past the cap on frames in flight it waits in the window, and `arm` makes the
+        // Past the cap on frames in flight it waits in the window, and arming makes the
         // timer fetch it as soon as acknowledgements make room.
         if let Some(envelope) = streams.send(now, &payload) {
             self.transmit(to, envelope, payload);
         }
-        arm(streams, now, to, self.timers);
+        // A replacement is due at once, wherever it sits: then the whole window is looked
+        // at; otherwise only what this send added.
+        let deadline = if replacing {
+            streams.arm(now)
+        } else {
+            streams.arm_after_send(now)
+        };
+        file(deadline, to, self.timers);
     }
 
     fn transmit(&mut self, to: SocketAddr, envelope: Envelope, payload: Arc<[u8]>) {
@@ -74,7 +82,12 @@ impl Outgoing<'_> {
 
 /// Makes sure `timers` holds the next retransmission deadline of the streams at `addr`.
 pub(super) fn arm(streams: &mut Streams, now: Instant, addr: SocketAddr, timers: &mut Timers) {
-    if let Some(deadline) = streams.arm(now) {
+    file(streams.arm(now), addr, timers);
+}
+
+/// Files the deadline a stream asked for ([`Stream::arm`]), if any, in `timers`.
+fn file(deadline: Option<Instant>, addr: SocketAddr, timers: &mut Timers) {
+    if let Some(deadline) = deadline {
         timers.push(Reverse((deadline, addr)));
     }
 }
