@@ -19,6 +19,8 @@ use icq::render;
 use icq::server::{Server, ServerConfig, ServerEvent};
 use icq::wire::{self, Frame, MAX_DATAGRAM, PeerFrame, ToClient, ToServer};
 
+use crate::sim::room::{Seen, join_with_nonce};
+
 use super::frames::{arb_client_frame, arb_cut_frame, arb_datagram, arb_frame};
 use super::{arb_name, arb_string, arb_text, cases};
 
@@ -239,18 +241,6 @@ enum Mode {
     Garbage,
 }
 
-/// A join as a client sends it the first time: no earlier session, no history seen.
-fn fresh_join(nonce: u64, cookie: u64, name: String) -> Frame {
-    Frame::ToServer(ToServer::Join {
-        nonce,
-        cookie,
-        previous_token: 0,
-        history_epoch: 0,
-        history_seen: 0,
-        name,
-    })
-}
-
 /// The session token a frame carries, to change it.
 fn token_mut(frame: &mut Frame) -> Option<&mut u64> {
     match frame {
@@ -319,7 +309,7 @@ fn run_server(setup: &Setup, ops: &[Op], mode: Mode) -> Result<(), TestCaseError
                             Mode::Everything,
                             Frame::ToServer(ToServer::Join { name, .. }),
                             Some(&(nonce, cookie)),
-                        ) => fresh_join(nonce, cookie, name.clone()).to_bytes(),
+                        ) => join_with_nonce(nonce, name, cookie, Seen::NOTHING).to_bytes(),
                         _ => frame.to_bytes(),
                     },
                     Payload::Session(frame) => {
@@ -412,7 +402,7 @@ proptest! {
             1 => arb_client_frame().prop_map(|frame| frame.to_bytes()),
         ],
     ) {
-        let join = fresh_join(1, 0, "alice".to_owned());
+        let join = join_with_nonce(1, "alice", 0, Seen::NOTHING);
         let ops = [
             Op::Send { from: Source::Pool(0), payload: Payload::Frame(join) },
             Op::Send { from: Source::Pool(1), payload: Payload::Bytes(datagram) },

@@ -333,8 +333,14 @@ impl Seen {
 
 /// A join by a client that has shown `seen` of the history.
 pub fn join_having_seen(name: &str, cookie: u64, seen: Seen) -> Frame {
+    join_with_nonce(NONCE, name, cookie, seen)
+}
+
+/// A join with `nonce`: a test that answers the challenge to someone else's join repeats
+/// that join's nonce, since the cookie is bound to it.
+pub fn join_with_nonce(nonce: u64, name: &str, cookie: u64, seen: Seen) -> Frame {
     Frame::ToServer(ToServer::Join {
-        nonce: NONCE,
+        nonce,
         cookie,
         previous_token: 0,
         history_epoch: seen.epoch,
