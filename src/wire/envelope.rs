@@ -4,8 +4,8 @@
 //! arithmetic of the selective-acknowledgement bitmap; what a sender does with
 //! acknowledgements (retransmission, windows) belongs to the session layer's `reliable`.
 
-use super::table::Codec;
-use super::{DecodeError, HEADER_LEN, Reader, Writer};
+use super::HEADER_LEN;
+use super::table::record_codec;
 
 /// How many frames past the cumulative acknowledgement the selective bitmap describes: the
 /// bits of [`Acks::also`].
@@ -44,21 +44,10 @@ impl Acks {
     }
 }
 
-impl Codec<Acks> for Acks {
-    #[inline]
-    fn put(value: &Acks, w: &mut Writer<'_>) {
-        u32::put(&value.through, w);
-        u64::put(&value.also, w);
-    }
-
-    #[inline]
-    fn get(r: &mut Reader<'_>) -> Result<Acks, DecodeError> {
-        Ok(Acks {
-            through: u32::get(r)?,
-            also: u64::get(r)?,
-        })
-    }
-}
+record_codec!(Acks {
+    through: u32,
+    also: u64
+});
 
 /// The session fields every frame of the reliable streams carries, right after the header:
 /// the session token, the frame's own sequence number in its direction, and the sender's
@@ -94,23 +83,11 @@ impl Envelope {
     }
 }
 
-impl Codec<Envelope> for Envelope {
-    #[inline]
-    fn put(value: &Envelope, w: &mut Writer<'_>) {
-        u64::put(&value.token, w);
-        u32::put(&value.seq, w);
-        Acks::put(&value.acks, w);
-    }
-
-    #[inline]
-    fn get(r: &mut Reader<'_>) -> Result<Envelope, DecodeError> {
-        Ok(Envelope {
-            token: u64::get(r)?,
-            seq: u32::get(r)?,
-            acks: Acks::get(r)?,
-        })
-    }
-}
+record_codec!(Envelope {
+    token: u64,
+    seq: u32,
+    acks: Acks
+});
 
 #[cfg(test)]
 mod tests {

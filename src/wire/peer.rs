@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::table::{Codec, Name, PaddedName, Text, codes, frames};
+use super::table::{Codec, Name, PaddedName, Text, codes, frames, record_codec};
 use super::{
     Acks, DecodeError, FloodTerms, LineKind, MAX_NAME_BYTES, PEER_JOIN_KIND, Reader, RefuseReason,
     Writer,
@@ -56,24 +56,13 @@ impl MemberRecord {
     }
 }
 
-/// A record: id, join time, address, name.
-impl Codec<MemberRecord> for MemberRecord {
-    fn put(value: &MemberRecord, w: &mut Writer<'_>) {
-        u64::put(&value.id, w);
-        i64::put(&value.joined_ms, w);
-        SocketAddr::put(&value.addr, w);
-        Name::put(&value.name, w);
-    }
-
-    fn get(r: &mut Reader<'_>) -> Result<MemberRecord, DecodeError> {
-        Ok(MemberRecord {
-            id: u64::get(r)?,
-            joined_ms: i64::get(r)?,
-            addr: SocketAddr::get(r)?,
-            name: Name::get(r)?,
-        })
-    }
-}
+// A record: id, join time, address, name.
+record_codec!(MemberRecord {
+    id: u64,
+    joined_ms: i64,
+    addr: SocketAddr,
+    name: String as Name,
+});
 
 /// An address: family (4 or 6), the 4 or 16 bytes of the IP address, the port.
 impl Codec<SocketAddr> for SocketAddr {

@@ -152,6 +152,36 @@ macro_rules! codec {
 
 pub(crate) use codec;
 
+/// The [`Codec`] of a record laid out as its fields, in the order listed, each by its own
+/// type's codec or the one named after `as`. Writing and reading come from the one list, so
+/// they cannot disagree on a field's place or layout.
+macro_rules! record_codec {
+    ($T:ident { $( $field:ident: $t:ty $(as $codec:ty)? ),* $(,)? }) => {
+        impl $crate::wire::table::Codec<$T> for $T {
+            #[inline]
+            fn put(value: &$T, w: &mut $crate::wire::Writer<'_>) {
+                $(
+                    <$crate::wire::table::codec!($t $(, $codec)?) as $crate::wire::table::Codec<$t>>
+                        ::put(&value.$field, w);
+                )*
+            }
+
+            #[inline]
+            fn get(r: &mut $crate::wire::Reader<'_>) -> Result<$T, $crate::wire::DecodeError> {
+                // A struct expression evaluates its fields in the order written: the wire's.
+                Ok($T {
+                    $(
+                        $field: <$crate::wire::table::codec!($t $(, $codec)?)
+                            as $crate::wire::table::Codec<$t>>::get(r)?,
+                    )*
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use record_codec;
+
 /// An enumeration carried as a one-byte code: the enum, its codes both ways, and its
 /// [`Codec`], which rejects a code outside the list as [`DecodeError::BadValue`] naming
 /// `field`.

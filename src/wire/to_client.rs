@@ -5,7 +5,7 @@
 //! [`PresenceChange`] and [`PresenceItem`], [`DisconnectReason`]. This module owns their layout; when the server
 //! sends them belongs to `server`, what a client makes of them to `client`.
 
-use super::table::{Codec, Counted, Name, Text, codes, frames};
+use super::table::{Codec, Counted, Name, Text, codes, frames, record_codec};
 use super::{Acks, DecodeError, REFUSED_KIND, Reader, Writer};
 
 codes! {
@@ -89,19 +89,10 @@ impl FloodTerms {
     };
 }
 
-impl Codec<FloodTerms> for FloodTerms {
-    fn put(value: &FloodTerms, w: &mut Writer<'_>) {
-        u32::put(&value.rate_milli, w);
-        u16::put(&value.burst, w);
-    }
-
-    fn get(r: &mut Reader<'_>) -> Result<FloodTerms, DecodeError> {
-        Ok(FloodTerms {
-            rate_milli: u32::get(r)?,
-            burst: u16::get(r)?,
-        })
-    }
-}
+record_codec!(FloodTerms {
+    rate_milli: u32,
+    burst: u16
+});
 
 /// One line of a roster: who, why they are away (empty when they are not), and whether
 /// they are a plain-text guest.
@@ -276,20 +267,11 @@ impl PresenceItem {
     }
 }
 
-/// An item: the name, then the change as in [`Delivery::Presence`].
-impl Codec<PresenceItem> for PresenceItem {
-    fn put(value: &PresenceItem, w: &mut Writer<'_>) {
-        Name::put(&value.name, w);
-        PresenceChange::put(&value.change, w);
-    }
-
-    fn get(r: &mut Reader<'_>) -> Result<PresenceItem, DecodeError> {
-        Ok(PresenceItem {
-            name: Name::get(r)?,
-            change: PresenceChange::get(r)?,
-        })
-    }
-}
+// An item: the name, then the change as in `Delivery::Presence`.
+record_codec!(PresenceItem {
+    name: String as Name,
+    change: PresenceChange
+});
 
 /// The bytes of a [`Delivery::PresenceBatch`] before its first item: header, envelope,
 /// `time_ms` and the item count.
