@@ -176,9 +176,7 @@ impl Peer {
         &mut self,
         now: Instant,
         from: SocketAddr,
-        epoch: u64,
-        before: u64,
-        count: u16,
+        request: paging::HistoryRequest,
     ) {
         let Some(member) = self.members.get(&from) else {
             return;
@@ -190,17 +188,14 @@ impl Peer {
         let queued = link.pending.len() + link.stream.outbox.len();
         // Room for the lines and their end.
         let room = MAX_UNACKED.saturating_sub(queued + 1);
-        let count = if outstanding {
-            0
-        } else {
-            paging::page_count(count, self.history.capacity()).min(room)
-        };
-        let before = if epoch == self.history_epoch {
-            before
-        } else {
-            u64::MAX
-        };
-        self.send_history(now, from, before, count);
+        let answer = paging::answer(
+            request,
+            self.history_epoch,
+            self.history.capacity(),
+            outstanding,
+            room,
+        );
+        self.send_history(now, from, answer.before, answer.count);
     }
 
     /// Sends the member at `to` up to `count` lines numbered below `before`, oldest first,

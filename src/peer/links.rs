@@ -11,6 +11,7 @@
 //! (`join`).
 
 use super::*;
+use crate::proto::paging::HistoryRequest;
 
 /// Whether the item is a message the user typed (what "undelivered" counts).
 fn is_message(item: &PeerItem) -> bool {
@@ -340,7 +341,15 @@ impl Peer {
                 epoch,
                 before,
                 count,
-            } => self.on_history_request(now, from, epoch, before, count),
+            } => self.on_history_request(
+                now,
+                from,
+                HistoryRequest {
+                    epoch,
+                    before,
+                    count,
+                },
+            ),
             PeerItem::Flooded { dropped } => {
                 if let Some(member) = self.members.get(&from) {
                     let by = member.record.name.clone();

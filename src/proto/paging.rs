@@ -28,6 +28,54 @@ pub fn page_count(asked: u16, capacity: usize) -> usize {
     usize::from(asked).min(capacity).min(MAX_HISTORY_PAGE)
 }
 
+/// A history request as it arrived (`/history`, from a client or a member): up to `count`
+/// lines of history epoch `epoch` numbered below `before`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryRequest {
+    /// The epoch the asker's numbers belong to.
+    pub epoch: u64,
+    /// Lines numbered below this one.
+    pub before: u64,
+    /// How many lines it asks for.
+    pub count: u16,
+}
+
+/// What a history's keeper sends for a request: the lines numbered below `before`, at most
+/// `count` of them, then the end of history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// Lines numbered below this one.
+    pub before: u64,
+    /// How many lines at the most.
+    pub count: usize,
+}
+
+/// The one rule by which the server and a peer answer a history request, given the keeper's
+/// history epoch and capacity: while its last answer to the asker is `outstanding` (not all
+/// acknowledged) the asker gets the end alone, so one asker can never make it hold more than
+/// one answer; otherwise the count is clamped ([`page_count`]) and to the `room` the asker's
+/// stream has left. Numbers of an epoch not the keeper's mean nothing to it: such a request
+/// is answered from the newest line, and the end's epoch tells the asker.
+pub fn answer(
+    request: HistoryRequest,
+    epoch: u64,
+    capacity: usize,
+    outstanding: bool,
+    room: usize,
+) -> Answer {
+    let count = if outstanding {
+        0
+    } else {
+        page_count(request.count, capacity).min(room)
+    };
+    let before = if request.epoch == epoch {
+        request.before
+    } else {
+        u64::MAX
+    };
+    Answer { before, count }
+}
+
 /// The wire's name for a stored line's kind.
 pub fn line_kind(kind: Kind) -> LineKind {
     match kind {
@@ -56,6 +104,29 @@ mod tests {
         assert_eq!(page_count(u16::MAX, 1_000_000), MAX_HISTORY_PAGE);
         assert_eq!(page_count(u16::MAX, 50), 50);
         assert_eq!(page_count(5, 0), 0);
+    }
+
+    #[test]
+    fn an_answer_follows_the_one_rule() {
+        let asked = HistoryRequest {
+            epoch: 7,
+            before: 40,
+            count: 30,
+        };
+        // Our epoch: the asker's numbers hold, the count is clamped to capacity and room.
+        assert_eq!(
+            answer(asked, 7, 1_000, false, usize::MAX),
+            Answer {
+                before: 40,
+                count: 30
+            }
+        );
+        assert_eq!(answer(asked, 7, 20, false, usize::MAX).count, 20);
+        assert_eq!(answer(asked, 7, 1_000, false, 5).count, 5);
+        // Another epoch: from the newest line.
+        assert_eq!(answer(asked, 8, 1_000, false, usize::MAX).before, u64::MAX);
+        // An answer still outstanding: the end alone.
+        assert_eq!(answer(asked, 7, 1_000, true, usize::MAX).count, 0);
     }
 
     #[test]

@@ -80,9 +80,7 @@ impl Server {
         &mut self,
         now: Instant,
         from: SocketAddr,
-        epoch: u64,
-        before: u64,
-        count: u16,
+        request: paging::HistoryRequest,
     ) {
         let Some(session) = self.sessions.get(&from) else {
             return;
@@ -93,17 +91,15 @@ impl Server {
         let outstanding = session
             .history_answer
             .is_some_and(|mark| !streams.outbox.acknowledged_before(mark));
-        let count = if outstanding {
-            0
-        } else {
-            paging::page_count(count, self.config.history)
-        };
-        let before = if epoch == self.history.epoch() {
-            before
-        } else {
-            u64::MAX
-        };
-        self.send_history(now, from, before, count);
+        // The room is checked when sending (HISTORY_ROOM).
+        let answer = paging::answer(
+            request,
+            self.history.epoch(),
+            self.config.history,
+            outstanding,
+            usize::MAX,
+        );
+        self.send_history(now, from, answer.before, answer.count);
     }
 
     /// Sends the named client at `to` up to `count` lines numbered below `before` (what

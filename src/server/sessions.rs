@@ -11,6 +11,7 @@
 //! the room (`room`), or guests, which have no streams (`guests`).
 
 use super::*;
+use crate::proto::paging::HistoryRequest;
 
 /// The reliable streams of one named session (or of its farewell): frames sent to the
 /// client, encoded with a blank envelope, until acknowledged; the client's requests put
@@ -242,7 +243,15 @@ impl Server {
                     epoch,
                     before,
                     count,
-                }) => self.answer_history_request(now, from, epoch, before, count),
+                }) => self.answer_history_request(
+                    now,
+                    from,
+                    HistoryRequest {
+                        epoch,
+                        before,
+                        count,
+                    },
+                ),
                 Ready::Item(Request::Leave) => {
                     let token = self.remove_session(now, from, Removal::Left);
                     if let Some(token) = token {
