@@ -13,7 +13,7 @@
 //! (`links`), or how the lines look (`render`: exactly as a client's replay).
 
 use super::*;
-use crate::proto::paging::{self, MAX_HISTORY_PAGE, MAX_REPLAY};
+use crate::proto::paging::{self, HistoryRequest, MAX_HISTORY_PAGE, MAX_REPLAY};
 use crate::wire::LineKind;
 
 /// History lines we asked a member for and have not all received.
@@ -172,12 +172,7 @@ impl Peer {
     /// [`MAX_UNACKED`] items; while our last answer to it (or its replay) is not all
     /// acknowledged, as with the server, it gets the end alone. An epoch not ours is
     /// answered from our newest line.
-    pub(super) fn on_history_request(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        request: paging::HistoryRequest,
-    ) {
+    pub(super) fn answer_history(&mut self, now: Instant, from: SocketAddr, asked: HistoryRequest) {
         let Some(member) = self.members.get(&from) else {
             return;
         };
@@ -189,7 +184,7 @@ impl Peer {
         // Room for the lines and their end.
         let room = MAX_UNACKED.saturating_sub(queued + 1);
         let answer = paging::answer(
-            request,
+            asked,
             self.history_epoch,
             self.history.capacity(),
             outstanding,

@@ -341,15 +341,7 @@ impl Peer {
                 epoch,
                 before,
                 count,
-            } => self.on_history_request(
-                now,
-                from,
-                HistoryRequest {
-                    epoch,
-                    before,
-                    count,
-                },
-            ),
+            } => self.answer_history(now, from, HistoryRequest::new(epoch, before, count)),
             PeerItem::Flooded { dropped } => {
                 if let Some(member) = self.members.get(&from) {
                     let by = member.record.name.clone();

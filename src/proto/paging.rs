@@ -40,6 +40,17 @@ pub struct HistoryRequest {
     pub count: u16,
 }
 
+impl HistoryRequest {
+    /// The request for `count` lines of epoch `epoch` numbered below `before`.
+    pub fn new(epoch: u64, before: u64, count: u16) -> HistoryRequest {
+        HistoryRequest {
+            epoch,
+            before,
+            count,
+        }
+    }
+}
+
 /// What a history's keeper sends for a request: the lines numbered below `before`, at most
 /// `count` of them, then the end of history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,11 +119,7 @@ mod tests {
 
     #[test]
     fn an_answer_follows_the_one_rule() {
-        let asked = HistoryRequest {
-            epoch: 7,
-            before: 40,
-            count: 30,
-        };
+        let asked = HistoryRequest::new(7, 40, 30);
         // Our epoch: the asker's numbers hold, the count is clamped to capacity and room.
         assert_eq!(
             answer(asked, 7, 1_000, false, usize::MAX),

@@ -19,7 +19,7 @@
 
 use super::*;
 use crate::history::{Kind, Line};
-use crate::proto::paging;
+use crate::proto::paging::{self, HistoryRequest};
 
 /// What a joining client says it has shown of the history: the epoch and the number of the
 /// last public line (both 0: none).
@@ -76,12 +76,7 @@ impl Server {
     /// [`MAX_HISTORY_PAGE`]; an epoch other than this history's is answered from the newest
     /// line, and its end's epoch tells the client), or none while the previous answer is
     /// outstanding.
-    pub(super) fn answer_history_request(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        request: paging::HistoryRequest,
-    ) {
+    pub(super) fn answer_history(&mut self, now: Instant, from: SocketAddr, asked: HistoryRequest) {
         let Some(session) = self.sessions.get(&from) else {
             return;
         };
@@ -93,7 +88,7 @@ impl Server {
             .is_some_and(|mark| !streams.outbox.acknowledged_before(mark));
         // The room is checked when sending (HISTORY_ROOM).
         let answer = paging::answer(
-            request,
+            asked,
             self.history.epoch(),
             self.config.history,
             outstanding,

@@ -243,15 +243,7 @@ impl Server {
                     epoch,
                     before,
                     count,
-                }) => self.answer_history_request(
-                    now,
-                    from,
-                    HistoryRequest {
-                        epoch,
-                        before,
-                        count,
-                    },
-                ),
+                }) => self.answer_history(now, from, HistoryRequest::new(epoch, before, count)),
                 Ready::Item(Request::Leave) => {
                     let token = self.remove_session(now, from, Removal::Left);
                     if let Some(token) = token {
