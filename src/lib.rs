@@ -15,17 +15,22 @@
 //!
 //! # Layout
 //!
-//! - [`wire`]: the byte layout of every frame; encoding and strict decoding. Start here to
+//! - [`wire`]: the byte layout of every frame; encoding and strict decoding — `table` (the
+//!   one table of frame kinds and field codecs), `envelope` (session token, sequence number,
+//!   acknowledgements), `to_server`, `to_client`, `peer` (the three directions), `packed`
+//!   (several frames in one datagram), `golden` (the hex examples as tests). Start here to
 //!   learn the protocol (also described in `docs/protocol.md`).
 //! - [`server`]: the server's state machine — `front` (forged addresses, bans in force,
 //!   version, join cookies, admission), `sessions` (sessions, their streams, timeouts,
 //!   probes, leaving, farewells), `room` (broadcast, roster, private messages, nick, away,
 //!   flood limits and kicks), `presence` (batched presence news, the quiet large room),
-//!   `roster` (every session's roster entry, sorted and encoded once), `guests` (plain-text guests), `console` (the operator's
-//!   commands as library code returning lines).
+//!   `roster` (every session's roster entry, sorted and encoded once), `replay` (history
+//!   for a newcomer, resume and `/history`), `guests` (plain-text guests), `console` (the
+//!   operator's commands as library code returning lines).
 //! - [`client`]: the client's state machine — joining (nonce, cookie), sending what the user
 //!   types reliably, showing what arrives exactly once and in order, heartbeats, leaving,
-//!   server silence, rejoining a restarted server.
+//!   server silence, rejoining a restarted server; `event` (what it tells the UI),
+//!   `shown` (what of the history was shown: the resume mark, `/history` paging).
 //! - [`peer`]: serverless mode — one peer's state machine in a room of identical peers:
 //!   `join` (joining through any member, names unique in the room), `membership` (the
 //!   member list by gossip, departures, tombstones), `links` (a reliable stream pair per
@@ -49,13 +54,15 @@
 //! - [`text`]: neutralizing hostile text, the clock at a UTC offset handed in, the words
 //!   and line shapes the cores put into guests' lines (below the roles; imports none).
 //! - [`render`]: the line a person reads for each of the cores' events, plain or colored
-//!   (`--color`, `NO_COLOR`), the local clock, the stable color of each name.
+//!   (`--color`, `NO_COLOR`), the local clock, the stable color of each name — `client`,
+//!   `peer`, `server` (each role's events), `day` (the line when the local date changes).
 //! - [`alert`]: which messages mention you, and when the bell rings (`--bell`).
 //! - [`completion`]: the names seen online and what Tab completes (client and console).
 //! - [`terminal`]: the line editor that keeps the typed line intact while lines arrive
 //!   (the one module here that does terminal I/O, shared by the binaries).
-//! - [`net`]: the socket loop over any core (batched, no unsafe code of ours), the buffered
-//!   console log, and the programs' run-time threads (`net::server_program`).
+//! - [`net`]: the socket loop over any core (batched, no unsafe code of ours), `log` (the
+//!   buffered console log), and the programs' run-time threads (`server_program`,
+//!   `client_program`).
 //!
 //! The binaries, `src/bin/icq-server.rs` and `src/bin/icq-client.rs`, parse the options and
 //! hand the pieces to [`net`].
