@@ -213,6 +213,17 @@ impl Harness {
         std::iter::from_fn(|| self.client.poll_event()).collect()
     }
 
+    /// Takes what the client showed since the last look and checks it: the history lines
+    /// `shown` exactly, as `(epoch, seq)`, and the history's `news`. Returns it all, for
+    /// what else a test looks at.
+    #[track_caller]
+    fn assert_shown(&mut self, shown: Vec<(u64, u64)>, news: &[ClientEvent]) -> Vec<ClientEvent> {
+        let events = self.events();
+        assert_eq!(lines(&events), shown);
+        assert_eq!(history_news(&events), news);
+        events
+    }
+
     fn mark(&self) -> HistoryMark {
         self.client.history_mark().expect("a mark")
     }
@@ -253,6 +264,31 @@ fn history_news(events: &[ClientEvent]) -> Vec<ClientEvent> {
         .collect()
 }
 
+/// The client's news that a page of `/history` ended: `shown` lines, `earlier` still held.
+fn page_end(shown: u64, earlier: u64) -> ClientEvent {
+    ClientEvent::PageEnd { shown, earlier }
+}
+
+/// The client's news that a catch-up ended: `shown` lines, `earlier` still held.
+fn history_end(shown: u64, earlier: u64) -> ClientEvent {
+    ClientEvent::HistoryEnd { shown, earlier }
+}
+
+/// Where the client's view of `epoch` stands: `seq` the newest line seen, `oldest` the
+/// oldest shown.
+fn history_mark(epoch: u64, seq: u64, oldest: Option<u64>) -> HistoryMark {
+    HistoryMark { epoch, seq, oldest }
+}
+
+/// The request for up to `count` history lines of `epoch` before `before`.
+fn history_request(epoch: u64, before: u64, count: u16) -> Request {
+    Request::History {
+        epoch,
+        before,
+        count,
+    }
+}
+
 fn of(epoch: u64, seqs: std::ops::RangeInclusive<u64>) -> Vec<(u64, u64)> {
     seqs.map(|seq| (epoch, seq)).collect()
 }
@@ -263,23 +299,8 @@ fn client_that_saw_5_lines() -> Harness {
     h.answer(EPOCH, 1..=3, 3, 0);
     h.live(4, "four");
     h.live(5, "five");
-    let events = h.events();
-    assert_eq!(lines(&events), of(EPOCH, 1..=3));
-    assert_eq!(
-        history_news(&events),
-        [ClientEvent::HistoryEnd {
-            shown: 3,
-            earlier: 0
-        }]
-    );
-    assert_eq!(
-        h.mark(),
-        HistoryMark {
-            epoch: EPOCH,
-            seq: 5,
-            oldest: Some(1)
-        }
-    );
+    h.assert_shown(of(EPOCH, 1..=3), &[history_end(3, 0)]);
+    assert_eq!(h.mark(), history_mark(EPOCH, 5, Some(1)));
     h
 }
 
@@ -313,11 +334,9 @@ fn a_rejoin_shows_each_missed_line_once_in_order_then_how_many_were_missed() {
     assert_eq!(h.lose_session(), (EPOCH, 5));
     h.answer(EPOCH, 6..=13, 13, 5);
     h.live(14, "live again");
-    let events = h.events();
-    assert_eq!(lines(&events), of(EPOCH, 6..=13));
-    assert_eq!(
-        history_news(&events),
-        [ClientEvent::MissedWhileAway { count: 8 }]
+    let events = h.assert_shown(
+        of(EPOCH, 6..=13),
+        &[ClientEvent::MissedWhileAway { count: 8 }],
     );
     let missed = events
         .iter()
@@ -329,14 +348,7 @@ fn a_rejoin_shows_each_missed_line_once_in_order_then_how_many_were_missed() {
         .unwrap();
     assert!(missed < live, "{events:?}");
     // The view follows on from what was shown: /history still pages from line 1.
-    assert_eq!(
-        h.mark(),
-        HistoryMark {
-            epoch: EPOCH,
-            seq: 14,
-            oldest: Some(1)
-        }
-    );
+    assert_eq!(h.mark(), history_mark(EPOCH, 14, Some(1)));
     assert_eq!(h.lose_session(), (EPOCH, 14));
 }
 
@@ -357,11 +369,9 @@ fn lines_already_shown_are_never_shown_again() {
     // An answer that starts before the mark (a server replaying as to a newcomer): only
     // what is new is shown, and counted.
     h.answer(EPOCH, 1..=8, 8, 0);
-    let events = h.events();
-    assert_eq!(lines(&events), of(EPOCH, 6..=8));
-    assert_eq!(
-        history_news(&events),
-        [ClientEvent::MissedWhileAway { count: 3 }]
+    h.assert_shown(
+        of(EPOCH, 6..=8),
+        &[ClientEvent::MissedWhileAway { count: 3 }],
     );
 
     // The same answer again (a duplicate sent after an acknowledgement was lost): nothing.
@@ -379,11 +389,9 @@ fn lines_already_shown_are_never_shown_again() {
         newest: 9,
         earlier: 0,
     });
-    let events = h.events();
-    assert_eq!(lines(&events), of(EPOCH, 9..=9));
-    assert_eq!(
-        history_news(&events),
-        [ClientEvent::MissedWhileAway { count: 1 }]
+    h.assert_shown(
+        of(EPOCH, 9..=9),
+        &[ClientEvent::MissedWhileAway { count: 1 }],
     );
 }
 
@@ -393,23 +401,14 @@ fn a_new_epoch_means_the_server_restarted_and_its_lines_are_all_new() {
     h.lose_session();
     // Lines 1 and 2 of another history: not the lines 1 and 2 we saw.
     h.answer(OTHER_EPOCH, 1..=2, 2, 0);
-    let events = h.events();
-    assert_eq!(lines(&events), of(OTHER_EPOCH, 1..=2));
-    assert_eq!(
-        history_news(&events),
-        [
+    h.assert_shown(
+        of(OTHER_EPOCH, 1..=2),
+        &[
             ClientEvent::MissedWhileAway { count: 2 },
-            ClientEvent::HistoryRestarted
-        ]
+            ClientEvent::HistoryRestarted,
+        ],
     );
-    assert_eq!(
-        h.mark(),
-        HistoryMark {
-            epoch: OTHER_EPOCH,
-            seq: 2,
-            oldest: Some(1)
-        }
-    );
+    assert_eq!(h.mark(), history_mark(OTHER_EPOCH, 2, Some(1)));
     assert_eq!(h.lose_session(), (OTHER_EPOCH, 2));
 
     // Restarted with nothing said since: only the restart is told.
@@ -439,36 +438,19 @@ fn lines_the_catch_up_cannot_show_are_counted_and_those_held_pointed_at() {
     let mut h = client_that_saw_5_lines();
     h.lose_session();
     h.answer(EPOCH, 10..=13, 13, 7);
-    let events = h.events();
-    assert_eq!(lines(&events), of(EPOCH, 10..=13));
-    assert_eq!(
-        history_news(&events),
-        [
+    h.assert_shown(
+        of(EPOCH, 10..=13),
+        &[
             ClientEvent::MissedWhileAway { count: 8 },
-            ClientEvent::HistoryGone { count: 4, held: 4 }
-        ]
+            ClientEvent::HistoryGone { count: 4, held: 4 },
+        ],
     );
     // The view starts again after the gap: /history asks for what is just before it.
     assert_eq!(h.mark().oldest, Some(10));
     h.request_history(4);
-    assert_eq!(
-        h.requests(),
-        [Request::History {
-            epoch: EPOCH,
-            before: 10,
-            count: 4
-        }]
-    );
+    assert_eq!(h.requests(), [history_request(EPOCH, 10, 4)]);
     h.answer(EPOCH, 6..=9, 13, 3);
-    let events = h.events();
-    assert_eq!(lines(&events), of(EPOCH, 6..=9));
-    assert_eq!(
-        history_news(&events),
-        [ClientEvent::PageEnd {
-            shown: 4,
-            earlier: 3
-        }]
-    );
+    h.assert_shown(of(EPOCH, 6..=9), &[page_end(4, 3)]);
 }
 
 #[test]
@@ -498,11 +480,7 @@ fn live_lines_in_a_room_empty_at_the_join_ask_once_for_the_epoch_silently() {
     h.live(2, "two");
     assert_eq!(
         h.requests(),
-        [Request::History {
-            epoch: 0,
-            before: u64::MAX,
-            count: 0
-        }],
+        [history_request(0, u64::MAX, 0)],
         "one probe for the epoch, not one a line"
     );
     assert_eq!(
@@ -514,32 +492,13 @@ fn live_lines_in_a_room_empty_at_the_join_ask_once_for_the_epoch_silently() {
     // same lines), then the probe, sent again in the new session, is answered unseen.
     let requests = h.requests();
     assert!(
-        requests.contains(&Request::History {
-            epoch: 0,
-            before: u64::MAX,
-            count: 0
-        }),
+        requests.contains(&history_request(0, u64::MAX, 0)),
         "{requests:?}"
     );
     h.answer(EPOCH, 1..=2, 2, 0);
     h.answer(EPOCH, [], 2, 2);
-    let events = h.events();
-    assert_eq!(lines(&events), of(EPOCH, 1..=2));
-    assert_eq!(
-        history_news(&events),
-        [ClientEvent::HistoryEnd {
-            shown: 2,
-            earlier: 0
-        }]
-    );
-    assert_eq!(
-        h.mark(),
-        HistoryMark {
-            epoch: EPOCH,
-            seq: 2,
-            oldest: Some(1)
-        }
-    );
+    h.assert_shown(of(EPOCH, 1..=2), &[history_end(2, 0)]);
+    assert_eq!(h.mark(), history_mark(EPOCH, 2, Some(1)));
     assert_eq!(h.lose_session(), (EPOCH, 2));
 }
 
@@ -554,11 +513,9 @@ fn the_probe_answered_in_its_session_makes_the_next_rejoin_resume() {
     assert!(history_news(&h.events()).is_empty());
     assert_eq!(h.lose_session(), (EPOCH, 2));
     h.answer(EPOCH, 3..=4, 4, 3);
-    let events = h.events();
-    assert_eq!(lines(&events), of(EPOCH, 3..=4));
-    assert_eq!(
-        history_news(&events),
-        [ClientEvent::MissedWhileAway { count: 2 }]
+    h.assert_shown(
+        of(EPOCH, 3..=4),
+        &[ClientEvent::MissedWhileAway { count: 2 }],
     );
 }
 
@@ -572,32 +529,10 @@ fn a_page_is_asked_before_the_oldest_line_shown_and_never_moves_the_mark_back() 
     h.live(31, "live");
     h.events();
     h.request_history(50);
-    assert_eq!(
-        h.requests(),
-        [Request::History {
-            epoch: EPOCH,
-            before: 11,
-            count: 50
-        }]
-    );
+    assert_eq!(h.requests(), [history_request(EPOCH, 11, 50)]);
     h.answer(EPOCH, 1..=10, 31, 0);
-    let events = h.events();
-    assert_eq!(lines(&events), of(EPOCH, 1..=10));
-    assert_eq!(
-        history_news(&events),
-        [ClientEvent::PageEnd {
-            shown: 10,
-            earlier: 0
-        }]
-    );
-    assert_eq!(
-        h.mark(),
-        HistoryMark {
-            epoch: EPOCH,
-            seq: 31,
-            oldest: Some(1)
-        }
-    );
+    h.assert_shown(of(EPOCH, 1..=10), &[page_end(10, 0)]);
+    assert_eq!(h.mark(), history_mark(EPOCH, 31, Some(1)));
     assert_eq!(h.lose_session(), (EPOCH, 31));
 }
 
@@ -610,24 +545,9 @@ fn the_first_page_is_the_newest_lines_even_those_seen_live() {
     h.requests();
     h.answer(EPOCH, [], 30, 30); // the probe's answer
     h.request_history(30);
-    assert_eq!(
-        h.requests(),
-        [Request::History {
-            epoch: EPOCH,
-            before: u64::MAX,
-            count: 30
-        }]
-    );
+    assert_eq!(h.requests(), [history_request(EPOCH, u64::MAX, 30)]);
     h.answer(EPOCH, 1..=30, 30, 0);
-    let events = h.events();
-    assert_eq!(lines(&events), of(EPOCH, 1..=30));
-    assert_eq!(
-        history_news(&events),
-        [ClientEvent::PageEnd {
-            shown: 30,
-            earlier: 0
-        }]
-    );
+    h.assert_shown(of(EPOCH, 1..=30), &[page_end(30, 0)]);
 }
 
 #[test]
@@ -640,21 +560,13 @@ fn a_page_typed_while_one_is_on_its_way_is_asked_from_where_that_one_ends() {
     h.request_history(5);
     assert_eq!(
         h.requests(),
-        [Request::History {
-            epoch: EPOCH,
-            before: 91,
-            count: 20
-        }],
+        [history_request(EPOCH, 91, 20)],
         "one page at a time"
     );
     h.answer(EPOCH, 71..=90, 100, 70);
     assert_eq!(
         h.requests(),
-        [Request::History {
-            epoch: EPOCH,
-            before: 71,
-            count: 25
-        }],
+        [history_request(EPOCH, 71, 25)],
         "the rest together, from where the first page ends"
     );
     // A repeated page shows nothing twice.
@@ -672,11 +584,7 @@ fn a_page_the_server_declined_is_asked_again_once() {
     h.answer(EPOCH, 91..=100, 100, 90);
     h.events();
     h.request_history(20);
-    let page = Request::History {
-        epoch: EPOCH,
-        before: 91,
-        count: 20,
-    };
+    let page = history_request(EPOCH, 91, 20);
     assert_eq!(h.requests(), std::slice::from_ref(&page));
     // Sent before the replay was acknowledged, it gets the end alone: not shown, asked again.
     h.answer(EPOCH, [], 100, 90);
@@ -684,25 +592,13 @@ fn a_page_the_server_declined_is_asked_again_once() {
     assert_eq!(h.requests(), [page]);
     // Declined again: the user is told what there is, and nothing is asked any more.
     h.answer(EPOCH, [], 100, 90);
-    assert_eq!(
-        history_news(&h.events()),
-        [ClientEvent::PageEnd {
-            shown: 0,
-            earlier: 90
-        }]
-    );
+    assert_eq!(history_news(&h.events()), [page_end(0, 90)]);
     assert!(h.requests().is_empty());
     // A page of lines all shown already is not declined: it is not asked again.
     h.request_history(5);
     h.requests();
     h.answer(EPOCH, 95..=99, 100, 90);
-    assert_eq!(
-        history_news(&h.events()),
-        [ClientEvent::PageEnd {
-            shown: 0,
-            earlier: 90
-        }]
-    );
+    assert_eq!(history_news(&h.events()), [page_end(0, 90)]);
     assert!(h.requests().is_empty());
 }
 
@@ -722,14 +618,7 @@ fn history_requests_skip_the_flood_limit_and_its_backlog() {
     assert_eq!(h.requests().len(), 2);
     assert_eq!(h.client.queued(), 1);
     h.request_history(10);
-    assert_eq!(
-        h.requests(),
-        [Request::History {
-            epoch: EPOCH,
-            before: 5,
-            count: 10
-        }]
-    );
+    assert_eq!(h.requests(), [history_request(EPOCH, 5, 10)]);
     assert_eq!(h.client.queued(), 1, "the backlog still waits its turn");
 }
 
@@ -742,17 +631,9 @@ fn a_page_from_a_history_we_did_not_know_says_so() {
     h.requests();
     // The server's history is another one now (it answers from its newest line).
     h.answer(OTHER_EPOCH, 1..=2, 2, 0);
-    let events = h.events();
-    assert_eq!(lines(&events), of(OTHER_EPOCH, 1..=2));
-    assert_eq!(
-        history_news(&events),
-        [
-            ClientEvent::HistoryRestarted,
-            ClientEvent::PageEnd {
-                shown: 2,
-                earlier: 0
-            }
-        ]
+    h.assert_shown(
+        of(OTHER_EPOCH, 1..=2),
+        &[ClientEvent::HistoryRestarted, page_end(2, 0)],
     );
     assert_eq!(h.mark().epoch, OTHER_EPOCH);
 }
@@ -844,16 +725,22 @@ fn the_8_lines() -> Vec<String> {
     (4..=11).map(|i| format!("line {i}")).collect()
 }
 
+/// The 8 lines came in the rejoin's catch-up, each once and in order, counted as missed,
+/// and only the line said after it came live.
+fn assert_8_lines_came_in_the_catch_up_once(events: &[ClientEvent]) {
+    assert_eq!(history_texts(events), the_8_lines(), "each once, in order");
+    assert_eq!(
+        history_news(events),
+        [ClientEvent::MissedWhileAway { count: 8 }]
+    );
+    assert_eq!(live_texts(events), ["live again"], "{events:?}");
+}
+
 #[test]
 fn lines_said_after_a_stopped_client_timed_out_come_in_its_catch_up_once() {
     let events =
         alice_stopped_while_8_lines_are_said(Duration::from_secs(5), Said::AfterTheTimeout);
-    assert_eq!(history_texts(&events), the_8_lines(), "each once, in order");
-    assert_eq!(
-        history_news(&events),
-        [ClientEvent::MissedWhileAway { count: 8 }]
-    );
-    assert_eq!(live_texts(&events), ["live again"], "{events:?}");
+    assert_8_lines_came_in_the_catch_up_once(&events);
 }
 
 #[test]
@@ -862,12 +749,7 @@ fn lines_said_before_the_timeout_and_never_delivered_come_in_the_catch_up_once()
     // lost: the lines that waited in the ended stream come with the rejoin's catch-up.
     let events =
         alice_stopped_while_8_lines_are_said(Duration::from_secs(25), Said::BeforeTheTimeout);
-    assert_eq!(history_texts(&events), the_8_lines(), "each once, in order");
-    assert_eq!(
-        history_news(&events),
-        [ClientEvent::MissedWhileAway { count: 8 }]
-    );
-    assert_eq!(live_texts(&events), ["live again"], "{events:?}");
+    assert_8_lines_came_in_the_catch_up_once(&events);
 }
 
 #[test]

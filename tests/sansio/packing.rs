@@ -299,16 +299,22 @@ fn message_texts(frames: &[Frame]) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn five_broadcasts_in_one_turn_reach_a_client_in_one_datagram_of_five_frames() {
+/// A packing server with alice and bob in, past what a join sets off: each client asks the
+/// history's epoch of a room empty at its join (its probe) and is answered, and alice's
+/// first line is out, so that nothing of that is counted by what a test does next.
+fn packed_pair_past_probes() -> (Sim, SocketAddr, SocketAddr) {
     let mut sim = Sim::new(unlimited());
     sim.pack = true;
     let alice = sim.join("alice");
     let bob = sim.join("bob");
-    // A first line: each client asks the history's epoch of a room empty at its join (its
-    // probe) and is answered, before what is counted here.
     sim.send_text(alice, "hello");
     sim.run_for(std::time::Duration::from_millis(200));
+    (sim, alice, bob)
+}
+
+#[test]
+fn five_broadcasts_in_one_turn_reach_a_client_in_one_datagram_of_five_frames() {
+    let (mut sim, alice, bob) = packed_pair_past_probes();
     sim.clear_events();
     let mark = sim.mark();
     let now = sim.now;
@@ -343,14 +349,7 @@ fn five_broadcasts_in_one_turn_reach_a_client_in_one_datagram_of_five_frames() {
 
 #[test]
 fn a_frame_alone_in_its_turn_goes_out_at_once_as_it_is() {
-    let mut sim = Sim::new(unlimited());
-    sim.pack = true;
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    // A first line: each client asks the history's epoch of a room empty at its join (its
-    // probe) and is answered, before what is counted here.
-    sim.send_text(alice, "hello");
-    sim.run_for(std::time::Duration::from_millis(200));
+    let (mut sim, alice, bob) = packed_pair_past_probes();
     let mark = sim.mark();
     let typed_at = sim.now;
     sim.send_text(alice, "just one");

@@ -26,7 +26,7 @@ use icq::wire::{Frame, GoneReason, RefuseReason};
 use crate::impairment::Impairment;
 use crate::rng::Rng;
 use crate::sim::mesh::{PeerSim, converged, messages, roster};
-use crate::sim::{self, LossyLink, for_each_seed};
+use crate::sim::{self, LossyLink, for_each_seed, privates};
 
 fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
@@ -520,21 +520,6 @@ fn private_messages_reach_their_recipient_only() {
         Err(icq::peer::PeerError::ToSelf)
     );
     sim.run_until_quiet(secs(5)).unwrap();
-    let private = |events: &[PeerEvent]| -> Vec<(String, String, String, bool)> {
-        events
-            .iter()
-            .filter_map(|e| match e {
-                PeerEvent::Private {
-                    from,
-                    to,
-                    text,
-                    own,
-                    ..
-                } => Some((from.clone(), to.clone(), text.clone(), *own)),
-                _ => None,
-            })
-            .collect()
-    };
     let expected = |own| {
         vec![(
             "ann".to_owned(),
@@ -543,8 +528,8 @@ fn private_messages_reach_their_recipient_only() {
             own,
         )]
     };
-    assert_eq!(private(sim.events(ann)), expected(true));
-    assert_eq!(private(sim.events(bob)), expected(false));
+    assert_eq!(privates(sim.events(ann)), expected(true));
+    assert_eq!(privates(sim.events(bob)), expected(false));
     assert!(sim.events(cid).is_empty(), "{:?}", sim.events(cid));
 }
 

@@ -10,27 +10,11 @@ use icq::client::ClientEvent;
 use icq::server::{ServerConfig, ServerEvent};
 use icq::wire::RosterEntry;
 
+use crate::sim::privates;
 use crate::sim::room::{Sim, messages, notices};
 
 fn sim() -> Sim {
     Sim::new(ServerConfig::default())
-}
-
-/// The private messages among `events`, as `(from, to, text, own)`.
-fn privates(events: &[ClientEvent]) -> Vec<(String, String, String, bool)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            ClientEvent::Private {
-                from,
-                to,
-                text,
-                own,
-                ..
-            } => Some((from.clone(), to.clone(), text.clone(), *own)),
-            _ => None,
-        })
-        .collect()
 }
 
 fn roster(sim: &mut Sim, at: std::net::SocketAddr) -> Vec<RosterEntry> {

@@ -24,8 +24,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::{Deref, DerefMut, Range};
 use std::time::{Duration, Instant};
 
-use icq::client::Client;
-use icq::peer::Peer;
+use icq::client::{Client, ClientEvent};
+use icq::peer::{Peer, PeerEvent};
 use icq::proto::packing;
 use icq::server::Server;
 use icq::wire::{self, Frame};
@@ -524,4 +524,41 @@ impl<P: Parties> Net<P> {
             core.handle_datagram(now, datagram.from, &datagram.bytes);
         }
     }
+}
+
+/// A private message as a core reports it, as `(from, to, text, own)`: the same for the
+/// client and the peer, so a test of `/msg` reads the same on either.
+pub type PrivateLine = (String, String, String, bool);
+
+/// An event that may be a private message: each core's event type says how it carries one.
+pub trait CarriesPrivate {
+    fn private_line(&self) -> Option<PrivateLine>;
+}
+
+/// Both cores' event enums carry a private message in a `Private` variant with the same
+/// fields, so one pattern, written once, reads either.
+macro_rules! carries_private {
+    ($($event:ident),+) => {$(
+        impl CarriesPrivate for $event {
+            fn private_line(&self) -> Option<PrivateLine> {
+                match self {
+                    $event::Private {
+                        from,
+                        to,
+                        text,
+                        own,
+                        ..
+                    } => Some((from.clone(), to.clone(), text.clone(), *own)),
+                    _ => None,
+                }
+            }
+        }
+    )+};
+}
+
+carries_private!(ClientEvent, PeerEvent);
+
+/// The private messages among `events`, in order.
+pub fn privates<E: CarriesPrivate>(events: &[E]) -> Vec<PrivateLine> {
+    events.iter().filter_map(E::private_line).collect()
 }
