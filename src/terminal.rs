@@ -273,9 +273,15 @@ impl Printer {
 /// Plain mode (stdin not a terminal, or no editor): reads stdin line by line and hands each
 /// line (newline included) to `line`, until end of input or until `line` returns `false`.
 /// A stray invalid byte does not end the input: it is shown as U+FFFD.
-pub fn read_plain_lines(mut line: impl FnMut(&str) -> bool) {
-    let stdin = io::stdin();
-    let mut reader = stdin.lock();
+pub fn read_plain_lines(line: impl FnMut(&str) -> bool) {
+    read_lines_lossy(io::stdin().lock(), line);
+}
+
+/// Reads `reader` up to each `\n` and hands each line (newline included; a last line
+/// without one too) to `line`, until end of input, a read error, or `line` returning
+/// `false`. Invalid UTF-8 is shown as U+FFFD rather than ending the input, since a stray
+/// byte in a pipe or a program's output should not silence the rest.
+pub fn read_lines_lossy(mut reader: impl BufRead, mut line: impl FnMut(&str) -> bool) {
     let mut raw = Vec::new();
     loop {
         raw.clear();

@@ -199,6 +199,10 @@ macro_rules! codes {
         }
 
         impl $E {
+            /// Every value, in code order: for tests and tools that pick or go through them
+            /// all without a list of their own to keep up to date.
+            pub const ALL: &'static [$E] = &[$( $E::$V ),*];
+
             /// The code on the wire.
             pub(crate) fn code(self) -> u8 {
                 match self {

@@ -11,6 +11,7 @@ mod rng;
 
 mod cli;
 mod e2e;
+mod guests_e2e;
 mod history_e2e;
 mod lossy_e2e;
 mod pacing_e2e;

@@ -22,7 +22,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -502,25 +502,13 @@ pub fn spawn_line_reader(
     thread::Builder::new()
         .name(format!("{label}-{stream:?}"))
         .spawn(move || {
-            let mut reader = BufReader::new(from);
-            let mut raw = Vec::new();
-            loop {
-                raw.clear();
-                match reader.read_until(b'\n', &mut raw) {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-                if raw.last() == Some(&b'\n') {
-                    raw.pop();
-                }
+            icq::terminal::read_lines_lossy(BufReader::new(from), |text| {
                 let line = Line {
                     stream,
-                    text: String::from_utf8_lossy(&raw).into_owned(),
+                    text: text.strip_suffix('\n').unwrap_or(text).to_owned(),
                 };
-                if to.send(line).is_err() {
-                    return;
-                }
-            }
+                to.send(line).is_ok()
+            });
         })
         .expect("start an output reader thread");
 }

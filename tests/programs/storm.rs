@@ -197,16 +197,7 @@ fn random_frame(rng: &mut Rng) -> Frame {
         }),
         7 => Frame::ToClient(ToClient::Refused {
             nonce: rng.next_u64(),
-            reason: [
-                RefuseReason::NameTaken,
-                RefuseReason::NameInvalid,
-                RefuseReason::Banned,
-                RefuseReason::ServerFull,
-                RefuseReason::VersionUnsupported,
-                RefuseReason::AddressInUse,
-                RefuseReason::TooManyFromAddress,
-                RefuseReason::KickedRecently,
-            ][rng.below(8)],
+            reason: pick(rng, RefuseReason::ALL),
         }),
         8 => Frame::ToClient(ToClient::Sequenced(
             random_envelope(rng),
@@ -243,12 +234,7 @@ fn random_frame(rng: &mut Rng) -> Frame {
             random_envelope(rng),
             Delivery::Disconnected {
                 time_ms: rng.next_u64() as i64,
-                reason: [
-                    DisconnectReason::Kicked,
-                    DisconnectReason::Banned,
-                    DisconnectReason::ServerClosing,
-                    DisconnectReason::TimedOut,
-                ][rng.below(4)],
+                reason: pick(rng, DisconnectReason::ALL),
                 text: random_text(rng),
             },
         )),
@@ -530,6 +516,11 @@ fn random_frame(rng: &mut Rng) -> Frame {
     }
 }
 
+/// One of `values`, each equally likely.
+fn pick<T: Copy>(rng: &mut Rng, values: &[T]) -> T {
+    values[rng.below(values.len())]
+}
+
 /// A random IPv4 or IPv6 address and port.
 fn random_addr(rng: &mut Rng) -> SocketAddr {
     let ip: std::net::IpAddr = if rng.chance(0.50) {
@@ -610,11 +601,7 @@ fn kind_index(frame: &Frame) -> usize {
 
 /// One of the line kinds a history line may carry.
 fn random_line_kind(rng: &mut Rng) -> LineKind {
-    match rng.below(3) {
-        0 => LineKind::Chat,
-        1 => LineKind::Action,
-        _ => LineKind::Console,
-    }
+    pick(rng, LineKind::ALL)
 }
 
 /// Changes a datagram one to four times: flip a bit, overwrite, insert or delete a byte,
