@@ -557,22 +557,42 @@ fn history_lines_look_like_live_ones_with_the_date_when_not_today_and_dimmed() {
     );
     assert!(!colored.contains(BELL) && !uncolored.contains(BELL));
 
-    let end = |shown, earlier| {
-        plain
-            .client_line(&ClientEvent::HistoryEnd { shown, earlier }, 0, "a")
-            .unwrap()
-    };
-    // `/history` pages back from the oldest line shown: it asks for the earlier ones.
-    assert_eq!(
-        end(20, 20),
-        "-- end of history (20 earlier lines: /history 20)"
-    );
-    assert_eq!(end(20, 1), "-- end of history (1 earlier line: /history 1)");
-    assert_eq!(
-        end(20, 5000),
-        "-- end of history (5000 earlier lines: /history 1000)"
-    );
+    let end = |shown, earlier| plain_line(&ClientEvent::HistoryEnd { shown, earlier });
+    assert_points_at_the_earlier_lines(end);
     assert_eq!(end(3, 0), "-- end of history");
+}
+
+/// The plain line of a client's event, at time 0, for user `a`.
+fn plain_line(event: &ClientEvent) -> String {
+    ClientLook::PLAIN
+        .client_line(event, 0, "a")
+        .expect("a line for the event")
+}
+
+/// The end of a replay and of a page (`end(shown, earlier)`) say alike what is earlier:
+/// `/history` pages back from the oldest line shown, so it asks for the earlier ones, at
+/// most a page of them.
+fn assert_points_at_the_earlier_lines(end: impl Fn(u64, u64) -> String) {
+    for (shown, earlier, expected) in [
+        (20, 20, "-- end of history (20 earlier lines: /history 20)"),
+        (
+            50,
+            120,
+            "-- end of history (120 earlier lines: /history 120)",
+        ),
+        (20, 1, "-- end of history (1 earlier line: /history 1)"),
+        (
+            20,
+            5000,
+            "-- end of history (5000 earlier lines: /history 1000)",
+        ),
+    ] {
+        assert_eq!(
+            end(shown, earlier),
+            expected,
+            "shown {shown}, earlier {earlier}"
+        );
+    }
 }
 
 // The day line: `-- Tuesday 1 December 2026` before the first line of another local day
@@ -731,16 +751,8 @@ fn only_lines_the_server_or_a_peer_stamped_carry_a_day() {
 
 #[test]
 fn a_history_page_ends_saying_what_is_earlier() {
-    let end = |shown, earlier| {
-        ClientLook::PLAIN
-            .client_line(&ClientEvent::PageEnd { shown, earlier }, 0, "a")
-            .unwrap()
-    };
-    assert_eq!(
-        end(50, 120),
-        "-- end of history (120 earlier lines: /history 120)"
-    );
-    assert_eq!(end(50, 1), "-- end of history (1 earlier line: /history 1)");
+    let end = |shown, earlier| plain_line(&ClientEvent::PageEnd { shown, earlier });
+    assert_points_at_the_earlier_lines(end);
     assert_eq!(end(30, 0), "-- end of history (no earlier lines)");
     assert_eq!(end(0, 0), "-- no earlier lines");
     // Dimmed like the lines it ends.
