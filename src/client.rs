@@ -521,12 +521,15 @@ impl Client {
                 None
             }
             Delivery::HistoryLine {
-                epoch,
-                seq,
-                time_ms,
-                from,
-                kind,
-                text,
+                line:
+                    crate::wire::HistoryEntry {
+                        epoch,
+                        seq,
+                        time_ms,
+                        from,
+                        kind,
+                        text,
+                    },
             } => Some(Inbound::Event(ClientEvent::HistoryLine {
                 own: own(&from),
                 epoch,

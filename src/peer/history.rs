@@ -14,7 +14,7 @@
 
 use super::*;
 use crate::proto::paging::{self, HistoryRequest, MAX_HISTORY_PAGE, MAX_REPLAY};
-use crate::wire::LineKind;
+use crate::wire::{HistoryEntry, LineKind};
 
 /// History lines we asked a member for and have not all received.
 #[derive(Debug, Clone, Copy)]
@@ -200,12 +200,7 @@ impl Peer {
         let page = self.history.before(before, count);
         for line in page.lines {
             let item = PeerItem::HistoryLine {
-                epoch,
-                seq: line.seq,
-                time_ms: i64::try_from(line.time_ms).unwrap_or(i64::MAX),
-                from: line.name,
-                kind: paging::line_kind(line.kind),
-                text: line.text,
+                line: paging::entry(epoch, line),
             };
             self.send_item(now, to, item);
         }
@@ -222,14 +217,15 @@ impl Peer {
 
     /// A history line from the member at `from`: shown if we asked it for lines and it has
     /// not sent all we asked for; kept in our history if it is part of our join's replay.
-    pub(super) fn on_history_line(
-        &mut self,
-        from: SocketAddr,
-        (epoch, seq, time_ms): (u64, u64, i64),
-        name: &str,
-        kind: LineKind,
-        text: &str,
-    ) {
+    pub(super) fn on_history_line(&mut self, from: SocketAddr, line: HistoryEntry) {
+        let HistoryEntry {
+            epoch,
+            seq,
+            time_ms,
+            from: name,
+            kind,
+            text,
+        } = line;
         let Some(wait) = self.history_wait.as_mut() else {
             return;
         };
@@ -243,9 +239,9 @@ impl Peer {
         if wait.record {
             let time = u64::try_from(time_ms).unwrap_or(0);
             self.history
-                .push(time, name, paging::stored_kind(kind), text);
+                .push(time, &name, paging::stored_kind(kind), &text);
         }
-        let event = self.history_event(epoch, seq, time_ms, name, kind, text);
+        let event = self.history_event(epoch, seq, time_ms, &name, kind, &text);
         self.events.push_back(event);
     }
 

@@ -326,14 +326,7 @@ impl Peer {
             }
             // Not flood-limited (as with a server): only what we asked for is taken, and
             // what we send is bounded by the member's queue.
-            PeerItem::HistoryLine {
-                epoch,
-                seq,
-                time_ms,
-                from: name,
-                kind,
-                text,
-            } => self.on_history_line(from, (epoch, seq, time_ms), &name, kind, &text),
+            PeerItem::HistoryLine { line } => self.on_history_line(from, line),
             PeerItem::HistoryEnd { epoch, earlier, .. } => {
                 self.on_history_end(now, from, epoch, earlier)
             }

@@ -6,8 +6,8 @@
 //! It does not own the history itself (numbering, epochs, the queries: [`crate::history`]),
 //! the frames that carry it (`wire`), or who may ask and when (the roles).
 
-use crate::history::Kind;
-use crate::wire::LineKind;
+use crate::history::{Kind, Line};
+use crate::wire::{HistoryEntry, LineKind};
 
 /// How many lines of history a newcomer is shown when the user does not say (`--replay`).
 pub const DEFAULT_REPLAY: usize = 20;
@@ -85,6 +85,18 @@ pub fn answer(
         u64::MAX
     };
     Answer { before, count }
+}
+
+/// A stored line of history epoch `epoch` as it travels (to a client, or to a peer).
+pub fn entry(epoch: u64, line: Line) -> HistoryEntry {
+    HistoryEntry {
+        epoch,
+        seq: line.seq,
+        time_ms: i64::try_from(line.time_ms).unwrap_or(i64::MAX),
+        from: line.name,
+        kind: line_kind(line.kind),
+        text: line.text,
+    }
 }
 
 /// The wire's name for a stored line's kind.

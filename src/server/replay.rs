@@ -136,11 +136,6 @@ impl Server {
 /// A stored line of epoch `epoch` as the frame that shows it again.
 fn history_line(epoch: u64, line: Line) -> Delivery {
     Delivery::HistoryLine {
-        epoch,
-        seq: line.seq,
-        time_ms: i64::try_from(line.time_ms).unwrap_or(i64::MAX),
-        from: line.name,
-        kind: paging::line_kind(line.kind),
-        text: line.text,
+        line: paging::entry(epoch, line),
     }
 }

@@ -381,7 +381,7 @@ fn other_kinds() -> Vec<Frame> {
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Presence { time_ms: TIME, name: "bob".into(), change: PresenceChange::Away { reason: "lunch".into() } })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Presence { time_ms: TIME, name: "bob".into(), change: PresenceChange::Back })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Disconnected { time_ms: TIME, reason: DisconnectReason::TimedOut, text: String::new() })),
-        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::HistoryLine { epoch: 0x0011_2233_4455_6677, seq: 42, time_ms: TIME, from: "alice".into(), kind: LineKind::Action, text: "waves".into() })),
+        Frame::ToClient(ToClient::Sequenced(envelope, Delivery::HistoryLine { line: HistoryEntry { epoch: 0x0011_2233_4455_6677, seq: 42, time_ms: TIME, from: "alice".into(), kind: LineKind::Action, text: "waves".into() } })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::HistoryEnd { epoch: 0x0011_2233_4455_6677, newest: 42, earlier: 22 })),
         Frame::ToClient(ToClient::Probe { token: TOKEN }),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::PresenceBatch { time_ms: TIME, changes: vec![ PresenceItem { name: "alice".into(), change: PresenceChange::Joined }, PresenceItem { name: "bob".into(), change: PresenceChange::Renamed { to: "robert".into() } }, PresenceItem { name: "carol".into(), change: PresenceChange::Back }, ] })),
@@ -405,7 +405,7 @@ fn other_kinds() -> Vec<Frame> {
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Nick { sent_ms: 1000, name: "paula".into() })),
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Away { sent_ms: 1000, reason: "lunch".into() })),
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Away { sent_ms: 1000, reason: String::new() })),
-        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::HistoryLine { epoch: 0x0A0B_0C0D_0E0F_1011, seq: 21, time_ms: TIME, from: "bob".into(), kind: LineKind::Action, text: "waves".into() })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::HistoryLine { line: HistoryEntry { epoch: 0x0A0B_0C0D_0E0F_1011, seq: 21, time_ms: TIME, from: "bob".into(), kind: LineKind::Action, text: "waves".into() } })),
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::HistoryEnd { epoch: 0x0A0B_0C0D_0E0F_1011, newest: 25, earlier: 5 })),
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::HistoryRequest { epoch: 0x0A0B_0C0D_0E0F_1011, before: u64::MAX, count: 20 })),
     ]

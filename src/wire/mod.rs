@@ -39,8 +39,8 @@ pub use packed::{
 pub use peer::{GoneReason, LastPart, MAX_MEMBER_RECORD_LEN, MemberRecord, PeerFrame, PeerItem};
 pub use table::{Codec, Counted, Name, PaddedName, Text};
 pub use to_client::{
-    Delivery, DisconnectReason, FLOOD_TERMS_LEN, FloodTerms, LineKind, PRESENCE_BATCH_FIXED_LEN,
-    PresenceChange, PresenceItem, RefuseReason, RosterEntry, ToClient,
+    Delivery, DisconnectReason, FLOOD_TERMS_LEN, FloodTerms, HistoryEntry, LineKind,
+    PRESENCE_BATCH_FIXED_LEN, PresenceChange, PresenceItem, RefuseReason, RosterEntry, ToClient,
 };
 pub use to_server::{Request, ToServer};
 

@@ -10,8 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::table::{Codec, Name, PaddedName, Text, codes, frames, record_codec};
 use super::{
-    Acks, DecodeError, FloodTerms, LineKind, MAX_NAME_BYTES, PEER_JOIN_KIND, Reader, RefuseReason,
-    Writer,
+    Acks, DecodeError, FloodTerms, HistoryEntry, MAX_NAME_BYTES, PEER_JOIN_KIND, Reader,
+    RefuseReason, Writer,
 };
 
 codes! {
@@ -193,19 +193,12 @@ frames! {
         /// `/away REASON`, or `/back` with an empty `reason` (at most
         /// [`MAX_NAME_BYTES`] bytes; `sent_ms` as in [`PeerItem::Nick`]).
         Away = 0xD9, "peer away" { sent_ms: u64, reason: String as Name },
-        /// One public line the sender showed, from its own history: line `seq` of the
-        /// sender's history epoch `epoch` (a random id of the sender's; the numbering is the
-        /// sender's own), said at `time_ms` by `from`, as [`super::Delivery::HistoryLine`].
+        /// One public line the sender showed, from its own history, as
+        /// [`super::Delivery::HistoryLine`] (the epoch is a random id of the sender's; the
+        /// numbering is the sender's own).
         /// Sent to a newcomer right after the member list, and in answer to
         /// [`PeerItem::HistoryRequest`]; always followed by one [`PeerItem::HistoryEnd`].
-        HistoryLine = 0xDA, "peer history line" {
-            epoch: u64,
-            seq: u64,
-            time_ms: i64,
-            from: String as Name,
-            kind: LineKind,
-            text: String as Text,
-        },
+        HistoryLine = 0xDA, "peer history line" { line: HistoryEntry },
         /// The end of the sender's history lines: its `epoch`, the number of its newest line
         /// `newest` (0: none yet), and how many lines it still holds `earlier` than those
         /// sent, as [`super::Delivery::HistoryEnd`].

@@ -69,8 +69,8 @@ fn every_kind() -> Vec<Frame> {
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Gone { id: 77, reason: GoneReason::NameTaken })),
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Leave)),
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::Flooded { dropped: 3 })),
-        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::HistoryLine { epoch: u64::MAX, seq: 1, time_ms: -1, from: "zoë".into(), kind: LineKind::Chat, text: "salut 🎉".into() })),
-        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::HistoryLine { epoch: 1, seq: u64::MAX, time_ms: i64::MAX, from: String::new(), kind: LineKind::Console, text: String::new() })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::HistoryLine { line: HistoryEntry { epoch: u64::MAX, seq: 1, time_ms: -1, from: "zoë".into(), kind: LineKind::Chat, text: "salut 🎉".into() } })),
+        Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::HistoryLine { line: HistoryEntry { epoch: 1, seq: u64::MAX, time_ms: i64::MAX, from: String::new(), kind: LineKind::Console, text: String::new() } })),
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::HistoryEnd { epoch: 1, newest: 0, earlier: 0 })),
         Frame::Peer(PeerFrame::Sequenced(envelope, PeerItem::HistoryRequest { epoch: 0, before: u64::MAX, count: u16::MAX })),
     ]

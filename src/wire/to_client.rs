@@ -66,6 +66,35 @@ codes! {
     }
 }
 
+/// One public line of a room's history as it travels, to a client
+/// ([`Delivery::HistoryLine`]) or between peers ([`super::PeerItem::HistoryLine`]): line
+/// `seq` of history epoch `epoch` (a random id; numbers grow by one per line within an
+/// epoch), said at `time_ms` by `from`, shown live as `kind` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The history epoch the number belongs to.
+    pub epoch: u64,
+    /// The line's number within its epoch.
+    pub seq: u64,
+    /// When it was said (wall clock, milliseconds since the Unix epoch).
+    pub time_ms: i64,
+    /// Who said it.
+    pub from: String,
+    /// How it was shown live.
+    pub kind: LineKind,
+    /// What was said.
+    pub text: String,
+}
+
+record_codec!(HistoryEntry {
+    epoch: u64,
+    seq: u64,
+    time_ms: i64,
+    from: String as Name,
+    kind: LineKind,
+    text: String as Text,
+});
+
 /// The flood limit a receiver applies to what one sender sends it, as it tells that sender
 /// (in [`ToClient::Welcome`] and in peer mode's join, welcome and hello), so an honest sender
 /// can pace itself: on average `rate_milli` thousandths of a message per second, bursts of
@@ -366,17 +395,9 @@ frames! {
         /// timed out, was kicked or banned, was renamed, went away or came back.
         Presence = 0x8F, "presence" { time_ms: i64, name: String as Name, change: PresenceChange },
         /// One public line said before the client joined, replayed from the server's
-        /// history: line `seq` of history epoch `epoch` (a random id; numbers grow by one
-        /// per line within an epoch), said at `time_ms` by `from`. Replayed lines come
-        /// before anything live and end with a [`Delivery::HistoryEnd`].
-        HistoryLine = 0x91, "history line" {
-            epoch: u64,
-            seq: u64,
-            time_ms: i64,
-            from: String as Name,
-            kind: LineKind,
-            text: String as Text,
-        },
+        /// history. Replayed lines come before anything live and end with a
+        /// [`Delivery::HistoryEnd`].
+        HistoryLine = 0x91, "history line" { line: HistoryEntry },
         /// The end of a replay: the history's `epoch`, the number of its newest line
         /// `newest` (0: none yet), and how many lines it still holds `earlier` than those
         /// replayed.

@@ -37,7 +37,9 @@ use icq::wire::{
     MAX_NAME_BYTES, MAX_TEXT_BYTES, MemberRecord, PresenceChange, PresenceItem, RefuseReason,
     RosterEntry, VERSION,
 };
-use icq::wire::{Delivery, LineKind, PeerFrame, PeerItem, Request, ToClient, ToServer};
+use icq::wire::{
+    Delivery, HistoryEntry, LineKind, PeerFrame, PeerItem, Request, ToClient, ToServer,
+};
 
 /// How many datagrams the storm fires in all.
 const DATAGRAMS: u64 = 100_000;
@@ -426,12 +428,7 @@ fn random_frame(rng: &mut Rng) -> Frame {
         43 => Frame::ToClient(ToClient::Sequenced(
             random_envelope(rng),
             Delivery::HistoryLine {
-                epoch: rng.next_u64(),
-                seq: rng.next_u64(),
-                time_ms: rng.next_u64() as i64,
-                from: random_name(rng),
-                kind: random_line_kind(rng),
-                text: random_text(rng),
+                line: random_history_entry(rng),
             },
         )),
         44 => Frame::ToClient(ToClient::Sequenced(
@@ -453,12 +450,7 @@ fn random_frame(rng: &mut Rng) -> Frame {
         46 => Frame::Peer(PeerFrame::Sequenced(
             random_envelope(rng),
             PeerItem::HistoryLine {
-                epoch: rng.next_u64(),
-                seq: rng.next_u64(),
-                time_ms: rng.next_u64() as i64,
-                from: random_name(rng),
-                kind: random_line_kind(rng),
-                text: random_text(rng),
+                line: random_history_entry(rng),
             },
         )),
         47 => Frame::Peer(PeerFrame::Sequenced(
@@ -596,6 +588,18 @@ fn kind_index(frame: &Frame) -> usize {
         Frame::Peer(PeerFrame::Sequenced(_, PeerItem::HistoryEnd { .. })) => 47,
         Frame::Peer(PeerFrame::Sequenced(_, PeerItem::HistoryRequest { .. })) => 48,
         Frame::ToClient(ToClient::Sequenced(_, Delivery::PresenceBatch { .. })) => 49,
+    }
+}
+
+/// A history line with every field random (client–server and peer alike).
+fn random_history_entry(rng: &mut Rng) -> HistoryEntry {
+    HistoryEntry {
+        epoch: rng.next_u64(),
+        seq: rng.next_u64(),
+        time_ms: rng.next_u64() as i64,
+        from: random_name(rng),
+        kind: random_line_kind(rng),
+        text: random_text(rng),
     }
 }
 

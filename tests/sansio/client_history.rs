@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use icq::client::{Client, ClientEvent, HistoryMark};
 use icq::server::{ServerConfig, ServerEvent};
 use icq::wire::{
-    Acks, Delivery, Envelope, FloodTerms, Frame, LineKind, Request, RosterEntry, ToClient, ToServer,
+    Acks, Delivery, Envelope, FloodTerms, Frame, HistoryEntry, LineKind, Request, RosterEntry,
+    ToClient, ToServer,
 };
 
 use crate::sim::addr;
@@ -156,12 +157,14 @@ impl Harness {
 
     fn history_line(&mut self, epoch: u64, seq: u64) -> Vec<u8> {
         self.deliver(Delivery::HistoryLine {
-            epoch,
-            seq,
-            time_ms: LINE_TIME_MS + seq as i64,
-            from: "bob".into(),
-            kind: LineKind::Chat,
-            text: format!("line {seq}"),
+            line: HistoryEntry {
+                epoch,
+                seq,
+                time_ms: LINE_TIME_MS + seq as i64,
+                from: "bob".into(),
+                kind: LineKind::Chat,
+                text: format!("line {seq}"),
+            },
         })
     }
 

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use icq::peer::{PeerConfig, PeerError, PeerEvent};
-use icq::wire::{Envelope, Frame, LineKind, PeerFrame, PeerItem};
+use icq::wire::{Envelope, Frame, HistoryEntry, LineKind, PeerFrame, PeerItem};
 
 use crate::peers::{quick, room, token_on_wire};
 use crate::sim::mesh::{PeerSim, converged, messages};
@@ -335,8 +335,8 @@ fn history_sent(
     {
         if let Some(Frame::Peer(PeerFrame::Sequenced(envelope, item))) = datagram.frame() {
             match item {
-                PeerItem::HistoryLine { seq, .. } => {
-                    seen.insert(envelope.seq, seq);
+                PeerItem::HistoryLine { line } => {
+                    seen.insert(envelope.seq, line.seq);
                 }
                 PeerItem::HistoryEnd {
                     epoch,
@@ -427,12 +427,14 @@ fn history_lines_from_a_non_member_or_with_a_wrong_token_are_ignored() {
     let token = token_on_wire(&sim, bob, carol);
     let next = last_seq(&sim, bob, carol) + 1;
     let forged = |text: &str| PeerItem::HistoryLine {
-        epoch: 1,
-        seq: 1,
-        time_ms: 0,
-        from: "bob".into(),
-        kind: LineKind::Chat,
-        text: text.into(),
+        line: HistoryEntry {
+            epoch: 1,
+            seq: 1,
+            time_ms: 0,
+            from: "bob".into(),
+            kind: LineKind::Chat,
+            text: text.into(),
+        },
     };
     let mallory = SocketAddr::new([10, 9, 9, 9].into(), 666);
     // Right token, wrong address; right address, wrong token. Both ahead of bob's answer.

@@ -242,7 +242,7 @@ fn hand_at(n: u16) -> SocketAddr {
 fn lines_of(got: &[Delivery]) -> Vec<(u64, String)> {
     got.iter()
         .filter_map(|delivery| match delivery {
-            Delivery::HistoryLine { seq, text, .. } => Some((*seq, text.clone())),
+            Delivery::HistoryLine { line } => Some((line.seq, line.text.clone())),
             _ => None,
         })
         .collect()
@@ -404,7 +404,7 @@ fn a_server_restarted_with_the_same_history_resumes_a_client_of_that_epoch() {
     let times: Vec<i64> = got
         .iter()
         .filter_map(|d| match d {
-            Delivery::HistoryLine { time_ms, .. } => Some(*time_ms),
+            Delivery::HistoryLine { line } => Some(line.time_ms),
             _ => None,
         })
         .collect();

@@ -15,8 +15,8 @@ use proptest::strategy::Union;
 
 use icq::wire::{
     Acks, Delivery, DisconnectReason, Envelope, FloodTerms, Frame, GoneReason, HEADER_LEN,
-    LineKind, MAGIC, MAX_DATAGRAM, MemberRecord, PeerFrame, PeerItem, PresenceChange, PresenceItem,
-    RefuseReason, Request, RosterEntry, ToClient, ToServer, VERSION,
+    HistoryEntry, LineKind, MAGIC, MAX_DATAGRAM, MemberRecord, PeerFrame, PeerItem, PresenceChange,
+    PresenceItem, RefuseReason, Request, RosterEntry, ToClient, ToServer, VERSION,
 };
 
 use super::{arb_name, arb_text};
@@ -116,16 +116,16 @@ fn arb_member() -> impl Strategy<Value = MemberRecord> {
     })
 }
 
-/// The fields of a history line, client–server or peer: epoch, seq, time, from, kind, text.
-fn arb_history_line() -> impl Strategy<Value = (u64, u64, i64, String, LineKind, String)> {
-    (
-        any::<u64>(),
-        any::<u64>(),
-        any::<i64>(),
-        arb_name(),
-        select(vec![LineKind::Chat, LineKind::Action, LineKind::Console]),
-        arb_text(),
-    )
+/// A history line, client–server or peer (the same record both ways).
+fn arb_history_entry() -> impl Strategy<Value = HistoryEntry> {
+    record!(HistoryEntry {
+        epoch in any::<u64>(),
+        seq in any::<u64>(),
+        time_ms in any::<i64>(),
+        from in arb_name(),
+        kind in select(vec![LineKind::Chat, LineKind::Action, LineKind::Console]),
+        text in arb_text(),
+    })
 }
 
 /// The fields of the end of a history's replay, client–server or peer: epoch, newest, earlier.
@@ -232,9 +232,7 @@ fn server_kinds() -> Vec<BoxedStrategy<Frame>> {
             time_ms in any::<i64>(), name in arb_name(), change in arb_presence_change()
         })),
         to_client(record!(Delivery::PresenceBatch { time_ms in any::<i64>(), changes in changes })),
-        to_client(record!(Delivery::HistoryLine {
-            epoch, seq, time_ms, from, kind, text
-        } from arb_history_line())),
+        to_client(record!(Delivery::HistoryLine { line in arb_history_entry() })),
         to_client(record!(Delivery::HistoryEnd { epoch, newest, earlier } from arb_history_end())),
     ]
 }
@@ -277,9 +275,7 @@ fn peer_kinds() -> Vec<BoxedStrategy<Frame>> {
         to_peer(record!(PeerItem::Flooded { dropped in any::<u32>() })),
         to_peer(record!(PeerItem::Nick { sent_ms in any::<u64>(), name in arb_name() })),
         to_peer(record!(PeerItem::Away { sent_ms in any::<u64>(), reason in arb_name() })),
-        to_peer(record!(PeerItem::HistoryLine {
-            epoch, seq, time_ms, from, kind, text
-        } from arb_history_line())),
+        to_peer(record!(PeerItem::HistoryLine { line in arb_history_entry() })),
         to_peer(record!(PeerItem::HistoryEnd { epoch, newest, earlier } from arb_history_end())),
         to_peer(record!(PeerItem::HistoryRequest {
             epoch, before, count
