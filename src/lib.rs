@@ -16,10 +16,11 @@
 //! # Layout
 //!
 //! - [`wire`]: the byte layout of every frame; encoding and strict decoding — `table` (the
-//!   one table of frame kinds and field codecs), `envelope` (session token, sequence number,
-//!   acknowledgements), `to_server`, `to_client`, `peer` (the three directions), `packed`
-//!   (several frames in one datagram), `golden` (the hex examples as tests). Start here to
-//!   learn the protocol (also described in `docs/protocol.md`).
+//!   one table of frame kinds and field codecs), `codes` (the one-byte codes), `envelope`
+//!   (session token, sequence number, acknowledgements), `to_server`, `to_client`, `peer`
+//!   (the three directions), `packed` (several frames in one datagram), `golden` (the hex
+//!   examples as tests). Start here to learn the protocol (also described in
+//!   `docs/protocol.md`).
 //! - [`server`]: the server's state machine — `front` (forged addresses, bans in force,
 //!   version, join cookies, admission), `sessions` (sessions, their streams, timeouts,
 //!   probes, leaving, farewells), `room` (broadcast, roster, private messages, nick, away,

@@ -24,6 +24,7 @@
 
 use std::fmt;
 
+mod codes;
 mod envelope;
 mod packed;
 mod peer;
@@ -31,16 +32,17 @@ mod table;
 mod to_client;
 mod to_server;
 
+pub use codes::{DisconnectReason, GoneReason, LineKind, RefuseReason};
 pub use envelope::{ACK_BITS, Acks, ENVELOPE_LEN, ENVELOPE_RANGE, Envelope};
 pub use packed::{
     MAX_PACKED_FRAMES, PACKED_HEAD_LEN, PACKED_HEADER, PACKED_KIND, PACKED_PREFIX, is_packed,
     may_pack, unpack,
 };
-pub use peer::{GoneReason, LastPart, MAX_MEMBER_RECORD_LEN, MemberRecord, PeerFrame, PeerItem};
+pub use peer::{LastPart, MAX_MEMBER_RECORD_LEN, MemberRecord, PeerFrame, PeerItem};
 pub use table::{Codec, Counted, Name, PaddedName, Text};
 pub use to_client::{
-    Delivery, DisconnectReason, FLOOD_TERMS_LEN, FloodTerms, HistoryEntry, LineKind,
-    PRESENCE_BATCH_FIXED_LEN, PresenceChange, PresenceItem, RefuseReason, RosterEntry, ToClient,
+    Delivery, FLOOD_TERMS_LEN, FloodTerms, HistoryEntry, PRESENCE_BATCH_FIXED_LEN, PresenceChange,
+    PresenceItem, RosterEntry, ToClient,
 };
 pub use to_server::{Request, ToServer};
 

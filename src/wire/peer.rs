@@ -2,30 +2,17 @@
 //! [`super::PEER_KINDS`]): [`PeerFrame`] (joining a room, opening a pair, bare
 //! acknowledgements) and the [`PeerItem`]s of each pair's two reliable streams, as one
 //! table (see `table`), with the field types only they carry ([`MemberRecord`],
-//! [`GoneReason`], addresses). They share the header, the field encodings and the envelope
-//! of the client–server frames. This module owns their layout; the rules of peer mode
-//! belong to `peer`.
+//! addresses; the one-byte codes are `codes`'). They share the header, the field
+//! encodings and the envelope of the client–server frames. This module owns their layout;
+//! the rules of peer mode belong to `peer`.
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::table::{Codec, Name, PaddedName, Text, codes, frames, record_codec};
+use super::table::{Codec, Name, PaddedName, Text, frames, record_codec};
 use super::{
-    Acks, DecodeError, FloodTerms, HistoryEntry, MAX_NAME_BYTES, PEER_JOIN_KIND, Reader,
-    RefuseReason, Writer,
+    Acks, DecodeError, FloodTerms, GoneReason, HistoryEntry, MAX_NAME_BYTES, PEER_JOIN_KIND,
+    Reader, RefuseReason, Writer,
 };
-
-codes! {
-    /// Why a member is no longer in a peer room (see [`PeerItem::Gone`]).
-    pub enum GoneReason ("gone reason") {
-        /// The member said it was leaving.
-        Left = 1,
-        /// Nothing was heard from the member for longer than the timeout.
-        TimedOut = 2,
-        /// The member joined under a name another member took at the same moment, and gave
-        /// way (the earlier join keeps the name).
-        NameTaken = 3,
-    }
-}
 
 /// One member of a peer room, as a peer describes it to another: in the member list a
 /// newcomer receives ([`PeerItem::Members`]) and in the news of a join

@@ -182,16 +182,18 @@ macro_rules! record_codec {
 
 pub(crate) use record_codec;
 
-/// An enumeration carried as a one-byte code: the enum, its codes both ways, and its
-/// [`Codec`], which rejects a code outside the list as [`DecodeError::BadValue`] naming
+/// Enumerations carried as a one-byte code: for each, the enum, its codes both ways, and
+/// its [`Codec`], which rejects a code outside the list as [`DecodeError::BadValue`] naming
 /// `field`.
 macro_rules! codes {
     (
-        $(#[$meta:meta])*
-        pub enum $E:ident ($field:literal) {
-            $( $(#[$vmeta:meta])* $V:ident = $code:literal ),* $(,)?
-        }
-    ) => {
+        $(
+            $(#[$meta:meta])*
+            pub enum $E:ident ($field:literal) {
+                $( $(#[$vmeta:meta])* $V:ident = $code:literal ),* $(,)?
+            }
+        )+
+    ) => {$(
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum $E {
@@ -232,7 +234,7 @@ macro_rules! codes {
                 })
             }
         }
-    };
+    )+};
 }
 
 pub(crate) use codes;

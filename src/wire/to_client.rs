@@ -1,70 +1,15 @@
 //! The frames a server sends a client: [`ToClient`] (the answers to a join, bare
 //! acknowledgements, the tiny answers to strangers) and the [`Delivery`]s of the server's
 //! reliable stream, as one table (see `table`), with the field types only they carry —
-//! [`RefuseReason`] and [`FloodTerms`], which peer mode reuses, [`RosterEntry`],
-//! [`PresenceChange`] and [`PresenceItem`], [`DisconnectReason`]. This module owns their layout; when the server
-//! sends them belongs to `server`, what a client makes of them to `client`.
+//! [`FloodTerms`] and [`HistoryEntry`], which peer mode reuses, [`RosterEntry`],
+//! [`PresenceChange`] and [`PresenceItem`] (the one-byte codes are `codes`'). This module
+//! owns their layout; when the server sends them belongs to `server`, what a client makes
+//! of them to `client`.
 
-use super::table::{Codec, Counted, Name, Text, codes, frames, record_codec};
-use super::{Acks, DecodeError, REFUSED_KIND, Reader, Writer};
-
-codes! {
-    /// Why the server refused a join.
-    pub enum RefuseReason ("refuse reason") {
-        /// Another client already uses this name (compared case-insensitively).
-        NameTaken = 1,
-        /// The name breaks the naming rules (length, characters, reserved word).
-        NameInvalid = 2,
-        /// The client's address is on the server's ban list.
-        Banned = 3,
-        /// The server has as many clients as it accepts.
-        ServerFull = 4,
-        /// The client speaks a protocol version the server does not.
-        VersionUnsupported = 5,
-        /// Another session is in progress from the same address and port.
-        AddressInUse = 6,
-        /// The client's IP address already has as many sessions as the server allows one
-        /// address.
-        TooManyFromAddress = 7,
-        /// The client was kicked for flooding a moment ago and may not rejoin yet.
-        KickedRecently = 8,
-        /// A peer's join reached a server, which takes no part in peer mode (in a
-        /// [`super::PeerFrame::Refused`]).
-        IsAServer = 9,
-        /// A client's join reached a peer, which is no server (in [`ToClient::Refused`]).
-        IsAPeer = 10,
-        /// The server is saturated and takes no new joins for now: the client retries (after
-        /// `proto::join::BUSY_RETRY`), it does not give up.
-        Busy = 11,
-    }
-}
-
-codes! {
-    /// Why the server ended a client's session.
-    pub enum DisconnectReason ("disconnect reason") {
-        /// The server operator kicked the client.
-        Kicked = 1,
-        /// The client's address was banned.
-        Banned = 2,
-        /// The server is shutting down.
-        ServerClosing = 3,
-        /// The server heard nothing from the client for longer than its timeout.
-        TimedOut = 4,
-    }
-}
-
-codes! {
-    /// What kind of public line a [`Delivery::HistoryLine`] replays: it is shown as it was
-    /// shown live.
-    pub enum LineKind ("line kind") {
-        /// A chat line (`alice: hi`).
-        Chat = 1,
-        /// `/me` (`* alice waves`).
-        Action = 2,
-        /// A broadcast typed at the server's console (`server: ...`).
-        Console = 3,
-    }
-}
+use super::table::{Codec, Counted, Name, Text, frames, record_codec};
+use super::{
+    Acks, DecodeError, DisconnectReason, LineKind, REFUSED_KIND, Reader, RefuseReason, Writer,
+};
 
 /// One public line of a room's history as it travels, to a client
 /// ([`Delivery::HistoryLine`]) or between peers ([`super::PeerItem::HistoryLine`]): line
