@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::names;
 use crate::proto::address::same_endpoint;
+use crate::proto::chat::ChatEvent;
 use crate::proto::flood::FloodLimit;
 use crate::proto::join::{JoinAttempt, JoinStep};
 use crate::proto::lateness::{self, Lateness};
@@ -31,8 +32,8 @@ use crate::proto::pacing::{Backlog, MAX_QUEUED_LINES, Pacer, QUEUE_DRAIN_LIMIT};
 use crate::proto::reliable::Ready;
 use crate::proto::stream::{Resend, Stream};
 use crate::wire::{
-    self, DecodeError, Delivery, DisconnectReason, FloodTerms, Frame, RefuseReason, Request,
-    ToClient, ToServer,
+    self, DecodeError, Delivery, DisconnectReason, FloodTerms, Frame, LineKind, RefuseReason,
+    Request, ToClient, ToServer,
 };
 
 mod event;
@@ -436,21 +437,31 @@ impl Client {
         };
         let own_name = names::fold(&self.name);
         let own = |from: &str| names::fold(from) == own_name;
+        // A live public line is said or acted: the event tells which.
+        let line_kind = match &delivery {
+            Delivery::ActionMessage { .. } => LineKind::Action,
+            _ => LineKind::Chat,
+        };
         let inbound = match delivery {
             Delivery::Message {
                 seq,
                 time_ms,
                 from,
                 text,
-            } => Some(Inbound::Public {
+            }
+            | Delivery::ActionMessage {
                 seq,
-                event: ClientEvent::Message {
-                    own: own(&from),
-                    time_ms,
-                    from,
-                    text,
-                },
-            }),
+                time_ms,
+                from,
+                text,
+            } => {
+                let own = own(&from);
+                let event = ChatEvent::live(line_kind, time_ms, from, text, own);
+                Some(Inbound::Public {
+                    seq,
+                    event: ClientEvent::Chat(event),
+                })
+            }
             Delivery::Notice { time_ms, text } => {
                 Some(Inbound::Event(ClientEvent::Notice { time_ms, text }))
             }
@@ -470,36 +481,22 @@ impl Client {
                 from,
                 to,
                 text,
-            } => Some(Inbound::Event(ClientEvent::Private {
+            } => Some(Inbound::Event(ClientEvent::Chat(ChatEvent::Private {
                 own: own(&from),
                 time_ms,
                 from,
                 to,
                 text,
-            })),
-            Delivery::ActionMessage {
-                seq,
-                time_ms,
-                from,
-                text,
-            } => Some(Inbound::Public {
-                seq,
-                event: ClientEvent::Action {
-                    own: own(&from),
-                    time_ms,
-                    from,
-                    text,
-                },
-            }),
+            }))),
             Delivery::Presence {
                 time_ms,
                 name,
                 change,
-            } => Some(Inbound::Event(ClientEvent::Presence {
+            } => Some(Inbound::Event(ClientEvent::Chat(ChatEvent::Presence {
                 time_ms,
                 name,
                 change,
-            })),
+            }))),
             Delivery::PresenceBatch { time_ms, changes } => {
                 Some(Inbound::Event(ClientEvent::PresenceBatch {
                     time_ms,
@@ -530,7 +527,7 @@ impl Client {
                         kind,
                         text,
                     },
-            } => Some(Inbound::Event(ClientEvent::HistoryLine {
+            } => Some(Inbound::Event(ClientEvent::Chat(ChatEvent::HistoryLine {
                 own: own(&from),
                 epoch,
                 seq,
@@ -538,7 +535,7 @@ impl Client {
                 from,
                 kind,
                 text,
-            })),
+            }))),
             Delivery::HistoryEnd {
                 epoch,
                 newest,
@@ -562,7 +559,7 @@ impl Client {
             match ready {
                 Ready::Item(Inbound::Event(event)) => {
                     let show = match &event {
-                        ClientEvent::HistoryLine { epoch, seq, .. } => {
+                        ClientEvent::Chat(ChatEvent::HistoryLine { epoch, seq, .. }) => {
                             self.shown.line(*epoch, *seq)
                         }
                         // The roster comes before the join's answer.

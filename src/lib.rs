@@ -48,7 +48,8 @@
 //!   not, and what the operator is told).
 //! - [`proto`]: the session layer under the three roles — joining, cookies and tokens, the
 //!   reliable stream pair, flood limits and pacing, address memories, lateness, the log
-//!   gate, presence news (its `//!` has the map).
+//!   gate, presence news, the chat events the client and the peer both show (its `//!`
+//!   has the map).
 //! - [`history`]: the room's recent public lines, numbered within an epoch, and the
 //!   queries for replay, resume and paging; in memory or in an SQLite file.
 //! - [`names`]: which names are allowed and when two names are the same.

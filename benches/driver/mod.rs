@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use icq::client::{Client, ClientEvent};
 use icq::net::Io;
+use icq::proto::chat::ChatEvent;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage, setrlimit};
 use nix::unistd::{SysconfVar, sysconf};
@@ -399,7 +400,7 @@ impl Sim {
         }
         while let Some(event) = client.poll_event() {
             match event {
-                ClientEvent::Message { text, .. } => {
+                ClientEvent::Chat(ChatEvent::Message { text, .. }) => {
                     if let Some((seq, latency)) = parse(&text, self.start, now) {
                         self.arrived.push((index, seq, latency));
                     }

@@ -1,5 +1,6 @@
-//! What the client core tells its user: [`ClientEvent`] (something to show, with what it
-//! says about who is online) and [`CloseReason`] (why the session ended).
+//! What the client core tells its user: [`ClientEvent`] (something to show — the chat
+//! events a peer shows too, [`ChatEvent`], and what only a client of a server says — with
+//! what it says about who is online) and [`CloseReason`] (why the session ended).
 //!
 //! It does not own when events happen (the client core, `client`) or how they look on
 //! screen (`render`).
@@ -7,34 +8,24 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::proto::chat::ChatEvent;
 use crate::proto::presence::Presence;
-use crate::wire::{
-    DisconnectReason, LineKind, PresenceChange, PresenceItem, RefuseReason, RosterEntry,
-};
+use crate::wire::{DisconnectReason, PresenceChange, PresenceItem, RefuseReason, RosterEntry};
 
 /// Something to show the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientEvent {
+    /// Something said in the room or a change of someone in it, the same as a peer is
+    /// shown: messages, private messages and actions (stamped by the server; `own` for ours
+    /// coming back), presence changes, and lines from the server's history (replayed to a
+    /// newcomer, said while we were away, or asked for with `/history`).
+    Chat(ChatEvent),
     /// The server accepted us under `name`.
     Joined { name: String, server: SocketAddr },
-    /// A chat message. `own` is true for our own messages coming back from the server.
-    Message {
-        time_ms: i64,
-        from: String,
-        text: String,
-        own: bool,
-    },
     /// A notice from the server (warnings, answers to what we asked).
     Notice { time_ms: i64, text: String },
-    /// Someone's presence changed (`name` is the name they had until now): joined, left,
-    /// timed out, was kicked or banned, renamed, away or back.
-    Presence {
-        time_ms: i64,
-        name: String,
-        change: PresenceChange,
-    },
     /// Several people's presence changed within a short while, in this order (the server
-    /// gathers them, see [`Delivery::PresenceBatch`]): each as one [`ClientEvent::Presence`]
+    /// gathers them, see [`Delivery::PresenceBatch`]): each as one [`ChatEvent::Presence`]
     /// would say it, and shown together.
     PresenceBatch {
         time_ms: i64,
@@ -46,21 +37,6 @@ pub enum ClientEvent {
         total: u16,
         offset: u16,
         entries: Vec<RosterEntry>,
-    },
-    /// A private message between us and someone else (`own`: we sent it).
-    Private {
-        time_ms: i64,
-        from: String,
-        to: String,
-        text: String,
-        own: bool,
-    },
-    /// A `/me` action (`own`: ours).
-    Action {
-        time_ms: i64,
-        from: String,
-        text: String,
-        own: bool,
     },
     /// The server renamed us (after our `/nick`).
     Renamed { name: String },
@@ -85,18 +61,6 @@ pub enum ClientEvent {
     NotSent { text: String, why: &'static str },
     /// The server dropped `count` messages meant for us because we fell too far behind.
     Missed { count: u32 },
-    /// A public line from the server's history, not shown before: replayed to a newcomer,
-    /// said while we were away (a rejoin's catch-up), or asked for with `/history`. Line
-    /// `seq` of epoch `epoch`, said at `time_ms` (`own`: by us, under our present name).
-    HistoryLine {
-        epoch: u64,
-        seq: u64,
-        time_ms: i64,
-        from: String,
-        kind: LineKind,
-        text: String,
-        own: bool,
-    },
     /// The replay a newcomer is shown is over: `shown` lines were replayed, the server
     /// holds `earlier` more before them.
     HistoryEnd { shown: u64, earlier: u64 },
@@ -136,25 +100,27 @@ impl ClientEvent {
                 names: entries.iter().map(|entry| entry.name.clone()).collect(),
                 first: *offset == 0,
             },
-            ClientEvent::Presence { name, change, .. } => match presence_news(name, change) {
-                Some(news) => news,
-                None => return Vec::new(),
-            },
+            ClientEvent::Chat(ChatEvent::Presence { name, change, .. }) => {
+                match presence_news(name, change) {
+                    Some(news) => news,
+                    None => return Vec::new(),
+                }
+            }
             ClientEvent::PresenceBatch { changes, .. } => {
                 return changes
                     .iter()
                     .filter_map(|item| presence_news(&item.name, &item.change))
                     .collect();
             }
-            ClientEvent::Message {
+            ClientEvent::Chat(ChatEvent::Message {
                 from, own: false, ..
-            }
-            | ClientEvent::Action {
+            })
+            | ClientEvent::Chat(ChatEvent::Action {
                 from, own: false, ..
-            }
-            | ClientEvent::Private {
+            })
+            | ClientEvent::Chat(ChatEvent::Private {
                 from, own: false, ..
-            } => Presence::Arrived { name: from.clone() },
+            }) => Presence::Arrived { name: from.clone() },
             _ => return Vec::new(),
         };
         vec![one]

@@ -13,6 +13,7 @@
 //! (`links`), or how the lines look (`render`: exactly as a client's replay).
 
 use super::*;
+use crate::proto::chat::ChatEvent;
 use crate::proto::paging::{self, HistoryRequest, MAX_HISTORY_PAGE, MAX_REPLAY};
 use crate::wire::{HistoryEntry, LineKind};
 
@@ -44,20 +45,13 @@ impl Peer {
         self.history
             .push(u64::try_from(time_ms).unwrap_or(0), &from, kind, text);
         let text = text::sanitize(text).into_owned();
-        self.events.push_back(match kind {
-            Kind::Action => PeerEvent::Action {
-                time_ms,
-                from,
-                text,
-                own,
-            },
-            Kind::Chat | Kind::Console => PeerEvent::Message {
-                time_ms,
-                from,
-                text,
-                own,
-            },
-        });
+        self.events.push_back(PeerEvent::Chat(ChatEvent::live(
+            paging::line_kind(kind),
+            time_ms,
+            from,
+            text,
+            own,
+        )));
     }
 
     /// `/history [N]`: asks our contact (or, if it left, any member we can reach) for the
@@ -136,7 +130,7 @@ impl Peer {
         kind: LineKind,
         text: &str,
     ) -> PeerEvent {
-        PeerEvent::HistoryLine {
+        PeerEvent::Chat(ChatEvent::HistoryLine {
             epoch,
             seq,
             time_ms,
@@ -144,7 +138,7 @@ impl Peer {
             kind,
             text: text::sanitize(text).into_owned(),
             own: names::key(from) == self.key,
-        }
+        })
     }
 
     /// We were let in by `contact`: the lines it replays come next on its stream.

@@ -11,6 +11,7 @@
 //! (`join`).
 
 use super::*;
+use crate::proto::chat::ChatEvent;
 use crate::proto::paging::HistoryRequest;
 
 /// Whether the item is a message the user typed (what "undelivered" counts).
@@ -277,13 +278,13 @@ impl Peer {
                 text,
             } => {
                 if let Some(name) = self.admit_message(now, from, sent_ms, &text) {
-                    self.events.push_back(PeerEvent::Private {
+                    self.events.push_back(PeerEvent::Chat(ChatEvent::Private {
                         time_ms,
                         from: name,
                         to: self.name.clone(),
                         text: text::sanitize(&text).into_owned(),
                         own: false,
-                    });
+                    }));
                 }
             }
             PeerItem::Members { last, members } => {

@@ -62,6 +62,7 @@ use crate::bans::list::BanList;
 use crate::history::{DEFAULT_CAPACITY as DEFAULT_HISTORY, Kind, Ring};
 use crate::names::{self, RenameError};
 use crate::proto::address::{OwnAddress, canonical};
+use crate::proto::chat::ChatEvent;
 use crate::proto::cookie::{CookieJar, WallClock};
 use crate::proto::flood::{FloodGate, FloodLimit, FloodWatch};
 use crate::proto::join::{JoinAttempt, JoinStep};
@@ -73,8 +74,8 @@ use crate::proto::stream::{Resend, Stream};
 use crate::proto::token;
 use crate::text;
 use crate::wire::{
-    self, Acks, DecodeError, FloodTerms, Frame, GoneReason, LineKind, MAX_DATAGRAM, MemberRecord,
-    PeerFrame, PeerItem, PresenceChange, RefuseReason, ToClient, ToServer,
+    self, Acks, DecodeError, FloodTerms, Frame, GoneReason, MAX_DATAGRAM, MemberRecord, PeerFrame,
+    PeerItem, PresenceChange, RefuseReason, ToClient, ToServer,
 };
 
 mod history;
@@ -166,6 +167,12 @@ impl PeerConfig {
 /// Something to show the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerEvent {
+    /// Something said in the room or a change of someone in it, the same as a client of a
+    /// server is shown: messages, private messages and actions (stamped with the sender's
+    /// clock; `own` for ours), renames, away and back of a member (ours too, for away and
+    /// back, as everyone sees it), and public lines from a member's history (our
+    /// contact's, when we joined, or the one `/history` asked; ours when alone).
+    Chat(ChatEvent),
     /// We are in the room. `through` is the member we joined through (its name and
     /// address), or `None` for a room we started. `members` are the names in the room,
     /// ours included, sorted.
@@ -173,48 +180,6 @@ pub enum PeerEvent {
         name: String,
         through: Option<(String, SocketAddr)>,
         members: Vec<String>,
-    },
-    /// A chat message, stamped with the sender's clock. `own` is true for ours.
-    Message {
-        time_ms: i64,
-        from: String,
-        text: String,
-        own: bool,
-    },
-    /// A private message between `from` and `to` (one of them is us).
-    Private {
-        time_ms: i64,
-        from: String,
-        to: String,
-        text: String,
-        own: bool,
-    },
-    /// An action (`/me`): `* from text`. `own` is true for ours.
-    Action {
-        time_ms: i64,
-        from: String,
-        text: String,
-        own: bool,
-    },
-    /// A member called `name` until now renamed, or went away or came back (ours too, for
-    /// away and back, as everyone sees it); the same changes a server announces.
-    Presence {
-        time_ms: i64,
-        name: String,
-        change: PresenceChange,
-    },
-    /// A public line said before we asked, from a member's history (our contact's, when we
-    /// joined, or the one `/history` asked; ours when alone): line `seq` of that member's
-    /// epoch `epoch`, said at `time_ms` (`own`: by us, under our present name). The same
-    /// as a client's replayed line.
-    HistoryLine {
-        epoch: u64,
-        seq: u64,
-        time_ms: i64,
-        from: String,
-        kind: LineKind,
-        text: String,
-        own: bool,
     },
     /// The history lines are over: `shown` came, the member holds `earlier` more before
     /// them.
@@ -289,11 +254,11 @@ impl PeerEvent {
                 names: members.iter().map(|member| member.name.clone()).collect(),
                 first: true,
             }],
-            PeerEvent::Presence {
+            PeerEvent::Chat(ChatEvent::Presence {
                 name,
                 change: PresenceChange::Renamed { to },
                 ..
-            } => vec![Presence::Renamed {
+            }) => vec![Presence::Renamed {
                 from: name.clone(),
                 to: to.clone(),
             }],
@@ -940,13 +905,13 @@ impl Peer {
                         });
                         continue;
                     }
-                    self.events.push_back(PeerEvent::Private {
+                    self.events.push_back(PeerEvent::Chat(ChatEvent::Private {
                         time_ms,
                         from: self.name.clone(),
                         to: name,
                         text: text::sanitize(&text).into_owned(),
                         own: true,
-                    });
+                    }));
                     let item = PeerItem::Private {
                         time_ms,
                         sent_ms,

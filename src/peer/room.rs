@@ -20,6 +20,7 @@
 //! how the events look (`render`).
 
 use super::*;
+use crate::proto::chat::ChatEvent;
 
 impl Peer {
     /// `/me`: an action to everyone (`* pa waves`), in its turn like any line.
@@ -97,11 +98,11 @@ impl Peer {
         }
         self.away.clone_from(&reason);
         let time_ms = self.clock.wall_ms(now);
-        self.events.push_back(PeerEvent::Presence {
+        self.events.push_back(PeerEvent::Chat(ChatEvent::Presence {
             time_ms,
             name: self.name.clone(),
             change: away_change(reason.clone()),
-        });
+        }));
         let reason = reason.unwrap_or_default();
         self.send_to_everyone(now, PeerItem::Away { sent_ms, reason });
     }
@@ -152,11 +153,11 @@ impl Peer {
         member.key = key;
         member.previous_name = Some(old.clone());
         let time_ms = self.clock.wall_ms(now);
-        self.events.push_back(PeerEvent::Presence {
+        self.events.push_back(PeerEvent::Chat(ChatEvent::Presence {
             time_ms,
             name: old,
             change: PresenceChange::Renamed { to: name },
-        });
+        }));
     }
 
     /// The member at `from` is away for `reason`, or back (an empty reason).
@@ -170,11 +171,11 @@ impl Peer {
             return;
         }
         member.away.clone_from(&reason);
-        self.events.push_back(PeerEvent::Presence {
+        self.events.push_back(PeerEvent::Chat(ChatEvent::Presence {
             time_ms,
             name: member.record.name.clone(),
             change: away_change(reason),
-        });
+        }));
     }
 
     /// The member at `addr` lost its name to an earlier member's claim: it goes back to the
@@ -199,11 +200,11 @@ impl Peer {
         member.key = names::key(&back_to);
         member.previous_name = None;
         let lost = std::mem::replace(&mut member.record.name, back_to.clone());
-        self.events.push_back(PeerEvent::Presence {
+        self.events.push_back(PeerEvent::Chat(ChatEvent::Presence {
             time_ms,
             name: lost,
             change: PresenceChange::Renamed { to: back_to },
-        });
+        }));
     }
 
     /// We lost our name to an earlier member's claim: we take back the one we had before our

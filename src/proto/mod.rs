@@ -24,6 +24,8 @@
 //! - [`loggate`]: how often a log line a stranger can cause is written, and the summary of
 //!   the rest.
 //! - [`presence`]: who is online as typed news, the one kind every role gives the UI.
+//! - [`chat`]: what is said in a room (lines, private messages, actions, presence changes,
+//!   history lines) as one event type, shown alike by the client and the peer.
 //! - [`paging`]: how much history travels at once — the replay's default, the bound on one
 //!   request (`/history`), line kinds on the wire (server and peer).
 //! - [`packing`]: what one turn sends, grouped per receiver into as few datagrams as fit
@@ -31,6 +33,7 @@
 
 pub mod address;
 pub mod addrmem;
+pub mod chat;
 pub mod cookie;
 pub mod flood;
 pub mod join;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::{Chat, ChatKind, ClientLook, Tone};
 use crate::client::{ClientEvent, CloseReason};
 use crate::command;
+use crate::proto::chat::ChatEvent;
 use crate::text::{duration, presence_batch_text, presence_text, sanitize};
 use crate::wire::{DisconnectReason, RefuseReason};
 
@@ -17,44 +18,7 @@ impl ClientLook {
     /// message that rings ends with [`super::BELL`].
     pub fn client_line(&self, event: &ClientEvent, now_ms: i64, me: &str) -> Option<String> {
         let (tone, time_ms, words): (Tone, i64, Cow<'_, str>) = match event {
-            ClientEvent::Message {
-                time_ms,
-                from,
-                text,
-                own,
-            }
-            | ClientEvent::Private {
-                time_ms,
-                from,
-                text,
-                own,
-                ..
-            }
-            | ClientEvent::Action {
-                time_ms,
-                from,
-                text,
-                own,
-            } => {
-                let kind = match event {
-                    ClientEvent::Private { to, .. } => ChatKind::Private { to },
-                    ClientEvent::Action { .. } => ChatKind::Action,
-                    _ => ChatKind::Message,
-                };
-                return Some(self.chat(Chat::new(kind, *time_ms, from, text, *own), me));
-            }
-            ClientEvent::HistoryLine {
-                time_ms,
-                from,
-                kind,
-                text,
-                ..
-            } => {
-                return Some(
-                    self.brush()
-                        .history_line(*time_ms, now_ms, from, *kind, text),
-                );
-            }
+            ClientEvent::Chat(chat) => return Some(self.chat_line(chat, now_ms, me)),
             ClientEvent::HistoryEnd { earlier, .. } => {
                 // `/history` pages back from the oldest line shown: it asks for the rest.
                 return Some(self.brush().history_end(*earlier, *earlier));
@@ -99,19 +63,10 @@ impl ClientLook {
                 format!("connected to {server} as {name}; type /help for commands").into(),
             ),
             ClientEvent::Notice { time_ms, text } => (Tone::Quiet, *time_ms, text.into()),
-            ClientEvent::Presence {
-                time_ms,
-                name,
-                change,
-            } => (Tone::Quiet, *time_ms, presence_text(name, change).into()),
             ClientEvent::PresenceBatch { time_ms, changes } => {
                 (Tone::Quiet, *time_ms, presence_batch_text(changes).into())
             }
-            ClientEvent::Renamed { name } => (
-                Tone::Quiet,
-                now_ms,
-                format!("you are now known as {}", sanitize(name)).into(),
-            ),
+            ClientEvent::Renamed { name } => (Tone::Quiet, now_ms, renamed_text(name).into()),
             ClientEvent::ServerSilent { silent_for } => (
                 Tone::Trouble,
                 now_ms,
@@ -171,6 +126,59 @@ impl ClientLook {
         };
         Some(self.brush().notice(tone, time_ms, &words))
     }
+
+    /// The line for something said in the room or a change of someone in it, the same in
+    /// both modes (a client of a server's, a peer's). `now_ms` and `me` as for
+    /// [`ClientLook::client_line`].
+    pub fn chat_line(&self, event: &ChatEvent, now_ms: i64, me: &str) -> String {
+        let (kind, time_ms, from, text, own) = match event {
+            ChatEvent::Message {
+                time_ms,
+                from,
+                text,
+                own,
+            } => (ChatKind::Message, time_ms, from, text, own),
+            ChatEvent::Private {
+                time_ms,
+                from,
+                to,
+                text,
+                own,
+            } => (ChatKind::Private { to }, time_ms, from, text, own),
+            ChatEvent::Action {
+                time_ms,
+                from,
+                text,
+                own,
+            } => (ChatKind::Action, time_ms, from, text, own),
+            ChatEvent::Presence {
+                time_ms,
+                name,
+                change,
+            } => {
+                return self
+                    .brush()
+                    .notice(Tone::Quiet, *time_ms, &presence_text(name, change));
+            }
+            ChatEvent::HistoryLine {
+                time_ms,
+                from,
+                kind,
+                text,
+                ..
+            } => {
+                return self
+                    .brush()
+                    .history_line(*time_ms, now_ms, from, *kind, text);
+            }
+        };
+        self.chat(Chat::new(kind, *time_ms, from, text, *own), me)
+    }
+}
+
+/// What we are told when our name changes (after our `/nick`): `you are now known as bob`.
+pub fn renamed_text(name: &str) -> String {
+    format!("you are now known as {}", sanitize(name))
 }
 
 /// `1 line`, `20 lines`.

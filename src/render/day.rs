@@ -61,12 +61,8 @@ impl DayMark {
 /// variant is named, so a new event is placed on purpose.
 pub fn client_stamp(event: &ClientEvent) -> Option<i64> {
     match event {
-        ClientEvent::Message { time_ms, .. }
-        | ClientEvent::Private { time_ms, .. }
-        | ClientEvent::Action { time_ms, .. }
-        | ClientEvent::HistoryLine { time_ms, .. }
-        | ClientEvent::Notice { time_ms, .. }
-        | ClientEvent::Presence { time_ms, .. }
+        ClientEvent::Chat(chat) => Some(chat.time_ms()),
+        ClientEvent::Notice { time_ms, .. }
         | ClientEvent::PresenceBatch { time_ms, .. }
         | ClientEvent::Roster { time_ms, .. } => Some(*time_ms),
         ClientEvent::Joined { .. }
@@ -94,12 +90,8 @@ pub fn client_stamp(event: &ClientEvent) -> Option<i64> {
 /// stamped it.
 pub fn peer_stamp(event: &PeerEvent) -> Option<i64> {
     match event {
-        PeerEvent::Message { time_ms, .. }
-        | PeerEvent::Private { time_ms, .. }
-        | PeerEvent::Action { time_ms, .. }
-        | PeerEvent::HistoryLine { time_ms, .. }
-        | PeerEvent::Presence { time_ms, .. }
-        | PeerEvent::MemberJoined { time_ms, .. }
+        PeerEvent::Chat(chat) => Some(chat.time_ms()),
+        PeerEvent::MemberJoined { time_ms, .. }
         | PeerEvent::MemberGone { time_ms, .. }
         | PeerEvent::DroppedBy { time_ms, .. }
         | PeerEvent::FloodDropped { time_ms, .. }

@@ -1,9 +1,8 @@
 //! A peer's lines: the ones for each [`PeerEvent`] (several for `/list`), and what a peer
 //! says when it stops. Messages look, ring and highlight exactly like the client's.
 
-use super::client::{not_sent_text, queued_text, refuse_text, unsent_text};
+use super::client::{not_sent_text, queued_text, refuse_text, renamed_text, unsent_text};
 use super::{ClientLook, Tone};
-use crate::client::ClientEvent;
 use crate::peer::{MemberInfo, PeerCloseReason, PeerEvent};
 use crate::text::{duration, presence_text, roster_remark, sanitize};
 use crate::wire::{GoneReason, PresenceChange, RefuseReason, RosterEntry};
@@ -42,16 +41,8 @@ impl ClientLook {
                 ];
             }
             // These look exactly as in server mode.
-            PeerEvent::Message { .. }
-            | PeerEvent::Private { .. }
-            | PeerEvent::Action { .. }
-            | PeerEvent::Presence { .. }
-            | PeerEvent::Renamed { .. }
-            | PeerEvent::HistoryLine { .. } => {
-                let as_client = as_client_event(event);
-                let line = as_client.and_then(|event| self.client_line(&event, now_ms, me));
-                return line.into_iter().collect();
-            }
+            PeerEvent::Chat(chat) => return vec![self.chat_line(chat, now_ms, me)],
+            PeerEvent::Renamed { name } => (Tone::Quiet, now_ms, renamed_text(name)),
             // A peer's `/history` asks for the newest lines: all that are held, to see the
             // earlier ones.
             PeerEvent::HistoryEnd { shown, earlier } => {
@@ -226,75 +217,4 @@ pub fn peer_close_text(reason: &PeerCloseReason, contact: &str, name: &str) -> S
             sanitize(name)
         ),
     }
-}
-
-/// The event a client of a server gets for the same thing, for what looks the same in both
-/// modes (messages, actions, presence changes, our rename, history lines and their end), so one piece of code draws
-/// both; `None` for the rest. It lives here, not in the peer, so no role depends on another.
-fn as_client_event(event: &PeerEvent) -> Option<ClientEvent> {
-    Some(match event.clone() {
-        PeerEvent::Message {
-            time_ms,
-            from,
-            text,
-            own,
-        } => ClientEvent::Message {
-            time_ms,
-            from,
-            text,
-            own,
-        },
-        PeerEvent::Private {
-            time_ms,
-            from,
-            to,
-            text,
-            own,
-        } => ClientEvent::Private {
-            time_ms,
-            from,
-            to,
-            text,
-            own,
-        },
-        PeerEvent::Action {
-            time_ms,
-            from,
-            text,
-            own,
-        } => ClientEvent::Action {
-            time_ms,
-            from,
-            text,
-            own,
-        },
-        PeerEvent::Presence {
-            time_ms,
-            name,
-            change,
-        } => ClientEvent::Presence {
-            time_ms,
-            name,
-            change,
-        },
-        PeerEvent::Renamed { name } => ClientEvent::Renamed { name },
-        PeerEvent::HistoryLine {
-            epoch,
-            seq,
-            time_ms,
-            from,
-            kind,
-            text,
-            own,
-        } => ClientEvent::HistoryLine {
-            epoch,
-            seq,
-            time_ms,
-            from,
-            kind,
-            text,
-            own,
-        },
-        _ => return None,
-    })
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::client::{ClientEvent, CloseReason};
 use crate::peer::{MemberInfo, PeerEvent};
+use crate::proto::chat::ChatEvent;
 use crate::server::ServerEvent;
 use crate::wire::{GoneReason, LineKind};
 
@@ -23,12 +24,12 @@ fn entry(name: &str) -> RosterEntry {
 }
 
 fn message(from: &str, text: &str, own: bool) -> ClientEvent {
-    ClientEvent::Message {
+    ClientEvent::Chat(ChatEvent::Message {
         time_ms: 0,
         from: from.to_owned(),
         text: text.to_owned(),
         own,
-    }
+    })
 }
 
 fn chat(from: &str, text: &str) -> ServerEvent {
@@ -68,25 +69,25 @@ fn client_events() -> Vec<ClientEvent> {
     vec![
         message("bob", "hi alice \u{1b}[2J", false),
         message("alice", "hello", true),
-        ClientEvent::Private {
+        ClientEvent::Chat(ChatEvent::Private {
             time_ms: 0,
             from: "bob".into(),
             to: "alice".into(),
             text: HOSTILE.into(),
             own: false,
-        },
-        ClientEvent::Action {
+        }),
+        ClientEvent::Chat(ChatEvent::Action {
             time_ms: 0,
             from: "bob".into(),
             text: "waves at alice".into(),
             own: false,
-        },
-        ClientEvent::Action {
+        }),
+        ClientEvent::Chat(ChatEvent::Action {
             time_ms: 0,
             from: "bob".into(),
             text: "waves".into(),
             own: false,
-        },
+        }),
         ClientEvent::Notice {
             time_ms: 5,
             text: HOSTILE.into(),
@@ -325,19 +326,19 @@ fn peer_lines_ring_like_the_clients_and_are_safe_with_color() {
     let plain = look(false, BellMode::All);
     let colored = look(true, BellMode::Mention);
     let events = [
-        PeerEvent::Message {
+        PeerEvent::Chat(ChatEvent::Message {
             time_ms: 0,
             from: "bob".into(),
             text: "\u{1b}[31mred".into(),
             own: false,
-        },
-        PeerEvent::Private {
+        }),
+        PeerEvent::Chat(ChatEvent::Private {
             time_ms: 0,
             from: "bob".into(),
             to: "alice".into(),
             text: "\u{1b}[31mred".into(),
             own: false,
-        },
+        }),
         PeerEvent::MemberJoined {
             time_ms: 0,
             name: "bob".into(),
@@ -378,13 +379,13 @@ fn peer_lines_have_the_documented_shape() {
         &plain.peer_lines(&gone, 0, "alice")[0][9..],
         "] -- bob timed out"
     );
-    let private = PeerEvent::Private {
+    let private = PeerEvent::Chat(ChatEvent::Private {
         time_ms: 0,
         from: "alice".into(),
         to: "bob".into(),
         text: "psst\u{1b}".into(),
         own: true,
-    };
+    });
     assert_eq!(
         &plain.peer_lines(&private, 0, "alice")[0][9..],
         "] alice -> bob (private): psst^["
@@ -426,7 +427,7 @@ fn peer_history_lines_look_exactly_like_the_clients() {
     let (now_ms, then_ms) = (1_764_000_000_000, 1_764_000_000_000 - 86_400_000);
     for look in [look(false, BellMode::All), look(true, BellMode::All)] {
         for (kind, own) in [(LineKind::Chat, false), (LineKind::Action, true)] {
-            let peer = PeerEvent::HistoryLine {
+            let peer = PeerEvent::Chat(ChatEvent::HistoryLine {
                 epoch: 7,
                 seq: 3,
                 time_ms: then_ms,
@@ -434,8 +435,8 @@ fn peer_history_lines_look_exactly_like_the_clients() {
                 kind,
                 text: "hi alice".into(),
                 own,
-            };
-            let client = ClientEvent::HistoryLine {
+            });
+            let client = ClientEvent::Chat(ChatEvent::HistoryLine {
                 epoch: 7,
                 seq: 3,
                 time_ms: then_ms,
@@ -443,7 +444,7 @@ fn peer_history_lines_look_exactly_like_the_clients() {
                 kind,
                 text: "hi alice".into(),
                 own,
-            };
+            });
             // Dated like the client's too: the day line goes before it.
             assert_eq!(peer_stamp(&peer), client_stamp(&client));
             assert_eq!(peer_stamp(&peer), Some(then_ms));
@@ -514,7 +515,7 @@ fn notices_are_dimmed_and_trouble_stands_out() {
 }
 
 fn history_line(time_ms: i64, kind: LineKind, text: &str) -> ClientEvent {
-    ClientEvent::HistoryLine {
+    ClientEvent::Chat(ChatEvent::HistoryLine {
         epoch: 7,
         seq: 1,
         time_ms,
@@ -522,7 +523,7 @@ fn history_line(time_ms: i64, kind: LineKind, text: &str) -> ClientEvent {
         kind,
         text: text.into(),
         own: false,
-    }
+    })
 }
 
 #[test]

@@ -13,6 +13,7 @@ use icq::bans::list::{BanList, IpNet};
 use icq::client::{ClientEvent, CloseReason};
 use icq::completion::NameBook;
 use icq::names;
+use icq::proto::chat::ChatEvent;
 use icq::proto::flood::FloodLimit;
 use icq::proto::presence::Presence;
 use icq::render::{self, ClientLook};
@@ -290,12 +291,12 @@ fn a_flooder_is_capped_then_kicked_while_others_are_heard_at_once() {
     let bob_delays: Vec<i64> = carol_events
         .iter()
         .filter_map(|e| match e {
-            ClientEvent::Message {
+            ClientEvent::Chat(ChatEvent::Message {
                 time_ms,
                 from,
                 text,
                 ..
-            } if from == "bob" => {
+            }) if from == "bob" => {
                 let tick: u32 = text.rsplit(' ').next()?.parse().ok()?;
                 let sent_ms = i64::from(tick) * 5;
                 let start_ms = start.duration_since(sim.start).as_millis() as i64;

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use icq::client::{Client, ClientEvent, HistoryMark};
+use icq::proto::chat::ChatEvent;
 use icq::server::{ServerConfig, ServerEvent};
 use icq::wire::{
     Acks, Delivery, Envelope, FloodTerms, Frame, HistoryEntry, LineKind, Request, RosterEntry,
@@ -242,7 +243,7 @@ fn lines(events: &[ClientEvent]) -> Vec<(u64, u64)> {
     events
         .iter()
         .filter_map(|event| match event {
-            ClientEvent::HistoryLine { epoch, seq, .. } => Some((*epoch, *seq)),
+            ClientEvent::Chat(ChatEvent::HistoryLine { epoch, seq, .. }) => Some((*epoch, *seq)),
             _ => None,
         })
         .collect()
@@ -347,7 +348,7 @@ fn a_rejoin_shows_each_missed_line_once_in_order_then_how_many_were_missed() {
         .unwrap();
     let live = events
         .iter()
-        .position(|e| matches!(e, ClientEvent::Message { .. }))
+        .position(|e| matches!(e, ClientEvent::Chat(ChatEvent::Message { .. })))
         .unwrap();
     assert!(missed < live, "{events:?}");
     // The view follows on from what was shown: /history still pages from line 1.
@@ -648,7 +649,7 @@ fn history_texts(events: &[ClientEvent]) -> Vec<String> {
     events
         .iter()
         .filter_map(|event| match event {
-            ClientEvent::HistoryLine { text, .. } => Some(text.clone()),
+            ClientEvent::Chat(ChatEvent::HistoryLine { text, .. }) => Some(text.clone()),
             _ => None,
         })
         .collect()
@@ -659,7 +660,7 @@ fn live_texts(events: &[ClientEvent]) -> Vec<String> {
     events
         .iter()
         .filter_map(|event| match event {
-            ClientEvent::Message { text, .. } => Some(text.clone()),
+            ClientEvent::Chat(ChatEvent::Message { text, .. }) => Some(text.clone()),
             _ => None,
         })
         .collect()

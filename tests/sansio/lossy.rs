@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use icq::client::{ClientEvent, CloseReason};
+use icq::proto::chat::ChatEvent;
 use icq::server::{ServerConfig, ServerEvent};
 use icq::wire::Frame;
 use icq::wire::{Delivery, Request, ToClient, ToServer};
@@ -136,7 +137,7 @@ fn conversation_packed(link: impl Link + 'static, pack: bool) -> Result<Outcome,
     if std::env::var("ICQ_DEBUG").is_ok() {
         for &client in &clients {
             for event in sim.events(client) {
-                if !matches!(event, ClientEvent::Message { .. }) {
+                if !matches!(event, ClientEvent::Chat(ChatEvent::Message { .. })) {
                     eprintln!("{client}: {event:?}");
                 }
             }
@@ -189,7 +190,7 @@ fn conversation_packed(link: impl Link + 'static, pack: bool) -> Result<Outcome,
                 server_order.get(first_difference),
                 events
                     .iter()
-                    .filter(|e| !matches!(e, ClientEvent::Message { .. }))
+                    .filter(|e| !matches!(e, ClientEvent::Chat(ChatEvent::Message { .. })))
                     .take(5)
                     .collect::<Vec<_>>()
             ));
@@ -407,7 +408,7 @@ fn a_server_restart_mid_conversation_loses_no_typed_line() {
     let others = |events: &[ClientEvent]| -> Vec<ClientEvent> {
         events
             .iter()
-            .filter(|e| !matches!(e, ClientEvent::Message { .. }))
+            .filter(|e| !matches!(e, ClientEvent::Chat(ChatEvent::Message { .. })))
             .cloned()
             .collect()
     };

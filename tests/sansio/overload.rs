@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use icq::bans::list::BanList;
 use icq::client::{Client, ClientEvent};
+use icq::proto::chat::ChatEvent;
 use icq::server::{Server, ServerConfig, ServerEvent};
 use icq::wire::ToClient;
 use icq::wire::{Frame, RefuseReason};
@@ -153,7 +154,7 @@ fn a_receiver_that_acknowledges_15_s_late_costs_at_most_3_datagrams_a_frame() {
         "{:?}",
         events
             .iter()
-            .filter(|e| !matches!(e, ClientEvent::Message { .. }))
+            .filter(|e| !matches!(e, ClientEvent::Chat(ChatEvent::Message { .. })))
             .inspect(|e| eprintln!("{e:?}"))
             .collect::<Vec<_>>()
     );
@@ -447,7 +448,10 @@ fn a_join_storm_that_saturates_the_server_evicts_no_healthy_client() {
         "{:?}",
         alice_events
             .iter()
-            .filter(|e| !matches!(e, ClientEvent::Notice { .. } | ClientEvent::Presence { .. }))
+            .filter(|e| !matches!(
+                e,
+                ClientEvent::Notice { .. } | ClientEvent::Chat(ChatEvent::Presence { .. })
+            ))
             .collect::<Vec<_>>()
     );
     assert!(net.clients[&alice].is_joined());

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use icq::peer::{PeerConfig, PeerError, PeerEvent};
+use icq::proto::chat::ChatEvent;
 use icq::wire::{Envelope, Frame, HistoryEntry, LineKind, PeerFrame, PeerItem};
 
 use crate::peers::{quick, room, token_on_wire};
@@ -26,7 +27,9 @@ fn history(events: &[PeerEvent]) -> Vec<(String, String)> {
     events
         .iter()
         .filter_map(|event| match event {
-            PeerEvent::HistoryLine { from, text, .. } => Some((from.clone(), text.clone())),
+            PeerEvent::Chat(ChatEvent::HistoryLine { from, text, .. }) => {
+                Some((from.clone(), text.clone()))
+            }
             _ => None,
         })
         .collect()
@@ -95,7 +98,7 @@ fn a_newcomer_is_shown_the_last_20_lines_with_the_members_in_order_before_live_l
     assert!(
         events[1..=20]
             .iter()
-            .all(|e| matches!(e, PeerEvent::HistoryLine { .. })),
+            .all(|e| matches!(e, PeerEvent::Chat(ChatEvent::HistoryLine { .. }))),
         "{events:?}"
     );
     assert_eq!(
@@ -206,7 +209,9 @@ fn private_lines_are_never_kept_nor_replayed_and_actions_are() {
             .events(newcomer)
             .iter()
             .filter_map(|e| match e {
-                PeerEvent::HistoryLine { kind, text, .. } => Some((*kind, text.clone())),
+                PeerEvent::Chat(ChatEvent::HistoryLine { kind, text, .. }) => {
+                    Some((*kind, text.clone()))
+                }
                 _ => None,
             })
             .collect();
@@ -289,11 +294,10 @@ fn history_alone_in_a_room_shows_our_own() {
             ("ann".to_owned(), "line 3".to_owned())
         ]
     );
-    assert!(
-        events
-            .iter()
-            .all(|e| !matches!(e, PeerEvent::HistoryLine { own: false, .. }))
-    );
+    assert!(events.iter().all(|e| !matches!(
+        e,
+        PeerEvent::Chat(ChatEvent::HistoryLine { own: false, .. })
+    )));
     assert_eq!(ends(events), [(2, 1)]);
 }
 

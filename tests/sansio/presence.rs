@@ -13,6 +13,7 @@ use std::time::Duration;
 use icq::client::ClientEvent;
 use icq::completion::NameBook;
 use icq::names;
+use icq::proto::chat::ChatEvent;
 use icq::server::{PRESENCE_BURST, PRESENCE_WINDOW, ServerConfig};
 use icq::wire::{Delivery, Envelope, Frame, HEADER_LEN, PresenceChange, PresenceItem, ToClient};
 
@@ -207,7 +208,7 @@ fn a_storm_costs_each_client_a_burst_then_one_batch_per_window() {
         .events(watcher)
         .iter()
         .flat_map(|event| match event {
-            ClientEvent::Presence { name, .. } => vec![name.clone()],
+            ClientEvent::Chat(ChatEvent::Presence { name, .. }) => vec![name.clone()],
             ClientEvent::PresenceBatch { changes, .. } => {
                 changes.iter().map(|item| item.name.clone()).collect()
             }
@@ -248,7 +249,7 @@ fn a_newcomer_hears_only_the_changes_after_its_own_join() {
                 ClientEvent::PresenceBatch { changes, .. } => {
                     changes.iter().map(|item| item.name.clone()).collect()
                 }
-                ClientEvent::Presence { name, .. } => vec![name.clone()],
+                ClientEvent::Chat(ChatEvent::Presence { name, .. }) => vec![name.clone()],
                 _ => Vec::new(),
             })
             .collect()
@@ -294,7 +295,8 @@ fn in_a_large_room_nobody_is_told_of_joins_leaves_and_renames_but_list_is_exact(
             .filter(|e| {
                 matches!(
                     e,
-                    ClientEvent::Presence { .. } | ClientEvent::PresenceBatch { .. }
+                    ClientEvent::Chat(ChatEvent::Presence { .. })
+                        | ClientEvent::PresenceBatch { .. }
                 )
             })
             .collect();

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use icq::client::ClientEvent;
 use icq::history::History;
+use icq::proto::chat::ChatEvent;
 use icq::server::{self, ServerConfig, ServerEvent};
 use icq::wire::{self, Delivery, Frame, LineKind, Request, ToClient, ToServer};
 
@@ -45,14 +46,14 @@ fn replayed(events: &[ClientEvent]) -> Vec<(u64, i64, String, LineKind, String)>
     events
         .iter()
         .filter_map(|event| match event {
-            ClientEvent::HistoryLine {
+            ClientEvent::Chat(ChatEvent::HistoryLine {
                 seq,
                 time_ms,
                 from,
                 kind,
                 text,
                 ..
-            } => Some((*seq, *time_ms, from.clone(), *kind, text.clone())),
+            }) => Some((*seq, *time_ms, from.clone(), *kind, text.clone())),
             _ => None,
         })
         .collect()
@@ -97,13 +98,13 @@ fn a_newcomer_is_shown_the_last_20_lines_in_order_before_live_lines() {
         .expect("an end of history");
     let live = events
         .iter()
-        .position(|e| matches!(e, ClientEvent::Message { text, .. } if text == "live line"))
+        .position(|e| matches!(e, ClientEvent::Chat(ChatEvent::Message { text, .. }) if text == "live line"))
         .expect("the live line");
     assert!(end < live, "{events:?}");
     assert!(
         events[..end]
             .iter()
-            .all(|e| !matches!(e, ClientEvent::Message { .. })),
+            .all(|e| !matches!(e, ClientEvent::Chat(ChatEvent::Message { .. }))),
         "{events:?}"
     );
     let mark = sim.client(bob).history_mark().expect("a mark");

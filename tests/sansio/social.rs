@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 
 use icq::client::ClientEvent;
+use icq::proto::chat::ChatEvent;
 use icq::server::{ServerConfig, ServerEvent};
 use icq::wire::RosterEntry;
 
@@ -113,7 +114,7 @@ fn an_action_is_shown_to_everyone() {
         assert!(
             matches!(
                 sim.events(at),
-                [ClientEvent::Action { from, text, own: o, .. }]
+                [ClientEvent::Chat(ChatEvent::Action { from, text, own: o, .. })]
                     if from == "alice" && text == "waves" && *o == own
             ),
             "{:?}",
@@ -348,7 +349,7 @@ fn a_guest_chats_renames_acts_messages_and_exits_by_command() {
         [("carol".to_owned(), "/shrug".to_owned(), false)]
     );
     assert!(events.iter().any(|event| matches!(event,
-        ClientEvent::Action { from, text, .. } if from == "carol" && text == "waves")));
+        ClientEvent::Chat(ChatEvent::Action { from, text, .. }) if from == "carol" && text == "waves")));
     assert_eq!(
         privates(&events),
         [(

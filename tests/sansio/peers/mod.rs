@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use icq::bans::list::BanList;
 use icq::completion::NameBook;
 use icq::peer::{PeerCloseReason, PeerConfig, PeerEvent};
+use icq::proto::chat::ChatEvent;
 use icq::proto::flood::FloodLimit;
 use icq::render::ClientLook;
 use icq::wire::{Delivery, PeerFrame, PeerItem, ToClient};
@@ -93,12 +94,12 @@ fn check_shown(sim: &PeerSim, at: SocketAddr, expected: &Typed) -> Result<(), St
     let me = sim.peer(at).name().to_owned();
     let mut shown: Typed = BTreeMap::new();
     for event in sim.events(at) {
-        if let PeerEvent::Message {
+        if let PeerEvent::Chat(ChatEvent::Message {
             time_ms,
             from,
             text,
             own,
-        } = event
+        }) = event
         {
             if *own != (*from == me) {
                 return Err(format!("{me}: {from}'s line {text:?} has own={own}"));

@@ -2,6 +2,7 @@
 //! gossip, messages and private messages, leaving, eviction of dead peers, and unique names.
 
 use super::*;
+use icq::proto::chat::ChatEvent;
 
 // A perfect network, one rule at a time ------------------------------------------------
 
@@ -136,7 +137,7 @@ fn a_leaving_member_is_announced_after_its_last_messages() {
         assert_eq!(texts, ["one", "two", "three"]);
         let last_message = events
             .iter()
-            .rposition(|e| matches!(e, PeerEvent::Message { .. }))
+            .rposition(|e| matches!(e, PeerEvent::Chat(ChatEvent::Message { .. })))
             .unwrap();
         let left = events
             .iter()

@@ -4,6 +4,7 @@
 //! suspended clients timing out.
 
 use super::*;
+use icq::proto::chat::ChatEvent;
 
 // Joining: who is online comes first, everyone else is told -------------------------------
 
@@ -436,7 +437,9 @@ fn a_suspended_client_is_evicted_and_rejoins_when_it_wakes_up() {
     let shown: Vec<&str> = bob_events
         .iter()
         .filter_map(|event| match event {
-            ClientEvent::HistoryLine { from, text, .. } if from == "alice" => Some(text.as_str()),
+            ClientEvent::Chat(ChatEvent::HistoryLine { from, text, .. }) if from == "alice" => {
+                Some(text.as_str())
+            }
             _ => None,
         })
         .collect();

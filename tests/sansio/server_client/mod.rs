@@ -19,6 +19,7 @@ use std::time::Duration;
 use icq::bans::list::{BanList, IpNet};
 use icq::client::{self, ClientEvent, CloseReason};
 use icq::completion::NameBook;
+use icq::proto::chat::ChatEvent;
 use icq::proto::flood::{self, FloodLimit};
 use icq::proto::join;
 use icq::proto::pacing;
@@ -57,11 +58,11 @@ fn listed_names(sim: &Sim) -> Vec<String> {
 }
 
 fn presence(time_ms: i64, name: &str, change: PresenceChange) -> ClientEvent {
-    ClientEvent::Presence {
+    ClientEvent::Chat(ChatEvent::Presence {
         time_ms,
         name: name.to_owned(),
         change,
-    }
+    })
 }
 
 /// The roster a client gets at join (or after `/list`) when these names are online.
@@ -81,12 +82,12 @@ fn online(time_ms: i64, names: &[&str]) -> ClientEvent {
 }
 
 fn message(time_ms: i64, from: &str, text: &str, own: bool) -> ClientEvent {
-    ClientEvent::Message {
+    ClientEvent::Chat(ChatEvent::Message {
         time_ms,
         from: from.to_owned(),
         text: text.to_owned(),
         own,
-    }
+    })
 }
 
 fn closed_by_server(reason: DisconnectReason, text: &str) -> ClientEvent {

@@ -3,6 +3,7 @@
 //! and outages (the server stops answering, or the path to it breaks).
 
 use super::*;
+use icq::proto::chat::ChatEvent;
 
 // The network misbehaves ------------------------------------------------------------------
 
@@ -325,7 +326,9 @@ fn every_way_of_leaving_removes_the_name_from_completion() {
     let changes: Vec<(String, PresenceChange)> = events
         .iter()
         .flat_map(|event| match event {
-            ClientEvent::Presence { name, change, .. } => vec![(name.clone(), change.clone())],
+            ClientEvent::Chat(ChatEvent::Presence { name, change, .. }) => {
+                vec![(name.clone(), change.clone())]
+            }
             ClientEvent::PresenceBatch { changes, .. } => changes
                 .iter()
                 .map(|item| (item.name.clone(), item.change.clone()))
@@ -389,10 +392,10 @@ fn a_crashed_holder_is_probed_and_its_name_given_to_the_newcomer_after_two_secon
         .position(|e| {
             matches!(
                 e,
-                ClientEvent::Presence {
+                ClientEvent::Chat(ChatEvent::Presence {
                     change: PresenceChange::Joined,
                     ..
-                }
+                })
             )
         })
         .expect("the newcomer is announced");

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use icq::bans::list::BanList;
 use icq::peer::{Peer, PeerConfig, PeerEvent};
+use icq::proto::chat::ChatEvent;
 
 use super::{Core, Net, Parties, WALL_START_MS, addr};
 
@@ -255,7 +256,13 @@ impl PeerSim {
             .map(|(at, events)| {
                 let shown = events
                     .iter()
-                    .filter(|e| !matches!(e, PeerEvent::Message { .. } | PeerEvent::Private { .. }))
+                    .filter(|e| {
+                        !matches!(
+                            e,
+                            PeerEvent::Chat(ChatEvent::Message { .. })
+                                | PeerEvent::Chat(ChatEvent::Private { .. })
+                        )
+                    })
                     .map(|e| format!("{e:?}"))
                     .collect();
                 (*at, shown)
@@ -269,9 +276,9 @@ pub fn messages(events: &[PeerEvent]) -> Vec<(String, String, bool)> {
     events
         .iter()
         .filter_map(|event| match event {
-            PeerEvent::Message {
+            PeerEvent::Chat(ChatEvent::Message {
                 from, text, own, ..
-            } => Some((from.clone(), text.clone(), *own)),
+            }) => Some((from.clone(), text.clone(), *own)),
             _ => None,
         })
         .collect()

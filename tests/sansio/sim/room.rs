@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use icq::bans::list::BanList;
 use icq::client::{Client, ClientEvent};
+use icq::proto::chat::ChatEvent;
 use icq::server::{Server, ServerConfig, ServerEvent};
 use icq::wire::{Acks, Envelope, Frame, RefuseReason, Request, ToClient, ToServer};
 
@@ -281,9 +282,9 @@ pub fn messages(events: &[ClientEvent]) -> Vec<(String, String, bool)> {
     events
         .iter()
         .filter_map(|event| match event {
-            ClientEvent::Message {
+            ClientEvent::Chat(ChatEvent::Message {
                 from, text, own, ..
-            } => Some((from.clone(), text.clone(), *own)),
+            }) => Some((from.clone(), text.clone(), *own)),
             _ => None,
         })
         .collect()
@@ -296,7 +297,7 @@ pub fn notices(events: &[ClientEvent]) -> Vec<String> {
         .iter()
         .filter_map(|event| match event {
             ClientEvent::Notice { text, .. } => Some(text.clone()),
-            ClientEvent::Presence { name, change, .. } => {
+            ClientEvent::Chat(ChatEvent::Presence { name, change, .. }) => {
                 Some(icq::text::presence_text(name, change))
             }
             _ => None,
