@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use icq::client::{Client, ClientEvent};
 use icq::peer::{Peer, PeerEvent};
+use icq::proto::chat::ChatEvent;
 use icq::proto::packing;
 use icq::server::Server;
 use icq::wire::{self, Frame};
@@ -535,20 +536,20 @@ pub trait CarriesPrivate {
     fn private_line(&self) -> Option<PrivateLine>;
 }
 
-/// Both cores' event enums carry a private message in a `Private` variant with the same
-/// fields, so one pattern, written once, reads either.
+/// Both cores' event enums carry a private message as `Chat(ChatEvent::Private)`, so one
+/// pattern, written once, reads either.
 macro_rules! carries_private {
     ($($event:ident),+) => {$(
         impl CarriesPrivate for $event {
             fn private_line(&self) -> Option<PrivateLine> {
                 match self {
-                    $event::Private {
+                    $event::Chat(ChatEvent::Private {
                         from,
                         to,
                         text,
                         own,
                         ..
-                    } => Some((from.clone(), to.clone(), text.clone(), *own)),
+                    }) => Some((from.clone(), to.clone(), text.clone(), *own)),
                     _ => None,
                 }
             }
