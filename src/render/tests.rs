@@ -24,12 +24,51 @@ fn entry(name: &str) -> RosterEntry {
 }
 
 fn message(from: &str, text: &str, own: bool) -> ClientEvent {
-    ClientEvent::Chat(ChatEvent::Message {
+    ClientEvent::Chat(said(from, text, own))
+}
+
+// The chat events below are shared by both roles: each test wraps them as the client's or
+// the peer's event.
+fn said(from: &str, text: &str, own: bool) -> ChatEvent {
+    ChatEvent::Message {
         time_ms: 0,
         from: from.to_owned(),
         text: text.to_owned(),
         own,
-    })
+    }
+}
+
+fn private(from: &str, to: &str, text: &str, own: bool) -> ChatEvent {
+    ChatEvent::Private {
+        time_ms: 0,
+        from: from.to_owned(),
+        to: to.to_owned(),
+        text: text.to_owned(),
+        own,
+    }
+}
+
+/// `/me` from bob.
+fn action(text: &str) -> ChatEvent {
+    ChatEvent::Action {
+        time_ms: 0,
+        from: "bob".into(),
+        text: text.to_owned(),
+        own: false,
+    }
+}
+
+/// A line from bob replayed from epoch 7.
+fn replayed(seq: u64, time_ms: i64, kind: LineKind, text: &str, own: bool) -> ChatEvent {
+    ChatEvent::HistoryLine {
+        epoch: 7,
+        seq,
+        time_ms,
+        from: "bob".into(),
+        kind,
+        text: text.to_owned(),
+        own,
+    }
 }
 
 fn chat(from: &str, text: &str) -> ServerEvent {
@@ -69,25 +108,9 @@ fn client_events() -> Vec<ClientEvent> {
     vec![
         message("bob", "hi alice \u{1b}[2J", false),
         message("alice", "hello", true),
-        ClientEvent::Chat(ChatEvent::Private {
-            time_ms: 0,
-            from: "bob".into(),
-            to: "alice".into(),
-            text: HOSTILE.into(),
-            own: false,
-        }),
-        ClientEvent::Chat(ChatEvent::Action {
-            time_ms: 0,
-            from: "bob".into(),
-            text: "waves at alice".into(),
-            own: false,
-        }),
-        ClientEvent::Chat(ChatEvent::Action {
-            time_ms: 0,
-            from: "bob".into(),
-            text: "waves".into(),
-            own: false,
-        }),
+        ClientEvent::Chat(private("bob", "alice", HOSTILE, false)),
+        ClientEvent::Chat(action("waves at alice")),
+        ClientEvent::Chat(action("waves")),
         ClientEvent::Notice {
             time_ms: 5,
             text: HOSTILE.into(),
@@ -326,19 +349,8 @@ fn peer_lines_ring_like_the_clients_and_are_safe_with_color() {
     let plain = look(false, BellMode::All);
     let colored = look(true, BellMode::Mention);
     let events = [
-        PeerEvent::Chat(ChatEvent::Message {
-            time_ms: 0,
-            from: "bob".into(),
-            text: "\u{1b}[31mred".into(),
-            own: false,
-        }),
-        PeerEvent::Chat(ChatEvent::Private {
-            time_ms: 0,
-            from: "bob".into(),
-            to: "alice".into(),
-            text: "\u{1b}[31mred".into(),
-            own: false,
-        }),
+        PeerEvent::Chat(said("bob", "\u{1b}[31mred", false)),
+        PeerEvent::Chat(private("bob", "alice", "\u{1b}[31mred", false)),
         PeerEvent::MemberJoined {
             time_ms: 0,
             name: "bob".into(),
@@ -379,13 +391,7 @@ fn peer_lines_have_the_documented_shape() {
         &plain.peer_lines(&gone, 0, "alice")[0][9..],
         "] -- bob timed out"
     );
-    let private = PeerEvent::Chat(ChatEvent::Private {
-        time_ms: 0,
-        from: "alice".into(),
-        to: "bob".into(),
-        text: "psst\u{1b}".into(),
-        own: true,
-    });
+    let private = PeerEvent::Chat(private("alice", "bob", "psst\u{1b}", true));
     assert_eq!(
         &plain.peer_lines(&private, 0, "alice")[0][9..],
         "] alice -> bob (private): psst^["
@@ -427,24 +433,9 @@ fn peer_history_lines_look_exactly_like_the_clients() {
     let (now_ms, then_ms) = (1_764_000_000_000, 1_764_000_000_000 - 86_400_000);
     for look in [look(false, BellMode::All), look(true, BellMode::All)] {
         for (kind, own) in [(LineKind::Chat, false), (LineKind::Action, true)] {
-            let peer = PeerEvent::Chat(ChatEvent::HistoryLine {
-                epoch: 7,
-                seq: 3,
-                time_ms: then_ms,
-                from: "bob".into(),
-                kind,
-                text: "hi alice".into(),
-                own,
-            });
-            let client = ClientEvent::Chat(ChatEvent::HistoryLine {
-                epoch: 7,
-                seq: 3,
-                time_ms: then_ms,
-                from: "bob".into(),
-                kind,
-                text: "hi alice".into(),
-                own,
-            });
+            let line = replayed(3, then_ms, kind, "hi alice", own);
+            let peer = PeerEvent::Chat(line.clone());
+            let client = ClientEvent::Chat(line);
             // Dated like the client's too: the day line goes before it.
             assert_eq!(peer_stamp(&peer), client_stamp(&client));
             assert_eq!(peer_stamp(&peer), Some(then_ms));
@@ -515,15 +506,7 @@ fn notices_are_dimmed_and_trouble_stands_out() {
 }
 
 fn history_line(time_ms: i64, kind: LineKind, text: &str) -> ClientEvent {
-    ClientEvent::Chat(ChatEvent::HistoryLine {
-        epoch: 7,
-        seq: 1,
-        time_ms,
-        from: "bob".into(),
-        kind,
-        text: text.into(),
-        own: false,
-    })
+    ClientEvent::Chat(replayed(1, time_ms, kind, text, false))
 }
 
 #[test]
