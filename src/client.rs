@@ -517,25 +517,12 @@ impl Client {
                 session.stream.inbox.skip_through(now, envelope.seq, last);
                 None
             }
-            Delivery::HistoryLine {
-                line:
-                    crate::wire::HistoryEntry {
-                        epoch,
-                        seq,
-                        time_ms,
-                        from,
-                        kind,
-                        text,
-                    },
-            } => Some(Inbound::Event(ClientEvent::Chat(ChatEvent::HistoryLine {
-                own: own(&from),
-                epoch,
-                seq,
-                time_ms,
-                from,
-                kind,
-                text,
-            }))),
+            Delivery::HistoryLine { line } => {
+                let own = own(&line.from);
+                Some(Inbound::Event(ClientEvent::Chat(ChatEvent::replayed(
+                    line, own,
+                ))))
+            }
             Delivery::HistoryEnd {
                 epoch,
                 newest,

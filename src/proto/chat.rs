@@ -7,7 +7,7 @@
 //! and the renderer draws it once. This module owns only the type; the roles own when it
 //! happens, and `render` owns how it looks.
 
-use crate::wire::{LineKind, PresenceChange};
+use crate::wire::{HistoryEntry, LineKind, PresenceChange};
 
 /// Something said in the room, or a change of someone in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +75,19 @@ impl ChatEvent {
                 text,
                 own,
             },
+        }
+    }
+
+    /// A line from a history as it travelled (`own`: said by us).
+    pub fn replayed(line: HistoryEntry, own: bool) -> Self {
+        ChatEvent::HistoryLine {
+            epoch: line.epoch,
+            seq: line.seq,
+            time_ms: line.time_ms,
+            from: line.from,
+            kind: line.kind,
+            text: line.text,
+            own,
         }
     }
 
