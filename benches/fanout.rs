@@ -2,7 +2,7 @@
 //!
 //! Cargo builds the server (`icq-server` with the bench profile, optimized like release)
 //! before this program runs; it starts a fresh server on a free 127.0.0.1 port for each
-//! pass, drives it from this one process and stops it by its PID (`driver/`, which
+//! pass, drives it from this process (the scale pass's clients from worker copies of it) and stops it by its PID (`driver/`, which
 //! `benches/versus_irc.rs` shares: the same load next to IRC servers). Each simulated client is
 //! the library's own sans-IO `icq::client::Client` (or a plain-text guest) behind its own
 //! non-blocking UDP socket, all served by one thread with `epoll`. One client sends
@@ -26,9 +26,11 @@
 //!
 //! About five minutes in all; `ICQ_BENCH_QUICK=1` shrinks every pass (about two minutes);
 //! `ICQ_BENCH_IDLE=N` sets the scale pass's client count (0 skips it; past 20 000 the clients
-//! send from several loopback addresses, and the file descriptor limit is raised as far as
-//! this process may), `ICQ_BENCH_IDLE_SECS` its idle period (30 s; 10 quick);
-//! `ICQ_BENCH_SERVER=PATH` measures another build; `ICQ_BENCH_NS="10 100"` the load passes'
+//! send from several loopback addresses; each worker process raises its file descriptor
+//! limit as far as it may), `ICQ_BENCH_IDLE_SECS` its idle period (30 s; 10 quick);
+//! `ICQ_BENCH_WORKERS` how many worker processes play the scale pass's clients (2: the
+//! server has one core, they the other; more if needed for each to stay under its 20 000
+//! open files: `driver/workers.rs`); `ICQ_BENCH_SERVER=PATH` measures another build; `ICQ_BENCH_NS="10 100"` the load passes'
 //! client counts; `ICQ_BENCH_HISTORY="10 100"` the history pass's (empty: skipped);
 //! `ICQ_BENCH_ONLY=history` runs the history pass alone (about 1.5 minutes). Linux only
 //! (`epoll`, `/proc`). The clients' sockets are read with the library's own batched receive
@@ -55,8 +57,10 @@ mod linux {
     use std::io::{self, Write as _};
     use std::time::{Duration, Instant};
 
+    use crate::driver::workers::{self, PER_WORKER, Workers};
     use crate::driver::{
-        Core, Kind, Pass, ServerProcess, Sim, raise_fd_limit, ticks_per_second, udp_counters,
+        Kind, Pass, ServerProcess, Sim, load_average, raise_fd_limit, ticks_per_second,
+        udp_counters,
     };
     use icq::history::{DEFAULT_CAPACITY, History};
     /// Before a timed join: quiet for longer than the clients' acknowledgement delay (10 ms),
@@ -65,6 +69,9 @@ mod linux {
     const QUIET_MS: u64 = 30;
 
     pub fn main() {
+        if workers::run_if_worker() {
+            return;
+        }
         let quick = std::env::var_os("ICQ_BENCH_QUICK").is_some_and(|v| v != "0");
         let idle: usize = std::env::var("ICQ_BENCH_IDLE")
             .ok()
@@ -79,7 +86,8 @@ mod linux {
         let server = server_override
             .as_deref()
             .unwrap_or(env!("CARGO_BIN_EXE_icq-server"));
-        raise_fd_limit(idle + 100);
+        // The scale pass's clients are in worker processes, each raising its own limit.
+        raise_fd_limit(idle.min(PER_WORKER) + 100);
         println!("# icq-server fan-out benchmark\n");
         println!(
             "server: {server}; {} mode; {} CPUs; one load pass per row, a fresh server each\n",
@@ -148,7 +156,12 @@ mod linux {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(if quick { 10 } else { 30 });
-            scale(server, idle, Duration::from_secs(idle_for));
+            // Joiners spread over worker processes: the server has one core, they the other.
+            let workers = std::env::var("ICQ_BENCH_WORKERS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2);
+            scale(server, idle, Duration::from_secs(idle_for), workers);
         }
     }
 
@@ -389,8 +402,10 @@ mod linux {
         let _ = io::stdout().flush();
     }
 
-    /// The scale pass: `count` named clients join and stay idle.
-    fn scale(binary: &str, count: usize, idle_for: Duration) {
+    /// The scale pass: `count` named clients join and stay idle. This process plays the
+    /// first 10 and the timed joins; the rest are in `workers` processes (at least enough
+    /// for each to hold its sockets), which join theirs all at once.
+    fn scale(binary: &str, count: usize, idle_for: Duration, workers: usize) {
         let server = ServerProcess::start(binary, &["--max-clients", &(count + 100).to_string()]);
         std::thread::sleep(Duration::from_millis(200));
         let rss0 = server.rss_kib();
@@ -412,29 +427,25 @@ mod linux {
         };
         sim.join_range(Kind::Named, 9, Duration::from_secs(60));
         let tenth = timed(&mut sim, 5);
+        // This process plays 9 + 5 + 5 (numbered below 100), the workers the rest.
+        let bulk = count.saturating_sub(9 + 5 + 5);
+        let mut pool = Workers::start(server.addr, 100, bulk, workers);
         let cpu_fill0 = server.cpu_ticks();
-        let fill_start = Instant::now();
-        sim.join_range(
-            Kind::Named,
-            count.saturating_sub(10 + 5),
-            Duration::from_secs(900),
-        );
-        sim.settle(Duration::from_millis(300), Duration::from_secs(120));
-        let fill_time = fill_start.elapsed();
+        let filled = pool.fill(&mut sim);
+        let fill_time = filled.span;
         let fill_cpu = (server.cpu_ticks() - cpu_fill0) as f64 / ticks_per_second();
+        sim.settle(Duration::from_millis(300), Duration::from_secs(120));
         let last = timed(&mut sim, 5);
         let fill_total = t0.elapsed();
-        let joined = sim
-            .peers
-            .iter()
-            .filter(|p| matches!(&p.core, Core::Named(c) if c.is_joined()))
-            .count();
+        let joined = sim.joined_count() + filled.joined;
         sim.settle(Duration::from_millis(500), Duration::from_secs(120));
         let rss1 = server.rss_kib();
 
+        let load_after_fill = load_average();
         let cpu0 = server.cpu_ticks();
         let (in0, out0, _) = udp_counters();
-        let (sent0, received0) = (sim.sent, sim.received);
+        let before = pool.count(&mut sim);
+        let (sent0, received0) = (sim.sent + before.sent, sim.received + before.received);
         let idle_start = Instant::now();
         while idle_start.elapsed() < idle_for {
             sim.pump(Duration::from_millis(100));
@@ -442,19 +453,23 @@ mod linux {
         let cpu1 = server.cpu_ticks();
         let (in1, out1, _) = udp_counters();
         let seconds = idle_start.elapsed().as_secs_f64();
+        let after = pool.count(&mut sim);
+        let (sent1, received1) = (sim.sent + after.sent, sim.received + after.received);
         let busy = (cpu1 - cpu0) as f64 / ticks_per_second() / seconds * 100.0;
-        let server_out = out1.saturating_sub(out0).saturating_sub(sim.sent - sent0);
+        let server_out = out1.saturating_sub(out0).saturating_sub(sent1 - sent0);
         let server_in = in1
             .saturating_sub(in0)
-            .saturating_sub(sim.received - received0);
-        let still = sim
-            .peers
-            .iter()
-            .filter(|p| matches!(&p.core, Core::Named(c) if c.is_joined()))
-            .count();
+            .saturating_sub(received1 - received0);
+        let still = sim.joined_count() + after.joined;
         let rss2 = server.rss_kib();
+        let load_idle = load_average();
+        drop(pool);
 
-        println!("## Scale: {count} idle named clients\n");
+        println!(
+            "## Scale: {count} idle named clients ({} in {} worker processes)\n",
+            bulk,
+            workers.max(bulk.div_ceil(PER_WORKER))
+        );
         println!("| what | measured | target |");
         println!("|---|---:|---|");
         println!(
@@ -482,6 +497,10 @@ mod linux {
         );
         println!(
             "| server CPU while idle (heartbeats, timers) | {busy:.2} % of one core | ≤ 2 % |"
+        );
+        println!(
+            "| load average (1 min) after the fill / after the idle period | {load_after_fill} / \
+             {load_idle} | — |"
         );
         println!(
             "| server datagrams in / out per second while idle | {:.0} / {:.0} | — |",

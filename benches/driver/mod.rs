@@ -3,7 +3,8 @@
 //! simulated clients — the library's own sans-IO `icq::client::Client`, or a plain-text guest —
 //! each behind its own non-blocking UDP socket, all served by one thread with `epoll`; one
 //! load or latency pass (one sender, a window of W messages in flight) and what it measured.
-//! It does not print tables or choose the passes: each benchmark does.
+//! It does not print tables or choose the passes: each benchmark does. `workers` spreads a
+//! pass's clients over several processes of this kind, for more sockets than one may hold.
 //!
 //! Each benchmark uses a part of it, so unused items are allowed here.
 
@@ -22,6 +23,8 @@ use icq::proto::chat::ChatEvent;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage, setrlimit};
 use nix::unistd::{SysconfVar, sysconf};
+
+pub mod workers;
 /// Joins in flight at once while filling the server: a burst of padded joins beyond
 /// this would overflow the server's receive buffer and wait for the client's retry.
 pub const JOINS_IN_FLIGHT: usize = 64;
@@ -230,6 +233,13 @@ pub fn ticks_per_second() -> f64 {
     }
 }
 
+/// The 1-minute load average (`/proc/loadavg`), printed with the figures: the machine is
+/// shared, and its load moves wall times.
+pub fn load_average() -> String {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    loadavg.split_whitespace().next().unwrap_or("?").to_owned()
+}
+
 /// System-wide UDP counters: (InDatagrams, OutDatagrams, RcvbufErrors).
 pub fn udp_counters() -> (u64, u64, u64) {
     let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
@@ -294,6 +304,9 @@ pub enum Core {
 /// Every client of one pass, one thread, one epoll.
 pub struct Sim {
     pub server: SocketAddr,
+    /// The number of this process's first client among all of a pass's: a worker process
+    /// (`workers`) plays clients `first..`, with their names and loopback addresses.
+    pub first: usize,
     pub epoll: Epoll,
     pub peers: Vec<Peer>,
     pub timers: BinaryHeap<Reverse<(Instant, usize)>>,
@@ -319,6 +332,7 @@ impl Sim {
         let io = Io::new(&UdpSocket::bind("127.0.0.1:0").expect("a socket"));
         Sim {
             server,
+            first: 0,
             epoll,
             peers: Vec::new(),
             timers: BinaryHeap::new(),
@@ -337,7 +351,7 @@ impl Sim {
     /// first line (see [`Sim::greet`]).
     pub fn add(&mut self, kind: Kind, now: Instant) -> usize {
         let index = self.peers.len();
-        let socket = UdpSocket::bind(client_address(index)).expect("a client socket");
+        let socket = UdpSocket::bind(client_address(self.first + index)).expect("a client socket");
         socket.connect(self.server).expect("connect");
         socket.set_nonblocking(true).unwrap();
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(RCVBUF);
@@ -345,7 +359,7 @@ impl Sim {
         self.epoll.add(&socket, event).expect("epoll_ctl");
         let core = match kind {
             Kind::Named => Core::Named(Box::new(Client::new(
-                &format!("c{index}"),
+                &self.name(index),
                 vec![self.server],
                 now,
             ))),
@@ -358,6 +372,19 @@ impl Sim {
         });
         self.after(index, now);
         index
+    }
+
+    /// Peer `index`'s name: unique among all the processes' clients.
+    pub fn name(&self, index: usize) -> String {
+        format!("c{}", self.first + index)
+    }
+
+    /// How many named peers are in the room.
+    pub fn joined_count(&self) -> usize {
+        self.peers
+            .iter()
+            .filter(|p| matches!(&p.core, Core::Named(c) if c.is_joined()))
+            .count()
     }
 
     /// A guest's first line (registers it; its echo says it is in).
@@ -501,7 +528,7 @@ impl Sim {
         // The socket first (a guest sends nothing when added), then the clock starts.
         let index = self.add(Kind::Guest, Instant::now());
         let started = Instant::now();
-        let name = format!("c{index}");
+        let name = self.name(index);
         self.peers[index].core =
             Core::Named(Box::new(Client::new(&name, vec![self.server], started)));
         self.after(index, started);
@@ -578,7 +605,8 @@ impl Sim {
                 if let Core::Named(client) = &mut self.peers[i].core
                     && client.is_closed()
                 {
-                    **client = Client::new(&format!("c{i}"), vec![self.server], Instant::now());
+                    let name = format!("c{}", self.first + i);
+                    **client = Client::new(&name, vec![self.server], Instant::now());
                     self.rejoins += 1;
                     self.after(i, Instant::now());
                 }
