@@ -2,9 +2,10 @@
 //!
 //! Cargo builds the server (`icq-server` with the bench profile, optimized like release)
 //! before this program runs; it starts a fresh server on a free 127.0.0.1 port for each
-//! pass, drives it from this process (the scale pass's clients from worker copies of it) and stops it by its PID (`driver/`, which
-//! `benches/versus_irc.rs` shares: the same load next to IRC servers). Each simulated client is
-//! the library's own sans-IO `icq::client::Client` (or a plain-text guest) behind its own
+//! pass, drives it from this process (the scale pass's clients from worker copies of it) and
+//! stops it by its PID (`driver/`, which `benches/versus_irc.rs` shares: the same load next to
+//! IRC servers). Each simulated client is the library's own sans-IO `icq::client::Client` (or
+//! a plain-text guest) behind its own
 //! non-blocking UDP socket, all served by one thread with `epoll`. One client sends
 //! `bench SEQ T` messages with at most W of them in flight: a message is done when its
 //! sender has the echo (latency pass: when every client has it). Printed as markdown:
@@ -21,8 +22,9 @@
 //!   ≤ 1.05 × off), the part of it the server's history thread spent (its SQLite commits,
 //!   from that thread's `schedstat`), and the lines persisted per second;
 //! - the scale pass: N idle named clients (5 000 by default; `ICQ_BENCH_IDLE=10000` for the
-//!   issue's 10 000, about a minute more), how long filling the server takes, the server's RSS and the CPU their heartbeats
-//!   and timers cost, and how long a join takes at 10 and at N clients.
+//!   issue's 10 000, about a minute more), how long filling the server takes, the server's
+//!   RSS and the CPU their heartbeats and timers cost, and how long a join takes at 10 and at
+//!   N clients.
 //!
 //! About five minutes in all; `ICQ_BENCH_QUICK=1` shrinks every pass (about two minutes);
 //! `ICQ_BENCH_IDLE=N` sets the scale pass's client count (0 skips it; past 20 000 the clients
@@ -30,12 +32,12 @@
 //! limit as far as it may), `ICQ_BENCH_IDLE_SECS` its idle period (30 s; 10 quick);
 //! `ICQ_BENCH_WORKERS` how many worker processes play the scale pass's clients (2: the
 //! server has one core, they the other; more if needed for each to stay under its 20 000
-//! open files: `driver/workers.rs`); `ICQ_BENCH_SERVER=PATH` measures another build; `ICQ_BENCH_NS="10 100"` the load passes'
-//! client counts; `ICQ_BENCH_HISTORY="10 100"` the history pass's (empty: skipped);
-//! `ICQ_BENCH_ONLY=history` runs the history pass alone (about 1.5 minutes). Linux only
-//! (`epoll`, `/proc`). The clients' sockets are read with the library's own batched receive
-//! (`icq::net::Io`), and epoll, the clock tick and the file descriptor limit come through
-//! nix's safe API: no unsafe code here.
+//! open files: `driver/workers.rs`); `ICQ_BENCH_SERVER=PATH` measures another build;
+//! `ICQ_BENCH_NS="10 100"` the load passes' client counts; `ICQ_BENCH_HISTORY="10 100"` the
+//! history pass's (empty: skipped); `ICQ_BENCH_ONLY=history` runs the history pass alone
+//! (about 1.5 minutes). Linux only (`epoll`, `/proc`). The clients' sockets are read with the
+//! library's own batched receive (`icq::net::Io`), and epoll, the clock tick and the file
+//! descriptor limit come through nix's safe API: no unsafe code here.
 
 #![forbid(unsafe_code)]
 
@@ -468,7 +470,7 @@ mod linux {
         println!(
             "## Scale: {count} idle named clients ({} in {} worker processes)\n",
             bulk,
-            workers.max(bulk.div_ceil(PER_WORKER))
+            Workers::needed(bulk, workers)
         );
         println!("| what | measured | target |");
         println!("|---|---:|---|");
