@@ -28,7 +28,7 @@ use crate::proto::chat::ChatEvent;
 use crate::proto::flood::FloodLimit;
 use crate::proto::join::{JoinAttempt, JoinStep};
 use crate::proto::lateness::{self, Lateness};
-use crate::proto::pacing::{Backlog, MAX_QUEUED_LINES, Pacer, QUEUE_DRAIN_LIMIT};
+use crate::proto::pacing::{Backlog, LeaveWait, MAX_QUEUED_LINES, Pacer};
 use crate::proto::reliable::Ready;
 use crate::proto::stream::{Resend, Stream};
 use crate::wire::{
@@ -743,24 +743,21 @@ impl Client {
 
     /// Leaves the chat: tells the server after everything typed before (repeating until it
     /// confirms, for at most [`LEAVE_TIMEOUT`]) and then closes with [`CloseReason::Left`].
-    /// Lines still queued are waited for, at most [`QUEUE_DRAIN_LIMIT`].
+    /// Lines still queued are waited for, at most
+    /// [`QUEUE_DRAIN_LIMIT`](crate::proto::pacing::QUEUE_DRAIN_LIMIT).
     pub fn leave(&mut self, now: Instant) {
-        self.leave_within(now, QUEUE_DRAIN_LIMIT);
+        self.leave_waiting(now, LeaveWait::Usual);
     }
 
     /// Leaves like [`Client::leave`], but gives what is queued all the time the flood
-    /// limit needs to send it (and [`QUEUE_DRAIN_LIMIT`] more): for the end of a script's
+    /// limit needs to send it ([`LeaveWait::WholeQueue`]): for the end of a script's
     /// input, which is meant to be delivered whole.
     pub fn leave_after_queue(&mut self, now: Instant) {
-        self.leave_within(now, self.queue.patience_to_send_all());
+        self.leave_waiting(now, LeaveWait::WholeQueue);
     }
 
-    /// Leaves, waiting at most `patience` for what is queued.
-    pub fn leave_within(&mut self, now: Instant, patience: Duration) {
-        if matches!(self.state, State::Leaving { .. } | State::Closed) || self.leave_queued() {
-            return;
-        }
-        if self.is_rejoining() && self.typed_in_queue() == 0 {
+    fn leave_waiting(&mut self, now: Instant, wait: LeaveWait) {
+        if self.is_rejoining() && !self.leave_queued() && self.typed_in_queue() == 0 {
             // The server is away and nothing typed waits for it: nothing to lose.
             return self.close(CloseReason::Left);
         }
@@ -768,8 +765,10 @@ impl Client {
         // the server answered (`echo hi | icq-client`) go out once it does, then we leave
         // politely; a refusal or no answer still ends the program with its own status.
         // Requests already queued were counted against the capacity: the leave always fits.
-        self.queue.finish_with(now, Request::Leave, patience);
-        self.release(now);
+        let gone = matches!(self.state, State::Leaving { .. } | State::Closed);
+        if !gone && self.queue.queue_leave(now, Request::Leave, wait) {
+            self.release(now);
+        }
     }
 
     /// Leaving waited long enough: what was still queued is not sent (`unsent` lines, the

@@ -67,7 +67,7 @@ use crate::proto::cookie::{CookieJar, WallClock};
 use crate::proto::flood::{FloodGate, FloodLimit, FloodWatch};
 use crate::proto::join::{JoinAttempt, JoinStep};
 use crate::proto::lateness::{self, Lateness};
-use crate::proto::pacing::{Backlog, Pacer};
+use crate::proto::pacing::{Backlog, LeaveWait, Pacer};
 use crate::proto::presence::Presence;
 use crate::proto::reliable::Ready;
 use crate::proto::stream::{Resend, Stream};
@@ -89,9 +89,9 @@ use join::wins;
 use links::Link;
 use membership::{Member, Tombstone};
 
-// Leaving with lines queued waits for them `QUEUE_DRAIN_LIMIT` at most, and at most
+// Leaving with lines queued waits for them as a `LeaveWait` says, and at most
 // `MAX_QUEUED_LINES` wait, as for a client: one pacing rule for both roles.
-use crate::proto::pacing::{MAX_QUEUED_LINES, QUEUE_DRAIN_LIMIT};
+use crate::proto::pacing::MAX_QUEUED_LINES;
 
 /// How long leaving waits for every member to confirm (the leave, and every message sent
 /// before it, is repeated meanwhile) before the program exits anyway.
@@ -935,24 +935,23 @@ impl Peer {
     /// Leaves the room: tells every member after everything typed before (repeating until
     /// each confirms, for at most [`LEAVE_TIMEOUT`]) and then closes with
     /// [`PeerCloseReason::Left`]. While joining, the join's outcome is awaited first; lines
-    /// still queued are waited for, at most [`QUEUE_DRAIN_LIMIT`].
+    /// still queued are waited for, at most
+    /// [`QUEUE_DRAIN_LIMIT`](crate::proto::pacing::QUEUE_DRAIN_LIMIT).
     pub fn leave(&mut self, now: Instant) {
-        self.leave_within(now, QUEUE_DRAIN_LIMIT);
+        self.leave_waiting(now, LeaveWait::Usual);
     }
 
     /// Leaves like [`Peer::leave`], but gives what is queued all the time the flood limits
-    /// need to send it (and [`QUEUE_DRAIN_LIMIT`] more): the end of a script's input.
+    /// need to send it ([`LeaveWait::WholeQueue`]): the end of a script's input.
     pub fn leave_after_queue(&mut self, now: Instant) {
-        self.leave_within(now, self.typed.patience_to_send_all());
+        self.leave_waiting(now, LeaveWait::WholeQueue);
     }
 
-    /// Leaves, waiting at most `patience` for what is queued.
-    pub fn leave_within(&mut self, now: Instant, patience: Duration) {
-        if matches!(self.state, State::Leaving { .. } | State::Closed) || self.leave_queued() {
-            return;
+    fn leave_waiting(&mut self, now: Instant, wait: LeaveWait) {
+        let gone = matches!(self.state, State::Leaving { .. } | State::Closed);
+        if !gone && self.typed.queue_leave(now, Typed::Leave, wait) {
+            self.release(now);
         }
-        self.typed.finish_with(now, Typed::Leave, patience);
-        self.release(now);
     }
 
     /// Leaving waited long enough: what is still queued is not sent (the user is told how

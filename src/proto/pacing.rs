@@ -9,7 +9,7 @@
 //! are not charged, but wait their turn like the others, so everything goes out in the order
 //! it was typed. The queue is also where lines wait while there is no session at all (a
 //! join, an outage), up to its capacity; and leaving waits on it, for a while
-//! ([`Pacer::finish_with`]).
+//! ([`Pacer::queue_leave`], as long as a [`LeaveWait`] says).
 //!
 //! It does not own sending (the caller pops what may go and sends it, stamped with the
 //! moment it was released: see `flood::FloodGate` for how the receiver counts those
@@ -40,6 +40,16 @@ pub struct Backlog {
     pub lines: usize,
     /// The pace they go at: one every this long.
     pub every: Duration,
+}
+
+/// How long leaving waits for what is still queued, before the leave goes anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveWait {
+    /// At most [`QUEUE_DRAIN_LIMIT`]: someone leaving (`/quit`, Ctrl-C).
+    Usual,
+    /// All the time the flood limit needs to send it, and [`QUEUE_DRAIN_LIMIT`] more: the
+    /// end of a script's input, which is meant to be delivered whole.
+    WholeQueue,
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +134,22 @@ impl<T> Pacer<T> {
             charged: false,
         });
         self.finish_by = Some(now + patience);
+    }
+
+    /// Leaving, for the client and the peer alike: queues `leave` last
+    /// ([`Pacer::finish_with`]), giving what is ahead of it as long as `wait` says — unless
+    /// a leave waits in the queue already. Says whether it queued this one (then the caller
+    /// sends what may go now).
+    pub fn queue_leave(&mut self, now: Instant, leave: T, wait: LeaveWait) -> bool {
+        if self.is_finishing() {
+            return false;
+        }
+        let patience = match wait {
+            LeaveWait::Usual => QUEUE_DRAIN_LIMIT,
+            LeaveWait::WholeQueue => self.patience_to_send_all(),
+        };
+        self.finish_with(now, leave, patience);
+        true
     }
 
     /// Whether [`Pacer::finish_with`] queued the last item and it has not gone yet.
@@ -339,6 +365,37 @@ mod tests {
         assert_eq!(pacer.take_expired(start + ms(1001)), Some(1));
         assert_eq!(release(&mut pacer, start + ms(1001)), [99]);
         assert!(!pacer.is_finishing() && pacer.is_empty());
+    }
+
+    #[test]
+    fn a_leave_is_queued_once_and_waits_as_long_as_it_was_told() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(100);
+        pacer.restart(start, FloodLimit::from_options(1.0, 1));
+        for line in 0..5 {
+            pacer.push(line, true).expect("room");
+        }
+        assert!(pacer.queue_leave(start, 99, LeaveWait::WholeQueue));
+        // Four lines beyond the burst at one a second, and the usual limit more.
+        assert_eq!(
+            pacer.finish_deadline(),
+            Some(start + QUEUE_DRAIN_LIMIT + Duration::from_secs(4))
+        );
+        assert!(!pacer.queue_leave(start + ms(1), 98, LeaveWait::Usual));
+        assert_eq!(pacer.len(), 6, "the second leave is not queued");
+        assert_eq!(
+            pacer.finish_deadline(),
+            Some(start + QUEUE_DRAIN_LIMIT + Duration::from_secs(4)),
+            "nor does it change the wait"
+        );
+
+        let mut usual = Pacer::new(100);
+        usual.restart(start, FloodLimit::from_options(1.0, 1));
+        for line in 0..5 {
+            usual.push(line, true).expect("room");
+        }
+        assert!(usual.queue_leave(start, 99, LeaveWait::Usual));
+        assert_eq!(usual.finish_deadline(), Some(start + QUEUE_DRAIN_LIMIT));
     }
 
     #[test]
