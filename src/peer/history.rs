@@ -15,7 +15,7 @@
 use super::*;
 use crate::proto::chat::ChatEvent;
 use crate::proto::paging::{self, HistoryRequest, MAX_HISTORY_PAGE, MAX_REPLAY};
-use crate::wire::{HistoryEntry, LineKind};
+use crate::wire::HistoryEntry;
 
 /// History lines we asked a member for and have not all received.
 #[derive(Debug, Clone, Copy)]
@@ -105,15 +105,7 @@ impl Peer {
         let page = self.history.before(u64::MAX, count);
         let shown = page.lines.len() as u64;
         for line in page.lines {
-            let event = self.history_event(
-                self.history_epoch,
-                line.seq,
-                i64::try_from(line.time_ms).unwrap_or(i64::MAX),
-                &line.name,
-                paging::line_kind(line.kind),
-                &line.text,
-            );
-            self.events.push_back(event);
+            self.show_replayed(paging::entry(self.history_epoch, line));
         }
         self.events.push_back(PeerEvent::HistoryEnd {
             shown,
@@ -121,24 +113,13 @@ impl Peer {
         });
     }
 
-    fn history_event(
-        &self,
-        epoch: u64,
-        seq: u64,
-        time_ms: i64,
-        from: &str,
-        kind: LineKind,
-        text: &str,
-    ) -> PeerEvent {
-        PeerEvent::Chat(ChatEvent::HistoryLine {
-            epoch,
-            seq,
-            time_ms,
-            from: text::sanitize(from).into_owned(),
-            kind,
-            text: text::sanitize(text).into_owned(),
-            own: names::key(from) == self.key,
-        })
+    /// Shows a line from a history (a member's, or ours) as it travelled, like a client's
+    /// replay: a member's name and text are its own to choose, and the renderer neutralizes
+    /// them, as it does the server's.
+    fn show_replayed(&mut self, line: HistoryEntry) {
+        let own = names::key(&line.from) == self.key;
+        self.events
+            .push_back(PeerEvent::Chat(ChatEvent::replayed(line, own)));
     }
 
     /// We were let in by `contact`: the lines it replays come next on its stream.
@@ -212,31 +193,22 @@ impl Peer {
     /// A history line from the member at `from`: shown if we asked it for lines and it has
     /// not sent all we asked for; kept in our history if it is part of our join's replay.
     pub(super) fn on_history_line(&mut self, from: SocketAddr, line: HistoryEntry) {
-        let HistoryEntry {
-            epoch,
-            seq,
-            time_ms,
-            from: name,
-            kind,
-            text,
-        } = line;
         let Some(wait) = self.history_wait.as_mut() else {
             return;
         };
         if wait.from != from
             || wait.shown >= wait.limit
-            || *wait.epoch.get_or_insert(epoch) != epoch
+            || *wait.epoch.get_or_insert(line.epoch) != line.epoch
         {
             return;
         }
         wait.shown += 1;
         if wait.record {
-            let time = u64::try_from(time_ms).unwrap_or(0);
+            let time = u64::try_from(line.time_ms).unwrap_or(0);
             self.history
-                .push(time, &name, paging::stored_kind(kind), &text);
+                .push(time, &line.from, paging::stored_kind(line.kind), &line.text);
         }
-        let event = self.history_event(epoch, seq, time_ms, &name, kind, &text);
-        self.events.push_back(event);
+        self.show_replayed(line);
     }
 
     /// The end of the history lines of the member at `from`, if we were waiting for them:

@@ -546,6 +546,37 @@ fn history_lines_look_like_live_ones_with_the_date_when_not_today_and_dimmed() {
     assert_eq!(end(3, 0), "-- end of history");
 }
 
+#[test]
+fn a_peers_replayed_line_is_neutralized_like_a_servers() {
+    // A member's history reaches us as it travelled: its name and text are the member's
+    // to choose, so the renderer is what stands between them and the terminal.
+    for kind in [LineKind::Chat, LineKind::Action] {
+        let line = PeerEvent::Chat(ChatEvent::HistoryLine {
+            epoch: 1,
+            seq: 1,
+            time_ms: 0,
+            from: format!("bob{HOSTILE}"),
+            kind,
+            text: HOSTILE.into(),
+            own: false,
+        });
+        let plain = ClientLook::PLAIN.peer_lines(&line, 0, "alice");
+        let colored = look(true, BellMode::All).peer_lines(&line, 0, "alice");
+        assert_eq!(plain.len(), 1);
+        assert_eq!(
+            colored.iter().map(|l| visible(l)).collect::<Vec<_>>(),
+            plain
+        );
+        let shown = &plain[0];
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert_eq!(
+            shown.matches("^[[31mred^[]0;title^G").count(),
+            2,
+            "{shown:?}"
+        );
+    }
+}
+
 /// The plain line of a client's event, at time 0, for user `a`.
 fn plain_line(event: &ClientEvent) -> String {
     ClientLook::PLAIN

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use icq::peer::{PeerConfig, PeerError, PeerEvent};
 use icq::proto::chat::ChatEvent;
+use icq::render::ClientLook;
 use icq::wire::{Envelope, Frame, HistoryEntry, LineKind, PeerFrame, PeerItem};
 
 use crate::peers::{quick, room, token_on_wire};
@@ -34,6 +35,39 @@ fn history(events: &[PeerEvent]) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// The lines `at`'s screen shows (plain, on the day each was said) for the history lines
+/// among its events.
+fn shown_history(sim: &PeerSim, at: SocketAddr) -> Vec<String> {
+    let me = sim.peer(at).name();
+    sim.events(at)
+        .iter()
+        .filter_map(|event| match event {
+            PeerEvent::Chat(line @ ChatEvent::HistoryLine { .. }) => {
+                Some(ClientLook::PLAIN.peer_lines(event, line.time_ms(), me))
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// Whether `shown` is one line per entry of `expected`, each ending in it after the clock
+/// (`[12:00:00] `) and none with a control character left.
+fn shown_as(shown: &[String], expected: &[String]) -> bool {
+    shown.len() == expected.len()
+        && shown.iter().zip(expected).all(|(line, tail)| {
+            line.starts_with('[')
+                && line.ends_with(&format!("] {tail}"))
+                && !line.chars().any(char::is_control)
+        })
+}
+
+/// Text with an SGR sequence, a title-setting OSC sequence and a bell.
+const HOSTILE: &str = "\u{1b}[31mred\u{1b}]0;title\u{7}";
+
+/// [`HOSTILE`] as the screen shows it: every control character written out.
+const NEUTRALIZED: &str = "^[[31mred^[]0;title^G";
 
 /// The ends of history among `events`, as `(shown, earlier)`.
 fn ends(events: &[PeerEvent]) -> Vec<(u64, u64)> {
@@ -302,6 +336,70 @@ fn history_alone_in_a_room_shows_our_own() {
 }
 
 // Never trust the network ------------------------------------------------------------------
+
+#[test]
+fn replayed_lines_with_control_characters_are_shown_neutralized() {
+    // A member's line as it travelled in a newcomer's replay, and in a `/history` answer
+    // whose member chose a name with control characters of its own.
+    let mut sim = PeerSim::new(quick());
+    sim.record = true;
+    let peers = room(&mut sim, &["ann", "bob"]);
+    let (ann, bob) = (peers[0], peers[1]);
+    sim.type_text(ann, HOSTILE);
+    sim.run_until_quiet(secs(5)).unwrap();
+    let carol = sim.join("carol", bob, secs(5));
+    sim.run_until_quiet(secs(5)).unwrap();
+    assert_eq!(
+        history(sim.events(carol)),
+        [("ann".to_owned(), HOSTILE.to_owned())]
+    );
+    let shown = shown_history(&sim, carol);
+    assert!(
+        shown_as(&shown, &[format!("ann: {NEUTRALIZED}")]),
+        "{shown:?}"
+    );
+    sim.clear_events();
+
+    let now = sim.now;
+    sim.peer_mut(carol).request_history(now, Some(5)).unwrap();
+    let token = token_on_wire(&sim, bob, carol);
+    let next = last_seq(&sim, bob, carol) + 1;
+    let line = PeerItem::HistoryLine {
+        line: HistoryEntry {
+            epoch: 1,
+            seq: 1,
+            time_ms: 0,
+            from: format!("bob{HOSTILE}"),
+            kind: LineKind::Action,
+            text: HOSTILE.into(),
+        },
+    };
+    sim.inject(bob, carol, &sequenced(token, next, line));
+    sim.run_until_quiet(secs(5)).unwrap();
+    let shown = shown_history(&sim, carol);
+    let forged = format!("* bob{NEUTRALIZED} {NEUTRALIZED}");
+    assert!(shown_as(&shown[..1], &[forged]), "{shown:?}");
+    assert!(!shown.concat().chars().any(char::is_control), "{shown:?}");
+
+    // Our own history, alone in a room.
+    let mut sim = PeerSim::new(quick());
+    let dave = sim.start_room("dave");
+    sim.type_text(dave, HOSTILE);
+    sim.run_until_quiet(secs(5)).unwrap();
+    sim.clear_events();
+    let now = sim.now;
+    sim.peer_mut(dave).request_history(now, Some(1)).unwrap();
+    sim.run_until_quiet(secs(5)).unwrap();
+    assert_eq!(
+        history(sim.events(dave)),
+        [("dave".to_owned(), HOSTILE.to_owned())]
+    );
+    let shown = shown_history(&sim, dave);
+    assert!(
+        shown_as(&shown, &[format!("dave: {NEUTRALIZED}")]),
+        "{shown:?}"
+    );
+}
 
 /// A sequenced frame from a pair's stream with `token`, numbered `seq`.
 fn sequenced(token: u64, seq: u32, item: PeerItem) -> Vec<u8> {
