@@ -6,6 +6,7 @@
 //! This file owns those end-to-end checks; the rules themselves are tested with a fake
 //! clock in `tests/sansio/server_client.rs` and `tests/sansio/peers.rs`, the harness is `process`.
 
+use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -259,6 +260,23 @@ fn a_program_that_does_not_pace_itself_is_still_cut_to_the_burst() {
     );
 }
 
+/// Binds `addr`, the port a killed server let go, so that no other socket takes it before
+/// the server comes back there (under load, another test's socket may be given it, and
+/// hold it for a moment: bound tries until `within` passes). The clients' sockets are not
+/// connected, so for them a port held in silence is no different from a closed one.
+fn hold_port(addr: SocketAddr, within: Duration) -> UdpSocket {
+    let deadline = Instant::now() + within;
+    loop {
+        match UdpSocket::bind(addr) {
+            Ok(socket) => return socket,
+            Err(e) if e.kind() == ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("cannot hold {addr} for the restarted server: {e}"),
+        }
+    }
+}
+
 /// Kills the server with SIGKILL, lets `alice` type a line, starts a new server on the
 /// same port `outage` later, and checks that the line reaches it and that both clients
 /// carry on.
@@ -270,11 +288,18 @@ fn survive_a_restart(outage: Duration) {
     send_signal(&old.process, "KILL");
     old.process.wait_exit(WAIT);
     let killed_at = Instant::now();
+    let held = hold_port(old.addr, WAIT);
     std::thread::sleep(Duration::from_millis(500));
     alice.send_line("typed during the outage");
     // The outage itself: how long the server stays away is the scenario, not a wait.
     std::thread::sleep(outage.saturating_sub(killed_at.elapsed()));
+    // Handed over at the last moment: the new server binds it a few milliseconds later.
+    drop(held);
     let mut server = TestServer::start_with(ServerOptions::default().bind(&addr));
+    assert_eq!(
+        server.addr, old.addr,
+        "the server is back on the same address"
+    );
     // Rejoining backs off to 30 s at most between tries; the idle bob learns of it from
     // his next heartbeat (every 10 s).
     let back = Duration::from_secs(35);
