@@ -541,6 +541,9 @@ mod linux {
         max: f64,
         lost: u64,
         dup: u64,
+        /// The server's datagrams out and in per delivery (named clients only: the driver
+        /// reads the machine's UDP counters less its own), what the kernel's cost goes by.
+        datagrams: Option<(f64, f64)>,
         error: Option<String>,
     }
 
@@ -562,6 +565,7 @@ mod linux {
                 max: p.max_us,
                 lost: p.expected - p.deliveries,
                 dup: p.duplicates,
+                datagrams: Some((p.server_out_per_delivery, p.server_in_per_delivery)),
                 error: (p.deliveries == 0).then(|| "nothing delivered".to_string()),
             }
         }
@@ -603,6 +607,7 @@ mod linux {
                 max: get("latency_us_max"),
                 lost: get("lost") as u64,
                 dup: get("duplicated") as u64,
+                datagrams: None,
                 error,
             }
         }
@@ -615,8 +620,15 @@ mod linux {
             match &self.error {
                 Some(e) => format!("FAILED: {e}"),
                 None => format!(
-                    "{:.0} deliveries/s, {:.2} µs CPU each, p99 {:.0} µs, lost {}, dup {}",
-                    self.rate, self.cpu_us, self.p99, self.lost, self.dup
+                    "{:.0} deliveries/s, {:.2} µs CPU each, p99 {:.0} µs, lost {}, dup {}{}",
+                    self.rate,
+                    self.cpu_us,
+                    self.p99,
+                    self.lost,
+                    self.dup,
+                    self.datagrams.map_or(String::new(), |(out, into)| format!(
+                        ", server datagrams out {out:.3} / in {into:.3} per delivery"
+                    ))
                 ),
             }
         }

@@ -236,19 +236,31 @@ impl Client {
     /// malformed ones and ones without our session's token are ignored: none of them can
     /// disturb the session.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        let Some(from_index) = self.servers.iter().position(|s| same_endpoint(*s, from)) else {
+        if !self.servers.iter().any(|s| same_endpoint(*s, from)) {
             return;
-        };
+        }
         if wire::is_packed(datagram) {
             // Checked whole before any of it is acted on; then each frame as if it had come
-            // alone.
+            // alone, except that what is owed is acknowledged once, after all of them: an
+            // acknowledgement sent in the middle would be out of date at once.
             if let Ok(frames) = wire::unpack(datagram) {
                 for frame in frames {
-                    self.handle_datagram(now, from, frame);
+                    self.handle_frame(now, from, frame);
                 }
+                self.send_ack_if_due(now);
             }
             return;
         }
+        self.handle_frame(now, from, datagram);
+        self.send_ack_if_due(now);
+    }
+
+    /// One frame of a datagram from `from`, whether it came alone or packed; the caller
+    /// sends the acknowledgement it may have made due.
+    fn handle_frame(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let Some(from_index) = self.servers.iter().position(|s| same_endpoint(*s, from)) else {
+            return;
+        };
         let frame = match Frame::decode(datagram) {
             Ok(frame) => frame,
             Err(DecodeError::UnsupportedVersion { .. }) => {
@@ -319,7 +331,6 @@ impl Client {
                     session.stream.outbox.on_acks(now, acks);
                 }
                 self.on_session_frame(now, frame);
-                self.send_ack_if_due(now);
             }
             State::Closed => {}
         }
