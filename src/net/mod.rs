@@ -238,14 +238,22 @@ mod batch {
     use super::{Endpoint, Outgoing, Packer, RECEIVE_BUFFER, own_address, reachable, wait_ms};
     use crate::wire::MAX_DATAGRAM;
 
-    /// Datagrams taken per `recvmmsg`.
-    pub const RECV_BATCH: usize = 32;
+    /// Datagrams taken per `recvmmsg`. What one batch brings is handled in one turn, and
+    /// what a turn queues for a receiver is packed: a deeper batch packs fuller datagrams
+    /// when the loop falls behind. At 32, a turn of 32 guest lines of 76 bytes left each
+    /// guest datagrams of 15, 15 and 2 lines; at 128 a backlog of a window of 128 messages
+    /// is taken in one turn (measured at window 128, 100 guests: 16 % fewer datagrams, 6 %
+    /// less CPU per delivery). Nothing waits for it: a batch is what is already waiting.
+    /// Its buffers are touched only as far as datagrams reach (a page per slot).
+    pub const RECV_BATCH: usize = 128;
     /// Datagrams sent per `sendmmsg` (the kernel accepts up to 1024).
     pub const SEND_BATCH: usize = 256;
     /// The most queued datagrams packed together: what a turn queued beyond it is packed
     /// apart (a storm of joins queues millions), so the memory held stays bounded. At 100
-    /// clients it is 40 broadcasts.
-    pub const PACK_BATCH: usize = 4096;
+    /// clients it is 163 broadcasts, more than a full receive batch brings (at 4096, a
+    /// turn of 128 was cut into packing rounds every 41 lines, each ending in a part-full
+    /// datagram per receiver).
+    pub const PACK_BATCH: usize = 16384;
 
     /// Buffers reused by every call, so the loop allocates nothing once warm.
     pub struct Io<T> {
