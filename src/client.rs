@@ -560,8 +560,22 @@ impl Client {
                         ClientEvent::Chat(ChatEvent::HistoryLine { epoch, seq, .. }) => {
                             self.shown.line(*epoch, *seq)
                         }
-                        // The roster comes before the join's answer.
-                        ClientEvent::Roster { .. } => true,
+                        // The roster comes before the join's answer, and so does the
+                        // notice that a roster cut short is followed by.
+                        ClientEvent::Roster {
+                            total,
+                            offset,
+                            entries,
+                            ..
+                        } => {
+                            let listed = usize::from(*offset) + entries.len();
+                            self.shown.roster_page(listed < usize::from(*total));
+                            true
+                        }
+                        ClientEvent::Notice { .. } => {
+                            self.shown.notice();
+                            true
+                        }
                         _ => {
                             self.shown.other();
                             true

@@ -248,6 +248,14 @@ pub fn online_text(total: usize, offset: usize, entries: &[RosterEntry]) -> Stri
     format!("{} {}", online_head(total, offset), names.join(", "))
 }
 
+/// What follows the roster a newcomer is sent in a large room, which lists only the first
+/// `listed` of the `people` online: `first 500 of 10000 online listed: /list shows
+/// everyone`. `people` is the real count, which the roster's own can be short of (it is
+/// capped at 65 535).
+pub fn roster_cut_short(listed: usize, people: usize) -> String {
+    format!("first {listed} of {people} online listed: /list shows everyone")
+}
+
 /// A change of someone's presence, as everyone is told: `bob joined`, `bob left`, `bob was
 /// kicked for flooding`, `bob is now known as robert`, `bob is away: lunch`...
 pub fn presence_text(name: &str, change: &PresenceChange) -> String {
@@ -481,6 +489,10 @@ mod tests {
         );
         assert_eq!(online_text(9, 4, &people[..1]), "(online, continued) alice");
         assert_eq!(online_text(0, 0, &[]), "0 online: ");
+        assert_eq!(
+            roster_cut_short(500, 100_000),
+            "first 500 of 100000 online listed: /list shows everyone"
+        );
         let away = PresenceChange::Away {
             reason: "away".into(),
         };

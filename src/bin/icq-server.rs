@@ -92,7 +92,7 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = server::DEFAULT_REPLAY, env = "ICQ_REPLAY", value_parser = cli::replay_lines)]
     replay: usize,
     /// In a room of more than this many people, joins, departures and renames are not
-    /// announced (the roster at join and /list still show who is there).
+    /// announced, and the roster at join lists the first this many (/list shows everyone).
     #[arg(long, default_value_t = server::DEFAULT_QUIET_ABOVE, env = "ICQ_QUIET_ABOVE")]
     quiet_above: usize,
     /// Keep the history in this SQLite file too (created if missing), so it survives a

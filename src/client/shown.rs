@@ -6,7 +6,8 @@
 //! one we knew).
 //!
 //! Answers are told apart by their place in the session's stream, which the server keeps in
-//! order: the join's answer comes before anything but the roster; every other answer follows
+//! order: the join's answer comes before anything but the roster (and the notice that follows
+//! a roster cut short, in a large room); every other answer follows
 //! the history requests of this session one for one, in the order they were sent. A request
 //! for 0 lines is the *probe*: sent once a session when live lines were shown whose history
 //! this client does not know yet (a room empty when we joined sends no replay), its answer
@@ -87,6 +88,9 @@ pub(super) struct Shown {
     mark: Option<HistoryMark>,
     /// The join of this session may still be answered.
     join_answer_due: bool,
+    /// The last thing that arrived was a roster page that lists fewer than the roster's
+    /// total: more pages, or the notice saying how many more are online, come next.
+    roster_short: bool,
     /// The history requests sent in this session and not answered yet, oldest first.
     asked: VecDeque<Asked>,
     /// The next page sent asks again for one that was declined.
@@ -115,6 +119,7 @@ impl Shown {
     /// sent again count again when they go).
     pub(super) fn session_started(&mut self) {
         self.join_answer_due = true;
+        self.roster_short = false;
         self.asked.clear();
         self.ask_again = false;
         self.probed = false;
@@ -173,6 +178,20 @@ impl Shown {
     /// comes before anything else, is not coming.
     pub(super) fn other(&mut self) {
         self.join_answer_due = false;
+        self.roster_short = false;
+    }
+
+    /// A page of a roster arrived; `short`: it ends before the roster's last entry.
+    pub(super) fn roster_page(&mut self, short: bool) {
+        self.roster_short = short;
+    }
+
+    /// A notice arrived: the one that ends a roster cut short belongs to the roster, any
+    /// other is [`Shown::other`].
+    pub(super) fn notice(&mut self) {
+        if !std::mem::take(&mut self.roster_short) {
+            self.other();
+        }
     }
 
     /// Live public line `seq` was shown. Returns the probe to send, if it is time.
@@ -217,6 +236,7 @@ impl Shown {
     /// The answer arriving, taken out (begun now by its first line, or by its end when it
     /// has none).
     fn take_answer(&mut self) -> Answer {
+        self.roster_short = false;
         match self.answer.take() {
             Some(answer) => answer,
             None => self.begin_answer(),

@@ -85,7 +85,9 @@ impl Server {
                 self.send_notice_to(now, from, time_ms, "you left the chat");
                 self.remove_session(now, from, Removal::Left);
             }
-            Command::List if self.admit_under_flood_limit(now, from) => self.send_roster(now, from),
+            Command::List if self.admit_under_flood_limit(now, from) => {
+                self.send_roster(now, from, Listing::Everyone)
+            }
             Command::Help if self.admit_under_flood_limit(now, from) => {
                 let mut text = String::new();
                 for line in command::help_lines(Side::Client) {

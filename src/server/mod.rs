@@ -70,6 +70,7 @@ use guests::{guest_line, guest_message_line};
 use presence::PresenceNews;
 pub use presence::{DEFAULT_QUIET_ABOVE, PRESENCE_BURST, PRESENCE_WINDOW};
 use replay::Seen;
+use room::Listing;
 use roster::Roster;
 use sessions::{Farewell, Holder, Probe, Removal, Session};
 
@@ -171,8 +172,9 @@ pub struct ServerConfig {
     pub replay: usize,
     /// In a room of more than this many people (`--quiet-above`), joins, departures and
     /// renames are announced to nobody, and an away or back only to the person: a join
-    /// storm in a large room costs each client nothing. The roster at join and `/list` stay
-    /// exact.
+    /// storm in a large room costs each client nothing. The roster at join lists the first
+    /// this many people (and says how many more), so a join costs the same however large
+    /// the room; `/list` lists everyone.
     pub quiet_above: usize,
 }
 

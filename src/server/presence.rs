@@ -9,8 +9,9 @@
 //! A session that joins while changes wait hears only those after its join (the roster it
 //! was sent has the rest). **The quiet room**: in a
 //! room of more than [`ServerConfig::quiet_above`] people, joins, departures and renames are
-//! announced to nobody, and an away or back only to the person (its confirmation); the
-//! roster at join and `/list` stay exact. The deadline of the window is one of the server's
+//! announced to nobody, and an away or back only to the person (its confirmation); `/list`
+//! stays exact, and the roster at join lists the room's first `quiet_above` people
+//! (`room`). The deadline of the window is one of the server's
 //! timers ([`Server::poll_timeout`]).
 //!
 //! It does not own what the changes are (`room`, `sessions`), the frames' layout (`wire`) or

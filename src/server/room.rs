@@ -9,6 +9,17 @@
 
 use super::*;
 
+/// How much of the roster a named client is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Listing {
+    /// The roster at join: everyone, but in a room of more than
+    /// [`ServerConfig::quiet_above`] people only the first that many, so a join costs the
+    /// server and the newcomer the same however large the room.
+    Join,
+    /// `/list`, asked for on purpose (and flood-limited): everyone.
+    Everyone,
+}
+
 impl Server {
     pub(super) fn handle_chat(&mut self, now: Instant, from: SocketAddr, text: &str) {
         if text.is_empty() || !self.admit_under_flood_limit(now, from) {
@@ -34,14 +45,26 @@ impl Server {
         }
     }
 
-    /// Sends the session at `to` who is online: a named client the pages the roster keeps
-    /// ready (`roster`), a guest one line.
-    pub(super) fn send_roster(&mut self, now: Instant, to: SocketAddr) {
+    /// Sends the session at `to` who is online, as much as `listing` says: a named client
+    /// the pages of the roster (`roster`), then, when they list only the first people of a
+    /// large room, a notice saying so; a guest one line.
+    pub(super) fn send_roster(&mut self, now: Instant, to: SocketAddr, listing: Listing) {
         let time_ms = self.clock.wall_ms(now);
         match self.sessions.get(&to).map(|s| s.kind) {
             Some(ClientKind::Named) => {
-                for page in self.roster.pages(time_ms) {
+                let people = self.roster.len();
+                let listed = match listing {
+                    Listing::Join if people > self.config.quiet_above => {
+                        self.config.quiet_above.min(usize::from(u16::MAX))
+                    }
+                    Listing::Join | Listing::Everyone => usize::MAX,
+                };
+                for page in self.roster.pages(time_ms, listed) {
                     self.send_sequenced(now, to, page);
+                }
+                if listed < people {
+                    let words = text::roster_cut_short(listed, people);
+                    self.send_notice_to(now, to, time_ms, &words);
                 }
             }
             Some(ClientKind::Guest) => {

@@ -2,9 +2,10 @@
 //! roster lists them, so answering a join or a `/list` copies bytes instead of collecting,
 //! folding and sorting every name (which made a join storm quadratic in CPU as well).
 //!
-//! Owns the index and the pages of a [`Delivery::Roster`] answer. It does not own when a
-//! roster is sent (`room`, `sessions`), guests' plain-text roster (`guests`), or the entry's
-//! layout (`wire`).
+//! Owns the index and the pages of a [`Delivery::Roster`] answer, the whole list or only its
+//! first entries (a join in a large room), built in time proportional to the entries sent.
+//! It does not own when a roster is sent or how much of it (`room`, `sessions`), guests'
+//! plain-text roster (`guests`), or the entry's layout (`wire`).
 
 use std::collections::BTreeMap;
 
@@ -35,16 +36,25 @@ impl Roster {
         self.entries.remove(&(names::fold(name), addr));
     }
 
+    /// How many entries there are: the room's real size, uncapped.
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Forgets every entry.
     pub(super) fn clear(&mut self) {
         self.entries.clear();
     }
 
-    /// The pages of a roster stamped `time_ms`, each a [`Delivery::Roster`] with a blank
+    /// The pages of a roster stamped `time_ms` listing the first `most` entries in order
+    /// (every entry when there are fewer), each a [`Delivery::Roster`] with a blank
     /// envelope: as many entries as fit in [`wire::MAX_DATAGRAM`] each, at most `u16::MAX`
-    /// entries in all (the count's width), and at least one page.
-    pub(super) fn pages(&self, time_ms: i64) -> Vec<Arc<[u8]>> {
+    /// entries in all (the count's width), and at least one page. `total` is the number of
+    /// entries (capped so), however many are listed. The walk stops at the last entry
+    /// listed: a short roster of a large room costs what it sends.
+    pub(super) fn pages(&self, time_ms: i64, most: usize) -> Vec<Arc<[u8]>> {
         let total = u16::try_from(self.entries.len()).unwrap_or(u16::MAX);
+        let listed = most.min(usize::from(total));
         let start = |offset: usize| {
             Frame::ToClient(ToClient::Sequenced(
                 Envelope::default(),
@@ -60,7 +70,7 @@ impl Roster {
         let mut pages = Vec::new();
         let mut page = start(0);
         let mut in_page = 0;
-        for (index, entry) in self.entries.values().take(usize::from(total)).enumerate() {
+        for (index, entry) in self.entries.values().take(listed).enumerate() {
             if in_page > 0 && page.len() + entry.len() > wire::MAX_DATAGRAM {
                 pages.push(std::mem::replace(&mut page, start(index)).into());
                 in_page = 0;

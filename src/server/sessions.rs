@@ -232,7 +232,7 @@ impl Server {
         }) {
             match ready {
                 Ready::Item(Request::Chat { text, .. }) => self.handle_chat(now, from, &text),
-                Ready::Item(Request::List) => self.send_roster(now, from),
+                Ready::Item(Request::List) => self.send_roster(now, from, Listing::Everyone),
                 Ready::Item(Request::Private { to, text, .. }) => {
                     self.handle_private(now, from, &to, &text)
                 }
@@ -328,7 +328,7 @@ impl Server {
         self.joined_while_pending(addr);
         let time_ms = self.clock.wall_ms(now);
         match kind {
-            ClientKind::Named => self.send_roster(now, addr),
+            ClientKind::Named => self.send_roster(now, addr, Listing::Join),
             ClientKind::Guest => {
                 let line = text::presence_text(&name, &PresenceChange::Joined);
                 let line = self.guest_notice(time_ms, &line);

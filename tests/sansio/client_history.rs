@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use icq::client::{Client, ClientEvent, HistoryMark};
 use icq::proto::chat::ChatEvent;
 use icq::server::{ServerConfig, ServerEvent};
+use icq::text;
 use icq::wire::{
     Acks, Delivery, Envelope, FloodTerms, Frame, HistoryEntry, LineKind, Request, RosterEntry,
     ToClient, ToServer,
@@ -38,6 +39,9 @@ struct Harness {
     sent: Vec<Frame>,
     /// The nonce of the client's latest join.
     nonce: u64,
+    /// How many people the roster at join says are online; with more than one, the roster
+    /// lists only alice and is followed by its notice, as in a large room.
+    room: u16,
 }
 
 impl Harness {
@@ -54,6 +58,7 @@ impl Harness {
             next_seq: 1,
             sent: Vec::new(),
             nonce: 0,
+            room: 1,
         };
         harness.welcome(flood);
         harness
@@ -124,7 +129,7 @@ impl Harness {
             .handle_datagram(self.now, self.server, &welcome.to_bytes());
         self.deliver(Delivery::Roster {
             time_ms: LINE_TIME_MS,
-            total: 1,
+            total: self.room,
             offset: 0,
             entries: vec![RosterEntry {
                 guest: false,
@@ -132,6 +137,12 @@ impl Harness {
                 away: String::new(),
             }],
         });
+        if self.room > 1 {
+            self.deliver(Delivery::Notice {
+                time_ms: LINE_TIME_MS,
+                text: text::roster_cut_short(1, self.room.into()),
+            });
+        }
     }
 
     /// The next frame of the server's stream; returns its bytes (to deliver them again).
@@ -579,6 +590,44 @@ fn a_page_typed_while_one_is_on_its_way_is_asked_from_where_that_one_ends() {
     assert_eq!(
         lines(&events),
         [of(EPOCH, 71..=90), of(EPOCH, 60..=70)].concat()
+    );
+}
+
+#[test]
+fn the_notice_after_a_roster_cut_short_comes_before_the_joins_answer() {
+    // Joined into a large room: the roster lists alice alone of 600, then says so. A page
+    // typed before the replay arrives does not take the replay for its answer.
+    let mut h = Harness::joined();
+    h.room = 600;
+    h.lose_session();
+    let roster_and_notice = h.events();
+    assert!(
+        matches!(
+            roster_and_notice.last(),
+            Some(ClientEvent::Notice { text, .. }) if *text == text::roster_cut_short(1, 600)
+        ),
+        "{roster_and_notice:?}"
+    );
+    h.request_history(20);
+    assert_eq!(h.requests(), [history_request(0, u64::MAX, 20)]);
+    h.answer(EPOCH, 11..=30, 30, 10);
+    h.assert_shown(of(EPOCH, 11..=30), &[history_end(20, 10)]);
+    // The page's answer comes next, and pages back from the replay.
+    h.answer(EPOCH, 1..=10, 30, 0);
+    h.assert_shown(of(EPOCH, 1..=10), &[page_end(10, 0)]);
+    // The same after a rejoin: the catch-up is the join's answer.
+    h.live(31, "live");
+    assert_eq!(h.lose_session(), (EPOCH, 31));
+    assert!(matches!(
+        h.events().last(),
+        Some(ClientEvent::Notice { .. })
+    ));
+    // The page of the first session, never acknowledged here, is asked again in this one.
+    assert_eq!(h.requests(), [history_request(0, u64::MAX, 20)]);
+    h.answer(EPOCH, 32..=33, 33, 31);
+    h.assert_shown(
+        of(EPOCH, 32..=33),
+        &[ClientEvent::MissedWhileAway { count: 2 }],
     );
 }
 

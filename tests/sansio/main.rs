@@ -13,6 +13,7 @@ mod abuse;
 mod banfile;
 mod client_history;
 mod history;
+mod join_roster;
 mod lossy;
 mod overload;
 mod packing;

@@ -3,8 +3,8 @@
 //! here: after storms of every kind of change, interleaved across windows, every client's
 //! own idea of who is online (what its Tab completion learned from its events) is exactly
 //! the server's roster; a storm costs each client one frame per window; in a quiet room no
-//! one is told, `/list` is exact and completion learns from lines said; a batch cut or
-//! corrupted anywhere is rejected whole.
+//! one is told, the join's roster and `/list` are exact and completion learns from lines
+//! said; a batch cut or corrupted anywhere is rejected whole.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -24,7 +24,7 @@ use crate::sim::{LossyLink, for_each_seed};
 
 /// A room with no flood limit and no cap per address (every simulated client is on
 /// 127.0.0.1), quiet above `quiet_above` people.
-fn config(quiet_above: usize) -> ServerConfig {
+pub(crate) fn config(quiet_above: usize) -> ServerConfig {
     ServerConfig {
         flood_limit: None,
         max_per_ip: None,
@@ -280,7 +280,7 @@ fn in_a_large_room_nobody_is_told_of_joins_leaves_and_renames_but_list_is_exact(
     let mark = sim.mark();
 
     // The sixth makes the room large: its join, and everything after, is announced to no
-    // one. Each newcomer still gets the whole roster.
+    // one. Each newcomer gets the first five of the roster (see `join_roster.rs`).
     let more: Vec<SocketAddr> = (5..12).map(|i| sim.join(&format!("c{i}"))).collect();
     let now = sim.now;
     sim.client_mut(more[0]).rename(now, "renamed");
@@ -337,7 +337,16 @@ fn in_a_large_room_nobody_is_told_of_joins_leaves_and_renames_but_list_is_exact(
     let late = sim.join("latecomer");
     sim.send_text(late, "hello");
     assert!(view(&sim, first[0]).contains("latecomer"));
-    assert_eq!(view(&sim, late), roster(&sim), "the join roster is exact");
+    // The join roster is exact in what it lists, the room's first five, and `/list` in the
+    // rest.
+    let first_five: BTreeSet<String> = roster(&sim)
+        .into_iter()
+        .take(5)
+        .chain(std::iter::once(names::fold("latecomer")))
+        .collect();
+    assert_eq!(view(&sim, late), first_five, "the join roster is exact");
+    sim.request_list(late);
+    assert_eq!(view(&sim, late), roster(&sim), "and so is /list");
 }
 
 // A batch is read whole or not at all ---------------------------------------------------

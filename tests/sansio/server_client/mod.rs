@@ -49,7 +49,7 @@ fn default_sim() -> Sim {
 }
 
 /// The names the server lists, in its order.
-fn listed_names(sim: &Sim) -> Vec<String> {
+pub(crate) fn listed_names(sim: &Sim) -> Vec<String> {
     sim.server
         .clients(sim.now)
         .into_iter()
