@@ -12,7 +12,7 @@
 //! use it, and so does [`crate::render`], which owns colors and the rendering of the cores'
 //! events. Splitting text into datagram-sized pieces belongs to [`crate::wire`].
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -244,8 +244,31 @@ pub fn online_head(total: usize, offset: usize) -> String {
 /// lunch), carol`, or `(online, continued) dave, erin` (see [`online_head`]). A guest,
 /// the client of a server and a peer all read it this way.
 pub fn online_text(total: usize, offset: usize, entries: &[RosterEntry]) -> String {
-    let names: Vec<String> = entries.iter().map(roster_entry).collect();
-    format!("{} {}", online_head(total, offset), names.join(", "))
+    online_text_within(total, offset, entries, usize::MAX).0
+}
+
+/// [`online_text`] for as many of `entries` as fit in `room` bytes, and how many that is.
+/// Built name by name, it stops at the first that does not fit: a long list costs what is
+/// shown, not what it holds.
+pub fn online_text_within<E: Borrow<RosterEntry>>(
+    total: usize,
+    offset: usize,
+    entries: impl IntoIterator<Item = E>,
+    room: usize,
+) -> (String, usize) {
+    let mut words = format!("{} ", online_head(total, offset));
+    let mut shown = 0;
+    for entry in entries {
+        let name = roster_entry(entry.borrow());
+        let separator = if shown == 0 { "" } else { ", " };
+        if words.len() + separator.len() + name.len() > room {
+            break;
+        }
+        words.push_str(separator);
+        words.push_str(&name);
+        shown += 1;
+    }
+    (words, shown)
 }
 
 /// What follows the roster a newcomer is sent in a large room, which lists only the first
@@ -489,6 +512,17 @@ mod tests {
         );
         assert_eq!(online_text(9, 4, &people[..1]), "(online, continued) alice");
         assert_eq!(online_text(0, 0, &[]), "0 online: ");
+        // Cut to a size: the longest start of the list that fits, whole names only.
+        let whole = online_text(9, 0, &people);
+        for room in 0..whole.len() + 2 {
+            let (words, shown) = online_text_within(9, 0, &people, room);
+            let longest = (0..=people.len())
+                .rev()
+                .find(|n| online_text(9, 0, &people[..*n]).len() <= room)
+                .unwrap_or(0);
+            assert_eq!(shown, longest, "room {room}");
+            assert_eq!(words, online_text(9, 0, &people[..shown]), "room {room}");
+        }
         assert_eq!(
             roster_cut_short(500, 100_000),
             "first 500 of 100000 online listed: /list shows everyone"

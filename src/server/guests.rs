@@ -104,23 +104,25 @@ impl Server {
 
     /// A guest's `/list`: one line, `-- 3 online: alice, bob, carol`, in one datagram (a
     /// guest never proved its address: the answer to its few bytes stays small), ending
-    /// `and N more` when not everyone fits.
-    pub(super) fn send_guest_roster(
-        &mut self,
-        to: SocketAddr,
-        time_ms: i64,
-        people: &[RosterEntry],
-    ) {
-        // Room for the clock, the newline, and "and 65535 more".
+    /// `and N more` when not everyone fits. Only the people shown are looked at, in the
+    /// roster's order: a `/list` in a large room costs what one datagram holds.
+    pub(super) fn send_guest_roster(&mut self, to: SocketAddr, time_ms: i64) {
+        // Room for the clock, the newline, and "and 100000 more".
         const RESERVE: usize = 40;
-        let mut shown = people.len();
-        let mut words = text::online_text(people.len(), 0, people);
-        while words.len() + RESERVE > wire::MAX_DATAGRAM && shown > 0 {
-            shown -= 1;
-            words = text::online_text(people.len(), 0, &people[..shown]);
-        }
-        if shown < people.len() {
-            words.push_str(&format!(" and {} more", people.len() - shown));
+        let people = self.roster.len();
+        let entries = self
+            .roster
+            .in_order()
+            .filter_map(|addr| self.sessions.get(&addr))
+            .map(|s| RosterEntry {
+                name: s.name.clone(),
+                away: s.away.clone().unwrap_or_default(),
+                guest: s.kind == ClientKind::Guest,
+            });
+        let (mut words, shown) =
+            text::online_text_within(people, 0, entries, wire::MAX_DATAGRAM - RESERVE);
+        if shown < people {
+            words.push_str(&format!(" and {} more", people - shown));
         }
         let line = self.guest_notice(time_ms, &words);
         self.push(to, line);

@@ -67,19 +67,7 @@ impl Server {
                     self.send_notice_to(now, to, time_ms, &words);
                 }
             }
-            Some(ClientKind::Guest) => {
-                let mut people: Vec<RosterEntry> = self
-                    .sessions
-                    .values()
-                    .map(|s| RosterEntry {
-                        name: s.name.clone(),
-                        away: s.away.clone().unwrap_or_default(),
-                        guest: s.kind == ClientKind::Guest,
-                    })
-                    .collect();
-                people.sort_by_cached_key(|entry| names::fold(&entry.name));
-                self.send_guest_roster(to, time_ms, &people);
-            }
+            Some(ClientKind::Guest) => self.send_guest_roster(to, time_ms),
             None => {}
         }
     }

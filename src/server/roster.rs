@@ -36,6 +36,11 @@ impl Roster {
         self.entries.remove(&(names::fold(name), addr));
     }
 
+    /// The sessions' addresses in the roster's order.
+    pub(super) fn in_order(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.entries.keys().map(|(_, addr)| *addr)
+    }
+
     /// How many entries there are: the room's real size, uncapped.
     pub(super) fn len(&self) -> usize {
         self.entries.len()

@@ -2,8 +2,9 @@
 //! simulated network: in a room of more than `quiet_above` people it lists exactly the first
 //! `quiet_above` entries in order, with the room's real total, then a notice saying so, and
 //! the history's replay still follows as the join's answer; in a room of at most that many
-//! it lists everyone and says nothing more; `/list` always lists everyone; and what a join
-//! costs stops growing with the room past the threshold.
+//! it lists everyone and says nothing more; `/list` always lists everyone; what a join
+//! costs stops growing with the room past the threshold; and a guest, which gets no roster
+//! at join, is answered `/list` with the start of the roster in one datagram.
 
 use std::net::SocketAddr;
 
@@ -11,10 +12,12 @@ use icq::client::ClientEvent;
 use icq::proto::chat::ChatEvent;
 use icq::server::ServerConfig;
 use icq::text;
+use icq::wire::{self, RosterEntry};
 
 use crate::presence::config;
 use crate::server_client::listed_names;
 use crate::sim::room::Sim;
+use crate::social::guest_lines;
 
 /// Names whose sorted order (case-insensitive) is not the order they join in.
 const NAMES: [&str; 12] = [
@@ -230,4 +233,50 @@ fn past_the_threshold_a_join_costs_the_same_however_large_the_room() {
         "the join's bytes do not grow with the room: {joins:?}"
     );
     assert!(lists[1] > lists[0], "/list's do: {lists:?}");
+}
+
+#[test]
+fn a_guest_gets_no_roster_at_join_and_its_list_is_the_start_of_the_roster_in_one_datagram() {
+    let mut sim = Sim::new(ServerConfig {
+        guests: true,
+        ..config(20)
+    });
+    for i in 0..100 {
+        sim.join(&format!("n{i:031}"));
+    }
+    let guest = SocketAddr::from(([127, 0, 0, 1], 20001));
+    let datagrams = sim.inject(guest, b"/list\n");
+    assert!(datagrams.iter().all(|d| d.len() <= wire::MAX_DATAGRAM));
+    let lines = guest_lines(&datagrams);
+    let listed: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("-- ") && l.contains(" online: "))
+        .collect();
+    assert_eq!(
+        listed.len(),
+        1,
+        "only the /list answer lists anyone: {lines:?}"
+    );
+    let entries: Vec<RosterEntry> = sim
+        .server
+        .clients(sim.now)
+        .into_iter()
+        .map(|c| RosterEntry {
+            name: c.name,
+            away: c.away.unwrap_or_default(),
+            guest: c.guest,
+        })
+        .collect();
+    assert_eq!(entries.len(), 101);
+    let shown = (1..entries.len())
+        .find(|n| {
+            *listed[0]
+                == format!(
+                    "-- {} and {} more",
+                    text::online_text(101, 0, &entries[..*n]),
+                    101 - n
+                )
+        })
+        .unwrap_or_else(|| panic!("not the start of the roster: {}", listed[0]));
+    assert!(shown > 10, "as many as fit: {shown}");
 }

@@ -254,7 +254,12 @@ fn guest_sim() -> Sim {
 
 /// What a guest at `from` sends and gets back, as text lines without their clocks.
 fn guest_says(sim: &mut Sim, from: SocketAddr, text: &str) -> Vec<String> {
-    sim.inject(from, text.as_bytes())
+    guest_lines(&sim.inject(from, text.as_bytes()))
+}
+
+/// The text lines of the `datagrams` a guest got, without their clocks.
+pub(crate) fn guest_lines(datagrams: &[Vec<u8>]) -> Vec<String> {
+    datagrams
         .iter()
         .flat_map(|bytes| {
             let text = String::from_utf8(bytes.clone()).expect("guests get text");
