@@ -92,6 +92,8 @@ struct Group {
     count: u32,
     /// The items' bytes together.
     len: usize,
+    /// Whether it is still the one open for its destination (in [`Packer::open`]).
+    open: bool,
 }
 
 impl Group {
@@ -124,6 +126,8 @@ pub struct Packer {
     next: Vec<u32>,
     /// The group still open for each destination.
     open: HashMap<SocketAddr, u32, FixedState>,
+    /// For each item, its group.
+    group_of: Vec<u32>,
 }
 
 impl Default for Packer {
@@ -138,6 +142,7 @@ impl Packer {
             groups: Vec::new(),
             next: Vec::new(),
             open: HashMap::with_hasher(FixedState::default()),
+            group_of: Vec::new(),
         }
     }
 
@@ -148,22 +153,45 @@ impl Packer {
         self.groups.clear();
         self.next.clear();
         self.open.clear();
+        self.group_of.clear();
+        // A broadcast queues one copy per receiver in the same order each time, so the
+        // item this many places back usually went to the same receiver: its group, if
+        // still open, is the one the map would give, found without hashing an address per
+        // item (learned from the last lookup that found an open group).
+        let mut period = 0;
         for (index, item) in items.iter().enumerate() {
             let index = index as u32;
             self.next.push(END);
             let bytes = item.bytes();
             let (destination, class, len) = (item.destination(), class(bytes), bytes.len());
-            if let Some(&open) = self.open.get(&destination) {
+            let guess = (index as usize)
+                .checked_sub(period)
+                .filter(|_| period > 0)
+                .map(|earlier| self.group_of[earlier])
+                .filter(|&group| {
+                    let group = &self.groups[group as usize];
+                    group.open && group.destination == destination
+                });
+            let open = guess.or_else(|| {
+                let found = self.open.get(&destination).copied();
+                if let Some(group) = found {
+                    period = (index - self.groups[group as usize].last) as usize;
+                }
+                found
+            });
+            if let Some(open) = open {
                 let group = &mut self.groups[open as usize];
                 if group.fits(class, len) {
                     self.next[group.last as usize] = index;
                     group.last = index;
                     group.count += 1;
                     group.len += len;
+                    self.group_of.push(open);
                     continue;
                 }
             }
             let group = self.groups.len() as u32;
+            self.group_of.push(group);
             self.groups.push(Group {
                 destination,
                 class,
@@ -171,13 +199,17 @@ impl Packer {
                 last: index,
                 count: 1,
                 len,
+                open: class != Class::Alone,
             });
             // Whatever comes next for this destination goes after this one, so the group
             // before it is closed either way.
-            if class == Class::Alone {
-                self.open.remove(&destination);
+            let before = if class == Class::Alone {
+                self.open.remove(&destination)
             } else {
-                self.open.insert(destination, group);
+                self.open.insert(destination, group)
+            };
+            if let Some(before) = before {
+                self.groups[before as usize].open = false;
             }
         }
     }
@@ -356,6 +388,59 @@ mod tests {
         line.push(b'\n');
         let datagrams = pack(&[(addr(1), line.clone()), (addr(1), line.clone())]);
         assert_eq!(datagrams.len(), 2, "two 701-byte lines do not fit in 1200");
+    }
+
+    /// Broadcasts in the same order of receivers, then in another order, one receiver
+    /// leaving mid-way, a refusal that goes alone, lines that fill datagrams: the guessed
+    /// groups (see `Packer::plan`) are the ones a lookup per item gives, and every
+    /// receiver gets its lines in order.
+    #[test]
+    fn a_receiver_order_that_changes_packs_as_a_lookup_per_item_would() {
+        let refusal = Frame::ToClient(ToClient::Refused {
+            nonce: 7,
+            reason: RefuseReason::Busy,
+        })
+        .to_bytes();
+        let mut items = Vec::new();
+        for round in 0..40usize {
+            let mut order: Vec<u16> = (1..=6).collect();
+            if round >= 20 {
+                order.rotate_left(round % 6);
+            }
+            if round >= 30 {
+                order.retain(|&port| port != 3);
+            }
+            for port in order {
+                let line = format!(
+                    "[12:00:00] alice: {round} {}\n",
+                    "x".repeat(round * 37 % 300)
+                );
+                items.push((addr(port), line.into_bytes()));
+            }
+            if round == 25 {
+                items.push((addr(2), refusal.clone()));
+            }
+        }
+        // The same rules, with a lookup for every item.
+        let mut expected: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+        let mut open: HashMap<SocketAddr, usize> = HashMap::new();
+        for (to, bytes) in &items {
+            let alone = bytes == &refusal;
+            match open.get(to) {
+                Some(&at) if !alone && expected[at].1.len() + bytes.len() <= MAX_DATAGRAM => {
+                    expected[at].1.extend_from_slice(bytes);
+                }
+                _ => {
+                    expected.push((*to, bytes.clone()));
+                    if alone {
+                        open.remove(to);
+                    } else {
+                        open.insert(*to, expected.len() - 1);
+                    }
+                }
+            }
+        }
+        assert_eq!(pack(&items), expected);
     }
 
     #[test]
