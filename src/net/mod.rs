@@ -54,6 +54,14 @@ pub trait Endpoint {
     fn handle_timeout(&mut self, now: Instant);
     fn poll_timeout(&self) -> Option<Instant>;
     fn poll_transmit(&mut self) -> Option<Self::Transmit>;
+    /// Every datagram queued, in order, for the loop to pack where they lie and then
+    /// [`Endpoint::discard_transmits`]; `None` (the default) when the core only hands them
+    /// out one by one. The server queues one per receiver of a fan-out.
+    fn queued_transmits(&mut self) -> Option<&mut [Self::Transmit]> {
+        None
+    }
+    /// Forgets the first `count` of [`Endpoint::queued_transmits`]: they were sent.
+    fn discard_transmits(&mut self, _count: usize) {}
     /// After every batch of datagrams: whether the batch was full (more are probably
     /// waiting, the loop is not keeping up). Only the server acts on it.
     fn handle_loop_report(&mut self, _now: Instant, _fell_behind: bool) {}
@@ -93,6 +101,12 @@ impl Endpoint for Server {
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {
         Server::poll_transmit(self)
+    }
+    fn queued_transmits(&mut self) -> Option<&mut [Transmit]> {
+        Some(Server::queued_transmits(self))
+    }
+    fn discard_transmits(&mut self, count: usize) {
+        Server::discard_transmits(self, count);
     }
     fn handle_loop_report(&mut self, now: Instant, fell_behind: bool) {
         Server::handle_loop_report(self, now, fell_behind);
@@ -349,32 +363,50 @@ mod batch {
             })
         }
 
-        /// Sends everything the core has queued, packed per receiver, in order.
+        /// Sends everything the core has queued, packed per receiver, in order: where
+        /// the core keeps it when it can ([`Endpoint::queued_transmits`]), else moved out
+        /// one by one.
         pub fn send<C: Endpoint<Transmit = T>>(&mut self, socket: &UdpSocket, core: &mut C) {
             loop {
-                self.pending.clear();
-                while self.pending.len() < PACK_BATCH {
+                if let Some(queued) = core.queued_transmits() {
+                    let count = queued.len().min(PACK_BATCH);
+                    if count == 0 {
+                        return;
+                    }
+                    self.pack_and_send(socket, &queued[..count]);
+                    core.discard_transmits(count);
+                    continue;
+                }
+                let mut pending = std::mem::take(&mut self.pending);
+                pending.clear();
+                while pending.len() < PACK_BATCH {
                     match core.poll_transmit() {
-                        Some(transmit) => self.pending.push(transmit),
+                        Some(transmit) => pending.push(transmit),
                         None => break,
                     }
                 }
-                if self.pending.is_empty() {
+                let done = pending.is_empty();
+                self.pack_and_send(socket, &pending);
+                pending.clear();
+                self.pending = pending;
+                if done {
                     return;
                 }
-                self.packer.plan(&self.pending);
-                let mut group = 0;
-                while group < self.packer.len() {
-                    let count = (self.packer.len() - group).min(SEND_BATCH);
-                    for slot in 0..count {
-                        let to =
-                            self.packer
-                                .write(&self.pending, group + slot, &mut self.out[slot]);
-                        self.addresses[slot] = Some(SockaddrStorage::from(reachable(to, self.v6)));
-                    }
-                    self.send_written(socket, count);
-                    group += count;
+            }
+        }
+
+        /// Packs `items` (one turn's, in order) and sends the datagrams in batches.
+        fn pack_and_send(&mut self, socket: &UdpSocket, items: &[T]) {
+            self.packer.plan(items);
+            let mut group = 0;
+            while group < self.packer.len() {
+                let count = (self.packer.len() - group).min(SEND_BATCH);
+                for slot in 0..count {
+                    let to = self.packer.write(items, group + slot, &mut self.out[slot]);
+                    self.addresses[slot] = Some(SockaddrStorage::from(reachable(to, self.v6)));
                 }
+                self.send_written(socket, count);
+                group += count;
             }
         }
 

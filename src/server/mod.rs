@@ -723,6 +723,18 @@ impl Server {
         self.transmits.pop_front()
     }
 
+    /// Every datagram queued, in the order [`Server::poll_transmit`] would give them, for
+    /// a loop that packs them where they lie and then [`Server::discard_transmits`] them
+    /// (a fan-out queues one per receiver: moving each out first cost a copy apiece).
+    pub fn queued_transmits(&mut self) -> &mut [Transmit] {
+        self.transmits.make_contiguous()
+    }
+
+    /// Forgets the first `count` of [`Server::queued_transmits`], sent by the caller.
+    pub fn discard_transmits(&mut self, count: usize) {
+        self.transmits.drain(..count.min(self.transmits.len()));
+    }
+
     /// The next thing to log, if any.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
         self.events.pop_front()
