@@ -158,18 +158,7 @@ impl ServerProcess {
 
     /// utime + stime so far, in clock ticks.
     pub fn cpu_ticks(&self) -> u64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let field = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        // After the command name: state is field 0, utime 11, stime 12.
-        field(11) + field(12)
+        process_cpu_ticks(self.pid())
     }
 
     /// CPU time (user + system) so far of the server's threads named `name`, in ns (from
@@ -209,6 +198,21 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.bans);
     }
+}
+
+/// utime + stime so far of process `pid` (all its threads), in clock ticks; 0 once it is gone.
+pub fn process_cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // After the command name: state is field 0, utime 11, stime 12.
+    field(11) + field(12)
 }
 
 /// CPU time (user + system) used so far by `who`, in seconds.

@@ -22,7 +22,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{Kind, Sim, raise_fd_limit};
+use super::{Kind, Sim, process_cpu_ticks, raise_fd_limit};
 
 /// Clients per worker: under the 20 000 open files a process may have, with room for the
 /// epoll, the pipes and the few files a process opens anyway.
@@ -282,6 +282,19 @@ impl Workers {
             worker.child.id(),
             worker.clients
         )
+    }
+
+    /// How many worker processes there are.
+    pub fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// The workers' CPU time (utime + stime) so far, in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        self.workers
+            .iter()
+            .map(|worker| process_cpu_ticks(worker.child.id()))
+            .sum()
     }
 
     /// Every worker joins all its clients at once; returns when all are in.
