@@ -29,7 +29,7 @@
 //! loop that fell behind) can be forgiven ([`SendWindow::forgive`]), so it does not count
 //! towards giving up.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::wire::{ACK_BITS, Acks};
@@ -347,7 +347,13 @@ impl<T: Clone> SendWindow<T> {
         // slow receiver comes long after we sent the frame again, and is for its first
         // copy; it must not make every frame sent in between look lost.
         let mut evidence = None;
+        let reported_through = acks.largest();
+        // In sequence order: what lies past the largest number acknowledged is not looked
+        // at (most of the window, between a receiver's acknowledgements).
         for flight in self.in_flight.iter_mut() {
+            if flight.seq > reported_through {
+                break;
+            }
             if flight.acked || !acks.contains(flight.seq) {
                 continue;
             }
@@ -406,16 +412,21 @@ impl<T: Clone> SendWindow<T> {
         self.gaps_since_backoff |= acks.also != 0;
         let lag = now.saturating_duration_since(evidence);
         self.ack_lag = Some(self.ack_lag.map_or(lag, |least| least.min(lag)));
-        let reported_through = acks.largest();
         let rto = self.rtt.rto();
-        for flight in self.in_flight.iter_mut().filter(|f| !f.acked) {
-            let Some(sent_at) = flight.sent_at else {
+        for (index, flight) in self.in_flight.iter_mut().enumerate() {
+            let Some(sent_at) = flight.sent_at.filter(|_| !flight.acked) else {
                 continue;
             };
             if sent_at < evidence || flight.seq < reported_through {
                 self.gaps_since_backoff = true;
                 flight.lost = true;
                 flight.due = flight.due.min((sent_at + rto).max(now));
+            } else if index > 0 && flight.first_sent.is_some_and(|first| first >= evidence) {
+                // Frames go out first in sequence order (only a replacement, which is
+                // always the oldest, can go later), so every later one was first sent
+                // after the evidence too, and lies beyond what was reported: none is lost,
+                // and the rest of the window (most of it, usually) need not be looked at.
+                break;
             }
         }
         newly_acked
@@ -602,8 +613,11 @@ pub enum Ready<T> {
 pub struct ReceiveWindow<T> {
     /// Every sequence number up to this one has been delivered (or skipped).
     through: u32,
-    /// Items that arrived before an earlier one, by sequence number.
-    held: BTreeMap<u32, T>,
+    /// Items that arrived and wait for their turn, in sequence order: usually one at a
+    /// time, in order, so each arrival is a push at the back and its delivery a pop at the
+    /// front (a tree allocated and freed a node for each frame: a client's receiving was a
+    /// tenth malloc). One that fills a gap is put in its place.
+    held: VecDeque<(u32, T)>,
     /// The most sequence numbers past `through` that may be held.
     capacity: u32,
     /// A range the sender said it gave up on, applied when `through` reaches it.
@@ -619,7 +633,7 @@ impl<T> ReceiveWindow<T> {
     pub fn new(capacity: u32) -> Self {
         ReceiveWindow {
             through: 0,
-            held: BTreeMap::new(),
+            held: VecDeque::new(),
             capacity: capacity.max(1),
             skip: None,
             largest_received: 0,
@@ -630,13 +644,21 @@ impl<T> ReceiveWindow<T> {
 
     /// Records an arrival at `now`, holding the item until its turn.
     pub fn insert(&mut self, now: Instant, seq: u32, item: T) -> Arrival {
-        let arrival = if seq == 0 || seq <= self.through || self.held.contains_key(&seq) {
+        let arrival = if seq == 0 || seq <= self.through {
             Arrival::Duplicate
         } else if seq - self.through > self.capacity {
             Arrival::TooFar
-        } else {
-            self.held.insert(seq, item);
+        } else if self.held.back().is_none_or(|&(last, _)| last < seq) {
+            self.held.push_back((seq, item));
             Arrival::New
+        } else {
+            match self.held.binary_search_by_key(&seq, |&(held, _)| held) {
+                Ok(_) => Arrival::Duplicate,
+                Err(at) => {
+                    self.held.insert(at, (seq, item));
+                    Arrival::New
+                }
+            }
         };
         match arrival {
             // A duplicate means our acknowledgement went missing: answer at once.
@@ -691,12 +713,15 @@ impl<T> ReceiveWindow<T> {
             if last > self.through {
                 let skipped = last - self.through;
                 self.through = last;
-                self.held.retain(|&seq, _| seq > last);
+                self.held.retain(|&(seq, _)| seq > last);
                 return Some(Ready::Skipped(skipped));
             }
         }
         let next = self.through + 1;
-        let item = self.held.remove(&next)?;
+        if self.held.front()?.0 != next {
+            return None;
+        }
+        let (_, item) = self.held.pop_front()?;
         self.through = next;
         Some(Ready::Item(item))
     }
@@ -705,12 +730,11 @@ impl<T> ReceiveWindow<T> {
     pub fn acks(&self) -> Acks {
         let mut also = 0u64;
         let first = self.through.saturating_add(2);
-        for &seq in self
-            .held
-            .range(first..first.saturating_add(ACK_BITS))
-            .map(|(seq, _)| seq)
-        {
-            also |= 1 << (seq - self.through - 2);
+        let end = first.saturating_add(ACK_BITS);
+        for &(seq, _) in self.held.iter().take_while(|&&(seq, _)| seq < end) {
+            if seq >= first {
+                also |= 1 << (seq - first);
+            }
         }
         Acks {
             through: self.through,
@@ -732,6 +756,15 @@ impl<T> ReceiveWindow<T> {
     /// How many items wait for an earlier one.
     pub fn held(&self) -> usize {
         self.held.len()
+    }
+
+    /// Gives back the room for held items if none is held: a server holds a window per
+    /// client, and one that once held a few would keep that room while idle. Meant for a
+    /// periodic sweep, so receiving in a steady flow does not allocate.
+    pub fn release_memory_if_idle(&mut self) {
+        if self.held.is_empty() && self.held.capacity() > 0 {
+            self.held = VecDeque::new();
+        }
     }
 
     /// Every sequence number up to this one has been delivered.

@@ -657,6 +657,7 @@ impl Server {
                     // Idle clients are most of them on a big server: each one's outbox
                     // would keep room for its largest burst (~5 KB for 64 frames).
                     streams.outbox.release_memory_if_idle();
+                    streams.inbox.release_memory_if_idle();
                 }
             }
             for addr in silent {
