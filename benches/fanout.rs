@@ -68,8 +68,8 @@ mod linux {
 
     use crate::driver::workers::{self, PER_WORKER, Workers};
     use crate::driver::{
-        Kind, Pass, ServerProcess, Sim, load_average, raise_fd_limit, ticks_per_second,
-        udp_counters,
+        Kind, Pass, ServerProcess, Sim, load_average, process_user_system_ticks, raise_fd_limit,
+        ticks_per_second, udp_counters,
     };
     use icq::history::{DEFAULT_CAPACITY, History};
     /// Before a timed join: quiet for longer than the clients' acknowledgement delay (10 ms),
@@ -454,7 +454,7 @@ mod linux {
         let rss1 = server.rss_kib();
 
         let load_after_fill = load_average();
-        let cpu0 = server.cpu_ticks();
+        let (user0, system0) = process_user_system_ticks(server.pid());
         let (in0, out0, _) = udp_counters();
         let before = pool.count(&mut sim);
         let (sent0, received0) = (sim.sent + before.sent, sim.received + before.received);
@@ -462,12 +462,14 @@ mod linux {
         while idle_start.elapsed() < idle_for {
             sim.pump(Duration::from_millis(100));
         }
-        let cpu1 = server.cpu_ticks();
+        let (user1, system1) = process_user_system_ticks(server.pid());
         let (in1, out1, _) = udp_counters();
         let seconds = idle_start.elapsed().as_secs_f64();
         let after = pool.count(&mut sim);
         let (sent1, received1) = (sim.sent + after.sent, sim.received + after.received);
-        let busy = (cpu1 - cpu0) as f64 / ticks_per_second() / seconds * 100.0;
+        let percent = |ticks: u64| ticks as f64 / ticks_per_second() / seconds * 100.0;
+        let (user_busy, system_busy) = (percent(user1 - user0), percent(system1 - system0));
+        let busy = user_busy + system_busy;
         let server_out = out1.saturating_sub(out0).saturating_sub(sent1 - sent0);
         let server_in = in1
             .saturating_sub(in0)
@@ -514,6 +516,10 @@ mod linux {
         );
         println!(
             "| server CPU while idle (heartbeats, timers) | {busy:.2} % of one core | ≤ 2 % |"
+        );
+        println!(
+            "| … of which in the server's code / in the kernel (its datagrams; on loopback also \
+             their delivery into the clients' sockets) | {user_busy:.2} / {system_busy:.2} % | — |"
         );
         println!(
             "| load average (1 min) after the fill / after the idle period | {load_after_fill} / \

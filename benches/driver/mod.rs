@@ -202,6 +202,14 @@ impl Drop for ServerProcess {
 
 /// utime + stime so far of process `pid` (all its threads), in clock ticks; 0 once it is gone.
 pub fn process_cpu_ticks(pid: u32) -> u64 {
+    let (user, system) = process_user_system_ticks(pid);
+    user + system
+}
+
+/// (utime, stime) so far of process `pid`, in clock ticks: the CPU in its own code and in the
+/// kernel's on its behalf (on loopback that includes delivering what it sends into the
+/// receiving sockets).
+pub fn process_user_system_ticks(pid: u32) -> (u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
@@ -212,7 +220,7 @@ pub fn process_cpu_ticks(pid: u32) -> u64 {
             .unwrap_or(0)
     };
     // After the command name: state is field 0, utime 11, stime 12.
-    field(11) + field(12)
+    (field(11), field(12))
 }
 
 /// CPU time (user + system) used so far by `who`, in seconds.
