@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use icq::client::{Client, ClientEvent};
 use icq::net::Io;
 use icq::proto::chat::ChatEvent;
+use icq::proto::packing::Packer;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage, setrlimit};
 use nix::unistd::{SysconfVar, sysconf};
@@ -413,15 +414,18 @@ impl Sim {
         }
     }
 
-    /// Sends message `seq` from peer `index`.
-    pub fn send_message(&mut self, index: usize, seq: u32, now: Instant) {
+    /// Sends messages `seqs` from peer `index`, all at `now`: a named client's go packed,
+    /// as the client program sends what its core queued in one turn.
+    pub fn send_messages(&mut self, index: usize, seqs: std::ops::Range<u32>, now: Instant) {
         let t = now.duration_since(self.start).as_nanos() as u64;
-        let text = format!("bench {seq} {t}");
-        match &mut self.peers[index].core {
-            Core::Named(client) => client.send_text(now, &text),
-            Core::Guest { .. } => {
-                let _ = self.peers[index].socket.send(text.as_bytes());
-                self.sent += 1;
+        for seq in seqs {
+            let text = format!("bench {seq} {t}");
+            match &mut self.peers[index].core {
+                Core::Named(client) => client.send_text(now, &text),
+                Core::Guest { .. } => {
+                    let _ = self.peers[index].socket.send(text.as_bytes());
+                    self.sent += 1;
+                }
             }
         }
         self.after(index, now);
@@ -433,9 +437,20 @@ impl Sim {
         let Core::Named(client) = &mut peer.core else {
             return;
         };
-        while let Some((_, bytes)) = client.poll_transmit() {
-            let _ = peer.socket.send(&bytes);
+        let queued: Vec<(SocketAddr, Vec<u8>)> =
+            std::iter::from_fn(|| client.poll_transmit()).collect();
+        if queued.len() == 1 {
+            let _ = peer.socket.send(&queued[0].1);
             self.sent += 1;
+        } else if !queued.is_empty() {
+            let mut packer = Packer::new();
+            packer.plan(&queued);
+            let mut datagram = Vec::new();
+            for group in 0..packer.len() {
+                packer.write(&queued, group, &mut datagram);
+                let _ = peer.socket.send(&datagram);
+                self.sent += 1;
+            }
         }
         while let Some(event) = client.poll_event() {
             match event {
@@ -701,9 +716,10 @@ impl Pass {
         let mut last_delivery = t0;
         while deliveries < expected {
             let now = Instant::now();
-            while sent < m && sent - done < window {
-                sim.send_message(0, sent as u32, now);
-                sent += 1;
+            let open = (m - sent).min(window - (sent - done).min(window));
+            if open > 0 {
+                sim.send_messages(0, sent as u32..(sent + open) as u32, now);
+                sent += open;
             }
             if now.duration_since(t0) > Duration::from_secs(120) {
                 break;
