@@ -29,7 +29,9 @@
 //! About five minutes in all; `ICQ_BENCH_QUICK=1` shrinks every pass (about two minutes);
 //! `ICQ_BENCH_IDLE=N` sets the scale pass's client count (0 skips it; past 20 000 the clients
 //! send from several loopback addresses; each worker process raises its file descriptor
-//! limit as far as it may), `ICQ_BENCH_IDLE_SECS` its idle period (30 s; 10 quick);
+//! limit as far as it may), `ICQ_BENCH_IDLE_SECS` its idle period (30 s; 10 quick),
+//! `ICQ_BENCH_IDLE_TIMEOUT` the server's `--timeout` in it (seconds; unset: the server's
+//! default, 30 s; clients heartbeat every third of it, so the heartbeats' cost follows it);
 //! `ICQ_BENCH_WORKERS` how many worker processes play the scale pass's clients (2: the
 //! server has one core, they the other; more if needed for each to stay under its 20 000
 //! open files: `driver/workers.rs`); `ICQ_BENCH_SERVER=PATH` measures another build;
@@ -170,7 +172,24 @@ mod linux {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(2);
-            scale(server, idle, Duration::from_secs(idle_for), workers);
+            // The operator's --timeout sets the heartbeat rate (a third of it): unset, the
+            // server's own default, so the pass measures what an operator gets untouched.
+            let timeout = std::env::var("ICQ_BENCH_IDLE_TIMEOUT")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| {
+                    let seconds: f64 = v.trim().parse().unwrap_or_else(|_| {
+                        panic!("ICQ_BENCH_IDLE_TIMEOUT must be seconds, not {v:?}")
+                    });
+                    seconds.to_string()
+                });
+            scale(
+                server,
+                idle,
+                Duration::from_secs(idle_for),
+                workers,
+                timeout.as_deref(),
+            );
         }
     }
 
@@ -414,8 +433,20 @@ mod linux {
     /// The scale pass: `count` named clients join and stay idle. This process plays the
     /// first 10 and the timed joins; the rest are in `workers` processes (at least enough
     /// for each to hold its sockets), which join theirs all at once.
-    fn scale(binary: &str, count: usize, idle_for: Duration, workers: usize) {
-        let server = ServerProcess::start(binary, &["--max-clients", &(count + 100).to_string()]);
+    /// `timeout`: the server's `--timeout` in seconds (`None`: the server's default).
+    fn scale(
+        binary: &str,
+        count: usize,
+        idle_for: Duration,
+        workers: usize,
+        timeout: Option<&str>,
+    ) {
+        let max_clients = (count + 100).to_string();
+        let mut args = vec!["--max-clients", &max_clients];
+        if let Some(seconds) = timeout {
+            args.extend(["--timeout", seconds]);
+        }
+        let server = ServerProcess::start(binary, &args);
         std::thread::sleep(Duration::from_millis(200));
         let rss0 = server.rss_kib();
         let mut sim = Sim::new(server.addr);
@@ -480,7 +511,19 @@ mod linux {
         let pool_size = pool.len();
         drop(pool);
 
-        println!("## Scale: {count} idle named clients ({bulk} in {pool_size} worker processes)\n");
+        let timeout_label = match timeout {
+            Some(seconds) => format!("--timeout {seconds} s"),
+            // The server reads ICQ_TIMEOUT when --timeout is absent, and inherits this
+            // process's environment.
+            None => match std::env::var("ICQ_TIMEOUT") {
+                Ok(seconds) => format!("ICQ_TIMEOUT={seconds} s from the environment"),
+                Err(_) => "--timeout unset: the server's default".to_string(),
+            },
+        };
+        println!(
+            "## Scale: {count} idle named clients ({bulk} in {pool_size} worker processes; \
+             {timeout_label}, clients heartbeat every third of it)\n"
+        );
         println!("| what | measured | target |");
         println!("|---|---:|---|");
         println!(
