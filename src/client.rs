@@ -242,8 +242,9 @@ impl Client {
         if wire::is_packed(datagram) {
             // Checked whole before any of it is acted on; then each frame as if it had come
             // alone, except that what is owed is acknowledged once, after all of them: an
-            // acknowledgement sent in the middle would be out of date at once.
-            if let Ok(frames) = wire::unpack(datagram) {
+            // acknowledgement sent in the middle would be out of date at once. Checking
+            // decoded every frame: each is handled as decoded, not decoded again.
+            if let Ok(frames) = wire::unpack_decoded(datagram) {
                 for frame in frames {
                     self.handle_frame(now, from, frame);
                 }
@@ -251,22 +252,21 @@ impl Client {
             }
             return;
         }
-        self.handle_frame(now, from, datagram);
+        self.handle_lone_frame(now, from, datagram);
         self.send_ack_if_due(now);
     }
 
-    /// One frame of a datagram from `from`, whether it came alone or packed; the caller
-    /// sends the acknowledgement it may have made due.
-    fn handle_frame(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        let Some(from_index) = self.servers.iter().position(|s| same_endpoint(*s, from)) else {
-            return;
-        };
+    /// A datagram from `from` that is one frame, not packed: decoded, or what its failure
+    /// to decode tells us; the caller sends the acknowledgement it may have made due.
+    fn handle_lone_frame(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         let frame = match Frame::decode(datagram) {
             Ok(frame) => frame,
             Err(DecodeError::UnsupportedVersion { .. }) => {
                 if let State::Joining(attempt) = &self.state
                     && let Some((refusal_nonce, reason)) = wire::any_version_refusal(datagram)
                     && refusal_nonce == attempt.nonce
+                    && let Some(from_index) =
+                        self.servers.iter().position(|s| same_endpoint(*s, from))
                 {
                     self.server = from_index;
                     self.close(CloseReason::Refused(reason));
@@ -281,6 +281,15 @@ impl Client {
                 }
                 return;
             }
+        };
+        self.handle_frame(now, from, frame);
+    }
+
+    /// One frame from `from`, whether it came alone or packed; the caller sends the
+    /// acknowledgement it may have made due.
+    fn handle_frame(&mut self, now: Instant, from: SocketAddr, frame: Frame) {
+        let Some(from_index) = self.servers.iter().position(|s| same_endpoint(*s, from)) else {
+            return;
         };
         match &mut self.state {
             State::Joining(attempt) => {

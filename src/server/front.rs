@@ -29,11 +29,12 @@ impl Server {
         }
         if wire::is_packed(datagram) {
             // Checked whole before any of it is acted on; then each frame as if it had come
-            // alone.
-            match wire::unpack(datagram) {
+            // alone (the checks above hold for all of them; checking decoded every frame,
+            // so each is handled as decoded, not decoded again).
+            match wire::unpack_decoded(datagram) {
                 Ok(frames) => frames
                     .into_iter()
-                    .for_each(|frame| self.handle_datagram(now, from, frame)),
+                    .for_each(|frame| self.handle_frame(now, from, frame)),
                 Err(error) => self.note_malformed(now, from, &format!("packed: {error}")),
             }
             return;

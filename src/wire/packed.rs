@@ -67,6 +67,24 @@ pub fn is_packed(datagram: &[u8]) -> bool {
 /// or refusal, or frames of two directions (or of peer mode and the client–server
 /// protocol) is rejected whole.
 pub fn unpack(datagram: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
+    Ok(unpack_both(datagram)?
+        .into_iter()
+        .map(|(bytes, _)| bytes)
+        .collect())
+}
+
+/// The inner frames of a packed datagram as [`unpack`] checks them, already decoded:
+/// checking decodes every frame, so a receiver that acts on the frames takes these rather
+/// than decoding each one a second time.
+pub fn unpack_decoded(datagram: &[u8]) -> Result<Vec<Frame>, DecodeError> {
+    Ok(unpack_both(datagram)?
+        .into_iter()
+        .map(|(_, frame)| frame)
+        .collect())
+}
+
+/// The rules of [`unpack`], once: each inner frame's bytes and what they decode to.
+fn unpack_both(datagram: &[u8]) -> Result<Vec<(&[u8], Frame)>, DecodeError> {
     if datagram.len() > MAX_DATAGRAM {
         return Err(DecodeError::TooLarge {
             len: datagram.len(),
@@ -108,7 +126,7 @@ pub fn unpack(datagram: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
         if *direction.get_or_insert(this) != this {
             return Err(DecodeError::MixedDirections);
         }
-        frames.push(frame);
+        frames.push((frame, decoded));
         rest = after;
     }
     if !rest.is_empty() {

@@ -131,6 +131,8 @@ fn a_packed_datagram_decodes_frame_by_frame_as_each_frame_alone() {
         .map(|bytes| Frame::decode(bytes).expect("each frame decodes alone"))
         .collect();
     assert_eq!(decoded, frames);
+    // What a receiver acts on: the same frames, decoded while they were checked.
+    assert_eq!(wire::unpack_decoded(datagram), Ok(frames.clone()));
     // A decoder of one frame does not take a packed datagram for a frame.
     assert_eq!(
         Frame::decode(datagram),
@@ -144,6 +146,10 @@ fn a_packed_datagram_cut_at_any_byte_is_rejected_whole_without_side_effects() {
     let datagram = packed(&chats(token, 1..=3));
     for cut in 0..datagram.len() {
         assert!(wire::unpack(&datagram[..cut]).is_err(), "cut at {cut}");
+        assert!(
+            wire::unpack_decoded(&datagram[..cut]).is_err(),
+            "cut at {cut}"
+        );
         assert_ignored(&mut sim, alice, bob, &datagram[..cut]);
     }
     assert!(bob_saw(&sim, bob).is_empty());
@@ -220,6 +226,11 @@ fn a_malicious_count_or_inner_length_is_rejected_whole() {
     cases.push(("over 1200 bytes", oversized));
     for (what, bytes) in &cases {
         assert!(wire::unpack(bytes).is_err(), "{what}: accepted");
+        assert_eq!(
+            wire::unpack_decoded(bytes).err(),
+            wire::unpack(bytes).err(),
+            "{what}"
+        );
         assert_ignored(&mut sim, alice, bob, bytes);
     }
     assert!(
