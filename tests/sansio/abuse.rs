@@ -44,9 +44,7 @@ fn listed(sim: &Sim) -> Vec<String> {
 #[test]
 fn an_attacker_forging_alices_address_cannot_speak_leave_or_ack_for_her() {
     let mut sim = Sim::new(ServerConfig::default());
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
     let token = sim.token(alice);
     // Off the path, the attacker knows alice's address but not her session token.
     let guess = token.wrapping_add(1);
@@ -214,10 +212,7 @@ fn a_flooder_is_capped_then_kicked_while_others_are_heard_at_once() {
         flood_kick: Some(3),
         ..ServerConfig::default()
     });
-    let flooder = sim.join("flooder");
-    let bob = sim.join("bob");
-    let carol = sim.join("carol");
-    sim.clear_events();
+    let [flooder, bob, carol] = sim.join_settled(["flooder", "bob", "carol"]);
     let start = sim.now;
     let token = sim.token(flooder);
 
@@ -391,9 +386,7 @@ fn names_that_look_alike_cannot_coexist() {
 #[test]
 fn escape_sequences_and_bidi_tricks_are_neutralized_but_unicode_is_kept() {
     let mut sim = Sim::new(ServerConfig::default());
-    let mallory = sim.join("mallory");
-    let alice = sim.join("alice");
-    sim.clear_events();
+    let [mallory, alice] = sim.join_settled(["mallory", "alice"]);
     let hostile =
         "\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}31m red \u{202E}txt.exe\u{2066} \r\n café 日本 🎉";
     sim.send_text(mallory, hostile);

@@ -318,9 +318,7 @@ fn on_a_perfect_network_the_overhead_is_small() {
 #[test]
 fn a_lost_leave_is_repeated_and_the_client_is_announced_as_left() {
     let mut sim = Sim::new(ServerConfig::default());
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
     // The network loses bob's first leave.
     let mut leaves_dropped = 0;
     sim.set_link(Filter(move |d: &Datagram| {
@@ -352,9 +350,7 @@ fn lost_heartbeats_do_not_evict_a_live_client() {
         ..ServerConfig::default()
     };
     let mut sim = Sim::new(config);
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
     // Two heartbeats in a row are lost, then the third gets through: bob stays.
     let mut heartbeats = 0;
     sim.set_link(Filter(move |d: &Datagram| {

@@ -96,10 +96,7 @@ fn sequenced_cost(sim: &Sim, to: SocketAddr, mark: usize) -> Cost {
 /// listener and of a normal one, and what the slow one showed.
 fn busy_room_with_a_late_listener(lag: Duration, minutes: u64) -> (Cost, Cost, Vec<ClientEvent>) {
     let mut sim = Sim::new(unlimited());
-    let talker = sim.join("talker");
-    let normal = sim.join("normal");
-    let slow = sim.join("slow");
-    sim.clear_events();
+    let [talker, normal, slow] = sim.join_settled(["talker", "normal", "slow"]);
     sim.set_link(LateSender { slow, lag });
     let mark = sim.mark();
     let lines = minutes * 600;
@@ -472,9 +469,7 @@ fn silence_while_the_server_itself_falls_behind_does_not_count() {
         ..ServerConfig::default()
     };
     let mut sim = Sim::new(config);
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
     sim.take_server_events();
     // For 10 s the server's loop reports that it cannot keep up, and everything alice
     // sends is lost in its overflowing socket buffer.

@@ -33,10 +33,7 @@ fn roster(sim: &mut Sim, at: std::net::SocketAddr) -> Vec<RosterEntry> {
 #[test]
 fn a_private_message_reaches_only_its_recipient_and_its_sender() {
     let mut sim = sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    let carol = sim.join("carol");
-    sim.clear_events();
+    let [alice, bob, carol] = sim.join_settled(["alice", "bob", "carol"]);
 
     let now = sim.now;
     sim.client_mut(alice)
@@ -64,9 +61,7 @@ fn a_private_message_reaches_only_its_recipient_and_its_sender() {
 #[test]
 fn a_private_message_to_nobody_is_reported_to_the_sender_only() {
     let mut sim = sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
     let now = sim.now;
     sim.client_mut(alice).send_private(now, "zed", "hello?");
     sim.drive();
@@ -80,9 +75,7 @@ fn a_private_message_to_nobody_is_reported_to_the_sender_only() {
 #[test]
 fn the_operator_can_message_one_client_privately() {
     let mut sim = sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
     let now = sim.now;
     sim.server
         .say_privately(now, "alice", "please stop")
@@ -104,9 +97,7 @@ fn the_operator_can_message_one_client_privately() {
 #[test]
 fn an_action_is_shown_to_everyone() {
     let mut sim = sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
     let now = sim.now;
     sim.client_mut(alice).send_action(now, "waves");
     sim.drive();
@@ -126,9 +117,7 @@ fn an_action_is_shown_to_everyone() {
 #[test]
 fn nick_renames_announces_and_keeps_names_unique() {
     let mut sim = sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
 
     let now = sim.now;
     sim.client_mut(alice).rename(now, "Alicia");
@@ -172,9 +161,7 @@ fn nick_renames_announces_and_keeps_names_unique() {
 #[test]
 fn away_and_back_are_announced_and_shown_in_the_list() {
     let mut sim = sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
 
     let now = sim.now;
     sim.client_mut(alice).set_away(now, Some("lunch 🍜"));
@@ -227,9 +214,7 @@ fn a_long_line_typed_while_joining_is_split_not_cut() {
 #[test]
 fn renames_and_away_toggles_count_against_the_flood_limit() {
     let mut sim = sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
     let now = sim.now;
     for i in 0..50 {
         sim.client_mut(alice).set_away(now, Some("brb"));

@@ -106,9 +106,7 @@ fn with_guests_off_plain_text_gets_nothing() {
 #[test]
 fn the_server_neutralizes_terminal_escapes_in_chat() {
     let mut sim = default_sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
 
     sim.send_text(alice, "\x1b[2Jgotcha\x07");
     sim.send_text(alice, "abc\u{202E}fed");
@@ -266,9 +264,7 @@ fn shutdown_tells_every_client_the_server_is_closing() {
 #[test]
 fn clients_rejoin_a_restarted_server_under_the_same_name() {
     let mut sim = default_sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
 
     sim.advance(ms(500));
     sim.restart_server(ServerConfig::default());
@@ -398,9 +394,7 @@ fn a_client_falls_back_to_the_next_server_address() {
 #[test]
 fn a_long_line_arrives_as_several_messages_in_order() {
     let mut sim = default_sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
 
     // Two-byte characters (900 bytes is a boundary) and three-byte ones (it is not).
     for line in ["é".repeat(1500), "€".repeat(1000)] {

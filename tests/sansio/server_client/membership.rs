@@ -72,10 +72,7 @@ fn a_client_joins_sees_who_is_online_first_and_everyone_else_is_told() {
 #[test]
 fn three_clients_each_see_all_messages_stamped_with_the_server_time() {
     let mut sim = default_sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    let carol = sim.join("carol");
-    sim.clear_events();
+    let [alice, bob, carol] = sim.join_settled(["alice", "bob", "carol"]);
 
     sim.advance(ms(250));
     sim.send_text(alice, "hello from alice");
@@ -270,10 +267,7 @@ fn the_server_refuses_invalid_names_sent_in_raw_join_frames() {
 #[test]
 fn a_client_that_leaves_is_announced_forgotten_and_acknowledged_again() {
     let mut sim = default_sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    let carol = sim.join("carol");
-    sim.clear_events();
+    let [alice, bob, carol] = sim.join_settled(["alice", "bob", "carol"]);
     sim.advance(ms(100));
 
     let bob_token = sim.token(bob);
@@ -365,9 +359,7 @@ fn a_silent_client_is_evicted_after_the_timeout_and_not_before() {
     let config = fast_timeout_config();
     assert_eq!(config.heartbeat_interval(), ms(100));
     let mut sim = Sim::new(config);
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
     // Bob still runs and hears the server, but nothing he sends arrives.
     sim.muted.insert(bob);
 
@@ -407,9 +399,7 @@ fn a_silent_client_is_evicted_after_the_timeout_and_not_before() {
 #[test]
 fn a_suspended_client_is_evicted_and_rejoins_when_it_wakes_up() {
     let mut sim = Sim::new(fast_timeout_config());
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
     sim.frozen.insert(bob);
 
     sim.advance_in_steps(ms(500), ms(10));
@@ -456,9 +446,7 @@ fn a_suspended_client_is_evicted_and_rejoins_when_it_wakes_up() {
 #[test]
 fn a_driven_idle_client_is_never_evicted_thanks_to_heartbeats() {
     let mut sim = Sim::new(fast_timeout_config());
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
     let mark = sim.mark();
 
     // Ten timeouts, in steps, then ten more stopping exactly at every deadline.

@@ -503,9 +503,7 @@ fn count_events(events: &[ClientEvent], wanted: impl Fn(&ClientEvent) -> bool) -
 fn a_server_killed_and_back_20_s_later_gets_the_lines_typed_meanwhile() {
     let mut sim = default_sim();
     let down = outage(&mut sim);
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
 
     // The server dies; alice types a line a second later, and 29 more at once after that.
     down.set(true);
@@ -673,9 +671,7 @@ fn leaving_as_the_server_comes_back_sends_what_waited_first() {
 fn a_backlog_resent_after_a_broken_path_heals_is_not_taken_for_a_flood() {
     let mut sim = default_sim();
     let down = outage(&mut sim);
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
     // The path to a live server breaks for 15 s (less than its timeout, and than the
     // client's give-up time); alice types five lines a second meanwhile.
     down.set(true);
@@ -707,9 +703,7 @@ fn a_backlog_resent_after_a_broken_path_heals_is_not_taken_for_a_flood() {
 #[test]
 fn leaving_with_lines_queued_waits_for_them_at_most_ten_seconds() {
     let mut sim = default_sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
     let now = sim.now;
     for i in 0..100 {
         sim.client_mut(alice).send_text(now, &format!("line {i}"));

@@ -9,9 +9,7 @@ use super::*;
 #[test]
 fn a_flood_is_cut_to_the_burst_and_the_sender_told_once() {
     let mut sim = default_sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
 
     // Not an icq-client (which paces itself, see below): a program that sends 30 lines at
     // once, stamped truthfully.
@@ -85,9 +83,7 @@ fn a_flood_is_cut_to_the_burst_and_the_sender_told_once() {
 #[test]
 fn thirty_lines_at_once_are_paced_by_the_client_and_all_arrive_in_order() {
     let mut sim = default_sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
 
     // A paste of 30 lines: the burst goes at once, the rest is queued and told once.
     let now = sim.now;
@@ -137,9 +133,7 @@ fn thirty_lines_at_once_are_paced_by_the_client_and_all_arrive_in_order() {
 #[test]
 fn a_client_that_types_on_for_minutes_is_never_kicked() {
     let mut sim = default_sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
     // 150 lines at once, then 20 lines a second for 10 s: everything arrives, in order,
     // at the server's pace; nobody is warned or kicked.
     let now = sim.now;
@@ -181,9 +175,7 @@ fn without_a_flood_limit_every_line_goes_out() {
         None,
         "how --flood-rate 0 turns it off"
     );
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
 
     let now = sim.now;
     for i in 0..30 {
@@ -204,10 +196,7 @@ fn without_a_flood_limit_every_line_goes_out() {
 #[test]
 fn the_operator_kicks_a_client_by_name_in_any_case() {
     let mut sim = default_sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    let carol = sim.join("carol");
-    sim.clear_events();
+    let [alice, bob, carol] = sim.join_settled(["alice", "bob", "carol"]);
 
     let now = sim.now;
     assert_eq!(sim.server.kick(now, "BOB"), Ok(()));
@@ -343,9 +332,7 @@ fn a_ban_disconnects_everyone_at_the_address_and_refuses_newcomers() {
 #[test]
 fn frames_from_an_unknown_address_get_one_not_joined_and_reach_nobody() {
     let mut sim = default_sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
 
     for frame in [
         chat_frame(5, 1, "let me in"),
@@ -460,9 +447,7 @@ fn a_malformed_datagram_is_logged_once_per_address_per_minute() {
 #[test]
 fn nobody_can_speak_as_someone_else() {
     let mut sim = default_sim();
-    let alice = sim.join("alice");
-    let bob = sim.join("bob");
-    sim.clear_events();
+    let [alice, bob] = sim.join_settled(["alice", "bob"]);
 
     // Chat from an address that is not alice's reaches nobody, whatever it claims.
     let fake = chat_frame(12345, 1, "alice: send me your password");

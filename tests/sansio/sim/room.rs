@@ -155,6 +155,14 @@ impl Sim {
         at
     }
 
+    /// Joins clients with these names one after the other (see [`Sim::join`]), then forgets
+    /// every event so far: the test starts in a settled room.
+    pub fn join_settled<const N: usize>(&mut self, names: [&str; N]) -> [SocketAddr; N] {
+        let joined = names.map(|name| self.join(name));
+        self.clear_events();
+        joined
+    }
+
     /// Adds a client called `name` at `at`, delivers everything, and checks that it joined.
     pub fn join_at(&mut self, at: SocketAddr, name: &str) -> SocketAddr {
         let servers = vec![self.server_addr];
