@@ -204,7 +204,8 @@ impl Server {
                 Some(streams) if session.nonce == nonce => {
                     // The welcome was lost and the client asked again: answer, change
                     // nothing.
-                    let welcome = self.welcome(nonce, streams.token(), &session.name);
+                    let welcome =
+                        self.welcome(nonce, streams.token(), &session.name, session.heartbeat);
                     self.send_unsequenced(from, &welcome);
                     return;
                 }
@@ -246,9 +247,10 @@ impl Server {
             return self.refuse(now, from, nonce, name, RefuseReason::TooManyFromAddress);
         }
         let token = token::random_u64();
-        let welcome = self.welcome(nonce, token, &name);
+        let heartbeat = self.config.heartbeat_for(self.sessions.len() + 1);
+        let welcome = self.welcome(nonce, token, &name, heartbeat);
         self.send_unsequenced(from, &welcome);
-        self.add_session(now, from, name, name_key, Some((token, nonce)));
+        self.add_session(now, from, name, name_key, Some((token, nonce, heartbeat)));
         self.send_join_history(now, from, seen);
     }
 
@@ -261,6 +263,7 @@ impl Server {
         let Some(session) = self.sessions.get_mut(&holder) else {
             return Holder::Gone;
         };
+        session.catch_up(now, &self.lateness);
         // A guest has no way to answer: its name is held until it times out.
         let Some(token) = session.streams.as_ref().map(|s| s.token()) else {
             return Holder::Live;
@@ -287,8 +290,8 @@ impl Server {
         Holder::Probing
     }
 
-    pub(super) fn welcome(&self, nonce: u64, token: u64, name: &str) -> Frame {
-        let heartbeat_ms = self.config.heartbeat_interval().as_millis();
+    pub(super) fn welcome(&self, nonce: u64, token: u64, name: &str, heartbeat: Duration) -> Frame {
+        let heartbeat_ms = heartbeat.as_millis();
         Frame::ToClient(ToClient::Welcome {
             nonce,
             token,

@@ -43,6 +43,8 @@ impl Server {
             self.add_session(now, from, name, name_key, None);
         }
         if let Some(session) = self.sessions.get_mut(&from) {
+            // Owed lateness is for the silence that ends now (see `Session::catch_up`).
+            session.catch_up(now, &self.lateness);
             session.last_heard = now;
         }
         // `lines` also drops the `\r` of a `\r\n`, as sent by some terminals and netcat -C.

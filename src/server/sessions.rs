@@ -118,6 +118,15 @@ pub(super) struct Session {
     pub(super) kind: ClientKind,
     pub(super) joined_at: Instant,
     pub(super) last_heard: Instant,
+    /// The heartbeat interval the client was told when it joined
+    /// ([`ServerConfig::heartbeat_for`]); a repeated welcome says it again.
+    pub(super) heartbeat: Duration,
+    /// How long it may stay silent before it is evicted ([`ServerConfig::timeout_for`]
+    /// its heartbeat; a guest's is the timeout).
+    pub(super) timeout: Duration,
+    /// When the sweep next looks at this session (its entry in `Server::checks`; others
+    /// with this address are stale).
+    pub(super) check_at: Instant,
     /// The flood limit on what the client says (by its stamps; a guest's by arrival), and
     /// what it dropped since the last notice.
     pub(super) flood: FloodWatch,
@@ -163,6 +172,11 @@ pub(super) enum Holder {
 }
 
 impl Session {
+    /// When this session is evicted unless it is heard from, by what it has been credited.
+    pub(super) fn silence_deadline(&self) -> Instant {
+        self.last_heard + self.timeout
+    }
+
     /// Credits the session with the server's lateness since it was last credited: the
     /// client's silence, and its missing acknowledgements, during that time are ours.
     pub(super) fn catch_up(&mut self, now: Instant, lateness: &Lateness) {
@@ -207,6 +221,9 @@ impl Server {
         let Some(session) = self.sessions.get_mut(&from) else {
             return;
         };
+        // The lateness owed so far is for the silence that ends now, and for what is in
+        // flight: credited here, it is never applied to what comes after.
+        session.catch_up(now, &self.lateness);
         let Some(streams) = session.streams.as_mut() else {
             return;
         };
@@ -214,7 +231,18 @@ impl Server {
         // Any frame of the session answers a probe.
         session.probe = None;
         if let Some(acks) = frame.acks() {
+            let in_flight = !streams.outbox.is_empty();
             streams.outbox.on_acks(now, acks);
+            if in_flight && streams.outbox.is_empty() {
+                // The window went quiet: the memory of its burst is given back if it stays
+                // so until the check (`Server::check_session`).
+                streams.outbox.release_memory_if_idle();
+                let soon = now + self.config.sweep_interval();
+                if session.check_at > soon {
+                    session.check_at = soon;
+                    self.checks.push(Reverse((soon, from)));
+                }
+            }
         }
         // A heartbeat is always answered: that answer is how the client knows we are alive.
         let heartbeat = matches!(frame, ToServer::Heartbeat { .. });
@@ -284,7 +312,7 @@ impl Server {
         addr: SocketAddr,
         name: String,
         name_key: String,
-        named: Option<(u64, u64)>,
+        named: Option<(u64, u64, Duration)>,
     ) {
         let kind = if named.is_some() {
             ClientKind::Named
@@ -297,6 +325,13 @@ impl Server {
         self.by_name.insert(name_key.clone(), addr);
         self.roster
             .set(addr, &name, None, kind == ClientKind::Guest);
+        let heartbeat = named.map_or(self.config.heartbeat_interval(), |(_, _, beat)| beat);
+        let timeout = match kind {
+            ClientKind::Named => self.config.timeout_for(heartbeat),
+            ClientKind::Guest => self.config.timeout,
+        };
+        let check_at = now + timeout;
+        self.checks.push(Reverse((check_at, addr)));
         self.sessions.insert(
             addr,
             Box::new(Session {
@@ -305,10 +340,13 @@ impl Server {
                 kind,
                 joined_at: now,
                 last_heard: now,
+                heartbeat,
+                timeout,
+                check_at,
                 flood: FloodWatch::new(self.config.flood_limit.map(|limit| {
                     // A backlog older than the timeout cannot be honest: a client silent
                     // that long has been evicted.
-                    let mut gate = FloodGate::new(limit, now, self.config.timeout);
+                    let mut gate = FloodGate::new(limit, now, timeout);
                     if kind == ClientKind::Named {
                         // The client's stamps count from the welcome, sent now.
                         gate.sender_clock(now, 0);
@@ -317,8 +355,8 @@ impl Server {
                 })),
                 flood_warnings: Vec::new(),
                 away: None,
-                streams: named.map(|(token, _)| Stream::new(token, now, INBOX_LIMIT)),
-                nonce: named.map_or(0, |(_, nonce)| nonce),
+                streams: named.map(|(token, _, _)| Stream::new(token, now, INBOX_LIMIT)),
+                nonce: named.map_or(0, |(_, nonce, _)| nonce),
                 stamp: None,
                 probe: None,
                 history_answer: None,
@@ -341,6 +379,44 @@ impl Server {
             addr,
             guest: kind == ClientKind::Guest,
         });
+    }
+
+    /// Looks at the sessions whose check is due: credits each with the server's lateness,
+    /// evicts it if it stayed silent for its timeout, else gives back the memory its
+    /// windows kept idle and files its next check at its silence deadline. A session heard
+    /// from since its check was filed is simply filed again: hearing from a client files
+    /// nothing, so a heartbeat costs no timer work.
+    pub(super) fn check_sessions(&mut self, now: Instant) {
+        let mut silent = Vec::new();
+        while let Some(&Reverse((when, addr))) = self.checks.peek() {
+            if when > now {
+                break;
+            }
+            self.checks.pop();
+            let Some(session) = self.sessions.get_mut(&addr) else {
+                continue;
+            };
+            if session.check_at != when {
+                continue; // stale: filed again for another instant since
+            }
+            session.catch_up(now, &self.lateness);
+            let deadline = session.silence_deadline();
+            if now >= deadline {
+                silent.push(addr);
+                continue;
+            }
+            if let Some(streams) = session.streams.as_mut() {
+                // Idle clients are most of them on a big server: each one's outbox would
+                // keep room for its largest burst (~5 KB for 64 frames).
+                streams.outbox.release_memory_if_idle();
+                streams.inbox.release_memory_if_idle();
+            }
+            session.check_at = deadline;
+            self.checks.push(Reverse((deadline, addr)));
+        }
+        for addr in silent {
+            self.remove_session(now, addr, Removal::TimedOut);
+        }
     }
 
     /// Sends again every sequenced frame whose acknowledgement is overdue, to sessions and

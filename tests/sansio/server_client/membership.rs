@@ -502,3 +502,105 @@ fn a_client_notices_a_silent_server_and_its_return() {
     sim.advance_in_steps(ms(100), ms(10));
     assert_eq!(sim.take_events(alice), vec![ClientEvent::ServerBack]);
 }
+
+// Heartbeats that scale: each newcomer's interval, and its own timeout ----------------------
+
+#[test]
+fn the_heartbeat_interval_grows_with_the_sessions_beyond_the_budget_and_no_sooner() {
+    let config = ServerConfig::default();
+    assert_eq!(server::HEARTBEAT_BUDGET, 1_000);
+    // A small room, and up to 10 000 clients at the default timeout: a third of it.
+    for sessions in [1, 2, 100, 10_000] {
+        assert_eq!(config.heartbeat_for(sessions), Duration::from_secs(10));
+    }
+    assert_eq!(config.heartbeat_for(20_000), Duration::from_secs(20));
+    assert_eq!(config.heartbeat_for(100_000), Duration::from_secs(100));
+    // Evicted after the timeout, or three of its own heartbeats if that is longer.
+    assert_eq!(
+        config.timeout_for(Duration::from_secs(10)),
+        Duration::from_secs(30)
+    );
+    assert_eq!(
+        config.timeout_for(Duration::from_secs(100)),
+        Duration::from_secs(300)
+    );
+    let slow = ServerConfig {
+        timeout: Duration::from_secs(90),
+        ..ServerConfig::default()
+    };
+    assert_eq!(slow.heartbeat_for(10_000), Duration::from_secs(30));
+    assert_eq!(slow.heartbeat_for(100_000), Duration::from_secs(100));
+    assert_eq!(
+        slow.timeout_for(Duration::from_secs(30)),
+        Duration::from_secs(90)
+    );
+}
+
+/// The `heartbeat_ms` of the welcome among `replies`.
+fn welcomed_heartbeat(replies: &[Frame]) -> u32 {
+    replies
+        .iter()
+        .find_map(|frame| match frame {
+            Frame::ToClient(ToClient::Welcome { heartbeat_ms, .. }) => Some(*heartbeat_ms),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no welcome in {replies:?}"))
+}
+
+/// Whether the session at `at` is still served.
+fn is_served(sim: &Sim, at: SocketAddr) -> bool {
+    sim.server.clients(sim.now).iter().any(|c| c.addr == at)
+}
+
+#[test]
+fn each_session_is_told_its_interval_at_join_and_evicted_after_three_of_them() {
+    // At a 300 ms timeout the budget allows 1 ms per session: from the 101st, newcomers
+    // heartbeat less often than every 100 ms.
+    let mut sim = Sim::new(ServerConfig {
+        max_per_ip: None,
+        ..fast_timeout_config()
+    });
+    let early = addr([10, 0, 0, 1], 5000);
+    assert_eq!(
+        welcomed_heartbeat(&forge_join(&mut sim, early, "early")),
+        100
+    );
+    for i in 0..149 {
+        sim.join(&format!("c{i}"));
+    }
+    let late = addr([10, 0, 0, 2], 5000);
+    let joined_late = sim.now;
+    let replies = forge_join(&mut sim, late, "late");
+    assert_eq!(
+        welcomed_heartbeat(&replies),
+        151,
+        "151 sessions with this one"
+    );
+    // A repeated join (its welcome was lost) is told the same, though more joined since.
+    sim.join("c149");
+    let repeat = sim.inject_frame(late, &join_frame("late"));
+    let [Frame::ToClient(ToClient::Challenge { cookie, .. })] = repeat[..] else {
+        panic!("challenged, got {repeat:?}");
+    };
+    let again = sim.inject_frame(late, &join_with_cookie("late", cookie));
+    assert_eq!(welcomed_heartbeat(&again), 151);
+
+    // Neither forged session ever sends again. The early one is evicted after the timeout
+    // (300 ms, as the tests above time), the late one after three of its own heartbeats
+    // (453 ms), within a sweep interval (75 ms) after.
+    let evicted_at = |sim: &mut Sim, at: SocketAddr| {
+        while is_served(sim, at) {
+            sim.advance(ms(5));
+        }
+        sim.now
+    };
+    let late_gone = evicted_at(&mut sim, late);
+    let late_silent = late_gone - joined_late;
+    assert!(
+        (ms(453)..=ms(453 + 75 + 5)).contains(&late_silent),
+        "evicted {late_silent:?} after its join"
+    );
+    assert!(!is_served(&sim, early));
+    // The real clients heartbeat by what they were told, and none was evicted.
+    assert_eq!(sim.server.clients(sim.now).len(), 150);
+}
