@@ -30,8 +30,12 @@
 //! `ICQ_BENCH_IDLE=N` sets the scale pass's client count (0 skips it; past 20 000 the clients
 //! send from several loopback addresses; each worker process raises its file descriptor
 //! limit as far as it may), `ICQ_BENCH_IDLE_SECS` its idle period (30 s; 10 quick),
+//! `ICQ_BENCH_IDLE_SETTLE` seconds of idleness before that period is measured (0: the
+//! heartbeat intervals grow with the sessions at each join, so the steady state of a big
+//! fill begins once its last joiners' first heartbeats came, ~105 s at 100 000),
 //! `ICQ_BENCH_IDLE_TIMEOUT` the server's `--timeout` in it (seconds; unset: the server's
-//! default, 30 s; clients heartbeat every third of it, so the heartbeats' cost follows it);
+//! default, 30 s; clients heartbeat every third of it up to `HEARTBEAT_BUDGET` × that many
+//! clients, so the heartbeats' cost follows it);
 //! `ICQ_BENCH_WORKERS` how many worker processes play the scale pass's clients (2: the
 //! server has one core, they the other; more if needed for each to stay under its 20 000
 //! open files: `driver/workers.rs`); `ICQ_BENCH_SERVER=PATH` measures another build;
@@ -183,10 +187,17 @@ mod linux {
                     });
                     seconds.to_string()
                 });
+            // Heartbeat intervals grow with the sessions at each join (up to 100 s for the
+            // 100 000th): the steady state starts once the last joiner's first heartbeat
+            // came, so a settle period before measuring (unset: none).
+            let settle = std::env::var("ICQ_BENCH_IDLE_SETTLE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             scale(
                 server,
                 idle,
-                Duration::from_secs(idle_for),
+                (Duration::from_secs(settle), Duration::from_secs(idle_for)),
                 workers,
                 timeout.as_deref(),
             );
@@ -437,7 +448,7 @@ mod linux {
     fn scale(
         binary: &str,
         count: usize,
-        idle_for: Duration,
+        (settle, idle_for): (Duration, Duration),
         workers: usize,
         timeout: Option<&str>,
     ) {
@@ -485,6 +496,10 @@ mod linux {
         let rss1 = server.rss_kib();
 
         let load_after_fill = load_average();
+        let settle_start = Instant::now();
+        while settle_start.elapsed() < settle {
+            sim.pump(Duration::from_millis(100));
+        }
         let (user0, system0) = process_user_system_ticks(server.pid());
         let (in0, out0, _) = udp_counters();
         let before = pool.count(&mut sim);
@@ -522,7 +537,12 @@ mod linux {
         };
         println!(
             "## Scale: {count} idle named clients ({bulk} in {pool_size} worker processes; \
-             {timeout_label}, clients heartbeat every third of it)\n"
+             {timeout_label}; each client heartbeats as told at its join, a third of it or \
+             one per {} ms per session if longer; idle CPU measured over {:.0} s after {:.0} s \
+             settling)\n",
+            1000 / icq::server::HEARTBEAT_BUDGET,
+            seconds,
+            settle.as_secs_f64()
         );
         println!("| what | measured | target |");
         println!("|---|---:|---|");
@@ -548,7 +568,7 @@ mod linux {
         );
         println!(
             "| server RSS: empty / {count} clients / after {:.0} s idle | {:.1} / {:.1} / {:.1} MB | ≤ 20 MB at 10 000 |",
-            seconds,
+            seconds + settle.as_secs_f64(),
             rss0 as f64 / 1024.0,
             rss1 as f64 / 1024.0,
             rss2 as f64 / 1024.0
