@@ -205,7 +205,7 @@ impl Server {
                     // The welcome was lost and the client asked again: answer, change
                     // nothing.
                     let welcome =
-                        self.welcome(nonce, streams.token(), &session.name, session.heartbeat);
+                        self.welcome(nonce, streams.token(), &session.name, session.heartbeat());
                     self.send_unsequenced(from, &welcome);
                     return;
                 }

@@ -483,10 +483,12 @@ pub struct Server {
     transmits: VecDeque<Transmit>,
     events: VecDeque<ServerEvent>,
     timers: Timers,
-    /// When each session is next checked ([`Session::check_at`]): for silence at its
-    /// eviction deadline, or for idle memory soon after its send window emptied. A session
-    /// with nothing due costs the sweep nothing.
+    /// When each session is next checked for silence ([`Session::check_at`]), at its
+    /// eviction deadline: a session with nothing due costs the sweep nothing.
     checks: Timers,
+    /// Sessions whose send window emptied since the last sweep, which gives back its
+    /// memory if it stayed empty ([`Session::quiet`]).
+    quiet: Vec<SocketAddr>,
     stats: ServerStats,
     /// Flooders to tell how many messages were dropped, and when.
     flood_notices_due: Vec<(Instant, SocketAddr)>,
@@ -544,6 +546,7 @@ impl Server {
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
             checks: BinaryHeap::new(),
+            quiet: Vec::new(),
             lateness: Lateness::new(),
             joins_this_turn: 0,
             stats: ServerStats::default(),
@@ -703,6 +706,9 @@ impl Server {
         }
         if let Some(room) = spare(self.checks.len(), self.checks.capacity()) {
             self.checks.shrink_to(room);
+        }
+        if let Some(room) = spare(self.quiet.len(), self.quiet.capacity()) {
+            self.quiet.shrink_to(room);
         }
         if let Some(room) = spare(self.sessions.len(), self.sessions.capacity()) {
             self.sessions.shrink_to(room);

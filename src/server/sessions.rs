@@ -118,15 +118,15 @@ pub(super) struct Session {
     pub(super) kind: ClientKind,
     pub(super) joined_at: Instant,
     pub(super) last_heard: Instant,
-    /// The heartbeat interval the client was told when it joined
-    /// ([`ServerConfig::heartbeat_for`]); a repeated welcome says it again.
-    pub(super) heartbeat: Duration,
-    /// How long it may stay silent before it is evicted ([`ServerConfig::timeout_for`]
-    /// its heartbeat; a guest's is the timeout).
-    pub(super) timeout: Duration,
-    /// When the sweep next looks at this session (its entry in `Server::checks`; others
-    /// with this address are stale).
+    /// When the sweep next looks at this session for silence (its entry in
+    /// `Server::checks`; others with this address are stale).
     pub(super) check_at: Instant,
+    /// The heartbeat interval the client was told when it joined, in milliseconds
+    /// ([`ServerConfig::heartbeat_for`]; 0 for a guest); a repeated welcome says it again.
+    /// (Milliseconds, not a `Duration`: the session stays in a 640-byte allocation.)
+    pub(super) heartbeat_ms: u32,
+    /// Whether it is in `Server::quiet`: its send window emptied since the last sweep.
+    pub(super) quiet: bool,
     /// The flood limit on what the client says (by its stamps; a guest's by arrival), and
     /// what it dropped since the last notice.
     pub(super) flood: FloodWatch,
@@ -172,9 +172,15 @@ pub(super) enum Holder {
 }
 
 impl Session {
-    /// When this session is evicted unless it is heard from, by what it has been credited.
-    pub(super) fn silence_deadline(&self) -> Instant {
-        self.last_heard + self.timeout
+    /// The heartbeat interval it was told.
+    pub(super) fn heartbeat(&self) -> Duration {
+        Duration::from_millis(u64::from(self.heartbeat_ms))
+    }
+
+    /// When this session is evicted unless it is heard from, by what it has been credited:
+    /// after [`ServerConfig::timeout_for`] its heartbeat (a guest's: the timeout).
+    pub(super) fn silence_deadline(&self, config: &ServerConfig) -> Instant {
+        self.last_heard + config.timeout_for(self.heartbeat())
     }
 
     /// Credits the session with the server's lateness since it was last credited: the
@@ -235,12 +241,11 @@ impl Server {
             streams.outbox.on_acks(now, acks);
             if in_flight && streams.outbox.is_empty() {
                 // The window went quiet: the memory of its burst is given back if it stays
-                // so until the check (`Server::check_session`).
+                // so until the next sweep (`Server::check_sessions`).
                 streams.outbox.release_memory_if_idle();
-                let soon = now + self.config.sweep_interval();
-                if session.check_at > soon {
-                    session.check_at = soon;
-                    self.checks.push(Reverse((soon, from)));
+                if !session.quiet {
+                    session.quiet = true;
+                    self.quiet.push(from);
                 }
             }
         }
@@ -325,11 +330,11 @@ impl Server {
         self.by_name.insert(name_key.clone(), addr);
         self.roster
             .set(addr, &name, None, kind == ClientKind::Guest);
-        let heartbeat = named.map_or(self.config.heartbeat_interval(), |(_, _, beat)| beat);
-        let timeout = match kind {
-            ClientKind::Named => self.config.timeout_for(heartbeat),
-            ClientKind::Guest => self.config.timeout,
-        };
+        let heartbeat = named.map_or(Duration::ZERO, |(_, _, beat)| beat);
+        let heartbeat_ms = u32::try_from(heartbeat.as_millis()).unwrap_or(u32::MAX);
+        let timeout = self
+            .config
+            .timeout_for(Duration::from_millis(heartbeat_ms.into()));
         let check_at = now + timeout;
         self.checks.push(Reverse((check_at, addr)));
         self.sessions.insert(
@@ -340,9 +345,9 @@ impl Server {
                 kind,
                 joined_at: now,
                 last_heard: now,
-                heartbeat,
-                timeout,
                 check_at,
+                heartbeat_ms,
+                quiet: false,
                 flood: FloodWatch::new(self.config.flood_limit.map(|limit| {
                     // A backlog older than the timeout cannot be honest: a client silent
                     // that long has been evicted.
@@ -381,12 +386,28 @@ impl Server {
         });
     }
 
-    /// Looks at the sessions whose check is due: credits each with the server's lateness,
-    /// evicts it if it stayed silent for its timeout, else gives back the memory its
-    /// windows kept idle and files its next check at its silence deadline. A session heard
+    /// Gives back the memory of the windows that went quiet since the last sweep and
+    /// stayed so (an idle client's outbox would keep room for its largest burst, ~5 KB for
+    /// 64 frames; most clients of a big server are idle). Then looks at the sessions whose
+    /// check is due: credits each with the server's lateness, evicts it if it stayed silent
+    /// for its timeout, else files its next check at its silence deadline. A session heard
     /// from since its check was filed is simply filed again: hearing from a client files
     /// nothing, so a heartbeat costs no timer work.
     pub(super) fn check_sessions(&mut self, now: Instant) {
+        let mut quiet = std::mem::take(&mut self.quiet);
+        for addr in &quiet {
+            let Some(session) = self.sessions.get_mut(addr) else {
+                continue;
+            };
+            session.quiet = false;
+            if let Some(streams) = session.streams.as_mut() {
+                // Released unless something was sent since the window emptied.
+                streams.outbox.release_memory_if_idle();
+                streams.inbox.release_memory_if_idle();
+            }
+        }
+        quiet.clear();
+        self.quiet = quiet;
         let mut silent = Vec::new();
         while let Some(&Reverse((when, addr))) = self.checks.peek() {
             if when > now {
@@ -400,15 +421,12 @@ impl Server {
                 continue; // stale: filed again for another instant since
             }
             session.catch_up(now, &self.lateness);
-            let deadline = session.silence_deadline();
+            let deadline = session.silence_deadline(&self.config);
             if now >= deadline {
                 silent.push(addr);
                 continue;
             }
             if let Some(streams) = session.streams.as_mut() {
-                // Idle clients are most of them on a big server: each one's outbox would
-                // keep room for its largest burst (~5 KB for 64 frames).
-                streams.outbox.release_memory_if_idle();
                 streams.inbox.release_memory_if_idle();
             }
             session.check_at = deadline;
