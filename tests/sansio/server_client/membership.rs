@@ -589,7 +589,10 @@ fn each_session_is_told_its_interval_at_join_and_evicted_after_three_of_them() {
     // (300 ms, as the tests above time), the late one after three of its own heartbeats
     // (453 ms), within a sweep interval (75 ms) after.
     let evicted_at = |sim: &mut Sim, at: SocketAddr| {
+        // Bounded: a session that is never evicted fails the test instead of hanging it.
+        let give_up = sim.now + ms(2_000);
         while is_served(sim, at) {
+            assert!(sim.now < give_up, "{at} still served 2 s after its join");
             sim.advance(ms(5));
         }
         sim.now
