@@ -560,6 +560,9 @@ fn the_server_console_edits_a_line_while_the_log_goes_on_above_it() {
 fn ctrl_d_closes_the_server_console_and_the_server_goes_on() {
     let dir = std::env::temp_dir().join(format!("icq-terminal-ctrld-{}", std::process::id()));
     let (mut console, address) = terminal_server(&dir);
+    // At the prompt, as a person would: a Ctrl-D sent before the console's line editor has
+    // the terminal can be lost when it switches the terminal to raw mode (seen under load).
+    expect(&mut console, "> ");
     console.send_control('d').expect("Ctrl-D");
     expect(&mut console, "console input closed; still serving");
     // Still serving and logging; what is typed now is read by no one.
