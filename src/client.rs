@@ -455,8 +455,8 @@ impl Client {
             // Acknowledgements were taken above; duplicates of the welcome mean nothing.
             _ => return,
         };
-        let own_name = names::fold(&self.name);
-        let own = |from: &str| names::fold(from) == own_name;
+        let own_name = &self.name;
+        let own = |from: &str| names::same(from, own_name);
         // A live public line is said or acted: the event tells which.
         let line_kind = match &delivery {
             Delivery::ActionMessage { .. } => LineKind::Action,

@@ -163,6 +163,23 @@ pub fn fold(name: &str) -> String {
     name.to_uppercase().to_lowercase()
 }
 
+/// Whether `a` and `b` are one name by [`fold`] (case-insensitive): `fold(a) == fold(b)`,
+/// without building either key when both are ASCII. The client asks this of every line it
+/// receives ("is it my own?"), so the common case is kept free of allocations.
+///
+/// For ASCII text [`fold`] is exactly ASCII lower-casing (upper-casing an ASCII letter gives
+/// an ASCII capital, lower-casing it the small letter; nothing else changes), so
+/// `eq_ignore_ascii_case` gives the same answer. One ASCII and one non-ASCII name still go the
+/// full way: some non-ASCII letters fold to ASCII ones (the Kelvin sign `K` to `k`, the long
+/// `ſ` to `s`, the dotless `ı` to `i`).
+pub fn same(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        fold(a) == fold(b)
+    }
+}
+
 fn is_forbidden_in_name(ch: char) -> bool {
     ch.is_whitespace() || ch.is_control() || is_invisible_or_bidi(ch)
 }
@@ -287,6 +304,65 @@ mod tests {
         assert_eq!(key("SERVER"), SERVER_NAME);
         assert_eq!(validate("5erver"), Ok(()));
         assert_eq!(validate("gue5t-1"), Ok(()));
+    }
+
+    #[test]
+    fn same_agrees_with_comparing_folds() {
+        let names = [
+            "alice",
+            "ALICE",
+            "Alice",
+            "alicia",
+            "alic",
+            "",
+            "a",
+            "A",
+            "bob_42",
+            "BOB_42",
+            "bob-42",
+            "@[`{", // the bytes just outside A-Z and a-z
+            "`[{@",
+            "\u{0}\u{7f}",
+            "k",
+            "K",
+            "\u{212A}", // Kelvin sign: folds to ASCII "k"
+            "s",
+            "S",
+            "\u{17F}", // long s: folds to "s"
+            "i",
+            "I",
+            "\u{131}", // dotless i: folds to "i"
+            "\u{130}", // capital I with dot: lower-cases to "i" and a combining dot
+            "strasse",
+            "STRASSE",
+            "straße",
+            "Straße",
+            "zoë",
+            "ZOË",
+            "zoe",
+            "ﬁsh",
+            "FISH",
+            "fish",
+            "Σίσυφος",
+            "ΣΊΣΥΦΟΣ",
+            "日本語",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(same(a, b), fold(a) == fold(b), "{a:?} and {b:?}");
+            }
+        }
+        // Every pair of single ASCII characters: the fast path against the full one.
+        for x in 0u8..=127 {
+            for y in 0u8..=127 {
+                let (a, b) = (char::from(x).to_string(), char::from(y).to_string());
+                assert_eq!(same(&a, &b), fold(&a) == fold(&b), "{x} and {y}");
+            }
+        }
+        assert!(same("Alice", "aLICE"));
+        assert!(same("k", "\u{212A}"), "mixed ASCII and not: the full path");
+        assert!(same("Straße", "STRASSE"));
+        assert!(!same("alice", "alicia"));
     }
 
     #[test]
