@@ -89,6 +89,16 @@ struct Session {
     silent_reported: bool,
 }
 
+/// The heartbeat interval a server's `heartbeat_ms` asks for (in its welcome, then in every
+/// `ServerAck`), but at least [`MIN_HEARTBEAT`].
+fn heartbeat_interval(heartbeat_ms: u32) -> Duration {
+    Duration::from_millis(u64::from(heartbeat_ms)).max(MIN_HEARTBEAT)
+}
+
+/// The shortest heartbeat interval the client keeps: a zero from a broken server would make
+/// it send in a busy loop.
+const MIN_HEARTBEAT: Duration = Duration::from_millis(50);
+
 #[derive(Debug)]
 enum State {
     Joining(JoinAttempt),
@@ -353,8 +363,7 @@ impl Client {
         flood: FloodTerms,
         name: String,
     ) {
-        // A zero interval from a broken server would make us send in a busy loop.
-        let heartbeat_interval = Duration::from_millis(u64::from(heartbeat_ms.max(50)));
+        let heartbeat_interval = heartbeat_interval(heartbeat_ms);
         self.name = name.clone();
         let rejoined = self.previous_token != 0;
         self.previous_token = token;
@@ -443,6 +452,12 @@ impl Client {
                 });
                 self.transmits
                     .push_back((self.servers[self.server], heartbeat.to_bytes()));
+                return;
+            }
+            ToClient::ServerAck { heartbeat_ms, .. } => {
+                // The server lengthens our interval as it fills (its acknowledgements were
+                // taken above).
+                session.heartbeat_interval = heartbeat_interval(heartbeat_ms);
                 return;
             }
             ToClient::NotJoined { .. } => {

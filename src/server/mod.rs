@@ -196,10 +196,10 @@ impl Default for ServerConfig {
     }
 }
 
-/// The heartbeats per second a server plans for, all its clients together: a client that
-/// joins when `n` sessions (itself included) are served is told to send one every
-/// `n / HEARTBEAT_BUDGET` seconds if that is longer than the timeout's third (see
-/// [`ServerConfig::heartbeat_for`]). Each heartbeat costs a datagram in and a `ServerAck`
+/// The heartbeats per second a server plans for, all its clients together: while `n`
+/// sessions are served each client is told (at its welcome, then in every `ServerAck`) to
+/// send one every `n / HEARTBEAT_BUDGET` seconds if that is longer than the timeout's third
+/// (see [`ServerConfig::heartbeat_for`]; a session's interval is never shortened). Each heartbeat costs a datagram in and a `ServerAck`
 /// out, ~5 µs of the kernel's and our time on this machine: 1 000 a second is ~0.5 % of a
 /// core, and keeps today's interval (10 s at the default 30 s timeout) up to 10 000 clients.
 /// At 100 000 a newcomer heartbeats every 100 s, as IRC servers ping (90–180 s).
@@ -212,11 +212,11 @@ impl ServerConfig {
         self.timeout / 3
     }
 
-    /// The heartbeat interval of a client that joins when `sessions` sessions (itself
-    /// included) are served: [`ServerConfig::heartbeat_interval`], or one heartbeat per
+    /// The heartbeat interval of a client while `sessions` sessions (itself included) are
+    /// served: [`ServerConfig::heartbeat_interval`], or one heartbeat per
     /// [`HEARTBEAT_BUDGET`]-th of a second per session if that is longer, so heartbeats
-    /// stay within the budget however many clients there are. A session keeps the interval
-    /// it joined with.
+    /// stay within the budget however many clients there are. A session is told it when
+    /// it joins and again by each `ServerAck`, if it is longer than the session's.
     pub fn heartbeat_for(&self, sessions: usize) -> Duration {
         let sessions = u32::try_from(sessions).unwrap_or(u32::MAX);
         let scaled = Duration::from_secs(1) / HEARTBEAT_BUDGET * sessions;

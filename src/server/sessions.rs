@@ -121,8 +121,9 @@ pub(super) struct Session {
     /// When the sweep next looks at this session for silence (its entry in
     /// `Server::checks`; others with this address are stale).
     pub(super) check_at: Instant,
-    /// The heartbeat interval the client was told when it joined, in milliseconds
-    /// ([`ServerConfig::heartbeat_for`]; 0 for a guest); a repeated welcome says it again.
+    /// The heartbeat interval the client was told, in milliseconds: at its join
+    /// ([`ServerConfig::heartbeat_for`]; 0 for a guest), lengthened since by any
+    /// `ServerAck` as the server filled; a repeated welcome says it again.
     /// (Milliseconds, not a `Duration`: the session stays in a 640-byte allocation.)
     pub(super) heartbeat_ms: u32,
     /// Whether it is in `Server::quiet`: its send window emptied since the last sweep.
@@ -175,6 +176,16 @@ impl Session {
     /// The heartbeat interval it was told.
     pub(super) fn heartbeat(&self) -> Duration {
         Duration::from_millis(u64::from(self.heartbeat_ms))
+    }
+
+    /// Makes `interval` the session's heartbeat interval if it is longer, to be told in the
+    /// next `ServerAck`. Never shorter: a client that has not yet heard a shorter interval
+    /// would heartbeat too seldom for it and be evicted while alive, whereas one that has not
+    /// heard a longer one only heartbeats more often than it needs to, and its eviction,
+    /// judged by the longer one, comes later.
+    pub(super) fn lengthen_heartbeat(&mut self, interval: Duration) {
+        let interval_ms = u32::try_from(interval.as_millis()).unwrap_or(u32::MAX);
+        self.heartbeat_ms = self.heartbeat_ms.max(interval_ms);
     }
 
     /// When this session is evicted unless it is heard from, by what it has been credited:
@@ -289,15 +300,20 @@ impl Server {
             }
         }
         // Whatever we sent meanwhile carried the acknowledgements; if nothing did, say so.
-        if let Some(streams) = self
-            .sessions
-            .get_mut(&from)
-            .and_then(|s| s.streams.as_mut())
-            && (heartbeat || streams.ack_pending())
+        let heartbeat_now = self.config.heartbeat_for(self.sessions.len());
+        if let Some(session) = self.sessions.get_mut(&from)
+            && session
+                .streams
+                .as_ref()
+                .is_some_and(|streams| heartbeat || streams.ack_pending())
         {
+            session.lengthen_heartbeat(heartbeat_now);
+            let heartbeat_ms = session.heartbeat_ms;
+            let streams = session.streams.as_mut().expect("checked above");
             let ack = Frame::ToClient(ToClient::ServerAck {
                 token: streams.token(),
                 acks: streams.take_ack(now),
+                heartbeat_ms,
             });
             self.send_unsequenced(from, &ack);
         }

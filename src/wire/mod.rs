@@ -57,7 +57,7 @@ pub const MAGIC: [u8; 2] = [0xFF, b'I'];
 pub const JOIN_MIN_LEN: usize = 512;
 
 /// The protocol version this build speaks. A server refuses a join of any other version.
-pub const VERSION: u8 = 5;
+pub const VERSION: u8 = 6;
 
 /// The frame kinds reserved for peer mode ([`PeerFrame`]); other kinds belong to the
 /// client–server protocol.

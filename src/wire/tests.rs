@@ -50,7 +50,7 @@ fn every_kind() -> Vec<Frame> {
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::PresenceBatch { time_ms: 4, changes: vec![PresenceItem { name: "al".into(), change: PresenceChange::Joined }] })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Disconnected { time_ms: 9, reason: DisconnectReason::Kicked, text: "bye".into() })),
         Frame::ToClient(ToClient::Sequenced(envelope, Delivery::Missed { last: 99 })),
-        Frame::ToClient(ToClient::ServerAck { token: 9, acks }),
+        Frame::ToClient(ToClient::ServerAck { token: 9, acks, heartbeat_ms: 10_000 }),
         Frame::ToClient(ToClient::LeaveAck { token: 9 }),
         Frame::ToClient(ToClient::NotJoined { token: 9 }),
         Frame::ToClient(ToClient::Probe { token: 9 }),

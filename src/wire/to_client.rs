@@ -278,8 +278,11 @@ frames! {
         /// address cannot make the server send them anything but this small frame.
         Challenge = 0x8B, "challenge" { nonce: u64, cookie: u64 },
         /// Server acknowledges what it received: the answer to a heartbeat, or to a
-        /// sequenced frame that produced nothing else to send.
-        ServerAck = 0x86, "server ack" { token: u64, acks: Acks },
+        /// sequenced frame that produced nothing else to send. `heartbeat_ms` is the
+        /// session's heartbeat interval from now on (as in the welcome; since version 6):
+        /// the server lengthens it as it fills, so that all its clients' heartbeats
+        /// together stay within its budget.
+        ServerAck = 0x86, "server ack" { token: u64, acks: Acks, heartbeat_ms: u32 },
         /// Server confirms a [`super::Request::Leave`] (and so every frame before it): the
         /// client can stop repeating it.
         LeaveAck = 0x87, "leave ack" { token: u64 },

@@ -249,6 +249,7 @@ fn random_frame(rng: &mut Rng) -> Frame {
         13 => Frame::ToClient(ToClient::ServerAck {
             token: rng.next_u64(),
             acks: random_acks(rng),
+            heartbeat_ms: rng.next_u64() as u32,
         }),
         14 => Frame::ToClient(ToClient::LeaveAck {
             token: rng.next_u64(),

@@ -205,7 +205,9 @@ fn server_kinds() -> Vec<BoxedStrategy<Frame>> {
             nonce in any::<u64>(), reason in arb_refuse_reason()
         })),
         standalone(record!(ToClient::Challenge { nonce in any::<u64>(), cookie in any::<u64>() })),
-        standalone(record!(ToClient::ServerAck { token in any::<u64>(), acks in arb_acks() })),
+        standalone(record!(ToClient::ServerAck {
+            token in any::<u64>(), acks in arb_acks(), heartbeat_ms in any::<u32>()
+        })),
         standalone(record!(ToClient::LeaveAck { token in any::<u64>() })),
         standalone(record!(ToClient::NotJoined { token in any::<u64>() })),
         standalone(record!(ToClient::Probe { token in any::<u64>() })),

@@ -607,3 +607,101 @@ fn each_session_is_told_its_interval_at_join_and_evicted_after_three_of_them() {
     // The real clients heartbeat by what they were told, and none was evicted.
     assert_eq!(sim.server.clients(sim.now).len(), 150);
 }
+
+/// When each of `at`'s heartbeats since `mark` was sent, and the `heartbeat_ms` of each
+/// `ServerAck` it was sent, in order.
+fn heartbeats_and_intervals(
+    sim: &Sim,
+    mark: usize,
+    at: SocketAddr,
+) -> (Vec<std::time::Instant>, Vec<u32>) {
+    let sent = sim.sent_since(mark);
+    let beats = sent
+        .iter()
+        .filter(|d| {
+            d.from == at && matches!(d.frame(), Some(Frame::ToServer(ToServer::Heartbeat { .. })))
+        })
+        .map(|d| d.sent_at)
+        .collect();
+    let told = sent
+        .iter()
+        .filter(|d| d.to == at)
+        .filter_map(|d| match d.frame() {
+            Some(Frame::ToClient(ToClient::ServerAck { heartbeat_ms, .. })) => Some(heartbeat_ms),
+            _ => None,
+        })
+        .collect();
+    (beats, told)
+}
+
+#[test]
+fn a_session_s_interval_lengthens_as_the_server_fills_and_never_shortens() {
+    // At a 300 ms timeout the budget allows 1 ms per session: 200 sessions heartbeat every
+    // 200 ms, not 100.
+    let mut sim = Sim::new(ServerConfig {
+        max_per_ip: None,
+        ..fast_timeout_config()
+    });
+    let alice = sim.join("alice");
+    let mark = sim.mark();
+    sim.advance_in_steps(ms(250), ms(10));
+    let (beats, told) = heartbeats_and_intervals(&sim, mark, alice);
+    assert_eq!(told, [100, 100], "alone: a third of the timeout");
+    assert_eq!(beats.len(), 2);
+
+    // 199 sessions join that will never send again: the server counts them at once,
+    // alice hears of it at her next heartbeat (the presence batches she acknowledges
+    // meanwhile put it off: a `ClientAck` resets her heartbeat clock).
+    for i in 0..199u16 {
+        forge_join(
+            &mut sim,
+            addr([10, 0, 1, 1], 5000 + i),
+            &format!("crowd{i}"),
+        );
+    }
+    let mark = sim.mark();
+    sim.advance_in_steps(ms(200), ms(5));
+    let (_, told) = heartbeats_and_intervals(&sim, mark, alice);
+    assert_eq!(told, [200], "200 sessions served");
+
+    // The crowd is evicted (after 300–375 ms of silence) and she is alone again; she keeps
+    // heartbeating every 200 ms.
+    let give_up = sim.now + ms(1_000);
+    while sim.server.clients(sim.now).len() > 1 {
+        assert!(
+            sim.now < give_up,
+            "the crowd still served 1 s after it went silent"
+        );
+        sim.advance(ms(5));
+    }
+    sim.advance_in_steps(ms(100), ms(5));
+    let mark = sim.mark();
+    sim.advance_in_steps(ms(1_000), ms(5));
+    let (beats, told) = heartbeats_and_intervals(&sim, mark, alice);
+    assert_eq!(told, [200; 5], "never shorter");
+    for pair in beats.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            (ms(200)..=ms(205)).contains(&gap),
+            "heartbeats {gap:?} apart"
+        );
+    }
+
+    // Judged by her longer interval: silent, she is evicted after three of them (600 ms),
+    // not after the timeout (300 ms).
+    sim.muted.insert(alice);
+    let last_heard = *beats.last().expect("heartbeats");
+    let give_up = sim.now + ms(2_000);
+    while is_served(&sim, alice) {
+        assert!(
+            sim.now < give_up,
+            "alice still served 2 s after her last heartbeat"
+        );
+        sim.advance(ms(5));
+    }
+    let silent = sim.now - last_heard;
+    assert!(
+        (ms(600)..=ms(600 + 75 + 5)).contains(&silent),
+        "evicted after {silent:?} of silence"
+    );
+}
