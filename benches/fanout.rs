@@ -537,9 +537,9 @@ mod linux {
         };
         println!(
             "## Scale: {count} idle named clients ({bulk} in {pool_size} worker processes; \
-             {timeout_label}; each client heartbeats as told at its join, a third of it or \
-             one per {} ms per session if longer; idle CPU measured over {:.0} s after {:.0} s \
-             settling)\n",
+             {timeout_label}; each client heartbeats as the server tells it, at its join and \
+             in each answer: a third of it, or one per {} ms per session if longer; idle CPU \
+             measured over {:.0} s after {:.0} s settling)\n",
             1000 / icq::server::HEARTBEAT_BUDGET,
             seconds,
             settle.as_secs_f64()

@@ -199,11 +199,13 @@ impl Default for ServerConfig {
 /// The heartbeats per second a server plans for, all its clients together: while `n`
 /// sessions are served each client is told (at its welcome, then in every `ServerAck`) to
 /// send one every `n / HEARTBEAT_BUDGET` seconds if that is longer than the timeout's third
-/// (see [`ServerConfig::heartbeat_for`]; a session's interval is never shortened). Each heartbeat costs a datagram in and a `ServerAck`
-/// out, ~5 µs of the kernel's and our time on this machine: 1 000 a second is ~0.5 % of a
-/// core, and keeps today's interval (10 s at the default 30 s timeout) up to 10 000 clients.
-/// At 100 000 a newcomer heartbeats every 100 s, as IRC servers ping (90–180 s).
-pub const HEARTBEAT_BUDGET: u32 = 1_000;
+/// (see [`ServerConfig::heartbeat_for`]; a session's interval is never shortened). Each
+/// heartbeat costs a datagram in, a `ServerAck` out and the wake-ups they cause: ~25 µs of
+/// CPU on the 2-core machine of docs/performance.md with 100 000 clients, so 500 a second
+/// is ~1.3 % of a core. At the default 30 s timeout that keeps the interval at 10 s up to
+/// 5 000 clients; at 100 000 everyone heartbeats every 200 s and a vanished client is
+/// evicted after 10 minutes (IRC servers ping every 90–180 s and wait as long again).
+pub const HEARTBEAT_BUDGET: u32 = 500;
 
 impl ServerConfig {
     /// How often clients of a small room must send something: a third of the timeout, so
