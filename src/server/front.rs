@@ -291,11 +291,10 @@ impl Server {
     }
 
     pub(super) fn welcome(&self, nonce: u64, token: u64, name: &str, heartbeat: Duration) -> Frame {
-        let heartbeat_ms = heartbeat.as_millis();
         Frame::ToClient(ToClient::Welcome {
             nonce,
             token,
-            heartbeat_ms: u32::try_from(heartbeat_ms).unwrap_or(u32::MAX),
+            heartbeat_ms: sessions::heartbeat_ms(heartbeat),
             flood: FloodLimit::terms(self.config.flood_limit),
             name: name.to_owned(),
         })

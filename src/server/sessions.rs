@@ -109,6 +109,12 @@ pub(super) fn replace_oldest(streams: &mut Streams, now: Instant, count: usize) 
     missed
 }
 
+/// A heartbeat interval as the wire and the session keep it: milliseconds, capped at
+/// `u32::MAX` (docs/protocol.md §7.4).
+pub(super) fn heartbeat_ms(interval: Duration) -> u32 {
+    u32::try_from(interval.as_millis()).unwrap_or(u32::MAX)
+}
+
 /// Everything the server remembers about one connected client.
 #[derive(Debug)]
 pub(super) struct Session {
@@ -184,8 +190,7 @@ impl Session {
     /// heard a longer one only heartbeats more often than it needs to, and its eviction,
     /// judged by the longer one, comes later.
     pub(super) fn lengthen_heartbeat(&mut self, interval: Duration) {
-        let interval_ms = u32::try_from(interval.as_millis()).unwrap_or(u32::MAX);
-        self.heartbeat_ms = self.heartbeat_ms.max(interval_ms);
+        self.heartbeat_ms = self.heartbeat_ms.max(heartbeat_ms(interval));
     }
 
     /// When this session is evicted unless it is heard from, by what it has been credited:
@@ -347,7 +352,7 @@ impl Server {
         self.roster
             .set(addr, &name, None, kind == ClientKind::Guest);
         let heartbeat = named.map_or(Duration::ZERO, |(_, _, beat)| beat);
-        let heartbeat_ms = u32::try_from(heartbeat.as_millis()).unwrap_or(u32::MAX);
+        let heartbeat_ms = heartbeat_ms(heartbeat);
         let timeout = self
             .config
             .timeout_for(Duration::from_millis(heartbeat_ms.into()));
