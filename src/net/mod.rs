@@ -27,9 +27,10 @@ use std::ops::ControlFlow;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::proto::packing::Packer;
 pub use crate::proto::packing::{HEAD, Outgoing};
+use crate::proto::packing::{Packer, envelope_of};
 use crate::server::{Server, Transmit};
+use crate::wire::Envelope;
 
 /// Large enough for any UDP datagram, so an oversized one is seen whole and rejected by the
 /// decoder instead of silently truncated into something that might parse. Pages of it that
@@ -85,6 +86,12 @@ impl Outgoing for Transmit {
             }
             _ => 0,
         }
+    }
+
+    fn envelope(&self) -> Option<Envelope> {
+        // The recipient's own envelope when it has one, without writing its head.
+        let frame = envelope_of(&self.payload, self.payload.len())?;
+        Some(self.envelope.unwrap_or(frame))
     }
 }
 

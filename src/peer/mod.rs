@@ -695,7 +695,7 @@ impl Peer {
             // alone.
             if let Ok(frames) = wire::unpack(datagram) {
                 for frame in frames {
-                    self.handle_datagram(now, from, frame);
+                    self.handle_datagram(now, from, &frame);
                 }
             }
             return;

@@ -86,44 +86,44 @@ fn the_documents_worked_session() {
     assert_documented(
         Frame::ToServer(ToServer::Join { nonce: ALICE_NONCE, cookie: 0, previous_token: 0, history_epoch: 0, history_seen: 0, name: "alice".into() }),
         padded(
-            "FF 49 06 01 03 E4 94 52 6B 51 00 82 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
+            "FF 49 07 01 03 E4 94 52 6B 51 00 82 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
              00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 05 61 6C 69 63 65",
         ),
     );
     assert_documented(
         Frame::ToClient(ToClient::Challenge { nonce: ALICE_NONCE, cookie: ALICE_COOKIE }),
-        hex("FF 49 06 8B 03 E4 94 52 6B 51 00 82 18 9A 21 D2 4D 3E 16 84"),
+        hex("FF 49 07 8B 03 E4 94 52 6B 51 00 82 18 9A 21 D2 4D 3E 16 84"),
     );
     assert_documented(
         Frame::ToServer(ToServer::Join { nonce: ALICE_NONCE, cookie: ALICE_COOKIE, previous_token: 0, history_epoch: 0, history_seen: 0, name: "alice".into() }),
         padded(
-            "FF 49 06 01 03 E4 94 52 6B 51 00 82 18 9A 21 D2 4D 3E 16 84 00 00 00 00 00 00 00 00 \
+            "FF 49 07 01 03 E4 94 52 6B 51 00 82 18 9A 21 D2 4D 3E 16 84 00 00 00 00 00 00 00 00 \
              00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 05 61 6C 69 63 65",
         ),
     );
     assert_documented(
         Frame::ToClient(ToClient::Welcome { nonce: ALICE_NONCE, token: ALICE, heartbeat_ms: 10_000, flood: FloodTerms { rate_milli: 5000, burst: 10 }, name: "alice".into() }),
         hex(
-            "FF 49 06 81 03 E4 94 52 6B 51 00 82 77 9C D8 3D C1 5C 9E DE 00 00 27 10 00 00 13 88 \
+            "FF 49 07 81 03 E4 94 52 6B 51 00 82 77 9C D8 3D C1 5C 9E DE 00 00 27 10 00 00 13 88 \
              00 0A 05 61 6C 69 63 65",
         ),
     );
     assert_documented(
         Frame::ToClient(ToClient::Sequenced(envelope(ALICE, 1, 0), Delivery::Roster { time_ms: 0x019A_B697_E88F, total: 2, offset: 0, entries: vec![ RosterEntry { name: "alice".into(), ..RosterEntry::default() }, RosterEntry { name: "bob".into(), ..RosterEntry::default() }, ] })),
         hex(
-            "FF 49 06 85 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00 \
+            "FF 49 07 85 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00 \
              00 00 01 9A B6 97 E8 8F 00 02 00 00 05 61 6C 69 63 65 00 00 03 62 6F 62 00 00",
         ),
     );
     assert_documented(
         Frame::ToServer(ToServer::ClientAck { token: ALICE, acks: acks(1, 0) }),
-        hex("FF 49 06 06 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 00 00 00 00 00"),
+        hex("FF 49 07 06 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 00 00 00 00 00"),
     );
     let chat = "h\u{e9}llo \u{1F389}";
     assert_documented(
         Frame::ToServer(ToServer::Sequenced(envelope(ALICE, 1, 1), Request::Chat { sent_ms: 30, text: chat.into() })),
         hex(
-            "FF 49 06 02 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 01 \
+            "FF 49 07 02 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 01 \
              00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 1E \
              00 0B 68 C3 A9 6C 6C 6F 20 F0 9F 8E 89",
         ),
@@ -142,7 +142,7 @@ fn the_documents_worked_session() {
     assert_documented(
         message(envelope(ALICE, 2, 1)),
         hex(
-            "FF 49 06 83 77 9C D8 3D C1 5C 9E DE 00 00 00 02 00 00 00 01 \
+            "FF 49 07 83 77 9C D8 3D C1 5C 9E DE 00 00 00 02 00 00 00 01 \
              00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01 \
              00 00 01 9A B6 97 E8 A3 05 61 6C 69 63 65 \
              00 0B 68 C3 A9 6C 6C 6F 20 F0 9F 8E 89",
@@ -151,7 +151,7 @@ fn the_documents_worked_session() {
     assert_documented(
         message(envelope(BOB, 3, 0)),
         hex(
-            "FF 49 06 83 CE AE 7E CA 5F D8 52 09 00 00 00 03 00 00 00 00 \
+            "FF 49 07 83 CE AE 7E CA 5F D8 52 09 00 00 00 03 00 00 00 00 \
              00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01 \
              00 00 01 9A B6 97 E8 A3 05 61 6C 69 63 65 \
              00 0B 68 C3 A9 6C 6C 6F 20 F0 9F 8E 89",
@@ -159,11 +159,11 @@ fn the_documents_worked_session() {
     );
     assert_documented(
         Frame::ToServer(ToServer::Heartbeat { token: ALICE, acks: acks(2, 0) }),
-        hex("FF 49 06 03 77 9C D8 3D C1 5C 9E DE 00 00 00 02 00 00 00 00 00 00 00 00"),
+        hex("FF 49 07 03 77 9C D8 3D C1 5C 9E DE 00 00 00 02 00 00 00 00 00 00 00 00"),
     );
     assert_documented(
         Frame::ToClient(ToClient::ServerAck { token: ALICE, acks: acks(1, 0), heartbeat_ms: 10_000 }),
-        hex("FF 49 06 86 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 00 00 00 00 00 00 00 27 10"),
+        hex("FF 49 07 86 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 00 00 00 00 00 00 00 27 10"),
     );
 }
 
@@ -184,7 +184,7 @@ fn reference_envelope() -> Envelope {
 /// Header and envelope of the reference table's sequenced frames of kind `kind`.
 fn sequenced(kind: &str, rest: &str) -> Vec<u8> {
     hex(&format!(
-        "FF 49 06 {kind} 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+        "FF 49 07 {kind} 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
          {rest}"
     ))
 }
@@ -197,39 +197,39 @@ fn the_documents_reference_table() {
     assert_documented(
         Frame::ToServer(ToServer::Join { nonce: NONCE, cookie: 0, previous_token: 0, history_epoch: 0, history_seen: 0, name: name("alice") }),
         padded(
-            "FF 49 06 01 11 22 33 44 55 66 77 88 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
+            "FF 49 07 01 11 22 33 44 55 66 77 88 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
              00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 05 61 6C 69 63 65",
         ),
     );
     assert_documented(
         Frame::ToClient(ToClient::Challenge { nonce: NONCE, cookie: COOKIE }),
-        hex("FF 49 06 8B 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00"),
+        hex("FF 49 07 8B 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00"),
     );
     assert_documented(
         Frame::ToServer(ToServer::Join { nonce: NONCE, cookie: COOKIE, previous_token: 0, history_epoch: 0, history_seen: 0, name: name("alice") }),
         padded(
-            "FF 49 06 01 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00 00 00 00 00 00 00 00 00 \
+            "FF 49 07 01 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00 00 00 00 00 00 00 00 00 \
              00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 05 61 6C 69 63 65",
         ),
     );
     assert_documented(
         Frame::ToClient(ToClient::Welcome { nonce: NONCE, token: TOKEN, heartbeat_ms: 10_000, flood: FloodTerms { rate_milli: 5000, burst: 10 }, name: name("alice") }),
         hex(
-            "FF 49 06 81 11 22 33 44 55 66 77 88 01 23 45 67 89 AB CD EF 00 00 27 10 00 00 13 88 \
+            "FF 49 07 81 11 22 33 44 55 66 77 88 01 23 45 67 89 AB CD EF 00 00 27 10 00 00 13 88 \
              00 0A 05 61 6C 69 63 65",
         ),
     );
     assert_documented(
         Frame::ToClient(ToClient::Refused { nonce: NONCE, reason: RefuseReason::VersionUnsupported }),
-        hex("FF 49 06 82 11 22 33 44 55 66 77 88 05"),
+        hex("FF 49 07 82 11 22 33 44 55 66 77 88 05"),
     );
     assert_documented(
         Frame::ToClient(ToClient::Refused { nonce: NONCE, reason: RefuseReason::TooManyFromAddress }),
-        hex("FF 49 06 82 11 22 33 44 55 66 77 88 07"),
+        hex("FF 49 07 82 11 22 33 44 55 66 77 88 07"),
     );
     let ack_bytes = |kind: &str| {
         hex(&format!(
-            "FF 49 06 {kind} 01 23 45 67 89 AB CD EF 00 00 00 03 00 00 00 00 00 00 00 05"
+            "FF 49 07 {kind} 01 23 45 67 89 AB CD EF 00 00 00 03 00 00 00 00 00 00 00 05"
         ))
     };
     let acks = envelope.acks;
@@ -243,7 +243,7 @@ fn the_documents_reference_table() {
     );
     assert_documented(
         Frame::ToClient(ToClient::ServerAck { token: TOKEN, acks, heartbeat_ms: 100_000 }),
-        hex("FF 49 06 86 01 23 45 67 89 AB CD EF 00 00 00 03 00 00 00 00 00 00 00 05 00 01 86 A0"),
+        hex("FF 49 07 86 01 23 45 67 89 AB CD EF 00 00 00 03 00 00 00 00 00 00 00 05 00 01 86 A0"),
     );
     assert_documented(
         Frame::ToServer(ToServer::Sequenced(envelope, Request::List)),
@@ -255,16 +255,16 @@ fn the_documents_reference_table() {
     );
     assert_documented(
         Frame::ToClient(ToClient::LeaveAck { token: TOKEN }),
-        hex("FF 49 06 87 01 23 45 67 89 AB CD EF"),
+        hex("FF 49 07 87 01 23 45 67 89 AB CD EF"),
     );
     assert_documented(
         Frame::ToClient(ToClient::NotJoined { token: TOKEN }),
-        hex("FF 49 06 89 01 23 45 67 89 AB CD EF"),
+        hex("FF 49 07 89 01 23 45 67 89 AB CD EF"),
     );
     assert_documented(
         Frame::ToClient(ToClient::Sequenced(Envelope { seq: 40, ..envelope }, Delivery::Missed { last: 1063 })),
         hex(
-            "FF 49 06 8A 01 23 45 67 89 AB CD EF 00 00 00 28 00 00 00 03 00 00 00 00 00 00 00 05 \
+            "FF 49 07 8A 01 23 45 67 89 AB CD EF 00 00 00 28 00 00 00 03 00 00 00 00 00 00 00 05 \
              00 00 04 27",
         ),
     );
@@ -347,7 +347,7 @@ fn the_documents_peer_hello() {
             },
         }),
         hex(
-            "FF 49 06 C4 01 02 03 04 05 06 07 08 11 12 13 14 15 16 17 18 \
+            "FF 49 07 C4 01 02 03 04 05 06 07 08 11 12 13 14 15 16 17 18 \
              21 22 23 24 25 26 27 28 00 00 00 00 00 00 00 00 00 00 00 00 00 00 EA 60 \
              00 00 13 88 00 0A",
         ),
@@ -415,75 +415,75 @@ fn other_kinds() -> Vec<Frame> {
 /// What [`other_kinds`] encoded to, in the same order; `+` at the end: then zeros up to
 /// [`JOIN_MIN_LEN`].
 const OTHER_KINDS_BYTES: [&str; 35] = [
-    "FF 49 06 01 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00 01 23 45 67 89 AB CD EF \
+    "FF 49 07 01 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00 01 23 45 67 89 AB CD EF \
      00 11 22 33 44 55 66 77 00 00 00 00 00 00 00 2A 04 7A 6F C3 AB +",
-    "FF 49 06 84 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 84 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 01 9A B6 97 E8 7B 00 0A 62 6F 62 20 6A 6F 69 6E 65 64",
-    "FF 49 06 85 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 85 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 01 9A B6 97 E8 7B 00 09 00 08 06 67 75 65 73 74 31 00 01",
-    "FF 49 06 8F 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 8F 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 01 9A B6 97 E8 7B 05 61 6C 69 63 65 01",
-    "FF 49 06 8F 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 8F 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 01 9A B6 97 E8 7B 03 62 6F 62 07 06 72 6F 62 65 72 74",
-    "FF 49 06 8F 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 8F 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 01 9A B6 97 E8 7B 03 62 6F 62 08 05 6C 75 6E 63 68",
-    "FF 49 06 8F 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 8F 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 01 9A B6 97 E8 7B 03 62 6F 62 09",
-    "FF 49 06 88 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 88 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 01 9A B6 97 E8 7B 04 00 00",
-    "FF 49 06 91 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 91 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 11 22 33 44 55 66 77 00 00 00 00 00 00 00 2A 00 00 01 9A B6 97 E8 7B \
      05 61 6C 69 63 65 02 00 05 77 61 76 65 73",
-    "FF 49 06 92 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 92 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 11 22 33 44 55 66 77 00 00 00 00 00 00 00 2A 00 00 00 00 00 00 00 16",
-    "FF 49 06 90 01 23 45 67 89 AB CD EF",
-    "FF 49 06 93 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 90 01 23 45 67 89 AB CD EF",
+    "FF 49 07 93 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 01 9A B6 97 E8 7B 00 03 05 61 6C 69 63 65 01 03 62 6F 62 07 06 72 6F 62 65 72 \
      74 05 63 61 72 6F 6C 09",
-    "FF 49 06 C0 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00 01 02 03 04 05 06 07 08 \
+    "FF 49 07 C0 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00 01 02 03 04 05 06 07 08 \
      01 23 45 67 89 AB CD EF 00 00 00 00 00 00 EA 60 00 00 01 F4 00 03 04 64 61 76 65 +",
-    "FF 49 06 C1 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00",
-    "FF 49 06 C2 11 22 33 44 55 66 77 88 01 23 45 67 89 AB CD EF 00 00 01 9A B6 97 E8 7B \
+    "FF 49 07 C1 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 00",
+    "FF 49 07 C2 11 22 33 44 55 66 77 88 01 23 45 67 89 AB CD EF 00 00 01 9A B6 97 E8 7B \
      04 C0 A8 01 14 0F A0 01 02 03 04 05 06 07 08 00 00 01 9A B6 97 E4 93 00 00 00 00 00 \
      00 EA 60 00 00 01 F4 00 03 05 61 6C 69 63 65",
-    "FF 49 06 C2 11 22 33 44 55 66 77 88 01 23 45 67 89 AB CD EF 00 00 01 9A B6 97 E8 7B \
+    "FF 49 07 C2 11 22 33 44 55 66 77 88 01 23 45 67 89 AB CD EF 00 00 01 9A B6 97 E8 7B \
      06 20 01 0D B8 00 00 00 00 00 00 00 00 00 00 00 01 0F A0 01 02 03 04 05 06 07 08 00 \
      00 01 9A B6 97 E4 93 00 00 00 00 00 00 EA 60 00 00 00 00 00 00 05 61 6C 69 63 65",
-    "FF 49 06 C3 11 22 33 44 55 66 77 88 09",
-    "FF 49 06 82 11 22 33 44 55 66 77 88 0B",
-    "FF 49 06 C5 01 23 45 67 89 AB CD EF 00 00 00 03 00 00 00 00 00 00 00 05",
-    "FF 49 06 C6 01 23 45 67 89 AB CD EF 02",
-    "FF 49 06 D0 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 C3 11 22 33 44 55 66 77 88 09",
+    "FF 49 07 82 11 22 33 44 55 66 77 88 0B",
+    "FF 49 07 C5 01 23 45 67 89 AB CD EF 00 00 00 03 00 00 00 00 00 00 00 05",
+    "FF 49 07 C6 01 23 45 67 89 AB CD EF 02",
+    "FF 49 07 D0 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 01 9A B6 97 E8 7B 00 00 00 00 00 00 03 E8 00 05 73 61 6C 75 74",
-    "FF 49 06 D1 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 D1 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 01 9A B6 97 E8 7B 00 00 00 00 00 00 03 E8 00 04 70 73 73 74",
-    "FF 49 06 D2 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 D2 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      01 00 00 00 00 00 00 00 07 00 00 01 9A B6 97 E8 7B 04 7F 00 00 01 13 88 03 62 6F 62 \
      00 00 00 00 00 00 00 08 00 00 01 9A B6 97 E8 7B 06 00 00 00 00 00 00 00 00 00 00 00 \
      00 00 00 00 01 17 70 05 63 61 72 6F 6C",
-    "FF 49 06 D2 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 D2 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00",
-    "FF 49 06 D3 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 D3 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 00 00 00 00 00 09 00 00 01 9A B6 97 E8 7B 04 0A 00 00 01 0F A0 04 65 72 69 6E",
-    "FF 49 06 D4 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 D4 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 00 00 00 00 00 09 03",
-    "FF 49 06 D5 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05",
-    "FF 49 06 D6 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 D5 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05",
+    "FF 49 07 D6 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 00 03",
-    "FF 49 06 D7 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 D7 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 01 9A B6 97 E8 7B 00 00 00 00 00 00 03 E8 00 05 77 61 76 65 73",
-    "FF 49 06 D8 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 D8 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 00 00 00 00 03 E8 05 70 61 75 6C 61",
-    "FF 49 06 D9 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 D9 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 00 00 00 00 03 E8 05 6C 75 6E 63 68",
-    "FF 49 06 D9 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 D9 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      00 00 00 00 00 00 03 E8 00",
-    "FF 49 06 DA 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 DA 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      0A 0B 0C 0D 0E 0F 10 11 00 00 00 00 00 00 00 15 00 00 01 9A B6 97 E8 7B 03 62 6F 62 \
      02 00 05 77 61 76 65 73",
-    "FF 49 06 DB 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 DB 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      0A 0B 0C 0D 0E 0F 10 11 00 00 00 00 00 00 00 19 00 00 00 00 00 00 00 05",
-    "FF 49 06 DC 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
+    "FF 49 07 DC 01 23 45 67 89 AB CD EF 00 00 00 05 00 00 00 03 00 00 00 00 00 00 00 05 \
      0A 0B 0C 0D 0E 0F 10 11 FF FF FF FF FF FF FF FF 00 14",
 ];
 
@@ -550,5 +550,22 @@ fn the_documents_packed_datagram() {
         pairs(&bytes)
     );
     let inner = unpack(&bytes).expect("the document's packed datagram is valid");
+    assert_eq!(inner, [&frames[0][..], &frames[1][..]]);
+
+    // The same two frames as a run: one token and one set of acknowledgements.
+    let run = hex(
+        "FF 49 07 E1 02 77 9C D8 3D C1 5C 9E DE 00 00 00 01 00 00 00 00 \
+        00 00 00 00 00 1A 02 00 00 00 01 00 00 00 00 00 00 00 1E 00 0B \
+        68 C3 A9 6C 6C 6F 20 F0 9F 8E 89 00 10 02 00 00 00 02 00 00 00 \
+        00 00 00 00 1E 00 01 21",
+    );
+    assert_eq!(run.len(), 71);
+    assert_eq!(run[..4], RUN_HEADER);
+    assert!(
+        document.contains(&pairs(&run)),
+        "docs/protocol.md does not show the run as `{}`",
+        pairs(&run)
+    );
+    let inner = unpack(&run).expect("the document's run is valid");
     assert_eq!(inner, [&frames[0][..], &frames[1][..]]);
 }

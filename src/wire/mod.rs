@@ -19,8 +19,10 @@
 //! (`envelope`) comes right after the header, then the body's fields.
 //!
 //! A datagram holds one frame, or (since version 5) several frames for the same receiver
-//! behind a header of kind [`PACKED_KIND`] (`packed`): [`unpack`] checks it whole and
-//! gives its frames, each then decoded as if it had come alone.
+//! behind a header of kind [`PACKED_KIND`], or (since version 7) several frames of one
+//! stream behind a header of kind [`RUN_KIND`] that carries their token and
+//! acknowledgements once (`packed`): [`unpack`] checks it whole and gives its frames, each
+//! then decoded as if it had come alone.
 
 use std::fmt;
 
@@ -35,8 +37,8 @@ mod to_server;
 pub use codes::{DisconnectReason, GoneReason, LineKind, RefuseReason};
 pub use envelope::{ACK_BITS, Acks, ENVELOPE_LEN, ENVELOPE_RANGE, Envelope};
 pub use packed::{
-    MAX_PACKED_FRAMES, PACKED_HEAD_LEN, PACKED_HEADER, PACKED_KIND, PACKED_PREFIX, is_packed,
-    may_pack, unpack, unpack_decoded,
+    MAX_PACKED_FRAMES, PACKED_HEAD_LEN, PACKED_HEADER, PACKED_KIND, PACKED_PREFIX, RUN_FRAME_HEAD,
+    RUN_HEAD_LEN, RUN_HEADER, RUN_KIND, RUN_SAVING, is_packed, may_pack, unpack, unpack_decoded,
 };
 pub use peer::{LastPart, MAX_MEMBER_RECORD_LEN, MemberRecord, PeerFrame, PeerItem};
 pub use table::{Codec, Counted, Name, PaddedName, Text};
@@ -57,7 +59,7 @@ pub const MAGIC: [u8; 2] = [0xFF, b'I'];
 pub const JOIN_MIN_LEN: usize = 512;
 
 /// The protocol version this build speaks. A server refuses a join of any other version.
-pub const VERSION: u8 = 6;
+pub const VERSION: u8 = 7;
 
 /// The frame kinds reserved for peer mode ([`PeerFrame`]); other kinds belong to the
 /// client–server protocol.
@@ -319,6 +321,14 @@ impl std::error::Error for DecodeError {}
 /// this to tell protocol frames from guests' plain-text lines before decoding.
 pub fn is_frame(datagram: &[u8]) -> bool {
     datagram.starts_with(&MAGIC)
+}
+
+/// Whether frames of kind `kind` (of any direction) are sequenced: they carry an
+/// [`Envelope`] at [`ENVELOPE_RANGE`].
+pub fn is_sequenced(kind: u8) -> bool {
+    ToServer::is_sequenced_kind(kind)
+        || ToClient::is_sequenced_kind(kind)
+        || PeerFrame::is_sequenced_kind(kind)
 }
 
 /// The nonce of a join of any protocol version: every version keeps it right after the

@@ -342,6 +342,12 @@ macro_rules! frames {
                 }
             }
 
+            /// Whether `kind` is one of this direction's sequenced kinds: a frame of it has
+            /// an envelope right after the header.
+            pub(crate) fn is_sequenced_kind(kind: u8) -> bool {
+                [$($scode),*].contains(&kind)
+            }
+
             /// Reads the fields of a frame of kind `kind`, one of this direction's: any other
             /// kind is unknown.
             pub(crate) fn decode_kind(

@@ -854,7 +854,7 @@ fn probe(
         let frames = if wire::is_packed(datagram) {
             wire::unpack(datagram).unwrap_or_default()
         } else {
-            vec![datagram]
+            vec![datagram.into()]
         };
         let answer = Frame::ToClient(ToClient::NotJoined { token });
         let others = frames

@@ -15,8 +15,8 @@ use icq::peer::PeerConfig;
 use icq::proto::packing;
 use icq::server::{ServerConfig, ServerEvent};
 use icq::wire::{
-    self, Acks, DecodeError, Delivery, Frame, MAX_DATAGRAM, PACKED_HEADER, PeerFrame, ToClient,
-    ToServer,
+    self, Acks, DecodeError, Delivery, ENVELOPE_RANGE, Frame, MAX_DATAGRAM, PACKED_HEADER,
+    PeerFrame, RUN_HEADER, RUN_SAVING, ToClient, ToServer,
 };
 
 use crate::sim::mesh::{self, PeerSim};
@@ -41,6 +41,32 @@ fn packed(frames: &[Vec<u8>]) -> Vec<u8> {
     }
     out
 }
+
+/// A run (kind `E1`) of `frames`, frames of one stream, written by hand as the document
+/// lays it out: the first frame's token, the last one's acknowledgements, then each frame
+/// as its kind, sequence number and body behind its length.
+fn run(frames: &[Vec<u8>]) -> Vec<u8> {
+    let envelope = |frame: &[u8]| wire::Envelope::read(frame).expect("a sequenced frame");
+    let (first, last) = (envelope(&frames[0]), envelope(&frames[frames.len() - 1]));
+    let mut out = RUN_HEADER.to_vec();
+    out.push(frames.len() as u8);
+    out.extend_from_slice(&first.token.to_be_bytes());
+    out.extend_from_slice(&last.acks.through.to_be_bytes());
+    out.extend_from_slice(&last.acks.also.to_be_bytes());
+    for frame in frames {
+        out.extend_from_slice(&((frame.len() - RUN_SAVING) as u16).to_be_bytes());
+        out.push(frame[3]);
+        out.extend_from_slice(&envelope(frame).seq.to_be_bytes());
+        out.extend_from_slice(&frame[ENVELOPE_RANGE.end..]);
+    }
+    out
+}
+
+/// The two forms of a packed datagram, by name, for the tests that hold for both.
+const FORMS: [(&str, Writer); 2] = [("packed", packed), ("run", run)];
+
+/// Writes frames as one packed datagram of some form.
+type Writer = fn(&[Vec<u8>]) -> Vec<u8>;
 
 /// A room with alice (a forged session, so the test knows her every sequence number) and
 /// bob (a real client, who shows what is broadcast). Returns alice's address and token,
@@ -119,47 +145,90 @@ fn a_packed_datagram_decodes_frame_by_frame_as_each_frame_alone() {
     let queued: Vec<(SocketAddr, Vec<u8>)> = frames.iter().map(|f| (to, f.to_bytes())).collect();
     let datagrams = packing::pack(&queued);
     assert_eq!(datagrams.len(), 1);
-    let (_, datagram) = &datagrams[0];
-    assert_eq!(datagram[..5], [0xFF, b'I', wire::VERSION, 0xE0, 5]);
-    assert_eq!(
-        *datagram,
-        packed(&queued.iter().map(|(_, b)| b.clone()).collect::<Vec<_>>())
-    );
-    let inner = wire::unpack(datagram).expect("a valid packed datagram");
-    let decoded: Vec<Frame> = inner
-        .iter()
-        .map(|bytes| Frame::decode(bytes).expect("each frame decodes alone"))
-        .collect();
-    assert_eq!(decoded, frames);
-    // What a receiver acts on: the same frames, decoded while they were checked.
-    assert_eq!(wire::unpack_decoded(datagram), Ok(frames.clone()));
-    // A decoder of one frame does not take a packed datagram for a frame.
-    assert_eq!(
-        Frame::decode(datagram),
-        Err(DecodeError::UnknownKind { kind: 0xE0 })
-    );
+    let (_, sent) = &datagrams[0];
+    // Frames of one stream go as a run, 23 bytes shorter each than in the general form.
+    let alone: Vec<Vec<u8>> = queued.iter().map(|(_, b)| b.clone()).collect();
+    assert_eq!(sent[..5], [0xFF, b'I', wire::VERSION, 0xE1, 5]);
+    assert_eq!(*sent, run(&alone));
+    assert_eq!(packed(&alone).len() - sent.len(), 5 * 23 - (25 - 5));
+    for (form, datagram) in [("packed", packed(&alone)), ("run", sent.clone())] {
+        let inner = wire::unpack(&datagram).expect("a valid packed datagram");
+        assert_eq!(inner, alone, "{form}");
+        let decoded: Vec<Frame> = inner
+            .iter()
+            .map(|bytes| Frame::decode(bytes).expect("each frame decodes alone"))
+            .collect();
+        assert_eq!(decoded, frames, "{form}");
+        // What a receiver acts on: the same frames, decoded while they were checked.
+        assert_eq!(
+            wire::unpack_decoded(&datagram),
+            Ok(frames.clone()),
+            "{form}"
+        );
+        // A decoder of one frame does not take a packed datagram for a frame.
+        assert_eq!(
+            Frame::decode(&datagram),
+            Err(DecodeError::UnknownKind { kind: datagram[3] }),
+            "{form}"
+        );
+        // Zeros after the last frame are padding, to the datagram's limit and no further.
+        let mut padded = datagram.clone();
+        padded.resize(MAX_DATAGRAM, 0);
+        assert_eq!(wire::unpack_decoded(&padded), Ok(frames.clone()), "{form}");
+        padded.push(0);
+        assert_eq!(
+            wire::unpack(&padded),
+            Err(DecodeError::TooLarge {
+                len: MAX_DATAGRAM + 1
+            }),
+            "{form}"
+        );
+    }
 }
 
 #[test]
 fn a_packed_datagram_cut_at_any_byte_is_rejected_whole_without_side_effects() {
-    let (mut sim, alice, token, bob) = room();
-    let datagram = packed(&chats(token, 1..=3));
-    for cut in 0..datagram.len() {
-        assert!(wire::unpack(&datagram[..cut]).is_err(), "cut at {cut}");
-        assert!(
-            wire::unpack_decoded(&datagram[..cut]).is_err(),
-            "cut at {cut}"
+    for (form, write) in FORMS {
+        let (mut sim, alice, token, bob) = room();
+        let datagram = write(&chats(token, 1..=3));
+        for cut in 0..datagram.len() {
+            assert!(
+                wire::unpack(&datagram[..cut]).is_err(),
+                "{form} cut at {cut}"
+            );
+            assert!(
+                wire::unpack_decoded(&datagram[..cut]).is_err(),
+                "{form} cut at {cut}"
+            );
+            assert_ignored(&mut sim, alice, bob, &datagram[..cut]);
+        }
+        // Cut before a frame, then padded back to its length: the frames the count
+        // promises are missing, and padding is no frame.
+        let mut boundaries = vec![if form == "run" { 25 } else { 5 }];
+        while let Some(&at) = boundaries.last().filter(|&&at| at < datagram.len()) {
+            boundaries
+                .push(at + 2 + usize::from(u16::from_be_bytes([datagram[at], datagram[at + 1]])));
+        }
+        assert_eq!(boundaries.pop(), Some(datagram.len()), "{form}");
+        for cut in boundaries {
+            let mut padded = datagram[..cut].to_vec();
+            padded.resize(datagram.len(), 0);
+            assert!(
+                wire::unpack(&padded).is_err(),
+                "{form} cut at {cut}, padded"
+            );
+            assert_ignored(&mut sim, alice, bob, &padded);
+        }
+        assert!(bob_saw(&sim, bob).is_empty(), "{form}");
+        // Whole, it is three lines, in order, once.
+        sim.inject(alice, &datagram);
+        sim.inject(alice, &datagram);
+        assert_eq!(
+            bob_saw(&sim, bob),
+            ["alice: line 1", "alice: line 2", "alice: line 3"],
+            "{form}"
         );
-        assert_ignored(&mut sim, alice, bob, &datagram[..cut]);
     }
-    assert!(bob_saw(&sim, bob).is_empty());
-    // Whole, it is three lines, in order, once.
-    sim.inject(alice, &datagram);
-    sim.inject(alice, &datagram);
-    assert_eq!(
-        bob_saw(&sim, bob),
-        ["alice: line 1", "alice: line 2", "alice: line 3"]
-    );
 }
 
 #[test]
@@ -212,8 +281,8 @@ fn a_malicious_count_or_inner_length_is_rejected_whole() {
         cases.push((what, bytes));
     }
     let mut trailing = good.clone();
-    trailing.push(0);
-    cases.push(("a byte after the last frame", trailing));
+    trailing.extend_from_slice(&[0, 0, 1]);
+    cases.push(("a byte after the last frame that is not padding", trailing));
     let mut other_version = good.clone();
     other_version[2] = wire::VERSION + 1;
     cases.push(("another version", other_version));
@@ -236,6 +305,90 @@ fn a_malicious_count_or_inner_length_is_rejected_whole() {
     assert!(
         bob_saw(&sim, bob).is_empty(),
         "the first, valid frame was acted on"
+    );
+    sim.inject(alice, &good);
+    assert_eq!(bob_saw(&sim, bob), ["alice: line 1", "alice: line 2"]);
+}
+
+#[test]
+fn a_run_that_lies_about_its_frames_is_rejected_whole() {
+    let (mut sim, alice, token, bob) = room();
+    let frames = chats(token, 1..=2);
+    let good = run(&frames);
+    // The first entry: its length at 25, its kind at 27, its seq at 28..32.
+    let second = 25 + 2 + frames[0].len() - RUN_SAVING;
+    let mut cases: Vec<(&str, Vec<u8>, Option<DecodeError>)> = Vec::new();
+    let mut edit = |what, at: usize, bytes: &[u8], error| {
+        let mut datagram = good.clone();
+        datagram[at..at + bytes.len()].copy_from_slice(bytes);
+        cases.push((what, datagram, error));
+    };
+    // A kind that stands alone (a heartbeat) has no envelope to share.
+    edit(
+        "a heartbeat in a run",
+        27,
+        &[0x03],
+        Some(DecodeError::Unpackable { kind: 0x03 }),
+    );
+    edit(
+        "a packed kind in a run",
+        27,
+        &[0xE0],
+        Some(DecodeError::Unpackable { kind: 0xE0 }),
+    );
+    edit(
+        "a run in a run",
+        27,
+        &[0xE1],
+        Some(DecodeError::Unpackable { kind: 0xE1 }),
+    );
+    edit(
+        "an unknown kind",
+        27,
+        &[0x7E],
+        Some(DecodeError::Unpackable { kind: 0x7E }),
+    );
+    // A server's `Message` among a client's chats: another direction (or a body that is
+    // not a `Message`'s), rejected either way.
+    edit("another direction's kind", second + 2, &[0x83], None);
+    edit("an entry shorter than its kind and seq", 25, &[0, 4], None);
+    edit(
+        "an entry one byte short",
+        25,
+        &((frames[0].len() - RUN_SAVING - 1) as u16).to_be_bytes(),
+        None,
+    );
+    edit(
+        "no frames",
+        4,
+        &[0],
+        Some(DecodeError::BadValue {
+            field: "frame count",
+            value: 0,
+        }),
+    );
+    edit("three counted", 4, &[3], None);
+    for (what, bytes, error) in &cases {
+        let got = wire::unpack(bytes);
+        assert!(got.is_err(), "{what}: accepted");
+        if let Some(error) = error {
+            assert_eq!(got.as_ref().err(), Some(error), "{what}");
+        }
+        assert_eq!(wire::unpack_decoded(bytes).err(), got.err(), "{what}");
+        assert_ignored(&mut sim, alice, bob, bytes);
+    }
+    assert!(
+        bob_saw(&sim, bob).is_empty(),
+        "a frame of a rejected run was acted on"
+    );
+    // Whole, each frame carries the run's token: another session's token in the run header
+    // makes every frame that session's, which the server checks as it would alone.
+    let mut forged = good.clone();
+    forged[5..13].copy_from_slice(&(token ^ 1).to_be_bytes());
+    sim.inject(alice, &forged);
+    assert!(
+        bob_saw(&sim, bob).is_empty(),
+        "a run with a wrong token was believed"
     );
     sim.inject(alice, &good);
     assert_eq!(bob_saw(&sim, bob), ["alice: line 1", "alice: line 2"]);

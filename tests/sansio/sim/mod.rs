@@ -166,11 +166,8 @@ impl Datagram {
     /// Every frame the payload carries: its one frame, or those of a packed datagram;
     /// nothing if it is neither.
     pub fn frames(&self) -> Vec<Frame> {
-        match wire::unpack(&self.bytes) {
-            Ok(inner) => inner
-                .into_iter()
-                .map(|bytes| Frame::decode(bytes).expect("unpack checked every frame"))
-                .collect(),
+        match wire::unpack_decoded(&self.bytes) {
+            Ok(inner) => inner,
             Err(_) => self.frame().into_iter().collect(),
         }
     }
