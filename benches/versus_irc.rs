@@ -30,7 +30,9 @@
 //! latency pass, one repeat), `ICQ_BENCH_SERVERS` ("named guest ngircd inspircd"),
 //! `ICQ_BENCH_SERVER=PATH` (another icq-server build), `ICQ_BENCH_BASELINE=PATH` (an older
 //! build measured alongside with guests, rows "icq-server guests (baseline)": named clients
-//! speak this build's wire version only), `ICQ_BENCH_KIT=DIR` (the kit, by default
+//! speak this build's wire version only), `ICQ_BENCH_BASELINE_NAMED=1` (the baseline with
+//! named clients too, rows "icq-server named (baseline)": for a baseline of this build's
+//! wire version), `ICQ_BENCH_KIT=DIR` (the kit, by default
 //! `../shared/perf` beside the repository). About 12 minutes with the defaults. Linux only.
 
 #![forbid(unsafe_code)]
@@ -95,6 +97,7 @@ mod linux {
         let server =
             env("ICQ_BENCH_SERVER").unwrap_or_else(|| env!("CARGO_BIN_EXE_icq-server").to_string());
         let baseline = env("ICQ_BENCH_BASELINE");
+        let baseline_named = env("ICQ_BENCH_BASELINE_NAMED").is_some_and(|v| v == "1");
         let kit = env("ICQ_BENCH_KIT").map_or_else(
             || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/perf"),
             PathBuf::from,
@@ -103,7 +106,13 @@ mod linux {
 
         let build = tempfile::tempdir().expect("a temporary folder");
         let tools = Tools::build(&kit, build.path());
-        let targets = Target::choose(&servers, &server, baseline.as_deref(), &tools);
+        let targets = Target::choose(
+            &servers,
+            &server,
+            baseline.as_deref(),
+            baseline_named,
+            &tools,
+        );
         if targets.is_empty() {
             eprintln!("nothing to measure");
             return;
@@ -258,7 +267,13 @@ mod linux {
     }
 
     impl Target {
-        fn choose(servers: &str, icq: &str, baseline: Option<&str>, tools: &Tools) -> Vec<Target> {
+        fn choose(
+            servers: &str,
+            icq: &str,
+            baseline: Option<&str>,
+            baseline_named: bool,
+            tools: &Tools,
+        ) -> Vec<Target> {
             let mut targets = Vec::new();
             let icq_row = |kind: Kind, binary: &str, suffix: &str| Target {
                 label: format!("icq-server {}{suffix}", kind.label()),
@@ -281,8 +296,11 @@ mod linux {
                         }
                         targets.push(icq_row(kind, icq, ""));
                         // Named clients are this build's library, which speaks this build's
-                        // wire version only: an older server is measured with guests.
-                        if let Some(base) = baseline.filter(|_| kind == Kind::Guest) {
+                        // wire version only: an older server is measured with guests, unless
+                        // told it speaks the same version.
+                        if let Some(base) =
+                            baseline.filter(|_| kind == Kind::Guest || baseline_named)
+                        {
                             targets.push(icq_row(kind, base, " (baseline)"));
                         }
                     }

@@ -15,8 +15,13 @@
 //! server's CPU per delivery by about a tenth, like the kit's `limit_mmsg` against
 //! `limit_server`: the kernel's work per datagram stays, the system call around it goes.
 //! Packing takes the kernel's work per datagram away too, for all but one of the frames a
-//! receiver gets in a turn (`docs/performance.md` has the figures). Elsewhere than Linux
-//! one datagram goes per system call.
+//! receiver gets in a turn (`docs/performance.md` has the figures). On Linux a receiver's
+//! several datagrams of a turn then go as one message of the `sendmmsg`, which the kernel
+//! cuts into them (UDP generic segmentation offload, `UDP_SEGMENT` of 1200 bytes: every
+//! datagram but the last padded to 1200, so only packed ones may lead,
+//! [`Packer::write_series`]), cheaper per datagram than one message each; a kernel or device
+//! that cannot do it turns it off for the socket. Elsewhere than Linux one datagram goes
+//! per system call.
 
 pub mod client_program;
 pub mod log;
@@ -240,9 +245,10 @@ pub use batch::Io;
 
 /// Linux: `recvmmsg` takes every waiting datagram (up to [`RECV_BATCH`]) in one system
 /// call without blocking, `poll` waits when none is waiting, and `sendmmsg` sends up to
-/// [`SEND_BATCH`] datagrams per call. Each datagram is written (packed) into a buffer of
-/// its own first: a copy of at most 1200 bytes, which costs far less than the kernel's work
-/// for each datagram it saves.
+/// [`SEND_BATCH`] messages per call, each a destination's series of up to [`GSO_SEGMENTS`]
+/// datagrams that the kernel segments (`UDP_SEGMENT`), or one datagram when GSO is off.
+/// The datagrams are written (packed) into one buffer first: a copy of at most 1200 bytes
+/// each, which costs far less than the kernel's work for each datagram it saves.
 #[cfg(target_os = "linux")]
 mod batch {
     use std::io::{IoSlice, IoSliceMut};
@@ -253,7 +259,8 @@ mod batch {
     use nix::errno::Errno;
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use nix::sys::socket::{
-        ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
+        ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, cmsg_space, getsockopt, recvmmsg,
+        sendmmsg, sockopt,
     };
 
     use super::{Endpoint, Outgoing, Packer, RECEIVE_BUFFER, own_address, reachable, wait_ms};
@@ -267,8 +274,21 @@ mod batch {
     /// less CPU per delivery). Nothing waits for it: a batch is what is already waiting.
     /// Its buffers are touched only as far as datagrams reach (a page per slot).
     pub const RECV_BATCH: usize = 128;
-    /// Datagrams sent per `sendmmsg` (the kernel accepts up to 1024).
+    /// Messages sent per `sendmmsg` (the kernel accepts up to 1024).
     pub const SEND_BATCH: usize = 256;
+    /// The bytes written for one `sendmmsg` before it is sent: as many as [`SEND_BATCH`]
+    /// full datagrams, so the buffer is what it was before messages held several.
+    const SEND_BYTES: usize = SEND_BATCH * MAX_DATAGRAM;
+    /// The most datagrams in one segmented message: the kernel takes at most 64 segments
+    /// (`UDP_MAX_SEGMENTS`) and a message of at most 64 KiB with its headers (an IP
+    /// datagram's length field), which at [`MAX_DATAGRAM`] is the tighter: 54, 64 800 bytes.
+    pub const GSO_SEGMENTS: usize = {
+        let by_bytes = 65_000 / MAX_DATAGRAM;
+        if by_bytes < 64 { by_bytes } else { 64 }
+    };
+    /// The segment size every message is sent with while segmenting is on. A message no
+    /// longer than it goes as the one datagram it is, so one control message serves them all.
+    const SEGMENT: u16 = MAX_DATAGRAM as u16;
     /// The most queued datagrams packed together: what a turn queued beyond it is packed
     /// apart (a storm of joins queues millions), so the memory held stays bounded. At 100
     /// clients it is 163 broadcasts, more than a full receive batch brings (at 4096, a
@@ -285,30 +305,59 @@ mod batch {
         /// socket's senders are all of one family, so it never needs to grow back.)
         receiving: MultiHeaders<SockaddrStorage>,
         sending: MultiHeaders<SockaddrStorage>,
+        /// The send side's headers with room for the segment size (while GSO is on), for a
+        /// batch in which some message holds several datagrams: a batch of one datagram per
+        /// message goes without, as it did before GSO: sending every message with the
+        /// option (the kernel then builds even a lone datagram in page fragments) measured
+        /// dearer with one message in flight (`docs/performance.md`, "UDP GSO on the send
+        /// path").
+        sending_segmented: Option<MultiHeaders<SockaddrStorage>>,
         /// The last receive's datagrams: (slot, length, sender).
         received: Vec<(usize, usize, SocketAddr)>,
-        /// What the core queued, packed by `packer` into the datagrams written in `out`.
+        /// What the core queued, packed by `packer` into the messages written in `out`.
         pending: Vec<T>,
         packer: Packer,
-        out: Vec<Vec<u8>>,
+        /// The messages of one `sendmmsg`, one after the other: message `i` ends at
+        /// `ends[i]` and goes to `addresses[i]`.
+        out: Vec<u8>,
+        ends: Vec<usize>,
         addresses: Vec<Option<SockaddrStorage>>,
+        /// Whether a message written in `out` holds several datagrams.
+        segmented: bool,
+        /// Whether messages are sent segmented (UDP GSO, [`GSO_SEGMENTS`] datagrams at most
+        /// in each): from the start if the kernel knows `UDP_SEGMENT`, until a send says the
+        /// kernel or the device cannot do it.
+        gso: bool,
+        /// The segment size asked for ([`SEGMENT`]; tests ask for an impossible one to see
+        /// the fallback).
+        segment: u16,
         own: Option<SocketAddr>,
         v6: bool,
     }
 
     impl<T: Outgoing> Io<T> {
         pub fn new(socket: &UdpSocket) -> Io<T> {
+            // A kernel without UDP GSO (before 4.18) does not know the option.
+            let gso = getsockopt(socket, sockopt::UdpGsoSegment).is_ok();
             Io {
                 buffers: vec![0; RECV_BATCH * RECEIVE_BUFFER],
                 receiving: MultiHeaders::preallocate(RECV_BATCH, None),
                 sending: MultiHeaders::preallocate(SEND_BATCH, None),
+                sending_segmented: gso.then(|| {
+                    MultiHeaders::preallocate(
+                        SEND_BATCH,
+                        Some(Vec::with_capacity(cmsg_space::<u16>())),
+                    )
+                }),
+                segmented: false,
                 received: Vec::with_capacity(RECV_BATCH),
                 pending: Vec::new(),
                 packer: Packer::new(),
-                out: (0..SEND_BATCH)
-                    .map(|_| Vec::with_capacity(MAX_DATAGRAM))
-                    .collect(),
+                out: Vec::with_capacity(SEND_BYTES),
+                ends: Vec::with_capacity(SEND_BATCH),
                 addresses: vec![None; SEND_BATCH],
+                gso,
+                segment: SEGMENT,
                 own: own_address(socket),
                 v6: socket.local_addr().is_ok_and(|a| a.is_ipv6()),
             }
@@ -402,56 +451,126 @@ mod batch {
             }
         }
 
-        /// Packs `items` (one turn's, in order) and sends the datagrams in batches.
+        /// Packs `items` (one turn's, in order) and sends the datagrams in batches: while
+        /// GSO is on, each destination's series of them as one message that the kernel cuts
+        /// into datagrams ([`Packer::write_series`]), else one datagram per message.
         fn pack_and_send(&mut self, socket: &UdpSocket, items: &[T]) {
             self.packer.plan(items);
-            let mut group = 0;
-            while group < self.packer.len() {
-                let count = (self.packer.len() - group).min(SEND_BATCH);
-                for slot in 0..count {
-                    let to = self.packer.write(items, group + slot, &mut self.out[slot]);
-                    self.addresses[slot] = Some(SockaddrStorage::from(reachable(to, self.v6)));
+            self.out.clear();
+            self.ends.clear();
+            let mut at = 0;
+            while at < self.packer.len() {
+                let segments = if self.gso { GSO_SEGMENTS } else { 1 };
+                if self.ends.len() == SEND_BATCH
+                    || self.out.len() + segments * MAX_DATAGRAM > SEND_BYTES
+                {
+                    self.send_written(socket);
                 }
-                self.send_written(socket, count);
-                group += count;
+                let start = self.out.len();
+                let (to, next, count) =
+                    self.packer.write_series(items, at, segments, &mut self.out);
+                self.segmented |= count > 1;
+                at = next;
+                let to = reachable(to, self.v6);
+                if self.gso && count == 1 && self.out.len() - start > MAX_DATAGRAM {
+                    // One datagram longer than a segment, which the kernel would cut (no
+                    // core queues one today): on its own, after what was written before it.
+                    self.send_written(socket);
+                    let _ = socket.send_to(&self.out, to);
+                    self.out.clear();
+                    continue;
+                }
+                self.addresses[self.ends.len()] = Some(SockaddrStorage::from(to));
+                self.ends.push(self.out.len());
             }
+            self.send_written(socket);
         }
 
-        /// Sends the first `count` datagrams written in `out`.
-        fn send_written(&mut self, socket: &UdpSocket, count: usize) {
-            let Io {
-                sending,
-                out,
-                addresses,
-                ..
-            } = self;
-            let mut written = out.iter();
-            let slices: [[IoSlice<'_>; 1]; SEND_BATCH] =
-                std::array::from_fn(|_| match written.next() {
-                    Some(datagram) => [IoSlice::new(datagram)],
-                    None => [IoSlice::new(&[])],
-                });
-            let no_control: [ControlMessage<'_>; 0] = [];
-            let fd = socket.as_raw_fd();
+        /// Sends the messages written (`ends`), and forgets them; what was written after
+        /// the last of them stays, at the start of `out`.
+        fn send_written(&mut self, socket: &UdpSocket) {
+            let count = self.ends.len();
             let mut sent = 0;
             while sent < count {
-                let result = sendmmsg(
-                    fd,
-                    sending,
-                    slices[sent..count].iter(),
-                    &addresses[sent..count],
-                    no_control,
-                    MsgFlags::empty(),
-                );
-                match result.map(Iterator::count) {
+                match self.send_from(socket, sent) {
                     Ok(done) if done > 0 => sent += done,
                     // Interrupted by a signal before anything went: try again.
                     Err(Errno::EINTR) => {}
-                    // The first datagram failed (unreachable, buffer full): UDP promises
+                    // The kernel or the device cannot segment: never again on this socket,
+                    // and what is left of this batch goes one datagram per system call.
+                    // (Its padding is harmless: only packed datagrams were padded.)
+                    Err(Errno::EIO | Errno::EINVAL | Errno::ENOPROTOOPT | Errno::EOPNOTSUPP)
+                        if self.gso && self.segmented =>
+                    {
+                        self.gso = false;
+                        self.sending_segmented = None;
+                        self.send_each_datagram(socket, sent);
+                        break;
+                    }
+                    // The first message failed (unreachable, buffer full): UDP promises
                     // nothing anyway, so skip it and send the rest, as `send_to` would (a
                     // sequenced frame is sent again later).
                     _ => sent += 1,
                 }
+            }
+            self.out.drain(..self.ends.last().copied().unwrap_or(0));
+            self.ends.clear();
+            self.segmented = false;
+        }
+
+        /// One `sendmmsg` of the messages written from `first` on: how many went.
+        fn send_from(&mut self, socket: &UdpSocket, first: usize) -> nix::Result<usize> {
+            let Io {
+                sending,
+                sending_segmented,
+                out,
+                ends,
+                addresses,
+                segmented,
+                segment,
+                ..
+            } = self;
+            let mut start = first.checked_sub(1).map_or(0, |before| ends[before]);
+            let mut written = ends[first..].iter();
+            let slices: [[IoSlice<'_>; 1]; SEND_BATCH] =
+                std::array::from_fn(|_| match written.next() {
+                    Some(&end) => {
+                        let message = &out[start..end];
+                        start = end;
+                        [IoSlice::new(message)]
+                    }
+                    None => [IoSlice::new(&[])],
+                });
+            let option = [ControlMessage::UdpGsoSegments(&*segment)];
+            let (headers, control): (_, &[ControlMessage<'_>]) = match sending_segmented {
+                Some(headers) if *segmented => (headers, &option),
+                _ => (sending, &[]),
+            };
+            let count = ends.len() - first;
+            sendmmsg(
+                socket.as_raw_fd(),
+                headers,
+                slices[..count].iter(),
+                &addresses[first..first + count],
+                control,
+                MsgFlags::empty(),
+            )
+            .map(Iterator::count)
+        }
+
+        /// Sends the datagrams of the messages written from `first` on, one per system
+        /// call (every one but a message's last is [`MAX_DATAGRAM`] long): the way out of a
+        /// batch that could not be segmented.
+        fn send_each_datagram(&self, socket: &UdpSocket, first: usize) {
+            let mut start = first.checked_sub(1).map_or(0, |before| self.ends[before]);
+            for (message, &end) in self.ends.iter().enumerate().skip(first) {
+                let to = self.addresses[message].as_ref().and_then(socket_addr);
+                for datagram in self.out[start..end].chunks(MAX_DATAGRAM) {
+                    if let Some(to) = to {
+                        let _ = socket.send_to(datagram, to);
+                    }
+                }
+                start = end;
             }
         }
     }
@@ -462,6 +581,100 @@ mod batch {
         }
         name.as_sockaddr_in6()
             .map(|sin6| SocketAddr::V6((*sin6).into()))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use std::collections::{HashMap, VecDeque};
+        use std::time::Instant;
+
+        use super::*;
+        use crate::proto::packing::pack;
+        use crate::wire::{Acks, Frame, ToServer};
+
+        /// A core that only sends what it was given.
+        struct Queue(VecDeque<(SocketAddr, Vec<u8>)>);
+
+        impl Endpoint for Queue {
+            type Transmit = (SocketAddr, Vec<u8>);
+            fn handle_datagram(&mut self, _: Instant, _: SocketAddr, _: &[u8]) {}
+            fn handle_timeout(&mut self, _: Instant) {}
+            fn poll_timeout(&self) -> Option<Instant> {
+                None
+            }
+            fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+                self.0.pop_front()
+            }
+        }
+
+        fn ack(token: u64) -> Vec<u8> {
+            Frame::ToServer(ToServer::ClientAck {
+                token,
+                acks: Acks::default(),
+            })
+            .to_bytes()
+        }
+
+        fn bound() -> UdpSocket {
+            let socket = UdpSocket::bind("127.0.0.1:0").expect("a loopback socket");
+            socket
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("a read timeout");
+            socket
+        }
+
+        /// Sends 400 acks, to two receivers in turn, through `io`, and checks that each
+        /// receiver gets `pack`'s datagrams for it, in order, each either as it is or, if
+        /// `padded` says so, padded with zeros to MAX_DATAGRAM when a packed one.
+        fn send_and_check(io: &mut Io<(SocketAddr, Vec<u8>)>, sender: &UdpSocket, padded: bool) {
+            let receivers = [bound(), bound()];
+            let to: Vec<SocketAddr> = receivers.iter().map(|r| r.local_addr().unwrap()).collect();
+            let items: Vec<_> = (0..400u64).map(|n| (to[n as usize % 2], ack(n))).collect();
+            let mut expected: HashMap<SocketAddr, Vec<Vec<u8>>> = HashMap::new();
+            for (to, datagram) in pack(&items) {
+                expected.entry(to).or_default().push(datagram);
+            }
+            io.send(sender, &mut Queue(items.into_iter().collect()));
+            let mut buffer = vec![0; RECEIVE_BUFFER];
+            for receiver in &receivers {
+                let wanted = &expected[&receiver.local_addr().unwrap()];
+                assert_eq!(wanted.len(), 5);
+                for (place, datagram) in wanted.iter().enumerate() {
+                    // A deadline of 10 s (the read timeout): loopback delivers at once.
+                    let (len, _) = receiver.recv_from(&mut buffer).expect("every datagram");
+                    let got = &buffer[..len];
+                    let last = place + 1 == wanted.len();
+                    if padded && !last {
+                        assert_eq!(len, MAX_DATAGRAM, "padded to a whole segment");
+                    } else {
+                        assert_eq!(len, datagram.len(), "not padded");
+                    }
+                    assert_eq!(&got[..datagram.len()], &datagram[..], "in order");
+                    assert!(got[datagram.len()..].iter().all(|&b| b == 0));
+                }
+            }
+        }
+
+        #[test]
+        fn a_destinations_run_goes_segmented_and_arrives_as_its_datagrams_in_order() {
+            let sender = bound();
+            let mut io = Io::new(&sender);
+            assert!(io.gso, "this kernel has UDP GSO");
+            send_and_check(&mut io, &sender, true);
+            assert!(io.gso);
+        }
+
+        #[test]
+        fn a_send_that_cannot_be_segmented_turns_gso_off_and_still_delivers() {
+            let sender = bound();
+            let mut io = Io::new(&sender);
+            // A segment of 1 byte: a message of more than 64 segments, which the
+            // kernel refuses (EINVAL) as it would a segmenting it cannot do.
+            io.segment = 1;
+            send_and_check(&mut io, &sender, true);
+            assert!(!io.gso, "off for good");
+            send_and_check(&mut io, &sender, false);
+        }
     }
 }
 

@@ -113,8 +113,14 @@ struct Group {
     /// group goes as a run, which writes their header and envelope once
     /// ([`wire::RUN_KIND`]).
     run: Option<u64>,
-    /// Whether it is still the one open for its destination (in [`Packer::open`]).
+    /// Whether it is still the one open for its destination (the last in
+    /// [`Packer::latest`], and not closed).
     open: bool,
+    /// The next group for the same destination ([`END`]: none yet), so a destination's
+    /// datagrams can go out together ([`Packer::write_series`]).
+    next: u32,
+    /// Whether it is its destination's first group of the plan.
+    leads: bool,
 }
 
 impl Group {
@@ -138,6 +144,27 @@ impl Group {
         };
         (total <= MAX_DATAGRAM).then_some(run)
     }
+
+    /// The bytes [`Packer::write`] makes of it (the sizes of [`Group::fits`]).
+    fn size(&self) -> usize {
+        let count = self.count as usize;
+        match self.class {
+            Class::Frames(_) if count > 1 && self.run.is_some() => {
+                (RUN_HEAD_LEN + PACKED_PREFIX * count + self.len).saturating_sub(RUN_SAVING * count)
+            }
+            Class::Frames(_) if count > 1 => PACKED_HEAD_LEN + PACKED_PREFIX * count + self.len,
+            _ => self.len,
+        }
+    }
+}
+
+/// Whether a datagram may be followed by another in one segmented message (UDP GSO: every
+/// segment but the last is exactly [`MAX_DATAGRAM`] long): it is that long already, or it
+/// is packed, and a packed datagram may end in zero bytes after its last frame
+/// ([`crate::wire::unpack`] takes them). A lone frame or a guest's text may not: a receiver
+/// would see the zeros as part of it.
+fn may_lead(datagram: &[u8]) -> bool {
+    datagram.len() == MAX_DATAGRAM || (datagram.len() < MAX_DATAGRAM && wire::is_packed(datagram))
 }
 
 /// No next item.
@@ -150,10 +177,13 @@ pub struct Packer {
     groups: Vec<Group>,
     /// For each item, the next one in its group.
     next: Vec<u32>,
-    /// The group still open for each destination.
-    open: HashMap<SocketAddr, u32, FixedState>,
+    /// The last group made for each destination (open or not: see [`Group::open`]).
+    latest: HashMap<SocketAddr, u32, FixedState>,
     /// For each item, its group.
     group_of: Vec<u32>,
+    /// The groups by destination: each destination's in order, one destination after the
+    /// other (in the order of their first groups). [`Packer::write_series`] walks it.
+    order: Vec<u32>,
 }
 
 impl Default for Packer {
@@ -167,8 +197,9 @@ impl Packer {
         Packer {
             groups: Vec::new(),
             next: Vec::new(),
-            open: HashMap::with_hasher(FixedState::default()),
+            latest: HashMap::with_hasher(FixedState::default()),
             group_of: Vec::new(),
+            order: Vec::new(),
         }
     }
 
@@ -178,8 +209,9 @@ impl Packer {
     pub fn plan<T: Outgoing>(&mut self, items: &[T]) {
         self.groups.clear();
         self.next.clear();
-        self.open.clear();
+        self.latest.clear();
         self.group_of.clear();
+        self.order.clear();
         // A broadcast queues one copy per receiver in the same order each time, so the
         // item this many places back usually went to the same receiver: its group, if
         // still open, is the one the map would give, found without hashing an address per
@@ -203,7 +235,11 @@ impl Packer {
                     group.open && group.destination == destination
                 });
             let open = guess.or_else(|| {
-                let found = self.open.get(&destination).copied();
+                let found = self
+                    .latest
+                    .get(&destination)
+                    .copied()
+                    .filter(|&group| self.groups[group as usize].open);
                 if let Some(group) = found {
                     period = (index - self.groups[group as usize].last) as usize;
                 }
@@ -232,16 +268,25 @@ impl Packer {
                 len,
                 run: token,
                 open: class != Class::Alone,
+                next: END,
+                leads: true,
             });
             // Whatever comes next for this destination goes after this one, so the group
             // before it is closed either way.
-            let before = if class == Class::Alone {
-                self.open.remove(&destination)
-            } else {
-                self.open.insert(destination, group)
-            };
-            if let Some(before) = before {
-                self.groups[before as usize].open = false;
+            if let Some(before) = self.latest.insert(destination, group) {
+                let before = &mut self.groups[before as usize];
+                before.open = false;
+                before.next = group;
+                self.groups[group as usize].leads = false;
+            }
+        }
+        for (lead, group) in self.groups.iter().enumerate() {
+            if group.leads {
+                let mut at = lead as u32;
+                while at != END {
+                    self.order.push(at);
+                    at = self.groups[at as usize].next;
+                }
             }
         }
     }
@@ -259,8 +304,52 @@ impl Packer {
     /// Writes datagram `group` (below [`Packer::len`]) of the last plan into `out`
     /// (cleared first) and returns where it goes. `items` are the planned ones.
     pub fn write<T: Outgoing>(&self, items: &[T], group: usize, out: &mut Vec<u8>) -> SocketAddr {
-        let group = self.groups[group];
         out.clear();
+        self.append(items, group, out)
+    }
+
+    /// Appends to `out` one destination's datagrams of the last plan, in their order, as one
+    /// message for UDP generic segmentation offload (`UDP_SEGMENT` of [`MAX_DATAGRAM`]):
+    /// the datagrams one after the other, every one but the last padded with zeros to
+    /// exactly [`MAX_DATAGRAM`], at most `max_segments` of them. The series starts at place
+    /// `at` (below [`Packer::len`]) of the plan's order by destination, and ends early
+    /// where a datagram may not be padded (a lone frame, a guest's text shorter than
+    /// [`MAX_DATAGRAM`]) or the next one is longer than [`MAX_DATAGRAM`]. Returns where it
+    /// goes, the place after the series (the next series' `at`; [`Packer::len`] after the last
+    /// one) and how many datagrams it holds. With `max_segments` 1 every datagram is its
+    /// own series, unpadded, as [`Packer::write`] writes it.
+    pub fn write_series<T: Outgoing>(
+        &self,
+        items: &[T],
+        mut at: usize,
+        max_segments: usize,
+        out: &mut Vec<u8>,
+    ) -> (SocketAddr, usize, usize) {
+        let mut start = out.len();
+        let destination = self.append(items, self.order[at] as usize, out);
+        at += 1;
+        let mut segments = 1;
+        while segments < max_segments && at < self.order.len() {
+            let next = &self.groups[self.order[at] as usize];
+            if next.destination != destination
+                || next.size() > MAX_DATAGRAM
+                || !may_lead(&out[start..])
+            {
+                break;
+            }
+            out.resize(start + MAX_DATAGRAM, 0);
+            start = out.len();
+            self.append(items, self.order[at] as usize, out);
+            debug_assert_eq!(out.len() - start, next.size(), "sized as written");
+            at += 1;
+            segments += 1;
+        }
+        (destination, at, segments)
+    }
+
+    /// [`Packer::write`] without clearing `out` first.
+    fn append<T: Outgoing>(&self, items: &[T], group: usize, out: &mut Vec<u8>) -> SocketAddr {
+        let group = self.groups[group];
         let mut head = [0; HEAD];
         let mut index = group.first;
         let packed = group.count > 1 && matches!(group.class, Class::Frames(_));
@@ -621,5 +710,187 @@ mod tests {
         .to_bytes();
         let datagrams = pack(&[(addr(1), ack(1)), (addr(1), peer_ack)]);
         assert_eq!(datagrams.len(), 2);
+    }
+
+    /// Every series of the last plan, from the first place to the last.
+    fn series_of<T: Outgoing>(
+        items: &[T],
+        max_segments: usize,
+    ) -> Vec<(SocketAddr, Vec<u8>, usize)> {
+        let mut packer = Packer::new();
+        packer.plan(items);
+        let mut series = Vec::new();
+        let mut at = 0;
+        while at < packer.len() {
+            let mut out = vec![7; 3];
+            let (to, next, segments) = packer.write_series(items, at, max_segments, &mut out);
+            assert_eq!(out.drain(..3).collect::<Vec<_>>(), [7; 3], "appended");
+            assert!(next > at && segments == next - at);
+            series.push((to, out, segments));
+            at = next;
+        }
+        series
+    }
+
+    /// The datagrams of a series: every one but the last `MAX_DATAGRAM` long, the padding
+    /// (zeros after what `pack` wrote) taken off by comparing with `pack`'s datagrams.
+    fn segments(series: &[u8]) -> Vec<&[u8]> {
+        series.chunks(MAX_DATAGRAM).collect()
+    }
+
+    /// Checks that `series` hold `pack`'s datagrams, each destination's in order, every one
+    /// but a series' last padded to exactly `MAX_DATAGRAM` with zeros, and only packed ones
+    /// padded.
+    fn assert_series_hold_pack(
+        items: &[(SocketAddr, Vec<u8>)],
+        series: &[(SocketAddr, Vec<u8>, usize)],
+    ) {
+        let mut expected: HashMap<SocketAddr, Vec<Vec<u8>>> = HashMap::new();
+        for (to, datagram) in pack(items) {
+            expected.entry(to).or_default().push(datagram);
+        }
+        let mut got: HashMap<SocketAddr, Vec<Vec<u8>>> = HashMap::new();
+        for (to, series, count) in series {
+            let parts = segments(series);
+            assert_eq!(parts.len(), *count);
+            for (place, part) in parts.iter().enumerate() {
+                let wanted = &expected[to][got.get(to).map_or(0, Vec::len)];
+                if place + 1 < parts.len() {
+                    assert_eq!(part.len(), MAX_DATAGRAM);
+                    if wanted.len() < MAX_DATAGRAM {
+                        assert!(wire::is_packed(wanted), "only packed datagrams are padded");
+                    }
+                }
+                assert_eq!(&part[..wanted.len()], &wanted[..]);
+                assert!(part[wanted.len()..].iter().all(|&b| b == 0));
+                got.entry(*to).or_default().push(wanted.clone());
+            }
+        }
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn a_series_holds_one_destinations_datagrams_in_order_padded() {
+        // Two receivers, 200 acks each, interleaved: 5 datagrams each (45 acks a datagram),
+        // which the plan's order places A1 B1 A2 B2 …, the series A1..A5 and B1..B5.
+        let items: Vec<_> = (0..400)
+            .map(|n| (addr(1 + (n % 2) as u16), ack(n)))
+            .collect();
+        let series = series_of(&items, 64);
+        assert_eq!(series.len(), 2);
+        assert_eq!((series[0].0, series[0].2), (addr(1), 5));
+        assert_eq!((series[1].0, series[1].2), (addr(2), 5));
+        assert_eq!(
+            series[0].1.len(),
+            4 * MAX_DATAGRAM + series[0].1.len() % MAX_DATAGRAM
+        );
+        assert_series_hold_pack(&items, &series);
+    }
+
+    #[test]
+    fn a_series_is_split_at_its_most_segments() {
+        // 100 datagrams for one receiver: series of 64 and 36; of 54 and 46.
+        let items: Vec<_> = (0..45 * 100).map(|n| (addr(1), ack(n))).collect();
+        for (max, counts) in [(64, vec![64, 36]), (54, vec![54, 46]), (1, vec![1; 100])] {
+            let series = series_of(&items, max);
+            assert_eq!(series.iter().map(|r| r.2).collect::<Vec<_>>(), counts);
+            assert_series_hold_pack(&items, &series);
+        }
+    }
+
+    #[test]
+    fn with_one_segment_a_series_is_each_datagram_as_written() {
+        let items: Vec<_> = (0..300)
+            .map(|n| (addr(1 + (n % 3) as u16), ack(n)))
+            .collect();
+        let mut by_destination: Vec<(SocketAddr, Vec<u8>)> = pack(&items);
+        by_destination.sort_by_key(|(to, _)| to.port());
+        let series: Vec<_> = series_of(&items, 1)
+            .into_iter()
+            .map(|(to, d, _)| (to, d))
+            .collect();
+        assert_eq!(series, by_destination);
+    }
+
+    #[test]
+    fn a_datagram_that_may_not_be_padded_ends_its_series() {
+        let refusal = Frame::ToClient(ToClient::Refused {
+            nonce: 7,
+            reason: RefuseReason::Busy,
+        })
+        .to_bytes();
+        // A lone frame, the refusal (alone), then a packed datagram: three series; then
+        // packed (padded), the refusal as the last of the series, and packed again.
+        let items = vec![
+            (addr(1), ack(1)),
+            (addr(1), refusal.clone()),
+            (addr(1), ack(2)),
+            (addr(1), ack(3)),
+        ];
+        let found = series_of(&items, 64);
+        assert_eq!(found.iter().map(|r| r.2).collect::<Vec<_>>(), [1, 1, 1]);
+        assert_eq!(found[0].1, ack(1), "a lone frame is not padded");
+        assert_series_hold_pack(&items, &found);
+        let items = vec![
+            (addr(1), ack(1)),
+            (addr(1), ack(2)),
+            (addr(1), refusal.clone()),
+            (addr(1), ack(3)),
+            (addr(1), ack(4)),
+        ];
+        let found = series_of(&items, 64);
+        assert_eq!(found.iter().map(|r| r.2).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(&found[0].1[MAX_DATAGRAM..], &refusal[..]);
+        assert_series_hold_pack(&items, &found);
+
+        // Guests' text: datagrams of two 700-byte lines each go alone; lines that fill
+        // exactly MAX_DATAGRAM go together, unpadded.
+        let mut line = vec![b'x'; 700];
+        line.push(b'\n');
+        let items: Vec<_> = (0..3).map(|_| (addr(1), line.clone())).collect();
+        let found = series_of(&items, 64);
+        assert_eq!(found.iter().map(|r| r.2).collect::<Vec<_>>(), [1, 1, 1]);
+        assert_series_hold_pack(&items, &found);
+        let mut full = vec![b'y'; MAX_DATAGRAM - 1];
+        full.push(b'\n');
+        let items = vec![
+            (addr(1), full.clone()),
+            (addr(1), full.clone()),
+            (addr(1), line.clone()),
+            (addr(1), line.clone()),
+        ];
+        let found = series_of(&items, 64);
+        assert_eq!(found.iter().map(|r| r.2).collect::<Vec<_>>(), [3, 1]);
+        assert_series_hold_pack(&items, &found);
+
+        // A datagram longer than MAX_DATAGRAM (which segmenting would cut) goes alone.
+        let mut long = vec![b'z'; MAX_DATAGRAM + 100];
+        long.push(b'\n');
+        let items = vec![
+            (addr(1), full.clone()),
+            (addr(1), long.clone()),
+            (addr(1), full.clone()),
+        ];
+        let found = series_of(&items, 64);
+        assert_eq!(found.iter().map(|r| r.2).collect::<Vec<_>>(), [1, 1, 1]);
+        assert_eq!(found[1].1, long);
+    }
+
+    #[test]
+    fn a_destinations_runs_go_as_one_series_the_receiver_unpacks_padded() {
+        // 100 lines of one stream, 23 a run: five runs (E1), the first four padded.
+        let items: Vec<_> = (1..=100)
+            .map(|seq| (addr(1), message(9, seq, 0, "load 0123456789 abcd")))
+            .collect();
+        let found = series_of(&items, 64);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].2, 5);
+        assert_series_hold_pack(&items, &found);
+        let padded: Vec<_> = segments(&found[0].1)
+            .into_iter()
+            .map(|datagram| (addr(1), datagram.to_vec()))
+            .collect();
+        assert!(padded.iter().all(|(_, d)| d[3] == wire::RUN_KIND));
+        assert_eq!(unpacked(&padded), unpacked(&pack(&items)), "padding taken");
     }
 }
