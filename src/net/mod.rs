@@ -18,7 +18,7 @@
 //! receiver gets in a turn (`docs/performance.md` has the figures). On Linux a receiver's
 //! several datagrams of a turn then go as one message of the `sendmmsg`, which the kernel
 //! cuts into them (UDP generic segmentation offload, `UDP_SEGMENT` of 1200 bytes: every
-//! datagram but the last padded to 1200, so only packed ones may lead,
+//! datagram but the last padded to 1200, so only packed ones closed full may lead,
 //! [`Packer::write_series`]), cheaper per datagram than one message each; a kernel or device
 //! that cannot do it turns it off for the socket. Elsewhere than Linux one datagram goes
 //! per system call.

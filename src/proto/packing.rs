@@ -314,7 +314,8 @@ impl Packer {
     /// exactly [`MAX_DATAGRAM`], at most `max_segments` of them. The series starts at place
     /// `at` (below [`Packer::len`]) of the plan's order by destination, and ends early
     /// where a datagram may not be padded (a lone frame, a guest's text shorter than
-    /// [`MAX_DATAGRAM`]) or the next one is longer than [`MAX_DATAGRAM`]. Returns where it
+    /// [`MAX_DATAGRAM`], a packed datagram closed by something else than the next frame of
+    /// its kind not fitting) or the next one is longer than [`MAX_DATAGRAM`]. Returns where it
     /// goes, the place after the series (the next series' `at`; [`Packer::len`] after the last
     /// one) and how many datagrams it holds. With `max_segments` 1 every datagram is its
     /// own series, unpadded, as [`Packer::write`] writes it.
@@ -331,9 +332,17 @@ impl Packer {
         let mut segments = 1;
         while segments < max_segments && at < self.order.len() {
             let next = &self.groups[self.order[at] as usize];
+            let previous = &self.groups[self.order[at - 1] as usize];
+            // Padding goes only after a datagram that was closed because the next frame
+            // of its kind did not fit: then it is shorter than that frame, never a small
+            // datagram made large (what an address that proved nothing is sent must stay
+            // below what it sent, and a frame alone, such as a challenge, may follow
+            // small answers to it).
+            let closed_full = out.len() - start == MAX_DATAGRAM || next.class == previous.class;
             if next.destination != destination
                 || next.size() > MAX_DATAGRAM
                 || !may_lead(&out[start..])
+                || !closed_full
             {
                 break;
             }
@@ -838,9 +847,24 @@ mod tests {
             (addr(1), ack(3)),
             (addr(1), ack(4)),
         ];
+        // Packed, but closed by the refusal, not because it was full: never padded (a
+        // challenge after two small answers to an unproven address would otherwise make
+        // them 1 200 bytes).
+        let found = series_of(&items, 64);
+        assert_eq!(found.iter().map(|r| r.2).collect::<Vec<_>>(), [1, 1, 1]);
+        assert!(found[0].1.len() < 2 * ack(1).len() + 10, "not padded");
+        assert_eq!(found[1].1, refusal);
+        assert_series_hold_pack(&items, &found);
+        // 45 acks fill a datagram (the 46th did not fit): padded by less than one frame and
+        // followed by the next two; those, closed by the refusal, end the series unpadded.
+        let mut items: Vec<_> = (0..47).map(|token| (addr(1), ack(token))).collect();
+        items.push((addr(1), refusal.clone()));
         let found = series_of(&items, 64);
         assert_eq!(found.iter().map(|r| r.2).collect::<Vec<_>>(), [2, 1]);
-        assert_eq!(&found[0].1[MAX_DATAGRAM..], &refusal[..]);
+        let first = pack(&items).remove(0).1;
+        assert!(MAX_DATAGRAM - first.len() < ack(0).len() + 2);
+        assert_eq!(found[0].1.len(), MAX_DATAGRAM + 5 + 2 * (ack(0).len() + 2));
+        assert_eq!(found[1].1, refusal);
         assert_series_hold_pack(&items, &found);
 
         // Guests' text: datagrams of two 700-byte lines each go alone; lines that fill
