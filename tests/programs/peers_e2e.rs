@@ -338,10 +338,11 @@ fn a_peer_bans_an_address_with_its_own_ban_file() {
 
 #[test]
 fn a_peer_nobody_answers_gives_up_with_exit_code_3() {
-    // A port nobody listens on: bind one, note it, close it.
-    let free = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|socket| socket.local_addr())
-        .expect("a free port");
+    // A port nobody answers on: bound and held for the whole test, never read, so that no
+    // other test's program can be given it meanwhile (a closed port can be, and then
+    // something answers).
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("a free port");
+    let free = silent.local_addr().expect("its address");
     let (mut lonely, _) = start_peer("lonely", &[free]);
     lonely.expect_stream_line(Stream::Stdout, "no answer from 127.0.0.1:", WAIT);
     assert_eq!(lonely.wait_exit_code(WAIT), EXIT_NO_ANSWER);
