@@ -135,12 +135,10 @@ impl Group {
             Class::Alone => return None,
             Class::Text => (len, None),
             Class::Frames(_) if count > MAX_PACKED_FRAMES => return None,
-            Class::Frames(_) if token.is_some() && token == self.run => {
-                // Each frame is `RUN_SAVING` shorter than alone, behind its length.
-                let framing = RUN_HEAD_LEN + PACKED_PREFIX * count;
-                ((framing + len).saturating_sub(RUN_SAVING * count), token)
+            Class::Frames(_) => {
+                let run = token.filter(|_| token == self.run);
+                (packed_len(count, len, run.is_some()), run)
             }
-            Class::Frames(_) => (PACKED_HEAD_LEN + PACKED_PREFIX * count + len, None),
         };
         (total <= MAX_DATAGRAM).then_some(run)
     }
@@ -149,12 +147,20 @@ impl Group {
     fn size(&self) -> usize {
         let count = self.count as usize;
         match self.class {
-            Class::Frames(_) if count > 1 && self.run.is_some() => {
-                (RUN_HEAD_LEN + PACKED_PREFIX * count + self.len).saturating_sub(RUN_SAVING * count)
-            }
-            Class::Frames(_) if count > 1 => PACKED_HEAD_LEN + PACKED_PREFIX * count + self.len,
+            Class::Frames(_) if count > 1 => packed_len(count, self.len, self.run.is_some()),
             _ => self.len,
         }
+    }
+}
+
+/// The bytes of a packed datagram of `count` frames whose lengths alone add up to `len`:
+/// as a run (`run`, [`wire::RUN_KIND`]) or in the general form.
+fn packed_len(count: usize, len: usize, run: bool) -> usize {
+    if run {
+        // Each frame is `RUN_SAVING` shorter than alone, behind its length.
+        (RUN_HEAD_LEN + PACKED_PREFIX * count + len).saturating_sub(RUN_SAVING * count)
+    } else {
+        PACKED_HEAD_LEN + PACKED_PREFIX * count + len
     }
 }
 
@@ -384,20 +390,18 @@ impl Packer {
         }
         group.destination
     }
-}
 
-impl Packer {
     /// Writes `group`, frames of the stream of `token` (`Packer::plan` saw to it), as a
     /// run: the token and the newest of their acknowledgements (the last frame's: each
     /// was true when its frame was made, the last is the most complete) once, then each
     /// frame as its kind, its sequence number and its body.
     fn write_run<T: Outgoing>(&self, items: &[T], group: &Group, token: u64, out: &mut Vec<u8>) {
-        let envelope_of = |index: u32| {
+        let envelope = |index: u32| {
             items[index as usize]
                 .envelope()
                 .expect("a run holds sequenced frames only (see `Packer::plan`)")
         };
-        let acks = envelope_of(group.last).acks;
+        let acks = envelope(group.last).acks;
         out.extend_from_slice(&RUN_HEADER);
         // At most MAX_PACKED_FRAMES (`Group::fits`).
         out.push(group.count as u8);
@@ -409,7 +413,7 @@ impl Packer {
             let bytes = items[index as usize].bytes();
             out.extend_from_slice(&((bytes.len() - RUN_SAVING) as u16).to_be_bytes());
             out.push(bytes[3]);
-            out.extend_from_slice(&envelope_of(index).seq.to_be_bytes());
+            out.extend_from_slice(&envelope(index).seq.to_be_bytes());
             out.extend_from_slice(&bytes[HEAD..]);
             index = self.next[index as usize];
         }
@@ -436,6 +440,15 @@ mod tests {
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// A refusal: a kind that always travels alone.
+    fn refusal() -> Vec<u8> {
+        Frame::ToClient(ToClient::Refused {
+            nonce: 7,
+            reason: RefuseReason::Busy,
+        })
+        .to_bytes()
     }
 
     fn ack(token: u64) -> Vec<u8> {
@@ -507,11 +520,7 @@ mod tests {
 
     #[test]
     fn joins_challenges_and_refusals_go_alone_and_keep_their_place() {
-        let refusal = Frame::ToClient(ToClient::Refused {
-            nonce: 7,
-            reason: RefuseReason::Busy,
-        })
-        .to_bytes();
+        let refusal = refusal();
         let peer_refusal = Frame::Peer(PeerFrame::Refused {
             nonce: 7,
             reason: RefuseReason::Busy,
@@ -560,11 +569,7 @@ mod tests {
     /// receiver gets its lines in order.
     #[test]
     fn a_receiver_order_that_changes_packs_as_a_lookup_per_item_would() {
-        let refusal = Frame::ToClient(ToClient::Refused {
-            nonce: 7,
-            reason: RefuseReason::Busy,
-        })
-        .to_bytes();
+        let refusal = refusal();
         let mut items = Vec::new();
         for round in 0..40usize {
             let mut order: Vec<u16> = (1..=6).collect();
@@ -823,11 +828,7 @@ mod tests {
 
     #[test]
     fn a_datagram_that_may_not_be_padded_ends_its_series() {
-        let refusal = Frame::ToClient(ToClient::Refused {
-            nonce: 7,
-            reason: RefuseReason::Busy,
-        })
-        .to_bytes();
+        let refusal = refusal();
         // A lone frame, the refusal (alone), then a packed datagram: three series; then
         // packed (padded), the refusal as the last of the series, and packed again.
         let items = vec![

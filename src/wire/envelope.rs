@@ -4,8 +4,8 @@
 //! arithmetic of the selective-acknowledgement bitmap; what a sender does with
 //! acknowledgements (retransmission, windows) belongs to the session layer's `reliable`.
 
-use super::HEADER_LEN;
-use super::table::record_codec;
+use super::table::{Codec, record_codec};
+use super::{HEADER_LEN, Reader};
 
 /// How many frames past the cumulative acknowledgement the selective bitmap describes: the
 /// bits of [`Acks::also`].
@@ -76,15 +76,6 @@ impl Envelope {
     /// [`ENVELOPE_RANGE`]`.end` bytes long).
     pub fn patch(&self, datagram: &mut [u8]) {
         let field = &mut datagram[ENVELOPE_RANGE];
-        self.write(
-            field
-                .try_into()
-                .expect("the envelope's range is its length"),
-        );
-    }
-
-    /// The envelope as its [`ENVELOPE_LEN`] bytes on the wire.
-    pub fn write(&self, field: &mut [u8; ENVELOPE_LEN]) {
         field[..8].copy_from_slice(&self.token.to_be_bytes());
         field[8..12].copy_from_slice(&self.seq.to_be_bytes());
         field[12..16].copy_from_slice(&self.acks.through.to_be_bytes());
@@ -95,17 +86,11 @@ impl Envelope {
     /// it; `None` if `frame` is too short to hold one. (Whether the frame is of a
     /// sequenced kind is the caller's to know: see [`super::is_sequenced`].)
     pub fn read(frame: &[u8]) -> Option<Envelope> {
-        let field: &[u8; ENVELOPE_LEN] = frame.get(ENVELOPE_RANGE)?.try_into().ok()?;
-        let u64_at = |at: usize| u64::from_be_bytes(field[at..at + 8].try_into().unwrap());
-        let u32_at = |at: usize| u32::from_be_bytes(field[at..at + 4].try_into().unwrap());
-        Some(Envelope {
-            token: u64_at(0),
-            seq: u32_at(8),
-            acks: Acks {
-                through: u32_at(12),
-                also: u64_at(16),
-            },
-        })
+        let mut field = Reader {
+            rest: frame.get(ENVELOPE_RANGE)?,
+            len: ENVELOPE_LEN,
+        };
+        <Envelope as Codec<Envelope>>::get(&mut field).ok()
     }
 }
 

@@ -37,8 +37,8 @@ mod to_server;
 pub use codes::{DisconnectReason, GoneReason, LineKind, RefuseReason};
 pub use envelope::{ACK_BITS, Acks, ENVELOPE_LEN, ENVELOPE_RANGE, Envelope};
 pub use packed::{
-    MAX_PACKED_FRAMES, PACKED_HEAD_LEN, PACKED_HEADER, PACKED_KIND, PACKED_PREFIX, RUN_FRAME_HEAD,
-    RUN_HEAD_LEN, RUN_HEADER, RUN_KIND, RUN_SAVING, is_packed, may_pack, unpack, unpack_decoded,
+    MAX_PACKED_FRAMES, PACKED_HEAD_LEN, PACKED_HEADER, PACKED_KIND, PACKED_PREFIX, RUN_HEAD_LEN,
+    RUN_HEADER, RUN_KIND, RUN_SAVING, is_packed, may_pack, unpack, unpack_decoded,
 };
 pub use peer::{LastPart, MAX_MEMBER_RECORD_LEN, MemberRecord, PeerFrame, PeerItem};
 pub use table::{Codec, Counted, Name, PaddedName, Text};

@@ -20,8 +20,8 @@
 use std::borrow::Cow;
 
 use super::{
-    Acks, DecodeError, ENVELOPE_LEN, ENVELOPE_RANGE, Envelope, Frame, HEADER_LEN, JOIN_KIND, MAGIC,
-    MAX_DATAGRAM, PEER_JOIN_KIND, REFUSED_KIND, VERSION, is_frame, is_sequenced,
+    DecodeError, ENVELOPE_LEN, ENVELOPE_RANGE, Frame, HEADER_LEN, JOIN_KIND, MAGIC, MAX_DATAGRAM,
+    PEER_JOIN_KIND, REFUSED_KIND, VERSION, is_frame, is_sequenced,
 };
 
 /// The kind byte of a packed datagram. It lies outside every direction's range, so a
@@ -153,26 +153,21 @@ fn check<'a>(
             value: 0,
         });
     }
-    let mut rest = &datagram[HEADER_LEN + 1..];
-    // A run's frames are rebuilt here: its header, then the shared envelope, whose
-    // sequence number each frame overwrites.
+    let mut rest = &datagram[PACKED_HEAD_LEN..];
+    // A run's frames are rebuilt here: a header, then the shared token and
+    // acknowledgements in their places in the envelope, around the sequence number each
+    // frame writes in.
     let mut rebuilt = Vec::new();
     if run {
         let (shared, after) = rest
-            .split_at_checked(RUN_HEAD_LEN - HEADER_LEN - 1)
+            .split_at_checked(RUN_HEAD_LEN - PACKED_HEAD_LEN)
             .ok_or(DecodeError::Truncated)?;
-        let u64_at = |at: usize| u64::from_be_bytes(shared[at..at + 8].try_into().unwrap());
-        let envelope = Envelope {
-            token: u64_at(0),
-            seq: 0,
-            acks: Acks {
-                through: u32::from_be_bytes(shared[8..12].try_into().unwrap()),
-                also: u64_at(12),
-            },
-        };
-        rebuilt.resize(ENVELOPE_RANGE.end, 0);
-        rebuilt[..HEADER_LEN].copy_from_slice(&RUN_HEADER);
-        envelope.patch(&mut rebuilt);
+        let (token, acks) = shared.split_at(8);
+        rebuilt.extend_from_slice(&RUN_HEADER);
+        rebuilt.extend_from_slice(token);
+        rebuilt.extend_from_slice(&[0; 4]);
+        rebuilt.extend_from_slice(acks);
+        debug_assert_eq!(rebuilt.len(), ENVELOPE_RANGE.end);
         rest = after;
     }
     let mut direction = None;
