@@ -496,16 +496,23 @@ mod batch {
                     Ok(done) if done > 0 => sent += done,
                     // Interrupted by a signal before anything went: try again.
                     Err(Errno::EINTR) => {}
-                    // The kernel or the device cannot segment: never again on this socket,
-                    // and what is left of this batch goes one datagram per system call.
-                    // (Its padding is harmless: only packed datagrams were padded.)
+                    // The kernel or the device cannot segment, or this message cannot go
+                    // anyway: sent alone, unsegmented, it says which. A destination's fault
+                    // (port 0, which any forged datagram can claim, is refused with EINVAL
+                    // too) costs that message, as below, and segmenting stays on; the
+                    // segmenting's, it is never asked for again on this socket, and what is
+                    // left of this batch goes one datagram per system call. (The padding is
+                    // harmless: only packed datagrams were padded.)
                     Err(Errno::EIO | Errno::EINVAL | Errno::ENOPROTOOPT | Errno::EOPNOTSUPP)
                         if self.gso && self.segmented =>
                     {
-                        self.gso = false;
-                        self.sending_segmented = None;
-                        self.send_each_datagram(socket, sent);
-                        break;
+                        if self.send_each_datagram(socket, sent, sent + 1) {
+                            self.gso = false;
+                            self.sending_segmented = None;
+                            self.send_each_datagram(socket, sent + 1, count);
+                            break;
+                        }
+                        sent += 1;
                     }
                     // The first message failed (unreachable, buffer full): UDP promises
                     // nothing anyway, so skip it and send the rest, as `send_to` would (a
@@ -558,20 +565,22 @@ mod batch {
             .map(Iterator::count)
         }
 
-        /// Sends the datagrams of the messages written from `first` on, one per system
-        /// call (every one but a message's last is [`MAX_DATAGRAM`] long): the way out of a
-        /// batch that could not be segmented.
-        fn send_each_datagram(&self, socket: &UdpSocket, first: usize) {
+        /// Sends the datagrams of the messages written from `first` to before `end`, one per
+        /// system call (every one but a message's last is [`MAX_DATAGRAM`] long): the way
+        /// out of a batch that could not be segmented. Returns whether the first of them
+        /// went.
+        fn send_each_datagram(&self, socket: &UdpSocket, first: usize, end: usize) -> bool {
             let mut start = first.checked_sub(1).map_or(0, |before| self.ends[before]);
-            for (message, &end) in self.ends.iter().enumerate().skip(first) {
+            let mut first_went = None;
+            for (message, &message_end) in self.ends.iter().enumerate().take(end).skip(first) {
                 let to = self.addresses[message].as_ref().and_then(socket_addr);
-                for datagram in self.out[start..end].chunks(MAX_DATAGRAM) {
-                    if let Some(to) = to {
-                        let _ = socket.send_to(datagram, to);
-                    }
+                for datagram in self.out[start..message_end].chunks(MAX_DATAGRAM) {
+                    let went = to.is_some_and(|to| socket.send_to(datagram, to).is_ok());
+                    first_went.get_or_insert(went);
                 }
-                start = end;
+                start = message_end;
             }
+            first_went.unwrap_or(false)
         }
     }
 
@@ -627,6 +636,16 @@ mod batch {
         /// receiver gets `pack`'s datagrams for it, in order, each either as it is or, if
         /// `padded` says so, padded with zeros to MAX_DATAGRAM when a packed one.
         fn send_and_check(io: &mut Io<(SocketAddr, Vec<u8>)>, sender: &UdpSocket, padded: bool) {
+            send_after_and_check(io, sender, padded, Vec::new());
+        }
+
+        /// [`send_and_check`], with `before` queued ahead of the 400 acks.
+        fn send_after_and_check(
+            io: &mut Io<(SocketAddr, Vec<u8>)>,
+            sender: &UdpSocket,
+            padded: bool,
+            before: Vec<(SocketAddr, Vec<u8>)>,
+        ) {
             let receivers = [bound(), bound()];
             let to: Vec<SocketAddr> = receivers.iter().map(|r| r.local_addr().unwrap()).collect();
             let items: Vec<_> = (0..400u64).map(|n| (to[n as usize % 2], ack(n))).collect();
@@ -634,7 +653,8 @@ mod batch {
             for (to, datagram) in pack(&items) {
                 expected.entry(to).or_default().push(datagram);
             }
-            io.send(sender, &mut Queue(items.into_iter().collect()));
+            let queued = before.into_iter().chain(items);
+            io.send(sender, &mut Queue(queued.collect()));
             let mut buffer = vec![0; RECEIVE_BUFFER];
             for receiver in &receivers {
                 let wanted = &expected[&receiver.local_addr().unwrap()];
@@ -674,6 +694,19 @@ mod batch {
             send_and_check(&mut io, &sender, true);
             assert!(!io.gso, "off for good");
             send_and_check(&mut io, &sender, false);
+        }
+
+        #[test]
+        fn a_destination_that_refuses_a_send_does_not_turn_gso_off() {
+            let sender = bound();
+            let mut io = Io::new(&sender);
+            // Port 0, which a forged datagram can claim as its source: the kernel refuses
+            // to send there with EINVAL, as it does a segmenting it cannot do. Its two
+            // datagrams go first, as one segmented message.
+            let nowhere = SocketAddr::from(([127, 0, 0, 1], 0));
+            let refused = (0..60).map(|n| (nowhere, ack(n))).collect();
+            send_after_and_check(&mut io, &sender, true, refused);
+            assert!(io.gso, "still on");
         }
     }
 }
