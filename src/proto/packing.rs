@@ -17,8 +17,11 @@
 //! stays before and after it; frames all of one stream go as a run, their token and
 //! acknowledgements written once ([`crate::wire::RUN_KIND`]: 23 bytes less a frame, so
 //! about 23 of the benchmarks' lines in a datagram instead of 16), others in the general
-//! form. It also owns [`Outgoing`], what a queued datagram looks like to the loop. It does not own the socket or when a turn ends (`net`), nor the packed
-//! layout (`wire`).
+//! form. [`pack_stream`] makes the same datagrams of one stream's frames where they lie, for
+//! a core that keeps a turn's frames in their stream rather than queuing one datagram each
+//! (the server: a broadcast is then one frame in each window, not a queued datagram per
+//! recipient). It also owns [`Outgoing`], what a queued datagram looks like to the loop.
+//! It does not own the socket or when a turn ends (`net`), nor the packed layout (`wire`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,7 +29,7 @@ use std::net::SocketAddr;
 use foldhash::fast::FixedState;
 
 use crate::wire::{
-    self, ENVELOPE_RANGE, Envelope, MAX_DATAGRAM, MAX_PACKED_FRAMES, PACKED_HEAD_LEN,
+    self, Acks, ENVELOPE_RANGE, Envelope, MAX_DATAGRAM, MAX_PACKED_FRAMES, PACKED_HEAD_LEN,
     PACKED_HEADER, PACKED_PREFIX, RUN_HEAD_LEN, RUN_HEADER, RUN_SAVING,
 };
 
@@ -91,7 +94,8 @@ fn class(bytes: &[u8]) -> Class {
             Class::Alone
         };
     }
-    if !wire::may_pack(bytes) {
+    // A packed datagram already written ([`pack_stream`]) holds what it can.
+    if !wire::may_pack(bytes) || wire::is_packed(bytes) {
         return Class::Alone;
     }
     // The direction: below 0x80, 0x80..0xC0, peer mode and the rest.
@@ -401,23 +405,107 @@ impl Packer {
                 .envelope()
                 .expect("a run holds sequenced frames only (see `Packer::plan`)")
         };
-        let acks = envelope(group.last).acks;
-        out.extend_from_slice(&RUN_HEADER);
         // At most MAX_PACKED_FRAMES (`Group::fits`).
-        out.push(group.count as u8);
-        out.extend_from_slice(&token.to_be_bytes());
-        out.extend_from_slice(&acks.through.to_be_bytes());
-        out.extend_from_slice(&acks.also.to_be_bytes());
+        write_run_head(out, group.count as u8, token, envelope(group.last).acks);
         let mut index = group.first;
         while index != END {
-            let bytes = items[index as usize].bytes();
-            out.extend_from_slice(&((bytes.len() - RUN_SAVING) as u16).to_be_bytes());
-            out.push(bytes[3]);
-            out.extend_from_slice(&envelope(index).seq.to_be_bytes());
-            out.extend_from_slice(&bytes[HEAD..]);
+            write_run_entry(out, envelope(index).seq, items[index as usize].bytes());
             index = self.next[index as usize];
         }
     }
+}
+
+/// A run's first bytes ([`RUN_HEAD_LEN`]): its header, how many frames follow, the token
+/// and the acknowledgements they share.
+fn write_run_head(out: &mut Vec<u8>, count: u8, token: u64, acks: Acks) {
+    out.extend_from_slice(&RUN_HEADER);
+    out.push(count);
+    out.extend_from_slice(&token.to_be_bytes());
+    out.extend_from_slice(&acks.through.to_be_bytes());
+    out.extend_from_slice(&acks.also.to_be_bytes());
+}
+
+/// One frame of a run: `frame` (a whole sequenced frame, its envelope blank or not) as its
+/// length, kind, `seq` and body.
+fn write_run_entry(out: &mut Vec<u8>, seq: u32, frame: &[u8]) {
+    out.extend_from_slice(&((frame.len() - RUN_SAVING) as u16).to_be_bytes());
+    out.push(frame[3]);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&frame[HEAD..]);
+}
+
+/// What [`pack_stream`] makes of a stream's frames: datagrams ready to go.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamDatagram<'a, T: 'a> {
+    /// Several frames as one run, written out.
+    Run(Vec<u8>),
+    /// A frame that goes alone (nothing else of the stream fit beside it): to send as it
+    /// is, in the envelope of its `seq` (the stream's token, the acknowledgements given).
+    Alone { seq: u32, frame: &'a T },
+}
+
+/// Packs frames of one stream, already numbered (`(seq, frame)`, in order, each a whole
+/// sequenced frame with a blank envelope), into as few datagrams as they fit in: runs of
+/// up to [`MAX_DATAGRAM`] bytes and [`MAX_PACKED_FRAMES`] frames carrying `token` and
+/// `acks` once, in order, each closed when the next frame does not fit; a frame left alone
+/// goes as it is. This is what a [`Packer`] makes of the same frames queued one by one,
+/// for a core that keeps a turn's frames in their stream instead of queuing a datagram for
+/// each: the server, where a broadcast puts one frame in every session's window and each
+/// session's are written out once the turn ends.
+pub fn pack_stream<'a, T: AsRef<[u8]> + 'a>(
+    token: u64,
+    acks: Acks,
+    frames: impl IntoIterator<Item = (u32, &'a T)>,
+    mut datagram: impl FnMut(StreamDatagram<'a, T>),
+) {
+    // The run being written and how many frames it holds; a frame that might still go
+    // alone waits in `single` until a second one comes (most turns send one frame to each
+    // client: they allocate nothing here).
+    let mut run: Option<(Vec<u8>, usize)> = None;
+    let mut single: Option<(u32, &'a T)> = None;
+    for (seq, frame) in frames {
+        let entry = PACKED_PREFIX + frame.as_ref().len() - RUN_SAVING;
+        if let Some((out, count)) = &mut run {
+            if *count < MAX_PACKED_FRAMES && out.len() + entry <= MAX_DATAGRAM {
+                write_run_entry(out, seq, frame.as_ref());
+                *count += 1;
+                continue;
+            }
+            let (out, count) = run.take().expect("matched above");
+            datagram(StreamDatagram::Run(close_run(out, count)));
+            single = Some((seq, frame));
+            continue;
+        }
+        let Some((first_seq, first)) = single.replace((seq, frame)) else {
+            continue;
+        };
+        if packed_len(2, first.as_ref().len() + frame.as_ref().len(), true) > MAX_DATAGRAM {
+            datagram(StreamDatagram::Alone {
+                seq: first_seq,
+                frame: first,
+            });
+            continue;
+        }
+        let mut out = Vec::with_capacity(MAX_DATAGRAM);
+        write_run_head(&mut out, 0, token, acks);
+        write_run_entry(&mut out, first_seq, first.as_ref());
+        write_run_entry(&mut out, seq, frame.as_ref());
+        single = None;
+        run = Some((out, 2));
+    }
+    if let Some((out, count)) = run {
+        datagram(StreamDatagram::Run(close_run(out, count)));
+    }
+    if let Some((seq, frame)) = single {
+        datagram(StreamDatagram::Alone { seq, frame });
+    }
+}
+
+/// A run written with [`write_run_head`]'s count left at 0, with its count: finished.
+fn close_run(mut out: Vec<u8>, count: usize) -> Vec<u8> {
+    // At most MAX_PACKED_FRAMES, which is a byte's.
+    out[RUN_HEADER.len()] = count as u8;
+    out
 }
 
 /// Packs `items` as one turn: each datagram with where it goes, in the order they go.
@@ -651,6 +739,69 @@ mod tests {
             }
         }
         all
+    }
+
+    /// What `pack_stream` makes of `frames` (blank envelopes) for the stream of `token`
+    /// with `acks`, as datagrams.
+    fn stream_datagrams(token: u64, acks: Acks, frames: &[(u32, Vec<u8>)]) -> Vec<Vec<u8>> {
+        let mut datagrams = Vec::new();
+        pack_stream(token, acks, frames.iter().map(|(seq, f)| (*seq, f)), |d| {
+            datagrams.push(match d {
+                StreamDatagram::Run(bytes) => bytes,
+                StreamDatagram::Alone { seq, frame } => {
+                    let mut bytes = frame.clone();
+                    Envelope { token, seq, acks }.patch(&mut bytes);
+                    bytes
+                }
+            });
+        });
+        datagrams
+    }
+
+    #[test]
+    fn a_streams_frames_packed_where_they_lie_are_what_the_packer_makes_of_them() {
+        let acks = Acks {
+            through: 7,
+            also: 0b101,
+        };
+        // Every count from none to three runs' worth, of one length and of mixed ones
+        // (a frame too long to share a datagram with the next goes alone).
+        for count in [0, 1, 2, 3, 22, 23, 24, 46, 47, 70] {
+            for long_every in [0, 5] {
+                let text = |seq: u32| match long_every {
+                    0 => "load 0123456789 abcd".to_owned(),
+                    _ if seq.is_multiple_of(long_every) => "x".repeat(1_000),
+                    _ => "short".to_owned(),
+                };
+                let blank: Vec<(u32, Vec<u8>)> = (1..=count)
+                    .map(|seq| {
+                        let mut frame = message(9, seq, 0, &text(seq));
+                        Envelope::default().patch(&mut frame);
+                        (seq, frame)
+                    })
+                    .collect();
+                // The same frames queued one by one, each with its envelope, all with the
+                // acknowledgements given.
+                let items: Vec<_> = (1..=count)
+                    .map(|seq| {
+                        let mut frame = message(9, seq, 0, &text(seq));
+                        Envelope {
+                            token: 9,
+                            seq,
+                            acks,
+                        }
+                        .patch(&mut frame);
+                        (addr(1), frame)
+                    })
+                    .collect();
+                let packed: Vec<Vec<u8>> = pack(&items).into_iter().map(|(_, d)| d).collect();
+                assert_eq!(
+                    stream_datagrams(9, acks, &blank),
+                    packed,
+                    "{count} frames, a long one every {long_every}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -336,6 +336,23 @@ impl<T: Clone> SendWindow<T> {
         }
     }
 
+    /// The items numbered `first` to `last` that were sent and are not acknowledged, in
+    /// order, with their numbers.
+    pub fn sent_between(&self, first: u32, last: u32) -> impl Iterator<Item = (u32, &T)> {
+        // Numbers follow one another in the window, but for a frame given up on or
+        // replaced: where `first` would be if none was, else a search.
+        let back = self.next_seq.wrapping_sub(first) as usize;
+        let start = match self.in_flight.len().checked_sub(back) {
+            Some(at) if self.in_flight.get(at).is_some_and(|f| f.seq == first) => at,
+            _ => self.in_flight.partition_point(|flight| flight.seq < first),
+        };
+        self.in_flight
+            .range(start..)
+            .take_while(move |flight| flight.seq <= last)
+            .filter(|flight| flight.sent_at.is_some() && !flight.acked)
+            .map(|flight| (flight.seq, &flight.item))
+    }
+
     /// Takes the peer's acknowledgements into account; returns how many items they newly
     /// acknowledged. Acknowledgements of numbers never sent are ignored.
     pub fn on_acks(&mut self, now: Instant, acks: Acks) -> usize {

@@ -28,6 +28,9 @@ pub struct Stream<S, R = S> {
     last_sent: Instant,
     /// The retransmission deadline filed in the owner's timer queue, if any.
     timer: Option<Instant>,
+    /// The first and last sequence numbers sent by [`Stream::send_later`] and not written
+    /// out yet ([`Stream::take_later`]).
+    later: Option<(u32, u32)>,
 }
 
 /// What [`Stream::poll_due`] asks the owner to do.
@@ -49,6 +52,7 @@ impl<S: Clone, R> Stream<S, R> {
             inbox: ReceiveWindow::new(inbox_limit),
             last_sent: now,
             timer: None,
+            later: None,
         }
     }
 
@@ -72,6 +76,33 @@ impl<S: Clone, R> Stream<S, R> {
     pub fn send(&mut self, now: Instant, item: &S) -> Option<Envelope> {
         let seq = self.outbox.push(now, item.clone())?;
         Some(self.envelope(now, seq))
+    }
+
+    /// [`Stream::send`] for an owner that writes a turn's frames out at its end, packed
+    /// ([`crate::proto::packing::pack_stream`]), rather than one datagram each as it goes:
+    /// numbers `item`, counts it as sent at `now` (our acknowledgements with it) and keeps
+    /// it to write with the others of the turn ([`Stream::take_later`]). Returns whether it
+    /// is the first of the turn (the owner then notes this stream to write out), or `None`
+    /// when it waits for room (it then comes out of [`Stream::poll_due`], as after `send`).
+    pub fn send_later(&mut self, now: Instant, item: S) -> Option<bool> {
+        let seq = self.outbox.push(now, item)?;
+        // Our acknowledgements go with it: those of when it is written out.
+        self.inbox.ack_sent();
+        self.last_sent = self.last_sent.max(now);
+        let first = self.later.is_none();
+        self.later = Some((self.later.map_or(seq, |(first, _)| first), seq));
+        Some(first)
+    }
+
+    /// The frames of [`Stream::send_later`] not written out yet, in order with their
+    /// sequence numbers (those still waiting for an acknowledgement: a hostile receiver
+    /// may acknowledge what it was not sent yet), and the acknowledgements to write on
+    /// them: ours now, so none is due any more. `None` if there is none.
+    pub fn take_later(&mut self) -> Option<(u64, Acks, impl Iterator<Item = (u32, &S)>)> {
+        let (first, last) = self.later.take()?;
+        let acks = self.inbox.acks();
+        self.inbox.ack_sent();
+        Some((self.token, acks, self.outbox.sent_between(first, last)))
     }
 
     /// The envelope of frame `seq` sent at `now`: it carries our acknowledgements, so none

@@ -149,6 +149,7 @@ impl Server {
                     transmits: &mut self.transmits,
                     timers: &mut self.timers,
                     stats: &mut self.stats,
+                    later: &mut self.later,
                 };
                 if !out.retransmit_due(&mut farewell.streams, now, from) {
                     self.farewells.remove(&from);
@@ -198,6 +199,7 @@ impl Server {
         seen: Seen,
         name: String,
     ) {
+        self.write_later_of(from);
         self.farewells.remove(&from);
         if let Some(session) = self.sessions.get(&from) {
             match &session.streams {

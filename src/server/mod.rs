@@ -465,6 +465,9 @@ type Timers = BinaryHeap<Reverse<(Instant, SocketAddr)>>;
 /// Where sending puts things; borrowed from `Server` beside a borrowed session.
 struct Outgoing<'a> {
     transmits: &'a mut VecDeque<Transmit>,
+    /// Where the sessions whose streams hold frames to write out this turn are (see
+    /// `Server::later`).
+    later: &'a mut Vec<SocketAddr>,
     timers: &'a mut Timers,
     stats: &'a mut ServerStats,
 }
@@ -483,6 +486,12 @@ pub struct Server {
     farewells: HashMap<SocketAddr, Farewell, FixedState>,
     bans: BanList,
     transmits: VecDeque<Transmit>,
+    /// The addresses of the sessions (or farewells) whose streams hold frames sent this
+    /// turn and not yet written out ([`Stream::send_later`]): a broadcast puts its frame in
+    /// every window, and each session's frames of the turn become as few datagrams as they
+    /// fit in when the transmits are asked for ([`Server::write_later`]), not a queued
+    /// transmit per frame and recipient.
+    later: Vec<SocketAddr>,
     events: VecDeque<ServerEvent>,
     timers: Timers,
     /// When each session is next checked for silence ([`Session::check_at`]), at its
@@ -545,6 +554,7 @@ impl Server {
             farewells: HashMap::with_hasher(hasher.clone()),
             bans,
             transmits: VecDeque::new(),
+            later: Vec::new(),
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
             checks: BinaryHeap::new(),
@@ -753,6 +763,7 @@ impl Server {
 
     /// The next datagram to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.write_later();
         self.transmits.pop_front()
     }
 
@@ -760,6 +771,7 @@ impl Server {
     /// a loop that packs them where they lie and then [`Server::discard_transmits`] them
     /// (a fan-out queues one per receiver: moving each out first cost a copy apiece).
     pub fn queued_transmits(&mut self) -> &mut [Transmit] {
+        self.write_later();
         self.transmits.make_contiguous()
     }
 
@@ -844,6 +856,7 @@ impl Server {
         let clients = self.sessions.len();
         let addrs: Vec<SocketAddr> = self.sessions.keys().copied().collect();
         for addr in addrs {
+            self.write_later_of(addr);
             if let Some(session) = self.sessions.remove(&addr) {
                 self.say_farewell(
                     now,
@@ -890,6 +903,7 @@ impl Server {
             transmits: &mut self.transmits,
             timers: &mut self.timers,
             stats: &mut self.stats,
+            later: &mut self.later,
         };
         out.send(streams, now, to, payload);
     }

@@ -157,6 +157,7 @@ impl Server {
             transmits: &mut self.transmits,
             timers: &mut self.timers,
             stats: &mut self.stats,
+            later: &mut self.later,
         };
         let clock = &mut self.clock_text;
         for (addr, session) in &mut self.sessions {

@@ -380,6 +380,7 @@ impl Server {
             transmits: &mut self.transmits,
             timers: &mut self.timers,
             stats: &mut self.stats,
+            later: &mut self.later,
         };
         let clock = &mut self.clock_text;
         let mut deliver = |addr: SocketAddr, session: &mut Session| match session.streams.as_mut() {

@@ -1,16 +1,18 @@
 //! Sessions of named clients and their reliable streams.
 //!
 //! Owns what the server keeps per session ([`Session`], its [`Streams`] and sending on
-//! them, the retransmission timers), admitting a session once the front door said
-//! yes, carrying out a session's requests in order, retransmission and giving up, the
-//! probe of a silent session, crediting sessions with the server's own lateness, and the
-//! end of a session: leaving, timeouts, kicks, and the farewell that is repeated until the
-//! client acknowledges it.
+//! them: a turn's frames are kept in the stream and written out at its end, as few
+//! datagrams as they fit in; the retransmission timers), admitting a session once the
+//! front door said yes, carrying out a session's requests in order, retransmission and
+//! giving up, the probe of a silent session, crediting sessions with the server's own
+//! lateness, and the end of a session: leaving, timeouts, kicks, and the farewell that is
+//! repeated until the client acknowledges it.
 //!
 //! It does not own the checks before a join is admitted (`front`), what the requests do to
 //! the room (`room`), or guests, which have no streams (`guests`).
 
 use super::*;
+use crate::proto::packing::{StreamDatagram, pack_stream};
 use crate::proto::paging::HistoryRequest;
 
 /// The reliable streams of one named session (or of its farewell): frames sent to the
@@ -33,10 +35,11 @@ impl Outgoing<'_> {
         if replacing {
             self.stats.frames_missed += replace_oldest(streams, now, OUTBOX_LIMIT / 2);
         }
+        // Written out with the session's other frames of the turn (`Server::write_later`).
         // Past the cap on frames in flight it waits in the window, and arming makes the
         // timer fetch it as soon as acknowledgements make room.
-        if let Some(envelope) = streams.send(now, &payload) {
-            self.transmit(to, envelope, payload);
+        if streams.send_later(now, payload) == Some(true) {
+            self.later.push(to);
         }
         // A replacement is due at once, wherever it sits: then the whole window is looked
         // at; otherwise only what this send added.
@@ -54,6 +57,30 @@ impl Outgoing<'_> {
             destination: to,
             payload,
             envelope: Some(envelope),
+        });
+    }
+
+    /// Writes out the frames `streams` (at `to`) was sent this turn ([`Outgoing::send`]):
+    /// as few datagrams as they fit in, the acknowledgements on them ours now.
+    pub(super) fn write_later(&mut self, to: SocketAddr, streams: &mut Streams) {
+        let Some((token, acks, frames)) = streams.take_later() else {
+            return;
+        };
+        let (transmits, stats) = (&mut *self.transmits, &mut *self.stats);
+        pack_stream(token, acks, frames, |datagram| {
+            stats.datagrams_sent += 1;
+            transmits.push_back(match datagram {
+                StreamDatagram::Run(bytes) => Transmit {
+                    destination: to,
+                    payload: bytes.into(),
+                    envelope: None,
+                },
+                StreamDatagram::Alone { seq, frame } => Transmit {
+                    destination: to,
+                    payload: frame.clone(),
+                    envelope: Some(Envelope { token, seq, acks }),
+                },
+            });
         });
     }
 
@@ -78,6 +105,61 @@ impl Outgoing<'_> {
         streams.disarm();
         arm(streams, now, to, self.timers);
         true
+    }
+}
+
+impl Server {
+    /// Writes out every stream's frames of the turn (see `Server::later`), in the order the
+    /// streams were first sent to.
+    pub(super) fn write_later(&mut self) {
+        let mut later = std::mem::take(&mut self.later);
+        if later.len() > self.sessions.len() / 2 {
+            // A broadcast's turn: most sessions have frames to write. Going through the
+            // table costs less than looking each one up, in the order a broadcast sent to
+            // them (its first recipient, then the table's order).
+            if let Some(&first) = later.first() {
+                self.write_later_of(first);
+            }
+            let mut out = Outgoing {
+                transmits: &mut self.transmits,
+                later: &mut self.later,
+                timers: &mut self.timers,
+                stats: &mut self.stats,
+            };
+            for (addr, session) in &mut self.sessions {
+                if let Some(streams) = session.streams.as_mut() {
+                    out.write_later(*addr, streams);
+                }
+            }
+            for (addr, farewell) in &mut self.farewells {
+                out.write_later(*addr, &mut farewell.streams);
+            }
+            later.clear();
+        }
+        for addr in later.drain(..) {
+            self.write_later_of(addr);
+        }
+        // Kept, so a warm loop allocates nothing here.
+        self.later = later;
+    }
+
+    /// Writes out the frames of the turn of the session or farewell at `addr`, if any: before
+    /// it ends, so what it was sent goes as it would have.
+    pub(super) fn write_later_of(&mut self, addr: SocketAddr) {
+        let streams = match self.sessions.get_mut(&addr) {
+            Some(session) => session.streams.as_mut(),
+            None => self.farewells.get_mut(&addr).map(|f| &mut f.streams),
+        };
+        let Some(streams) = streams else {
+            return;
+        };
+        let mut out = Outgoing {
+            transmits: &mut self.transmits,
+            later: &mut self.later,
+            timers: &mut self.timers,
+            stats: &mut self.stats,
+        };
+        out.write_later(addr, streams);
     }
 }
 
@@ -471,6 +553,7 @@ impl Server {
                 transmits: &mut self.transmits,
                 timers: &mut self.timers,
                 stats: &mut self.stats,
+                later: &mut self.later,
             };
             if let Some(streams) = self
                 .sessions
@@ -517,6 +600,7 @@ impl Server {
         addr: SocketAddr,
         why: Removal,
     ) -> Option<u64> {
+        self.write_later_of(addr);
         let mut session = self.sessions.remove(&addr)?;
         if why == Removal::Unresponsive
             && let Some(streams) = session.streams.as_mut()
@@ -618,11 +702,15 @@ impl Server {
             transmits: &mut self.transmits,
             timers: &mut self.timers,
             stats: &mut self.stats,
+            later: &mut self.later,
         };
         streams.disarm();
         out.send(&mut streams, now, addr, frame.to_bytes().into());
         if self.farewells.len() < FAREWELL_LIMIT {
             self.farewells.insert(addr, Farewell { streams });
+        } else {
+            // Sent once, not repeated: now, before the streams are gone.
+            out.write_later(addr, &mut streams);
         }
     }
 }

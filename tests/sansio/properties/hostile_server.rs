@@ -181,18 +181,28 @@ impl Watch {
                 to
             );
             if wire::is_frame(&bytes) {
-                let frame = Frame::decode(&bytes);
-                prop_assert!(
-                    frame.as_ref().is_ok_and(|f| !f.travels_to_server()),
-                    "server sent {:?}",
-                    frame
-                );
-                if let Ok(Frame::ToClient(ToClient::Welcome { token, .. })) = frame {
-                    self.tokens.insert(to, token);
-                    welcomed |= Some(to) == from;
-                }
-                if let Ok(Frame::ToClient(ToClient::Challenge { nonce, cookie })) = frame {
-                    self.challenges.insert(to, (nonce, cookie));
+                // A session's frames of one turn go packed, as a run.
+                let frames = if wire::is_packed(&bytes) {
+                    match wire::unpack_decoded(&bytes) {
+                        Ok(frames) => frames.into_iter().map(Ok).collect(),
+                        Err(error) => vec![Err(error)],
+                    }
+                } else {
+                    vec![Frame::decode(&bytes)]
+                };
+                for frame in frames {
+                    prop_assert!(
+                        frame.as_ref().is_ok_and(|f| !f.travels_to_server()),
+                        "server sent {:?}",
+                        frame
+                    );
+                    if let Ok(Frame::ToClient(ToClient::Welcome { token, .. })) = frame {
+                        self.tokens.insert(to, token);
+                        welcomed |= Some(to) == from;
+                    }
+                    if let Ok(Frame::ToClient(ToClient::Challenge { nonce, cookie })) = frame {
+                        self.challenges.insert(to, (nonce, cookie));
+                    }
                 }
             } else {
                 let text = std::str::from_utf8(&bytes);
