@@ -170,6 +170,11 @@ pub enum Due<T> {
 pub struct SendWindow<T> {
     next_seq: u32,
     in_flight: VecDeque<InFlight<T>>,
+    /// When the item the last push added is due ([`SendWindow::newest_deadline`]).
+    pushed_due: Instant,
+    /// The earliest deadline acknowledgements may have brought forward since the owner
+    /// last asked ([`SendWindow::take_earlier`]), if any.
+    earlier: Option<Instant>,
     rtt: RttEstimator,
     /// Acknowledgements describe frames up to this number; what lies beyond is unknown.
     ack_horizon: u32,
@@ -202,6 +207,9 @@ impl<T> Default for SendWindow<T> {
         SendWindow {
             next_seq: 1,
             in_flight: VecDeque::new(),
+            // Any instant will do until the first push sets it.
+            pushed_due: Instant::now(),
+            earlier: None,
             rtt: RttEstimator::default(),
             // Before any acknowledgement, the first bitmap's reach.
             ack_horizon: 1 + ACK_BITS,
@@ -232,7 +240,7 @@ impl<T: Clone> SendWindow<T> {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1).max(1);
         let send = self.outstanding < MAX_IN_FLIGHT && self.waiting == 0;
-        self.in_flight.push_back(InFlight {
+        let flight = InFlight {
             seq,
             item,
             first_sent: send.then_some(now),
@@ -242,7 +250,9 @@ impl<T: Clone> SendWindow<T> {
             lost: false,
             transmissions: u32::from(send),
             acked: false,
-        });
+        };
+        self.pushed_due = self.effective_due(&flight);
+        self.in_flight.push_back(flight);
         if send {
             self.outstanding += 1;
             Some(seq)
@@ -365,6 +375,7 @@ impl<T: Clone> SendWindow<T> {
         // copy; it must not make every frame sent in between look lost.
         let mut evidence = None;
         let reported_through = acks.largest();
+        let old_horizon = self.ack_horizon;
         // In sequence order: what lies past the largest number acknowledged is not looked
         // at (most of the window, between a receiver's acknowledgements).
         for flight in self.in_flight.iter_mut() {
@@ -415,6 +426,7 @@ impl<T: Clone> SendWindow<T> {
         while self.in_flight.front().is_some_and(|f| f.acked) {
             self.in_flight.pop_front();
         }
+        self.note_earlier_deadlines(now, old_horizon);
         if self.in_flight.is_empty() && self.in_flight.capacity() > 64 {
             // An idle session keeps no memory from its last burst.
             self.in_flight.shrink_to(8);
@@ -438,6 +450,9 @@ impl<T: Clone> SendWindow<T> {
                 self.gaps_since_backoff = true;
                 flight.lost = true;
                 flight.due = flight.due.min((sent_at + rto).max(now));
+                // At the earliest (a frame beyond the horizon waits longer).
+                let due = flight.due;
+                self.earlier = Some(self.earlier.map_or(due, |earlier| earlier.min(due)));
             } else if index > 0 && flight.first_sent.is_some_and(|first| first >= evidence) {
                 // Frames go out first in sequence order (only a replacement, which is
                 // always the oldest, can go later), so every later one was first sent
@@ -449,6 +464,40 @@ impl<T: Clone> SendWindow<T> {
         newly_acked
     }
 
+    /// Notes in `earlier` the deadlines that acknowledgements at `now` can have brought
+    /// forward, besides frames found lost (noted where they are): those of the frames the
+    /// horizon moved over (beyond `old_horizon` they waited for the receiver's
+    /// acknowledgements to describe them; now their own deadline counts), and, if the
+    /// acknowledgements made room for frames waiting to go, `now`. Everything else only
+    /// moves later, or leaves: so an owner whose timer was filed at the window's earliest
+    /// deadline need look at no more than this after acknowledgements, instead of passing
+    /// over every frame in flight on each. Each frame is passed over by the horizon once.
+    fn note_earlier_deadlines(&mut self, now: Instant, old_horizon: u32) {
+        let mut earliest = self.earlier;
+        if self.waiting > 0 && self.outstanding < MAX_IN_FLIGHT {
+            earliest = Some(now);
+        }
+        if self.ack_horizon > old_horizon {
+            let start = self.in_flight.partition_point(|f| f.seq <= old_horizon);
+            for flight in self.in_flight.range(start..) {
+                if flight.seq > self.ack_horizon {
+                    break;
+                }
+                if !flight.acked {
+                    let due = self.effective_due(flight);
+                    earliest = Some(earliest.map_or(due, |earliest| earliest.min(due)));
+                }
+            }
+        }
+        self.earlier = earliest;
+    }
+
+    /// The earliest deadline acknowledgements may have brought forward since the last call
+    /// (see [`SendWindow::note_earlier_deadlines`]); forgotten once asked.
+    pub fn take_earlier(&mut self) -> Option<Instant> {
+        self.earlier.take()
+    }
+
     /// When [`SendWindow::poll_due`] next has something to return, if ever.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.in_flight
@@ -458,15 +507,14 @@ impl<T: Clone> SendWindow<T> {
             .min()
     }
 
-    /// When the newest item is due, if it is unacknowledged: the one deadline a
-    /// [`SendWindow::push`] can bring forward (it only adds an item, and the room it takes
-    /// can only push waiting items' deadlines back), so after a push this, not
+    /// When the item the last [`SendWindow::push`] added is due: the one deadline a push
+    /// can bring forward (it only adds an item, and the room it takes can only push waiting
+    /// items' deadlines back), so right after a push this, not
     /// [`SendWindow::next_deadline`]'s pass over the whole window, is what needs comparing.
-    pub fn newest_deadline(&self) -> Option<Instant> {
-        self.in_flight
-            .back()
-            .filter(|f| !f.acked)
-            .map(|f| self.effective_due(f))
+    /// It is worked out from the values the push wrote, not read back from the window,
+    /// whose newest slot may not be in the cache yet.
+    pub fn newest_deadline(&self) -> Instant {
+        self.pushed_due
     }
 
     /// When a frame is really due: a frame waiting for room goes when there is room; a

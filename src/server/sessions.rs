@@ -409,8 +409,9 @@ impl Server {
             .get_mut(&from)
             .and_then(|s| s.streams.as_mut())
         {
-            // Acknowledgements may have emptied the outbox or changed its deadline.
-            arm(streams, now, from, &mut self.timers);
+            // Acknowledgements may have brought a deadline forward (or emptied the outbox,
+            // and the filed deadline then finds nothing due).
+            file(streams.arm_after_acks(now), from, &mut self.timers);
         }
     }
 
