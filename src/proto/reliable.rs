@@ -170,11 +170,6 @@ pub enum Due<T> {
 pub struct SendWindow<T> {
     next_seq: u32,
     in_flight: VecDeque<InFlight<T>>,
-    /// When the item the last push added is due ([`SendWindow::newest_deadline`]).
-    pushed_due: Instant,
-    /// The earliest deadline acknowledgements may have brought forward since the owner
-    /// last asked ([`SendWindow::take_earlier`]), if any.
-    earlier: Option<Instant>,
     rtt: RttEstimator,
     /// Acknowledgements describe frames up to this number; what lies beyond is unknown.
     ack_horizon: u32,
@@ -207,9 +202,6 @@ impl<T> Default for SendWindow<T> {
         SendWindow {
             next_seq: 1,
             in_flight: VecDeque::new(),
-            // Any instant will do until the first push sets it.
-            pushed_due: Instant::now(),
-            earlier: None,
             rtt: RttEstimator::default(),
             // Before any acknowledgement, the first bitmap's reach.
             ack_horizon: 1 + ACK_BITS,
@@ -251,7 +243,6 @@ impl<T: Clone> SendWindow<T> {
             transmissions: u32::from(send),
             acked: false,
         };
-        self.pushed_due = self.effective_due(&flight);
         self.in_flight.push_back(flight);
         if send {
             self.outstanding += 1;
@@ -366,6 +357,14 @@ impl<T: Clone> SendWindow<T> {
     /// Takes the peer's acknowledgements into account; returns how many items they newly
     /// acknowledged. Acknowledgements of numbers never sent are ignored.
     pub fn on_acks(&mut self, now: Instant, acks: Acks) -> usize {
+        self.on_acks_noting(now, acks).0
+    }
+
+    /// [`SendWindow::on_acks`], also saying the earliest deadline the acknowledgements can
+    /// have brought forward, if any (see [`SendWindow::note_earlier_deadlines`]): an owner
+    /// whose timer was filed at the window's earliest deadline need compare no more than
+    /// that with it ([`crate::proto::stream::Stream::arm_after_acks`]).
+    pub fn on_acks_noting(&mut self, now: Instant, acks: Acks) -> (usize, Option<Instant>) {
         let mut newly_acked = 0;
         let mut rtt_sample = None;
         // The latest send among the frames acknowledged now: anything last sent before it
@@ -426,7 +425,7 @@ impl<T: Clone> SendWindow<T> {
         while self.in_flight.front().is_some_and(|f| f.acked) {
             self.in_flight.pop_front();
         }
-        self.note_earlier_deadlines(now, old_horizon);
+        let mut earlier = self.note_earlier_deadlines(now, old_horizon);
         if self.in_flight.is_empty() && self.in_flight.capacity() > 64 {
             // An idle session keeps no memory from its last burst.
             self.in_flight.shrink_to(8);
@@ -436,7 +435,7 @@ impl<T: Clone> SendWindow<T> {
         // again a timeout after its last send (the margin for reordering), without backoff:
         // the path works, this copy was unlucky.
         let Some(evidence) = evidence else {
-            return newly_acked;
+            return (newly_acked, earlier);
         };
         self.gaps_since_backoff |= acks.also != 0;
         let lag = now.saturating_duration_since(evidence);
@@ -452,7 +451,7 @@ impl<T: Clone> SendWindow<T> {
                 flight.due = flight.due.min((sent_at + rto).max(now));
                 // At the earliest (a frame beyond the horizon waits longer).
                 let due = flight.due;
-                self.earlier = Some(self.earlier.map_or(due, |earlier| earlier.min(due)));
+                earlier = Some(earlier.map_or(due, |earlier: Instant| earlier.min(due)));
             } else if index > 0 && flight.first_sent.is_some_and(|first| first >= evidence) {
                 // Frames go out first in sequence order (only a replacement, which is
                 // always the oldest, can go later), so every later one was first sent
@@ -461,10 +460,10 @@ impl<T: Clone> SendWindow<T> {
                 break;
             }
         }
-        newly_acked
+        (newly_acked, earlier)
     }
 
-    /// Notes in `earlier` the deadlines that acknowledgements at `now` can have brought
+    /// The earliest of the deadlines that acknowledgements at `now` can have brought
     /// forward, besides frames found lost (noted where they are): those of the frames the
     /// horizon moved over (beyond `old_horizon` they waited for the receiver's
     /// acknowledgements to describe them; now their own deadline counts), and, if the
@@ -472,8 +471,8 @@ impl<T: Clone> SendWindow<T> {
     /// moves later, or leaves: so an owner whose timer was filed at the window's earliest
     /// deadline need look at no more than this after acknowledgements, instead of passing
     /// over every frame in flight on each. Each frame is passed over by the horizon once.
-    fn note_earlier_deadlines(&mut self, now: Instant, old_horizon: u32) {
-        let mut earliest = self.earlier;
+    fn note_earlier_deadlines(&self, now: Instant, old_horizon: u32) -> Option<Instant> {
+        let mut earliest = None;
         if self.waiting > 0 && self.outstanding < MAX_IN_FLIGHT {
             earliest = Some(now);
         }
@@ -489,13 +488,7 @@ impl<T: Clone> SendWindow<T> {
                 }
             }
         }
-        self.earlier = earliest;
-    }
-
-    /// The earliest deadline acknowledgements may have brought forward since the last call
-    /// (see [`SendWindow::note_earlier_deadlines`]); forgotten once asked.
-    pub fn take_earlier(&mut self) -> Option<Instant> {
-        self.earlier.take()
+        earliest
     }
 
     /// When [`SendWindow::poll_due`] next has something to return, if ever.
@@ -507,14 +500,15 @@ impl<T: Clone> SendWindow<T> {
             .min()
     }
 
-    /// When the item the last [`SendWindow::push`] added is due: the one deadline a push
-    /// can bring forward (it only adds an item, and the room it takes can only push waiting
-    /// items' deadlines back), so right after a push this, not
+    /// When the newest item is due, if it is unacknowledged: the one deadline a
+    /// [`SendWindow::push`] can bring forward (it only adds an item, and the room it takes
+    /// can only push waiting items' deadlines back), so after a push this, not
     /// [`SendWindow::next_deadline`]'s pass over the whole window, is what needs comparing.
-    /// It is worked out from the values the push wrote, not read back from the window,
-    /// whose newest slot may not be in the cache yet.
-    pub fn newest_deadline(&self) -> Instant {
-        self.pushed_due
+    pub fn newest_deadline(&self) -> Option<Instant> {
+        self.in_flight
+            .back()
+            .filter(|f| !f.acked)
+            .map(|f| self.effective_due(f))
     }
 
     /// When a frame is really due: a frame waiting for room goes when there is room; a

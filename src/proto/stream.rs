@@ -29,8 +29,9 @@ pub struct Stream<S, R = S> {
     /// The retransmission deadline filed in the owner's timer queue, if any.
     timer: Option<Instant>,
     /// The first and last sequence numbers sent by [`Stream::send_later`] and not written
-    /// out yet ([`Stream::take_later`]).
-    later: Option<(u32, u32)>,
+    /// out yet ([`Stream::take_later`]); 0 when there is none (no frame is numbered 0). Two
+    /// numbers, not an `Option` of them: a server's session stays in a 640-byte allocation.
+    later: (u32, u32),
 }
 
 /// What [`Stream::poll_due`] asks the owner to do.
@@ -52,7 +53,7 @@ impl<S: Clone, R> Stream<S, R> {
             inbox: ReceiveWindow::new(inbox_limit),
             last_sent: now,
             timer: None,
-            later: None,
+            later: (0, 0),
         }
     }
 
@@ -89,8 +90,8 @@ impl<S: Clone, R> Stream<S, R> {
         // Our acknowledgements go with it: those of when it is written out.
         self.inbox.ack_sent();
         self.last_sent = self.last_sent.max(now);
-        let first = self.later.is_none();
-        self.later = Some((self.later.map_or(seq, |(first, _)| first), seq));
+        let first = self.later.0 == 0;
+        self.later = (if first { seq } else { self.later.0 }, seq);
         Some(first)
     }
 
@@ -99,7 +100,10 @@ impl<S: Clone, R> Stream<S, R> {
     /// may acknowledge what it was not sent yet), and the acknowledgements to write on
     /// them: ours now, so none is due any more. `None` if there is none.
     pub fn take_later(&mut self) -> Option<(u64, Acks, impl Iterator<Item = (u32, &S)>)> {
-        let (first, last) = self.later.take()?;
+        let (first, last) = std::mem::take(&mut self.later);
+        if first == 0 {
+            return None;
+        }
         let acks = self.inbox.acks();
         self.inbox.ack_sent();
         Some((self.token, acks, self.outbox.sent_between(first, last)))
@@ -168,8 +172,6 @@ impl<S: Clone, R> Stream<S, R> {
     /// [`Stream::timer_fired`] with it. Filed deadlines are never taken back; a stale one
     /// is told apart by [`Stream::is_armed_for`].
     pub fn arm(&mut self, now: Instant) -> Option<Instant> {
-        // This pass sees every deadline, those acknowledgements brought forward too.
-        self.outbox.take_earlier();
         let deadline = self.outbox.next_deadline()?.max(now);
         if self.timer.is_some_and(|armed| armed <= deadline) {
             return None;
@@ -187,7 +189,7 @@ impl<S: Clone, R> Stream<S, R> {
         let Some(armed) = self.timer else {
             return self.arm(now);
         };
-        let deadline = self.outbox.newest_deadline().max(now);
+        let deadline = self.outbox.newest_deadline()?.max(now);
         if armed <= deadline {
             return None;
         }
@@ -195,17 +197,17 @@ impl<S: Clone, R> Stream<S, R> {
         Some(deadline)
     }
 
-    /// [`Stream::arm`] right after acknowledgements were taken ([`SendWindow::on_acks`]),
+    /// [`Stream::arm`] right after acknowledgements were taken ([`SendWindow::on_acks_noting`]),
     /// when the filed deadline was the window's earliest: acknowledgements can only have
-    /// brought forward the deadlines [`SendWindow::take_earlier`] gives, so only those are
+    /// brought forward the deadline it gave (`earlier`), so only those are
     /// compared with it, not every frame in flight. A filed deadline may then be earlier
     /// than any frame's (the frame it was for was acknowledged): when it comes, nothing is
     /// due, and the owner arms again ([`Stream::arm`]) as after any retransmission.
-    pub fn arm_after_acks(&mut self, now: Instant) -> Option<Instant> {
+    pub fn arm_after_acks(&mut self, now: Instant, earlier: Option<Instant>) -> Option<Instant> {
         let Some(armed) = self.timer else {
             return self.arm(now);
         };
-        let deadline = self.outbox.take_earlier()?.max(now);
+        let deadline = earlier?.max(now);
         if armed <= deadline {
             return None;
         }
@@ -279,8 +281,8 @@ mod tests {
             }
             while receiver.pop_ready().is_some() {}
             if step % 7 == 0 && random(4) > 0 {
-                sender.outbox.on_acks(now, receiver.acks());
-                if let Some(deadline) = sender.arm_after_acks(now) {
+                let (_, earlier) = sender.outbox.on_acks_noting(now, receiver.acks());
+                if let Some(deadline) = sender.arm_after_acks(now, earlier) {
                     filed = Some(deadline);
                 }
                 if let Some(earliest) = sender.outbox.next_deadline() {

@@ -334,9 +334,11 @@ impl Server {
         session.last_heard = now;
         // Any frame of the session answers a probe.
         session.probe = None;
+        // The deadline the acknowledgements can have brought forward, for the timer below.
+        let mut earlier = None;
         if let Some(acks) = frame.acks() {
             let in_flight = !streams.outbox.is_empty();
-            streams.outbox.on_acks(now, acks);
+            earlier = streams.outbox.on_acks_noting(now, acks).1;
             if in_flight && streams.outbox.is_empty() {
                 // The window went quiet: the memory of its burst is given back if it stays
                 // so until the next sweep (`Server::check_sessions`).
@@ -411,7 +413,7 @@ impl Server {
         {
             // Acknowledgements may have brought a deadline forward (or emptied the outbox,
             // and the filed deadline then finds nothing due).
-            file(streams.arm_after_acks(now), from, &mut self.timers);
+            file(streams.arm_after_acks(now, earlier), from, &mut self.timers);
         }
     }
 
@@ -713,5 +715,15 @@ impl Server {
             // Sent once, not repeated: now, before the streams are gone.
             out.write_later(addr, &mut streams);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The server's allocator (jemalloc) rounds a session's box up to its size class: past
+    /// 640 bytes it takes 768, 13 MB more at 100 000 clients.
+    #[test]
+    fn a_session_stays_in_a_640_byte_allocation() {
+        assert!(std::mem::size_of::<super::Session>() <= 640);
     }
 }
