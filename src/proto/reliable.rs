@@ -366,7 +366,15 @@ impl<T: Clone> SendWindow<T> {
     /// that with it ([`crate::proto::stream::Stream::arm_after_acks`]).
     pub fn on_acks_noting(&mut self, now: Instant, acks: Acks) -> (usize, Option<Instant>) {
         let mut newly_acked = 0;
-        let mut rtt_sample = None;
+        // When the frame that gives the sample was sent: the last one that may (below), its
+        // round trip worked out once.
+        let mut rtt_sent_at = None;
+        // A copy sent at or before this was sent at least half a round trip ago (worked out
+        // once, not per frame acknowledged: hundreds are, on a busy session).
+        let long_enough_ago = self
+            .rtt
+            .smoothed()
+            .and_then(|srtt| now.checked_sub(srtt / 2));
         // The latest send among the frames acknowledged now: anything last sent before it
         // and still unacknowledged was probably lost. For a frame sent several times, the
         // send of a copy that can have been the one acknowledged: the acknowledgement of a
@@ -393,10 +401,8 @@ impl<T: Clone> SendWindow<T> {
             }
             // Which copy was acknowledged? The last one could have been only if it was
             // sent at least half a round trip ago; otherwise count from the first.
-            let plausible_copy = match (flight.sent_at, self.rtt.smoothed()) {
-                (Some(last), Some(srtt)) if now.saturating_duration_since(last) >= srtt / 2 => {
-                    Some(last)
-                }
+            let plausible_copy = match (flight.sent_at, long_enough_ago) {
+                (Some(last), Some(before)) if last <= before => Some(last),
                 _ => flight.first_sent,
             };
             evidence = evidence.max(plausible_copy);
@@ -406,11 +412,11 @@ impl<T: Clone> SendWindow<T> {
                 // the receiver could not describe until now: its acknowledgement waited for
                 // a gap to fill, not for the network.
                 if flight.transmissions == 1 && flight.seq <= self.ack_horizon {
-                    rtt_sample = Some(now.saturating_duration_since(sent_at));
+                    rtt_sent_at = Some(sent_at);
                 }
             }
         }
-        if let Some(rtt) = rtt_sample {
+        if let Some(rtt) = rtt_sent_at.map(|sent_at| now.saturating_duration_since(sent_at)) {
             self.rtt.sample(rtt);
             // A clean round trip ends the backoff (RFC 6298 §5.7), but the timeout stays
             // above the round trip just measured: a receiver that is slow, not gone, is not
