@@ -173,6 +173,11 @@ impl<S: Clone, R> Stream<S, R> {
     /// is told apart by [`Stream::is_armed_for`].
     pub fn arm(&mut self, now: Instant) -> Option<Instant> {
         let deadline = self.outbox.next_deadline()?.max(now);
+        self.file_if_sooner(deadline)
+    }
+
+    /// Files `deadline` unless the one filed already comes no later; returns it if filed.
+    fn file_if_sooner(&mut self, deadline: Instant) -> Option<Instant> {
         if self.timer.is_some_and(|armed| armed <= deadline) {
             return None;
         }
@@ -186,15 +191,11 @@ impl<S: Clone, R> Stream<S, R> {
     /// passes over every frame in flight, and a server arms once per recipient of each
     /// broadcast: at 128 messages in flight that pass was half of its CPU.
     pub fn arm_after_send(&mut self, now: Instant) -> Option<Instant> {
-        let Some(armed) = self.timer else {
+        if self.timer.is_none() {
             return self.arm(now);
-        };
-        let deadline = self.outbox.newest_deadline()?.max(now);
-        if armed <= deadline {
-            return None;
         }
-        self.timer = Some(deadline);
-        Some(deadline)
+        let deadline = self.outbox.newest_deadline()?.max(now);
+        self.file_if_sooner(deadline)
     }
 
     /// [`Stream::arm`] right after acknowledgements were taken ([`SendWindow::on_acks_noting`]),
@@ -204,15 +205,10 @@ impl<S: Clone, R> Stream<S, R> {
     /// than any frame's (the frame it was for was acknowledged): when it comes, nothing is
     /// due, and the owner arms again ([`Stream::arm`]) as after any retransmission.
     pub fn arm_after_acks(&mut self, now: Instant, earlier: Option<Instant>) -> Option<Instant> {
-        let Some(armed) = self.timer else {
+        if self.timer.is_none() {
             return self.arm(now);
-        };
-        let deadline = earlier?.max(now);
-        if armed <= deadline {
-            return None;
         }
-        self.timer = Some(deadline);
-        Some(deadline)
+        self.file_if_sooner(earlier?.max(now))
     }
 
     /// Whether `deadline`, popped from the owner's queue, is the one this stream is armed

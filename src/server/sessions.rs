@@ -134,11 +134,12 @@ impl Server {
             for (addr, farewell) in &mut self.farewells {
                 out.write_later(*addr, &mut farewell.streams);
             }
-            later.clear();
+        } else {
+            for &addr in &later {
+                self.write_later_of(addr);
+            }
         }
-        for addr in later.drain(..) {
-            self.write_later_of(addr);
-        }
+        later.clear();
         // Kept, so a warm loop allocates nothing here.
         self.later = later;
     }
