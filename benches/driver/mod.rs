@@ -342,7 +342,10 @@ impl Sim {
     pub fn new(server: SocketAddr) -> Sim {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).expect("epoll_create1");
         // The batches' buffers, for every client socket in turn.
-        let io = Io::new(&UdpSocket::bind("127.0.0.1:0").expect("a socket"));
+        // Every client socket it reads coalesces receives, as the client program's does.
+        let reader = UdpSocket::bind("127.0.0.1:0").expect("a socket");
+        icq::net::coalesce_receives(&reader);
+        let io = Io::new(&reader);
         Sim {
             server,
             first: 0,
@@ -368,6 +371,8 @@ impl Sim {
         socket.connect(self.server).expect("connect");
         socket.set_nonblocking(true).unwrap();
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(RCVBUF);
+        // As the client program does for its socket.
+        icq::net::coalesce_receives(&socket);
         let event = EpollEvent::new(EpollFlags::EPOLLIN, index as u64);
         self.epoll.add(&socket, event).expect("epoll_ctl");
         let core = match kind {

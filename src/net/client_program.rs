@@ -212,6 +212,8 @@ impl ClientProgram {
                 next_check: Instant::now() + BAN_FILE_CHECK,
             })
         });
+        // A client takes the room's fan-out: the server's segmented messages come whole.
+        super::coalesce_receives(&socket);
         let now_ms = wall_ms();
         ClientProgram {
             shared: Arc::new(Shared {

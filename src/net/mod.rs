@@ -20,8 +20,11 @@
 //! cuts into them (UDP generic segmentation offload, `UDP_SEGMENT` of 1200 bytes: every
 //! datagram but the last padded to 1200, so only packed ones closed full may lead,
 //! [`Packer::write_series`]), cheaper per datagram than one message each; a kernel or device
-//! that cannot do it turns it off for the socket. Elsewhere than Linux one datagram goes
-//! per system call.
+//! that cannot do it turns it off for the socket. A client's socket takes the other half
+//! ([`coalesce_receives`], UDP GRO): the kernel hands over one sender's datagrams that
+//! arrived together as one message, which [`Io::datagrams`] cuts apart again, and on
+//! loopback the server's segmented message then reaches the client whole, never cut into
+//! datagrams by the kernel. Elsewhere than Linux one datagram goes per system call.
 
 pub mod client_program;
 pub mod log;
@@ -241,7 +244,7 @@ fn wait_ms(wait: Duration) -> u32 {
         .unwrap_or(i32::MAX as u32)
 }
 
-pub use batch::Io;
+pub use batch::{Io, coalesce_receives};
 
 /// Linux: `recvmmsg` takes every waiting datagram (up to [`RECV_BATCH`]) in one system
 /// call without blocking, `poll` waits when none is waiting, and `sendmmsg` sends up to
@@ -259,8 +262,8 @@ mod batch {
     use nix::errno::Errno;
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use nix::sys::socket::{
-        ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, cmsg_space, getsockopt, recvmmsg,
-        sendmmsg, sockopt,
+        ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, cmsg_space,
+        getsockopt, recvmmsg, sendmmsg, setsockopt, sockopt,
     };
 
     use super::{Endpoint, Outgoing, Packer, RECEIVE_BUFFER, own_address, reachable, wait_ms};
@@ -304,6 +307,13 @@ mod batch {
         /// (Each header keeps the address length of its last receive as its capacity; one
         /// socket's senders are all of one family, so it never needs to grow back.)
         receiving: MultiHeaders<SockaddrStorage>,
+        /// Whether the sockets read may hand over several datagrams as one
+        /// ([`coalesce_receives`], on the socket given to [`Io::new`]). Then a header that
+        /// took a message without a control message is made anew: the kernel left it no
+        /// room for the next one's (the length is the room going in and what was written
+        /// coming out, and nix does not restore it: nix-rust/nix#2813), and a coalesced
+        /// message without its segment size could not be cut apart.
+        coalesced: bool,
         sending: MultiHeaders<SockaddrStorage>,
         /// The send side's headers with room for the segment size (while GSO is on), for a
         /// batch in which some message holds several datagrams: a batch of one datagram per
@@ -312,8 +322,11 @@ mod batch {
         /// dearer with one message in flight (`docs/performance.md`, "UDP GSO on the send
         /// path").
         sending_segmented: Option<MultiHeaders<SockaddrStorage>>,
-        /// The last receive's datagrams: (slot, length, sender).
-        received: Vec<(usize, usize, SocketAddr)>,
+        /// The last receive's messages: (slot, length, sender, the length of each datagram
+        /// in it). A message is one datagram, or several of one sender that the kernel
+        /// handed over together (UDP GRO, [`coalesce_receives`]): all as long as the
+        /// first, but the last, which may be shorter.
+        received: Vec<(usize, usize, SocketAddr, usize)>,
         /// What the core queued, packed by `packer` into the messages written in `out`.
         pending: Vec<T>,
         packer: Packer,
@@ -341,7 +354,8 @@ mod batch {
             let gso = getsockopt(socket, sockopt::UdpGsoSegment).is_ok();
             Io {
                 buffers: vec![0; RECV_BATCH * RECEIVE_BUFFER],
-                receiving: MultiHeaders::preallocate(RECV_BATCH, None),
+                receiving: receiving_headers(),
+                coalesced: getsockopt(socket, sockopt::UdpGroSegment).unwrap_or(false),
                 sending: MultiHeaders::preallocate(SEND_BATCH, None),
                 sending_segmented: gso.then(|| {
                     MultiHeaders::preallocate(
@@ -396,9 +410,16 @@ mod batch {
             ) else {
                 return 0;
             };
-            let mut count = 0;
+            let (mut count, mut room_lost) = (0, false);
             for (slot, message) in messages.enumerate() {
                 count += 1;
+                let each = message.cmsgs().ok().and_then(|mut control| {
+                    control.find_map(|c| match c {
+                        ControlMessageOwned::UdpGroSegments(size) => usize::try_from(size).ok(),
+                        _ => None,
+                    })
+                });
+                room_lost |= each.is_none();
                 let Some(from) = message.address.as_ref().and_then(socket_addr) else {
                     continue;
                 };
@@ -406,16 +427,33 @@ mod batch {
                 if message.bytes == 0 && Some(from) == self.own {
                     continue;
                 }
-                self.received.push((slot, message.bytes, from));
+                if self.coalesced && message.flags.contains(MsgFlags::MSG_CTRUNC) {
+                    // No room was left for the control message saying how long each of
+                    // several datagrams is, so they cannot be told apart: dropped, as a
+                    // loss (a sequenced frame is sent again). Headers made anew as below
+                    // always have the room.
+                    continue;
+                }
+                let each = each.filter(|&size| size > 0).unwrap_or(message.bytes);
+                self.received.push((slot, message.bytes, from, each));
+            }
+            if self.coalesced && room_lost {
+                self.receiving = receiving_headers();
             }
             count
         }
 
-        /// The datagrams taken by the last [`Io::receive`], with their senders.
+        /// The datagrams taken by the last [`Io::receive`], with their senders: those the
+        /// kernel handed over together cut apart again, in order.
         pub fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
-            self.received.iter().map(|&(slot, len, from)| {
+            self.received.iter().flat_map(|&(slot, len, from, each)| {
                 let start = slot * RECEIVE_BUFFER;
-                (&self.buffers[start..start + len.min(RECEIVE_BUFFER)], from)
+                let message = &self.buffers[start..start + len.min(RECEIVE_BUFFER)];
+                // An empty datagram is one datagram (`chunks` would give none).
+                let one = message.is_empty().then_some(message);
+                one.into_iter()
+                    .chain(message.chunks(each.max(1)))
+                    .map(move |datagram| (datagram, from))
             })
         }
 
@@ -584,6 +622,25 @@ mod batch {
         }
     }
 
+    /// Lets the kernel hand over several datagrams of one sender, arrived together, as one
+    /// message of up to 64 KiB (UDP GRO, Linux 5.0 on), which [`Io::datagrams`] cuts apart
+    /// again: the receiving counterpart of sending segmented. On loopback a segmented
+    /// message from the server then reaches a client whole, and the kernel does not cut it
+    /// into datagrams for it (in the sender's time: most of the server's own system time
+    /// per datagram it sends). For a socket that receives fan-out (clients, peers), set
+    /// before [`Io::new`] is given it; a server's clients send it single datagrams, with
+    /// nothing to coalesce. Where the kernel does not know the option, each datagram comes
+    /// alone as before.
+    pub fn coalesce_receives(socket: &UdpSocket) {
+        let _ = setsockopt(socket, sockopt::UdpGroSegment, &true);
+    }
+
+    /// Headers for [`RECV_BATCH`] receives, each with room for the one control message a
+    /// coalesced message carries (its segment size).
+    fn receiving_headers() -> MultiHeaders<SockaddrStorage> {
+        MultiHeaders::preallocate(RECV_BATCH, Some(Vec::with_capacity(cmsg_space::<i32>())))
+    }
+
     fn socket_addr(name: &SockaddrStorage) -> Option<SocketAddr> {
         if let Some(sin) = name.as_sockaddr_in() {
             return Some(SocketAddr::V4((*sin).into()));
@@ -696,6 +753,75 @@ mod batch {
             send_and_check(&mut io, &sender, false);
         }
 
+        /// Receives through `io` on `socket` until `wanted` datagrams came (10 s at most):
+        /// the datagrams, and how many messages brought them.
+        fn receive_all(
+            io: &mut Io<(SocketAddr, Vec<u8>)>,
+            socket: &UdpSocket,
+            wanted: usize,
+        ) -> (Vec<Vec<u8>>, usize) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let (mut got, mut messages) = (Vec::new(), 0);
+            while got.len() < wanted && Instant::now() < deadline {
+                messages += io.receive(socket, Some(Duration::from_millis(100)));
+                got.extend(io.datagrams().map(|(datagram, _)| datagram.to_vec()));
+            }
+            (got, messages)
+        }
+
+        #[test]
+        fn datagrams_the_kernel_hands_over_together_are_cut_apart_again() {
+            let sender = bound();
+            let mut sending = Io::new(&sender);
+            let receiver = bound();
+            coalesce_receives(&receiver);
+            let mut receiving = Io::new(&receiver);
+            assert!(receiving.coalesced, "this kernel has UDP GRO");
+            let to = receiver.local_addr().unwrap();
+            for round in 0..4u64 {
+                // A datagram sent unsegmented comes without a segment size, and the kernel
+                // leaves its header no room for the next one's. Before and after the run
+                // in turn, so that the run's message falls where the lone one was.
+                let alone = (to, ack(1000 + round));
+                let run: Vec<_> = (0..200u64).map(|n| (to, ack(n))).collect();
+                let mut expected: Vec<(Vec<u8>, bool)> = pack(&run)
+                    .into_iter()
+                    .map(|(_, datagram)| (datagram, true))
+                    .collect();
+                expected.last_mut().expect("a datagram").1 = false;
+                assert!(expected.len() > 1);
+                // Two sends, so the lone datagram is not packed with the run.
+                let mut sends = vec![VecDeque::from([alone.clone()]), VecDeque::from(run)];
+                let lone_at = if round % 2 == 0 {
+                    expected.insert(0, (alone.1, false));
+                    0
+                } else {
+                    sends.reverse();
+                    expected.push((alone.1, false));
+                    expected.len() - 1
+                };
+                for queued in sends {
+                    sending.send(&sender, &mut Queue(queued));
+                }
+                let (got, messages) = receive_all(&mut receiving, &receiver, expected.len());
+                assert_eq!(got.len(), expected.len(), "round {round}: every datagram");
+                assert_eq!(got[lone_at], ack(1000 + round));
+                assert!(messages < got.len(), "round {round}: some came together");
+                for ((datagram, padded), got) in expected.iter().zip(&got) {
+                    assert_eq!(
+                        got.len(),
+                        if *padded {
+                            MAX_DATAGRAM
+                        } else {
+                            datagram.len()
+                        }
+                    );
+                    assert_eq!(&got[..datagram.len()], &datagram[..], "in order");
+                    assert!(got[datagram.len()..].iter().all(|&b| b == 0));
+                }
+            }
+        }
+
         #[test]
         fn a_destination_that_refuses_a_send_does_not_turn_gso_off() {
             let sender = bound();
@@ -720,6 +846,9 @@ mod batch {
     use std::time::Duration;
 
     use super::{Endpoint, Outgoing, RECEIVE_BUFFER, own_address, send_each};
+
+    /// Datagrams always come one at a time here.
+    pub fn coalesce_receives(_socket: &UdpSocket) {}
 
     pub struct Io<T> {
         buffer: Vec<u8>,
