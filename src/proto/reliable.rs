@@ -229,28 +229,37 @@ impl<T: Clone> SendWindow<T> {
     /// acknowledgement (or earlier items wait to go): it then comes out of
     /// [`SendWindow::poll_due`] when acknowledgements make room.
     pub fn push(&mut self, now: Instant, item: T) -> Option<u32> {
+        self.push_noting(now, item).0
+    }
+
+    /// [`SendWindow::push`], also returning when the item is due: the one deadline a push
+    /// can bring forward (it only adds an item, and the room it takes can only push waiting
+    /// items' deadlines back). It is worked out from what was written, not read back from
+    /// the window: the slot just written is seldom in the cache (a server writes one in
+    /// every recipient's window per broadcast), and reading it would wait for it.
+    pub fn push_noting(&mut self, now: Instant, item: T) -> (Option<u32>, Instant) {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1).max(1);
         let send = self.outstanding < MAX_IN_FLIGHT && self.waiting == 0;
-        let flight = InFlight {
+        let due = if send { now + self.interval } else { now };
+        self.in_flight.push_back(InFlight {
             seq,
             item,
             first_sent: send.then_some(now),
             sent_at: send.then_some(now),
             queued_at: now,
-            due: if send { now + self.interval } else { now },
+            due,
             lost: false,
             transmissions: u32::from(send),
             acked: false,
-        };
-        self.in_flight.push_back(flight);
+        });
         if send {
             self.outstanding += 1;
-            Some(seq)
         } else {
             self.waiting += 1;
-            None
         }
+        let deadline = self.due_of(seq, send, due, now);
+        (send.then_some(seq), deadline)
     }
 
     /// How many items are waiting for an acknowledgement (or behind one that is).
@@ -506,30 +515,28 @@ impl<T: Clone> SendWindow<T> {
             .min()
     }
 
-    /// When the newest item is due, if it is unacknowledged: the one deadline a
-    /// [`SendWindow::push`] can bring forward (it only adds an item, and the room it takes
-    /// can only push waiting items' deadlines back), so after a push this, not
-    /// [`SendWindow::next_deadline`]'s pass over the whole window, is what needs comparing.
-    pub fn newest_deadline(&self) -> Option<Instant> {
-        self.in_flight
-            .back()
-            .filter(|f| !f.acked)
-            .map(|f| self.effective_due(f))
-    }
-
     /// When a frame is really due: a frame waiting for room goes when there is room; a
     /// frame the receiver's acknowledgements cannot describe yet waits while the receiver
     /// shows it is alive (until [`MAX_RTO`] after its last acknowledgement), instead of
     /// being repeated blindly behind a gap that is being filled; and any frame is given up
     /// on [`GIVE_UP_AFTER`] after it was queued.
     fn effective_due(&self, flight: &InFlight<T>) -> Instant {
-        let give_up = flight.queued_at + GIVE_UP_AFTER;
-        let due = match (flight.sent_at, self.last_ack_at) {
-            (None, _) if self.outstanding >= MAX_IN_FLIGHT => give_up,
-            (Some(_), Some(last_ack_at)) if flight.seq > self.ack_horizon => {
-                flight.due.max(last_ack_at + MAX_RTO)
-            }
-            _ => flight.due,
+        self.due_of(
+            flight.seq,
+            flight.sent_at.is_some(),
+            flight.due,
+            flight.queued_at,
+        )
+    }
+
+    /// [`SendWindow::effective_due`] of frame `seq`, from its parts: whether it was sent,
+    /// its own deadline and when it was queued.
+    fn due_of(&self, seq: u32, sent: bool, due: Instant, queued_at: Instant) -> Instant {
+        let give_up = queued_at + GIVE_UP_AFTER;
+        let due = match (sent, self.last_ack_at) {
+            (false, _) if self.outstanding >= MAX_IN_FLIGHT => give_up,
+            (true, Some(last_ack_at)) if seq > self.ack_horizon => due.max(last_ack_at + MAX_RTO),
+            _ => due,
         };
         due.min(give_up)
     }

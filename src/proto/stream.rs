@@ -43,6 +43,16 @@ pub enum Resend<S> {
     GaveUp { item: S },
 }
 
+/// What [`Stream::send_later`] did with an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queued {
+    /// It is the first of the turn to write out: the owner notes the stream, to write its
+    /// frames out at the turn's end. False too when it waits for room.
+    pub first_of_turn: bool,
+    /// When it is due, for [`Stream::arm_after_send`].
+    pub deadline: Instant,
+}
+
 impl<S: Clone, R> Stream<S, R> {
     /// A stream whose frames carry `token`, holding at most `inbox_limit` early arrivals.
     /// Nothing was sent on it before `now`.
@@ -82,17 +92,25 @@ impl<S: Clone, R> Stream<S, R> {
     /// [`Stream::send`] for an owner that writes a turn's frames out at its end, packed
     /// ([`crate::proto::packing::pack_stream`]), rather than one datagram each as it goes:
     /// numbers `item`, counts it as sent at `now` (our acknowledgements with it) and keeps
-    /// it to write with the others of the turn ([`Stream::take_later`]). Returns whether it
-    /// is the first of the turn (the owner then notes this stream to write out), or `None`
-    /// when it waits for room (it then comes out of [`Stream::poll_due`], as after `send`).
-    pub fn send_later(&mut self, now: Instant, item: S) -> Option<bool> {
-        let seq = self.outbox.push(now, item)?;
+    /// it to write with the others of the turn ([`Stream::take_later`]), or to come out of
+    /// [`Stream::poll_due`] if it waits for room (as after `send`).
+    pub fn send_later(&mut self, now: Instant, item: S) -> Queued {
+        let (seq, deadline) = self.outbox.push_noting(now, item);
+        let Some(seq) = seq else {
+            return Queued {
+                first_of_turn: false,
+                deadline,
+            };
+        };
         // Our acknowledgements go with it: those of when it is written out.
         self.inbox.ack_sent();
         self.last_sent = self.last_sent.max(now);
-        let first = self.later.0 == 0;
-        self.later = (if first { seq } else { self.later.0 }, seq);
-        Some(first)
+        let first_of_turn = self.later.0 == 0;
+        self.later = (if first_of_turn { seq } else { self.later.0 }, seq);
+        Queued {
+            first_of_turn,
+            deadline,
+        }
     }
 
     /// The frames of [`Stream::send_later`] not written out yet, in order with their
@@ -185,17 +203,17 @@ impl<S: Clone, R> Stream<S, R> {
         Some(deadline)
     }
 
-    /// [`Stream::arm`] right after [`Stream::send`], when nothing else changed the window
-    /// since the last arm: the push can only have brought the deadline forward to its own
-    /// item's, so only that one is compared with the filed one. A full [`Stream::arm`]
+    /// [`Stream::arm`] right after [`Stream::send_later`] (what it returned: `queued`), when
+    /// nothing else changed the window since the last arm: the push can only have brought
+    /// the deadline forward to its own item's, so only that one is compared with the filed
+    /// one. A full [`Stream::arm`]
     /// passes over every frame in flight, and a server arms once per recipient of each
     /// broadcast: at 128 messages in flight that pass was half of its CPU.
-    pub fn arm_after_send(&mut self, now: Instant) -> Option<Instant> {
+    pub fn arm_after_send(&mut self, now: Instant, queued: &Queued) -> Option<Instant> {
         if self.timer.is_none() {
             return self.arm(now);
         }
-        let deadline = self.outbox.newest_deadline()?.max(now);
-        self.file_if_sooner(deadline)
+        self.file_if_sooner(queued.deadline.max(now))
     }
 
     /// [`Stream::arm`] right after acknowledgements were taken ([`SendWindow::on_acks_noting`]),
@@ -252,8 +270,8 @@ mod tests {
             let mut arrivals = Vec::new();
             for _ in 0..random(40) {
                 item += 1;
-                sender.send(now, &item);
-                if let Some(deadline) = sender.arm_after_send(now) {
+                let queued = sender.send_later(now, item);
+                if let Some(deadline) = sender.arm_after_send(now, &queued) {
                     filed = Some(deadline);
                 }
                 if random(5) > 0 {
@@ -398,14 +416,14 @@ mod tests {
     fn arming_after_a_send_files_what_a_full_arm_would() {
         let start = Instant::now();
         let (mut a, _) = pair(start);
-        a.send(start, &"one").expect("room");
+        let queued = a.send_later(start, "one");
         let filed = a
-            .arm_after_send(start)
+            .arm_after_send(start, &queued)
             .expect("nothing filed yet: a full arm");
         assert_eq!(filed, start + crate::proto::reliable::INITIAL_RTO);
-        a.send(start + ms(5), &"two").expect("room");
+        let queued = a.send_later(start + ms(5), "two");
         assert_eq!(
-            a.arm_after_send(start + ms(5)),
+            a.arm_after_send(start + ms(5), &queued),
             None,
             "due after the filed one"
         );
@@ -419,8 +437,10 @@ mod tests {
             },
         );
         assert_eq!(a.arm(start + ms(10)), None, "nothing in flight");
-        a.send(start + ms(10), &"three").expect("room");
-        let sooner = a.arm_after_send(start + ms(10)).expect("brought forward");
+        let queued = a.send_later(start + ms(10), "three");
+        let sooner = a
+            .arm_after_send(start + ms(10), &queued)
+            .expect("brought forward");
         assert!(sooner < filed);
         a.disarm();
         assert_eq!(

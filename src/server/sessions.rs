@@ -38,7 +38,8 @@ impl Outgoing<'_> {
         // Written out with the session's other frames of the turn (`Server::write_later`).
         // Past the cap on frames in flight it waits in the window, and arming makes the
         // timer fetch it as soon as acknowledgements make room.
-        if streams.send_later(now, payload) == Some(true) {
+        let queued = streams.send_later(now, payload);
+        if queued.first_of_turn {
             self.later.push(to);
         }
         // A replacement is due at once, wherever it sits: then the whole window is looked
@@ -46,7 +47,7 @@ impl Outgoing<'_> {
         let deadline = if replacing {
             streams.arm(now)
         } else {
-            streams.arm_after_send(now)
+            streams.arm_after_send(now, &queued)
         };
         file(deadline, to, self.timers);
     }
