@@ -561,6 +561,8 @@ mod linux {
         dup: u64,
         /// The server's datagrams out and in per delivery (named clients only: the driver
         /// reads the machine's UDP counters less its own), what the kernel's cost goes by.
+        /// Counted as the kernel counts them: a message of several datagrams (sent
+        /// segmented, received coalesced) is one.
         datagrams: Option<(f64, f64)>,
         error: Option<String>,
     }

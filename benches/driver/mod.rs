@@ -324,7 +324,8 @@ pub struct Sim {
     pub peers: Vec<Peer>,
     pub timers: BinaryHeap<Reverse<(Instant, usize)>>,
     pub start: Instant,
-    /// Datagrams this process sent to / received from the server.
+    /// Datagrams this process sent to / received from the server, as the kernel's
+    /// counters count them (a message of several datagrams that arrived together is one).
     pub sent: u64,
     pub received: u64,
     /// Takes the datagrams of one client socket at a time, in batches.
@@ -520,8 +521,10 @@ impl Sim {
                 return total;
             }
             let now = Instant::now();
+            // Messages, as the kernel's counters count them: several datagrams of the
+            // server that arrived together are one (`coalesce_receives`).
+            self.received += got as u64;
             for (datagram, _) in self.io.datagrams() {
-                self.received += 1;
                 // Byte 3 is the frame kind; 0x86 is the server's bare acknowledgement.
                 if datagram.get(3) != Some(&0x86) {
                     self.last_activity = now;
