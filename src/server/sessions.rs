@@ -400,13 +400,14 @@ impl Server {
         {
             session.lengthen_heartbeat(heartbeat_now);
             let heartbeat_ms = session.heartbeat_ms;
-            let streams = session.streams.as_mut().expect("checked above");
-            let ack = Frame::ToClient(ToClient::ServerAck {
-                token: streams.token(),
-                acks: streams.take_ack(now),
-                heartbeat_ms,
-            });
-            self.send_unsequenced(from, &ack);
+            if let Some(streams) = session.streams.as_mut() {
+                let ack = Frame::ToClient(ToClient::ServerAck {
+                    token: streams.token(),
+                    acks: streams.take_ack(now),
+                    heartbeat_ms,
+                });
+                self.send_unsequenced(from, &ack);
+            }
         }
         if let Some(streams) = self
             .sessions
