@@ -30,6 +30,7 @@
 //! towards giving up.
 
 use std::collections::VecDeque;
+use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
 use crate::wire::{ACK_BITS, Acks};
@@ -68,7 +69,7 @@ pub const GIVE_UP_AFTER: Duration = Duration::from_secs(20);
 /// However fast acknowledgements come back, a frame is sent at most this many times: the
 /// bound on what one frame can cost (at 20 % loss each way, 0.36^32 ≈ 6·10⁻¹⁵ of frames
 /// would reach it).
-pub const MAX_TRANSMISSIONS: u32 = 32;
+pub const MAX_TRANSMISSIONS: u16 = 32;
 
 /// How long a receiver may hold back an acknowledgement hoping to combine it with others.
 pub const ACK_DELAY: Duration = Duration::from_millis(10);
@@ -127,26 +128,59 @@ impl RttEstimator {
     }
 }
 
+/// A moment of a window's frames in 8 bytes rather than an `Instant`'s 16: the nanoseconds
+/// since the window was made ([`SendWindow::new`]), plus one, so that an `Option` of it is 8
+/// bytes too (2⁶⁴ ns are 584 years). A frame in flight holds four: with them it is 56 bytes,
+/// not 96, under one cache line. A server writes one into every recipient's window for
+/// each broadcast, and with a hundred windows of hundreds of frames those lines are not in
+/// the cache: those stores were where the server waited at 128 messages in flight
+/// (`docs/performance.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Stamp(NonZeroU64);
+
+impl Stamp {
+    /// `at` counted from `epoch` (an instant before it, which no window is given, as
+    /// `epoch`).
+    fn of(at: Instant, epoch: Instant) -> Stamp {
+        let nanos = at.saturating_duration_since(epoch).as_nanos();
+        Stamp(NonZeroU64::MIN.saturating_add(u64::try_from(nanos).unwrap_or(u64::MAX)))
+    }
+
+    /// The instant this stands for, counted from `epoch`.
+    fn instant(self, epoch: Instant) -> Instant {
+        epoch + Duration::from_nanos(self.0.get() - 1)
+    }
+
+    /// `delay` later.
+    fn after(self, delay: Duration) -> Stamp {
+        Stamp(
+            self.0
+                .saturating_add(u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX)),
+        )
+    }
+}
+
 #[derive(Debug)]
 struct InFlight<T> {
     seq: u32,
-    item: T,
-    /// When it was first sent; `None` while it waits to go (for room in the window, or a
-    /// replacement).
-    first_sent: Option<Instant>,
-    /// When it was last sent; `None` if it never was.
-    sent_at: Option<Instant>,
-    /// When it was queued: the clock for [`GIVE_UP_AFTER`], moved on by
-    /// [`SendWindow::forgive`].
-    queued_at: Instant,
-    /// When to send it again if no acknowledgement comes first (for one never sent: when
-    /// it may go).
-    due: Instant,
+    /// At most [`MAX_TRANSMISSIONS`].
+    transmissions: u16,
     /// The receiver's acknowledgements show this copy was lost: the next send is a repair
     /// on a path that works, not a timeout, and does not back the session off.
     lost: bool,
-    transmissions: u32,
     acked: bool,
+    item: T,
+    /// When it was first sent; `None` while it waits to go (for room in the window, or a
+    /// replacement).
+    first_sent: Option<Stamp>,
+    /// When it was last sent; `None` if it never was.
+    sent_at: Option<Stamp>,
+    /// When it was queued: the clock for [`GIVE_UP_AFTER`], moved on by
+    /// [`SendWindow::forgive`].
+    queued_at: Stamp,
+    /// When to send it again if no acknowledgement comes first (for one never sent: when
+    /// it may go).
+    due: Stamp,
 }
 
 /// What [`SendWindow::poll_due`] asks the caller to do.
@@ -168,18 +202,22 @@ pub enum Due<T> {
 /// [`SendWindow::poll_due`] returns once [`SendWindow::next_deadline`] has passed.
 #[derive(Debug)]
 pub struct SendWindow<T> {
+    /// What the frames' [`Stamp`]s count from: when the window was made.
+    epoch: Instant,
     next_seq: u32,
     in_flight: VecDeque<InFlight<T>>,
     rtt: RttEstimator,
     /// Acknowledgements describe frames up to this number; what lies beyond is unknown.
     ack_horizon: u32,
-    /// When the peer last acknowledged anything: it is alive.
-    last_ack_at: Option<Instant>,
+    /// When the peer last acknowledged anything: it is alive. (A [`Stamp`], as is
+    /// `backed_off_at`: 16 bytes saved pay for `epoch`, and a server's session stays in a
+    /// 640-byte allocation.)
+    last_ack_at: Option<Stamp>,
     /// The session's retransmission timeout now: the estimator's, doubled by each timeout
     /// (at most once per timeout) and reset by the next clean round trip.
     interval: Duration,
     /// When `interval` was last doubled.
-    backed_off_at: Option<Instant>,
+    backed_off_at: Option<Stamp>,
     /// How late acknowledgements came since the last backoff, at the least: from the
     /// first send of the newest frame one acknowledged to its arrival. About the round
     /// trip, unless the receiver is slow. `None` if none came since.
@@ -197,9 +235,12 @@ pub struct SendWindow<T> {
     next_seq_at_idle_check: u32,
 }
 
-impl<T> Default for SendWindow<T> {
-    fn default() -> Self {
+impl<T: Clone> SendWindow<T> {
+    /// An empty window made at `now`, whose first item gets sequence number 1. Its frames'
+    /// times are kept as [`Stamp`]s from `now`: the window is never given an earlier time.
+    pub fn new(now: Instant) -> Self {
         SendWindow {
+            epoch: now,
             next_seq: 1,
             in_flight: VecDeque::new(),
             rtt: RttEstimator::default(),
@@ -216,12 +257,15 @@ impl<T> Default for SendWindow<T> {
             next_seq_at_idle_check: 1,
         }
     }
-}
 
-impl<T: Clone> SendWindow<T> {
-    /// An empty window whose first item gets sequence number 1.
-    pub fn new() -> Self {
-        Self::default()
+    /// `at` as a [`Stamp`] of this window.
+    fn stamp(&self, at: Instant) -> Stamp {
+        Stamp::of(at, self.epoch)
+    }
+
+    /// The instant a [`Stamp`] of this window stands for.
+    fn instant(&self, stamp: Stamp) -> Instant {
+        stamp.instant(self.epoch)
     }
 
     /// Numbers `item` and queues it at `now`. Returns its sequence number when the caller
@@ -241,24 +285,29 @@ impl<T: Clone> SendWindow<T> {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1).max(1);
         let send = self.outstanding < MAX_IN_FLIGHT && self.waiting == 0;
-        let due = if send { now + self.interval } else { now };
+        let stamped_now = self.stamp(now);
+        let stamped_due = if send {
+            stamped_now.after(self.interval)
+        } else {
+            stamped_now
+        };
         self.in_flight.push_back(InFlight {
             seq,
-            item,
-            first_sent: send.then_some(now),
-            sent_at: send.then_some(now),
-            queued_at: now,
-            due,
+            transmissions: u16::from(send),
             lost: false,
-            transmissions: u32::from(send),
             acked: false,
+            item,
+            first_sent: send.then_some(stamped_now),
+            sent_at: send.then_some(stamped_now),
+            queued_at: stamped_now,
+            due: stamped_due,
         });
         if send {
             self.outstanding += 1;
         } else {
             self.waiting += 1;
         }
-        let deadline = self.due_of(seq, send, due, now);
+        let deadline = self.due_of(seq, send, stamped_due, stamped_now);
         (send.then_some(seq), deadline)
     }
 
@@ -341,8 +390,9 @@ impl<T: Clone> SendWindow<T> {
     /// or its loop fell behind): that time does not count towards [`GIVE_UP_AFTER`], since
     /// the peer's acknowledgements may have waited on us, not on the peer.
     pub fn forgive(&mut self, now: Instant, stalled: Duration) {
+        let stamped_now = self.stamp(now);
         for flight in self.in_flight.iter_mut().filter(|f| !f.acked) {
-            flight.queued_at = (flight.queued_at + stalled).min(now);
+            flight.queued_at = flight.queued_at.after(stalled).min(stamped_now);
         }
     }
 
@@ -380,10 +430,13 @@ impl<T: Clone> SendWindow<T> {
         let mut rtt_sent_at = None;
         // A copy sent at or before this was sent at least half a round trip ago (worked out
         // once, not per frame acknowledged: hundreds are, on a busy session).
+        // (None too when that is before the window began: no frame was sent then.)
         let long_enough_ago = self
             .rtt
             .smoothed()
-            .and_then(|srtt| now.checked_sub(srtt / 2));
+            .and_then(|srtt| now.checked_sub(srtt / 2))
+            .filter(|&before| before >= self.epoch)
+            .map(|before| self.stamp(before));
         // The latest send among the frames acknowledged now: anything last sent before it
         // and still unacknowledged was probably lost. For a frame sent several times, the
         // send of a copy that can have been the one acknowledged: the acknowledgement of a
@@ -425,7 +478,9 @@ impl<T: Clone> SendWindow<T> {
                 }
             }
         }
-        if let Some(rtt) = rtt_sent_at.map(|sent_at| now.saturating_duration_since(sent_at)) {
+        if let Some(rtt) =
+            rtt_sent_at.map(|sent_at| now.saturating_duration_since(self.instant(sent_at)))
+        {
             self.rtt.sample(rtt);
             // A clean round trip ends the backoff (RFC 6298 §5.7), but the timeout stays
             // above the round trip just measured: a receiver that is slow, not gone, is not
@@ -433,7 +488,7 @@ impl<T: Clone> SendWindow<T> {
             self.interval = self.rtt.rto().max((rtt + rtt / 2).min(SLOW_MAX_RTO));
             self.backed_off_at = None;
         }
-        self.last_ack_at = Some(now);
+        self.last_ack_at = Some(self.stamp(now));
         self.ack_horizon = self
             .ack_horizon
             .max(acks.through.saturating_add(1 + ACK_BITS));
@@ -453,9 +508,9 @@ impl<T: Clone> SendWindow<T> {
             return (newly_acked, earlier);
         };
         self.gaps_since_backoff |= acks.also != 0;
-        let lag = now.saturating_duration_since(evidence);
+        let lag = now.saturating_duration_since(self.instant(evidence));
         self.ack_lag = Some(self.ack_lag.map_or(lag, |least| least.min(lag)));
-        let rto = self.rtt.rto();
+        let (rto, epoch) = (self.rtt.rto(), self.epoch);
         for (index, flight) in self.in_flight.iter_mut().enumerate() {
             let Some(sent_at) = flight.sent_at.filter(|_| !flight.acked) else {
                 continue;
@@ -463,9 +518,10 @@ impl<T: Clone> SendWindow<T> {
             if sent_at < evidence || flight.seq < reported_through {
                 self.gaps_since_backoff = true;
                 flight.lost = true;
-                flight.due = flight.due.min((sent_at + rto).max(now));
+                let repair = Stamp::of((sent_at.instant(epoch) + rto).max(now), epoch);
+                flight.due = flight.due.min(repair);
                 // At the earliest (a frame beyond the horizon waits longer).
-                let due = flight.due;
+                let due = flight.due.instant(epoch);
                 earlier = Some(earlier.map_or(due, |earlier: Instant| earlier.min(due)));
             } else if index > 0 && flight.first_sent.is_some_and(|first| first >= evidence) {
                 // Frames go out first in sequence order (only a replacement, which is
@@ -531,14 +587,16 @@ impl<T: Clone> SendWindow<T> {
 
     /// [`SendWindow::effective_due`] of frame `seq`, from its parts: whether it was sent,
     /// its own deadline and when it was queued.
-    fn due_of(&self, seq: u32, sent: bool, due: Instant, queued_at: Instant) -> Instant {
-        let give_up = queued_at + GIVE_UP_AFTER;
+    fn due_of(&self, seq: u32, sent: bool, due: Stamp, queued_at: Stamp) -> Instant {
+        let give_up = queued_at.after(GIVE_UP_AFTER);
         let due = match (sent, self.last_ack_at) {
             (false, _) if self.outstanding >= MAX_IN_FLIGHT => give_up,
-            (true, Some(last_ack_at)) if seq > self.ack_horizon => due.max(last_ack_at + MAX_RTO),
+            (true, Some(last_ack_at)) if seq > self.ack_horizon => {
+                due.max(last_ack_at.after(MAX_RTO))
+            }
             _ => due,
         };
-        due.min(give_up)
+        self.instant(due.min(give_up))
     }
 
     /// The next item to send (again) or to give up on at `now`, if any. Call until `None`.
@@ -549,7 +607,7 @@ impl<T: Clone> SendWindow<T> {
             .position(|f| !f.acked && self.effective_due(f) <= now)?;
         let flight = &self.in_flight[index];
         if flight.transmissions >= MAX_TRANSMISSIONS
-            || now.saturating_duration_since(flight.queued_at) >= GIVE_UP_AFTER
+            || now.saturating_duration_since(self.instant(flight.queued_at)) >= GIVE_UP_AFTER
         {
             let flight = self.in_flight.remove(index).expect("index is in range");
             if flight.sent_at.is_some() {
@@ -574,13 +632,14 @@ impl<T: Clone> SendWindow<T> {
                 }
             }
         }
-        let interval = self.interval;
+        let stamped_now = self.stamp(now);
+        let due = stamped_now.after(self.interval);
         let flight = &mut self.in_flight[index];
-        flight.first_sent = flight.first_sent.or(Some(now));
-        flight.sent_at = Some(now);
+        flight.first_sent = flight.first_sent.or(Some(stamped_now));
+        flight.sent_at = Some(stamped_now);
         flight.transmissions += 1;
         flight.lost = false;
-        flight.due = now + interval;
+        flight.due = due;
         Some(Due::Send {
             seq: flight.seq,
             item: flight.item.clone(),
@@ -594,10 +653,10 @@ impl<T: Clone> SendWindow<T> {
     /// it acknowledges promptly or reports gaps (frames are being lost: retry as before);
     /// but a receiver that acknowledges everything, in order and late, backs us off up to
     /// how late (at most [`SLOW_MAX_RTO`]), so it is not sent every frame again and again.
-    fn back_off(&mut self, now: Instant, sent_at: Instant) {
+    fn back_off(&mut self, now: Instant, sent_at: Stamp) {
         if self
             .backed_off_at
-            .is_some_and(|at| now < at + self.interval)
+            .is_some_and(|at| now < self.instant(at) + self.interval)
         {
             return;
         }
@@ -608,14 +667,15 @@ impl<T: Clone> SendWindow<T> {
             _ => MAX_RTO,
         };
         self.interval = (self.interval * 2).min(cap).max(self.rtt.rto());
-        self.backed_off_at = Some(now);
+        self.backed_off_at = Some(self.stamp(now));
     }
 
     /// Makes every unacknowledged item due at `now`: the peer has just shown it is there
     /// but has not got them, so waiting for the timers would only add delay.
     pub fn expedite(&mut self, now: Instant) {
+        let stamped_now = self.stamp(now);
         for flight in self.in_flight.iter_mut().filter(|f| !f.acked) {
-            flight.due = flight.due.min(now);
+            flight.due = flight.due.min(stamped_now);
             flight.lost = true;
         }
     }
@@ -644,16 +704,17 @@ impl<T: Clone> SendWindow<T> {
             }
         }
         self.waiting += 1;
+        let stamped_now = self.stamp(now);
         self.in_flight.push_front(InFlight {
             seq: first,
+            transmissions: 0,
+            lost: false,
+            acked: false,
             item: replacement(first, last),
             first_sent: None,
             sent_at: None,
-            queued_at: now,
-            due: now,
-            lost: false,
-            transmissions: 0,
-            acked: false,
+            queued_at: stamped_now,
+            due: stamped_now,
         });
     }
 }
@@ -854,20 +915,36 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_in_flight_takes_less_than_a_cache_line() {
+        assert_eq!(std::mem::size_of::<InFlight<std::sync::Arc<[u8]>>>(), 56);
+    }
+
+    #[test]
+    fn stamps_keep_the_nanosecond_and_the_order() {
+        let epoch = Instant::now();
+        let later = epoch + Duration::new(86_400 * 365, 123_456_789);
+        assert_eq!(Stamp::of(epoch, epoch).instant(epoch), epoch);
+        assert_eq!(Stamp::of(later, epoch).instant(epoch), later);
+        assert!(Stamp::of(epoch + Duration::from_nanos(1), epoch) > Stamp::of(epoch, epoch));
+        assert_eq!(std::mem::size_of::<Option<Stamp>>(), 8);
+    }
+
+    #[test]
     fn hostile_acks_do_not_panic() {
         let hostile = Acks {
             through: u32::MAX,
             also: 1,
         };
-        let mut window = SendWindow::new();
-        window.push(Instant::now(), ());
-        window.on_acks(Instant::now(), hostile);
+        let now = Instant::now();
+        let mut window = SendWindow::new(now);
+        window.push(now, ());
+        window.on_acks(now, hostile);
     }
 
     #[test]
     fn acknowledged_before_waits_for_every_earlier_item_not_only_the_last() {
         let now = Instant::now();
-        let mut window = SendWindow::new();
+        let mut window = SendWindow::new(now);
         for item in ["a", "b", "c"] {
             window.push(now, item);
         }
@@ -917,7 +994,7 @@ mod tests {
     #[test]
     fn unacked_item_is_resent_with_backoff_then_given_up() {
         let start = Instant::now();
-        let mut window = SendWindow::new();
+        let mut window = SendWindow::new(start);
         assert_eq!(window.push(start, "a"), Some(1));
         assert_eq!(window.next_deadline(), Some(start + INITIAL_RTO));
         assert_eq!(window.poll_due(start + ms(199)), None);
@@ -948,7 +1025,7 @@ mod tests {
     #[test]
     fn acked_items_leave_and_give_rtt_samples() {
         let start = Instant::now();
-        let mut window = SendWindow::new();
+        let mut window = SendWindow::new(start);
         for item in ["a", "b", "c"] {
             window.push(start, item);
         }
@@ -990,7 +1067,7 @@ mod tests {
     #[test]
     fn an_item_reported_missing_is_resent_without_backoff() {
         let start = Instant::now();
-        let mut window = SendWindow::new();
+        let mut window = SendWindow::new(start);
         window.push(start, 'a');
         // Nothing comes back: 'a' goes again at its timer, and then waits twice as long.
         assert_eq!(
@@ -1022,7 +1099,7 @@ mod tests {
     #[test]
     fn frames_the_receiver_cannot_describe_wait_while_it_answers() {
         let start = Instant::now();
-        let mut window = SendWindow::new();
+        let mut window = SendWindow::new(start);
         for item in 0..200 {
             window.push(start, item);
         }
@@ -1124,7 +1201,7 @@ mod tests {
     #[test]
     fn replace_oldest_bounds_the_window() {
         let start = Instant::now();
-        let mut window = SendWindow::new();
+        let mut window = SendWindow::new(start);
         for item in 0..10 {
             window.push(start, item);
         }

@@ -59,7 +59,7 @@ impl<S: Clone, R> Stream<S, R> {
     pub fn new(token: u64, now: Instant, inbox_limit: u32) -> Stream<S, R> {
         Stream {
             token,
-            outbox: SendWindow::new(),
+            outbox: SendWindow::new(now),
             inbox: ReceiveWindow::new(inbox_limit),
             last_sent: now,
             timer: None,
