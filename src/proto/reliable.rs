@@ -307,7 +307,7 @@ impl<T: Clone> SendWindow<T> {
         } else {
             self.waiting += 1;
         }
-        let deadline = self.due_of(seq, send, stamped_due, stamped_now);
+        let deadline = self.instant(self.due_of(seq, send, stamped_due, stamped_now));
         (send.then_some(seq), deadline)
     }
 
@@ -549,14 +549,16 @@ impl<T: Clone> SendWindow<T> {
         }
         if self.ack_horizon > old_horizon {
             let start = self.in_flight.partition_point(|f| f.seq <= old_horizon);
-            for flight in self.in_flight.range(start..) {
-                if flight.seq > self.ack_horizon {
-                    break;
-                }
-                if !flight.acked {
-                    let due = self.effective_due(flight);
-                    earliest = Some(earliest.map_or(due, |earliest| earliest.min(due)));
-                }
+            let passed_over = self
+                .in_flight
+                .range(start..)
+                .take_while(|f| f.seq <= self.ack_horizon)
+                .filter(|f| !f.acked)
+                .map(|f| self.effective_due(f))
+                .min()
+                .map(|due| self.instant(due));
+            if let Some(due) = passed_over {
+                earliest = Some(earliest.map_or(due, |earliest| earliest.min(due)));
             }
         }
         earliest
@@ -569,6 +571,7 @@ impl<T: Clone> SendWindow<T> {
             .filter(|f| !f.acked)
             .map(|f| self.effective_due(f))
             .min()
+            .map(|due| self.instant(due))
     }
 
     /// When a frame is really due: a frame waiting for room goes when there is room; a
@@ -576,7 +579,7 @@ impl<T: Clone> SendWindow<T> {
     /// shows it is alive (until [`MAX_RTO`] after its last acknowledgement), instead of
     /// being repeated blindly behind a gap that is being filled; and any frame is given up
     /// on [`GIVE_UP_AFTER`] after it was queued.
-    fn effective_due(&self, flight: &InFlight<T>) -> Instant {
+    fn effective_due(&self, flight: &InFlight<T>) -> Stamp {
         self.due_of(
             flight.seq,
             flight.sent_at.is_some(),
@@ -587,7 +590,7 @@ impl<T: Clone> SendWindow<T> {
 
     /// [`SendWindow::effective_due`] of frame `seq`, from its parts: whether it was sent,
     /// its own deadline and when it was queued.
-    fn due_of(&self, seq: u32, sent: bool, due: Stamp, queued_at: Stamp) -> Instant {
+    fn due_of(&self, seq: u32, sent: bool, due: Stamp, queued_at: Stamp) -> Stamp {
         let give_up = queued_at.after(GIVE_UP_AFTER);
         let due = match (sent, self.last_ack_at) {
             (false, _) if self.outstanding >= MAX_IN_FLIGHT => give_up,
@@ -596,15 +599,16 @@ impl<T: Clone> SendWindow<T> {
             }
             _ => due,
         };
-        self.instant(due.min(give_up))
+        due.min(give_up)
     }
 
     /// The next item to send (again) or to give up on at `now`, if any. Call until `None`.
     pub fn poll_due(&mut self, now: Instant) -> Option<Due<T>> {
+        let stamped_now = self.stamp(now);
         let index = self
             .in_flight
             .iter()
-            .position(|f| !f.acked && self.effective_due(f) <= now)?;
+            .position(|f| !f.acked && self.effective_due(f) <= stamped_now)?;
         let flight = &self.in_flight[index];
         if flight.transmissions >= MAX_TRANSMISSIONS
             || now.saturating_duration_since(self.instant(flight.queued_at)) >= GIVE_UP_AFTER
@@ -632,7 +636,6 @@ impl<T: Clone> SendWindow<T> {
                 }
             }
         }
-        let stamped_now = self.stamp(now);
         let due = stamped_now.after(self.interval);
         let flight = &mut self.in_flight[index];
         flight.first_sent = flight.first_sent.or(Some(stamped_now));
