@@ -139,8 +139,8 @@ impl RttEstimator {
 struct Stamp(NonZeroU64);
 
 impl Stamp {
-    /// `at` counted from `epoch` (an instant before it, which no window is given, as
-    /// `epoch`).
+    /// `at` counted from `epoch`; an instant before `epoch` (no window is given one) counts
+    /// as `epoch`.
     fn of(at: Instant, epoch: Instant) -> Stamp {
         let nanos = at.saturating_duration_since(epoch).as_nanos();
         Stamp(NonZeroU64::MIN.saturating_add(u64::try_from(nanos).unwrap_or(u64::MAX)))
