@@ -424,6 +424,16 @@ impl<T: Clone> SendWindow<T> {
     /// whose timer was filed at the window's earliest deadline need compare no more than
     /// that with it ([`crate::proto::stream::Stream::arm_after_acks`]).
     pub fn on_acks_noting(&mut self, now: Instant, acks: Acks) -> (usize, Option<Instant>) {
+        if self.in_flight.is_empty() {
+            // A receiver's usual case: every frame it gets carries acknowledgements of a
+            // stream it seldom sends on. Only the peer's liveness and the horizon move.
+            self.last_ack_at = Some(self.stamp(now));
+            self.ack_horizon = self
+                .ack_horizon
+                .max(acks.through.saturating_add(1 + ACK_BITS));
+            self.shrink_if_empty();
+            return (0, None);
+        }
         let mut newly_acked = 0;
         // When the frame that gives the sample was sent: the last one that may (below), its
         // round trip worked out once.
@@ -496,10 +506,7 @@ impl<T: Clone> SendWindow<T> {
             self.in_flight.pop_front();
         }
         let mut earlier = self.note_earlier_deadlines(now, old_horizon);
-        if self.in_flight.is_empty() && self.in_flight.capacity() > 64 {
-            // An idle session keeps no memory from its last burst.
-            self.in_flight.shrink_to(8);
-        }
+        self.shrink_if_empty();
         // A frame is known to be missing when the receiver reports frames after it, or when
         // a frame first sent after its last copy has been acknowledged. Such a frame goes
         // again a timeout after its last send (the margin for reordering), without backoff:
@@ -532,6 +539,13 @@ impl<T: Clone> SendWindow<T> {
             }
         }
         (newly_acked, earlier)
+    }
+
+    /// An idle session keeps no memory from its last burst.
+    fn shrink_if_empty(&mut self) {
+        if self.in_flight.is_empty() && self.in_flight.capacity() > 64 {
+            self.in_flight.shrink_to(8);
+        }
     }
 
     /// The earliest of the deadlines that acknowledgements at `now` can have brought
