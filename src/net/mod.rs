@@ -359,11 +359,7 @@ mod batch {
             let coalesced = getsockopt(socket, sockopt::UdpGroSegment).unwrap_or(false);
             Io {
                 buffers: vec![0; RECV_BATCH * RECEIVE_BUFFER],
-                receiving: receiving_headers(if coalesced {
-                    COALESCED_BATCH
-                } else {
-                    RECV_BATCH
-                }),
+                receiving: receiving_headers(receiving_batch(coalesced)),
                 coalesced,
                 sending: MultiHeaders::preallocate(SEND_BATCH, None),
                 sending_segmented: gso.then(|| {
@@ -394,11 +390,7 @@ mod batch {
 
         /// Messages one receive takes at most.
         fn receiving_batch(&self) -> usize {
-            if self.coalesced {
-                COALESCED_BATCH
-            } else {
-                RECV_BATCH
-            }
+            receiving_batch(self.coalesced)
         }
 
         /// Takes the datagrams waiting on `socket`; with `wait`, first waits up to that
@@ -653,6 +645,15 @@ mod batch {
         let _ = setsockopt(socket, sockopt::UdpGroSegment, &true);
     }
 
+    /// Messages one receive takes at most, on a socket that coalesces receives or not.
+    fn receiving_batch(coalesced: bool) -> usize {
+        if coalesced {
+            COALESCED_BATCH
+        } else {
+            RECV_BATCH
+        }
+    }
+
     /// Headers for `count` receives, each with room for the one control message a
     /// coalesced message carries (its segment size).
     fn receiving_headers(count: usize) -> MultiHeaders<SockaddrStorage> {
@@ -737,15 +738,8 @@ mod batch {
                 for (place, datagram) in wanted.iter().enumerate() {
                     // A deadline of 10 s (the read timeout): loopback delivers at once.
                     let (len, _) = receiver.recv_from(&mut buffer).expect("every datagram");
-                    let got = &buffer[..len];
                     let last = place + 1 == wanted.len();
-                    if padded && !last {
-                        assert_eq!(len, MAX_DATAGRAM, "padded to a whole segment");
-                    } else {
-                        assert_eq!(len, datagram.len(), "not padded");
-                    }
-                    assert_eq!(&got[..datagram.len()], &datagram[..], "in order");
-                    assert!(got[datagram.len()..].iter().all(|&b| b == 0));
+                    assert_arrived(&buffer[..len], datagram, padded && !last);
                 }
             }
         }
@@ -769,6 +763,18 @@ mod batch {
             send_and_check(&mut io, &sender, true);
             assert!(!io.gso, "off for good");
             send_and_check(&mut io, &sender, false);
+        }
+
+        /// Checks that `got` is the datagram `sent`, in order: with `padded`, padded with
+        /// zeros to a whole segment, as a packed datagram that is not a series' last.
+        fn assert_arrived(got: &[u8], sent: &[u8], padded: bool) {
+            if padded {
+                assert_eq!(got.len(), MAX_DATAGRAM, "padded to a whole segment");
+            } else {
+                assert_eq!(got.len(), sent.len(), "not padded");
+            }
+            assert_eq!(&got[..sent.len()], sent, "in order");
+            assert!(got[sent.len()..].iter().all(|&b| b == 0));
         }
 
         /// Receives through `io` on `socket` until `wanted` datagrams came (10 s at most):
@@ -826,16 +832,7 @@ mod batch {
                 assert_eq!(got[lone_at], ack(1000 + round));
                 assert!(messages < got.len(), "round {round}: some came together");
                 for ((datagram, padded), got) in expected.iter().zip(&got) {
-                    assert_eq!(
-                        got.len(),
-                        if *padded {
-                            MAX_DATAGRAM
-                        } else {
-                            datagram.len()
-                        }
-                    );
-                    assert_eq!(&got[..datagram.len()], &datagram[..], "in order");
-                    assert!(got[datagram.len()..].iter().all(|&b| b == 0));
+                    assert_arrived(got, datagram, *padded);
                 }
             }
         }

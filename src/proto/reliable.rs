@@ -427,10 +427,7 @@ impl<T: Clone> SendWindow<T> {
         if self.in_flight.is_empty() {
             // A receiver's usual case: every frame it gets carries acknowledgements of a
             // stream it seldom sends on. Only the peer's liveness and the horizon move.
-            self.last_ack_at = Some(self.stamp(now));
-            self.ack_horizon = self
-                .ack_horizon
-                .max(acks.through.saturating_add(1 + ACK_BITS));
+            self.heard(now, acks);
             self.shrink_if_empty();
             return (0, None);
         }
@@ -498,10 +495,7 @@ impl<T: Clone> SendWindow<T> {
             self.interval = self.rtt.rto().max((rtt + rtt / 2).min(SLOW_MAX_RTO));
             self.backed_off_at = None;
         }
-        self.last_ack_at = Some(self.stamp(now));
-        self.ack_horizon = self
-            .ack_horizon
-            .max(acks.through.saturating_add(1 + ACK_BITS));
+        self.heard(now, acks);
         while self.in_flight.front().is_some_and(|f| f.acked) {
             self.in_flight.pop_front();
         }
@@ -539,6 +533,15 @@ impl<T: Clone> SendWindow<T> {
             }
         }
         (newly_acked, earlier)
+    }
+
+    /// Acknowledgements `acks` came at `now`: the peer is alive, and they describe frames
+    /// up to their bitmap's reach.
+    fn heard(&mut self, now: Instant, acks: Acks) {
+        self.last_ack_at = Some(self.stamp(now));
+        self.ack_horizon = self
+            .ack_horizon
+            .max(acks.through.saturating_add(1 + ACK_BITS));
     }
 
     /// An idle session keeps no memory from its last burst.
